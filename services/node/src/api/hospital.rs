@@ -1,0 +1,159 @@
+//! The hospital service.
+
+use std::sync::Arc;
+
+use medmesh_state::{Answer, Outcome, Query, SettlementStatus};
+use medmesh_types::{LogTime, Money};
+use tonic::{Request, Response, Status};
+
+use super::{answer, outcome, unexpected};
+use crate::app::App;
+use crate::convert;
+use crate::pb::hospital_service_server::HospitalService;
+use crate::pb::*;
+
+/// Serves [`HospitalService`] on a replica.
+pub struct Hospital {
+    pub(crate) app: Arc<App>,
+}
+
+fn now() -> LogTime {
+    LogTime(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0),
+    )
+}
+
+#[tonic::async_trait]
+impl HospitalService for Hospital {
+    async fn lookup_identity(
+        &self,
+        req: Request<LookupIdentityRequest>,
+    ) -> Result<Response<LookupIdentityResponse>, Status> {
+        let r = req.into_inner();
+        convert::institution("institution_id", &r.institution_id)?;
+        let kind = convert::certificate_kind("certificate_kind", r.certificate_kind)?;
+        if r.certificate.is_empty() || r.certificate.len() > 64 {
+            return Err(Status::invalid_argument("certificate: must be 1 to 64 characters"));
+        }
+        match answer(self.app.query(Query::Identity { kind, number: r.certificate, now: now() }).await?)? {
+            Answer::Identity(v) => {
+                let p = v.person;
+                let a = v.accumulators;
+                Ok(Response::new(LookupIdentityResponse {
+                    masked_id: p.id.masked(),
+                    name: p.name,
+                    sex: convert::sex_pb(p.sex),
+                    birth_date: p.birth_date.to_string(),
+                    insurance_type: convert::insurance_pb(p.insurance),
+                    insurance_status: format!("{:?}", p.status).to_uppercase(),
+                    account_balance: p.account_balance.to_string(),
+                    accumulators: Some(Accumulators {
+                        year: v.year,
+                        deductible_used: a.deductible_used.to_string(),
+                        pooling_paid: a.pooling_paid.to_string(),
+                        critical_illness_paid: a.critical_illness_paid.to_string(),
+                        in_policy_total: a.in_policy_total.to_string(),
+                    }),
+                }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn register_visit(
+        &self,
+        req: Request<RegisterVisitRequest>,
+    ) -> Result<Response<RegisterVisitResponse>, Status> {
+        let cmd = convert::register_visit(req.into_inner())?;
+        match outcome(self.app.propose(cmd).await?)? {
+            Outcome::VisitRegistered(v) => {
+                Ok(Response::new(RegisterVisitResponse { serial: v.serial.to_string(), masked_id: v.person.masked() }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn upload_fees(&self, req: Request<UploadFeesRequest>) -> Result<Response<UploadFeesResponse>, Status> {
+        let cmd = convert::upload_fees(req.into_inner())?;
+        match outcome(self.app.propose(cmd).await?)? {
+            Outcome::FeesUploaded { line_count, total } => {
+                Ok(Response::new(UploadFeesResponse { line_count, total: total.to_string() }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn pre_settle(&self, req: Request<PreSettleRequest>) -> Result<Response<PreSettleResponse>, Status> {
+        let r = req.into_inner();
+        let q = Query::PreSettle {
+            institution: convert::institution("institution_id", &r.institution_id)?,
+            visit: convert::serial("visit_serial", &r.visit_serial)?,
+            use_individual_account: r.use_individual_account,
+            now: now(),
+        };
+        match answer(self.app.query(q).await?)? {
+            Answer::Quote(s) => Ok(Response::new(PreSettleResponse { split: Some(convert::split(&s)) })),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn settle(&self, req: Request<SettleRequest>) -> Result<Response<SettleResponse>, Status> {
+        let cmd = convert::settle(req.into_inner())?;
+        match outcome(self.app.propose(cmd).await?)? {
+            Outcome::Settlement(s) => Ok(Response::new(convert::settle_response(&s))),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn reverse(&self, req: Request<ReverseRequest>) -> Result<Response<ReverseResponse>, Status> {
+        let cmd = convert::reverse(req.into_inner())?;
+        match outcome(self.app.propose(cmd).await?)? {
+            Outcome::Settlement(s) => Ok(Response::new(ReverseResponse {
+                settlement_serial: s.serial.to_string(),
+                status: convert::status_text(&s.status),
+                split: Some(convert::split(&s.split)),
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn get_expense_document(
+        &self,
+        req: Request<GetExpenseDocumentRequest>,
+    ) -> Result<Response<ExpenseDocument>, Status> {
+        let r = req.into_inner();
+        let q = Query::Settlement {
+            institution: convert::institution("institution_id", &r.institution_id)?,
+            serial: convert::serial("serial", &r.serial)?,
+        };
+        match answer(self.app.query(q).await?)? {
+            Answer::Settlement(s) => Ok(Response::new(convert::expense_document(&s))),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn list_settlements(
+        &self,
+        req: Request<ListSettlementsRequest>,
+    ) -> Result<Response<ListSettlementsResponse>, Status> {
+        let r = req.into_inner();
+        let q = Query::Statement {
+            institution: convert::institution("institution_id", &r.institution_id)?,
+            from: convert::date("from", &r.from)?,
+            to: convert::date("to", &r.to)?,
+        };
+        match answer(self.app.query(q).await?)? {
+            Answer::Statement(list) => {
+                let live = list.iter().filter(|s| s.status == SettlementStatus::Settled);
+                let total: Money = live.clone().map(|s| s.split.total).sum();
+                let fund_total: Money = live.map(|s| s.split.fund_total()).sum();
+                Ok(Response::new(ListSettlementsResponse {
+                    settlements: list.iter().map(convert::settle_response).collect(),
+                    fund_total: fund_total.to_string(),
+                    total: total.to_string(),
+                }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! The Raft transport service and leader forwarding, server side.
+
+use std::sync::Arc;
+
+use medmesh_state::{Command, Query};
+use medmesh_storage::TypeConfig;
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use serde::Serialize;
+use tonic::{Request, Response, Status};
+
+use crate::app::App;
+use crate::pb::raft_service_server::RaftService;
+use crate::pb::RaftBytes;
+
+/// Serves [`RaftService`] on a replica.
+pub struct RaftApi {
+    pub(crate) app: Arc<App>,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(req: Request<RaftBytes>) -> Result<T, Status> {
+    bincode::deserialize(&req.into_inner().data)
+        .map_err(|e| Status::invalid_argument(format!("data: undecodable: {e}")))
+}
+
+fn reply<T: Serialize>(v: &T) -> Result<Response<RaftBytes>, Status> {
+    Ok(Response::new(RaftBytes { data: bincode::serialize(v).map_err(|e| Status::internal(e.to_string()))? }))
+}
+
+#[tonic::async_trait]
+impl RaftService for RaftApi {
+    async fn append_entries(&self, req: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
+        let rpc: AppendEntriesRequest<TypeConfig> = decode(req)?;
+        reply(&self.app.raft.append_entries(rpc).await)
+    }
+
+    async fn vote(&self, req: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
+        let rpc: VoteRequest<u64> = decode(req)?;
+        reply(&self.app.raft.vote(rpc).await)
+    }
+
+    async fn install_snapshot(&self, req: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
+        let rpc: InstallSnapshotRequest<TypeConfig> = decode(req)?;
+        reply(&self.app.raft.install_snapshot(rpc).await)
+    }
+
+    async fn propose(&self, req: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
+        let cmd: Command = decode(req)?;
+        reply(&self.app.propose_local(cmd).await)
+    }
+
+    async fn query(&self, req: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
+        let q: Query = decode(req)?;
+        reply(&self.app.query_local(q).await)
+    }
+}

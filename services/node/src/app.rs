@@ -1,0 +1,220 @@
+//! One replica: the Raft handle, the state view, the proposal batcher and leader forwarding.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use medmesh_state::{run_query, Answer, Batch, Command, CommandResult, Query};
+use medmesh_storage::{NodeId, StateView, TypeConfig};
+use medmesh_types::LogTime;
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::Raft;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, Mutex, Semaphore};
+use tonic::transport::Channel;
+use tonic::Status;
+
+use crate::network::{channel, raft_client};
+use crate::pb::raft_service_client::RaftServiceClient;
+use crate::pb::RaftBytes;
+
+/// Most commands in one Raft entry.
+pub const MAX_BATCH: usize = 512;
+/// Most entries proposed and not yet committed at once.
+pub const MAX_IN_FLIGHT: usize = 8;
+/// How long a request may wait for a leader before it gets UNAVAILABLE.
+pub const LEADER_WAIT: Duration = Duration::from_secs(10);
+
+/// Why a replica could not take a proposal or query itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ForwardError {
+    /// This replica is not the leader.
+    NotLeader,
+    /// The group cannot serve (stopped, storage failure).
+    Unavailable(String),
+}
+
+type Reply = Result<CommandResult, ForwardError>;
+type Proposal = (Command, oneshot::Sender<Reply>);
+
+/// A running replica.
+pub struct App {
+    /// Raft node id.
+    pub id: NodeId,
+    /// Province served.
+    pub province: String,
+    /// This replica's gRPC address.
+    pub addr: String,
+    /// The Raft handle.
+    pub raft: Raft<TypeConfig>,
+    /// Committed state.
+    pub view: StateView,
+    proposals: mpsc::Sender<Proposal>,
+    peers: Mutex<BTreeMap<String, RaftServiceClient<Channel>>>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl App {
+    /// Wraps a started Raft node and starts its batcher.
+    pub fn new(id: NodeId, province: String, addr: String, raft: Raft<TypeConfig>, view: StateView) -> Arc<App> {
+        let (tx, rx) = mpsc::channel(MAX_BATCH * MAX_IN_FLIGHT * 2);
+        tokio::spawn(batcher(raft.clone(), rx));
+        Arc::new(App { id, province, addr, raft, view, proposals: tx, peers: Mutex::new(BTreeMap::new()) })
+    }
+
+    /// The current leader's id and address, if known.
+    pub fn leader(&self) -> Option<(NodeId, String)> {
+        let m = self.raft.metrics().borrow().clone();
+        let id = m.current_leader?;
+        let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
+        Some((id, addr))
+    }
+
+    async fn peer(&self, addr: &str) -> Result<RaftServiceClient<Channel>, Status> {
+        let mut peers = self.peers.lock().await;
+        if let Some(c) = peers.get(addr) {
+            return Ok(c.clone());
+        }
+        let c = raft_client(channel(addr).map_err(|e| Status::unavailable(format!("leader address {addr}: {e}")))?);
+        peers.insert(addr.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Proposes a command through the leader (locally or forwarded) and waits for it to be
+    /// committed on a majority and applied. Retrying is safe: every command is idempotent.
+    pub async fn propose(&self, cmd: Command) -> Result<CommandResult, Status> {
+        let deadline = Instant::now() + LEADER_WAIT;
+        let mut last = String::from("no leader elected");
+        loop {
+            match self.leader() {
+                Some((id, _)) if id == self.id => match self.propose_local(cmd.clone()).await {
+                    Ok(r) => return Ok(r),
+                    Err(ForwardError::NotLeader) => last = "leadership changed".into(),
+                    Err(ForwardError::Unavailable(m)) => return Err(Status::unavailable(m)),
+                },
+                Some((_, addr)) => {
+                    let mut c = self.peer(&addr).await?;
+                    match c.propose(RaftBytes { data: bincode::serialize(&cmd).expect("encode") }).await {
+                        Ok(r) => match bincode::deserialize::<Reply>(&r.into_inner().data) {
+                            Ok(Ok(r)) => return Ok(r),
+                            Ok(Err(ForwardError::NotLeader)) => last = format!("{addr} is no longer leader"),
+                            Ok(Err(ForwardError::Unavailable(m))) => return Err(Status::unavailable(m)),
+                            Err(e) => return Err(Status::internal(format!("bad reply from leader: {e}"))),
+                        },
+                        Err(s) => last = format!("leader {addr} unreachable: {}", s.message()),
+                    }
+                }
+                None => {}
+            }
+            if Instant::now() > deadline {
+                return Err(Status::unavailable(format!("{last}; the outcome is unknown, retry with the same serial")));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Proposes on this replica only (used for forwarded proposals).
+    pub async fn propose_local(&self, cmd: Command) -> Reply {
+        let (tx, rx) = oneshot::channel();
+        if self.proposals.send((cmd, tx)).await.is_err() {
+            return Err(ForwardError::Unavailable("replica is shutting down".into()));
+        }
+        rx.await.unwrap_or_else(|_| Err(ForwardError::Unavailable("replica is shutting down".into())))
+    }
+
+    /// Runs a linearizable query on the leader (locally or forwarded).
+    pub async fn query(&self, q: Query) -> Result<Result<Answer, medmesh_state::DomainError>, Status> {
+        let deadline = Instant::now() + LEADER_WAIT;
+        let mut last = String::from("no leader elected");
+        loop {
+            match self.leader() {
+                Some((id, _)) if id == self.id => match self.query_local(q.clone()).await {
+                    Ok(r) => return Ok(r),
+                    Err(ForwardError::NotLeader) => last = "leadership changed".into(),
+                    Err(ForwardError::Unavailable(m)) => return Err(Status::unavailable(m)),
+                },
+                Some((_, addr)) => {
+                    let mut c = self.peer(&addr).await?;
+                    match c.query(RaftBytes { data: bincode::serialize(&q).expect("encode") }).await {
+                        Ok(r) => match bincode::deserialize::<QueryReply>(&r.into_inner().data) {
+                            Ok(Ok(r)) => return Ok(r),
+                            Ok(Err(ForwardError::NotLeader)) => last = format!("{addr} is no longer leader"),
+                            Ok(Err(ForwardError::Unavailable(m))) => return Err(Status::unavailable(m)),
+                            Err(e) => return Err(Status::internal(format!("bad reply from leader: {e}"))),
+                        },
+                        Err(s) => last = format!("leader {addr} unreachable: {}", s.message()),
+                    }
+                }
+                None => {}
+            }
+            if Instant::now() > deadline {
+                return Err(Status::unavailable(last));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs a query on this replica after confirming leadership and applying up to the read
+    /// index.
+    pub async fn query_local(&self, q: Query) -> QueryReply {
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => {}
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => return Err(ForwardError::NotLeader),
+            Err(RaftError::APIError(e)) => return Err(ForwardError::Unavailable(e.to_string())),
+            Err(RaftError::Fatal(f)) => return Err(ForwardError::Unavailable(f.to_string())),
+        }
+        let view = self.view.clone();
+        tokio::task::spawn_blocking(move || run_query(&view, &q))
+            .await
+            .map_err(|e| ForwardError::Unavailable(e.to_string()))
+    }
+}
+
+/// Reply to a forwarded query.
+pub type QueryReply = Result<Result<Answer, medmesh_state::DomainError>, ForwardError>;
+
+/// Collects proposals into batches: one Raft entry carries up to [`MAX_BATCH`] commands, and up
+/// to [`MAX_IN_FLIGHT`] entries are in flight, so throughput is not one fsync per command.
+async fn batcher(raft: Raft<TypeConfig>, mut rx: mpsc::Receiver<Proposal>) {
+    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let permit = match slots.clone().acquire_owned().await {
+            Ok(p) => p,
+            Err(_) => return,
+        };
+        let mut items = vec![first];
+        while items.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => items.push(p),
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let (commands, waiters): (Vec<_>, Vec<_>) = items.into_iter().unzip();
+            let batch = Batch { time: LogTime(now_ms()), commands };
+            match raft.client_write(batch).await {
+                Ok(resp) => {
+                    for (w, r) in waiters.into_iter().zip(resp.data) {
+                        let _ = w.send(Ok(r));
+                    }
+                }
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                    for w in waiters {
+                        let _ = w.send(Err(ForwardError::NotLeader));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "proposal failed");
+                    for w in waiters {
+                        let _ = w.send(Err(ForwardError::Unavailable(e.to_string())));
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+}

@@ -1,0 +1,189 @@
+//! Replica configuration: a TOML file, then environment overrides.
+//!
+//! Environment variables (each overrides the file):
+//!
+//! | variable | field |
+//! |---|---|
+//! | `MEDMESH_ID` | `id` |
+//! | `MEDMESH_PROVINCE` | `province` |
+//! | `MEDMESH_LISTEN` | `listen` |
+//! | `MEDMESH_ADVERTISE` | `advertise` |
+//! | `MEDMESH_DATA_DIR` | `data_dir` |
+//! | `MEDMESH_PEERS` | `peers` (comma-separated `id=host:port`) |
+//! | `MEDMESH_BOOTSTRAP` | `bootstrap` (`true`/`false`) |
+//! | `MEDMESH_SNAPSHOT_LOGS` | `snapshot_logs` |
+//! | `MEDMESH_HEARTBEAT_MS` | `heartbeat_ms` |
+//! | `MEDMESH_ELECTION_TIMEOUT_MS` | `election_timeout_ms` |
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+
+/// Configuration of one replica.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Raft node id, unique in the group, positive.
+    pub id: u64,
+    /// Province code served by this group (six digits, e.g. `110000`).
+    pub province: String,
+    /// Address the gRPC server binds (`host:port`).
+    pub listen: String,
+    /// Address other replicas and clients use to reach this one; defaults to `listen`.
+    pub advertise: String,
+    /// Directory of the RocksDB database and snapshots.
+    pub data_dir: PathBuf,
+    /// Initial voters as `id=host:port`; used only to bootstrap a fresh group.
+    pub peers: Vec<String>,
+    /// Bootstrap the group from `peers` if this replica's log is empty and its id is the lowest
+    /// in `peers`. Set false for a replica that joins an existing group.
+    pub bootstrap: bool,
+    /// Build a snapshot (and purge the log) after this many applied entries.
+    pub snapshot_logs: u64,
+    /// Leader heartbeat interval in milliseconds.
+    pub heartbeat_ms: u64,
+    /// Minimum election timeout in milliseconds (the maximum is twice this).
+    pub election_timeout_ms: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            id: 1,
+            province: "110000".into(),
+            listen: "127.0.0.1:7111".into(),
+            advertise: String::new(),
+            data_dir: PathBuf::from("./data/node-1"),
+            peers: Vec::new(),
+            bootstrap: true,
+            snapshot_logs: 5_000,
+            heartbeat_ms: 150,
+            election_timeout_ms: 750,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Reads the file (if any), applies environment overrides and validates.
+    pub fn load(path: Option<&std::path::Path>) -> anyhow::Result<NodeConfig> {
+        let mut c = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
+            }
+            None => NodeConfig::default(),
+        };
+        c.apply_env(|k| std::env::var(k).ok())?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Applies `MEDMESH_*` overrides from `get`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        if let Some(v) = get("MEDMESH_ID") {
+            self.id = v.parse().context("MEDMESH_ID")?;
+        }
+        if let Some(v) = get("MEDMESH_PROVINCE") {
+            self.province = v;
+        }
+        if let Some(v) = get("MEDMESH_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = get("MEDMESH_ADVERTISE") {
+            self.advertise = v;
+        }
+        if let Some(v) = get("MEDMESH_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = get("MEDMESH_PEERS") {
+            self.peers = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        }
+        if let Some(v) = get("MEDMESH_BOOTSTRAP") {
+            self.bootstrap = v.parse().context("MEDMESH_BOOTSTRAP")?;
+        }
+        if let Some(v) = get("MEDMESH_SNAPSHOT_LOGS") {
+            self.snapshot_logs = v.parse().context("MEDMESH_SNAPSHOT_LOGS")?;
+        }
+        if let Some(v) = get("MEDMESH_HEARTBEAT_MS") {
+            self.heartbeat_ms = v.parse().context("MEDMESH_HEARTBEAT_MS")?;
+        }
+        if let Some(v) = get("MEDMESH_ELECTION_TIMEOUT_MS") {
+            self.election_timeout_ms = v.parse().context("MEDMESH_ELECTION_TIMEOUT_MS")?;
+        }
+        Ok(())
+    }
+
+    /// The address others reach this replica at.
+    pub fn advertised(&self) -> &str {
+        if self.advertise.is_empty() {
+            &self.listen
+        } else {
+            &self.advertise
+        }
+    }
+
+    /// Parsed `peers`.
+    pub fn peer_map(&self) -> anyhow::Result<BTreeMap<u64, String>> {
+        let mut out = BTreeMap::new();
+        for p in &self.peers {
+            let (id, addr) = p.split_once('=').with_context(|| format!("peers: {p:?} is not id=host:port"))?;
+            let id: u64 = id.trim().parse().with_context(|| format!("peers: bad id in {p:?}"))?;
+            if id == 0 || addr.trim().is_empty() {
+                bail!("peers: {p:?} needs a positive id and an address");
+            }
+            out.insert(id, addr.trim().to_string());
+        }
+        Ok(out)
+    }
+
+    /// Checks the configuration.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.id == 0 {
+            bail!("id: must be positive");
+        }
+        medmesh_types::ProvinceCode::new(self.province.clone()).map_err(|e| anyhow::anyhow!("province: {e}"))?;
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            bail!("listen: {:?} is not host:port with a numeric host", self.listen);
+        }
+        if self.heartbeat_ms == 0 || self.election_timeout_ms <= self.heartbeat_ms * 2 {
+            bail!("election_timeout_ms: must be more than twice heartbeat_ms");
+        }
+        if self.snapshot_logs == 0 {
+            bail!("snapshot_logs: must be positive");
+        }
+        let peers = self.peer_map()?;
+        if !peers.is_empty() && !peers.contains_key(&self.id) {
+            bail!("peers: must include this replica's id {}", self.id);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file_values() {
+        let mut c = NodeConfig::default();
+        c.apply_env(|k| match k {
+            "MEDMESH_ID" => Some("2".into()),
+            "MEDMESH_PEERS" => Some("1=127.0.0.1:1, 2=127.0.0.1:2".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.id, 2);
+        assert_eq!(c.peer_map().unwrap().len(), 2);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let c = NodeConfig { province: "12".into(), ..NodeConfig::default() };
+        assert!(c.validate().unwrap_err().to_string().starts_with("province"));
+        let c = NodeConfig { peers: vec!["x".into()], ..NodeConfig::default() };
+        assert!(c.validate().unwrap_err().to_string().starts_with("peers"));
+    }
+}

@@ -1,0 +1,161 @@
+//! Demo data for a province: policy, institutions, personnel, catalogue, insured persons and
+//! an opening fund contribution. Used by `medmesh dev`, the bench and the tests; loading it
+//! twice changes nothing.
+
+use tonic::transport::Channel;
+
+use crate::pb;
+use crate::pb::agency_service_client::AgencyServiceClient;
+
+/// Province codes used by the local mesh, in order.
+pub const PROVINCES: [&str; 6] = ["110000", "310000", "440000", "510000", "330000", "420000"];
+
+/// The catalogue codes of the demo, with their class.
+pub const CATALOGUE: [(&str, &str); 10] = [
+    ("XA0001", "A"),
+    ("XA0002", "A"),
+    ("XA0003", "A"),
+    ("XB0001", "B"),
+    ("XB0002", "B"),
+    ("XB0003", "B"),
+    ("XC0001", "C"),
+    ("XC0002", "C"),
+    ("XF0001", "A"),
+    ("XK0001", "A"),
+];
+
+/// Institution id `n` (1 or 2) of a province.
+pub fn institution(province: &str, n: u32) -> String {
+    format!("H{province}-{n:02}")
+}
+
+/// Doctor `n` (1–4) of a province; 1–2 work at institution 1, 3–4 at institution 2.
+pub fn doctor(province: &str, n: u32) -> String {
+    format!("D{province}-{n:02}")
+}
+
+/// Identity number of demo person `i` of a province (18 characters).
+pub fn person_id(province: &str, i: u32) -> String {
+    format!("{province}{:012}", 197_000_000_000u64 + i as u64)
+}
+
+/// Social-security card number of demo person `i`.
+pub fn ss_card(province: &str, i: u32) -> String {
+    format!("SS{province}{i:07}")
+}
+
+fn policy() -> pb::PutPolicyRequest {
+    let mut ratios = Vec::new();
+    for (level, emp, res) in [(1, "0.9", "0.7"), (2, "0.85", "0.6"), (3, "0.8", "0.5")] {
+        ratios.push(pb::RatioEntry {
+            insurance_type: pb::InsuranceType::Employee as i32,
+            institution_level: level,
+            ratio: emp.into(),
+        });
+        ratios.push(pb::RatioEntry {
+            insurance_type: pb::InsuranceType::Resident as i32,
+            institution_level: level,
+            ratio: res.into(),
+        });
+    }
+    pb::PutPolicyRequest {
+        deductible: "800".into(),
+        ratios,
+        annual_cap: "300000".into(),
+        critical_illness_ratio: "0.6".into(),
+        critical_illness_cap: "400000".into(),
+        temporary_visitor_reduction: "0.1".into(),
+    }
+}
+
+fn item(code: &str, class: &str) -> pb::PutCatalogueItemRequest {
+    let mut r = pb::PutCatalogueItemRequest {
+        code: code.into(),
+        name: format!("demo item {code}"),
+        class: class.into(),
+        self_pay_share: if class == "B" { "0.1".into() } else { "0".into() },
+        ..Default::default()
+    };
+    match code {
+        "XA0001" => r.price_ceiling = "50".into(),
+        "XA0003" => r.price_ceiling = "200".into(),
+        "XB0001" => r.price_ceiling = "100".into(),
+        "XB0002" => r.self_pay_share = "0.2".into(),
+        "XB0003" => r.max_quantity_per_day = "3".into(),
+        "XF0001" => r.restrict_sex = pb::Sex::Female as i32,
+        "XK0001" => r.max_age = Some(14),
+        _ => {}
+    }
+    r
+}
+
+/// Demo person `i` of a province.
+pub fn person(province: &str, i: u32) -> pb::PutPersonRequest {
+    pb::PutPersonRequest {
+        id: person_id(province, i),
+        name: format!("Person {i}"),
+        sex: if i.is_multiple_of(2) { pb::Sex::Female as i32 } else { pb::Sex::Male as i32 },
+        birth_date: format!("{}-{:02}-15", 1950 + (i % 60), 1 + (i % 12)),
+        insurance_type: if i.is_multiple_of(3) {
+            pb::InsuranceType::Resident as i32
+        } else {
+            pb::InsuranceType::Employee as i32
+        },
+        status: "ACTIVE".into(),
+        account_balance: "500".into(),
+        social_security_card: ss_card(province, i),
+        e_credential: format!("EC{province}{i:07}"),
+    }
+}
+
+/// Loads the demo data of `province` with `persons` insured persons through the agency API.
+pub async fn load(ch: Channel, province: &str, persons: u32) -> Result<(), tonic::Status> {
+    let mut c = AgencyServiceClient::new(ch);
+    c.put_policy(policy()).await?;
+    for n in 1..=2u32 {
+        c.put_institution(pb::PutInstitutionRequest {
+            id: institution(province, n),
+            name: format!("Demo hospital {n} of {province}"),
+            level: if n == 1 { 3 } else { 2 },
+            agreement_start: "2020-01-01".into(),
+            agreement_end: "2099-12-31".into(),
+            suspended: false,
+        })
+        .await?;
+    }
+    for n in 1..=4u32 {
+        c.put_personnel(pb::PutPersonnelRequest {
+            code: doctor(province, n),
+            name: format!("Doctor {n}"),
+            institution_id: institution(province, if n <= 2 { 1 } else { 2 }),
+            status: "ACTIVE".into(),
+            suspended_until: String::new(),
+        })
+        .await?;
+    }
+    for (code, class) in CATALOGUE {
+        c.put_catalogue_item(item(code, class)).await?;
+    }
+    let mut pending = futures::stream::FuturesUnordered::new();
+    for i in 0..persons {
+        let mut c = c.clone();
+        pending.push(async move { c.put_person(person(province, i)).await });
+        if pending.len() >= 64 {
+            use futures::StreamExt;
+            if let Some(r) = pending.next().await {
+                r?;
+            }
+        }
+    }
+    use futures::StreamExt;
+    while let Some(r) = pending.next().await {
+        r?;
+    }
+    c.contribute(pb::ContributeRequest {
+        serial: "DEMO-OPENING".into(),
+        amount: "100000000".into(),
+        source: "demo opening balance".into(),
+    })
+    .await?;
+    Ok(())
+}

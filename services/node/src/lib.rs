@@ -1,0 +1,18 @@
+//! The medmesh node: configuration, the Raft network over tonic, the hospital, agency, Raft and
+//! admin gRPC services, the local development mesh and a typed client.
+//!
+//! Domain rules live in the pure crates (`medmesh-settlement`, `medmesh-state`); this crate is
+//! the edge that wires them to Raft, RocksDB and gRPC.
+#![forbid(unsafe_code)]
+// tonic::Status is the error type of every gRPC edge function.
+#![allow(clippy::result_large_err)]
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod convert;
+pub mod demo;
+pub mod dev;
+pub mod network;
+pub mod pb;
+pub mod server;

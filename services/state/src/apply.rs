@@ -1,0 +1,502 @@
+//! Deterministic apply of commands.
+
+use medmesh_settlement::{settle, Accumulators, CatalogueItem, Claim, Patient, Policy, SettleError};
+use medmesh_types::{Date, LogTime, Money, Serial};
+use sha2::{Digest, Sha256};
+
+use crate::kv::{encode, keys, load, KvRead, Tx, WriteSet};
+use crate::model::*;
+use crate::DomainError;
+
+/// Most fee lines on one visit.
+pub const MAX_VISIT_LINES: usize = 2_000;
+/// Longest free-text field.
+pub const MAX_TEXT: usize = 256;
+/// Oldest admission accepted, in days before the entry's date.
+pub const MAX_ADMISSION_AGE_DAYS: i32 = 366;
+
+/// Applies a batch: each command succeeds or fails alone, in order; a failed command writes
+/// nothing. Returns one result per command and the writes of the whole batch.
+pub fn apply_batch(base: &dyn KvRead, batch: &Batch) -> (Vec<CommandResult>, WriteSet) {
+    let mut tx = Tx::new(base);
+    let last: LogTime = tx.load(keys::TIME).unwrap_or_default();
+    let now = batch.time.max(last);
+    tx.store(keys::TIME, &now);
+    let mut results = Vec::with_capacity(batch.commands.len());
+    for cmd in &batch.commands {
+        let (result, writes) = apply_command(&tx, cmd, now);
+        if result.is_ok() {
+            tx.merge(writes);
+        }
+        results.push(result);
+    }
+    (results, tx.into_writes())
+}
+
+/// Applies one command at `now`; on error the returned writes are empty.
+pub fn apply_command(base: &dyn KvRead, cmd: &Command, now: LogTime) -> (CommandResult, WriteSet) {
+    let mut tx = Tx::new(base);
+    match execute(&mut tx, cmd, now) {
+        Ok(outcome) => (Ok(outcome), tx.into_writes()),
+        Err(e) => (Err(e), WriteSet::new()),
+    }
+}
+
+fn digest(cmd: &Command) -> String {
+    hex::encode(Sha256::digest(encode(cmd)))
+}
+
+/// Idempotent commands: returns the stored outcome for a retry, rejects a reused serial.
+fn idempotent(
+    tx: &mut Tx<'_>,
+    scope: &str,
+    serial: &Serial,
+    cmd: &Command,
+    run: impl FnOnce(&mut Tx<'_>) -> Result<Outcome, DomainError>,
+) -> Result<Outcome, DomainError> {
+    let key = keys::idempotency(scope, serial);
+    let d = digest(cmd);
+    if let Some(rec) = tx.load::<IdempotencyRecord>(&key) {
+        if rec.digest == d {
+            return Ok(rec.outcome);
+        }
+        return Err(DomainError::exists(
+            "serial",
+            format!("serial {serial} was already used by a different request of institution {scope}"),
+        ));
+    }
+    let outcome = run(tx)?;
+    tx.store(&key, &IdempotencyRecord { digest: d, outcome: outcome.clone() });
+    Ok(outcome)
+}
+
+fn text(field: &str, value: &str, required: bool) -> Result<(), DomainError> {
+    if required && value.trim().is_empty() {
+        return Err(DomainError::invalid(field, "must not be empty"));
+    }
+    if value.len() > MAX_TEXT {
+        return Err(DomainError::invalid(field, format!("longer than {MAX_TEXT} bytes")));
+    }
+    Ok(())
+}
+
+fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, DomainError> {
+    let today = now.date();
+    match cmd {
+        Command::PutPerson(p) => {
+            text("name", &p.name, true)?;
+            if p.birth_date > today {
+                return Err(DomainError::invalid("birth_date", "is in the future"));
+            }
+            for (field, v) in [("social_security_card", &p.social_security_card), ("e_credential", &p.e_credential)] {
+                if let Some(v) = v {
+                    text(field, v, true)?;
+                    if v.contains('/') {
+                        return Err(DomainError::invalid(field, "must not contain '/'"));
+                    }
+                }
+            }
+            let key = keys::person(&p.id);
+            let mut rec = p.clone();
+            if let Some(old) = tx.load::<Person>(&key) {
+                rec.account_balance = old.account_balance;
+                for (kind, old_no) in [
+                    (CertificateKind::SocialSecurityCard, old.social_security_card),
+                    (CertificateKind::ECredential, old.e_credential),
+                ] {
+                    if let Some(n) = old_no {
+                        tx.put_raw_delete(&keys::cert(kind.key(), &n));
+                    }
+                }
+            }
+            for (kind, no) in [
+                (CertificateKind::SocialSecurityCard, &p.social_security_card),
+                (CertificateKind::ECredential, &p.e_credential),
+            ] {
+                if let Some(n) = no {
+                    let ck = keys::cert(kind.key(), n);
+                    if let Some(owner) = tx.load::<String>(&ck) {
+                        if owner != p.id.expose() {
+                            return Err(DomainError::exists(
+                                format!("{kind:?}").to_lowercase(),
+                                "certificate number belongs to another person",
+                            ));
+                        }
+                    }
+                    tx.store(&ck, &p.id.expose().to_string());
+                }
+            }
+            tx.store(&key, &rec);
+            Ok(Outcome::Stored)
+        }
+        Command::PutInstitution(i) => {
+            text("name", &i.name, true)?;
+            if !(1..=3).contains(&i.level) {
+                return Err(DomainError::invalid("level", "must be 1, 2 or 3"));
+            }
+            if i.agreement_end < i.agreement_start {
+                return Err(DomainError::invalid("agreement_end", "is before agreement_start"));
+            }
+            tx.store(&keys::institution(&i.id), i);
+            Ok(Outcome::Stored)
+        }
+        Command::PutPersonnel(p) => {
+            text("name", &p.name, true)?;
+            if tx.load::<Institution>(&keys::institution(&p.institution)).is_none() {
+                return Err(DomainError::not_found(
+                    "institution",
+                    format!("institution {} is not registered", p.institution),
+                ));
+            }
+            tx.store(&keys::personnel(&p.code), p);
+            Ok(Outcome::Stored)
+        }
+        Command::PutCatalogueItem(item) => {
+            text("name", &item.name, true)?;
+            let r = &item.restrictions;
+            if let (Some(a), Some(b)) = (r.min_age, r.max_age) {
+                if a > b {
+                    return Err(DomainError::invalid("restrictions.min_age", "is above max_age"));
+                }
+            }
+            if r.max_quantity_per_day.is_some_and(|q| q <= rust_decimal::Decimal::ZERO) {
+                return Err(DomainError::invalid("restrictions.max_quantity_per_day", "must be positive"));
+            }
+            if r.min_institution_level.is_some_and(|l| !(1..=3).contains(&l)) {
+                return Err(DomainError::invalid("restrictions.min_institution_level", "must be 1, 2 or 3"));
+            }
+            tx.store(&keys::item(&item.code), item);
+            Ok(Outcome::Stored)
+        }
+        Command::PutPolicy(p) => {
+            if p.ratios.is_empty() {
+                return Err(DomainError::invalid("ratios", "must define at least one ratio"));
+            }
+            tx.store(keys::POLICY, p);
+            Ok(Outcome::Stored)
+        }
+        Command::Contribute { serial, amount, source } => idempotent(tx, "~agency", serial, cmd, |tx| {
+            text("source", source, false)?;
+            if amount.is_zero() {
+                return Err(DomainError::invalid("amount", "must be positive"));
+            }
+            let mut fund: FundLedger = tx.load(keys::FUND).unwrap_or_default();
+            fund.contributions += *amount;
+            tx.store(keys::FUND, &fund);
+            Ok(Outcome::Contributed { balance: fund.balance() })
+        }),
+        Command::RegisterVisit {
+            institution,
+            serial,
+            certificate_kind,
+            certificate,
+            kind,
+            doctor,
+            department,
+            diagnosis,
+            admitted,
+        } => idempotent(tx, institution.as_str(), serial, cmd, |tx| {
+            text("department", department, false)?;
+            text("diagnosis", diagnosis, true)?;
+            if *admitted > today {
+                return Err(DomainError::invalid("admitted", format!("{admitted} is after today ({today})")));
+            }
+            if *admitted < today.plus_days(-MAX_ADMISSION_AGE_DAYS) {
+                return Err(DomainError::invalid("admitted", format!("{admitted} is more than a year ago")));
+            }
+            let inst = active_institution(tx, institution, today)?;
+            let _ = inst;
+            billing_doctor(tx, doctor, institution, today)?;
+            let person = resolve_person(tx, *certificate_kind, certificate)?;
+            let vkey = keys::visit(institution, serial);
+            let visit = Visit {
+                institution: institution.clone(),
+                serial: serial.clone(),
+                person: person.id.clone(),
+                kind: *kind,
+                doctor: doctor.clone(),
+                department: department.clone(),
+                diagnosis: diagnosis.clone(),
+                admitted: *admitted,
+                lines: Vec::new(),
+                settled_by: None,
+            };
+            tx.store(&vkey, &visit);
+            Ok(Outcome::VisitRegistered(visit))
+        }),
+        Command::UploadFees { institution, visit, lines } => {
+            let vkey = keys::visit(institution, visit);
+            let mut v: Visit = tx.load(&vkey).ok_or_else(|| {
+                DomainError::not_found("visit", format!("visit {visit} of institution {institution} is not registered"))
+            })?;
+            if v.settled_by.is_some() {
+                return Err(DomainError::precondition(
+                    "visit",
+                    "visit is settled; reverse the settlement to add lines",
+                ));
+            }
+            if lines.is_empty() {
+                return Err(DomainError::invalid("lines", "at least one fee line is required"));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for (i, l) in lines.iter().enumerate() {
+                if !seen.insert(&l.serial) {
+                    return Err(DomainError::exists(
+                        format!("lines[{i}].serial"),
+                        format!("line serial {} appears twice in the request", l.serial),
+                    ));
+                }
+                if l.quantity <= rust_decimal::Decimal::ZERO || l.quantity.normalize().scale() > 4 {
+                    return Err(DomainError::invalid(
+                        format!("lines[{i}].quantity"),
+                        "must be positive with at most 4 decimals",
+                    ));
+                }
+                if l.quantity > rust_decimal::Decimal::from(100_000) {
+                    return Err(DomainError::invalid(format!("lines[{i}].quantity"), "above 100000"));
+                }
+                if l.date < v.admitted || l.date > today {
+                    return Err(DomainError::invalid(
+                        format!("lines[{i}].date"),
+                        format!("{} is outside the visit ({} to {today})", l.date, v.admitted),
+                    ));
+                }
+                if tx.load::<CatalogueItem>(&keys::item(&l.code)).is_none() {
+                    return Err(DomainError::not_found(
+                        format!("lines[{i}].code"),
+                        format!("{} is not in the catalogue", l.code),
+                    ));
+                }
+            }
+            let mut added = 0usize;
+            for (i, l) in lines.iter().enumerate() {
+                match v.lines.iter().find(|x| x.serial == l.serial) {
+                    Some(existing) if existing == l => {}
+                    Some(_) => {
+                        return Err(DomainError::exists(
+                            format!("lines[{i}].serial"),
+                            format!("line serial {} was already uploaded with different content", l.serial),
+                        ))
+                    }
+                    None => {
+                        v.lines.push(l.clone());
+                        added += 1;
+                    }
+                }
+            }
+            if v.lines.len() > MAX_VISIT_LINES {
+                return Err(DomainError::too_large("lines", format!("a visit holds at most {MAX_VISIT_LINES} lines")));
+            }
+            let _ = added;
+            let total = v.lines.iter().map(|l| Money::round_fen(l.unit_price.as_decimal() * l.quantity)).sum();
+            let line_count = v.lines.len() as u32;
+            tx.store(&vkey, &v);
+            Ok(Outcome::FeesUploaded { line_count, total })
+        }
+        Command::Settle { institution, serial, visit, use_individual_account } => {
+            idempotent(tx, institution.as_str(), serial, cmd, |tx| {
+                let (mut v, person, split) = quote(tx, institution, visit, *use_individual_account, now)?;
+                let year = today.year();
+                let akey = keys::accumulators(&person.id, year);
+                let acc: Accumulators = tx.load(&akey).unwrap_or_default();
+                tx.store(&akey, &acc.apply(&split));
+                let mut p = person.clone();
+                p.account_balance -= split.individual_account;
+                tx.store(&keys::person(&p.id), &p);
+                let mut fund: FundLedger = tx.load(keys::FUND).unwrap_or_default();
+                fund.pooling_paid += split.pooling_fund;
+                fund.critical_illness_paid += split.critical_illness;
+                fund.accounts_paid += split.individual_account;
+                fund.settlements += 1;
+                tx.store(keys::FUND, &fund);
+                let pkey = keys::payable(institution);
+                let mut pay: Payable = tx.load(&pkey).unwrap_or_default();
+                pay.amount += split.fund_total() + split.individual_account;
+                tx.store(&pkey, &pay);
+                v.settled_by = Some(serial.clone());
+                tx.store(&keys::visit(institution, visit), &v);
+                let s = Settlement {
+                    institution: institution.clone(),
+                    serial: serial.clone(),
+                    visit: visit.clone(),
+                    person: person.id.clone(),
+                    person_name: person.name.clone(),
+                    kind: v.kind,
+                    doctor: v.doctor.clone(),
+                    diagnosis: v.diagnosis.clone(),
+                    settled_at: now,
+                    settled_on: today,
+                    year,
+                    split,
+                    status: SettlementStatus::Settled,
+                };
+                tx.store(&keys::settlement(institution, serial), &s);
+                tx.store(&keys::statement(institution, today, serial), &());
+                Ok(Outcome::Settlement(s))
+            })
+        }
+        Command::Reverse { institution, serial, settlement } => {
+            idempotent(tx, institution.as_str(), serial, cmd, |tx| {
+                let skey = keys::settlement(institution, settlement);
+                let mut s: Settlement = tx.load(&skey).ok_or_else(|| {
+                    DomainError::not_found(
+                        "settlement",
+                        format!("settlement {settlement} of institution {institution} does not exist"),
+                    )
+                })?;
+                if let SettlementStatus::Reversed { by, .. } = &s.status {
+                    return Err(DomainError::precondition(
+                        "settlement",
+                        format!("settlement {settlement} was already reversed by {by}"),
+                    ));
+                }
+                let split = s.split.clone();
+                let akey = keys::accumulators(&s.person, s.year);
+                let acc: Accumulators = tx.load(&akey).unwrap_or_default();
+                tx.store(&akey, &acc.reverse(&split));
+                let pk = keys::person(&s.person);
+                if let Some(mut p) = tx.load::<Person>(&pk) {
+                    p.account_balance += split.individual_account;
+                    tx.store(&pk, &p);
+                }
+                let mut fund: FundLedger = tx.load(keys::FUND).unwrap_or_default();
+                fund.pooling_paid -= split.pooling_fund;
+                fund.critical_illness_paid -= split.critical_illness;
+                fund.accounts_paid -= split.individual_account;
+                fund.settlements -= 1;
+                fund.reversals += 1;
+                tx.store(keys::FUND, &fund);
+                let pkey = keys::payable(institution);
+                let mut pay: Payable = tx.load(&pkey).unwrap_or_default();
+                pay.amount -= split.fund_total() + split.individual_account;
+                tx.store(&pkey, &pay);
+                let vkey = keys::visit(institution, &s.visit);
+                if let Some(mut v) = tx.load::<Visit>(&vkey) {
+                    v.settled_by = None;
+                    tx.store(&vkey, &v);
+                }
+                s.status = SettlementStatus::Reversed { by: serial.clone(), at: now };
+                tx.store(&skey, &s);
+                Ok(Outcome::Settlement(s))
+            })
+        }
+    }
+}
+
+impl Tx<'_> {
+    fn put_raw_delete(&mut self, key: &str) {
+        self.merge(std::iter::once((key.as_bytes().to_vec(), None)).collect());
+    }
+}
+
+pub(crate) fn active_institution(
+    kv: &dyn KvRead,
+    id: &medmesh_types::InstitutionId,
+    today: Date,
+) -> Result<Institution, DomainError> {
+    let inst: Institution = load(kv, &keys::institution(id))
+        .ok_or_else(|| DomainError::not_found("institution", format!("institution {id} is not registered")))?;
+    if !inst.agreement_covers(today) {
+        return Err(DomainError::precondition(
+            "institution",
+            format!("institution {id} has no designated-service agreement in force on {today}"),
+        ));
+    }
+    Ok(inst)
+}
+
+pub(crate) fn billing_doctor(
+    kv: &dyn KvRead,
+    code: &medmesh_types::PersonnelCode,
+    institution: &medmesh_types::InstitutionId,
+    today: Date,
+) -> Result<Personnel, DomainError> {
+    let p: Personnel = load(kv, &keys::personnel(code))
+        .ok_or_else(|| DomainError::not_found("doctor", format!("personnel {code} is not registered")))?;
+    if &p.institution != institution {
+        return Err(DomainError::precondition(
+            "doctor",
+            format!("personnel {code} is not registered with institution {institution}"),
+        ));
+    }
+    if !p.may_bill(today) {
+        return Err(DomainError::precondition(
+            "doctor",
+            format!("personnel {code} has no payment qualification ({:?})", p.status),
+        ));
+    }
+    Ok(p)
+}
+
+pub(crate) fn resolve_person(kv: &dyn KvRead, kind: CertificateKind, number: &str) -> Result<Person, DomainError> {
+    let not_found = || DomainError::not_found("certificate", "no insured person holds this certificate");
+    if number.is_empty() || number.len() > 64 || number.contains('/') {
+        return Err(DomainError::invalid("certificate", "must be 1 to 64 characters without '/'"));
+    }
+    let id = match kind {
+        CertificateKind::IdCard => number.to_string(),
+        _ => load::<String>(kv, &keys::cert(kind.key(), number)).ok_or_else(not_found)?,
+    };
+    let id = medmesh_types::PersonId::new(id).map_err(|e| DomainError::invalid("certificate", e.to_string()))?;
+    let p: Person = load(kv, &keys::person(&id)).ok_or_else(not_found)?;
+    if p.status != InsuranceStatus::Active {
+        return Err(DomainError::precondition(
+            "certificate",
+            format!("insurance of {} is not active ({:?})", p.id, p.status),
+        ));
+    }
+    Ok(p)
+}
+
+/// Computes the split of an open visit without changing anything (pre-settlement, and the
+/// first half of settlement).
+pub(crate) fn quote(
+    kv: &dyn KvRead,
+    institution: &medmesh_types::InstitutionId,
+    visit: &Serial,
+    use_individual_account: bool,
+    now: LogTime,
+) -> Result<(Visit, Person, medmesh_settlement::Split), DomainError> {
+    let today = now.date();
+    let inst = active_institution(kv, institution, today)?;
+    let v: Visit = load(kv, &keys::visit(institution, visit)).ok_or_else(|| {
+        DomainError::not_found("visit", format!("visit {visit} of institution {institution} is not registered"))
+    })?;
+    if let Some(by) = &v.settled_by {
+        return Err(DomainError::precondition("visit", format!("visit {visit} is already settled by {by}")));
+    }
+    if v.lines.is_empty() {
+        return Err(DomainError::precondition("visit", "no fee lines were uploaded"));
+    }
+    billing_doctor(kv, &v.doctor, institution, today)?;
+    let person: Person = load(kv, &keys::person(&v.person))
+        .ok_or_else(|| DomainError::not_found("visit", "the visit's person is no longer registered"))?;
+    if person.status != InsuranceStatus::Active {
+        return Err(DomainError::precondition("visit", format!("insurance of {} is not active", person.id)));
+    }
+    let policy: Policy =
+        load(kv, keys::POLICY).ok_or_else(|| DomainError::precondition("policy", "the province has no policy"))?;
+    let acc: Accumulators = load(kv, &keys::accumulators(&person.id, today.year())).unwrap_or_default();
+    let age = v.admitted.years_since(person.birth_date).max(0) as u32;
+    let claim = Claim {
+        patient: Patient { sex: person.sex, age, insurance: person.insurance, account_balance: person.account_balance },
+        institution_level: inst.level,
+        reduced_ratio: false,
+        use_individual_account,
+        lines: v.lines.clone(),
+    };
+    let items: Vec<CatalogueItem> = {
+        let mut codes: Vec<_> = v.lines.iter().map(|l| l.code.clone()).collect();
+        codes.sort();
+        codes.dedup();
+        codes.iter().filter_map(|c| load::<CatalogueItem>(kv, &keys::item(c))).collect()
+    };
+    let split = settle(&claim, |c| items.iter().find(|i| &i.code == c), &policy, &acc).map_err(|e| match e {
+        SettleError::UnknownItem { index, code } => {
+            DomainError::not_found(format!("lines[{index}].code"), format!("{code} is no longer in the catalogue"))
+        }
+        SettleError::NoRatio { .. } => DomainError::precondition("policy", e.to_string()),
+        other => DomainError::invalid("lines", other.to_string()),
+    })?;
+    Ok((v, person, split))
+}

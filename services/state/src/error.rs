@@ -1,0 +1,63 @@
+//! The one error type of the state machine, carried in Raft responses and mapped to a gRPC
+//! status at the edge.
+
+use serde::{Deserialize, Serialize};
+
+/// The kind of a domain error; the node maps each to the gRPC code of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The request is malformed: a field is missing, out of range or badly formatted.
+    InvalidArgument,
+    /// A referenced record does not exist.
+    NotFound,
+    /// The request is well-formed but the state does not allow it (inactive insurance,
+    /// expired agreement, suspended personnel, already reversed, ...).
+    FailedPrecondition,
+    /// A serial was already used with different content, or a record already exists.
+    AlreadyExists,
+    /// A size limit was exceeded.
+    ResourceExhausted,
+}
+
+/// A rejected command or query: the field at fault and why. Nothing of the command was applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct DomainError {
+    /// The kind of error.
+    pub code: ErrorCode,
+    /// The request field at fault, as a path (`lines[2].quantity`).
+    pub field: String,
+    /// Why, in lowercase words.
+    pub message: String,
+}
+
+impl DomainError {
+    fn new(code: ErrorCode, field: impl Into<String>, message: impl Into<String>) -> DomainError {
+        DomainError { code, field: field.into(), message: message.into() }
+    }
+
+    /// A malformed field.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> DomainError {
+        DomainError::new(ErrorCode::InvalidArgument, field, message)
+    }
+
+    /// A referenced record that does not exist.
+    pub fn not_found(field: impl Into<String>, message: impl Into<String>) -> DomainError {
+        DomainError::new(ErrorCode::NotFound, field, message)
+    }
+
+    /// A state that forbids the request.
+    pub fn precondition(field: impl Into<String>, message: impl Into<String>) -> DomainError {
+        DomainError::new(ErrorCode::FailedPrecondition, field, message)
+    }
+
+    /// A serial reused with different content.
+    pub fn exists(field: impl Into<String>, message: impl Into<String>) -> DomainError {
+        DomainError::new(ErrorCode::AlreadyExists, field, message)
+    }
+
+    /// A size limit.
+    pub fn too_large(field: impl Into<String>, message: impl Into<String>) -> DomainError {
+        DomainError::new(ErrorCode::ResourceExhausted, field, message)
+    }
+}

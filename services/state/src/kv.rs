@@ -1,0 +1,186 @@
+//! The key-value view apply works on, and the write set it returns.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Writes of one command or batch: key to new value, `None` deletes. Ordered, so the bytes
+/// written are the same on every replica.
+pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Read access to committed state.
+pub trait KvRead {
+    /// The value at `key`.
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
+    /// Every pair with `start <= key < end`, in key order, at most `limit`.
+    fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)>;
+}
+
+/// An in-memory store, for tests and simulations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemKv(pub BTreeMap<Vec<u8>, Vec<u8>>);
+
+impl MemKv {
+    /// Applies a write set.
+    pub fn write(&mut self, writes: WriteSet) {
+        for (k, v) in writes {
+            match v {
+                Some(v) => {
+                    self.0.insert(k, v);
+                }
+                None => {
+                    self.0.remove(&k);
+                }
+            }
+        }
+    }
+}
+
+impl KvRead for MemKv {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.get(key).cloned()
+    }
+    fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.0.range(start.to_vec()..end.to_vec()).take(limit).map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// A transaction: reads see its own writes first, then the base.
+pub struct Tx<'a> {
+    base: &'a dyn KvRead,
+    writes: WriteSet,
+}
+
+impl<'a> Tx<'a> {
+    /// A transaction over `base`.
+    pub fn new(base: &'a dyn KvRead) -> Tx<'a> {
+        Tx { base, writes: WriteSet::new() }
+    }
+
+    /// The writes made so far.
+    pub fn into_writes(self) -> WriteSet {
+        self.writes
+    }
+
+    /// Adds writes (of a committed inner transaction).
+    pub fn merge(&mut self, writes: WriteSet) {
+        self.writes.extend(writes);
+    }
+
+    /// Reads and decodes a record.
+    pub fn load<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        self.get(key.as_bytes()).map(|v| decode(&v))
+    }
+
+    /// Encodes and writes a record.
+    pub fn store<T: Serialize>(&mut self, key: &str, value: &T) {
+        self.writes.insert(key.as_bytes().to_vec(), Some(encode(value)));
+    }
+
+    /// Writes raw bytes.
+    pub fn put_raw(&mut self, key: &str, value: Vec<u8>) {
+        self.writes.insert(key.as_bytes().to_vec(), Some(value));
+    }
+}
+
+impl KvRead for Tx<'_> {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        match self.writes.get(key) {
+            Some(v) => v.clone(),
+            None => self.base.get(key),
+        }
+    }
+    fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self.base.scan(start, end, usize::MAX).into_iter().collect();
+        for (k, v) in self.writes.range(start.to_vec()..end.to_vec()) {
+            match v {
+                Some(v) => {
+                    merged.insert(k.clone(), v.clone());
+                }
+                None => {
+                    merged.remove(k);
+                }
+            }
+        }
+        merged.into_iter().take(limit).collect()
+    }
+}
+
+/// Encodes a record (bincode: compact and deterministic for our types).
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    bincode::serialize(value).expect("records always encode")
+}
+
+/// Decodes a record written by [`encode`]. A record that does not decode means the store is
+/// corrupt; that is not recoverable by a request, so it stops the replica.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> T {
+    bincode::deserialize(bytes).expect("stored record decodes")
+}
+
+/// Reads and decodes a record from any view.
+pub fn load<T: DeserializeOwned>(kv: &dyn KvRead, key: &str) -> Option<T> {
+    kv.get(key.as_bytes()).map(|v| decode(&v))
+}
+
+/// Key layout of the state column family. Parts are joined with `/`; identifiers never contain
+/// `/` (they are validated), so keys never collide.
+pub mod keys {
+    use medmesh_types::{Date, InstitutionId, ItemCode, PersonId, PersonnelCode, Serial};
+
+    /// The time of the last applied entry (kept monotonic).
+    pub const TIME: &str = "~meta/time";
+    /// The policy of this province.
+    pub const POLICY: &str = "policy";
+    /// The fund ledger.
+    pub const FUND: &str = "fund";
+
+    /// An insured person.
+    pub fn person(id: &PersonId) -> String {
+        format!("person/{}", id.expose())
+    }
+    /// Certificate index: (kind, number) to person id.
+    pub fn cert(kind: &str, number: &str) -> String {
+        format!("cert/{kind}/{number}")
+    }
+    /// An institution.
+    pub fn institution(id: &InstitutionId) -> String {
+        format!("inst/{id}")
+    }
+    /// A person of the medical staff.
+    pub fn personnel(code: &PersonnelCode) -> String {
+        format!("staff/{code}")
+    }
+    /// A catalogue entry.
+    pub fn item(code: &ItemCode) -> String {
+        format!("item/{code}")
+    }
+    /// Accumulators of a person in a year.
+    pub fn accumulators(id: &PersonId, year: i32) -> String {
+        format!("acc/{}/{year}", id.expose())
+    }
+    /// A visit.
+    pub fn visit(inst: &InstitutionId, serial: &Serial) -> String {
+        format!("visit/{inst}/{serial}")
+    }
+    /// A settlement.
+    pub fn settlement(inst: &InstitutionId, serial: &Serial) -> String {
+        format!("stl/{inst}/{serial}")
+    }
+    /// Statement index entry of a settlement.
+    pub fn statement(inst: &InstitutionId, date: Date, serial: &Serial) -> String {
+        format!("sti/{inst}/{date}/{serial}")
+    }
+    /// Statement index prefix of an institution and a date.
+    pub fn statement_day(inst: &InstitutionId, date: Date) -> String {
+        format!("sti/{inst}/{date}/")
+    }
+    /// Idempotency record of an institution's serial.
+    pub fn idempotency(scope: &str, serial: &Serial) -> String {
+        format!("idem/{scope}/{serial}")
+    }
+    /// What the fund owes an institution.
+    pub fn payable(inst: &InstitutionId) -> String {
+        format!("payable/{inst}")
+    }
+}

@@ -1,0 +1,24 @@
+//! The province state machine of medmesh: records, commands, queries and a deterministic
+//! `apply` over a key-value view.
+//!
+//! This crate does no IO and must never depend on tokio, tonic, prost, rocksdb or openraft.
+//! The storage crate gives it a [`KvRead`] over RocksDB and writes the [`WriteSet`] it returns
+//! in one `WriteBatch` together with the Raft applied index. Apply reads time only from the
+//! log entry ([`Batch::time`]), iterates only ordered maps and never uses floats or randomness,
+//! so every replica reaches the same bytes.
+#![forbid(unsafe_code)]
+
+mod apply;
+mod error;
+mod kv;
+mod model;
+mod query;
+
+pub use apply::{apply_batch, apply_command};
+pub use error::{DomainError, ErrorCode};
+pub use kv::{keys, KvRead, MemKv, Tx, WriteSet};
+pub use model::*;
+pub use query::{run_query, Answer, FundView, IdentityView, Query};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,351 @@
+//! Records, commands and outcomes of a province.
+
+use medmesh_settlement::{CatalogueItem, FeeLine, InsuranceType, Policy, Sex, Split};
+use medmesh_types::{Date, InstitutionId, LogTime, Money, PersonId, PersonnelCode, Serial};
+use serde::{Deserialize, Serialize};
+
+/// Whether a person's insurance is in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InsuranceStatus {
+    /// Contributions paid; benefits available.
+    Active,
+    /// Benefits suspended (for example unpaid contributions).
+    Suspended,
+    /// Insurance ended (moved away, deceased).
+    Terminated,
+}
+
+/// An insured person of this province.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    /// Identity number (ID card); never logged raw.
+    pub id: PersonId,
+    /// Name.
+    pub name: String,
+    /// Sex.
+    pub sex: Sex,
+    /// Date of birth.
+    pub birth_date: Date,
+    /// Insurance type.
+    pub insurance: InsuranceType,
+    /// Insurance status.
+    pub status: InsuranceStatus,
+    /// Individual account balance.
+    pub account_balance: Money,
+    /// Social-security card number, if issued.
+    pub social_security_card: Option<String>,
+    /// Medical-security e-credential token, if activated.
+    pub e_credential: Option<String>,
+}
+
+/// Status of an institution's designated-service agreement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Institution {
+    /// Institution code.
+    pub id: InstitutionId,
+    /// Name.
+    pub name: String,
+    /// Level: 1 primary, 2 secondary, 3 tertiary.
+    pub level: u8,
+    /// First day of the agreement.
+    pub agreement_start: Date,
+    /// Last day of the agreement.
+    pub agreement_end: Date,
+    /// Agreement suspended by the agency.
+    pub suspended: bool,
+}
+
+impl Institution {
+    /// Whether the agreement covers `day`.
+    pub fn agreement_covers(&self, day: Date) -> bool {
+        !self.suspended && self.agreement_start <= day && day <= self.agreement_end
+    }
+}
+
+/// Payment-qualification status of medical personnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QualificationStatus {
+    /// May bill the fund.
+    Active,
+    /// May not bill the fund until (exclusive) this date.
+    SuspendedUntil(Date),
+    /// Qualification terminated.
+    Terminated,
+}
+
+/// Medical personnel registered with an institution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Personnel {
+    /// National personnel code.
+    pub code: PersonnelCode,
+    /// Name.
+    pub name: String,
+    /// Institution where the person practises.
+    pub institution: InstitutionId,
+    /// Payment qualification.
+    pub status: QualificationStatus,
+}
+
+impl Personnel {
+    /// Whether the person may bill the fund on `day`.
+    pub fn may_bill(&self, day: Date) -> bool {
+        match self.status {
+            QualificationStatus::Active => true,
+            QualificationStatus::SuspendedUntil(until) => day >= until,
+            QualificationStatus::Terminated => false,
+        }
+    }
+}
+
+/// Outpatient or inpatient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VisitKind {
+    /// Outpatient visit.
+    Outpatient,
+    /// Inpatient stay.
+    Inpatient,
+}
+
+/// Which certificate identified the person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CertificateKind {
+    /// Medical-security e-credential.
+    ECredential,
+    /// Resident ID card.
+    IdCard,
+    /// Social-security card.
+    SocialSecurityCard,
+}
+
+impl CertificateKind {
+    /// Key part of the index.
+    pub fn key(self) -> &'static str {
+        match self {
+            CertificateKind::ECredential => "ecred",
+            CertificateKind::IdCard => "id",
+            CertificateKind::SocialSecurityCard => "sscard",
+        }
+    }
+}
+
+/// A visit registered by an institution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Visit {
+    /// The institution.
+    pub institution: InstitutionId,
+    /// The institution's visit serial.
+    pub serial: Serial,
+    /// The patient.
+    pub person: PersonId,
+    /// Outpatient or inpatient.
+    pub kind: VisitKind,
+    /// Billing (attending) doctor.
+    pub doctor: PersonnelCode,
+    /// Department.
+    pub department: String,
+    /// Diagnosis (ICD-10, national insurance version).
+    pub diagnosis: String,
+    /// Day of admission or of the outpatient visit.
+    pub admitted: Date,
+    /// Uploaded fee lines, in upload order.
+    pub lines: Vec<FeeLine>,
+    /// The settlement serial, while settled.
+    pub settled_by: Option<Serial>,
+}
+
+/// Status of a settlement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SettlementStatus {
+    /// In force.
+    Settled,
+    /// Reversed by the given serial.
+    Reversed {
+        /// The reversal's serial.
+        by: Serial,
+        /// When.
+        at: LogTime,
+    },
+}
+
+/// A settlement: immutable evidence of what was paid, and the expense document's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settlement {
+    /// The institution.
+    pub institution: InstitutionId,
+    /// The settlement serial.
+    pub serial: Serial,
+    /// The visit serial.
+    pub visit: Serial,
+    /// The person (identity number, masked in every view).
+    pub person: PersonId,
+    /// Person's name, for the expense document.
+    pub person_name: String,
+    /// Visit kind.
+    pub kind: VisitKind,
+    /// Billing doctor.
+    pub doctor: PersonnelCode,
+    /// Diagnosis.
+    pub diagnosis: String,
+    /// Time of settlement (from the log entry).
+    pub settled_at: LogTime,
+    /// Day of settlement.
+    pub settled_on: Date,
+    /// Accumulator year the settlement counted in.
+    pub year: i32,
+    /// The split.
+    pub split: Split,
+    /// Status.
+    pub status: SettlementStatus,
+}
+
+/// The province's pooling-fund ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FundLedger {
+    /// Contributions received (income).
+    pub contributions: Money,
+    /// Paid by the pooling fund (net of reversals).
+    pub pooling_paid: Money,
+    /// Paid by the critical-illness tier (net of reversals).
+    pub critical_illness_paid: Money,
+    /// Paid from individual accounts (net of reversals).
+    pub accounts_paid: Money,
+    /// Settlements in force.
+    pub settlements: u64,
+    /// Settlements reversed.
+    pub reversals: u64,
+}
+
+impl FundLedger {
+    /// Pooling balance: contributions less what the fund paid.
+    pub fn balance(&self) -> Money {
+        self.contributions - self.pooling_paid - self.critical_illness_paid
+    }
+}
+
+/// What the fund owes one institution.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payable {
+    /// Fund share of the institution's settlements in force.
+    pub amount: Money,
+}
+
+/// A command: one client request, applied atomically (all or nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Registers or updates an insured person. On update the individual account balance is
+    /// kept (it moves only with settlements and account credits).
+    PutPerson(Person),
+    /// Registers or updates an institution.
+    PutInstitution(Institution),
+    /// Registers or updates personnel.
+    PutPersonnel(Personnel),
+    /// Adds or replaces a catalogue entry.
+    PutCatalogueItem(CatalogueItem),
+    /// Replaces the province's policy.
+    PutPolicy(Policy),
+    /// Records income to the pooling fund; idempotent on the agency's serial.
+    Contribute {
+        /// The agency's serial.
+        serial: Serial,
+        /// Amount received.
+        amount: Money,
+        /// Free-text source (payroll month, subsidy).
+        source: String,
+    },
+    /// Registers a visit; idempotent on (institution, serial).
+    RegisterVisit {
+        /// The institution.
+        institution: InstitutionId,
+        /// The visit serial.
+        serial: Serial,
+        /// Certificate kind.
+        certificate_kind: CertificateKind,
+        /// Certificate number.
+        certificate: String,
+        /// Outpatient or inpatient.
+        kind: VisitKind,
+        /// Billing doctor.
+        doctor: PersonnelCode,
+        /// Department.
+        department: String,
+        /// Diagnosis code.
+        diagnosis: String,
+        /// Admission (or visit) day.
+        admitted: Date,
+    },
+    /// Uploads fee lines to an open visit; a line serial already uploaded with the same content
+    /// is accepted again, with different content it is rejected.
+    UploadFees {
+        /// The institution.
+        institution: InstitutionId,
+        /// The visit serial.
+        visit: Serial,
+        /// The lines.
+        lines: Vec<FeeLine>,
+    },
+    /// Settles a visit; idempotent on (institution, serial).
+    Settle {
+        /// The institution.
+        institution: InstitutionId,
+        /// The settlement serial.
+        serial: Serial,
+        /// The visit serial.
+        visit: Serial,
+        /// Pay the person's share from the individual account.
+        use_individual_account: bool,
+    },
+    /// Reverses a settlement; idempotent on (institution, serial).
+    Reverse {
+        /// The institution.
+        institution: InstitutionId,
+        /// The reversal serial.
+        serial: Serial,
+        /// The settlement to reverse.
+        settlement: Serial,
+    },
+}
+
+/// A Raft log entry's payload: commands proposed together, with the leader's time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    /// Time of the entry; apply uses `max(time, last applied time)`.
+    pub time: LogTime,
+    /// The commands, applied in order; each succeeds or fails alone.
+    pub commands: Vec<Command>,
+}
+
+/// What an applied command produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(clippy::large_enum_variant)] // one per command, moved rarely; boxing buys nothing here
+pub enum Outcome {
+    /// A record was stored.
+    Stored,
+    /// A contribution was recorded; the pooling balance after it.
+    Contributed {
+        /// Pooling balance.
+        balance: Money,
+    },
+    /// A visit was registered.
+    VisitRegistered(Visit),
+    /// Fee lines were accepted; the visit's line count and total after the upload.
+    FeesUploaded {
+        /// Lines on the visit.
+        line_count: u32,
+        /// Total of the lines.
+        total: Money,
+    },
+    /// A settlement (for settle and for reverse: the record after the command).
+    Settlement(Settlement),
+}
+
+/// Idempotency record: the digest of the first request and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// SHA-256 of the encoded command.
+    pub digest: String,
+    /// What the first request produced.
+    pub outcome: Outcome,
+}
+
+/// The result of one command.
+pub type CommandResult = Result<Outcome, crate::DomainError>;

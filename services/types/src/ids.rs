@@ -1,0 +1,234 @@
+//! Validated identifiers. Every identifier is non-empty printable ASCII of bounded length, so
+//! it can be used in storage keys (which separate parts with `/`) without escaping.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why an identifier was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// Empty.
+    #[error("must not be empty")]
+    Empty,
+    /// Longer than allowed.
+    #[error("longer than {max} characters")]
+    TooLong {
+        /// The limit.
+        max: usize,
+    },
+    /// A character outside `[A-Za-z0-9._:-]`.
+    #[error("may only contain letters, digits, '.', '_', ':' and '-'")]
+    BadCharacter,
+    /// A province code must be six digits (GB/T 2260), ending in `0000`.
+    #[error("must be a six-digit province code such as 110000")]
+    BadProvince,
+}
+
+fn check(text: &str, max: usize) -> Result<(), IdError> {
+    if text.is_empty() {
+        return Err(IdError::Empty);
+    }
+    if text.len() > max {
+        return Err(IdError::TooLong { max });
+    }
+    if !text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')) {
+        return Err(IdError::BadCharacter);
+    }
+    Ok(())
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $max:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates and wraps an identifier.
+            pub fn new(text: impl Into<String>) -> Result<Self, IdError> {
+                let text = text.into();
+                check(&text, $max)?;
+                Ok(Self(text))
+            }
+
+            /// The identifier as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.0)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                Self::new(s)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A designated medical institution's code.
+    InstitutionId, 64
+);
+id_type!(
+    /// A national medical-personnel code.
+    PersonnelCode, 64
+);
+id_type!(
+    /// A national catalogue code (drug, service item or consumable).
+    ItemCode, 64
+);
+id_type!(
+    /// A caller's serial number (the idempotency key, scoped by institution).
+    Serial, 64
+);
+
+/// An insured person's identity number (ID card number or social-security number).
+///
+/// Its `Debug` and `Display` never print the raw number: use [`PersonId::expose`] only where
+/// the raw value must be stored or compared.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PersonId(String);
+
+impl PersonId {
+    /// Validates an identity number (6–32 letters or digits).
+    pub fn new(text: impl Into<String>) -> Result<Self, IdError> {
+        let text = text.into();
+        check(&text, 32)?;
+        if text.len() < 6 || !text.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(IdError::BadCharacter);
+        }
+        Ok(Self(text))
+    }
+
+    /// The raw identity number. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The masked form, safe for logs and views.
+    pub fn masked(&self) -> String {
+        mask_identity(&self.0)
+    }
+}
+
+impl fmt::Display for PersonId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl fmt::Debug for PersonId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PersonId({})", self.masked())
+    }
+}
+
+impl From<PersonId> for String {
+    fn from(v: PersonId) -> String {
+        v.0
+    }
+}
+
+impl TryFrom<String> for PersonId {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        Self::new(s)
+    }
+}
+
+/// Masks an identity number: keeps the first three and last four characters.
+pub fn mask_identity(raw: &str) -> String {
+    let n = raw.chars().count();
+    if n <= 7 {
+        return "*".repeat(n);
+    }
+    raw.chars().enumerate().map(|(i, c)| if i < 3 || i >= n - 4 { c } else { '*' }).collect()
+}
+
+/// A six-digit province code (GB/T 2260), for example `110000` for Beijing.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ProvinceCode(String);
+
+impl ProvinceCode {
+    /// Validates a province code.
+    pub fn new(text: impl Into<String>) -> Result<Self, IdError> {
+        let text = text.into();
+        if text.len() != 6 || !text.bytes().all(|b| b.is_ascii_digit()) || !text.ends_with("0000") {
+            return Err(IdError::BadProvince);
+        }
+        Ok(Self(text))
+    }
+
+    /// The code as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProvinceCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ProvinceCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Province({})", self.0)
+    }
+}
+
+impl From<ProvinceCode> for String {
+    fn from(v: ProvinceCode) -> String {
+        v.0
+    }
+}
+
+impl TryFrom<String> for ProvinceCode {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        Self::new(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_numbers_are_masked_in_display_and_debug() {
+        let p = PersonId::new("110101199001011234").unwrap();
+        assert_eq!(p.to_string(), "110***********1234");
+        assert!(!format!("{p:?}").contains("19900101"));
+    }
+
+    #[test]
+    fn ids_reject_separators_and_empties() {
+        assert_eq!(Serial::new(""), Err(IdError::Empty));
+        assert_eq!(Serial::new("a/b"), Err(IdError::BadCharacter));
+        assert!(ProvinceCode::new("110000").is_ok());
+        assert!(ProvinceCode::new("110101").is_err());
+    }
+}

@@ -1,0 +1,215 @@
+//! Harness for cluster tests: real `medmesh` processes on loopback, real RocksDB on disk.
+//!
+//! Tests wait on conditions with deadlines, never on sleeps.
+
+#![allow(clippy::result_large_err)] // tonic::Status is the gRPC error type
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use medmesh_node::dev::{spawn_replica, wait_for_leader};
+use medmesh_node::network::channel;
+use medmesh_node::pb::admin_service_client::AdminServiceClient;
+use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
+use medmesh_node::pb::{StatusRequest, StatusResponse};
+use tokio::process::Child;
+use tonic::transport::Channel;
+
+/// The `medmesh` binary built alongside the tests (`target/<profile>/medmesh`).
+pub fn binary() -> PathBuf {
+    if let Ok(p) = std::env::var("MEDMESH_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("test exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("medmesh");
+    assert!(bin.exists(), "{} is missing: run `cargo build --release --bins` first", bin.display());
+    bin
+}
+
+/// A base port such that base+1..base+60 are free now.
+pub fn free_base_port() -> u16 {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    loop {
+        let base: u16 = rng.gen_range(200..600) * 100;
+        if (1..60).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+/// Polls `f` until it returns `Some`, or fails after `timeout` with `what`.
+pub async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One replica process.
+pub struct Replica {
+    /// Raft id.
+    pub id: u64,
+    /// gRPC address.
+    pub addr: String,
+    /// Its directory (data and log).
+    pub dir: PathBuf,
+    peers: String,
+    child: Option<Child>,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Replica {
+    /// Whether the process runs.
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+/// A province group of replica processes.
+pub struct Group {
+    /// Province code.
+    pub province: String,
+    /// Replicas, by index.
+    pub replicas: Vec<Replica>,
+    exe: PathBuf,
+    _root: Option<tempfile::TempDir>,
+}
+
+impl Group {
+    /// Starts `n` replicas of `province` under a fresh temporary directory.
+    pub fn start(province: &str, n: u64, base_port: u16, env: &[(&'static str, String)]) -> Group {
+        let root = tempfile::tempdir().expect("tempdir");
+        let addrs: Vec<String> = (1..=n).map(|r| format!("127.0.0.1:{}", base_port as u64 + r)).collect();
+        let peers = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
+        let mut g = Group { province: province.into(), replicas: Vec::new(), exe: binary(), _root: None };
+        for r in 1..=n {
+            g.replicas.push(Replica {
+                id: r,
+                addr: addrs[r as usize - 1].clone(),
+                dir: root.path().join(format!("r{r}")),
+                peers: peers.clone(),
+                child: None,
+                env: env.to_vec(),
+            });
+            g.restart(r);
+        }
+        g._root = Some(root);
+        g
+    }
+
+    /// Adds a replica process that joins (no bootstrap); the caller adds it to the membership.
+    pub fn spawn_joiner(&mut self, id: u64, addr: String) {
+        let dir = self._root.as_ref().expect("root").path().join(format!("r{id}"));
+        let mut env = self.replicas[0].env.clone();
+        env.push(("MEDMESH_BOOTSTRAP", "false".into()));
+        self.replicas.push(Replica { id, addr, dir, peers: String::new(), child: None, env });
+        self.restart(id);
+    }
+
+    fn replica_mut(&mut self, id: u64) -> &mut Replica {
+        self.replicas.iter_mut().find(|r| r.id == id).expect("replica id")
+    }
+
+    /// The replica with `id`.
+    pub fn replica(&self, id: u64) -> &Replica {
+        self.replicas.iter().find(|r| r.id == id).expect("replica id")
+    }
+
+    /// (Re)starts replica `id` on its data directory.
+    pub fn restart(&mut self, id: u64) {
+        let province = self.province.clone();
+        let exe = self.exe.clone();
+        let r = self.replica_mut(id);
+        assert!(r.child.is_none(), "replica {id} already runs");
+        let child = spawn_replica(&exe, &province, r.id, &r.addr, &r.peers, &r.dir, &r.env).expect("spawn replica");
+        r.child = Some(child);
+    }
+
+    /// Kills replica `id` with SIGKILL and waits for it to exit.
+    pub async fn kill(&mut self, id: u64) {
+        if let Some(mut c) = self.replica_mut(id).child.take() {
+            c.start_kill().expect("kill");
+            let _ = c.wait().await;
+        }
+    }
+
+    /// Addresses of running replicas.
+    pub fn running_addrs(&self) -> Vec<String> {
+        self.replicas.iter().filter(|r| r.running()).map(|r| r.addr.clone()).collect()
+    }
+
+    /// Waits for an agreed leader among running replicas and returns its id.
+    pub async fn leader(&self) -> u64 {
+        let addr = wait_for_leader(&self.running_addrs(), Duration::from_secs(60)).await.expect("leader");
+        self.replicas.iter().find(|r| r.addr == addr).map(|r| r.id).expect("leader is a replica")
+    }
+
+    /// Status of a replica, if it answers.
+    pub async fn status(&self, id: u64) -> Option<StatusResponse> {
+        let mut c = AdminServiceClient::new(channel(&self.replica(id).addr).ok()?);
+        tokio::time::timeout(Duration::from_millis(500), c.status(StatusRequest {}))
+            .await
+            .ok()?
+            .ok()
+            .map(|r| r.into_inner())
+    }
+
+    /// Waits until every running replica has applied the same index as the leader.
+    pub async fn wait_converged(&self) -> u64 {
+        let ids: Vec<u64> = self.replicas.iter().filter(|r| r.running()).map(|r| r.id).collect();
+        wait_until(Duration::from_secs(60), "replicas to converge", || async {
+            let mut applied = Vec::new();
+            for id in &ids {
+                applied.push(self.status(*id).await?.last_applied);
+            }
+            (applied.windows(2).all(|w| w[0] == w[1]) && applied[0] > 0).then(|| applied[0])
+        })
+        .await
+    }
+
+    /// Stops every replica (SIGKILL; durability makes that safe).
+    pub async fn stop_all(&mut self) {
+        let ids: Vec<u64> = self.replicas.iter().map(|r| r.id).collect();
+        for id in ids {
+            self.kill(id).await;
+        }
+    }
+
+    /// A hospital client to replica `id`.
+    pub fn hospital(&self, id: u64) -> HospitalServiceClient<Channel> {
+        HospitalServiceClient::new(channel(&self.replica(id).addr).expect("channel"))
+    }
+
+    /// A channel to replica `id`.
+    pub fn channel(&self, id: u64) -> Channel {
+        channel(&self.replica(id).addr).expect("channel")
+    }
+}
+
+/// Data directory of a replica (for opening its RocksDB after it stopped).
+pub fn data_dir(r: &Replica) -> PathBuf {
+    r.dir.join("data")
+}
+
+/// Reads every state record of a stopped replica's RocksDB.
+pub async fn read_state(dir: &Path) -> medmesh_state::MemKv {
+    let (_log, sm) = medmesh_storage::open(dir).await.expect("open replica store");
+    let view = sm.view();
+    let mut kv = medmesh_state::MemKv::default();
+    use medmesh_state::KvRead;
+    for (k, v) in view.scan(b"", &[0xff; 8], usize::MAX) {
+        kv.0.insert(k, v);
+    }
+    kv
+}
+pub mod workload;

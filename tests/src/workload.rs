@@ -1,0 +1,110 @@
+//! A hospital workload: register, upload about ten fee lines of mixed classes, settle; each
+//! step retried with the same serial on an unknown outcome, across replicas.
+
+use std::time::Duration;
+
+use medmesh_node::demo;
+use medmesh_node::pb;
+use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
+use tonic::transport::Channel;
+use tonic::Code;
+
+/// Whether a status means "outcome unknown, retry with the same serial".
+pub fn retryable(s: &tonic::Status) -> bool {
+    matches!(s.code(), Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Cancelled | Code::Internal)
+}
+
+/// Calls `f` on replicas in turn until it gives a definitive answer (or 60 s pass).
+pub async fn with_retry<T, F, Fut>(
+    clients: &[HospitalServiceClient<Channel>],
+    start: usize,
+    mut f: F,
+) -> Result<T, tonic::Status>
+where
+    F: FnMut(HospitalServiceClient<Channel>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut i = start;
+    loop {
+        let c = clients[i % clients.len()].clone();
+        match tokio::time::timeout(Duration::from_secs(15), f(c)).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(s)) if !retryable(&s) => return Err(s),
+            Ok(Err(s)) if std::time::Instant::now() > deadline => return Err(s),
+            Err(_) if std::time::Instant::now() > deadline => return Err(tonic::Status::deadline_exceeded("gave up")),
+            _ => {}
+        }
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Ten fee lines of mixed classes for claim `n`, dated `day`.
+pub fn fee_lines(n: u64, day: &str) -> Vec<pb::FeeLine> {
+    (0..10)
+        .map(|j| {
+            let (code, _) = demo::CATALOGUE[((n + j) % 8) as usize];
+            pb::FeeLine {
+                serial: format!("L{j}"),
+                code: code.into(),
+                quantity: format!("{}", 1 + (n + j) % 3),
+                unit_price: format!("{}.{:02}", 10 + (n * 7 + j * 13) % 190, (n + j) % 100),
+                date: day.into(),
+            }
+        })
+        .collect()
+}
+
+/// Today's date in China Standard Time, as the node sees it.
+pub fn today() -> String {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    medmesh_types::LogTime(ms).date().to_string()
+}
+
+/// Registers, uploads and settles one claim. Returns the settlement.
+pub async fn settle_claim(
+    clients: &[HospitalServiceClient<Channel>],
+    province: &str,
+    worker: usize,
+    n: u64,
+    person: u32,
+) -> Result<pb::SettleResponse, tonic::Status> {
+    let inst = demo::institution(province, 1);
+    let day = today();
+    let visit = format!("V-{worker}-{n}");
+    with_retry(clients, worker + n as usize, |mut c| {
+        let req = pb::RegisterVisitRequest {
+            institution_id: inst.clone(),
+            serial: visit.clone(),
+            certificate_kind: pb::CertificateKind::SocialSecurityCard as i32,
+            certificate: demo::ss_card(province, person),
+            kind: pb::VisitKind::Outpatient as i32,
+            doctor_code: demo::doctor(province, 1),
+            department: "internal medicine".into(),
+            diagnosis: "J06.900".into(),
+            admitted: day.clone(),
+        };
+        async move { c.register_visit(req).await.map(|r| r.into_inner()) }
+    })
+    .await?;
+    with_retry(clients, worker + n as usize, |mut c| {
+        let req = pb::UploadFeesRequest {
+            institution_id: inst.clone(),
+            visit_serial: visit.clone(),
+            lines: fee_lines(n, &day),
+        };
+        async move { c.upload_fees(req).await.map(|r| r.into_inner()) }
+    })
+    .await?;
+    with_retry(clients, worker + n as usize, |mut c| {
+        let req = pb::SettleRequest {
+            institution_id: inst.clone(),
+            serial: format!("S-{worker}-{n}"),
+            visit_serial: visit.clone(),
+            use_individual_account: n.is_multiple_of(2),
+        };
+        async move { c.settle(req).await.map(|r| r.into_inner()) }
+    })
+    .await
+}
