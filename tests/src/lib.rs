@@ -4,6 +4,7 @@
 
 #![allow(clippy::result_large_err)] // tonic::Status is the gRPC error type
 
+use std::ops::Not;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -148,9 +149,12 @@ impl Group {
         self.replicas.iter().filter(|r| r.running()).map(|r| r.addr.clone()).collect()
     }
 
-    /// Waits for an agreed leader among running replicas and returns its id.
+    /// Waits for an agreed leader among the running replicas of the initial membership and
+    /// returns its id.
     pub async fn leader(&self) -> u64 {
-        let addr = wait_for_leader(&self.running_addrs(), Duration::from_secs(60)).await.expect("leader");
+        let addrs: Vec<String> =
+            self.replicas.iter().filter(|r| r.running() && r.peers.is_empty().not()).map(|r| r.addr.clone()).collect();
+        let addr = wait_for_leader(&addrs, Duration::from_secs(60)).await.expect("leader");
         self.replicas.iter().find(|r| r.addr == addr).map(|r| r.id).expect("leader is a replica")
     }
 

@@ -60,7 +60,8 @@ pub fn spawn_replica(
     cmd.spawn().context("spawning replica")
 }
 
-/// Waits until every replica in `addrs` reports the same leader; returns the leader's address.
+/// Waits until every replica in `addrs` reports the same leader, itself one of `addrs`;
+/// returns the leader's address.
 pub async fn wait_for_leader(addrs: &[String], timeout: Duration) -> anyhow::Result<String> {
     let deadline = Instant::now() + timeout;
     loop {
@@ -76,7 +77,9 @@ pub async fn wait_for_leader(addrs: &[String], timeout: Duration) -> anyhow::Res
                 }
             }
         }
-        if leaders.len() == addrs.len() && leaders.windows(2).all(|w| w[0] == w[1]) {
+        let agreed = leaders.len() == addrs.len() && leaders.windows(2).all(|w| w[0] == w[1]);
+        // A leader that was just killed is still reported until the others time it out.
+        if agreed && addrs.contains(&leaders[0]) {
             return Ok(leaders.remove(0));
         }
         if Instant::now() > deadline {

@@ -36,13 +36,19 @@ pub enum MoneyError {
 /// Construct it from wire text with [`Money::parse_yuan`] (rejects over-precise, negative and
 /// oversize values) or from integer fen with [`Money::from_fen`]. Computed values are brought
 /// back to the fen only through [`Money::round_fen`], the one rounding rule of the system.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Money(Decimal);
 
+impl Default for Money {
+    fn default() -> Money {
+        Money::ZERO
+    }
+}
+
 impl Money {
-    /// Zero yuan.
-    pub const ZERO: Money = Money(Decimal::ZERO);
+    /// Zero yuan (held at two decimals, like every amount).
+    pub const ZERO: Money = Money(Decimal::from_parts(0, 0, 0, false, 2));
 
     /// Parses a non-negative decimal string in yuan with at most two decimals.
     pub fn parse_yuan(text: &str) -> Result<Money, MoneyError> {
@@ -132,7 +138,8 @@ impl Money {
 
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        // Always two decimals, so equal amounts have equal text whatever path made them.
+        write!(f, "{:.2}", self.0)
     }
 }
 
@@ -279,6 +286,13 @@ mod tests {
     fn rounding_is_half_away_from_zero() {
         assert_eq!(Money::round_fen(Decimal::new(1005, 3)).to_fen(), 101);
         assert_eq!(Money::round_fen(Decimal::new(1004, 3)).to_fen(), 100);
+    }
+
+    #[test]
+    fn zero_and_computed_amounts_print_two_decimals() {
+        assert_eq!(Money::ZERO.to_string(), "0.00");
+        assert_eq!(Money::default().to_string(), "0.00");
+        assert_eq!((Money::from_fen(5) - Money::from_fen(5)).to_string(), "0.00");
     }
 
     #[test]
