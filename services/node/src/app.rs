@@ -85,6 +85,7 @@ impl App {
 
     /// Proposes a command through the leader (locally or forwarded) and waits for it to be
     /// committed on a majority and applied. Retrying is safe: every command is idempotent.
+    #[tracing::instrument(skip_all, fields(command = cmd.kind()))]
     pub async fn propose(&self, cmd: Command) -> Result<CommandResult, Status> {
         let deadline = Instant::now() + LEADER_WAIT;
         let mut last = String::from("no leader elected");
@@ -126,6 +127,7 @@ impl App {
     }
 
     /// Runs a linearizable query on the leader (locally or forwarded).
+    #[tracing::instrument(skip_all, fields(query = q.kind()))]
     pub async fn query(&self, q: Query) -> Result<Result<Answer, medmesh_state::DomainError>, Status> {
         let deadline = Instant::now() + LEADER_WAIT;
         let mut last = String::from("no leader elected");

@@ -16,3 +16,4 @@ pub mod dev;
 pub mod network;
 pub mod pb;
 pub mod server;
+pub mod telemetry;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use medmesh_node::{config::NodeConfig, dev, network, server};
+use medmesh_node::{config::NodeConfig, dev, network, server, telemetry};
 
 #[derive(Parser)]
 #[command(name = "medmesh", version, about = "Settles and supervises medical security funds across provinces")]
@@ -47,18 +47,13 @@ enum Cmd {
     },
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,openraft=warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Node { config } => {
-            init_tracing();
             let cfg = NodeConfig::load(config.as_deref())?;
+            let _telemetry = telemetry::init(&format!("medmesh-{}-{}", cfg.province, cfg.id))?;
             server::run(cfg, async {
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
@@ -70,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Cmd::Dev { provinces, base_port, data_dir, persons } => {
-            init_tracing();
+            let _telemetry = telemetry::init("medmesh-dev")?;
             dev::run(dev::DevOptions { provinces, base_port, data_dir, persons }).await
         }
         Cmd::Health { addr } => {

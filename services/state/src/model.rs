@@ -305,6 +305,24 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The command's name, for logs and traces (never its content).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::PutPerson(_) => "put_person",
+            Command::PutInstitution(_) => "put_institution",
+            Command::PutPersonnel(_) => "put_personnel",
+            Command::PutCatalogueItem(_) => "put_catalogue_item",
+            Command::PutPolicy(_) => "put_policy",
+            Command::Contribute { .. } => "contribute",
+            Command::RegisterVisit { .. } => "register_visit",
+            Command::UploadFees { .. } => "upload_fees",
+            Command::Settle { .. } => "settle",
+            Command::Reverse { .. } => "reverse",
+        }
+    }
+}
+
 /// A Raft log entry's payload: commands proposed together, with the leader's time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {

@@ -57,6 +57,19 @@ pub enum Query {
     Fund,
 }
 
+impl Query {
+    /// The query's name, for logs and traces.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Query::Identity { .. } => "identity",
+            Query::PreSettle { .. } => "pre_settle",
+            Query::Settlement { .. } => "settlement",
+            Query::Statement { .. } => "statement",
+            Query::Fund => "fund",
+        }
+    }
+}
+
 /// The entitlement view of a person (no raw identity number).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentityView {
