@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: installs what a fresh Debian machine lacks, then runs the read-only
 # gate (format, clippy with -D warnings) and every test: pure-domain unit and property tests,
-# openraft's storage suite on RocksDB, and cluster tests with real medmesh processes.
+# openraft's storage suite on RocksDB, cluster tests with real medmesh processes, and (when a
+# Docker engine is present) the compose mesh in containers under docker kill and pause.
 # Everything builds in one cargo profile (release, with overflow checks and debug assertions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,14 @@ fi
 
 export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check
+# Helm chart: rendered and linted by real Helm (helm-python-sdk) and validated against the
+# Kubernetes schemas offline (kubernetes-validate); compose file: parsed by docker-compose.
+./scripts/validate-chart.sh
+if command -v docker-compose >/dev/null 2>&1; then
+  docker-compose -f deploy/docker-compose.yml config -q && echo "compose: deploy/docker-compose.yml valid"
+else
+  echo "compose: docker-compose not installed, compose file check skipped"
+fi
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo build --release --workspace --bins
 if command -v cargo-nextest >/dev/null 2>&1 || cargo nextest --version >/dev/null 2>&1; then

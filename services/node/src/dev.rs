@@ -60,27 +60,27 @@ pub fn spawn_replica(
     cmd.spawn().context("spawning replica")
 }
 
-/// Waits until every replica in `addrs` reports the same leader, itself one of `addrs`;
-/// returns the leader's address.
+/// Waits until every replica in `addrs` reports the same leader, itself one of the replicas
+/// answering at `addrs` (a just-killed leader is still reported until the others time it out);
+/// returns the leader's address as given in `addrs`.
 pub async fn wait_for_leader(addrs: &[String], timeout: Duration) -> anyhow::Result<String> {
     let deadline = Instant::now() + timeout;
     loop {
-        let mut leaders = Vec::new();
+        let mut seen = Vec::new();
         for a in addrs {
             if let Ok(ch) = channel(a) {
                 let mut c = AdminServiceClient::new(ch);
                 if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(500), c.status(StatusRequest {})).await {
                     let s = s.into_inner();
-                    if s.leader_id != 0 {
-                        leaders.push(s.leader_addr);
-                    }
+                    seen.push((s.id, a.clone(), s.leader_id));
                 }
             }
         }
-        let agreed = leaders.len() == addrs.len() && leaders.windows(2).all(|w| w[0] == w[1]);
-        // A leader that was just killed is still reported until the others time it out.
-        if agreed && addrs.contains(&leaders[0]) {
-            return Ok(leaders.remove(0));
+        let agreed = seen.len() == addrs.len() && seen.iter().all(|s| s.2 != 0 && s.2 == seen[0].2);
+        if agreed {
+            if let Some((_, addr, _)) = seen.iter().find(|s| s.0 == seen[0].2) {
+                return Ok(addr.clone());
+            }
         }
         if Instant::now() > deadline {
             bail!("no agreed leader among {addrs:?} within {timeout:?}");

@@ -39,6 +39,19 @@ enum Cmd {
         #[arg(long, default_value_t = 200)]
         persons: u32,
     },
+    /// Loads the demo data (policy, institutions, personnel, catalogue, persons, an opening
+    /// contribution) into a province through its agency API; loading twice changes nothing.
+    LoadDemo {
+        /// Any replica of the province, host:port.
+        #[arg(long, default_value = "127.0.0.1:7111")]
+        addr: String,
+        /// Province code the replica serves.
+        #[arg(long, default_value = "110000")]
+        province: String,
+        /// Demo insured persons.
+        #[arg(long, default_value_t = 200)]
+        persons: u32,
+    },
     /// Checks that an endpoint serves (gRPC health); exits non-zero if not.
     Health {
         /// Endpoint host:port.
@@ -67,6 +80,13 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Dev { provinces, base_port, data_dir, persons } => {
             let _telemetry = telemetry::init("medmesh-dev")?;
             dev::run(dev::DevOptions { provinces, base_port, data_dir, persons }).await
+        }
+        Cmd::LoadDemo { addr, province, persons } => {
+            medmesh_node::demo::load(network::channel(&addr)?, &province, persons)
+                .await
+                .map_err(|s| anyhow::anyhow!("{addr}: {}", s.message()))?;
+            println!("demo data of {province} loaded through {addr}");
+            Ok(())
         }
         Cmd::Health { addr } => {
             let ch = network::channel(&addr)?;

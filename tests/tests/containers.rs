@@ -1,0 +1,148 @@
+//! The compose mesh in real containers: build the image without a registry, bring up
+//! `deploy/docker-compose.yml` (3 provinces x 3 replicas), settle claims through the published
+//! loopback ports while the leader container of a province is killed (`docker kill`) and
+//! restarted on its volume, and a follower is paused (`docker pause`). Afterwards every
+//! acknowledged settlement is present exactly once and the fund balances, read through the
+//! public API only. Skips, saying so, when no Docker engine or compose tool is present.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use medmesh_node::demo;
+use medmesh_node::dev::wait_for_leader;
+use medmesh_node::network::channel;
+use medmesh_node::pb;
+use medmesh_node::pb::agency_service_client::AgencyServiceClient;
+use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
+use medmesh_tests::workload::{settle_claim, today, with_retry};
+
+const PROVINCE: &str = "110000";
+
+fn compose_tool() -> Option<Vec<String>> {
+    let ok =
+        |args: &[&str]| Command::new(args[0]).args(&args[1..]).output().map(|o| o.status.success()).unwrap_or(false);
+    if !ok(&["docker", "info"]) {
+        return None;
+    }
+    if ok(&["docker-compose", "version"]) {
+        Some(vec!["docker-compose".into()])
+    } else if ok(&["docker", "compose", "version"]) {
+        Some(vec!["docker".into(), "compose".into()])
+    } else {
+        None
+    }
+}
+
+struct Mesh {
+    tool: Vec<String>,
+    project: String,
+    file: String,
+}
+
+impl Mesh {
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        let mut c = Command::new(&self.tool[0]);
+        c.args(&self.tool[1..]).args(["-p", &self.project, "-f", &self.file]).args(args);
+        let out = c.output().expect("compose runs");
+        assert!(out.status.success(), "compose {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.tool[0])
+            .args(&self.tool[1..])
+            .args(["-p", &self.project, "-f", &self.file, "down", "-v", "--remove-orphans"])
+            .output();
+    }
+}
+
+fn addrs() -> Vec<String> {
+    (1..=3).map(|r| format!("127.0.0.1:{}", 7110 + r)).collect()
+}
+
+/// Service name of the replica published at `addr` (127.0.0.1:711r).
+fn service_of(addr: &str) -> String {
+    let r = addr.rsplit(':').next().unwrap().parse::<u32>().unwrap() % 10;
+    format!("node-{PROVINCE}-{r}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_mesh_survives_killed_leader_and_paused_follower() {
+    let Some(tool) = compose_tool() else {
+        eprintln!("SKIPPED: no Docker engine or compose tool on this machine");
+        return;
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let built = Command::new(root.join("deploy/build-image.sh")).output().expect("image build runs");
+    assert!(built.status.success(), "image build: {}", String::from_utf8_lossy(&built.stderr));
+    let mesh = Mesh {
+        tool,
+        project: format!("medmesh-test-{}", std::process::id()),
+        file: root.join("deploy/docker-compose.yml").display().to_string(),
+    };
+    mesh.run(&["up", "-d"]);
+    let started = Instant::now();
+    let leader = wait_for_leader(&addrs(), Duration::from_secs(90)).await.expect("leader elected");
+    eprintln!("mesh serving {:?} after up", started.elapsed());
+    let published = addrs();
+    demo::load(channel(&published[0]).unwrap(), PROVINCE, 40).await.expect("demo data");
+    let clients: Vec<_> = published.iter().map(|a| HospitalServiceClient::new(channel(a).unwrap())).collect();
+
+    let mut acked = BTreeMap::new();
+    for n in 0..10u64 {
+        let r = settle_claim(&clients, PROVINCE, 0, n, n as u32).await.expect("settle");
+        acked.insert(r.serial.clone(), r);
+    }
+
+    // Nemesis 1: docker kill the leader's container; the others elect a new leader.
+    let killed = service_of(&leader);
+    mesh.run(&["kill", &killed]);
+    let t = Instant::now();
+    let others: Vec<String> = published.iter().filter(|a| service_of(a) != killed).cloned().collect();
+    let new_leader = wait_for_leader(&others, Duration::from_secs(60)).await.expect("new leader");
+    assert_ne!(service_of(&new_leader), killed);
+    for n in 10..20u64 {
+        let r = settle_claim(&clients, PROVINCE, 0, n, n as u32).await.expect("settle after leader kill");
+        acked.insert(r.serial.clone(), r);
+    }
+    eprintln!("serving again {:?} after docker kill of the leader", t.elapsed());
+    mesh.run(&["start", &killed]);
+
+    // Nemesis 2: docker pause a follower (a stalled host); writes go on with two replicas.
+    let leader = wait_for_leader(&addrs(), Duration::from_secs(60)).await.expect("leader after restart");
+    let paused = (1..=3).map(|r| format!("node-{PROVINCE}-{r}")).find(|s| *s != service_of(&leader)).unwrap();
+    mesh.run(&["pause", &paused]);
+    for n in 20..30u64 {
+        let r = settle_claim(&clients, PROVINCE, 0, n, n as u32).await.expect("settle with a paused follower");
+        acked.insert(r.serial.clone(), r);
+    }
+    mesh.run(&["unpause", &paused]);
+
+    // Every acknowledged settlement is there once, with its split, and the fund balances.
+    let inst = demo::institution(PROVINCE, 1);
+    let day = today();
+    let stmt = with_retry(&clients, 0, |mut c| {
+        let req = pb::ListSettlementsRequest { institution_id: inst.clone(), from: day.clone(), to: day.clone() };
+        async move { c.list_settlements(req).await.map(|r| r.into_inner()) }
+    })
+    .await
+    .expect("statement");
+    let listed: BTreeMap<String, pb::SettleResponse> =
+        stmt.settlements.into_iter().map(|s| (s.serial.clone(), s)).collect();
+    assert_eq!(listed.len(), acked.len(), "each acknowledged settlement exactly once");
+    for (serial, r) in &acked {
+        assert_eq!(listed[serial].split, r.split, "settlement {serial} unchanged");
+    }
+    let mut agency = AgencyServiceClient::new(channel(&published[0]).unwrap());
+    let fund = agency.get_fund(pb::GetFundRequest {}).await.expect("fund").into_inner();
+    assert_eq!(fund.settlements as usize, acked.len());
+    let m = |s: &str| medmesh_types::Money::parse_signed_yuan(s).unwrap();
+    assert_eq!(
+        m(&fund.balance) + m(&fund.pooling_paid) + m(&fund.critical_illness_paid),
+        m(&fund.contributions),
+        "money conserved"
+    );
+}
