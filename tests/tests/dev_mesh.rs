@@ -168,6 +168,45 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 
+    // Points decided by two other provinces suspend doctor 2 here: a visit billed to them is
+    // refused with FAILED_PRECONDITION naming the doctor.
+    let mut agency2 = AgencyServiceClient::connect(format!("http://{}", endpoints[1])).await.unwrap();
+    for (id, province, points) in [("P-310000-7", "310000", 5u32), ("P-440000-3", "440000", 4)] {
+        agency2
+            .record_violation(pb::RecordViolationRequest {
+                personnel_code: demo::doctor("110000", 2),
+                id: id.into(),
+                decided_on: day.clone(),
+                points,
+                severity_months: 3,
+                province: province.into(),
+            })
+            .await
+            .unwrap();
+    }
+    let q = agency2
+        .get_qualification(pb::GetQualificationRequest { personnel_code: demo::doctor("110000", 2) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((q.state.as_str(), q.year_points, q.may_bill), ("SUSPENDED", 9, false));
+    let err = h
+        .register_visit(pb::RegisterVisitRequest {
+            institution_id: inst.clone(),
+            serial: "V-D2".into(),
+            certificate_kind: pb::CertificateKind::SocialSecurityCard as i32,
+            certificate: demo::ss_card("110000", 2),
+            kind: pb::VisitKind::Outpatient as i32,
+            doctor_code: demo::doctor("110000", 2),
+            department: "surgery".into(),
+            diagnosis: "K35.800".into(),
+            admitted: day.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().starts_with("doctor:"), "{}", err.message());
+
     // Reverse: the fund gets the money back.
     let mut agency = AgencyServiceClient::connect(format!("http://{}", endpoints[0])).await.unwrap();
     let before = agency.get_fund(pb::GetFundRequest {}).await.unwrap().into_inner();

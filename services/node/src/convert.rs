@@ -405,3 +405,42 @@ pub fn insurance_pb(i: InsuranceType) -> i32 {
         InsuranceType::Resident => pb::InsuranceType::Resident as i32,
     }
 }
+
+pub fn record_violation(r: pb::RecordViolationRequest) -> Result<Command, Status> {
+    let points = u8::try_from(r.points).map_err(|_| bad("points", "must be 1 to 12"))?;
+    let severity = u8::try_from(r.severity_months)
+        .ok()
+        .and_then(|m| medmesh_supervision::Severity::new(m).ok())
+        .ok_or_else(|| bad("severity_months", "must be 1 to 6"))?;
+    Ok(Command::RecordViolation(medmesh_supervision::Violation {
+        personnel: personnel_code("personnel_code", &r.personnel_code)?,
+        id: r.id,
+        decided_on: date("decided_on", &r.decided_on)?,
+        points,
+        severity,
+        province: medmesh_types::ProvinceCode::new(r.province).map_err(|e| bad("province", e))?,
+    }))
+}
+
+pub fn personnel(field: &str, v: &str) -> Result<PersonnelCode, Status> {
+    personnel_code(field, v)
+}
+
+pub fn qualification(code: &PersonnelCode, q: &medmesh_supervision::QualificationView) -> pb::QualificationResponse {
+    use medmesh_supervision::QualificationState as S;
+    let (state, since, until) = match q.state {
+        S::Active => ("ACTIVE", String::new(), String::new()),
+        S::Suspended { since, until } => ("SUSPENDED", since.to_string(), until.to_string()),
+        S::Terminated { since, reregister_from, .. } => ("TERMINATED", since.to_string(), reregister_from.to_string()),
+    };
+    pb::QualificationResponse {
+        personnel_code: code.to_string(),
+        year: q.year,
+        year_points: q.year_points,
+        state: state.into(),
+        since,
+        until,
+        notify_institution: q.notify_institution,
+        may_bill: q.may_bill(q.on),
+    }
+}

@@ -148,6 +148,17 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
                     format!("institution {} is not registered", p.institution),
                 ));
             }
+            if tx.load::<Personnel>(&keys::personnel(&p.code)).is_none() {
+                let q = qualification(tx, &p.code, today)?;
+                if let medmesh_supervision::QualificationState::Terminated { reregister_from, .. } = q.state {
+                    if !q.may_register(today) {
+                        return Err(DomainError::precondition(
+                            "code",
+                            format!("personnel {} may not register again before {reregister_from}", p.code),
+                        ));
+                    }
+                }
+            }
             tx.store(&keys::personnel(&p.code), p);
             Ok(Outcome::Stored)
         }
@@ -185,6 +196,28 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
             tx.store(keys::FUND, &fund);
             Ok(Outcome::Contributed { balance: fund.balance() })
         }),
+        Command::RecordViolation(v) => {
+            v.validate().map_err(|e| {
+                let field =
+                    if matches!(e, medmesh_supervision::SupervisionError::BadId { .. }) { "id" } else { "points" };
+                DomainError::invalid(field, e.to_string())
+            })?;
+            if v.decided_on > today {
+                return Err(DomainError::invalid("decided_on", format!("{} is after today ({today})", v.decided_on)));
+            }
+            let key = keys::violation(&v.personnel, &v.id);
+            match tx.load::<medmesh_supervision::Violation>(&key) {
+                Some(old) if &old == v => {}
+                Some(_) => {
+                    return Err(DomainError::exists(
+                        "id",
+                        format!("violation {} was already recorded with different content", v.id),
+                    ))
+                }
+                None => tx.store(&key, v),
+            }
+            Ok(Outcome::Qualification(qualification(tx, &v.personnel, today)?))
+        }
         Command::RegisterVisit {
             institution,
             serial,
@@ -425,7 +458,35 @@ pub(crate) fn billing_doctor(
             format!("personnel {code} has no payment qualification ({:?})", p.status),
         ));
     }
+    let q = qualification(kv, code, today)?;
+    if !q.may_bill(today) {
+        let why = match q.state {
+            medmesh_supervision::QualificationState::Suspended { until, .. } => format!("suspended until {until}"),
+            medmesh_supervision::QualificationState::Terminated { since, .. } => format!("terminated on {since}"),
+            medmesh_supervision::QualificationState::Active => "inactive".to_string(),
+        };
+        return Err(DomainError::precondition(
+            "doctor",
+            format!("payment qualification of personnel {code} is {why} ({} points in {})", q.year_points, q.year),
+        ));
+    }
     Ok(p)
+}
+
+/// The payment qualification of personnel from the violations recorded for them.
+pub(crate) fn qualification(
+    kv: &dyn KvRead,
+    code: &medmesh_types::PersonnelCode,
+    today: Date,
+) -> Result<medmesh_supervision::QualificationView, DomainError> {
+    let prefix = keys::violations(code);
+    let mut end = prefix.clone().into_bytes();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    let history: Vec<medmesh_supervision::Violation> =
+        kv.scan(prefix.as_bytes(), &end, usize::MAX).iter().map(|(_, v)| crate::kv::decode(v)).collect();
+    medmesh_supervision::status(&history, today).map_err(|e| DomainError::invalid("violations", e.to_string()))
 }
 
 pub(crate) fn resolve_person(kv: &dyn KvRead, kind: CertificateKind, number: &str) -> Result<Person, DomainError> {

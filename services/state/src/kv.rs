@@ -179,6 +179,14 @@ pub mod keys {
     pub fn idempotency(scope: &str, serial: &Serial) -> String {
         format!("idem/{scope}/{serial}")
     }
+    /// A violation scored against personnel.
+    pub fn violation(code: &PersonnelCode, id: &str) -> String {
+        format!("viol/{code}/{id}")
+    }
+    /// Prefix of a person's violations.
+    pub fn violations(code: &PersonnelCode) -> String {
+        format!("viol/{code}/")
+    }
     /// What the fund owes an institution.
     pub fn payable(inst: &InstitutionId) -> String {
         format!("payable/{inst}")

@@ -252,6 +252,9 @@ pub enum Command {
         /// Free-text source (payroll month, subsidy).
         source: String,
     },
+    /// Records a violation scored against personnel (points under the 2025 regulation, decided
+    /// by this or another province); recording the same id again changes nothing.
+    RecordViolation(medmesh_supervision::Violation),
     /// Registers a visit; idempotent on (institution, serial).
     RegisterVisit {
         /// The institution.
@@ -315,6 +318,7 @@ impl Command {
             Command::PutCatalogueItem(_) => "put_catalogue_item",
             Command::PutPolicy(_) => "put_policy",
             Command::Contribute { .. } => "contribute",
+            Command::RecordViolation(_) => "record_violation",
             Command::RegisterVisit { .. } => "register_visit",
             Command::UploadFees { .. } => "upload_fees",
             Command::Settle { .. } => "settle",
@@ -352,6 +356,8 @@ pub enum Outcome {
         /// Total of the lines.
         total: Money,
     },
+    /// Personnel qualification after a recorded violation.
+    Qualification(medmesh_supervision::QualificationView),
     /// A settlement (for settle and for reverse: the record after the command).
     Settlement(Settlement),
 }

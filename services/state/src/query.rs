@@ -55,6 +55,13 @@ pub enum Query {
     },
     /// The fund ledger and what the fund owes institutions.
     Fund,
+    /// Payment qualification of personnel from their recorded violations.
+    Qualification {
+        /// National personnel code.
+        code: medmesh_types::PersonnelCode,
+        /// Evaluated at this time.
+        now: LogTime,
+    },
 }
 
 impl Query {
@@ -66,6 +73,7 @@ impl Query {
             Query::Settlement { .. } => "settlement",
             Query::Statement { .. } => "statement",
             Query::Fund => "fund",
+            Query::Qualification { .. } => "qualification",
         }
     }
 }
@@ -104,6 +112,8 @@ pub enum Answer {
     Statement(Vec<Settlement>),
     /// The fund.
     Fund(FundView),
+    /// A qualification.
+    Qualification(medmesh_supervision::QualificationView),
 }
 
 /// Answers a query.
@@ -169,6 +179,9 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
                 }
             }
             Ok(Answer::Statement(out))
+        }
+        Query::Qualification { code, now } => {
+            Ok(Answer::Qualification(crate::apply::qualification(kv, code, now.date())?))
         }
         Query::Fund => {
             let ledger: FundLedger = load(kv, keys::FUND).unwrap_or_default();

@@ -267,3 +267,65 @@ fn apply_is_deterministic() {
     run(&mut b, vec![settle_cmd("S1", "V1")]);
     assert_eq!(a, b);
 }
+
+fn violation(id: &str, province: &str, points: u8, decided_on: &str) -> Command {
+    Command::RecordViolation(medmesh_supervision::Violation {
+        personnel: PersonnelCode::new("D001").unwrap(),
+        id: id.into(),
+        decided_on: day(decided_on),
+        points,
+        severity: medmesh_supervision::Severity::new(2).unwrap(),
+        province: medmesh_types::ProvinceCode::new(province).unwrap(),
+    })
+}
+
+/// Points decided in two other provinces add up here: at 9 the doctor can no longer be the
+/// billing doctor, and the refusal names the field and the end of the suspension.
+#[test]
+fn points_from_two_provinces_suspend_the_billing_doctor() {
+    let mut kv = seeded();
+    visit_and_lines(&mut kv, "V1", "300");
+    let res = run(&mut kv, vec![violation("P-310000-1", "310000", 5, "2025-02-01")]);
+    let Ok(Outcome::Qualification(q)) = &res[0] else { panic!("{res:?}") };
+    assert!(q.notify_institution && q.may_bill(day("2025-03-10")));
+    // Recording the same decision again counts once.
+    run(&mut kv, vec![violation("P-310000-1", "310000", 5, "2025-02-01")]).remove(0).unwrap();
+    let err = run(&mut kv, vec![violation("P-310000-1", "310000", 6, "2025-02-01")]).remove(0).unwrap_err();
+    assert_eq!((err.code, err.field.as_str()), (ErrorCode::AlreadyExists, "id"));
+    run(&mut kv, vec![violation("P-440000-1", "440000", 4, "2025-03-01")]).remove(0).unwrap();
+    let err = run(&mut kv, vec![settle_cmd("S1", "V1")]).remove(0).unwrap_err();
+    assert_eq!((err.code, err.field.as_str()), (ErrorCode::FailedPrecondition, "doctor"));
+    assert!(err.message.contains("suspended until 2025-05-01"), "{}", err.message);
+    assert!(err.message.contains("9 points in 2025"), "{}", err.message);
+}
+
+#[test]
+fn a_terminated_doctor_cannot_register_again_during_the_ban() {
+    let mut kv = seeded();
+    run(
+        &mut kv,
+        vec![Command::RecordViolation(medmesh_supervision::Violation {
+            personnel: PersonnelCode::new("D777").unwrap(),
+            id: "P-1".into(),
+            decided_on: day("2025-01-15"),
+            points: 12,
+            severity: medmesh_supervision::Severity::new(6).unwrap(),
+            province: medmesh_types::ProvinceCode::new("310000").unwrap(),
+        })],
+    )
+    .remove(0)
+    .unwrap();
+    let err = run(
+        &mut kv,
+        vec![Command::PutPersonnel(Personnel {
+            code: PersonnelCode::new("D777").unwrap(),
+            name: "Dr Wang".into(),
+            institution: inst(),
+            status: QualificationStatus::Active,
+        })],
+    )
+    .remove(0)
+    .unwrap_err();
+    assert_eq!((err.code, err.field.as_str()), (ErrorCode::FailedPrecondition, "code"));
+    assert!(err.message.contains("2028-01-15"), "12 points at once bar for three years: {}", err.message);
+}

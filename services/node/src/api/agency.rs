@@ -54,6 +54,38 @@ impl AgencyService for Agency {
         }
     }
 
+    async fn record_violation(
+        &self,
+        req: Request<RecordViolationRequest>,
+    ) -> Result<Response<QualificationResponse>, Status> {
+        let cmd = convert::record_violation(req.into_inner())?;
+        let code = match &cmd {
+            Command::RecordViolation(v) => v.personnel.clone(),
+            other => return Err(unexpected(other)),
+        };
+        match outcome(self.app.propose(cmd).await?)? {
+            Outcome::Qualification(q) => Ok(Response::new(convert::qualification(&code, &q))),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn get_qualification(
+        &self,
+        req: Request<GetQualificationRequest>,
+    ) -> Result<Response<QualificationResponse>, Status> {
+        let code = convert::personnel("personnel_code", &req.into_inner().personnel_code)?;
+        let now = medmesh_types::LogTime(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+        );
+        match answer(self.app.query(Query::Qualification { code: code.clone(), now }).await?)? {
+            Answer::Qualification(q) => Ok(Response::new(convert::qualification(&code, &q))),
+            other => Err(unexpected(other)),
+        }
+    }
+
     async fn get_fund(&self, _req: Request<GetFundRequest>) -> Result<Response<GetFundResponse>, Status> {
         match answer(self.app.query(Query::Fund).await?)? {
             Answer::Fund(f) => Ok(Response::new(GetFundResponse {
