@@ -28,7 +28,7 @@ where
     let mut i = start;
     loop {
         let c = clients[i % clients.len()].clone();
-        match tokio::time::timeout(Duration::from_secs(15), f(c)).await {
+        match tokio::time::timeout(Duration::from_secs(5), f(c)).await {
             Ok(Ok(v)) => return Ok(v),
             Ok(Err(s)) if !retryable(&s) => return Err(s),
             Ok(Err(s)) if std::time::Instant::now() > deadline => return Err(s),

@@ -1,7 +1,8 @@
 //! The compose mesh in real containers: build the image without a registry, bring up
 //! `deploy/docker-compose.yml` (3 provinces x 3 replicas), settle claims through the published
 //! loopback ports while the leader container of a province is killed (`docker kill`) and
-//! restarted on its volume, and a follower is paused (`docker pause`). Afterwards every
+//! restarted on its volume, a follower is paused (`docker pause`), the leader is cut off the
+//! network (`docker network disconnect`), and every replica is restarted in turn. Afterwards every
 //! acknowledged settlement is present exactly once and the fund balances, read through the
 //! public API only. Skips, saying so, when no Docker engine or compose tool is present.
 
@@ -50,6 +51,28 @@ impl Mesh {
     }
 }
 
+impl Mesh {
+    /// The compose project's private network.
+    fn network(&self) -> String {
+        let out = Command::new("docker")
+            .args(["network", "ls", "-q", "--filter", &format!("label=com.docker.compose.project={}", self.project)])
+            .output()
+            .expect("docker network ls");
+        let id = String::from_utf8(out.stdout).unwrap().lines().next().expect("project network").to_string();
+        id
+    }
+}
+
+fn docker(args: &[&str]) {
+    let out = Command::new("docker").args(args).output().expect("docker runs");
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The fixed address of a province-110000 service on the compose network.
+fn ip_of(service: &str) -> String {
+    format!("172.28.0.1{}", service.chars().last().unwrap())
+}
+
 impl Drop for Mesh {
     fn drop(&mut self) {
         let _ = Command::new(&self.tool[0])
@@ -70,7 +93,7 @@ fn service_of(addr: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compose_mesh_survives_killed_leader_and_paused_follower() {
+async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
     let Some(tool) = compose_tool() else {
         eprintln!("SKIPPED: no Docker engine or compose tool on this machine");
         return;
@@ -120,6 +143,39 @@ async fn compose_mesh_survives_killed_leader_and_paused_follower() {
         acked.insert(r.serial.clone(), r);
     }
     mesh.run(&["unpause", &paused]);
+
+    // Nemesis 3: docker network disconnect the leader (a partitioned host); the majority side
+    // elects a new leader and keeps settling; the old leader rejoins on reconnect.
+    let leader = wait_for_leader(&addrs(), Duration::from_secs(60)).await.expect("leader before partition");
+    let cut = service_of(&leader);
+    let container = String::from_utf8(mesh.run(&["ps", "-q", &cut]).stdout).unwrap().trim().to_string();
+    let network = mesh.network();
+    docker(&["network", "disconnect", &network, &container]);
+    let t = Instant::now();
+    let majority: Vec<String> = published.iter().filter(|a| service_of(a) != cut).cloned().collect();
+    wait_for_leader(&majority, Duration::from_secs(60)).await.expect("majority elects a leader");
+    let majority_clients: Vec<_> = majority.iter().map(|a| HospitalServiceClient::new(channel(a).unwrap())).collect();
+    for n in 30..40u64 {
+        let r = settle_claim(&majority_clients, PROVINCE, 0, n, n as u32).await.expect("settle during partition");
+        acked.insert(r.serial.clone(), r);
+    }
+    eprintln!("serving again {:?} after the leader was partitioned", t.elapsed());
+    docker(&["network", "connect", "--ip", &ip_of(&cut), &network, &container]);
+
+    // Nemesis 4: a rolling restart of every replica, one at a time, settling in between.
+    for r in 1..=3u64 {
+        let svc = format!("node-{PROVINCE}-{r}");
+        let t = Instant::now();
+        mesh.run(&["restart", "-t", "10", &svc]);
+        wait_for_leader(&addrs(), Duration::from_secs(60)).await.expect("leader after restart");
+        eprintln!("serving again {:?} after restarting {svc}", t.elapsed());
+        for n in 0..3u64 {
+            let n = 40 + (r - 1) * 3 + n;
+            let r =
+                settle_claim(&clients, PROVINCE, 0, n, (n % 40) as u32).await.expect("settle during rolling restart");
+            acked.insert(r.serial.clone(), r);
+        }
+    }
 
     // Every acknowledged settlement is there once, with its split, and the fund balances.
     let inst = demo::institution(PROVINCE, 1);
