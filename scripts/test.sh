@@ -7,20 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=()
-command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
-ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || need+=(libclang-dev)
-command -v g++ >/dev/null 2>&1 || need+=(g++)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing: ${need[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "cargo is required (https://rustup.rs)" >&2
-  exit 1
-fi
+./scripts/install-deps.sh
 
 export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check

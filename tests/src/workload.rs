@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use medmesh_node::demo;
+pub use medmesh_node::demo::{fee_lines, today};
 use medmesh_node::pb;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
 use tonic::transport::Channel;
@@ -38,28 +39,6 @@ where
         i += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Ten fee lines of mixed classes for claim `n`, dated `day`.
-pub fn fee_lines(n: u64, day: &str) -> Vec<pb::FeeLine> {
-    (0..10)
-        .map(|j| {
-            let (code, _) = demo::CATALOGUE[((n + j) % 8) as usize];
-            pb::FeeLine {
-                serial: format!("L{j}"),
-                code: code.into(),
-                quantity: format!("{}", 1 + (n + j) % 3),
-                unit_price: format!("{}.{:02}", 10 + (n * 7 + j * 13) % 190, (n + j) % 100),
-                date: day.into(),
-            }
-        })
-        .collect()
-}
-
-/// Today's date in China Standard Time, as the node sees it.
-pub fn today() -> String {
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-    medmesh_types::LogTime(ms).date().to_string()
 }
 
 /// Registers, uploads and settles one claim. Returns the settlement.

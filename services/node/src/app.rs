@@ -87,34 +87,7 @@ impl App {
     /// committed on a majority and applied. Retrying is safe: every command is idempotent.
     #[tracing::instrument(skip_all, fields(command = cmd.kind()))]
     pub async fn propose(&self, cmd: Command) -> Result<CommandResult, Status> {
-        let deadline = Instant::now() + LEADER_WAIT;
-        let mut last = String::from("no leader elected");
-        loop {
-            match self.leader() {
-                Some((id, _)) if id == self.id => match self.propose_local(cmd.clone()).await {
-                    Ok(r) => return Ok(r),
-                    Err(ForwardError::NotLeader) => last = "leadership changed".into(),
-                    Err(ForwardError::Unavailable(m)) => return Err(Status::unavailable(m)),
-                },
-                Some((_, addr)) => {
-                    let mut c = self.peer(&addr).await?;
-                    match c.propose(RaftBytes { data: bincode::serialize(&cmd).expect("encode") }).await {
-                        Ok(r) => match bincode::deserialize::<Reply>(&r.into_inner().data) {
-                            Ok(Ok(r)) => return Ok(r),
-                            Ok(Err(ForwardError::NotLeader)) => last = format!("{addr} is no longer leader"),
-                            Ok(Err(ForwardError::Unavailable(m))) => return Err(Status::unavailable(m)),
-                            Err(e) => return Err(Status::internal(format!("bad reply from leader: {e}"))),
-                        },
-                        Err(s) => last = format!("leader {addr} unreachable: {}", s.message()),
-                    }
-                }
-                None => {}
-            }
-            if Instant::now() > deadline {
-                return Err(Status::unavailable(format!("{last}; the outcome is unknown, retry with the same serial")));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.on_leader(cmd).await
     }
 
     /// Proposes on this replica only (used for forwarded proposals).
@@ -129,19 +102,26 @@ impl App {
     /// Runs a linearizable query on the leader (locally or forwarded).
     #[tracing::instrument(skip_all, fields(query = q.kind()))]
     pub async fn query(&self, q: Query) -> Result<Result<Answer, medmesh_state::DomainError>, Status> {
+        self.on_leader(q).await
+    }
+
+    /// Runs `req` on the leader: here when this replica leads, forwarded otherwise, following
+    /// leadership changes until [`LEADER_WAIT`] has passed.
+    async fn on_leader<R: OnLeader>(&self, req: R) -> Result<R::Out, Status> {
         let deadline = Instant::now() + LEADER_WAIT;
         let mut last = String::from("no leader elected");
         loop {
             match self.leader() {
-                Some((id, _)) if id == self.id => match self.query_local(q.clone()).await {
+                Some((id, _)) if id == self.id => match req.clone().run_local(self).await {
                     Ok(r) => return Ok(r),
                     Err(ForwardError::NotLeader) => last = "leadership changed".into(),
                     Err(ForwardError::Unavailable(m)) => return Err(Status::unavailable(m)),
                 },
                 Some((_, addr)) => {
                     let mut c = self.peer(&addr).await?;
-                    match c.query(RaftBytes { data: bincode::serialize(&q).expect("encode") }).await {
-                        Ok(r) => match bincode::deserialize::<QueryReply>(&r.into_inner().data) {
+                    let data = RaftBytes { data: bincode::serialize(&req).expect("requests encode") };
+                    match R::send(&mut c, data).await {
+                        Ok(r) => match bincode::deserialize::<Result<R::Out, ForwardError>>(&r.into_inner().data) {
                             Ok(Ok(r)) => return Ok(r),
                             Ok(Err(ForwardError::NotLeader)) => last = format!("{addr} is no longer leader"),
                             Ok(Err(ForwardError::Unavailable(m))) => return Err(Status::unavailable(m)),
@@ -153,7 +133,7 @@ impl App {
                 None => {}
             }
             if Instant::now() > deadline {
-                return Err(Status::unavailable(last));
+                return Err(Status::unavailable(format!("{last}{}", R::ON_TIMEOUT)));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -172,6 +152,40 @@ impl App {
         tokio::task::spawn_blocking(move || run_query(&view, &q))
             .await
             .map_err(|e| ForwardError::Unavailable(e.to_string()))
+    }
+}
+
+/// A request that runs on the leader.
+trait OnLeader: Serialize + Clone + Send + Sync {
+    /// What it produces.
+    type Out: serde::de::DeserializeOwned + Send;
+    /// Appended to the UNAVAILABLE message when no leader answered in time.
+    const ON_TIMEOUT: &'static str;
+    /// Runs it on this replica, which believes it leads.
+    async fn run_local(self, app: &App) -> Result<Self::Out, ForwardError>;
+    /// Forwards it to the leader.
+    async fn send(c: &mut RaftServiceClient<Channel>, data: RaftBytes) -> Result<tonic::Response<RaftBytes>, Status>;
+}
+
+impl OnLeader for Command {
+    type Out = CommandResult;
+    const ON_TIMEOUT: &'static str = "; the outcome is unknown, retry with the same serial";
+    async fn run_local(self, app: &App) -> Reply {
+        app.propose_local(self).await
+    }
+    async fn send(c: &mut RaftServiceClient<Channel>, data: RaftBytes) -> Result<tonic::Response<RaftBytes>, Status> {
+        c.propose(data).await
+    }
+}
+
+impl OnLeader for Query {
+    type Out = Result<Answer, medmesh_state::DomainError>;
+    const ON_TIMEOUT: &'static str = "";
+    async fn run_local(self, app: &App) -> QueryReply {
+        app.query_local(self).await
+    }
+    async fn send(c: &mut RaftServiceClient<Channel>, data: RaftBytes) -> Result<tonic::Response<RaftBytes>, Status> {
+        c.query(data).await
     }
 }
 

@@ -159,3 +159,25 @@ pub async fn load(ch: Channel, province: &str, persons: u32) -> Result<(), tonic
     .await?;
     Ok(())
 }
+
+/// Ten fee lines of mixed classes for claim `n`, dated `day`.
+pub fn fee_lines(n: u64, day: &str) -> Vec<pb::FeeLine> {
+    (0..10)
+        .map(|j| {
+            let (code, _) = CATALOGUE[((n + j) % 8) as usize];
+            pb::FeeLine {
+                serial: format!("L{j}"),
+                code: code.into(),
+                quantity: format!("{}", 1 + (n + j) % 3),
+                unit_price: format!("{}.{:02}", 10 + (n * 7 + j * 13) % 190, (n + j) % 100),
+                date: day.into(),
+            }
+        })
+        .collect()
+}
+
+/// Today's date in China Standard Time, as the node sees it.
+pub fn today() -> String {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    medmesh_types::LogTime(ms).date().to_string()
+}

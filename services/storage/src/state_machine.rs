@@ -107,6 +107,15 @@ impl StateMachineStore {
                 None => b.delete_cf(cf, k),
             }
         }
+        self.put_raft_meta(&mut b)?;
+        let mut o = WriteOptions::default();
+        o.set_sync(sync);
+        self.view.db.write_opt(b, &o).map_err(|e| StorageIOError::write_state_machine(&e).into())
+    }
+
+    /// Adds the applied log id and membership to `b`, so they are written with the state.
+    fn put_raft_meta(&self, b: &mut WriteBatch) -> Result<(), StorageError<NodeId>> {
+        let cf = self.view.cf();
         b.put_cf(
             cf,
             KEY_APPLIED,
@@ -117,9 +126,7 @@ impl StateMachineStore {
             KEY_MEMBERSHIP,
             bincode::serialize(&self.membership).map_err(|e| StorageIOError::write_state_machine(&e))?,
         );
-        let mut o = WriteOptions::default();
-        o.set_sync(sync);
-        self.view.db.write_opt(b, &o).map_err(|e| StorageIOError::write_state_machine(&e).into())
+        Ok(())
     }
 
     fn snapshot_path(&self) -> PathBuf {
@@ -257,16 +264,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
-        b.put_cf(
-            cf,
-            KEY_APPLIED,
-            bincode::serialize(&self.applied).map_err(|e| StorageIOError::write_state_machine(&e))?,
-        );
-        b.put_cf(
-            cf,
-            KEY_MEMBERSHIP,
-            bincode::serialize(&self.membership).map_err(|e| StorageIOError::write_state_machine(&e))?,
-        );
+        self.put_raft_meta(&mut b)?;
         let mut o = WriteOptions::default();
         o.set_sync(true);
         self.view.db.write_opt(b, &o).map_err(|e| StorageIOError::write_state_machine(&e))?;

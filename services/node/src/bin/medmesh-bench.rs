@@ -23,26 +23,6 @@ fn arg(name: &str, default: u64) -> u64 {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn today() -> String {
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-    medmesh_types::LogTime(ms).date().to_string()
-}
-
-fn lines(n: u64, day: &str) -> Vec<pb::FeeLine> {
-    (0..10)
-        .map(|j| {
-            let (code, _) = demo::CATALOGUE[((n + j) % 8) as usize];
-            pb::FeeLine {
-                serial: format!("L{j}"),
-                code: code.into(),
-                quantity: format!("{}", 1 + (n + j) % 3),
-                unit_price: format!("{}.{:02}", 10 + (n * 7 + j * 13) % 190, (n + j) % 100),
-                date: day.into(),
-            }
-        })
-        .collect()
-}
-
 /// Whole-claim latencies, settle-call latencies, errors.
 type Totals = (Vec<Duration>, Vec<Duration>, u64);
 
@@ -82,7 +62,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("group ready, leader {leader}; running {seconds}s with {concurrency} concurrent claims");
 
     let inst = demo::institution(province, 1);
-    let day = today();
+    let day = demo::today();
     let client = HospitalServiceClient::new(channel(&leader)?);
     let totals: Arc<Mutex<Totals>> = Arc::default();
     let start = Instant::now();
@@ -116,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
                     c.upload_fees(pb::UploadFeesRequest {
                         institution_id: inst.clone(),
                         visit_serial: visit.clone(),
-                        lines: lines(id, &day),
+                        lines: demo::fee_lines(id, &day),
                     })
                     .await?;
                     let t1 = Instant::now();
