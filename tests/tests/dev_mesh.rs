@@ -167,6 +167,16 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+    let err = h
+        .lookup_identity(pb::LookupIdentityRequest {
+            institution_id: "H-NOT-DESIGNATED".into(),
+            certificate_kind: pb::CertificateKind::SocialSecurityCard as i32,
+            certificate: demo::ss_card("110000", 1),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "an unregistered institution sees no identity");
+    assert!(err.message().starts_with("institution:"), "{}", err.message());
 
     // Points decided by two other provinces suspend doctor 2 here: a visit billed to them is
     // refused with FAILED_PRECONDITION naming the doctor.

@@ -19,6 +19,9 @@ pub const MAX_STATEMENT_DAYS: i32 = 366;
 pub enum Query {
     /// Identity and entitlement of the holder of a certificate.
     Identity {
+        /// The asking institution: only an institution with an agreement in force may look up
+        /// a person.
+        institution: InstitutionId,
         /// Certificate kind.
         kind: CertificateKind,
         /// Certificate number.
@@ -119,7 +122,8 @@ pub enum Answer {
 /// Answers a query.
 pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
     match q {
-        Query::Identity { kind, number, now } => {
+        Query::Identity { institution, kind, number, now } => {
+            crate::apply::active_institution(kv, institution, now.date())?;
             let person = match resolve_person(kv, *kind, number) {
                 Ok(p) => p,
                 Err(e) if e.code == crate::ErrorCode::FailedPrecondition => {

@@ -30,12 +30,12 @@ impl HospitalService for Hospital {
         req: Request<LookupIdentityRequest>,
     ) -> Result<Response<LookupIdentityResponse>, Status> {
         let r = req.into_inner();
-        convert::institution("institution_id", &r.institution_id)?;
+        let institution = convert::institution("institution_id", &r.institution_id)?;
         let kind = convert::certificate_kind("certificate_kind", r.certificate_kind)?;
         if r.certificate.is_empty() || r.certificate.len() > 64 {
             return Err(Status::invalid_argument("certificate: must be 1 to 64 characters"));
         }
-        match answer(self.app.query(Query::Identity { kind, number: r.certificate, now: now() }).await?)? {
+        match answer(self.app.query(Query::Identity { institution, kind, number: r.certificate, now: now() }).await?)? {
             Answer::Identity(v) => {
                 let p = v.person;
                 let a = v.accumulators;
