@@ -230,6 +230,10 @@ pub struct Payable {
 }
 
 /// A command: one client request, applied atomically (all or nothing).
+///
+/// Commands are stored in the Raft log with bincode, which encodes a variant by its index: a
+/// change to this enum, or to any record stored in the state, must bump
+/// `medmesh_storage::FORMAT_VERSION`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// Registers or updates an insured person. On update the individual account balance is

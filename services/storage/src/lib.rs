@@ -50,6 +50,36 @@ pub(crate) const CF_LOG: &str = "log";
 pub(crate) const CF_META: &str = "meta";
 pub(crate) const CF_SM: &str = "sm";
 
+/// Version of the on-disk encoding (bincode of openraft entries and `medmesh_state` records).
+/// Bump it whenever a stored type changes shape; a replica refuses a directory of another
+/// version instead of misreading it.
+pub const FORMAT_VERSION: u32 = 1;
+const KEY_FORMAT: &[u8] = b"format";
+
+fn check_format(db: &DB) -> Result<(), StorageError<NodeId>> {
+    let meta = db.cf_handle(CF_META).expect("meta column family exists");
+    let log = db.cf_handle(CF_LOG).expect("log column family exists");
+    let bad = |msg: String| -> StorageError<NodeId> { StorageIOError::read(&std::io::Error::other(msg)).into() };
+    match db.get_cf(meta, KEY_FORMAT).map_err(|e| StorageIOError::read(&e))? {
+        Some(v) if v.as_slice() == FORMAT_VERSION.to_be_bytes() => Ok(()),
+        Some(v) => Err(bad(format!(
+            "data directory has storage format {:?}, this build reads format {FORMAT_VERSION}; use a fresh directory",
+            v
+        ))),
+        None => {
+            let empty = db.iterator_cf(log, rocksdb::IteratorMode::Start).next().is_none()
+                && db.get_cf(meta, b"vote").map_err(|e| StorageIOError::read(&e))?.is_none();
+            if !empty {
+                return Err(bad(format!(
+                    "data directory has no storage format marker (written by an older build); this build reads format {FORMAT_VERSION}; use a fresh directory"
+                )));
+            }
+            db.put_cf(meta, KEY_FORMAT, FORMAT_VERSION.to_be_bytes()).map_err(|e| StorageIOError::write(&e))?;
+            Ok(())
+        }
+    }
+}
+
 /// Opens (or creates) the RocksDB of a replica under `dir` and returns its log store and state
 /// machine.
 pub async fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), StorageError<NodeId>> {
@@ -63,6 +93,7 @@ pub async fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), StorageEr
     opts.set_manual_wal_flush(false);
     let cfs = [CF_LOG, CF_META, CF_SM].map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
     let db = DB::open_cf_descriptors(&opts, dir.join("db"), cfs).map_err(|e| StorageIOError::write(&e))?;
+    check_format(&db)?;
     let db = Arc::new(db);
     let log = LogStore::new(db.clone());
     let sm = StateMachineStore::new(db, dir.join("snapshot")).await?;
