@@ -53,17 +53,7 @@ pub async fn settle_claim(
     let day = today();
     let visit = format!("V-{worker}-{n}");
     with_retry(clients, worker + n as usize, |mut c| {
-        let req = pb::RegisterVisitRequest {
-            institution_id: inst.clone(),
-            serial: visit.clone(),
-            certificate_kind: pb::CertificateKind::SocialSecurityCard as i32,
-            certificate: demo::ss_card(province, person),
-            kind: pb::VisitKind::Outpatient as i32,
-            doctor_code: demo::doctor(province, 1),
-            department: "internal medicine".into(),
-            diagnosis: "J06.900".into(),
-            admitted: day.clone(),
-        };
+        let req = demo::visit_request(province, &visit, person, 1, &day);
         async move { c.register_visit(req).await.map(|r| r.into_inner()) }
     })
     .await?;

@@ -68,19 +68,7 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
     assert!(id.masked_id.contains("****"), "identity numbers are masked: {}", id.masked_id);
 
     let day = today();
-    h.register_visit(pb::RegisterVisitRequest {
-        institution_id: inst.clone(),
-        serial: "V1".into(),
-        certificate_kind: pb::CertificateKind::SocialSecurityCard as i32,
-        certificate: demo::ss_card("110000", 1),
-        kind: pb::VisitKind::Outpatient as i32,
-        doctor_code: demo::doctor("110000", 1),
-        department: "cardiology".into(),
-        diagnosis: "I10.x00".into(),
-        admitted: day.clone(),
-    })
-    .await
-    .unwrap();
+    h.register_visit(demo::visit_request("110000", "V1", 1, 1, &day)).await.unwrap();
     let up = h
         .upload_fees(pb::UploadFeesRequest {
             institution_id: inst.clone(),
@@ -200,20 +188,7 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
         .unwrap()
         .into_inner();
     assert_eq!((q.state.as_str(), q.year_points, q.may_bill), ("SUSPENDED", 9, false));
-    let err = h
-        .register_visit(pb::RegisterVisitRequest {
-            institution_id: inst.clone(),
-            serial: "V-D2".into(),
-            certificate_kind: pb::CertificateKind::SocialSecurityCard as i32,
-            certificate: demo::ss_card("110000", 2),
-            kind: pb::VisitKind::Outpatient as i32,
-            doctor_code: demo::doctor("110000", 2),
-            department: "surgery".into(),
-            diagnosis: "K35.800".into(),
-            admitted: day.clone(),
-        })
-        .await
-        .unwrap_err();
+    let err = h.register_visit(demo::visit_request("110000", "V-D2", 2, 2, &day)).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().starts_with("doctor:"), "{}", err.message());
 

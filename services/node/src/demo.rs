@@ -181,3 +181,19 @@ pub fn today() -> String {
     let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     medmesh_types::LogTime(ms).date().to_string()
 }
+
+/// An outpatient visit at institution 1 of `province` for demo person `person`, billed to demo
+/// doctor `doctor`, admitted on `day`.
+pub fn visit_request(province: &str, serial: &str, person: u32, doctor: u32, day: &str) -> pb::RegisterVisitRequest {
+    pb::RegisterVisitRequest {
+        institution_id: institution(province, 1),
+        serial: serial.into(),
+        certificate_kind: pb::CertificateKind::SocialSecurityCard as i32,
+        certificate: ss_card(province, person),
+        kind: pb::VisitKind::Outpatient as i32,
+        doctor_code: self::doctor(province, doctor),
+        department: "internal medicine".into(),
+        diagnosis: "J06.900".into(),
+        admitted: day.into(),
+    }
+}
