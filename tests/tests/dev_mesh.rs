@@ -6,9 +6,10 @@ use std::time::Duration;
 use medmesh_node::demo;
 use medmesh_node::pb;
 use medmesh_node::pb::agency_service_client::AgencyServiceClient;
+use medmesh_node::pb::federation_service_client::FederationServiceClient;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
 use medmesh_tests::workload::{fee_lines, today};
-use medmesh_tests::{binary, free_base_port};
+use medmesh_tests::{binary, free_base_port, wait_until};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tonic::Code;
 
@@ -28,7 +29,7 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
     let dir = tempfile::tempdir().unwrap();
     let base = free_base_port();
     let mut child = tokio::process::Command::new(binary())
-        .args(["dev", "--provinces", "2", "--persons", "20", "--base-port", &base.to_string(), "--data-dir"])
+        .args(["dev", "--provinces", "3", "--persons", "20", "--base-port", &base.to_string(), "--data-dir"])
         .arg(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -50,10 +51,12 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
     })
     .await
     .expect("medmesh dev becomes ready");
-    assert_eq!(endpoints.len(), 6, "two provinces x three replicas printed: {endpoints:?}");
+    assert_eq!(endpoints.len(), 12, "the federation and three provinces x three replicas printed: {endpoints:?}");
+    // Printed in order: federation, 110000, 310000, 440000.
+    let (p110, p310, p440) = (&endpoints[3..6], &endpoints[6..9], &endpoints[9..12]);
 
     // Talk to a follower-or-leader replica of province 110000; any replica serves.
-    let mut h = HospitalServiceClient::connect(format!("http://{}", endpoints[2])).await.unwrap();
+    let mut h = HospitalServiceClient::connect(format!("http://{}", p110[2])).await.unwrap();
     let inst = demo::institution("110000", 1);
     let id = h
         .lookup_identity(pb::LookupIdentityRequest {
@@ -166,11 +169,14 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
     assert_eq!(err.code(), Code::NotFound, "an unregistered institution sees no identity");
     assert!(err.message().starts_with("institution:"), "{}", err.message());
 
-    // Points decided by two other provinces suspend doctor 2 here: a visit billed to them is
-    // refused with FAILED_PRECONDITION naming the doctor.
-    let mut agency2 = AgencyServiceClient::connect(format!("http://{}", endpoints[1])).await.unwrap();
-    for (id, province, points) in [("P-310000-7", "310000", 5u32), ("P-440000-3", "440000", 4)] {
-        agency2
+    // Points decided in two other provinces (5 in 310000, 4 in 440000) suspend doctor 2 of
+    // 110000 in a third: shared through the federation, a visit billed to them is refused
+    // with FAILED_PRECONDITION naming the doctor.
+    for (id, addr, province, points) in
+        [("P-310000-7", &p310[0], "310000", 5u32), ("P-440000-3", &p440[1], "440000", 4)]
+    {
+        let mut agency = AgencyServiceClient::connect(format!("http://{addr}")).await.unwrap();
+        agency
             .record_violation(pb::RecordViolationRequest {
                 personnel_code: demo::doctor("110000", 2),
                 id: id.into(),
@@ -182,18 +188,29 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
             .await
             .unwrap();
     }
-    let q = agency2
-        .get_qualification(pb::GetQualificationRequest { personnel_code: demo::doctor("110000", 2) })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut agency2 = AgencyServiceClient::connect(format!("http://{}", p110[1])).await.unwrap();
+    let q = wait_until(Duration::from_secs(30), "shared points to reach 110000", || {
+        let mut a = agency2.clone();
+        async move {
+            let q = a
+                .get_qualification(pb::GetQualificationRequest { personnel_code: demo::doctor("110000", 2) })
+                .await
+                .ok()?
+                .into_inner();
+            (q.year_points == 9).then_some(q)
+        }
+    })
+    .await;
     assert_eq!((q.state.as_str(), q.year_points, q.may_bill), ("SUSPENDED", 9, false));
     let err = h.register_visit(demo::visit_request("110000", "V-D2", 2, 2, &day)).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().starts_with("doctor:"), "{}", err.message());
+    let _ = agency2.get_fund(pb::GetFundRequest {}).await.unwrap();
+
+    nonlocal_settlement_through_the_hospital_api(&mut h, p310, &day).await;
 
     // Reverse: the fund gets the money back.
-    let mut agency = AgencyServiceClient::connect(format!("http://{}", endpoints[0])).await.unwrap();
+    let mut agency = AgencyServiceClient::connect(format!("http://{}", p110[0])).await.unwrap();
     let before = agency.get_fund(pb::GetFundRequest {}).await.unwrap().into_inner();
     let r = h
         .reverse(pb::ReverseRequest {
@@ -209,9 +226,77 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
     assert_eq!(after.settlements + 1, before.settlements);
     assert_eq!(after.pooling_paid, "0.00");
     assert_eq!(after.balance, after.contributions);
+    assert_eq!(after.payables, after.nonlocal_receivable, "only the non-local settlement is still payable");
     let err = h
         .reverse(pb::ReverseRequest { institution_id: inst, serial: "R2".into(), settlement_serial: "S1".into() })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
+}
+
+/// A patient insured in 310000 settles at a hospital of 110000 through the same calls: the
+/// mesh routes, the federation records the decision, both ledgers and the positions agree.
+async fn nonlocal_settlement_through_the_hospital_api(
+    h: &mut HospitalServiceClient<tonic::transport::Channel>,
+    p310: &[String],
+    day: &str,
+) {
+    let inst = demo::institution("110000", 1);
+    let v = h
+        .register_visit(demo::nonlocal_visit_request("110000", "310000", "NV1", 1, 1, day))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(v.insured_province, "310000");
+    assert!(v.masked_id.starts_with("310") && v.masked_id.contains("****"), "{}", v.masked_id);
+    h.upload_fees(pb::UploadFeesRequest {
+        institution_id: inst.clone(),
+        visit_serial: "NV1".into(),
+        lines: fee_lines(3, day),
+    })
+    .await
+    .unwrap();
+    let quote = h
+        .pre_settle(pb::PreSettleRequest {
+            institution_id: inst.clone(),
+            visit_serial: "NV1".into(),
+            use_individual_account: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .split
+        .unwrap();
+    let settle = pb::SettleRequest {
+        institution_id: inst.clone(),
+        serial: "NS1".into(),
+        visit_serial: "NV1".into(),
+        use_individual_account: false,
+    };
+    let s = h.settle(settle.clone()).await.unwrap().into_inner();
+    assert_eq!(s.insured_province, "310000");
+    assert_eq!(s.split.as_ref(), Some(&quote), "the non-local settlement matches its quote");
+    assert_eq!(h.settle(settle).await.unwrap().into_inner(), s, "a retry returns the first outcome");
+    let split = s.split.unwrap();
+    let fund_share = medmesh_types::Money::parse_yuan(&split.pooling_fund).unwrap()
+        + medmesh_types::Money::parse_yuan(&split.critical_illness).unwrap();
+
+    let mut fed = FederationServiceClient::connect(format!("http://{}", p310[2])).await.unwrap();
+    let positions = fed.get_positions(pb::GetPositionsRequest {}).await.unwrap().into_inner();
+    assert_eq!(positions.settlements, 1);
+    assert_eq!(medmesh_types::Money::parse_yuan(&positions.total).unwrap(), fund_share);
+    let mut insured = AgencyServiceClient::connect(format!("http://{}", p310[0])).await.unwrap();
+    let f = insured.get_fund(pb::GetFundRequest {}).await.unwrap().into_inner();
+    assert_eq!(f.nonlocal_owed, positions.total, "the insured province owes what the federation says");
+    assert_eq!(f.nonlocal_reserved, "0.00");
+    let t = fed
+        .get_transfer(pb::GetTransferRequest {
+            treatment_province: "110000".into(),
+            institution_id: inst.clone(),
+            serial: "NS1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((t.decision.as_str(), t.insured_province.as_str()), ("COMMIT", "310000"));
 }

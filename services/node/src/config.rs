@@ -14,6 +14,8 @@
 //! | `MEDMESH_SNAPSHOT_LOGS` | `snapshot_logs` |
 //! | `MEDMESH_HEARTBEAT_MS` | `heartbeat_ms` |
 //! | `MEDMESH_ELECTION_TIMEOUT_MS` | `election_timeout_ms` |
+//! | `MEDMESH_FEDERATION` | `federation` (comma-separated `host:port`) |
+//! | `MEDMESH_DIRECTORY_SECRET` | `directory_secret` |
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -46,6 +48,12 @@ pub struct NodeConfig {
     pub heartbeat_ms: u64,
     /// Minimum election timeout in milliseconds (the maximum is twice this).
     pub election_timeout_ms: u64,
+    /// Replica addresses of the federation group. Empty: this province settles only local
+    /// care. A replica whose `province` is `000000` is itself a federation replica.
+    pub federation: Vec<String>,
+    /// Secret shared by the provinces (not by the federation's readers) that keys the hash of
+    /// certificates in the federation's directory. Every province must use the same value.
+    pub directory_secret: String,
 }
 
 impl Default for NodeConfig {
@@ -61,6 +69,8 @@ impl Default for NodeConfig {
             snapshot_logs: 5_000,
             heartbeat_ms: 150,
             election_timeout_ms: 750,
+            federation: Vec::new(),
+            directory_secret: "medmesh-dev-directory-secret".into(),
         }
     }
 }
@@ -112,6 +122,12 @@ impl NodeConfig {
         if let Some(v) = get("MEDMESH_ELECTION_TIMEOUT_MS") {
             self.election_timeout_ms = v.parse().context("MEDMESH_ELECTION_TIMEOUT_MS")?;
         }
+        if let Some(v) = get("MEDMESH_FEDERATION") {
+            self.federation = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        }
+        if let Some(v) = get("MEDMESH_DIRECTORY_SECRET") {
+            self.directory_secret = v;
+        }
         Ok(())
     }
 
@@ -122,6 +138,11 @@ impl NodeConfig {
         } else {
             &self.advertise
         }
+    }
+
+    /// Whether this replica belongs to the federation group.
+    pub fn is_federation(&self) -> bool {
+        self.province == medmesh_state::FEDERATION
     }
 
     /// Parsed `peers`.
@@ -152,6 +173,14 @@ impl NodeConfig {
         }
         if self.snapshot_logs == 0 {
             bail!("snapshot_logs: must be positive");
+        }
+        for (i, a) in self.federation.iter().enumerate() {
+            if !a.contains(':') {
+                bail!("federation[{i}]: {a:?} is not host:port");
+            }
+        }
+        if self.directory_secret.len() < 16 {
+            bail!("directory_secret: must be at least 16 characters");
         }
         let peers = self.peer_map()?;
         if !peers.is_empty() && !peers.contains_key(&self.id) {

@@ -364,6 +364,7 @@ pub fn split(s: &Split) -> pb::Split {
 pub fn status_text(s: &SettlementStatus) -> String {
     match s {
         SettlementStatus::Settled => "SETTLED".into(),
+        SettlementStatus::Reversing { .. } => "REVERSING".into(),
         SettlementStatus::Reversed { .. } => "REVERSED".into(),
     }
 }
@@ -374,6 +375,7 @@ pub fn settle_response(s: &Settlement) -> pb::SettleResponse {
         split: Some(split(&s.split)),
         settled_at_ms: s.settled_at.millis(),
         status: status_text(&s.status),
+        insured_province: s.insured.as_ref().map(|p| p.to_string()).unwrap_or_default(),
     }
 }
 
@@ -382,14 +384,64 @@ pub fn expense_document(s: &Settlement) -> pb::ExpenseDocument {
         institution_id: s.institution.to_string(),
         serial: s.serial.to_string(),
         visit_serial: s.visit.to_string(),
-        masked_id: s.person.masked(),
+        masked_id: if s.insured.is_some() { s.masked_id.clone() } else { s.person.masked() },
         name: s.person_name.clone(),
         doctor_code: s.doctor.to_string(),
         diagnosis: s.diagnosis.clone(),
         settled_on: s.settled_on.to_string(),
         status: status_text(&s.status),
         split: Some(split(&s.split)),
+        insured_province: s.insured.as_ref().map(|p| p.to_string()).unwrap_or_default(),
     }
+}
+
+/// A non-local filing request: `(filing serial, certificate kind, certificate, treatment
+/// province, kind, start, end)`.
+pub type FilingRequest =
+    (Serial, CertificateKind, String, medmesh_types::ProvinceCode, medmesh_state::FilingKind, Date, Date);
+
+pub fn file_nonlocal(r: pb::FileNonLocalRequest) -> Result<FilingRequest, Status> {
+    let kind = match pb::FilingKind::try_from(r.kind) {
+        Ok(pb::FilingKind::LongTermResident) => medmesh_state::FilingKind::LongTermResident,
+        Ok(pb::FilingKind::Referral) => medmesh_state::FilingKind::Referral,
+        Ok(pb::FilingKind::Emergency) => medmesh_state::FilingKind::Emergency,
+        Ok(pb::FilingKind::OtherTemporary) => medmesh_state::FilingKind::OtherTemporary,
+        _ => return Err(bad("kind", "must name a filing kind")),
+    };
+    if r.certificate.is_empty() || r.certificate.len() > 64 || r.certificate.contains('/') {
+        return Err(bad("certificate", "must be 1 to 64 characters without '/'"));
+    }
+    let start = date("start", &r.start)?;
+    let end = date("end", &r.end)?;
+    if end < start {
+        return Err(bad("end", format!("{end} is before start {start}")));
+    }
+    Ok((
+        serial("id", &r.id)?,
+        certificate_kind("certificate_kind", r.certificate_kind)?,
+        r.certificate,
+        province("treatment_province", &r.treatment_province)?,
+        kind,
+        start,
+        end,
+    ))
+}
+
+pub fn filing_kind_pb(k: medmesh_state::FilingKind) -> i32 {
+    match k {
+        medmesh_state::FilingKind::LongTermResident => pb::FilingKind::LongTermResident as i32,
+        medmesh_state::FilingKind::Referral => pb::FilingKind::Referral as i32,
+        medmesh_state::FilingKind::Emergency => pb::FilingKind::Emergency as i32,
+        medmesh_state::FilingKind::OtherTemporary => pb::FilingKind::OtherTemporary as i32,
+    }
+}
+
+pub fn province(field: &str, v: &str) -> Result<medmesh_types::ProvinceCode, Status> {
+    let p = medmesh_types::ProvinceCode::new(v).map_err(|e| bad(field, e))?;
+    if p.as_str() == medmesh_state::FEDERATION {
+        return Err(bad(field, "is the federation's code, not a province"));
+    }
+    Ok(p)
 }
 
 pub fn sex_pb(s: Sex) -> i32 {
@@ -418,7 +470,7 @@ pub fn record_violation(r: pb::RecordViolationRequest) -> Result<Command, Status
         decided_on: date("decided_on", &r.decided_on)?,
         points,
         severity,
-        province: medmesh_types::ProvinceCode::new(r.province).map_err(|e| bad("province", e))?,
+        province: province("province", &r.province)?,
     }))
 }
 

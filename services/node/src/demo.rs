@@ -160,6 +160,50 @@ pub async fn load(ch: Channel, province: &str, persons: u32) -> Result<(), tonic
     Ok(())
 }
 
+/// The filing kind of demo person `i` for care in other provinces: persons `4k+1` are
+/// long-term residents, `4k+2` referred, `4k+3` other temporary visitors, `4k` not filed.
+pub fn filing_kind(i: u32) -> Option<pb::FilingKind> {
+    match i % 4 {
+        1 => Some(pb::FilingKind::LongTermResident),
+        2 => Some(pb::FilingKind::Referral),
+        3 => Some(pb::FilingKind::OtherTemporary),
+        _ => None,
+    }
+}
+
+/// Files the demo persons of `province` for care in each of `provinces` (other than itself),
+/// through the agency API; filing twice changes nothing.
+pub async fn file(ch: Channel, province: &str, persons: u32, provinces: &[String]) -> Result<(), tonic::Status> {
+    use futures::StreamExt;
+    let c = AgencyServiceClient::new(ch);
+    let mut pending = futures::stream::FuturesUnordered::new();
+    for treatment in provinces.iter().filter(|p| p.as_str() != province) {
+        for i in 0..persons {
+            let Some(kind) = filing_kind(i) else { continue };
+            let mut c = c.clone();
+            let req = pb::FileNonLocalRequest {
+                id: format!("DEMO-F{i}-{treatment}"),
+                certificate_kind: pb::CertificateKind::SocialSecurityCard as i32,
+                certificate: ss_card(province, i),
+                treatment_province: treatment.clone(),
+                kind: kind as i32,
+                start: "2020-01-01".into(),
+                end: "2099-12-31".into(),
+            };
+            pending.push(async move { c.file_non_local(req).await });
+            if pending.len() >= 64 {
+                if let Some(r) = pending.next().await {
+                    r?;
+                }
+            }
+        }
+    }
+    while let Some(r) = pending.next().await {
+        r?;
+    }
+    Ok(())
+}
+
 /// Ten fee lines of mixed classes for claim `n`, dated `day`.
 pub fn fee_lines(n: u64, day: &str) -> Vec<pb::FeeLine> {
     (0..10)
@@ -185,15 +229,30 @@ pub fn today() -> String {
 /// An outpatient visit at institution 1 of `province` for demo person `person`, billed to demo
 /// doctor `doctor`, admitted on `day`.
 pub fn visit_request(province: &str, serial: &str, person: u32, doctor: u32, day: &str) -> pb::RegisterVisitRequest {
+    nonlocal_visit_request(province, province, serial, person, doctor, day)
+}
+
+/// An outpatient visit at institution 1 of `treatment` for demo person `person` of `insured`,
+/// billed to demo doctor `doctor` of `treatment`, admitted on `day`.
+pub fn nonlocal_visit_request(
+    treatment: &str,
+    insured: &str,
+    serial: &str,
+    person: u32,
+    doctor: u32,
+    day: &str,
+) -> pb::RegisterVisitRequest {
+    let province = treatment;
     pb::RegisterVisitRequest {
         institution_id: institution(province, 1),
         serial: serial.into(),
         certificate_kind: pb::CertificateKind::SocialSecurityCard as i32,
-        certificate: ss_card(province, person),
+        certificate: ss_card(insured, person),
         kind: pb::VisitKind::Outpatient as i32,
         doctor_code: self::doctor(province, doctor),
         department: "internal medicine".into(),
         diagnosis: "J06.900".into(),
         admitted: day.into(),
+        emergency: false,
     }
 }

@@ -1,5 +1,6 @@
-//! `medmesh dev`: a local mesh of provinces × 3 replicas as separate processes on 127.0.0.1,
-//! loaded with demo data.
+//! `medmesh dev`: a local mesh of provinces × 3 replicas and the federation's 3 replicas, as
+//! separate processes on 127.0.0.1, loaded with demo data (persons, and non-local filings of
+//! each province's persons for every other province).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -25,7 +26,7 @@ pub struct DevOptions {
     pub persons: u32,
 }
 
-/// Address of replica `replica` (1–3) of province number `p` (from 1).
+/// Address of replica `replica` (1–3) of province number `p` (from 1; 0 is the federation).
 pub fn replica_addr(base_port: u16, p: usize, replica: u64) -> String {
     format!("127.0.0.1:{}", base_port as usize + 10 * p + replica as usize)
 }
@@ -97,26 +98,44 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let mut children = Vec::new();
     let mut groups = Vec::new();
-    for (pi, province) in crate::demo::PROVINCES.iter().take(opts.provinces).enumerate() {
-        let p = pi + 1;
+    let fed: Vec<String> = (1..=3).map(|r| replica_addr(opts.base_port, 0, r)).collect();
+    let fed_env = [("MEDMESH_FEDERATION", fed.join(","))];
+    let codes =
+        std::iter::once(medmesh_state::FEDERATION).chain(crate::demo::PROVINCES.iter().take(opts.provinces).copied());
+    for (p, province) in codes.enumerate() {
         let addrs: Vec<String> = (1..=3).map(|r| replica_addr(opts.base_port, p, r)).collect();
         let peers = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
         for r in 1..=3u64 {
             let dir = opts.data_dir.join(format!("{province}-{r}"));
-            children.push(spawn_replica(&exe, province, r, &addrs[r as usize - 1], &peers, &dir, &[])?);
+            let env: &[(&str, String)] = if p == 0 { &[] } else { &fed_env };
+            children.push(spawn_replica(&exe, province, r, &addrs[r as usize - 1], &peers, &dir, env)?);
         }
         groups.push((province.to_string(), addrs));
     }
-    for (province, addrs) in &groups {
+    let provinces: Vec<String> = groups.iter().skip(1).map(|g| g.0.clone()).collect();
+    wait_for_leader(&groups[0].1, Duration::from_secs(60)).await?;
+    for (province, addrs) in groups.iter().skip(1) {
         let leader = wait_for_leader(addrs, Duration::from_secs(60)).await?;
         crate::demo::load(channel(&leader)?, province, opts.persons)
             .await
             .map_err(|s| anyhow::anyhow!("loading demo data of {province}: {}", s.message()))?;
+        crate::demo::file(channel(&leader)?, province, opts.persons, &provinces)
+            .await
+            .map_err(|s| anyhow::anyhow!("filing demo persons of {province}: {}", s.message()))?;
     }
-    println!("medmesh dev: {} provinces x 3 replicas, data in {}", groups.len(), opts.data_dir.display());
+    println!(
+        "medmesh dev: federation and {} provinces x 3 replicas, data in {}",
+        groups.len() - 1,
+        opts.data_dir.display()
+    );
     for (province, addrs) in &groups {
         for (i, a) in addrs.iter().enumerate() {
-            println!("province {province} replica {}: {a}", i + 1);
+            let group = if province == medmesh_state::FEDERATION {
+                "federation".to_string()
+            } else {
+                format!("province {province}")
+            };
+            println!("{group} replica {}: {a}", i + 1);
         }
     }
     println!(
@@ -125,6 +144,14 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         crate::demo::doctor("110000", 1),
         crate::demo::ss_card("110000", 1)
     );
+    if provinces.len() > 1 {
+        println!(
+            "non-local demo: person card {} (insured in {}, filed for care everywhere) at institution {}",
+            crate::demo::ss_card(&provinces[1], 1),
+            provinces[1],
+            crate::demo::institution(&provinces[0], 1)
+        );
+    }
     println!("ready; press Ctrl-C to stop");
     tokio::signal::ctrl_c().await?;
     for mut c in children {

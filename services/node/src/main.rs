@@ -24,10 +24,11 @@ enum Cmd {
         #[arg(long, env = "MEDMESH_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Runs a local mesh (provinces × 3 replicas, separate processes) with demo data.
+    /// Runs a local mesh (the federation and provinces × 3 replicas, separate processes) with
+    /// demo data.
     Dev {
-        /// Number of provinces.
-        #[arg(long, default_value_t = 2)]
+        /// Number of provinces (besides the federation's group).
+        #[arg(long, default_value_t = 3)]
         provinces: usize,
         /// Replica r of province p listens on base_port + 10p + r.
         #[arg(long, default_value_t = 7100)]

@@ -8,6 +8,7 @@ use tonic::transport::Server;
 
 use crate::api::admin::Admin;
 use crate::api::agency::Agency;
+use crate::api::federation::Federation;
 use crate::api::hospital::Hospital;
 use crate::api::raft::RaftApi;
 use crate::app::App;
@@ -45,6 +46,17 @@ pub async fn run(
     let app = App::new(cfg.id, cfg.province.clone(), cfg.advertised().to_string(), raft.clone(), view);
 
     let peers = cfg.peer_map()?;
+    let endpoints: Vec<String> =
+        if peers.is_empty() { vec![cfg.advertised().to_string()] } else { peers.values().cloned().collect() };
+    let province =
+        medmesh_types::ProvinceCode::new(cfg.province.clone()).map_err(|e| anyhow::anyhow!("province: {e}"))?;
+    let mesh = Arc::new(crate::mesh::Mesh::new(
+        app.clone(),
+        province,
+        cfg.federation.clone(),
+        cfg.directory_secret.clone(),
+        endpoints,
+    ));
     if cfg.bootstrap && peers.keys().next() == Some(&cfg.id) {
         let fresh = raft.metrics().borrow().last_log_index.is_none();
         if fresh {
@@ -62,6 +74,8 @@ pub async fn run(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<pb::hospital_service_server::HospitalServiceServer<Hospital>>().await;
     health.set_serving::<pb::agency_service_server::AgencyServiceServer<Agency>>().await;
+    health.set_serving::<pb::federation_service_server::FederationServiceServer<Federation>>().await;
+    mesh.clone().spawn_background();
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -78,13 +92,14 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(
-            pb::hospital_service_server::HospitalServiceServer::new(Hospital { app: app.clone() })
+            pb::hospital_service_server::HospitalServiceServer::new(Hospital { mesh: mesh.clone() })
                 .max_decoding_message_size(MAX_API_MESSAGE),
         )
         .add_service(
-            pb::agency_service_server::AgencyServiceServer::new(Agency { app: app.clone() })
+            pb::agency_service_server::AgencyServiceServer::new(Agency { mesh: mesh.clone() })
                 .max_decoding_message_size(MAX_API_MESSAGE),
         )
+        .add_service(pb::federation_service_server::FederationServiceServer::new(Federation { mesh: mesh.clone() }))
         .add_service(
             pb::raft_service_server::RaftServiceServer::new(RaftApi { app: app.clone() })
                 .max_decoding_message_size(MAX_MESSAGE)

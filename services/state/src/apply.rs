@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 use crate::kv::{encode, keys, load, KvRead, Tx, WriteSet};
 use crate::model::*;
+use crate::nonlocal::*;
 use crate::DomainError;
 
 /// Most fee lines on one visit.
@@ -42,12 +43,12 @@ pub fn apply_command(base: &dyn KvRead, cmd: &Command, now: LogTime) -> (Command
     }
 }
 
-fn digest(cmd: &Command) -> String {
+pub(crate) fn digest(cmd: &Command) -> String {
     hex::encode(Sha256::digest(encode(cmd)))
 }
 
 /// Idempotent commands: returns the stored outcome for a retry, rejects a reused serial.
-fn idempotent(
+pub(crate) fn idempotent(
     tx: &mut Tx<'_>,
     scope: &str,
     serial: &Serial,
@@ -105,7 +106,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
                     (CertificateKind::ECredential, old.e_credential),
                 ] {
                     if let Some(n) = old_no {
-                        tx.put_raw_delete(&keys::cert(kind.key(), &n));
+                        tx.put_delete(&keys::cert(kind.key(), &n));
                     }
                 }
             }
@@ -197,14 +198,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
             Ok(Outcome::Contributed { balance: fund.balance() })
         }),
         Command::RecordViolation(v) => {
-            v.validate().map_err(|e| {
-                let field =
-                    if matches!(e, medmesh_supervision::SupervisionError::BadId { .. }) { "id" } else { "points" };
-                DomainError::invalid(field, e.to_string())
-            })?;
-            if v.decided_on > today {
-                return Err(DomainError::invalid("decided_on", format!("{} is after today ({today})", v.decided_on)));
-            }
+            check_violation(v, Some(today))?;
             let key = keys::violation(&v.personnel, &v.id);
             match tx.load::<medmesh_supervision::Violation>(&key) {
                 Some(old) if &old == v => {}
@@ -229,17 +223,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
             diagnosis,
             admitted,
         } => idempotent(tx, institution.as_str(), serial, cmd, |tx| {
-            text("department", department, false)?;
-            text("diagnosis", diagnosis, true)?;
-            if *admitted > today {
-                return Err(DomainError::invalid("admitted", format!("{admitted} is after today ({today})")));
-            }
-            if *admitted < today.plus_days(-MAX_ADMISSION_AGE_DAYS) {
-                return Err(DomainError::invalid("admitted", format!("{admitted} is more than a year ago")));
-            }
-            let inst = active_institution(tx, institution, today)?;
-            let _ = inst;
-            billing_doctor(tx, doctor, institution, today)?;
+            check_visit(tx, institution, doctor, department, diagnosis, *admitted, today)?;
             let person = resolve_person(tx, *certificate_kind, certificate)?;
             let vkey = keys::visit(institution, serial);
             let visit = Visit {
@@ -253,6 +237,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
                 admitted: *admitted,
                 lines: Vec::new(),
                 settled_by: None,
+                nonlocal: None,
             };
             tx.store(&vkey, &visit);
             Ok(Outcome::VisitRegistered(visit))
@@ -327,6 +312,19 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
             Ok(Outcome::FeesUploaded { line_count, total })
         }
         Command::Settle { institution, serial, visit, use_individual_account } => {
+            if tx.load::<IdempotencyRecord>(&keys::idempotency(institution.as_str(), serial)).is_none() {
+                if let Some(v) = tx.load::<Visit>(&keys::visit(institution, visit)) {
+                    if v.nonlocal.is_some() {
+                        return settle_nonlocal(tx, cmd, institution, serial, v, *use_individual_account, now);
+                    }
+                }
+                if tx.load::<crate::shared::TreatmentTransfer>(&keys::transfer(institution, serial)).is_some() {
+                    return Err(DomainError::exists(
+                        "serial",
+                        format!("serial {serial} was already used by a different request of institution {institution}"),
+                    ));
+                }
+            }
             idempotent(tx, institution.as_str(), serial, cmd, |tx| {
                 let (mut v, person, split) = quote(tx, institution, visit, *use_individual_account, now)?;
                 let year = today.year();
@@ -362,6 +360,8 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
                     year,
                     split,
                     status: SettlementStatus::Settled,
+                    insured: None,
+                    masked_id: String::new(),
                 };
                 tx.store(&keys::settlement(institution, serial), &s);
                 tx.store(&keys::statement(institution, today, serial), &());
@@ -369,20 +369,47 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
             })
         }
         Command::Reverse { institution, serial, settlement } => {
+            if tx.load::<IdempotencyRecord>(&keys::idempotency(institution.as_str(), serial)).is_none() {
+                // A non-local reversal is open until the federation and the insured province
+                // recorded it; its idempotency record is written when it finishes.
+                if let Some((target, d)) = tx.load::<(Serial, String)>(&keys::reversal(institution, serial)) {
+                    if d != digest(cmd) || &target != settlement {
+                        return Err(DomainError::exists(
+                            "serial",
+                            format!(
+                                "serial {serial} was already used by a different request of institution {institution}"
+                            ),
+                        ));
+                    }
+                    let s: Settlement = tx
+                        .load(&keys::settlement(institution, &target))
+                        .ok_or_else(|| DomainError::not_found("settlement_serial", "is gone"))?;
+                    return Ok(Outcome::ReversalOpen(s));
+                }
+                if let Some(s) = tx.load::<Settlement>(&keys::settlement(institution, settlement)) {
+                    if s.insured.is_some() && s.status == SettlementStatus::Settled {
+                        return Ok(open_reversal(tx, cmd, s, serial));
+                    }
+                }
+            }
             idempotent(tx, institution.as_str(), serial, cmd, |tx| {
                 let skey = keys::settlement(institution, settlement);
                 let mut s: Settlement = tx.load(&skey).ok_or_else(|| {
                     DomainError::not_found(
-                        "settlement",
+                        "settlement_serial",
                         format!("settlement {settlement} of institution {institution} does not exist"),
                     )
                 })?;
-                if let SettlementStatus::Reversed { by, .. } = &s.status {
-                    return Err(DomainError::precondition(
-                        "settlement",
-                        format!("settlement {settlement} was already reversed by {by}"),
-                    ));
+                match &s.status {
+                    SettlementStatus::Reversed { by, .. } | SettlementStatus::Reversing { by } => {
+                        return Err(DomainError::precondition(
+                            "settlement_serial",
+                            format!("settlement {settlement} was already reversed by {by}"),
+                        ));
+                    }
+                    SettlementStatus::Settled => {}
                 }
+
                 let split = s.split.clone();
                 let akey = keys::accumulators(&s.person, s.year);
                 let acc: Accumulators = tx.load(&akey).unwrap_or_default();
@@ -413,13 +440,63 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
                 Ok(Outcome::Settlement(s))
             })
         }
+        Command::RegisterNonLocalVisit { request, nonlocal } => register_nonlocal_visit(tx, request, nonlocal, now),
+        Command::AttachFiling { institution, visit, filing } => attach_filing(tx, institution, visit, *filing),
+        Command::Reserve { transfer, certificate_kind, certificate, claim } => {
+            reserve(tx, transfer, *certificate_kind, certificate, claim, now)
+        }
+        Command::ResolveReservation { transfer, decision } => resolve_reservation(tx, transfer, *decision, now),
+        Command::UnpostReservation { transfer } => unpost_reservation(tx, transfer),
+        Command::TransferReserved { transfer, split } => transfer_reserved(tx, transfer, split),
+        Command::FinishTransfer { transfer, decision, reason } => finish_transfer(tx, transfer, *decision, reason, now),
+        Command::FinishReversal { institution, serial } => finish_reversal(tx, institution, serial, now),
+        Command::SyncViolations { items } => sync_violations(tx, items),
+        Command::FedRegisterProvince(e) => fed_register_province(tx, e),
+        Command::FedDirectory { entries } => fed_directory(tx, entries),
+        Command::FedFile(f) => fed_file(tx, f),
+        Command::FedDecide { transfer, insured, amount, decision, reason } => {
+            fed_decide(tx, transfer, insured, *amount, *decision, reason, now)
+        }
+        Command::FedReverse { transfer, reversal } => fed_reverse(tx, transfer, reversal),
+        Command::FedRecordViolation(v) => fed_record_violation(tx, v),
     }
 }
 
-impl Tx<'_> {
-    fn put_raw_delete(&mut self, key: &str) {
-        self.merge(std::iter::once((key.as_bytes().to_vec(), None)).collect());
+/// Checks a violation's fields; `today` (when given) bounds the decision date.
+pub(crate) fn check_violation(v: &medmesh_supervision::Violation, today: Option<Date>) -> Result<(), DomainError> {
+    v.validate().map_err(|e| {
+        let field = if matches!(e, medmesh_supervision::SupervisionError::BadId { .. }) { "id" } else { "points" };
+        DomainError::invalid(field, e.to_string())
+    })?;
+    if let Some(today) = today {
+        if v.decided_on > today {
+            return Err(DomainError::invalid("decided_on", format!("{} is after today ({today})", v.decided_on)));
+        }
     }
+    Ok(())
+}
+
+/// Checks what a visit registration needs of the institution, the doctor and the text fields.
+pub(crate) fn check_visit(
+    kv: &dyn KvRead,
+    institution: &medmesh_types::InstitutionId,
+    doctor: &medmesh_types::PersonnelCode,
+    department: &str,
+    diagnosis: &str,
+    admitted: Date,
+    today: Date,
+) -> Result<(), DomainError> {
+    text("department", department, false)?;
+    text("diagnosis", diagnosis, true)?;
+    if admitted > today {
+        return Err(DomainError::invalid("admitted", format!("{admitted} is after today ({today})")));
+    }
+    if admitted < today.plus_days(-MAX_ADMISSION_AGE_DAYS) {
+        return Err(DomainError::invalid("admitted", format!("{admitted} is more than a year ago")));
+    }
+    active_institution(kv, institution, today)?;
+    billing_doctor(kv, doctor, institution, today)?;
+    Ok(())
 }
 
 pub(crate) fn active_institution(

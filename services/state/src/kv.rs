@@ -78,6 +78,11 @@ impl<'a> Tx<'a> {
         self.writes.insert(key.as_bytes().to_vec(), Some(encode(value)));
     }
 
+    /// Deletes a record.
+    pub fn put_delete(&mut self, key: &str) {
+        self.writes.insert(key.as_bytes().to_vec(), None);
+    }
+
     /// Writes raw bytes.
     pub fn put_raw(&mut self, key: &str, value: Vec<u8>) {
         self.writes.insert(key.as_bytes().to_vec(), Some(value));
@@ -123,10 +128,21 @@ pub fn load<T: DeserializeOwned>(kv: &dyn KvRead, key: &str) -> Option<T> {
     kv.get(key.as_bytes()).map(|v| decode(&v))
 }
 
+/// Every pair whose key starts with `prefix`, in key order, at most `limit`.
+pub fn scan_prefix(kv: &dyn KvRead, prefix: &str, limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut end = prefix.as_bytes().to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    kv.scan(prefix.as_bytes(), &end, limit)
+}
+
 /// Key layout of the state column family. Parts are joined with `/`; identifiers never contain
 /// `/` (they are validated), so keys never collide.
 pub mod keys {
-    use medmesh_types::{Date, InstitutionId, ItemCode, PersonId, PersonnelCode, Serial};
+    use medmesh_types::{Date, InstitutionId, ItemCode, PersonId, PersonnelCode, ProvinceCode, Serial};
+
+    use crate::shared::TransferId;
 
     /// The time of the last applied entry (kept monotonic).
     pub const TIME: &str = "~meta/time";
@@ -190,5 +206,86 @@ pub mod keys {
     /// What the fund owes an institution.
     pub fn payable(inst: &InstitutionId) -> String {
         format!("payable/{inst}")
+    }
+
+    /// Treatment province: a non-local settlement's transfer, by the hospital's key.
+    pub fn transfer(inst: &InstitutionId, serial: &Serial) -> String {
+        format!("xfer/{inst}/{serial}")
+    }
+    /// Treatment province: index of transfers not yet done.
+    pub fn open_transfer(inst: &InstitutionId, serial: &Serial) -> String {
+        format!("xopen/{inst}/{serial}")
+    }
+    /// Prefix of [`open_transfer`].
+    pub const OPEN_TRANSFERS: &str = "xopen/";
+    /// Insured province: the reservation of a transfer.
+    pub fn reservation(t: &TransferId) -> String {
+        format!("rsv/{}", t.key())
+    }
+    /// Insured province: index of pending reservations.
+    pub fn pending_reservation(t: &TransferId) -> String {
+        format!("rsvopen/{}", t.key())
+    }
+    /// Prefix of [`pending_reservation`].
+    pub const PENDING_RESERVATIONS: &str = "rsvopen/";
+    /// Insured province: the person a reservation holds (kept apart from the reservation, which
+    /// is sent back to the treatment province).
+    pub fn reservation_person(t: &TransferId) -> String {
+        format!("rsvperson/{}", t.key())
+    }
+    /// Treatment province: a non-local reversal, by its serial.
+    pub fn reversal(inst: &InstitutionId, serial: &Serial) -> String {
+        format!("xrev/{inst}/{serial}")
+    }
+    /// Treatment province: index of reversals not yet done.
+    pub fn open_reversal(inst: &InstitutionId, serial: &Serial) -> String {
+        format!("xropen/{inst}/{serial}")
+    }
+    /// Prefix of [`open_reversal`].
+    pub const OPEN_REVERSALS: &str = "xropen/";
+    /// Insured province: what it owes a treatment province.
+    pub fn owed(treatment: &ProvinceCode) -> String {
+        format!("owed/{treatment}")
+    }
+    /// Province: sequence of the last violation copied from the federation.
+    pub const VIOLATION_CURSOR: &str = "~shared/violation_cursor";
+
+    /// Federation: the insured province of a directory key.
+    pub fn fed_directory(key: &str) -> String {
+        format!("fdir/{key}")
+    }
+    /// Federation: a province's endpoints.
+    pub fn fed_province(p: &ProvinceCode) -> String {
+        format!("fprov/{p}")
+    }
+    /// Prefix of [`fed_province`].
+    pub const FED_PROVINCES: &str = "fprov/";
+    /// Federation: a filing, by person and treatment province.
+    pub fn fed_filing(person_key: &str, treatment: &ProvinceCode, insured: &ProvinceCode, id: &Serial) -> String {
+        format!("ffile/{person_key}/{treatment}/{insured}/{id}")
+    }
+    /// Federation: prefix of a person's filings for a treatment province.
+    pub fn fed_filings(person_key: &str, treatment: &ProvinceCode) -> String {
+        format!("ffile/{person_key}/{treatment}/")
+    }
+    /// Federation: a filing by the insured province's serial (idempotency).
+    pub fn fed_filing_id(insured: &ProvinceCode, id: &Serial) -> String {
+        format!("ffid/{insured}/{id}")
+    }
+    /// Federation: the decision of a transfer.
+    pub fn fed_decision(t: &TransferId) -> String {
+        format!("fdec/{}", t.key())
+    }
+    /// Federation: what an insured province owes a treatment province.
+    pub fn fed_position(insured: &ProvinceCode, treatment: &ProvinceCode) -> String {
+        format!("fpos/{insured}/{treatment}")
+    }
+    /// Prefix of [`fed_position`].
+    pub const FED_POSITIONS: &str = "fpos/";
+    /// Federation: the last sequence of the shared violation log.
+    pub const FED_VIOLATION_SEQ: &str = "fviolseq";
+    /// Federation: one entry of the shared violation log.
+    pub fn fed_violation(seq: u64) -> String {
+        format!("fviol/{seq:020}")
     }
 }

@@ -12,13 +12,16 @@ mod apply;
 mod error;
 mod kv;
 mod model;
+mod nonlocal;
 mod query;
+mod shared;
 
 pub use apply::{apply_batch, apply_command};
 pub use error::{DomainError, ErrorCode};
 pub use kv::{keys, KvRead, MemKv, Tx, WriteSet};
 pub use model::*;
 pub use query::{run_query, Answer, FundView, IdentityView, Query};
+pub use shared::*;
 
 #[cfg(test)]
 mod tests;

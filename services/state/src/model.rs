@@ -151,6 +151,8 @@ pub struct Visit {
     pub lines: Vec<FeeLine>,
     /// The settlement serial, while settled.
     pub settled_by: Option<Serial>,
+    /// For a patient insured in another province: the link to that province.
+    pub nonlocal: Option<crate::shared::NonLocalVisit>,
 }
 
 /// Status of a settlement.
@@ -158,6 +160,11 @@ pub struct Visit {
 pub enum SettlementStatus {
     /// In force.
     Settled,
+    /// A non-local settlement whose reversal (by the given serial) is under way.
+    Reversing {
+        /// The reversal's serial.
+        by: Serial,
+    },
     /// Reversed by the given serial.
     Reversed {
         /// The reversal's serial.
@@ -196,6 +203,12 @@ pub struct Settlement {
     pub split: Split,
     /// Status.
     pub status: SettlementStatus,
+    /// For a non-local settlement: the insured province, which computed the split with its
+    /// policy and pays the fund share and the account part.
+    pub insured: Option<medmesh_types::ProvinceCode>,
+    /// For a non-local settlement: the masked identity number the insured province gave (the
+    /// treatment province never holds the raw number). Empty for a local settlement.
+    pub masked_id: String,
 }
 
 /// The province's pooling-fund ledger.
@@ -213,12 +226,32 @@ pub struct FundLedger {
     pub settlements: u64,
     /// Settlements reversed.
     pub reversals: u64,
+    /// Fund share of non-local settlements of this province's insured, reserved and waiting
+    /// for the federation's decision.
+    pub nonlocal_reserved: Money,
+    /// Fund share of non-local settlements of this province's insured, posted (owed to the
+    /// treatment provinces).
+    pub nonlocal_paid: Money,
+    /// Non-local settlements of this province's insured, posted.
+    pub nonlocal_settlements: u64,
+    /// As insured province: owed to treatment provinces for posted non-local settlements (fund
+    /// share plus individual account part), before clearing.
+    pub nonlocal_owed: Money,
+    /// As treatment province: owed by insured provinces for non-local settlements in force
+    /// here (included in the payables to institutions).
+    pub nonlocal_receivable: Money,
+    /// As treatment province: non-local settlements in force here.
+    pub nonlocal_treated: u64,
 }
 
 impl FundLedger {
-    /// Pooling balance: contributions less what the fund paid.
+    /// Pooling balance: contributions less what the fund paid or holds for non-local care.
     pub fn balance(&self) -> Money {
-        self.contributions - self.pooling_paid - self.critical_illness_paid
+        self.contributions
+            - self.pooling_paid
+            - self.critical_illness_paid
+            - self.nonlocal_reserved
+            - self.nonlocal_paid
     }
 }
 
@@ -310,6 +343,112 @@ pub enum Command {
         /// The settlement to reverse.
         settlement: Serial,
     },
+    /// Treatment province: registers a visit of a person insured in another province. The
+    /// idempotency record is that of `request`, the hospital's [`Command::RegisterVisit`], so
+    /// a retry of the hospital's request finds it.
+    RegisterNonLocalVisit {
+        /// The hospital's request (a [`Command::RegisterVisit`]).
+        request: Box<Command>,
+        /// The link to the insured province.
+        nonlocal: crate::shared::NonLocalVisit,
+    },
+    /// Insured province, phase 1: settles the claim with this province's policy and holds the
+    /// result against the fund, the person's accumulators and account. Idempotent on the
+    /// transfer.
+    Reserve {
+        /// The transfer.
+        transfer: crate::shared::TransferId,
+        /// Certificate kind the person presented.
+        certificate_kind: CertificateKind,
+        /// Certificate number.
+        certificate: String,
+        /// The claim.
+        claim: crate::shared::RemoteClaim,
+    },
+    /// Insured province, phase 2: posts or voids a reservation by the federation's decision.
+    ResolveReservation {
+        /// The transfer.
+        transfer: crate::shared::TransferId,
+        /// The recorded decision.
+        decision: crate::shared::Decision,
+    },
+    /// Treatment province: records the insured province's reservation of a transfer.
+    TransferReserved {
+        /// The transfer.
+        transfer: crate::shared::TransferId,
+        /// The split the insured province reserved.
+        split: Split,
+    },
+    /// Treatment province: applies the federation's decision; on commit the settlement is
+    /// stored, on abort the serial is spent with the reason.
+    FinishTransfer {
+        /// The transfer.
+        transfer: crate::shared::TransferId,
+        /// The recorded decision.
+        decision: crate::shared::Decision,
+        /// Why it was aborted.
+        reason: String,
+    },
+    /// Treatment province: records the filing found for a non-local inpatient who filed after
+    /// admission (before discharge).
+    AttachFiling {
+        /// The institution.
+        institution: InstitutionId,
+        /// The visit serial.
+        visit: Serial,
+        /// The filing's kind.
+        filing: crate::shared::FilingKind,
+    },
+    /// Insured province: gives back a posted reservation whose settlement the treatment
+    /// province reversed. Idempotent on the transfer.
+    UnpostReservation {
+        /// The transfer.
+        transfer: crate::shared::TransferId,
+    },
+    /// Treatment province: completes the reversal of a non-local settlement once the
+    /// federation and the insured province recorded it.
+    FinishReversal {
+        /// The institution.
+        institution: InstitutionId,
+        /// The reversal's serial.
+        serial: Serial,
+    },
+    /// Federation: records the reversal of a committed transfer; idempotent.
+    FedReverse {
+        /// The transfer.
+        transfer: crate::shared::TransferId,
+        /// The reversal's serial.
+        reversal: Serial,
+    },
+    /// Province: copies violations from the federation's shared log (from the cursor on).
+    SyncViolations {
+        /// `(sequence, violation)` in sequence order.
+        items: Vec<(u64, medmesh_supervision::Violation)>,
+    },
+    /// Federation: registers a province's replica endpoints.
+    FedRegisterProvince(crate::shared::ProvinceEntry),
+    /// Federation: directory entries, `(directory key, insured province)`.
+    FedDirectory {
+        /// The entries.
+        entries: Vec<(String, medmesh_types::ProvinceCode)>,
+    },
+    /// Federation: records a non-local filing; idempotent on (insured, id).
+    FedFile(crate::shared::Filing),
+    /// Federation: records the decision of a transfer unless one exists (first writer wins).
+    FedDecide {
+        /// The transfer.
+        transfer: crate::shared::TransferId,
+        /// The insured province.
+        insured: medmesh_types::ProvinceCode,
+        /// Fund share plus account part.
+        amount: Money,
+        /// Proposed decision.
+        decision: crate::shared::Decision,
+        /// Why, for an abort.
+        reason: String,
+    },
+    /// Federation: records a violation in the shared log every province copies.
+    FedRecordViolation(medmesh_supervision::Violation),
 }
 
 impl Command {
@@ -327,6 +466,21 @@ impl Command {
             Command::UploadFees { .. } => "upload_fees",
             Command::Settle { .. } => "settle",
             Command::Reverse { .. } => "reverse",
+            Command::RegisterNonLocalVisit { .. } => "register_nonlocal_visit",
+            Command::Reserve { .. } => "reserve",
+            Command::ResolveReservation { .. } => "resolve_reservation",
+            Command::TransferReserved { .. } => "transfer_reserved",
+            Command::FinishTransfer { .. } => "finish_transfer",
+            Command::SyncViolations { .. } => "sync_violations",
+            Command::AttachFiling { .. } => "attach_filing",
+            Command::UnpostReservation { .. } => "unpost_reservation",
+            Command::FinishReversal { .. } => "finish_reversal",
+            Command::FedReverse { .. } => "fed_reverse",
+            Command::FedRegisterProvince(_) => "fed_register_province",
+            Command::FedDirectory { .. } => "fed_directory",
+            Command::FedFile(_) => "fed_file",
+            Command::FedDecide { .. } => "fed_decide",
+            Command::FedRecordViolation(_) => "fed_record_violation",
         }
     }
 }
@@ -364,6 +518,26 @@ pub enum Outcome {
     Qualification(medmesh_supervision::QualificationView),
     /// A settlement (for settle and for reverse: the record after the command).
     Settlement(Settlement),
+    /// A non-local settlement was started (or is in progress): the transfer must be driven.
+    TransferOpen(crate::shared::TreatmentTransfer),
+    /// A non-local settlement was aborted; the serial is spent.
+    NonLocalAborted {
+        /// The transfer.
+        transfer: crate::shared::TransferId,
+        /// Why.
+        reason: String,
+    },
+    /// A reservation at the insured province, after the command.
+    Reservation(crate::shared::Reservation),
+    /// The federation's recorded decision.
+    Decided(crate::shared::DecisionRecord),
+    /// A non-local reversal was started (or is in progress): it must be driven.
+    ReversalOpen(Settlement),
+    /// Violations copied from the shared log; the cursor after them.
+    Synced {
+        /// Sequence of the last copied violation.
+        cursor: u64,
+    },
 }
 
 /// Idempotency record: the digest of the first request and its outcome.

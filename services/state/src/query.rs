@@ -1,12 +1,13 @@
 //! Read-only queries over committed state.
 
-use medmesh_settlement::{Accumulators, Split};
-use medmesh_types::{Date, InstitutionId, LogTime, Money, Serial};
+use medmesh_settlement::{Accumulators, CatalogueItem, Split};
+use medmesh_types::{Date, InstitutionId, LogTime, Money, ProvinceCode, Serial};
 use serde::{Deserialize, Serialize};
 
 use crate::apply::{quote, resolve_person};
-use crate::kv::{decode, keys, load, KvRead};
+use crate::kv::{decode, keys, load, scan_prefix, KvRead};
 use crate::model::*;
+use crate::shared::*;
 use crate::DomainError;
 
 /// Most settlements one statement query returns.
@@ -65,6 +66,104 @@ pub enum Query {
         /// Evaluated at this time.
         now: LogTime,
     },
+    /// A registered visit.
+    Visit {
+        /// Institution.
+        institution: InstitutionId,
+        /// Visit serial.
+        visit: Serial,
+    },
+    /// Treatment province: a transfer and the claim to send to the insured province.
+    TransferClaim {
+        /// Institution.
+        institution: InstitutionId,
+        /// Settlement serial.
+        serial: Serial,
+    },
+    /// Treatment province: the claim of an open non-local visit (for a quote).
+    VisitClaim {
+        /// Institution.
+        institution: InstitutionId,
+        /// Visit serial.
+        visit: Serial,
+        /// Pay the person's share from the individual account first.
+        use_individual_account: bool,
+        /// Checked at this time.
+        now: LogTime,
+    },
+    /// Treatment province: transfers not yet done, oldest key first.
+    OpenTransfers {
+        /// Most returned.
+        limit: usize,
+    },
+    /// Treatment province: non-local reversals not yet done.
+    OpenReversals {
+        /// Most returned.
+        limit: usize,
+    },
+    /// Insured province: reservations waiting for a decision.
+    PendingReservations {
+        /// Most returned.
+        limit: usize,
+    },
+    /// Insured province: the reservation of a transfer.
+    Reservation {
+        /// The transfer.
+        transfer: TransferId,
+    },
+    /// Insured province: who holds a certificate, without the identity number.
+    RemotePerson {
+        /// Certificate kind.
+        kind: CertificateKind,
+        /// Certificate number.
+        number: String,
+    },
+    /// Insured province: a quote of a non-local claim with this province's policy.
+    RemoteQuote {
+        /// Certificate kind.
+        kind: CertificateKind,
+        /// Certificate number.
+        number: String,
+        /// The claim.
+        claim: RemoteClaim,
+        /// Quote at this time.
+        now: LogTime,
+    },
+    /// Province: the sequence of the last violation copied from the federation.
+    ViolationCursor,
+    /// Federation: the insured province of a directory key.
+    Directory {
+        /// The directory key.
+        key: String,
+    },
+    /// Federation: a province's endpoints.
+    ProvinceEndpoints {
+        /// The province.
+        province: ProvinceCode,
+    },
+    /// Federation: every registered province.
+    Provinces,
+    /// Federation: a person's filings for a treatment province.
+    Filings {
+        /// Directory key of the person.
+        person_key: String,
+        /// Treatment province.
+        treatment: ProvinceCode,
+    },
+    /// Federation: the decision of a transfer.
+    Decision {
+        /// The transfer.
+        transfer: TransferId,
+    },
+    /// Federation: what each insured province owes each treatment province now.
+    Positions,
+    /// Federation: the shared violation log after a sequence.
+    SharedViolations {
+        /// Entries with a sequence above this.
+        after: u64,
+        /// Most returned.
+        limit: usize,
+    },
 }
 
 impl Query {
@@ -77,6 +176,23 @@ impl Query {
             Query::Statement { .. } => "statement",
             Query::Fund => "fund",
             Query::Qualification { .. } => "qualification",
+            Query::Visit { .. } => "visit",
+            Query::TransferClaim { .. } => "transfer_claim",
+            Query::VisitClaim { .. } => "visit_claim",
+            Query::OpenTransfers { .. } => "open_transfers",
+            Query::OpenReversals { .. } => "open_reversals",
+            Query::PendingReservations { .. } => "pending_reservations",
+            Query::Reservation { .. } => "reservation",
+            Query::RemotePerson { .. } => "remote_person",
+            Query::RemoteQuote { .. } => "remote_quote",
+            Query::ViolationCursor => "violation_cursor",
+            Query::Directory { .. } => "directory",
+            Query::ProvinceEndpoints { .. } => "province_endpoints",
+            Query::Provinces => "provinces",
+            Query::Filings { .. } => "filings",
+            Query::Decision { .. } => "decision",
+            Query::Positions => "positions",
+            Query::SharedViolations { .. } => "shared_violations",
         }
     }
 }
@@ -117,6 +233,96 @@ pub enum Answer {
     Fund(FundView),
     /// A qualification.
     Qualification(medmesh_supervision::QualificationView),
+    /// A visit.
+    Visit(Visit),
+    /// A transfer and its claim.
+    TransferClaim {
+        /// The transfer.
+        transfer: TreatmentTransfer,
+        /// The claim for the insured province.
+        claim: RemoteClaim,
+        /// The visit's link to the insured province.
+        nonlocal: NonLocalVisit,
+    },
+    /// A non-local visit's claim.
+    VisitClaim {
+        /// The claim for the insured province.
+        claim: RemoteClaim,
+        /// The visit's link to the insured province.
+        nonlocal: NonLocalVisit,
+    },
+    /// Transfers.
+    Transfers(Vec<TreatmentTransfer>),
+    /// Open reversals: `(reversal serial, settlement)`.
+    Reversals(Vec<(Serial, Settlement)>),
+    /// Reservations.
+    Reservations(Vec<Reservation>),
+    /// A person as another province sees them.
+    RemotePerson(RemotePerson),
+    /// A sequence number.
+    Cursor(u64),
+    /// A province.
+    Province(ProvinceCode),
+    /// Provinces' endpoints.
+    Endpoints(Vec<ProvinceEntry>),
+    /// Filings.
+    Filings(Vec<Filing>),
+    /// A decision, if recorded.
+    Decision(Option<DecisionRecord>),
+    /// Positions `(insured, treatment, position)`.
+    Positions(Vec<(ProvinceCode, ProvinceCode, Position)>),
+    /// Shared violations `(sequence, violation)`.
+    SharedViolations(Vec<(u64, medmesh_supervision::Violation)>),
+}
+
+/// Most rows any list query returns.
+pub const MAX_ROWS: usize = 10_000;
+
+fn remote_claim(
+    kv: &dyn KvRead,
+    institution: &InstitutionId,
+    visit: &Serial,
+    use_individual_account: bool,
+) -> Result<(RemoteClaim, NonLocalVisit), DomainError> {
+    let v: Visit = load(kv, &keys::visit(institution, visit)).ok_or_else(|| {
+        DomainError::not_found("visit", format!("visit {visit} of institution {institution} is not registered"))
+    })?;
+    let nl = v.nonlocal.clone().ok_or_else(|| DomainError::precondition("visit", "is not a non-local visit"))?;
+    let filing = nl.filing.ok_or_else(|| {
+        DomainError::precondition(
+            "filing",
+            format!(
+                "no non-local filing of the insured province {} covers this stay; it must be filed before discharge",
+                nl.insured
+            ),
+        )
+    })?;
+    if v.lines.is_empty() {
+        return Err(DomainError::precondition("visit", "no fee lines were uploaded"));
+    }
+    let inst: Institution = load(kv, &keys::institution(institution))
+        .ok_or_else(|| DomainError::not_found("institution", format!("institution {institution} is not registered")))?;
+    let mut codes: Vec<_> = v.lines.iter().map(|l| l.code.clone()).collect();
+    codes.sort();
+    codes.dedup();
+    let items = codes.iter().filter_map(|c| load::<CatalogueItem>(kv, &keys::item(c))).collect();
+    let claim = RemoteClaim {
+        institution_level: inst.level,
+        filing,
+        use_individual_account,
+        admitted: v.admitted,
+        lines: v.lines,
+        items,
+    };
+    Ok((claim, nl))
+}
+
+fn rows<T: serde::de::DeserializeOwned>(kv: &dyn KvRead, prefix: &str, limit: usize) -> Vec<T> {
+    scan_prefix(kv, prefix, limit.min(MAX_ROWS)).iter().map(|(_, v)| decode(v)).collect()
+}
+
+fn key_tail(k: &[u8], skip: usize) -> Vec<String> {
+    String::from_utf8_lossy(k).split('/').skip(skip).map(str::to_string).collect()
 }
 
 /// Answers a query.
@@ -143,6 +349,18 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
             Ok(Answer::Identity(IdentityView { person, accumulators, year }))
         }
         Query::PreSettle { institution, visit, use_individual_account, now } => {
+            if load::<Visit>(kv, &keys::visit(institution, visit)).is_some_and(|v| v.nonlocal.is_some()) {
+                // The insured province quotes a non-local visit: hand back its claim.
+                return run_query(
+                    kv,
+                    &Query::VisitClaim {
+                        institution: institution.clone(),
+                        visit: visit.clone(),
+                        use_individual_account: *use_individual_account,
+                        now: *now,
+                    },
+                );
+            }
             let (_, _, split) = quote(kv, institution, visit, *use_individual_account, *now)?;
             Ok(Answer::Quote(split))
         }
@@ -186,6 +404,131 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
         }
         Query::Qualification { code, now } => {
             Ok(Answer::Qualification(crate::apply::qualification(kv, code, now.date())?))
+        }
+        Query::Visit { institution, visit } => {
+            load(kv, &keys::visit(institution, visit)).map(Answer::Visit).ok_or_else(|| {
+                DomainError::not_found(
+                    "visit_serial",
+                    format!("visit {visit} of institution {institution} is not registered"),
+                )
+            })
+        }
+        Query::TransferClaim { institution, serial } => {
+            let transfer: TreatmentTransfer = load(kv, &keys::transfer(institution, serial)).ok_or_else(|| {
+                DomainError::not_found(
+                    "serial",
+                    format!("no non-local settlement {serial} of institution {institution}"),
+                )
+            })?;
+            let (claim, nonlocal) = remote_claim(kv, institution, &transfer.visit, transfer.use_individual_account)?;
+            Ok(Answer::TransferClaim { transfer, claim, nonlocal })
+        }
+        Query::VisitClaim { institution, visit, use_individual_account, now } => {
+            crate::apply::active_institution(kv, institution, now.date())?;
+            let v: Visit = load(kv, &keys::visit(institution, visit)).ok_or_else(|| {
+                DomainError::not_found(
+                    "visit_serial",
+                    format!("visit {visit} of institution {institution} is not registered"),
+                )
+            })?;
+            if let Some(by) = &v.settled_by {
+                return Err(DomainError::precondition("visit", format!("visit {visit} is already settled by {by}")));
+            }
+            crate::apply::billing_doctor(kv, &v.doctor, institution, now.date())?;
+            let (claim, nonlocal) = remote_claim(kv, institution, visit, *use_individual_account)?;
+            Ok(Answer::VisitClaim { claim, nonlocal })
+        }
+        Query::OpenTransfers { limit } => {
+            let mut out = Vec::new();
+            for (k, _) in scan_prefix(kv, keys::OPEN_TRANSFERS, (*limit).min(MAX_ROWS)) {
+                let parts = key_tail(&k, 1);
+                if let [inst, serial] = &parts[..] {
+                    if let (Ok(i), Ok(s)) = (InstitutionId::new(inst.clone()), Serial::new(serial.clone())) {
+                        if let Some(t) = load::<TreatmentTransfer>(kv, &keys::transfer(&i, &s)) {
+                            out.push(t);
+                        }
+                    }
+                }
+            }
+            Ok(Answer::Transfers(out))
+        }
+        Query::OpenReversals { limit } => {
+            let mut out = Vec::new();
+            for (k, _) in scan_prefix(kv, keys::OPEN_REVERSALS, (*limit).min(MAX_ROWS)) {
+                let parts = key_tail(&k, 1);
+                if let [inst, serial] = &parts[..] {
+                    if let (Ok(i), Ok(s)) = (InstitutionId::new(inst.clone()), Serial::new(serial.clone())) {
+                        if let Some((target, _)) = load::<(Serial, String)>(kv, &keys::reversal(&i, &s)) {
+                            if let Some(st) = load::<Settlement>(kv, &keys::settlement(&i, &target)) {
+                                out.push((s, st));
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(Answer::Reversals(out))
+        }
+        Query::PendingReservations { limit } => {
+            let mut out = Vec::new();
+            for (k, _) in scan_prefix(kv, keys::PENDING_RESERVATIONS, (*limit).min(MAX_ROWS)) {
+                let k = String::from_utf8_lossy(&k).to_string();
+                let tail = k.trim_start_matches(keys::PENDING_RESERVATIONS);
+                if let Some(r) = load::<Reservation>(kv, &format!("rsv/{tail}")) {
+                    out.push(r);
+                }
+            }
+            Ok(Answer::Reservations(out))
+        }
+        Query::Reservation { transfer } => load(kv, &keys::reservation(transfer))
+            .map(|r| Answer::Reservations(vec![r]))
+            .ok_or_else(|| DomainError::not_found("transfer", format!("{transfer} has no reservation here"))),
+        Query::RemotePerson { kind, number } => {
+            let p = resolve_person(kv, *kind, number)?;
+            Ok(Answer::RemotePerson(RemotePerson { masked_id: p.id.masked(), name: p.name }))
+        }
+        Query::RemoteQuote { kind, number, claim, now } => {
+            let person = resolve_person(kv, *kind, number)?;
+            let policy: medmesh_settlement::Policy = load(kv, keys::POLICY)
+                .ok_or_else(|| DomainError::precondition("policy", "the province has no policy"))?;
+            let acc: Accumulators = load(kv, &keys::accumulators(&person.id, now.date().year())).unwrap_or_default();
+            let c = medmesh_settlement::Claim {
+                patient: medmesh_settlement::Patient {
+                    sex: person.sex,
+                    age: claim.admitted.years_since(person.birth_date).max(0) as u32,
+                    insurance: person.insurance,
+                    account_balance: person.account_balance,
+                },
+                institution_level: claim.institution_level,
+                reduced_ratio: claim.filing.reduced_ratio(),
+                use_individual_account: claim.use_individual_account,
+                lines: claim.lines.clone(),
+            };
+            medmesh_settlement::settle(&c, |code| claim.items.iter().find(|i| &i.code == code), &policy, &acc)
+                .map(Answer::Quote)
+                .map_err(|e| DomainError::invalid("claim.lines", e.to_string()))
+        }
+        Query::ViolationCursor => Ok(Answer::Cursor(load(kv, keys::VIOLATION_CURSOR).unwrap_or(0))),
+        Query::Directory { key } => load(kv, &keys::fed_directory(key))
+            .map(Answer::Province)
+            .ok_or_else(|| DomainError::not_found("certificate", "no province insures the holder of this certificate")),
+        Query::ProvinceEndpoints { province } => load(kv, &keys::fed_province(province))
+            .map(|e| Answer::Endpoints(vec![e]))
+            .ok_or_else(|| DomainError::not_found("province", format!("province {province} is not registered"))),
+        Query::Provinces => Ok(Answer::Endpoints(rows(kv, keys::FED_PROVINCES, MAX_ROWS))),
+        Query::Filings { person_key, treatment } => {
+            Ok(Answer::Filings(rows(kv, &keys::fed_filings(person_key, treatment), MAX_ROWS)))
+        }
+        Query::Decision { transfer } => Ok(Answer::Decision(load(kv, &keys::fed_decision(transfer)))),
+        Query::Positions => Ok(Answer::Positions(crate::nonlocal::positions(kv))),
+        Query::SharedViolations { after, limit } => {
+            let start = keys::fed_violation(after + 1);
+            let rows = kv.scan(start.as_bytes(), b"fviol0", (*limit).min(MAX_ROWS));
+            let mut out = Vec::with_capacity(rows.len());
+            for (k, v) in rows {
+                let seq = key_tail(&k, 1).first().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+                out.push((seq, decode(&v)));
+            }
+            Ok(Answer::SharedViolations(out))
         }
         Query::Fund => {
             let ledger: FundLedger = load(kv, keys::FUND).unwrap_or_default();

@@ -130,8 +130,12 @@ fn fund(kv: &MemKv) -> FundView {
 
 fn conserved(kv: &MemKv) {
     let f = fund(kv);
-    assert_eq!(f.ledger.balance() + f.ledger.pooling_paid + f.ledger.critical_illness_paid, f.ledger.contributions);
-    assert_eq!(f.payables, f.ledger.pooling_paid + f.ledger.critical_illness_paid + f.ledger.accounts_paid);
+    let l = &f.ledger;
+    assert_eq!(
+        l.balance() + l.pooling_paid + l.critical_illness_paid + l.nonlocal_reserved + l.nonlocal_paid,
+        l.contributions
+    );
+    assert_eq!(f.payables, l.pooling_paid + l.critical_illness_paid + l.accounts_paid + l.nonlocal_receivable);
 }
 
 #[test]
@@ -328,4 +332,355 @@ fn a_terminated_doctor_cannot_register_again_during_the_ban() {
     .unwrap_err();
     assert_eq!((err.code, err.field.as_str()), (ErrorCode::FailedPrecondition, "code"));
     assert!(err.message.contains("2028-01-15"), "12 points at once bar for three years: {}", err.message);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Non-local settlement: three groups (treatment, insured, federation), each an in-memory store,
+// driven step by step as the coordinator does.
+
+fn prov(code: &str) -> medmesh_types::ProvinceCode {
+    medmesh_types::ProvinceCode::new(code).unwrap()
+}
+
+fn ok(r: &CommandResult) -> Outcome {
+    r.clone().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn one(kv: &mut MemKv, cmd: Command) -> CommandResult {
+    run(kv, vec![cmd]).remove(0)
+}
+
+struct Trio {
+    treatment: MemKv,
+    insured: MemKv,
+    federation: MemKv,
+}
+
+const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+fn trio() -> Trio {
+    Trio { treatment: seeded(), insured: seeded(), federation: MemKv::default() }
+}
+
+fn nonlocal_visit(t: &mut Trio, visit: &str, price: &str, filing: Option<FilingKind>) {
+    let request = Command::RegisterVisit {
+        institution: inst(),
+        serial: ser(visit),
+        certificate_kind: CertificateKind::SocialSecurityCard,
+        certificate: "SS1".into(),
+        kind: VisitKind::Inpatient,
+        doctor: PersonnelCode::new("D001").unwrap(),
+        department: "internal".into(),
+        diagnosis: "J06.9".into(),
+        admitted: day("2025-03-10"),
+    };
+    let nonlocal = NonLocalVisit {
+        treatment: prov("110000"),
+        insured: prov("310000"),
+        person_key: KEY.into(),
+        certificate_kind: CertificateKind::SocialSecurityCard,
+        certificate: "SS1".into(),
+        masked_id: "110***********1234".into(),
+        name: "Zhang San".into(),
+        filing,
+    };
+    ok(&one(&mut t.treatment, Command::RegisterNonLocalVisit { request: Box::new(request), nonlocal }));
+    ok(&one(
+        &mut t.treatment,
+        Command::UploadFees {
+            institution: inst(),
+            visit: ser(visit),
+            lines: vec![FeeLine {
+                serial: ser("L1"),
+                code: ItemCode::new("X1").unwrap(),
+                quantity: dec!(1),
+                unit_price: m(price),
+                date: day("2025-03-10"),
+            }],
+        },
+    ));
+}
+
+fn claim_of(t: &Trio, serial: &str) -> (TreatmentTransfer, Command) {
+    match run_query(&t.treatment, &Query::TransferClaim { institution: inst(), serial: ser(serial) }).unwrap() {
+        Answer::TransferClaim { transfer, claim, nonlocal } => {
+            let reserve = Command::Reserve {
+                transfer: transfer.id.clone(),
+                certificate_kind: nonlocal.certificate_kind,
+                certificate: nonlocal.certificate,
+                claim,
+            };
+            (transfer, reserve)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Drives one transfer to commit as the coordinator does; returns the settlement.
+fn commit(t: &mut Trio, serial: &str, visit: &str) -> Settlement {
+    let x = match ok(&one(&mut t.treatment, settle_cmd(serial, visit))) {
+        Outcome::TransferOpen(x) => x,
+        other => panic!("{other:?}"),
+    };
+    let (_, reserve) = claim_of(t, serial);
+    let r = match ok(&one(&mut t.insured, reserve)) {
+        Outcome::Reservation(r) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(r.status, ReservationStatus::Pending);
+    let split = r.split.clone().unwrap();
+    ok(&one(&mut t.treatment, Command::TransferReserved { transfer: x.id.clone(), split }));
+    let decided = one(
+        &mut t.federation,
+        Command::FedDecide {
+            transfer: x.id.clone(),
+            insured: prov("310000"),
+            amount: r.amount(),
+            decision: Decision::Commit,
+            reason: String::new(),
+        },
+    );
+    assert!(matches!(ok(&decided), Outcome::Decided(DecisionRecord { decision: Decision::Commit, .. })));
+    ok(&one(&mut t.insured, Command::ResolveReservation { transfer: x.id.clone(), decision: Decision::Commit }));
+    match ok(&one(
+        &mut t.treatment,
+        Command::FinishTransfer { transfer: x.id, decision: Decision::Commit, reason: String::new() },
+    )) {
+        Outcome::Settlement(s) => s,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn positions_total(f: &MemKv) -> Money {
+    match run_query(f, &Query::Positions).unwrap() {
+        Answer::Positions(p) => p.iter().map(|(_, _, p)| p.amount).sum(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The mesh-wide money invariants, written once: each ledger balances, what insured provinces
+/// owe equals what treatment provinces are owed and what the federation's positions say, and
+/// nothing is left reserved once every transfer is resolved.
+fn mesh_conserved(t: &Trio) {
+    conserved(&t.insured);
+    let i = fund(&t.insured).ledger;
+    let tr = fund(&t.treatment).ledger;
+    assert_eq!(
+        i.nonlocal_owed, tr.nonlocal_receivable,
+        "owed by the insured province = owed to the treatment province"
+    );
+    assert_eq!(i.nonlocal_owed, positions_total(&t.federation), "federation positions match both sides");
+    assert_eq!(i.nonlocal_settlements, tr.nonlocal_treated);
+    assert_eq!(i.nonlocal_reserved, Money::ZERO, "nothing pending once resolved");
+}
+
+#[test]
+fn nonlocal_settlement_uses_the_insured_policy_and_moves_money_once() {
+    let mut t = trio();
+    nonlocal_visit(&mut t, "V1", "300", Some(FilingKind::LongTermResident));
+    let s = commit(&mut t, "S1", "V1");
+    // Insured-place policy: deductible 100, ratio 0.8 on 200.
+    assert_eq!(s.split.pooling_fund, m("160"));
+    assert_eq!(s.insured, Some(prov("310000")));
+    assert_eq!(s.masked_id, "110***********1234");
+    // The hospital's retry returns the same settlement, and nothing moves again.
+    match ok(&one(&mut t.treatment, settle_cmd("S1", "V1"))) {
+        Outcome::Settlement(again) => assert_eq!(again, s),
+        other => panic!("{other:?}"),
+    }
+    mesh_conserved(&t);
+    let i = fund(&t.insured).ledger;
+    assert_eq!(i.nonlocal_paid, m("160"));
+    assert_eq!(i.nonlocal_owed, m("210"), "fund share plus 50 from the individual account");
+    let acc = match run_query(
+        &t.insured,
+        &Query::Identity {
+            institution: inst(),
+            kind: CertificateKind::SocialSecurityCard,
+            number: "SS1".into(),
+            now: NOW,
+        },
+    )
+    .unwrap()
+    {
+        Answer::Identity(v) => v.accumulators,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(acc.pooling_paid, m("160"), "the insured province's accumulators count non-local care");
+}
+
+#[test]
+fn temporary_visitors_get_the_reduced_ratio() {
+    let mut t = trio();
+    nonlocal_visit(&mut t, "V1", "300", Some(FilingKind::OtherTemporary));
+    let s = commit(&mut t, "S1", "V1");
+    assert_eq!(s.split.ratio, Ratio::parse("0.7").unwrap());
+    assert_eq!(s.split.pooling_fund, m("140"));
+}
+
+#[test]
+fn concurrent_reservations_cannot_share_annual_headroom() {
+    let mut t = trio();
+    nonlocal_visit(&mut t, "V1", "1500", Some(FilingKind::LongTermResident));
+    nonlocal_visit(&mut t, "V2", "1500", Some(FilingKind::LongTermResident));
+    ok(&one(&mut t.treatment, settle_cmd("S1", "V1")));
+    ok(&one(&mut t.treatment, settle_cmd("S2", "V2")));
+    let (_, r1) = claim_of(&t, "S1");
+    let (_, r2) = claim_of(&t, "S2");
+    let a = match ok(&one(&mut t.insured, r1)) {
+        Outcome::Reservation(r) => r.split.unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let b = match ok(&one(&mut t.insured, r2)) {
+        Outcome::Reservation(r) => r.split.unwrap(),
+        other => panic!("{other:?}"),
+    };
+    // Annual cap 1000: the first takes (1500-100)*0.8 = 1120 capped to 1000, the second none.
+    assert_eq!(a.pooling_fund, m("1000"));
+    assert_eq!(b.pooling_fund, Money::ZERO);
+}
+
+#[test]
+fn a_void_gives_everything_back_and_a_late_reserve_stays_voided() {
+    let mut t = trio();
+    nonlocal_visit(&mut t, "V1", "300", Some(FilingKind::LongTermResident));
+    let before = fund(&t.insured);
+    ok(&one(&mut t.treatment, settle_cmd("S1", "V1")));
+    let (x, reserve) = claim_of(&t, "S1");
+    ok(&one(&mut t.insured, reserve.clone()));
+    ok(&one(&mut t.insured, Command::ResolveReservation { transfer: x.id.clone(), decision: Decision::Abort }));
+    assert_eq!(fund(&t.insured), before, "fund and accounts back where they were");
+    // A void that overtakes its reserve: the late reserve finds it voided.
+    let mut other = x.id.clone();
+    other.serial = ser("S9");
+    ok(&one(&mut t.insured, Command::ResolveReservation { transfer: other.clone(), decision: Decision::Abort }));
+    let Command::Reserve { certificate_kind, certificate, claim, .. } = reserve else { unreachable!() };
+    let late = Command::Reserve { transfer: other, certificate_kind, certificate, claim };
+    match ok(&one(&mut t.insured, late)) {
+        Outcome::Reservation(r) => assert_eq!(r.status, ReservationStatus::Voided),
+        o => panic!("{o:?}"),
+    }
+    assert_eq!(fund(&t.insured), before);
+    // The treatment side spends the serial on abort; a retry gets the same abort.
+    let aborted = one(
+        &mut t.treatment,
+        Command::FinishTransfer { transfer: x.id, decision: Decision::Abort, reason: "refused".into() },
+    );
+    assert!(matches!(ok(&aborted), Outcome::NonLocalAborted { .. }));
+    assert!(matches!(ok(&one(&mut t.treatment, settle_cmd("S1", "V1"))), Outcome::NonLocalAborted { .. }));
+    // The visit is open again for a new serial.
+    assert!(matches!(ok(&one(&mut t.treatment, settle_cmd("S2", "V1"))), Outcome::TransferOpen(_)));
+}
+
+#[test]
+fn the_first_recorded_decision_wins() {
+    let mut f = MemKv::default();
+    let t = TransferId { treatment: prov("110000"), institution: inst(), serial: ser("S1") };
+    let decide = |d| Command::FedDecide {
+        transfer: t.clone(),
+        insured: prov("310000"),
+        amount: m("10"),
+        decision: d,
+        reason: String::new(),
+    };
+    ok(&one(&mut f, decide(Decision::Abort)));
+    match ok(&one(&mut f, decide(Decision::Commit))) {
+        Outcome::Decided(r) => assert_eq!(r.decision, Decision::Abort),
+        o => panic!("{o:?}"),
+    }
+    assert_eq!(positions_total(&f), Money::ZERO);
+}
+
+#[test]
+fn a_nonlocal_serial_reused_for_other_content_is_rejected() {
+    let mut t = trio();
+    nonlocal_visit(&mut t, "V1", "300", Some(FilingKind::LongTermResident));
+    nonlocal_visit(&mut t, "V2", "300", Some(FilingKind::LongTermResident));
+    ok(&one(&mut t.treatment, settle_cmd("S1", "V1")));
+    let e = one(&mut t.treatment, settle_cmd("S1", "V2")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::AlreadyExists, "serial"));
+}
+
+#[test]
+fn an_unfiled_outpatient_is_refused_and_an_inpatient_must_file_before_discharge() {
+    let mut t = trio();
+    nonlocal_visit(&mut t, "V1", "300", None);
+    let e = one(&mut t.treatment, settle_cmd("S1", "V1")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "filing"));
+    ok(&one(
+        &mut t.treatment,
+        Command::AttachFiling { institution: inst(), visit: ser("V1"), filing: FilingKind::Referral },
+    ));
+    assert!(matches!(ok(&one(&mut t.treatment, settle_cmd("S1", "V1"))), Outcome::TransferOpen(_)));
+    let bad = Filing {
+        id: ser("F1"),
+        person_key: KEY.into(),
+        insured: prov("310000"),
+        treatment: prov("310000"),
+        kind: FilingKind::Referral,
+        start: day("2025-01-01"),
+        end: day("2025-12-31"),
+    };
+    let e = one(&mut t.federation, Command::FedFile(bad.clone())).unwrap_err();
+    assert_eq!(e.field, "treatment_province");
+    let e = one(
+        &mut t.federation,
+        Command::FedFile(Filing { treatment: prov("110000"), end: day("2024-12-31"), ..bad.clone() }),
+    )
+    .unwrap_err();
+    assert_eq!(e.field, "end");
+}
+
+#[test]
+fn a_nonlocal_reversal_gives_everything_back_once() {
+    let mut t = trio();
+    nonlocal_visit(&mut t, "V1", "300", Some(FilingKind::LongTermResident));
+    let before = fund(&t.insured);
+    let s = commit(&mut t, "S1", "V1");
+    let rev = Command::Reverse { institution: inst(), serial: ser("R1"), settlement: ser("S1") };
+    assert!(matches!(ok(&one(&mut t.treatment, rev.clone())), Outcome::ReversalOpen(_)));
+    let id = TransferId { treatment: prov("110000"), institution: inst(), serial: s.serial.clone() };
+    ok(&one(&mut t.federation, Command::FedReverse { transfer: id.clone(), reversal: ser("R1") }));
+    ok(&one(&mut t.insured, Command::UnpostReservation { transfer: id.clone() }));
+    ok(&one(&mut t.insured, Command::UnpostReservation { transfer: id }));
+    match ok(&one(&mut t.treatment, Command::FinishReversal { institution: inst(), serial: ser("R1") })) {
+        Outcome::Settlement(s) => assert!(matches!(s.status, SettlementStatus::Reversed { .. })),
+        o => panic!("{o:?}"),
+    }
+    assert!(matches!(ok(&one(&mut t.treatment, rev)), Outcome::Settlement(_)), "retry returns the reversal");
+    let again = Command::Reverse { institution: inst(), serial: ser("R2"), settlement: ser("S1") };
+    let e = one(&mut t.treatment, again).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "settlement_serial"));
+    assert_eq!(fund(&t.insured), before, "the insured province is back where it was");
+    mesh_conserved(&t);
+    assert_eq!(fund(&t.treatment).payables, Money::ZERO);
+}
+
+#[test]
+fn violations_from_the_shared_log_count_once() {
+    let mut f = MemKv::default();
+    let mut p = seeded();
+    let v = |id: &str, pts| medmesh_supervision::Violation {
+        personnel: PersonnelCode::new("D001").unwrap(),
+        id: id.into(),
+        decided_on: day("2025-03-01"),
+        points: pts,
+        severity: medmesh_supervision::Severity::new(3).unwrap(),
+        province: prov("440000"),
+    };
+    ok(&one(&mut f, Command::FedRecordViolation(v("A", 5))));
+    ok(&one(&mut f, Command::FedRecordViolation(v("A", 5))));
+    ok(&one(&mut f, Command::FedRecordViolation(v("B", 4))));
+    let items = match run_query(&f, &Query::SharedViolations { after: 0, limit: 10 }).unwrap() {
+        Answer::SharedViolations(items) => items,
+        o => panic!("{o:?}"),
+    };
+    assert_eq!(items.len(), 2);
+    ok(&one(&mut p, Command::SyncViolations { items: items.clone() }));
+    ok(&one(&mut p, Command::SyncViolations { items }));
+    let q = run_query(&p, &Query::Qualification { code: PersonnelCode::new("D001").unwrap(), now: NOW }).unwrap();
+    match q {
+        Answer::Qualification(q) => assert_eq!(q.year_points, 9),
+        o => panic!("{o:?}"),
+    }
 }

@@ -6,19 +6,19 @@ use medmesh_state::{Answer, Command, Outcome, Query};
 use tonic::{Request, Response, Status};
 
 use super::{answer, outcome, unexpected};
-use crate::app::App;
 use crate::convert;
+use crate::mesh::Mesh;
 use crate::pb::agency_service_server::AgencyService;
 use crate::pb::*;
 
 /// Serves [`AgencyService`] on a replica.
 pub struct Agency {
-    pub(crate) app: Arc<App>,
+    pub(crate) mesh: Arc<Mesh>,
 }
 
 impl Agency {
     async fn put(&self, cmd: Command) -> Result<Response<PutResponse>, Status> {
-        match outcome(self.app.propose(cmd).await?)? {
+        match outcome(self.mesh.app.propose(cmd).await?)? {
             Outcome::Stored => Ok(Response::new(PutResponse {})),
             other => Err(unexpected(other)),
         }
@@ -28,7 +28,20 @@ impl Agency {
 #[tonic::async_trait]
 impl AgencyService for Agency {
     async fn put_person(&self, req: Request<PutPersonRequest>) -> Result<Response<PutResponse>, Status> {
-        self.put(convert::put_person(req.into_inner())?).await
+        let cmd = convert::put_person(req.into_inner())?;
+        let entries = match &cmd {
+            Command::PutPerson(p) if self.mesh.federated() && !self.mesh.is_federation() => {
+                self.mesh.directory_entries(p)
+            }
+            _ => Vec::new(),
+        };
+        let r = self.put(cmd).await?;
+        if !entries.is_empty() {
+            // The directory tells treatment provinces where the person is insured; an
+            // acknowledged PutPerson has reached it (a retry is idempotent).
+            outcome(self.mesh.fed_propose(Command::FedDirectory { entries }).await?)?;
+        }
+        Ok(r)
     }
 
     async fn put_institution(&self, req: Request<PutInstitutionRequest>) -> Result<Response<PutResponse>, Status> {
@@ -48,7 +61,7 @@ impl AgencyService for Agency {
     }
 
     async fn contribute(&self, req: Request<ContributeRequest>) -> Result<Response<ContributeResponse>, Status> {
-        match outcome(self.app.propose(convert::contribute(req.into_inner())?).await?)? {
+        match outcome(self.mesh.app.propose(convert::contribute(req.into_inner())?).await?)? {
             Outcome::Contributed { balance } => Ok(Response::new(ContributeResponse { balance: balance.to_string() })),
             other => Err(unexpected(other)),
         }
@@ -60,10 +73,17 @@ impl AgencyService for Agency {
     ) -> Result<Response<QualificationResponse>, Status> {
         let cmd = convert::record_violation(req.into_inner())?;
         let code = match &cmd {
-            Command::RecordViolation(v) => v.personnel.clone(),
+            Command::RecordViolation(v) => {
+                if self.mesh.federated() && !self.mesh.is_federation() {
+                    // Shared first, so the points count in every province; then here, so the
+                    // answer reflects them at once.
+                    outcome(self.mesh.fed_propose(Command::FedRecordViolation(v.clone())).await?)?;
+                }
+                v.personnel.clone()
+            }
             other => return Err(unexpected(other)),
         };
-        match outcome(self.app.propose(cmd).await?)? {
+        match outcome(self.mesh.app.propose(cmd).await?)? {
             Outcome::Qualification(q) => Ok(Response::new(convert::qualification(&code, &q))),
             other => Err(unexpected(other)),
         }
@@ -80,14 +100,14 @@ impl AgencyService for Agency {
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0),
         );
-        match answer(self.app.query(Query::Qualification { code: code.clone(), now }).await?)? {
+        match answer(self.mesh.app.query(Query::Qualification { code: code.clone(), now }).await?)? {
             Answer::Qualification(q) => Ok(Response::new(convert::qualification(&code, &q))),
             other => Err(unexpected(other)),
         }
     }
 
     async fn get_fund(&self, _req: Request<GetFundRequest>) -> Result<Response<GetFundResponse>, Status> {
-        match answer(self.app.query(Query::Fund).await?)? {
+        match answer(self.mesh.app.query(Query::Fund).await?)? {
             Answer::Fund(f) => Ok(Response::new(GetFundResponse {
                 contributions: f.ledger.contributions.to_string(),
                 balance: f.ledger.balance().to_string(),
@@ -97,8 +117,50 @@ impl AgencyService for Agency {
                 payables: f.payables.to_string(),
                 settlements: f.ledger.settlements,
                 reversals: f.ledger.reversals,
+                nonlocal_reserved: f.ledger.nonlocal_reserved.to_string(),
+                nonlocal_paid: f.ledger.nonlocal_paid.to_string(),
+                nonlocal_settlements: f.ledger.nonlocal_settlements,
+                nonlocal_owed: f.ledger.nonlocal_owed.to_string(),
+                nonlocal_receivable: f.ledger.nonlocal_receivable.to_string(),
+                nonlocal_treated: f.ledger.nonlocal_treated,
             })),
             other => Err(unexpected(other)),
         }
+    }
+
+    async fn file_non_local(
+        &self,
+        req: Request<FileNonLocalRequest>,
+    ) -> Result<Response<FileNonLocalResponse>, Status> {
+        let (id, kind, certificate, treatment, filing, start, end) = convert::file_nonlocal(req.into_inner())?;
+        if !self.mesh.federated() || self.mesh.is_federation() {
+            return Err(Status::failed_precondition("treatment_province: this node is not part of a federation"));
+        }
+        if treatment == self.mesh.province {
+            return Err(Status::invalid_argument("treatment_province: is this province: care here is local"));
+        }
+        let person =
+            match answer(self.mesh.app.query(Query::RemotePerson { kind, number: certificate.clone() }).await?)? {
+                Answer::RemotePerson(p) => p,
+                other => return Err(unexpected(other)),
+            };
+        let f = medmesh_state::Filing {
+            id: id.clone(),
+            person_key: self.mesh.directory_key(kind, &certificate),
+            insured: self.mesh.province.clone(),
+            treatment: treatment.clone(),
+            kind: filing,
+            start,
+            end,
+        };
+        outcome(self.mesh.fed_propose(Command::FedFile(f)).await?)?;
+        Ok(Response::new(FileNonLocalResponse {
+            id: id.to_string(),
+            masked_id: person.masked_id,
+            treatment_province: treatment.to_string(),
+            kind: convert::filing_kind_pb(filing),
+            start: start.to_string(),
+            end: end.to_string(),
+        }))
     }
 }

@@ -7,20 +7,18 @@ use medmesh_types::{LogTime, Money};
 use tonic::{Request, Response, Status};
 
 use super::{answer, outcome, unexpected};
-use crate::app::App;
 use crate::convert;
+use crate::mesh::Mesh;
 use crate::pb::hospital_service_server::HospitalService;
 use crate::pb::*;
 
 /// Serves [`HospitalService`] on a replica.
 pub struct Hospital {
-    pub(crate) app: Arc<App>,
+    pub(crate) mesh: Arc<Mesh>,
 }
 
 fn now() -> LogTime {
-    LogTime(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0),
-    )
+    crate::mesh::now()
 }
 
 #[tonic::async_trait]
@@ -35,7 +33,9 @@ impl HospitalService for Hospital {
         if r.certificate.is_empty() || r.certificate.len() > 64 {
             return Err(Status::invalid_argument("certificate: must be 1 to 64 characters"));
         }
-        match answer(self.app.query(Query::Identity { institution, kind, number: r.certificate, now: now() }).await?)? {
+        match answer(
+            self.mesh.app.query(Query::Identity { institution, kind, number: r.certificate, now: now() }).await?,
+        )? {
             Answer::Identity(v) => {
                 let p = v.person;
                 let a = v.accumulators;
@@ -64,18 +64,22 @@ impl HospitalService for Hospital {
         &self,
         req: Request<RegisterVisitRequest>,
     ) -> Result<Response<RegisterVisitResponse>, Status> {
-        let cmd = convert::register_visit(req.into_inner())?;
-        match outcome(self.app.propose(cmd).await?)? {
-            Outcome::VisitRegistered(v) => {
-                Ok(Response::new(RegisterVisitResponse { serial: v.serial.to_string(), masked_id: v.person.masked() }))
-            }
+        let r = req.into_inner();
+        let emergency = r.emergency;
+        let cmd = convert::register_visit(r)?;
+        match self.mesh.register_visit(cmd, emergency).await? {
+            Outcome::VisitRegistered(v) => Ok(Response::new(RegisterVisitResponse {
+                serial: v.serial.to_string(),
+                masked_id: v.nonlocal.as_ref().map(|n| n.masked_id.clone()).unwrap_or_else(|| v.person.masked()),
+                insured_province: v.nonlocal.map(|n| n.insured.to_string()).unwrap_or_default(),
+            })),
             other => Err(unexpected(other)),
         }
     }
 
     async fn upload_fees(&self, req: Request<UploadFeesRequest>) -> Result<Response<UploadFeesResponse>, Status> {
         let cmd = convert::upload_fees(req.into_inner())?;
-        match outcome(self.app.propose(cmd).await?)? {
+        match outcome(self.mesh.app.propose(cmd).await?)? {
             Outcome::FeesUploaded { line_count, total } => {
                 Ok(Response::new(UploadFeesResponse { line_count, total: total.to_string() }))
             }
@@ -91,30 +95,30 @@ impl HospitalService for Hospital {
             use_individual_account: r.use_individual_account,
             now: now(),
         };
-        match answer(self.app.query(q).await?)? {
+        match answer(self.mesh.app.query(q).await?)? {
             Answer::Quote(s) => Ok(Response::new(PreSettleResponse { split: Some(convert::split(&s)) })),
+            Answer::VisitClaim { claim, nonlocal } => {
+                let s = self.mesh.remote_quote(claim, nonlocal).await?;
+                Ok(Response::new(PreSettleResponse { split: Some(convert::split(&s)) }))
+            }
             other => Err(unexpected(other)),
         }
     }
 
     async fn settle(&self, req: Request<SettleRequest>) -> Result<Response<SettleResponse>, Status> {
         let cmd = convert::settle(req.into_inner())?;
-        match outcome(self.app.propose(cmd).await?)? {
-            Outcome::Settlement(s) => Ok(Response::new(convert::settle_response(&s))),
-            other => Err(unexpected(other)),
-        }
+        let s = self.mesh.settle(cmd).await?;
+        Ok(Response::new(convert::settle_response(&s)))
     }
 
     async fn reverse(&self, req: Request<ReverseRequest>) -> Result<Response<ReverseResponse>, Status> {
         let cmd = convert::reverse(req.into_inner())?;
-        match outcome(self.app.propose(cmd).await?)? {
-            Outcome::Settlement(s) => Ok(Response::new(ReverseResponse {
-                settlement_serial: s.serial.to_string(),
-                status: convert::status_text(&s.status),
-                split: Some(convert::split(&s.split)),
-            })),
-            other => Err(unexpected(other)),
-        }
+        let s = self.mesh.reverse(cmd).await?;
+        Ok(Response::new(ReverseResponse {
+            settlement_serial: s.serial.to_string(),
+            status: convert::status_text(&s.status),
+            split: Some(convert::split(&s.split)),
+        }))
     }
 
     async fn get_expense_document(
@@ -126,7 +130,7 @@ impl HospitalService for Hospital {
             institution: convert::institution("institution_id", &r.institution_id)?,
             serial: convert::serial("serial", &r.serial)?,
         };
-        match answer(self.app.query(q).await?)? {
+        match answer(self.mesh.app.query(q).await?)? {
             Answer::Settlement(s) => Ok(Response::new(convert::expense_document(&s))),
             other => Err(unexpected(other)),
         }
@@ -142,7 +146,7 @@ impl HospitalService for Hospital {
             from: convert::date("from", &r.from)?,
             to: convert::date("to", &r.to)?,
         };
-        match answer(self.app.query(q).await?)? {
+        match answer(self.mesh.app.query(q).await?)? {
             Answer::Statement(list) => {
                 let live = list.iter().filter(|s| s.status == SettlementStatus::Settled);
                 let total: Money = live.clone().map(|s| s.split.total).sum();

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod agency;
+pub mod federation;
 pub mod hospital;
 pub mod raft;
 

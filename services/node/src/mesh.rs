@@ -1,0 +1,530 @@
+//! The replica's place in the mesh: routing of non-local care, the two-phase transfer
+//! coordinator, and the background work that resolves in-doubt transfers and keeps shared data
+//! fresh.
+//!
+//! The coordinator holds no state of its own: every step is an idempotent command in one of
+//! three Raft groups (see `medmesh_state::nonlocal`), so a crash anywhere leaves a state from
+//! which [`Mesh::recover_once`] (or the hospital's retry with the same serial) continues.
+//!
+//! Bounds: a transfer whose insured province gave no answer within [`RESERVE_TIMEOUT`] is
+//! aborted; a reservation with no decision after [`VOID_AFTER`] asks the federation and
+//! proposes abort if nothing was recorded; the recovery pass runs every [`RECOVERY_EVERY`] on
+//! each group's leader. So once the mesh heals, nothing stays pending longer than
+//! `VOID_AFTER + RECOVERY_EVERY` plus the time to reach the groups (about 15 s).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use medmesh_state::{
+    directory_key, Answer, CertificateKind, Command, CommandResult, Decision, DecisionRecord, DomainError, ErrorCode,
+    Filing, NonLocalVisit, Outcome, ProvinceEntry, Query, Reservation, ReservationStatus, Settlement, TransferId,
+    TransferPhase, TreatmentTransfer, VisitKind,
+};
+use medmesh_types::{LogTime, Money, ProvinceCode, Serial};
+use tonic::Status;
+
+use crate::app::App;
+use crate::convert::status;
+use crate::remote::Remote;
+
+/// A transfer whose insured province has not reserved within this time is aborted.
+pub const RESERVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A reservation without a decision for this long is resolved through the federation.
+pub const VOID_AFTER: Duration = Duration::from_secs(10);
+/// How often a group leader looks for in-doubt transfers and new shared data.
+pub const RECOVERY_EVERY: Duration = Duration::from_secs(1);
+/// How long a hospital's non-local call may drive its transfer before it answers UNAVAILABLE
+/// (the outcome then follows from recovery, and a retry with the same serial returns it).
+pub const DRIVE_DEADLINE: Duration = Duration::from_secs(15);
+
+/// A replica with its links to the federation and the other provinces.
+pub struct Mesh {
+    /// The local replica.
+    pub app: Arc<App>,
+    /// Clients of other groups.
+    pub remote: Remote,
+    /// This group's province code (`000000` for the federation).
+    pub province: ProvinceCode,
+    /// The directory secret.
+    secret: String,
+    /// Replica addresses of this group, registered with the federation.
+    endpoints: Vec<String>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// The wall-clock time, for queries and ages (never for apply).
+pub fn now() -> LogTime {
+    LogTime(now_ms())
+}
+
+fn age(t: LogTime) -> Duration {
+    Duration::from_millis(u64::try_from(now_ms() - t.millis()).unwrap_or(0))
+}
+
+fn unexpected<T: std::fmt::Debug>(what: T) -> Status {
+    Status::internal(format!("unexpected result kind: {what:?}"))
+}
+
+fn outcome(r: CommandResult) -> Result<Outcome, Status> {
+    r.map_err(status)
+}
+
+fn answer(r: Result<Answer, DomainError>) -> Result<Answer, Status> {
+    r.map_err(status)
+}
+
+/// The error a hospital gets for an aborted non-local settlement.
+pub fn aborted(reason: &str) -> Status {
+    Status::failed_precondition(format!("serial: the non-local settlement was not made: {reason}"))
+}
+
+impl Mesh {
+    /// Wraps a replica.
+    pub fn new(
+        app: Arc<App>,
+        province: ProvinceCode,
+        federation: Vec<String>,
+        secret: String,
+        endpoints: Vec<String>,
+    ) -> Mesh {
+        Mesh { app, remote: Remote::new(federation), province, secret, endpoints }
+    }
+
+    /// Whether this replica is in the federation group.
+    pub fn is_federation(&self) -> bool {
+        self.province.as_str() == medmesh_state::FEDERATION
+    }
+
+    /// Whether non-local care is possible (a federation is configured).
+    pub fn federated(&self) -> bool {
+        self.is_federation() || self.remote.has_federation()
+    }
+
+    /// Proposes to the federation (locally on a federation replica).
+    pub async fn fed_propose(&self, cmd: Command) -> Result<CommandResult, Status> {
+        if self.is_federation() {
+            self.app.propose(cmd).await
+        } else {
+            self.remote.fed_propose(&cmd).await
+        }
+    }
+
+    /// Queries the federation (locally on a federation replica).
+    pub async fn fed_query(&self, q: Query) -> Result<Result<Answer, DomainError>, Status> {
+        if self.is_federation() {
+            self.app.query(q).await
+        } else {
+            self.remote.fed_query(&q).await
+        }
+    }
+
+    /// The directory key of a certificate.
+    pub fn directory_key(&self, kind: CertificateKind, number: &str) -> String {
+        directory_key(&self.secret, kind, number)
+    }
+
+    /// Directory entries for a person's certificates.
+    pub fn directory_entries(&self, p: &medmesh_state::Person) -> Vec<(String, ProvinceCode)> {
+        let mut out = vec![(self.directory_key(CertificateKind::IdCard, p.id.expose()), self.province.clone())];
+        if let Some(n) = &p.social_security_card {
+            out.push((self.directory_key(CertificateKind::SocialSecurityCard, n), self.province.clone()));
+        }
+        if let Some(n) = &p.e_credential {
+            out.push((self.directory_key(CertificateKind::ECredential, n), self.province.clone()));
+        }
+        out
+    }
+
+    /// Registers a visit; a certificate unknown here is looked up in the federation's
+    /// directory and registered as a non-local visit.
+    pub async fn register_visit(&self, cmd: Command, emergency: bool) -> Result<Outcome, Status> {
+        match self.app.propose(cmd.clone()).await? {
+            Ok(o) => Ok(o),
+            Err(e) if e.code == ErrorCode::NotFound && e.field == "certificate" && self.federated() => {
+                self.register_nonlocal_visit(cmd, emergency, e).await
+            }
+            Err(e) => Err(status(e)),
+        }
+    }
+
+    async fn register_nonlocal_visit(
+        &self,
+        cmd: Command,
+        emergency: bool,
+        local: DomainError,
+    ) -> Result<Outcome, Status> {
+        let Command::RegisterVisit { certificate_kind, certificate, admitted, kind, .. } = &cmd else {
+            return Err(unexpected(&cmd));
+        };
+        let key = self.directory_key(*certificate_kind, certificate);
+        let insured = match self.fed_query(Query::Directory { key: key.clone() }).await? {
+            Ok(Answer::Province(p)) => p,
+            Ok(other) => return Err(unexpected(other)),
+            Err(e) if e.code == ErrorCode::NotFound => {
+                return Err(Status::not_found("certificate: no insured person holds this certificate in any province"))
+            }
+            Err(e) => return Err(status(e)),
+        };
+        if insured == self.province {
+            return Err(status(local));
+        }
+        let person = match self
+            .remote
+            .province_query(&insured, &Query::RemotePerson { kind: *certificate_kind, number: certificate.clone() })
+            .await?
+        {
+            Ok(Answer::RemotePerson(p)) => p,
+            Ok(other) => return Err(unexpected(other)),
+            Err(e) => return Err(status(e)),
+        };
+        let filing =
+            self.filing_for(&key, *admitted).await?.or(emergency.then_some(medmesh_state::FilingKind::Emergency));
+        if filing.is_none() && *kind == VisitKind::Outpatient {
+            return Err(Status::failed_precondition(format!(
+                "certificate: the person insured in {insured} has no non-local filing for {} covering {admitted}; the insured province must file first (emergencies: set emergency)",
+                self.province
+            )));
+        }
+        let nonlocal = NonLocalVisit {
+            treatment: self.province.clone(),
+            insured,
+            person_key: key,
+            certificate_kind: *certificate_kind,
+            certificate: certificate.clone(),
+            masked_id: person.masked_id,
+            name: person.name,
+            filing,
+        };
+        outcome(self.app.propose(Command::RegisterNonLocalVisit { request: Box::new(cmd), nonlocal }).await?)
+    }
+
+    /// The kind of the filing that covers `day` for the person with `key` here, if any.
+    async fn filing_for(
+        &self,
+        key: &str,
+        day: medmesh_types::Date,
+    ) -> Result<Option<medmesh_state::FilingKind>, Status> {
+        let q = Query::Filings { person_key: key.to_string(), treatment: self.province.clone() };
+        let filings: Vec<Filing> = match answer(self.fed_query(q).await?)? {
+            Answer::Filings(f) => f,
+            other => return Err(unexpected(other)),
+        };
+        // The most generous kind wins when several cover the day.
+        Ok(filings.iter().filter(|f| f.covers(day)).map(|f| f.kind).min())
+    }
+
+    /// Settles a visit: locally, or as a two-phase transfer for a non-local visit.
+    pub async fn settle(&self, cmd: Command) -> Result<Settlement, Status> {
+        let mut attached = false;
+        loop {
+            match self.app.propose(cmd.clone()).await? {
+                Ok(Outcome::Settlement(s)) => return Ok(s),
+                Ok(Outcome::NonLocalAborted { reason, .. }) => return Err(aborted(&reason)),
+                Ok(Outcome::TransferOpen(x)) => return self.drive_transfer(x, Instant::now() + DRIVE_DEADLINE).await,
+                Ok(other) => return Err(unexpected(other)),
+                Err(e) if e.field == "filing" && !attached && self.federated() => {
+                    // An inpatient admitted without a filing: the insured province may have
+                    // filed since (late filing before discharge).
+                    let Command::Settle { institution, visit, .. } = &cmd else { return Err(unexpected(&cmd)) };
+                    let v = match answer(
+                        self.app.query(Query::Visit { institution: institution.clone(), visit: visit.clone() }).await?,
+                    )? {
+                        Answer::Visit(v) => v,
+                        other => return Err(unexpected(other)),
+                    };
+                    let nl = v.nonlocal.as_ref().ok_or_else(|| status(e.clone()))?;
+                    let Some(kind) = self.filing_for(&nl.person_key, v.admitted).await? else {
+                        return Err(status(e));
+                    };
+                    let attach =
+                        Command::AttachFiling { institution: institution.clone(), visit: visit.clone(), filing: kind };
+                    outcome(self.app.propose(attach).await?)?;
+                    attached = true;
+                }
+                Err(e) => return Err(status(e)),
+            }
+        }
+    }
+
+    /// Drives a transfer to its decision and applies it here. Every step is idempotent, so the
+    /// live call, a hospital's retry and the recovery pass may drive the same transfer.
+    pub async fn drive_transfer(&self, x: TreatmentTransfer, deadline: Instant) -> Result<Settlement, Status> {
+        let t = x.id.clone();
+        let mut last = Status::unavailable("transfer not driven");
+        while Instant::now() < deadline {
+            match self.drive_step(&t).await {
+                Ok(Some(Outcome::Settlement(s))) => return Ok(s),
+                Ok(Some(Outcome::NonLocalAborted { reason, .. })) => return Err(aborted(&reason)),
+                Ok(Some(other)) => return Err(unexpected(other)),
+                Ok(None) => continue,
+                Err(s) => {
+                    tracing::debug!(transfer = %t, error = %s.message(), "transfer step failed; retrying");
+                    last = s;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        Err(Status::unavailable(format!(
+            "serial: the non-local settlement is in progress ({}); retry with the same serial for its outcome",
+            last.message()
+        )))
+    }
+
+    /// One step of a transfer; `Some` once it is done here.
+    async fn drive_step(&self, t: &TransferId) -> Result<Option<Outcome>, Status> {
+        let (x, claim, nl) = match answer(
+            self.app
+                .query(Query::TransferClaim { institution: t.institution.clone(), serial: t.serial.clone() })
+                .await?,
+        )? {
+            Answer::TransferClaim { transfer, claim, nonlocal } => (transfer, claim, nonlocal),
+            other => return Err(unexpected(other)),
+        };
+        if let TransferPhase::Done(d) = x.phase {
+            // Finished: the idempotent finish returns the stored outcome.
+            let finish = Command::FinishTransfer { transfer: t.clone(), decision: d, reason: String::new() };
+            return outcome(self.app.propose(finish).await?).map(Some);
+        }
+        let recorded = match answer(self.fed_query(Query::Decision { transfer: t.clone() }).await?)? {
+            Answer::Decision(d) => d,
+            other => return Err(unexpected(other)),
+        };
+        let reserve = Command::Reserve {
+            transfer: t.clone(),
+            certificate_kind: nl.certificate_kind,
+            certificate: nl.certificate.clone(),
+            claim,
+        };
+        let rec = match (recorded, &x.phase) {
+            (Some(rec), _) => rec,
+            (None, TransferPhase::Reserved(split)) => {
+                let amount = split.fund_total() + split.individual_account;
+                self.decide(t, &x.insured, amount, Decision::Commit, "").await?
+            }
+            (None, _) if age(x.started_at) > RESERVE_TIMEOUT => {
+                self.decide(t, &x.insured, Money::ZERO, Decision::Abort, "the insured province did not answer in time")
+                    .await?
+            }
+            (None, _) => {
+                match self.remote.province_propose(&x.insured, &reserve).await? {
+                    Ok(Outcome::Reservation(r)) => match (&r.status, &r.split) {
+                        (ReservationStatus::Pending | ReservationStatus::Posted, Some(split)) => {
+                            let cmd = Command::TransferReserved { transfer: t.clone(), split: split.clone() };
+                            outcome(self.app.propose(cmd).await?)?;
+                            return Ok(None);
+                        }
+                        _ => {
+                            self.decide(t, &x.insured, Money::ZERO, Decision::Abort, "the reservation was voided")
+                                .await?
+                        }
+                    },
+                    Ok(other) => return Err(unexpected(other)),
+                    // The insured province refused: its reason is the hospital's answer.
+                    Err(e) => self.decide(t, &x.insured, Money::ZERO, Decision::Abort, &e.to_string()).await?,
+                }
+            }
+        };
+        self.apply_decision(&x, &reserve, rec).await.map(Some)
+    }
+
+    async fn decide(
+        &self,
+        t: &TransferId,
+        insured: &ProvinceCode,
+        amount: Money,
+        decision: Decision,
+        reason: &str,
+    ) -> Result<DecisionRecord, Status> {
+        let cmd = Command::FedDecide {
+            transfer: t.clone(),
+            insured: insured.clone(),
+            amount,
+            decision,
+            reason: reason.to_string(),
+        };
+        match outcome(self.fed_propose(cmd).await?)? {
+            Outcome::Decided(rec) => Ok(rec),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Phase 2 on both sides from the recorded decision.
+    async fn apply_decision(
+        &self,
+        x: &TreatmentTransfer,
+        reserve: &Command,
+        rec: DecisionRecord,
+    ) -> Result<Outcome, Status> {
+        let t = &x.id;
+        let resolve = Command::ResolveReservation { transfer: t.clone(), decision: rec.decision };
+        let insured_side = self.remote.province_propose(&x.insured, &resolve);
+        if rec.decision == Decision::Commit && x.phase == TransferPhase::Reserving {
+            // Committed by another driver whose reservation answer this replica has not
+            // recorded: read the reservation (the reserve is idempotent) first.
+            if let Ok(Outcome::Reservation(Reservation { split: Some(split), .. })) =
+                self.remote.province_propose(&x.insured, reserve).await?
+            {
+                outcome(self.app.propose(Command::TransferReserved { transfer: t.clone(), split }).await?)?;
+            }
+        }
+        let finish =
+            Command::FinishTransfer { transfer: t.clone(), decision: rec.decision, reason: rec.reason.clone() };
+        let (insured_result, here) = tokio::join!(insured_side, self.app.propose(finish));
+        if let Err(s) = insured_result {
+            // The insured province's recovery pass resolves its reservation from the decision.
+            tracing::debug!(transfer = %t, error = %s.message(), "phase 2 at the insured province deferred");
+        }
+        outcome(here?)
+    }
+
+    /// Reverses a settlement: locally, or through the federation and the insured province for
+    /// a non-local one.
+    pub async fn reverse(&self, cmd: Command) -> Result<Settlement, Status> {
+        match outcome(self.app.propose(cmd.clone()).await?)? {
+            Outcome::Settlement(s) => Ok(s),
+            Outcome::ReversalOpen(s) => {
+                let Command::Reverse { serial, .. } = &cmd else { return Err(unexpected(&cmd)) };
+                self.drive_reversal(serial, s, Instant::now() + DRIVE_DEADLINE).await
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn drive_reversal(&self, reversal: &Serial, s: Settlement, deadline: Instant) -> Result<Settlement, Status> {
+        let mut last = Status::unavailable("reversal not driven");
+        while Instant::now() < deadline {
+            match self.reversal_step(reversal, &s).await {
+                Ok(s) => return Ok(s),
+                Err(st) if st.code() == tonic::Code::Unavailable => {
+                    last = st;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(st) => return Err(st),
+            }
+        }
+        Err(Status::unavailable(format!(
+            "serial: the reversal is in progress ({}); retry with the same serial for its outcome",
+            last.message()
+        )))
+    }
+
+    async fn reversal_step(&self, reversal: &Serial, s: &Settlement) -> Result<Settlement, Status> {
+        let insured = s.insured.clone().ok_or_else(|| Status::internal("reversal of a local settlement"))?;
+        let t = TransferId {
+            treatment: self.province.clone(),
+            institution: s.institution.clone(),
+            serial: s.serial.clone(),
+        };
+        outcome(self.fed_propose(Command::FedReverse { transfer: t.clone(), reversal: reversal.clone() }).await?)?;
+        outcome(self.remote.province_propose(&insured, &Command::UnpostReservation { transfer: t }).await?)?;
+        let finish = Command::FinishReversal { institution: s.institution.clone(), serial: reversal.clone() };
+        match outcome(self.app.propose(finish).await?)? {
+            Outcome::Settlement(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A quote for a non-local visit from its insured province (nothing is reserved).
+    pub async fn remote_quote(
+        &self,
+        claim: medmesh_state::RemoteClaim,
+        nl: NonLocalVisit,
+    ) -> Result<medmesh_settlement::Split, Status> {
+        let q = Query::RemoteQuote { kind: nl.certificate_kind, number: nl.certificate, claim, now: now() };
+        match answer(self.remote.province_query(&nl.insured, &q).await?)? {
+            Answer::Quote(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn leads(&self) -> bool {
+        self.app.leader().is_some_and(|(id, _)| id == self.app.id)
+    }
+
+    /// One recovery pass on this group's leader: drives open transfers and reversals (as the
+    /// treatment province), resolves reservations without a decision (as the insured province)
+    /// and copies new shared violations.
+    pub async fn recover_once(&self) -> Result<(), Status> {
+        if !self.leads() || self.is_federation() || !self.federated() {
+            return Ok(());
+        }
+        if let Answer::Transfers(open) = answer(self.app.query(Query::OpenTransfers { limit: 256 }).await?)? {
+            for x in open.into_iter().filter(|x| age(x.started_at) > Duration::from_secs(2)) {
+                let t = x.id.clone();
+                if let Err(s) = self.drive_transfer(x, Instant::now() + Duration::from_secs(3)).await {
+                    if s.code() == tonic::Code::Unavailable {
+                        tracing::info!(transfer = %t, error = %s.message(), "in-doubt transfer not resolved yet");
+                    }
+                }
+            }
+        }
+        if let Answer::Reversals(open) = answer(self.app.query(Query::OpenReversals { limit: 256 }).await?)? {
+            for (reversal, s) in open {
+                let _ = self.drive_reversal(&reversal, s, Instant::now() + Duration::from_secs(3)).await;
+            }
+        }
+        if let Answer::Reservations(pending) = answer(self.app.query(Query::PendingReservations { limit: 256 }).await?)?
+        {
+            for r in pending.into_iter().filter(|r| age(r.reserved_at) > VOID_AFTER) {
+                let t = r.transfer.clone();
+                let rec = match answer(self.fed_query(Query::Decision { transfer: t.clone() }).await?)? {
+                    Answer::Decision(Some(rec)) => rec,
+                    Answer::Decision(None) => {
+                        self.decide(&t, &self.province, r.amount(), Decision::Abort, "no decision in time").await?
+                    }
+                    other => return Err(unexpected(other)),
+                };
+                tracing::info!(transfer = %t, decision = ?rec.decision, "in-doubt reservation resolved");
+                outcome(self.app.propose(Command::ResolveReservation { transfer: t, decision: rec.decision }).await?)?;
+            }
+        }
+        self.sync_violations().await
+    }
+
+    async fn sync_violations(&self) -> Result<(), Status> {
+        let cursor = match answer(self.app.query(Query::ViolationCursor).await?)? {
+            Answer::Cursor(c) => c,
+            other => return Err(unexpected(other)),
+        };
+        if let Answer::SharedViolations(items) =
+            answer(self.fed_query(Query::SharedViolations { after: cursor, limit: 512 }).await?)?
+        {
+            if !items.is_empty() {
+                outcome(self.app.propose(Command::SyncViolations { items }).await?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers this province's endpoints with the federation (until it succeeds), then runs
+    /// the recovery pass every [`RECOVERY_EVERY`] for as long as the replica runs.
+    pub fn spawn_background(self: Arc<Self>) {
+        if self.is_federation() || !self.federated() {
+            return;
+        }
+        tokio::spawn(async move {
+            let entry = ProvinceEntry { province: self.province.clone(), endpoints: self.endpoints.clone() };
+            loop {
+                match self.remote.fed_propose(&Command::FedRegisterProvince(entry.clone())).await {
+                    Ok(Ok(_)) => break,
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "the federation refused this province's registration");
+                        break;
+                    }
+                    Err(s) => tracing::debug!(error = %s.message(), "federation not reachable yet"),
+                }
+                tokio::time::sleep(RECOVERY_EVERY).await;
+            }
+            tracing::info!(province = %self.province, "registered with the federation");
+            loop {
+                tokio::time::sleep(RECOVERY_EVERY).await;
+                if let Err(s) = self.recover_once().await {
+                    tracing::debug!(error = %s.message(), "recovery pass incomplete");
+                }
+            }
+        });
+    }
+}

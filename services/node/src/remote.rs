@@ -1,0 +1,158 @@
+//! Calls into other Raft groups: the federation and other provinces.
+//!
+//! A call goes to any replica of the group over the internal Raft service; a replica that is not
+//! the leader answers "not leader" and the next one is tried, so the call reaches the leader
+//! within one round. Every command sent is idempotent, so a call whose outcome is unknown
+//! (timeout, connection lost) is simply sent again.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use medmesh_state::{Answer, Command, CommandResult, DomainError, ProvinceEntry, Query};
+use medmesh_types::ProvinceCode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+use tonic::Status;
+
+use crate::app::ForwardError;
+use crate::network::{channel, raft_client};
+use crate::pb::raft_service_client::RaftServiceClient;
+use crate::pb::RaftBytes;
+
+/// How long one call to one replica may take.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Clients of the federation and of other provinces.
+pub struct Remote {
+    federation: Vec<String>,
+    provinces: Mutex<BTreeMap<ProvinceCode, Vec<String>>>,
+    clients: Mutex<BTreeMap<String, RaftServiceClient<Channel>>>,
+}
+
+enum Kind {
+    Propose,
+    Query,
+}
+
+impl Remote {
+    /// Clients for a federation at `federation` (replica addresses).
+    pub fn new(federation: Vec<String>) -> Remote {
+        Remote { federation, provinces: Mutex::default(), clients: Mutex::default() }
+    }
+
+    /// Whether a federation is configured.
+    pub fn has_federation(&self) -> bool {
+        !self.federation.is_empty()
+    }
+
+    async fn client(&self, addr: &str) -> Result<RaftServiceClient<Channel>, Status> {
+        let mut clients = self.clients.lock().await;
+        if let Some(c) = clients.get(addr) {
+            return Ok(c.clone());
+        }
+        let c = raft_client(channel(addr).map_err(|e| Status::unavailable(format!("{addr}: {e}")))?);
+        clients.insert(addr.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Sends `req` to the replicas at `addrs` until the leader answers (two rounds at most).
+    async fn call<Req: Serialize, Out: DeserializeOwned>(
+        &self,
+        group: &str,
+        addrs: &[String],
+        kind: Kind,
+        req: &Req,
+    ) -> Result<Out, Status> {
+        if addrs.is_empty() {
+            return Err(Status::unavailable(format!("{group}: no endpoints known")));
+        }
+        let data = bincode::serialize(req).map_err(|e| Status::internal(e.to_string()))?;
+        let mut last = String::new();
+        for round in 0..2 {
+            for addr in addrs {
+                let mut c = self.client(addr).await?;
+                let mut request = tonic::Request::new(RaftBytes { data: data.clone() });
+                request.set_timeout(CALL_TIMEOUT);
+                let reply = match kind {
+                    Kind::Propose => c.propose(request).await,
+                    Kind::Query => c.query(request).await,
+                };
+                match reply {
+                    Ok(r) => match bincode::deserialize::<Result<Out, ForwardError>>(&r.into_inner().data) {
+                        Ok(Ok(out)) => return Ok(out),
+                        Ok(Err(ForwardError::NotLeader)) => last = format!("{addr} is not the leader"),
+                        Ok(Err(ForwardError::Unavailable(m))) => last = format!("{addr}: {m}"),
+                        Err(e) => return Err(Status::internal(format!("{group}: bad reply from {addr}: {e}"))),
+                    },
+                    Err(s) => last = format!("{addr}: {}", s.message()),
+                }
+            }
+            if round == 0 {
+                // Give an election in progress a moment before the second round.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+        Err(Status::unavailable(format!("{group} unreachable ({last}); the outcome is unknown, retry")))
+    }
+
+    /// Proposes a command to the federation.
+    pub async fn fed_propose(&self, cmd: &Command) -> Result<CommandResult, Status> {
+        self.call("federation", &self.federation, Kind::Propose, cmd).await
+    }
+
+    /// Runs a linearizable query on the federation.
+    pub async fn fed_query(&self, q: &Query) -> Result<Result<Answer, DomainError>, Status> {
+        self.call("federation", &self.federation, Kind::Query, q).await
+    }
+
+    async fn endpoints(&self, province: &ProvinceCode, refresh: bool) -> Result<Vec<String>, Status> {
+        if !refresh {
+            if let Some(e) = self.provinces.lock().await.get(province) {
+                return Ok(e.clone());
+            }
+        }
+        match self.fed_query(&Query::ProvinceEndpoints { province: province.clone() }).await? {
+            Ok(Answer::Endpoints(list)) => {
+                let e: Vec<String> = list.into_iter().flat_map(|e: ProvinceEntry| e.endpoints).collect();
+                self.provinces.lock().await.insert(province.clone(), e.clone());
+                Ok(e)
+            }
+            Ok(_) => Err(Status::internal("federation: unexpected answer to a province lookup")),
+            Err(e) => Err(Status::unavailable(format!("province {province}: {}", e.message))),
+        }
+    }
+
+    async fn province_call<Req: Serialize, Out: DeserializeOwned>(
+        &self,
+        province: &ProvinceCode,
+        kind: fn() -> Kind,
+        req: &Req,
+    ) -> Result<Out, Status> {
+        let addrs = self.endpoints(province, false).await?;
+        let group = format!("province {province}");
+        match self.call(&group, &addrs, kind(), req).await {
+            Ok(v) => Ok(v),
+            Err(_) => {
+                // The province may have moved: read its endpoints again and retry once.
+                let addrs = self.endpoints(province, true).await?;
+                self.call(&group, &addrs, kind(), req).await
+            }
+        }
+    }
+
+    /// Proposes a command to another province's group.
+    pub async fn province_propose(&self, province: &ProvinceCode, cmd: &Command) -> Result<CommandResult, Status> {
+        self.province_call(province, || Kind::Propose, cmd).await
+    }
+
+    /// Runs a linearizable query on another province's group.
+    pub async fn province_query(
+        &self,
+        province: &ProvinceCode,
+        q: &Query,
+    ) -> Result<Result<Answer, DomainError>, Status> {
+        self.province_call(province, || Kind::Query, q).await
+    }
+}

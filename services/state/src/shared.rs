@@ -1,0 +1,269 @@
+//! Records of non-local (cross-province) care: what the federation holds for every province,
+//! and what a treatment or insured province keeps about a transfer.
+//!
+//! The federation never holds a raw identity: a person is known there only by a keyed hash of
+//! a certificate ([`directory_key`]), computed at the province edge with a secret shared by the
+//! provinces and not by the federation's readers.
+
+use medmesh_settlement::{CatalogueItem, FeeLine, Split};
+use medmesh_types::{Date, InstitutionId, LogTime, Money, ProvinceCode, Serial};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::model::CertificateKind;
+
+/// The province code of the federation group.
+pub const FEDERATION: &str = "000000";
+
+/// The directory key of a certificate: a keyed SHA-256 of its kind and number, as 32 hex
+/// characters. Only a holder of `secret` can compute it from a certificate, and it cannot be
+/// turned back into the number.
+pub fn directory_key(secret: &str, kind: CertificateKind, number: &str) -> String {
+    let mut h = Sha256::new();
+    h.update((secret.len() as u64).to_be_bytes());
+    h.update(secret.as_bytes());
+    h.update([0]);
+    h.update(kind.key().as_bytes());
+    h.update([0]);
+    h.update(number.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+/// Whether `key` looks like a [`directory_key`] (32 lowercase hex characters).
+pub fn is_directory_key(key: &str) -> bool {
+    key.len() == 32 && key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Kind of non-local filing (备案).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum FilingKind {
+    /// Long-term resident elsewhere: retirees resettled, long-term residence, posted workers.
+    LongTermResident,
+    /// Temporary visitor referred by an insured-place institution.
+    Referral,
+    /// Temporary visitor in an emergency: treated as filed.
+    Emergency,
+    /// Other temporary visitor: the insured place's reduced ratio applies.
+    OtherTemporary,
+}
+
+impl FilingKind {
+    /// Whether the insured place's temporary-visitor reduction applies.
+    pub fn reduced_ratio(self) -> bool {
+        self == FilingKind::OtherTemporary
+    }
+}
+
+/// A non-local filing, as the federation holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filing {
+    /// The insured province's filing serial.
+    pub id: Serial,
+    /// Directory key of the person's certificate.
+    pub person_key: String,
+    /// Where the person is insured (who filed).
+    pub insured: ProvinceCode,
+    /// Where the person is treated.
+    pub treatment: ProvinceCode,
+    /// Kind.
+    pub kind: FilingKind,
+    /// First day covered.
+    pub start: Date,
+    /// Last day covered.
+    pub end: Date,
+}
+
+impl Filing {
+    /// Whether the filing covers care on `day`.
+    pub fn covers(&self, day: Date) -> bool {
+        self.start <= day && day <= self.end
+    }
+}
+
+/// Identifies one non-local settlement's transfer mesh-wide: the treatment province and the
+/// hospital's idempotency key there.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TransferId {
+    /// Treatment province.
+    pub treatment: ProvinceCode,
+    /// Treating institution.
+    pub institution: InstitutionId,
+    /// The institution's settlement serial.
+    pub serial: Serial,
+}
+
+impl TransferId {
+    /// Key part `treatment/institution/serial`.
+    pub fn key(&self) -> String {
+        format!("{}/{}/{}", self.treatment, self.institution, self.serial)
+    }
+}
+
+impl std::fmt::Display for TransferId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.key())
+    }
+}
+
+/// The federation's decision on a transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Decision {
+    /// Post on both sides: the insured province owes the amount to the treatment province.
+    Commit,
+    /// Void: the reservation is released; nothing is owed.
+    Abort,
+}
+
+/// The durable decision on one transfer (first writer wins; it never changes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// The transfer.
+    pub transfer: TransferId,
+    /// The insured province (the debtor on commit).
+    pub insured: ProvinceCode,
+    /// What the insured province pays: fund share plus individual account.
+    pub amount: Money,
+    /// Commit or abort.
+    pub decision: Decision,
+    /// Why it was aborted, if it was.
+    pub reason: String,
+    /// When it was recorded (log time).
+    pub decided_at: LogTime,
+    /// The serial of the reversal that gave a committed transfer back, if any.
+    pub reversed: Option<Serial>,
+}
+
+/// What one insured province owes one treatment province (real time, before clearing).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// Committed non-local settlements in force (not reversed).
+    pub settlements: u64,
+    /// Their total.
+    pub amount: Money,
+}
+
+/// A non-local visit's link to the insured province, kept at the treatment province.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NonLocalVisit {
+    /// This (the treatment) province.
+    pub treatment: ProvinceCode,
+    /// Where the person is insured.
+    pub insured: ProvinceCode,
+    /// Directory key of the certificate.
+    pub person_key: String,
+    /// The certificate presented (sent only to the insured province).
+    pub certificate_kind: CertificateKind,
+    /// The certificate number.
+    pub certificate: String,
+    /// Masked identity number, from the insured province.
+    pub masked_id: String,
+    /// Name, from the insured province (for the expense document).
+    pub name: String,
+    /// The filing covering the visit; `None` for an inpatient who may still file before
+    /// discharge.
+    pub filing: Option<FilingKind>,
+}
+
+/// The claim an insured province settles with its own policy: the treatment place's fee lines
+/// and catalogue entries (treatment-place catalogue, insured-place policy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteClaim {
+    /// Level of the treating institution.
+    pub institution_level: u8,
+    /// The filing kind (decides the temporary-visitor reduction).
+    pub filing: FilingKind,
+    /// Pay the person's share from the individual account first.
+    pub use_individual_account: bool,
+    /// Day of admission (the person's age is taken on it).
+    pub admitted: Date,
+    /// The fee lines.
+    pub lines: Vec<FeeLine>,
+    /// The treatment place's catalogue entries of the lines' codes.
+    pub items: Vec<CatalogueItem>,
+}
+
+/// Where a transfer stands at the treatment province.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(clippy::large_enum_variant)] // one per open transfer
+pub enum TransferPhase {
+    /// Reserve asked of the insured province; no answer recorded yet.
+    Reserving,
+    /// The insured province reserved this split; commit is to be proposed.
+    Reserved(Split),
+    /// The federation's decision was applied here.
+    Done(Decision),
+}
+
+/// A non-local settlement in progress or done, at the treatment province.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreatmentTransfer {
+    /// The transfer.
+    pub id: TransferId,
+    /// The visit settled.
+    pub visit: Serial,
+    /// The insured province.
+    pub insured: ProvinceCode,
+    /// Pay the person's share from the individual account first.
+    pub use_individual_account: bool,
+    /// SHA-256 of the hospital's settle request (a retry must match it).
+    pub digest: String,
+    /// When it started (log time).
+    pub started_at: LogTime,
+    /// Where it stands.
+    pub phase: TransferPhase,
+}
+
+/// Status of a reservation at the insured province.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReservationStatus {
+    /// Held against the fund, the accumulators and the account; waiting for a decision.
+    Pending,
+    /// Committed: the amount is owed to the treatment province.
+    Posted,
+    /// Aborted: everything held was released.
+    Voided,
+    /// Committed, then the settlement was reversed: everything was given back.
+    Reversed,
+}
+
+/// A phase-1 reservation at the insured province.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// The transfer.
+    pub transfer: TransferId,
+    /// Calendar year whose accumulators hold it.
+    pub year: i32,
+    /// The split computed with this province's policy; `None` for a void that arrived before
+    /// any reserve.
+    pub split: Option<Split>,
+    /// When it was reserved (log time).
+    pub reserved_at: LogTime,
+    /// Status.
+    pub status: ReservationStatus,
+}
+
+impl Reservation {
+    /// What the insured province pays the treatment province: fund share plus individual
+    /// account.
+    pub fn amount(&self) -> Money {
+        self.split.as_ref().map(|s| s.fund_total() + s.individual_account).unwrap_or(Money::ZERO)
+    }
+}
+
+/// A province's registered endpoints, in the federation's directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvinceEntry {
+    /// Province code.
+    pub province: ProvinceCode,
+    /// Replica addresses (`host:port`).
+    pub endpoints: Vec<String>,
+}
+
+/// What a person looks like to a treatment province: no raw identity number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemotePerson {
+    /// Masked identity number.
+    pub masked_id: String,
+    /// Name (for the expense document).
+    pub name: String,
+}
