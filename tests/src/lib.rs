@@ -144,6 +144,24 @@ impl Group {
         }
     }
 
+    /// Stops replica `id` with SIGSTOP (a stalled host: its sockets stay open, nothing
+    /// answers).
+    pub fn pause(&self, id: u64) {
+        self.signal(id, "-STOP");
+    }
+
+    /// Resumes a replica stopped with [`Group::pause`].
+    pub fn resume(&self, id: u64) {
+        self.signal(id, "-CONT");
+    }
+
+    fn signal(&self, id: u64, sig: &str) {
+        if let Some(pid) = self.replica(id).child.as_ref().and_then(|c| c.id()) {
+            let ok = std::process::Command::new("kill").arg(sig).arg(pid.to_string()).status().expect("kill runs");
+            assert!(ok.success(), "kill {sig} {pid}");
+        }
+    }
+
     /// Addresses of running replicas.
     pub fn running_addrs(&self) -> Vec<String> {
         self.replicas.iter().filter(|r| r.running()).map(|r| r.addr.clone()).collect()
@@ -200,6 +218,41 @@ impl Group {
     }
 }
 
+/// A whole mesh: the federation's group and province groups, each three replica processes,
+/// with demo data and filings loaded through the public API.
+pub struct Mesh {
+    /// The federation group.
+    pub federation: Group,
+    /// Province groups, in the order given.
+    pub provinces: Vec<Group>,
+}
+
+impl Mesh {
+    /// Starts the federation and `provinces` (group `i` at `base + 10 (i + 1)`), loads
+    /// `persons` demo persons per province and files them for care in the other provinces.
+    pub async fn start(provinces: &[&str], persons: u32) -> Mesh {
+        let base = free_base_port();
+        let federation = Group::start(medmesh_state::FEDERATION, 3, base, &[]);
+        let fed_addrs = federation.replicas.iter().map(|r| r.addr.clone()).collect::<Vec<_>>().join(",");
+        let env = [("MEDMESH_FEDERATION", fed_addrs)];
+        let groups: Vec<Group> =
+            provinces.iter().enumerate().map(|(i, p)| Group::start(p, 3, base + 10 * (i as u16 + 1), &env)).collect();
+        federation.leader().await;
+        let codes: Vec<String> = provinces.iter().map(|p| p.to_string()).collect();
+        for g in &groups {
+            let leader = g.leader().await;
+            medmesh_node::demo::load(g.channel(leader), &g.province, persons).await.expect("demo data");
+            medmesh_node::demo::file(g.channel(leader), &g.province, persons, &codes).await.expect("demo filings");
+        }
+        Mesh { federation, provinces: groups }
+    }
+
+    /// The group of a province.
+    pub fn province(&self, code: &str) -> &Group {
+        self.provinces.iter().find(|g| g.province == code).expect("province in the mesh")
+    }
+}
+
 /// Data directory of a replica (for opening its RocksDB after it stopped).
 pub fn data_dir(r: &Replica) -> PathBuf {
     r.dir.join("data")
@@ -216,4 +269,5 @@ pub async fn read_state(dir: &Path) -> medmesh_state::MemKv {
     }
     kv
 }
+pub mod checker;
 pub mod workload;

@@ -1,0 +1,222 @@
+//! An independent checker of the mesh's money invariants that reads only the public gRPC API
+//! (the agency's `GetFund`, the hospital's `ListSettlements`, the federation's
+//! `GetPositions`), as an auditor would. Each invariant is one function returning the first
+//! violation it finds; [`check`] runs them all.
+
+use std::collections::BTreeMap;
+
+use medmesh_node::pb;
+use medmesh_node::pb::agency_service_client::AgencyServiceClient;
+use medmesh_node::pb::federation_service_client::FederationServiceClient;
+use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
+use medmesh_types::{Date, Money};
+
+use crate::workload::today;
+
+/// What the clients were told: a settlement acknowledged (and whether its reversal was).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acked {
+    /// Treatment province.
+    pub treatment: String,
+    /// Institution.
+    pub institution: String,
+    /// The settlement as acknowledged.
+    pub settlement: pb::SettleResponse,
+    /// Whether a reversal of it was acknowledged.
+    pub reversed: bool,
+}
+
+/// The public state of the mesh at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Each province's fund ledger.
+    pub funds: BTreeMap<String, pb::GetFundResponse>,
+    /// Each (province, institution)'s settlements around today.
+    pub settlements: BTreeMap<(String, String), Vec<pb::SettleResponse>>,
+    /// The federation's positions.
+    pub positions: pb::GetPositionsResponse,
+}
+
+fn yuan(s: &str) -> Money {
+    Money::parse_signed_yuan(s).unwrap_or_else(|e| panic!("amount {s:?} from the API does not parse: {e}"))
+}
+
+fn part(s: &pb::SettleResponse, f: fn(&pb::Split) -> &String) -> Money {
+    s.split.as_ref().map(|x| yuan(f(x))).unwrap_or(Money::ZERO)
+}
+
+/// Fund share plus account part: what institutions are owed for a settlement.
+fn payable(s: &pb::SettleResponse) -> Money {
+    part(s, |x| &x.pooling_fund) + part(s, |x| &x.critical_illness) + part(s, |x| &x.individual_account)
+}
+
+/// Reads a snapshot. `provinces` maps each province to an endpoint and the institutions to
+/// list; `federation` is any endpoint that serves the federation service.
+pub async fn snapshot(
+    provinces: &[(String, String, Vec<String>)],
+    federation: &str,
+) -> Result<Snapshot, tonic::Status> {
+    let day = Date::parse(&today()).expect("today parses");
+    let mut snap = Snapshot::default();
+    for (code, addr, institutions) in provinces {
+        let ch = medmesh_node::network::channel(addr).map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let fund = AgencyServiceClient::new(ch.clone()).get_fund(pb::GetFundRequest {}).await?.into_inner();
+        snap.funds.insert(code.clone(), fund);
+        for inst in institutions {
+            let list = HospitalServiceClient::new(ch.clone())
+                .list_settlements(pb::ListSettlementsRequest {
+                    institution_id: inst.clone(),
+                    from: day.plus_days(-1).to_string(),
+                    to: day.plus_days(1).to_string(),
+                })
+                .await?
+                .into_inner();
+            snap.settlements.insert((code.clone(), inst.clone()), list.settlements);
+        }
+    }
+    let ch = medmesh_node::network::channel(federation).map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    snap.positions = FederationServiceClient::new(ch).get_positions(pb::GetPositionsRequest {}).await?.into_inner();
+    Ok(snap)
+}
+
+/// Each province's pooling fund balances to the fen:
+/// `contributions = balance + pooling_paid + critical_illness_paid + nonlocal_reserved + nonlocal_paid`.
+pub fn ledgers_balance(s: &Snapshot) -> Result<(), String> {
+    for (p, f) in &s.funds {
+        let out = yuan(&f.balance)
+            + yuan(&f.pooling_paid)
+            + yuan(&f.critical_illness_paid)
+            + yuan(&f.nonlocal_reserved)
+            + yuan(&f.nonlocal_paid);
+        if out != yuan(&f.contributions) {
+            return Err(format!("{p}: contributions {} but the fund accounts for {out}", f.contributions));
+        }
+    }
+    Ok(())
+}
+
+/// Nothing is left in doubt: no reservation waits for a decision, no reversal is half done.
+pub fn nothing_pending(s: &Snapshot) -> Result<(), String> {
+    for (p, f) in &s.funds {
+        if yuan(&f.nonlocal_reserved) != Money::ZERO {
+            return Err(format!("{p}: {} still reserved for non-local care", f.nonlocal_reserved));
+        }
+    }
+    for ((p, i), list) in &s.settlements {
+        if let Some(x) = list.iter().find(|x| x.status == "REVERSING") {
+            return Err(format!("{p}/{i}: settlement {} is still being reversed", x.serial));
+        }
+    }
+    Ok(())
+}
+
+/// What insured provinces owe equals what treatment provinces are owed and what the federation's
+/// positions say, in amount and count, in total and per province.
+pub fn positions_match(s: &Snapshot) -> Result<(), String> {
+    let owed: Money = s.funds.values().map(|f| yuan(&f.nonlocal_owed)).sum();
+    let receivable: Money = s.funds.values().map(|f| yuan(&f.nonlocal_receivable)).sum();
+    let total = yuan(&s.positions.total);
+    if owed != receivable || owed != total {
+        return Err(format!("owed {owed}, receivable {receivable}, federation positions {total}"));
+    }
+    let posted: u64 = s.funds.values().map(|f| f.nonlocal_settlements).sum();
+    let treated: u64 = s.funds.values().map(|f| f.nonlocal_treated).sum();
+    if posted != treated || posted != s.positions.settlements {
+        return Err(format!(
+            "non-local settlements: {posted} posted by insured provinces, {treated} in force at treatment provinces, {} in the federation",
+            s.positions.settlements
+        ));
+    }
+    for n in &s.positions.provinces {
+        if let Some(f) = s.funds.get(&n.province) {
+            if yuan(&f.nonlocal_owed) != yuan(&n.owed) || yuan(&f.nonlocal_receivable) != yuan(&n.receivable) {
+                return Err(format!("{}: ledger and federation disagree: {f:?} vs {n:?}", n.province));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Each province's payables and non-local counts equal the sum of its settlements in force,
+/// and each serial appears once.
+pub fn payables_match_settlements(s: &Snapshot) -> Result<(), String> {
+    for (p, f) in &s.funds {
+        let lists: Vec<&pb::SettleResponse> =
+            s.settlements.iter().filter(|((q, _), _)| q == p).flat_map(|(_, l)| l.iter()).collect();
+        let live: Vec<&&pb::SettleResponse> = lists.iter().filter(|x| x.status == "SETTLED").collect();
+        let sum: Money = live.iter().map(|x| payable(x)).sum();
+        if sum != yuan(&f.payables) {
+            return Err(format!("{p}: payables {} but settlements in force sum to {sum}", f.payables));
+        }
+        let nonlocal: Vec<_> = live.iter().filter(|x| !x.insured_province.is_empty()).collect();
+        let receivable: Money = nonlocal.iter().map(|x| payable(x)).sum();
+        if receivable != yuan(&f.nonlocal_receivable) || nonlocal.len() as u64 != f.nonlocal_treated {
+            return Err(format!(
+                "{p}: {} non-local settlements in force sum to {receivable}; ledger says {} for {}",
+                nonlocal.len(),
+                f.nonlocal_receivable,
+                f.nonlocal_treated
+            ));
+        }
+        if (live.len() - nonlocal.len()) as u64 != f.settlements {
+            return Err(format!(
+                "{p}: {} local settlements in force, ledger says {}",
+                live.len() - nonlocal.len(),
+                f.settlements
+            ));
+        }
+    }
+    for ((p, i), list) in &s.settlements {
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(x) = list.iter().find(|x| !seen.insert(&x.serial)) {
+            return Err(format!("{p}/{i}: serial {} listed twice", x.serial));
+        }
+    }
+    Ok(())
+}
+
+/// Every acknowledged settlement is present once with the split the client was given, and
+/// reversed exactly when its reversal was acknowledged (or left unknown).
+pub fn acknowledged_survive(
+    s: &Snapshot,
+    acked: &[Acked],
+    unknown_reversals: &[(String, String)],
+) -> Result<(), String> {
+    for a in acked {
+        let list = s
+            .settlements
+            .get(&(a.treatment.clone(), a.institution.clone()))
+            .ok_or_else(|| format!("{}/{}: no statement", a.treatment, a.institution))?;
+        let found = list
+            .iter()
+            .find(|x| x.serial == a.settlement.serial)
+            .ok_or_else(|| format!("acknowledged settlement {}/{} is missing", a.treatment, a.settlement.serial))?;
+        if found.split != a.settlement.split || found.insured_province != a.settlement.insured_province {
+            return Err(format!(
+                "settlement {}/{} changed after it was acknowledged",
+                a.treatment, a.settlement.serial
+            ));
+        }
+        let unknown = unknown_reversals.contains(&(a.treatment.clone(), a.settlement.serial.clone()));
+        let reversed = found.status == "REVERSED";
+        if a.reversed && !reversed || !a.reversed && reversed && !unknown {
+            return Err(format!(
+                "settlement {}/{} is {} but its reversal was {}acknowledged",
+                a.treatment,
+                a.settlement.serial,
+                found.status,
+                if a.reversed { "" } else { "not " }
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every invariant, in order; the first violation.
+pub fn check(s: &Snapshot, acked: &[Acked], unknown_reversals: &[(String, String)]) -> Result<(), String> {
+    ledgers_balance(s)?;
+    nothing_pending(s)?;
+    positions_match(s)?;
+    payables_match_settlements(s)?;
+    acknowledged_survive(s, acked, unknown_reversals)
+}
