@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use medmesh_state::{
     directory_key, Answer, CertificateKind, Command, CommandResult, Decision, DecisionRecord, DomainError, ErrorCode,
-    Filing, NonLocalVisit, Outcome, ProvinceEntry, Query, Reservation, ReservationStatus, Settlement, TransferId,
-    TransferPhase, TreatmentTransfer, VisitKind,
+    Filing, NonLocalVisit, OpenTransfer, Outcome, ProvinceEntry, Query, Reservation, ReservationStatus, Settlement,
+    TransferId, TransferPhase, TreatmentTransfer, VisitKind,
 };
 use medmesh_types::{LogTime, Money, ProvinceCode, Serial};
 use tonic::Status;
@@ -141,6 +141,18 @@ impl Mesh {
     /// Registers a visit; a certificate unknown here is looked up in the federation's
     /// directory and registered as a non-local visit.
     pub async fn register_visit(&self, cmd: Command, emergency: bool) -> Result<Outcome, Status> {
+        if let Command::RegisterVisit { certificate_kind, certificate, .. } = &cmd {
+            if self.federated() {
+                // Route by this replica's (possibly stale) view: a certificate unknown here is
+                // looked up in the directory, which sends it back here if it is ours after all.
+                let q = Query::RemotePerson { kind: *certificate_kind, number: certificate.clone() };
+                if let Err(e) = medmesh_state::run_query(&self.app.view, &q) {
+                    if e.code == ErrorCode::NotFound && e.field == "certificate" {
+                        return self.register_nonlocal_visit(cmd, emergency, e).await;
+                    }
+                }
+            }
+        }
         match self.app.propose(cmd.clone()).await? {
             Ok(o) => Ok(o),
             Err(e) if e.code == ErrorCode::NotFound && e.field == "certificate" && self.federated() => {
@@ -223,7 +235,9 @@ impl Mesh {
             match self.app.propose(cmd.clone()).await? {
                 Ok(Outcome::Settlement(s)) => return Ok(s),
                 Ok(Outcome::NonLocalAborted { reason, .. }) => return Err(aborted(&reason)),
-                Ok(Outcome::TransferOpen(x)) => return self.drive_transfer(x, Instant::now() + DRIVE_DEADLINE).await,
+                Ok(Outcome::TransferOpen(open)) => {
+                    return self.drive_transfer(*open, Instant::now() + DRIVE_DEADLINE).await
+                }
                 Ok(other) => return Err(unexpected(other)),
                 Err(e) if e.field == "filing" && !attached && self.federated() => {
                     // An inpatient admitted without a filing: the insured province may have
@@ -251,11 +265,22 @@ impl Mesh {
 
     /// Drives a transfer to its decision and applies it here. Every step is idempotent, so the
     /// live call, a hospital's retry and the recovery pass may drive the same transfer.
-    pub async fn drive_transfer(&self, x: TreatmentTransfer, deadline: Instant) -> Result<Settlement, Status> {
-        let t = x.id.clone();
+    ///
+    /// The first attempt on a fresh transfer takes the fast path: reserve, decide, then post
+    /// and finish at once — four sequential replicated writes. Any failure falls back to the
+    /// careful path ([`Mesh::drive_step`]), which reads where the transfer stands first.
+    pub async fn drive_transfer(&self, open: OpenTransfer, deadline: Instant) -> Result<Settlement, Status> {
+        let t = open.transfer.id.clone();
+        let mut fast = (open.transfer.phase == TransferPhase::Reserving
+            && age(open.transfer.started_at) < RESERVE_TIMEOUT)
+            .then_some(open);
         let mut last = Status::unavailable("transfer not driven");
         while Instant::now() < deadline {
-            match self.drive_step(&t).await {
+            let step = match fast.take() {
+                Some(open) => self.fast_step(open).await,
+                None => self.drive_step(&t).await,
+            };
+            match step {
                 Ok(Some(Outcome::Settlement(s))) => return Ok(s),
                 Ok(Some(Outcome::NonLocalAborted { reason, .. })) => return Err(aborted(&reason)),
                 Ok(Some(other)) => return Err(unexpected(other)),
@@ -273,7 +298,40 @@ impl Mesh {
         )))
     }
 
-    /// One step of a transfer; `Some` once it is done here.
+    fn reserve_command(open: &OpenTransfer) -> Command {
+        Command::Reserve {
+            transfer: open.transfer.id.clone(),
+            certificate_kind: open.nonlocal.certificate_kind,
+            certificate: open.nonlocal.certificate.clone(),
+            claim: open.claim.clone(),
+        }
+    }
+
+    /// Reserve at the insured province, decide, post and finish, without reading first.
+    async fn fast_step(&self, open: OpenTransfer) -> Result<Option<Outcome>, Status> {
+        let x = &open.transfer;
+        let reserve = Self::reserve_command(&open);
+        let (rec, split) = match self.remote.province_propose(&x.insured, &reserve).await? {
+            Ok(Outcome::Reservation(Reservation {
+                status: ReservationStatus::Pending | ReservationStatus::Posted,
+                split: Some(split),
+                ..
+            })) => {
+                let amount = split.fund_total() + split.individual_account;
+                (self.decide(&x.id, &x.insured, amount, Decision::Commit, "").await?, Some(split))
+            }
+            Ok(Outcome::Reservation(_)) => (
+                self.decide(&x.id, &x.insured, Money::ZERO, Decision::Abort, "the reservation was voided").await?,
+                None,
+            ),
+            Ok(other) => return Err(unexpected(other)),
+            // The insured province refused: its reason is the hospital's answer.
+            Err(e) => (self.decide(&x.id, &x.insured, Money::ZERO, Decision::Abort, &e.to_string()).await?, None),
+        };
+        self.apply_decision(x, &reserve, rec, split).await.map(Some)
+    }
+
+    /// One careful step of a transfer: reads where it stands, then acts; `Some` once done.
     async fn drive_step(&self, t: &TransferId) -> Result<Option<Outcome>, Status> {
         let (x, claim, nl) = match answer(
             self.app
@@ -285,7 +343,8 @@ impl Mesh {
         };
         if let TransferPhase::Done(d) = x.phase {
             // Finished: the idempotent finish returns the stored outcome.
-            let finish = Command::FinishTransfer { transfer: t.clone(), decision: d, reason: String::new() };
+            let finish =
+                Command::FinishTransfer { transfer: t.clone(), decision: d, reason: String::new(), split: None };
             return outcome(self.app.propose(finish).await?).map(Some);
         }
         let recorded = match answer(self.fed_query(Query::Decision { transfer: t.clone() }).await?)? {
@@ -312,6 +371,8 @@ impl Mesh {
                 match self.remote.province_propose(&x.insured, &reserve).await? {
                     Ok(Outcome::Reservation(r)) => match (&r.status, &r.split) {
                         (ReservationStatus::Pending | ReservationStatus::Posted, Some(split)) => {
+                            // Recorded here first, so a later step can commit without asking
+                            // the insured province again.
                             let cmd = Command::TransferReserved { transfer: t.clone(), split: split.clone() };
                             outcome(self.app.propose(cmd).await?)?;
                             return Ok(None);
@@ -322,12 +383,29 @@ impl Mesh {
                         }
                     },
                     Ok(other) => return Err(unexpected(other)),
-                    // The insured province refused: its reason is the hospital's answer.
                     Err(e) => self.decide(t, &x.insured, Money::ZERO, Decision::Abort, &e.to_string()).await?,
                 }
             }
         };
-        self.apply_decision(&x, &reserve, rec).await.map(Some)
+        self.apply_decision(&x, &reserve, rec, None).await.map(Some)
+    }
+
+    /// Drives a transfer known only by its id (the recovery pass).
+    async fn drive_by_id(&self, t: &TransferId, deadline: Instant) -> Result<Settlement, Status> {
+        let mut last = Status::unavailable("transfer not driven");
+        while Instant::now() < deadline {
+            match self.drive_step(t).await {
+                Ok(Some(Outcome::Settlement(s))) => return Ok(s),
+                Ok(Some(Outcome::NonLocalAborted { reason, .. })) => return Err(aborted(&reason)),
+                Ok(Some(other)) => return Err(unexpected(other)),
+                Ok(None) => continue,
+                Err(s) => {
+                    last = s;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        Err(last)
     }
 
     async fn decide(
@@ -357,21 +435,22 @@ impl Mesh {
         x: &TreatmentTransfer,
         reserve: &Command,
         rec: DecisionRecord,
+        mut split: Option<medmesh_settlement::Split>,
     ) -> Result<Outcome, Status> {
         let t = &x.id;
         let resolve = Command::ResolveReservation { transfer: t.clone(), decision: rec.decision };
         let insured_side = self.remote.province_propose(&x.insured, &resolve);
-        if rec.decision == Decision::Commit && x.phase == TransferPhase::Reserving {
+        if rec.decision == Decision::Commit && x.phase == TransferPhase::Reserving && split.is_none() {
             // Committed by another driver whose reservation answer this replica has not
             // recorded: read the reservation (the reserve is idempotent) first.
-            if let Ok(Outcome::Reservation(Reservation { split: Some(split), .. })) =
+            if let Ok(Outcome::Reservation(Reservation { split: Some(s), .. })) =
                 self.remote.province_propose(&x.insured, reserve).await?
             {
-                outcome(self.app.propose(Command::TransferReserved { transfer: t.clone(), split }).await?)?;
+                split = Some(s);
             }
         }
         let finish =
-            Command::FinishTransfer { transfer: t.clone(), decision: rec.decision, reason: rec.reason.clone() };
+            Command::FinishTransfer { transfer: t.clone(), decision: rec.decision, reason: rec.reason.clone(), split };
         let (insured_result, here) = tokio::join!(insured_side, self.app.propose(finish));
         if let Err(s) = insured_result {
             // The insured province's recovery pass resolves its reservation from the decision.
@@ -454,7 +533,7 @@ impl Mesh {
         if let Answer::Transfers(open) = answer(self.app.query(Query::OpenTransfers { limit: 256 }).await?)? {
             for x in open.into_iter().filter(|x| age(x.started_at) > Duration::from_secs(2)) {
                 let t = x.id.clone();
-                if let Err(s) = self.drive_transfer(x, Instant::now() + Duration::from_secs(3)).await {
+                if let Err(s) = self.drive_by_id(&t, Instant::now() + Duration::from_secs(3)).await {
                     if s.code() == tonic::Code::Unavailable {
                         tracing::info!(transfer = %t, error = %s.message(), "in-doubt transfer not resolved yet");
                     }

@@ -29,6 +29,8 @@ pub struct Remote {
     federation: Vec<String>,
     provinces: Mutex<BTreeMap<ProvinceCode, Vec<String>>>,
     clients: Mutex<BTreeMap<String, RaftServiceClient<Channel>>>,
+    /// The replica of each group that answered last (its leader, most likely): tried first.
+    leaders: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 enum Kind {
@@ -39,7 +41,7 @@ enum Kind {
 impl Remote {
     /// Clients for a federation at `federation` (replica addresses).
     pub fn new(federation: Vec<String>) -> Remote {
-        Remote { federation, provinces: Mutex::default(), clients: Mutex::default() }
+        Remote { federation, provinces: Mutex::default(), clients: Mutex::default(), leaders: Default::default() }
     }
 
     /// Whether a federation is configured.
@@ -70,8 +72,11 @@ impl Remote {
         }
         let data = bincode::serialize(req).map_err(|e| Status::internal(e.to_string()))?;
         let mut last = String::new();
+        let preferred = self.leaders.lock().ok().and_then(|l| l.get(group).cloned());
+        let mut order: Vec<&String> = addrs.iter().filter(|a| Some(*a) == preferred.as_ref()).collect();
+        order.extend(addrs.iter().filter(|a| Some(*a) != preferred.as_ref()));
         for round in 0..2 {
-            for addr in addrs {
+            for addr in order.iter().copied() {
                 let mut c = self.client(addr).await?;
                 let mut request = tonic::Request::new(RaftBytes { data: data.clone() });
                 request.set_timeout(CALL_TIMEOUT);
@@ -81,7 +86,14 @@ impl Remote {
                 };
                 match reply {
                     Ok(r) => match bincode::deserialize::<Result<Out, ForwardError>>(&r.into_inner().data) {
-                        Ok(Ok(out)) => return Ok(out),
+                        Ok(Ok(out)) => {
+                            if preferred.as_ref() != Some(addr) {
+                                if let Ok(mut l) = self.leaders.lock() {
+                                    l.insert(group.to_string(), addr.clone());
+                                }
+                            }
+                            return Ok(out);
+                        }
                         Ok(Err(ForwardError::NotLeader)) => last = format!("{addr} is not the leader"),
                         Ok(Err(ForwardError::Unavailable(m))) => last = format!("{addr}: {m}"),
                         Err(e) => return Err(Status::internal(format!("{group}: bad reply from {addr}: {e}"))),

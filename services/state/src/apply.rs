@@ -448,7 +448,9 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
         Command::ResolveReservation { transfer, decision } => resolve_reservation(tx, transfer, *decision, now),
         Command::UnpostReservation { transfer } => unpost_reservation(tx, transfer),
         Command::TransferReserved { transfer, split } => transfer_reserved(tx, transfer, split),
-        Command::FinishTransfer { transfer, decision, reason } => finish_transfer(tx, transfer, *decision, reason, now),
+        Command::FinishTransfer { transfer, decision, reason, split } => {
+            finish_transfer(tx, transfer, *decision, reason, split.as_ref(), now)
+        }
         Command::FinishReversal { institution, serial } => finish_reversal(tx, institution, serial, now),
         Command::SyncViolations { items } => sync_violations(tx, items),
         Command::FedRegisterProvince(e) => fed_register_province(tx, e),

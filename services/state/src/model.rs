@@ -388,6 +388,9 @@ pub enum Command {
         decision: crate::shared::Decision,
         /// Why it was aborted.
         reason: String,
+        /// On commit, the insured province's split, if not recorded by
+        /// [`Command::TransferReserved`] before.
+        split: Option<Split>,
     },
     /// Treatment province: records the filing found for a non-local inpatient who filed after
     /// admission (before discharge).
@@ -519,7 +522,7 @@ pub enum Outcome {
     /// A settlement (for settle and for reverse: the record after the command).
     Settlement(Settlement),
     /// A non-local settlement was started (or is in progress): the transfer must be driven.
-    TransferOpen(crate::shared::TreatmentTransfer),
+    TransferOpen(Box<crate::shared::OpenTransfer>),
     /// A non-local settlement was aborted; the serial is spent.
     NonLocalAborted {
         /// The transfer.

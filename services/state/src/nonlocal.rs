@@ -136,7 +136,7 @@ pub(crate) fn settle_nonlocal(
                 format!("serial {serial} was already used by a different request of institution {institution}"),
             ));
         }
-        return Ok(Outcome::TransferOpen(x));
+        return open(tx, x);
     }
     let today = now.date();
     let Some(nl) = visit.nonlocal.clone() else {
@@ -172,7 +172,14 @@ pub(crate) fn settle_nonlocal(
     tx.store(&keys::visit(institution, &visit.serial), &visit);
     tx.store(&key, &x);
     tx.store(&keys::open_transfer(institution, serial), &());
-    Ok(Outcome::TransferOpen(x))
+    open(tx, x)
+}
+
+/// The outcome of an open transfer: with its claim, so the coordinator need not read it.
+fn open(tx: &Tx<'_>, transfer: TreatmentTransfer) -> Result<Outcome, DomainError> {
+    let (claim, nonlocal) =
+        crate::query::remote_claim(tx, &transfer.id.institution, &transfer.visit, transfer.use_individual_account)?;
+    Ok(Outcome::TransferOpen(Box::new(OpenTransfer { transfer, claim, nonlocal })))
 }
 
 fn settle_error(e: SettleError) -> DomainError {
@@ -354,7 +361,7 @@ pub(crate) fn transfer_reserved(
         x.phase = TransferPhase::Reserved(split.clone());
         tx.store(&keys::transfer(&transfer.institution, &transfer.serial), &x);
     }
-    Ok(Outcome::TransferOpen(x))
+    open(tx, x)
 }
 
 /// Treatment province: applies the federation's decision.
@@ -363,6 +370,7 @@ pub(crate) fn finish_transfer(
     transfer: &TransferId,
     decision: Decision,
     reason: &str,
+    split: Option<&medmesh_settlement::Split>,
     now: LogTime,
 ) -> Result<Outcome, DomainError> {
     let mut x = load_transfer(tx, transfer)?;
@@ -379,8 +387,9 @@ pub(crate) fn finish_transfer(
     let today = now.date();
     let outcome = match decision {
         Decision::Commit => {
-            let TransferPhase::Reserved(split) = &x.phase else {
-                return Err(DomainError::precondition("transfer", "commit without a recorded reservation"));
+            let split = match (&x.phase, split) {
+                (TransferPhase::Reserved(s), _) | (_, Some(s)) => s.clone(),
+                _ => return Err(DomainError::precondition("split", "commit without the insured province's split")),
             };
             let (name, masked_id) =
                 visit.nonlocal.as_ref().map(|n| (n.name.clone(), n.masked_id.clone())).unwrap_or_default();
@@ -397,7 +406,7 @@ pub(crate) fn finish_transfer(
                 settled_at: now,
                 settled_on: today,
                 year: today.year(),
-                split: split.clone(),
+                split,
                 status: SettlementStatus::Settled,
                 insured: Some(x.insured.clone()),
                 masked_id,

@@ -278,7 +278,7 @@ pub enum Answer {
 /// Most rows any list query returns.
 pub const MAX_ROWS: usize = 10_000;
 
-fn remote_claim(
+pub(crate) fn remote_claim(
     kv: &dyn KvRead,
     institution: &InstitutionId,
     visit: &Serial,

@@ -213,6 +213,18 @@ pub struct TreatmentTransfer {
     pub phase: TransferPhase,
 }
 
+/// An open transfer with what driving it needs: the claim for the insured province and the
+/// visit's link to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenTransfer {
+    /// The transfer.
+    pub transfer: TreatmentTransfer,
+    /// The claim for the insured province.
+    pub claim: RemoteClaim,
+    /// The visit's link to the insured province.
+    pub nonlocal: NonLocalVisit,
+}
+
 /// Status of a reservation at the insured province.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReservationStatus {

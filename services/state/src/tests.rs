@@ -419,7 +419,7 @@ fn claim_of(t: &Trio, serial: &str) -> (TreatmentTransfer, Command) {
 /// Drives one transfer to commit as the coordinator does; returns the settlement.
 fn commit(t: &mut Trio, serial: &str, visit: &str) -> Settlement {
     let x = match ok(&one(&mut t.treatment, settle_cmd(serial, visit))) {
-        Outcome::TransferOpen(x) => x,
+        Outcome::TransferOpen(o) => o.transfer,
         other => panic!("{other:?}"),
     };
     let (_, reserve) = claim_of(t, serial);
@@ -444,7 +444,7 @@ fn commit(t: &mut Trio, serial: &str, visit: &str) -> Settlement {
     ok(&one(&mut t.insured, Command::ResolveReservation { transfer: x.id.clone(), decision: Decision::Commit }));
     match ok(&one(
         &mut t.treatment,
-        Command::FinishTransfer { transfer: x.id, decision: Decision::Commit, reason: String::new() },
+        Command::FinishTransfer { transfer: x.id, decision: Decision::Commit, reason: String::new(), split: None },
     )) {
         Outcome::Settlement(s) => s,
         other => panic!("{other:?}"),
@@ -564,7 +564,7 @@ fn a_void_gives_everything_back_and_a_late_reserve_stays_voided() {
     // The treatment side spends the serial on abort; a retry gets the same abort.
     let aborted = one(
         &mut t.treatment,
-        Command::FinishTransfer { transfer: x.id, decision: Decision::Abort, reason: "refused".into() },
+        Command::FinishTransfer { transfer: x.id, decision: Decision::Abort, reason: "refused".into(), split: None },
     );
     assert!(matches!(ok(&aborted), Outcome::NonLocalAborted { .. }));
     assert!(matches!(ok(&one(&mut t.treatment, settle_cmd("S1", "V1"))), Outcome::NonLocalAborted { .. }));

@@ -1,9 +1,11 @@
-//! Settlement benchmark: starts a 3-replica province group (real `medmesh` processes, RocksDB
-//! with fsync on), loads demo data, then drives realistic claims — register a visit, upload ten
-//! fee lines of mixed classes, settle — from many concurrent hospital clients, and reports
-//! settlements/s and p50/p99 latency.
+//! Settlement benchmark: starts the federation and two provinces, each a 3-replica group of
+//! real `medmesh` processes (RocksDB with fsync on), loads demo data and filings, then drives
+//! realistic claims — register a visit, upload ten fee lines of mixed classes, settle — from
+//! many concurrent hospital clients at a hospital of 110000, and reports settlements/s and
+//! p50/p99 latency: first for patients insured in 110000 (local), then, in the same run, for
+//! patients insured in 310000 (non-local: a two-phase transfer through the federation).
 //!
-//! Usage: `medmesh-bench [--seconds 20] [--concurrency 256] [--persons 2000]`
+//! Usage: `medmesh-bench [--seconds 15] [--concurrency 256] [--persons 2000] [--mode both|local|nonlocal]`
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,36 +40,70 @@ fn ms(d: Duration) -> String {
     format!("{}.{}", tenths / 10, tenths % 10)
 }
 
+fn mode() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == "--mode").and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| "both".into())
+}
+
+const TREATMENT: &str = "110000";
+const INSURED: &str = "310000";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let seconds = arg("--seconds", 20);
+    let seconds = arg("--seconds", 15);
     let concurrency = arg("--concurrency", 256) as usize;
     let persons = arg("--persons", 2000) as u32;
     let base = arg("--base-port", 7600) as u16;
+    let mode = mode();
     let exe: PathBuf = std::env::current_exe()?.parent().unwrap().join("medmesh");
     let root = tempfile::tempdir()?;
-    let province = "110000";
-    let addrs: Vec<String> = (1..=3).map(|r| format!("127.0.0.1:{}", base + r)).collect();
-    let peers = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
     let mut children = Vec::new();
-    for r in 1..=3u64 {
-        children.push(spawn_replica(
-            &exe,
-            province,
-            r,
-            &addrs[r as usize - 1],
-            &peers,
-            &root.path().join(format!("r{r}")),
-            &[],
-        )?);
+    let fed: Vec<String> = (1..=3).map(|r| format!("127.0.0.1:{}", base + r)).collect();
+    let fed_env = [("MEDMESH_FEDERATION", fed.join(","))];
+    let mut leaders = Vec::new();
+    for (g, province) in [medmesh_state::FEDERATION, TREATMENT, INSURED].into_iter().enumerate() {
+        let addrs: Vec<String> = (1..=3).map(|r| format!("127.0.0.1:{}", base + 10 * g as u16 + r)).collect();
+        let peers = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
+        for r in 1..=3u64 {
+            let env: &[(&str, String)] = if g == 0 { &[] } else { &fed_env };
+            let dir = root.path().join(format!("{province}-{r}"));
+            children.push(spawn_replica(&exe, province, r, &addrs[r as usize - 1], &peers, &dir, env)?);
+        }
+        leaders.push(wait_for_leader(&addrs, Duration::from_secs(60)).await?);
     }
-    let leader = wait_for_leader(&addrs, Duration::from_secs(60)).await?;
-    demo::load(channel(&leader)?, province, persons).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?;
-    eprintln!("group ready, leader {leader}; running {seconds}s with {concurrency} concurrent claims");
+    let codes = [TREATMENT.to_string(), INSURED.to_string()];
+    for (province, leader) in [(TREATMENT, &leaders[1]), (INSURED, &leaders[2])] {
+        demo::load(channel(leader)?, province, persons).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+        demo::file(channel(leader)?, province, persons, &codes)
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+    }
+    let client = HospitalServiceClient::new(channel(&leaders[1])?);
+    eprintln!("mesh ready (federation, {TREATMENT}, {INSURED}); {seconds}s per phase, {concurrency} concurrent claims");
+    if mode != "nonlocal" {
+        report("local", run(client.clone(), TREATMENT, seconds, concurrency, persons).await?);
+    }
+    if mode != "local" {
+        report("non-local", run(client, INSURED, seconds, concurrency, persons).await?);
+    }
+    for mut c in children {
+        let _ = c.start_kill();
+        let _ = c.wait().await;
+    }
+    Ok(())
+}
 
+/// Runs claims of persons insured in `insured` at institution 1 of [`TREATMENT`].
+async fn run(
+    client: HospitalServiceClient<tonic::transport::Channel>,
+    insured: &'static str,
+    seconds: u64,
+    concurrency: usize,
+    persons: u32,
+) -> anyhow::Result<(Totals, Duration)> {
+    let province = TREATMENT;
     let inst = demo::institution(province, 1);
     let day = demo::today();
-    let client = HospitalServiceClient::new(channel(&leader)?);
     let totals: Arc<Mutex<Totals>> = Arc::default();
     let start = Instant::now();
     let end = start + Duration::from_secs(seconds);
@@ -82,10 +118,11 @@ async fn main() -> anyhow::Result<()> {
                 n += 1;
                 let id = w as u64 * 1_000_000 + n;
                 let t0 = Instant::now();
-                let visit = format!("V{id}");
-                let person = (id % persons as u64) as u32;
+                let visit = format!("V{insured}-{id}");
+                // Odd demo persons are filed for non-local care (4k+1 and 4k+3).
+                let person = (id % persons as u64) as u32 | 1;
                 let ok = async {
-                    c.register_visit(demo::visit_request(province, &visit, person, 1, &day)).await?;
+                    c.register_visit(demo::nonlocal_visit_request(province, insured, &visit, person, 1, &day)).await?;
                     c.upload_fees(pb::UploadFeesRequest {
                         institution_id: inst.clone(),
                         visit_serial: visit.clone(),
@@ -95,7 +132,7 @@ async fn main() -> anyhow::Result<()> {
                     let t1 = Instant::now();
                     c.settle(pb::SettleRequest {
                         institution_id: inst.clone(),
-                        serial: format!("S{id}"),
+                        serial: format!("S{insured}-{id}"),
                         visit_serial: visit.clone(),
                         use_individual_account: id.is_multiple_of(2),
                     })
@@ -121,21 +158,20 @@ async fn main() -> anyhow::Result<()> {
         t.await?;
     }
     let elapsed = start.elapsed();
-    let mut t = totals.lock().await;
+    let t = std::mem::take(&mut *totals.lock().await);
+    Ok((t, elapsed))
+}
+
+fn report(label: &str, (mut t, elapsed): (Totals, Duration)) {
     t.0.sort();
     t.1.sort();
     let n = t.0.len();
     let rate = n as u128 * 1_000_000 / elapsed.as_micros().max(1);
-    println!("settlements: {n} in {} ms = {rate} settlements/s ({} errors)", ms(elapsed), t.2);
+    println!("{label} settlements: {n} in {} ms = {rate} settlements/s ({} errors)", ms(elapsed), t.2);
     println!(
-        "whole claim (register + upload 10 lines + settle): p50 {} ms, p99 {} ms",
+        "{label} whole claim (register + upload 10 lines + settle): p50 {} ms, p99 {} ms",
         ms(pct(&t.0, 500)),
         ms(pct(&t.0, 990))
     );
-    println!("settle call alone: p50 {} ms, p99 {} ms", ms(pct(&t.1, 500)), ms(pct(&t.1, 990)));
-    for mut c in children {
-        let _ = c.start_kill();
-        let _ = c.wait().await;
-    }
-    Ok(())
+    println!("{label} settle call alone: p50 {} ms, p99 {} ms", ms(pct(&t.1, 500)), ms(pct(&t.1, 990)));
 }
