@@ -15,10 +15,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use medmesh_state::coordinator::{self, next_action, reserve_answer, void_due, Action, ReserveAnswer};
 use medmesh_state::{
     directory_key, Answer, CertificateKind, Command, CommandResult, Decision, DecisionRecord, DomainError, ErrorCode,
-    Filing, NonLocalVisit, OpenTransfer, Outcome, ProvinceEntry, Query, Reservation, ReservationStatus, Settlement,
-    TransferId, TransferPhase, TreatmentTransfer, VisitKind,
+    Filing, NonLocalVisit, OpenTransfer, Outcome, ProvinceEntry, Query, Reservation, Settlement, TransferId,
+    TransferPhase, TreatmentTransfer, VisitKind,
 };
 use medmesh_types::{LogTime, Money, ProvinceCode, Serial};
 use tonic::Status;
@@ -28,9 +29,9 @@ use crate::convert::status;
 use crate::remote::Remote;
 
 /// A transfer whose insured province has not reserved within this time is aborted.
-pub const RESERVE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const RESERVE_TIMEOUT: Duration = Duration::from_millis(coordinator::RESERVE_TIMEOUT_MS);
 /// A reservation without a decision for this long is resolved through the federation.
-pub const VOID_AFTER: Duration = Duration::from_secs(10);
+pub const VOID_AFTER: Duration = Duration::from_millis(coordinator::VOID_AFTER_MS);
 /// How often a group leader looks for in-doubt transfers and new shared data.
 pub const RECOVERY_EVERY: Duration = Duration::from_secs(1);
 /// How long a hospital's non-local call may drive its transfer before it answers UNAVAILABLE
@@ -311,22 +312,20 @@ impl Mesh {
     async fn fast_step(&self, open: OpenTransfer) -> Result<Option<Outcome>, Status> {
         let x = &open.transfer;
         let reserve = Self::reserve_command(&open);
-        let (rec, split) = match self.remote.province_propose(&x.insured, &reserve).await? {
-            Ok(Outcome::Reservation(Reservation {
-                status: ReservationStatus::Pending | ReservationStatus::Posted,
-                split: Some(split),
-                ..
-            })) => {
+        let answer = match self.remote.province_propose(&x.insured, &reserve).await? {
+            Ok(Outcome::Reservation(r)) => reserve_answer(Ok(&r)),
+            Ok(other) => return Err(unexpected(other)),
+            Err(e) => reserve_answer(Err(&e)),
+        };
+        let (rec, split) = match answer {
+            ReserveAnswer::Reserved(split) => {
                 let amount = split.fund_total() + split.individual_account;
                 (self.decide(&x.id, &x.insured, amount, Decision::Commit, "").await?, Some(split))
             }
-            Ok(Outcome::Reservation(_)) => (
-                self.decide(&x.id, &x.insured, Money::ZERO, Decision::Abort, "the reservation was voided").await?,
-                None,
-            ),
-            Ok(other) => return Err(unexpected(other)),
             // The insured province refused: its reason is the hospital's answer.
-            Err(e) => (self.decide(&x.id, &x.insured, Money::ZERO, Decision::Abort, &e.to_string()).await?, None),
+            ReserveAnswer::Abort(reason) => {
+                (self.decide(&x.id, &x.insured, Money::ZERO, Decision::Abort, &reason).await?, None)
+            }
         };
         self.apply_decision(x, &reserve, rec, split).await.map(Some)
     }
@@ -341,49 +340,47 @@ impl Mesh {
             Answer::TransferClaim { transfer, claim, nonlocal } => (transfer, claim, nonlocal),
             other => return Err(unexpected(other)),
         };
-        if let TransferPhase::Done(d) = x.phase {
-            // Finished: the idempotent finish returns the stored outcome.
-            let finish =
-                Command::FinishTransfer { transfer: t.clone(), decision: d, reason: String::new(), split: None };
-            return outcome(self.app.propose(finish).await?).map(Some);
-        }
-        let recorded = match answer(self.fed_query(Query::Decision { transfer: t.clone() }).await?)? {
-            Answer::Decision(d) => d,
-            other => return Err(unexpected(other)),
+        let recorded = match x.phase {
+            TransferPhase::Done(_) => None,
+            _ => match answer(self.fed_query(Query::Decision { transfer: t.clone() }).await?)? {
+                Answer::Decision(d) => d,
+                other => return Err(unexpected(other)),
+            },
         };
+        let age_ms = u64::try_from(age(x.started_at).as_millis()).unwrap_or(u64::MAX);
         let reserve = Command::Reserve {
             transfer: t.clone(),
             certificate_kind: nl.certificate_kind,
             certificate: nl.certificate.clone(),
             claim,
         };
-        let rec = match (recorded, &x.phase) {
-            (Some(rec), _) => rec,
-            (None, TransferPhase::Reserved(split)) => {
-                let amount = split.fund_total() + split.individual_account;
-                self.decide(t, &x.insured, amount, Decision::Commit, "").await?
+        let rec = match next_action(&x, recorded.as_ref(), age_ms) {
+            Action::Finished(d) => {
+                // The idempotent finish returns the stored outcome.
+                let finish =
+                    Command::FinishTransfer { transfer: t.clone(), decision: d, reason: String::new(), split: None };
+                return outcome(self.app.propose(finish).await?).map(Some);
             }
-            (None, _) if age(x.started_at) > RESERVE_TIMEOUT => {
-                self.decide(t, &x.insured, Money::ZERO, Decision::Abort, "the insured province did not answer in time")
-                    .await?
+            Action::Apply(rec) => rec,
+            Action::Decide { decision, amount, reason } => {
+                self.decide(t, &x.insured, amount, decision, &reason).await?
             }
-            (None, _) => {
-                match self.remote.province_propose(&x.insured, &reserve).await? {
-                    Ok(Outcome::Reservation(r)) => match (&r.status, &r.split) {
-                        (ReservationStatus::Pending | ReservationStatus::Posted, Some(split)) => {
-                            // Recorded here first, so a later step can commit without asking
-                            // the insured province again.
-                            let cmd = Command::TransferReserved { transfer: t.clone(), split: split.clone() };
-                            outcome(self.app.propose(cmd).await?)?;
-                            return Ok(None);
-                        }
-                        _ => {
-                            self.decide(t, &x.insured, Money::ZERO, Decision::Abort, "the reservation was voided")
-                                .await?
-                        }
-                    },
+            Action::Reserve => {
+                let answer = match self.remote.province_propose(&x.insured, &reserve).await? {
+                    Ok(Outcome::Reservation(r)) => reserve_answer(Ok(&r)),
                     Ok(other) => return Err(unexpected(other)),
-                    Err(e) => self.decide(t, &x.insured, Money::ZERO, Decision::Abort, &e.to_string()).await?,
+                    Err(e) => reserve_answer(Err(&e)),
+                };
+                match answer {
+                    ReserveAnswer::Reserved(split) => {
+                        // Recorded here first, so a later step can commit without asking the
+                        // insured province again.
+                        outcome(self.app.propose(Command::TransferReserved { transfer: t.clone(), split }).await?)?;
+                        return Ok(None);
+                    }
+                    ReserveAnswer::Abort(reason) => {
+                        self.decide(t, &x.insured, Money::ZERO, Decision::Abort, &reason).await?
+                    }
                 }
             }
         };
@@ -547,7 +544,8 @@ impl Mesh {
         }
         if let Answer::Reservations(pending) = answer(self.app.query(Query::PendingReservations { limit: 256 }).await?)?
         {
-            for r in pending.into_iter().filter(|r| age(r.reserved_at) > VOID_AFTER) {
+            let now_ms = now().millis();
+            for r in pending.into_iter().filter(|r| void_due(r, now_ms)) {
                 let t = r.transfer.clone();
                 let rec = match answer(self.fed_query(Query::Decision { transfer: t.clone() }).await?)? {
                     Answer::Decision(Some(rec)) => rec,

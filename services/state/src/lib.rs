@@ -9,12 +9,14 @@
 #![forbid(unsafe_code)]
 
 mod apply;
+pub mod coordinator;
 mod error;
 mod kv;
 mod model;
 mod nonlocal;
 mod query;
 mod shared;
+pub mod sim;
 
 pub use apply::{apply_batch, apply_command};
 pub use error::{DomainError, ErrorCode};

@@ -1,10 +1,6 @@
 //! Apply-level tests over the in-memory store.
 
-use std::collections::BTreeMap;
-
-use medmesh_settlement::{
-    CatalogueItem, CriticalIllnessTier, FeeLine, InsuranceType, ItemClass, Policy, Restrictions, Sex,
-};
+use medmesh_settlement::FeeLine;
 use medmesh_types::{Date, InstitutionId, ItemCode, LogTime, Money, PersonId, PersonnelCode, Ratio, Serial};
 use rust_decimal_macros::dec;
 
@@ -33,57 +29,7 @@ fn run(kv: &mut MemKv, cmds: Vec<Command>) -> Vec<CommandResult> {
 }
 
 fn seeded() -> MemKv {
-    let mut kv = MemKv::default();
-    let mut ratios = BTreeMap::new();
-    ratios.insert((InsuranceType::Employee, 3), Ratio::parse("0.8").unwrap());
-    let res = run(
-        &mut kv,
-        vec![
-            Command::PutPolicy(Policy {
-                deductible: m("100"),
-                ratios,
-                annual_cap: m("1000"),
-                critical_illness: CriticalIllnessTier { ratio: Ratio::parse("0.5").unwrap(), annual_cap: m("5000") },
-                temporary_visitor_reduction: Ratio::parse("0.1").unwrap(),
-            }),
-            Command::PutInstitution(Institution {
-                id: inst(),
-                name: "City Hospital".into(),
-                level: 3,
-                agreement_start: day("2024-01-01"),
-                agreement_end: day("2026-12-31"),
-                suspended: false,
-            }),
-            Command::PutPersonnel(Personnel {
-                code: PersonnelCode::new("D001").unwrap(),
-                name: "Dr Li".into(),
-                institution: inst(),
-                status: QualificationStatus::Active,
-            }),
-            Command::PutCatalogueItem(CatalogueItem {
-                code: ItemCode::new("X1").unwrap(),
-                name: "item".into(),
-                class: ItemClass::A,
-                price_ceiling: None,
-                self_pay_share: Ratio::ZERO,
-                restrictions: Restrictions::default(),
-            }),
-            Command::PutPerson(Person {
-                id: PersonId::new("110101199001011234").unwrap(),
-                name: "Zhang San".into(),
-                sex: Sex::Male,
-                birth_date: day("1990-01-01"),
-                insurance: InsuranceType::Employee,
-                status: InsuranceStatus::Active,
-                account_balance: m("50"),
-                social_security_card: Some("SS1".into()),
-                e_credential: None,
-            }),
-            Command::Contribute { serial: ser("C1"), amount: m("100000"), source: "payroll".into() },
-        ],
-    );
-    assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
-    kv
+    crate::sim::province_fixture(m("100000"))
 }
 
 fn visit_and_lines(kv: &mut MemKv, visit: &str, price: &str) {
