@@ -208,6 +208,7 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
     let _ = agency2.get_fund(pb::GetFundRequest {}).await.unwrap();
 
     nonlocal_settlement_through_the_hospital_api(&mut h, p310, &day).await;
+    joint_discipline_counts_in_every_province(p110, p310, p440, &day).await;
 
     // Reverse: the fund gets the money back.
     let mut agency = AgencyServiceClient::connect(format!("http://{}", p110[0])).await.unwrap();
@@ -299,4 +300,69 @@ async fn nonlocal_settlement_through_the_hospital_api(
         .unwrap()
         .into_inner();
     assert_eq!((t.decision.as_str(), t.insured_province.as_str()), ("COMMIT", "310000"));
+}
+
+/// A joint-discipline entry recorded by one province stops direct settlement in another: an
+/// institution of 440000 listed by 110000, a person of 310000 listed by 310000 and refused at
+/// a hospital of 110000.
+async fn joint_discipline_counts_in_every_province(p110: &[String], p310: &[String], p440: &[String], day: &str) {
+    let mut a110 = AgencyServiceClient::connect(format!("http://{}", p110[0])).await.unwrap();
+    a110.record_discipline(pb::RecordDisciplineRequest {
+        id: "JD-110000-1".into(),
+        institution_id: demo::institution("440000", 1),
+        from: day.into(),
+        until: "2099-12-31".into(),
+        reason: "fraudulent claims".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let h440 = HospitalServiceClient::connect(format!("http://{}", p440[1])).await.unwrap();
+    // A fresh serial each attempt: a retry of one serial would return its first outcome.
+    let attempt = std::sync::atomic::AtomicU32::new(0);
+    let next = || attempt.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let err = wait_until(Duration::from_secs(30), "the entry to reach 440000", || {
+        let mut h = h440.clone();
+        let req = demo::visit_request("440000", &format!("V-JD-{}", next()), 1, 1, day);
+        async move { h.register_visit(req).await.err().filter(|e| e.code() == Code::FailedPrecondition) }
+    })
+    .await;
+    assert!(
+        err.message().starts_with("institution:") && err.message().contains("joint-discipline"),
+        "{}",
+        err.message()
+    );
+
+    let mut a310 = AgencyServiceClient::connect(format!("http://{}", p310[0])).await.unwrap();
+    let e = a310
+        .record_discipline(pb::RecordDisciplineRequest {
+            id: "JD-310000-1".into(),
+            certificate_kind: pb::CertificateKind::SocialSecurityCard as i32,
+            certificate: demo::ss_card("310000", 5),
+            from: day.into(),
+            until: "2099-12-31".into(),
+            reason: "resold prescribed drugs".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(e.person && e.in_force && e.institution_id.is_empty());
+    let h110 = HospitalServiceClient::connect(format!("http://{}", p110[2])).await.unwrap();
+    let err = wait_until(Duration::from_secs(30), "the person's entry to reach 110000", || {
+        let mut h = h110.clone();
+        let req = demo::nonlocal_visit_request("110000", "310000", &format!("V-JDP-{}", next()), 5, 1, day);
+        async move { h.register_visit(req).await.err().filter(|e| e.code() == Code::FailedPrecondition) }
+    })
+    .await;
+    assert!(
+        err.message().starts_with("certificate:") && err.message().contains("joint-discipline"),
+        "{}",
+        err.message()
+    );
+    let err = a310
+        .record_discipline(pb::RecordDisciplineRequest { id: "JD-X".into(), reason: "x".into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
 }

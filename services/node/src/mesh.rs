@@ -144,6 +144,11 @@ impl Mesh {
     pub async fn register_visit(&self, cmd: Command, emergency: bool) -> Result<Outcome, Status> {
         if let Command::RegisterVisit { certificate_kind, certificate, .. } = &cmd {
             if self.federated() {
+                // A person on the joint-discipline list (recorded in any province) may not
+                // settle directly here.
+                let subject =
+                    medmesh_state::DisciplineSubject::Person(self.directory_key(*certificate_kind, certificate));
+                medmesh_state::disciplined(&self.app.view, &subject, now().date(), "certificate").map_err(status)?;
                 // Route by this replica's (possibly stale) view: a certificate unknown here is
                 // looked up in the directory, which sends it back here if it is ours after all.
                 let q = Query::RemotePerson { kind: *certificate_kind, number: certificate.clone() };
@@ -558,19 +563,18 @@ impl Mesh {
                 outcome(self.app.propose(Command::ResolveReservation { transfer: t, decision: rec.decision }).await?)?;
             }
         }
-        self.sync_violations().await
+        self.sync_shared().await
     }
 
-    async fn sync_violations(&self) -> Result<(), Status> {
-        let cursor = match answer(self.app.query(Query::ViolationCursor).await?)? {
+    async fn sync_shared(&self) -> Result<(), Status> {
+        let cursor = match answer(self.app.query(Query::SharedCursor).await?)? {
             Answer::Cursor(c) => c,
             other => return Err(unexpected(other)),
         };
-        if let Answer::SharedViolations(items) =
-            answer(self.fed_query(Query::SharedViolations { after: cursor, limit: 512 }).await?)?
+        if let Answer::SharedLog(items) = answer(self.fed_query(Query::SharedLog { after: cursor, limit: 512 }).await?)?
         {
             if !items.is_empty() {
-                outcome(self.app.propose(Command::SyncViolations { items }).await?)?;
+                outcome(self.app.propose(Command::SyncShared { items }).await?)?;
             }
         }
         Ok(())

@@ -452,7 +452,9 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
             finish_transfer(tx, transfer, *decision, reason, split.as_ref(), now)
         }
         Command::FinishReversal { institution, serial } => finish_reversal(tx, institution, serial, now),
-        Command::SyncViolations { items } => sync_violations(tx, items),
+        Command::SyncShared { items } => sync_shared(tx, items),
+        Command::RecordDiscipline(e) => record_discipline(tx, e),
+        Command::FedRecordDiscipline(e) => fed_record_discipline(tx, e),
         Command::FedRegisterProvince(e) => fed_register_province(tx, e),
         Command::FedDirectory { entries } => fed_directory(tx, entries),
         Command::FedFile(f) => fed_file(tx, f),
@@ -514,7 +516,31 @@ pub(crate) fn active_institution(
             format!("institution {id} has no designated-service agreement in force on {today}"),
         ));
     }
+    disciplined(kv, &crate::shared::DisciplineSubject::Institution(id.clone()), today, "institution")?;
     Ok(inst)
+}
+
+/// Refuses a subject with a joint-discipline entry in force on `today`, naming `field`.
+pub fn disciplined(
+    kv: &dyn KvRead,
+    subject: &crate::shared::DisciplineSubject,
+    today: Date,
+    field: &str,
+) -> Result<(), DomainError> {
+    let rows = crate::kv::scan_prefix(kv, &keys::disciplines(subject), 64);
+    for (_, v) in rows {
+        let e: crate::shared::DisciplineEntry = crate::kv::decode(&v);
+        if e.in_force(today) {
+            return Err(DomainError::precondition(
+                field,
+                format!(
+                    "on the joint-discipline list until {} (entry {} of {}: {})",
+                    e.until, e.id, e.province, e.reason
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn billing_doctor(

@@ -142,7 +142,7 @@ pub fn scan_prefix(kv: &dyn KvRead, prefix: &str, limit: usize) -> Vec<(Vec<u8>,
 pub mod keys {
     use medmesh_types::{Date, InstitutionId, ItemCode, PersonId, PersonnelCode, ProvinceCode, Serial};
 
-    use crate::shared::TransferId;
+    use crate::shared::{DisciplineSubject, TransferId};
 
     /// The time of the last applied entry (kept monotonic).
     pub const TIME: &str = "~meta/time";
@@ -247,8 +247,19 @@ pub mod keys {
     pub fn owed(treatment: &ProvinceCode) -> String {
         format!("owed/{treatment}")
     }
-    /// Province: sequence of the last violation copied from the federation.
-    pub const VIOLATION_CURSOR: &str = "~shared/violation_cursor";
+    /// Province: sequence of the last shared-log entry copied from the federation.
+    pub const SHARED_CURSOR: &str = "~shared/cursor";
+    /// A joint-discipline entry, by subject.
+    pub fn discipline(subject: &DisciplineSubject, id: &str) -> String {
+        format!("{}{id}", disciplines(subject))
+    }
+    /// Prefix of a subject's joint-discipline entries.
+    pub fn disciplines(subject: &DisciplineSubject) -> String {
+        match subject {
+            DisciplineSubject::Institution(i) => format!("disc/inst/{i}/"),
+            DisciplineSubject::Person(k) => format!("disc/person/{k}/"),
+        }
+    }
 
     /// Federation: the insured province of a directory key.
     pub fn fed_directory(key: &str) -> String {
@@ -282,10 +293,12 @@ pub mod keys {
     }
     /// Prefix of [`fed_position`].
     pub const FED_POSITIONS: &str = "fpos/";
-    /// Federation: the last sequence of the shared violation log.
-    pub const FED_VIOLATION_SEQ: &str = "fviolseq";
-    /// Federation: one entry of the shared violation log.
-    pub fn fed_violation(seq: u64) -> String {
-        format!("fviol/{seq:020}")
+    /// Federation: the last sequence of the shared log.
+    pub const FED_SHARED_SEQ: &str = "fsharedseq";
+    /// Federation: one entry of the shared log.
+    pub fn fed_shared(seq: u64) -> String {
+        format!("fshared/{seq:020}")
     }
+    /// End of the shared log's key range.
+    pub const FED_SHARED_END: &str = "fshared0";
 }

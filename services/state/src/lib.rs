@@ -18,7 +18,7 @@ mod query;
 mod shared;
 pub mod sim;
 
-pub use apply::{apply_batch, apply_command};
+pub use apply::{apply_batch, apply_command, disciplined};
 pub use error::{DomainError, ErrorCode};
 pub use kv::{keys, KvRead, MemKv, Tx, WriteSet};
 pub use model::*;

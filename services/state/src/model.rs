@@ -423,11 +423,16 @@ pub enum Command {
         /// The reversal's serial.
         reversal: Serial,
     },
-    /// Province: copies violations from the federation's shared log (from the cursor on).
-    SyncViolations {
-        /// `(sequence, violation)` in sequence order.
-        items: Vec<(u64, medmesh_supervision::Violation)>,
+    /// Province: copies the federation's shared log (violations, joint-discipline entries)
+    /// from the cursor on.
+    SyncShared {
+        /// `(sequence, item)` in sequence order.
+        items: Vec<(u64, crate::shared::SharedItem)>,
     },
+    /// Province: records a joint-discipline entry here at once (it is also in the shared log).
+    RecordDiscipline(crate::shared::DisciplineEntry),
+    /// Federation: appends a joint-discipline entry to the shared log.
+    FedRecordDiscipline(crate::shared::DisciplineEntry),
     /// Federation: registers a province's replica endpoints.
     FedRegisterProvince(crate::shared::ProvinceEntry),
     /// Federation: directory entries, `(directory key, insured province)`.
@@ -474,7 +479,9 @@ impl Command {
             Command::ResolveReservation { .. } => "resolve_reservation",
             Command::TransferReserved { .. } => "transfer_reserved",
             Command::FinishTransfer { .. } => "finish_transfer",
-            Command::SyncViolations { .. } => "sync_violations",
+            Command::SyncShared { .. } => "sync_shared",
+            Command::RecordDiscipline(_) => "record_discipline",
+            Command::FedRecordDiscipline(_) => "fed_record_discipline",
             Command::AttachFiling { .. } => "attach_filing",
             Command::UnpostReservation { .. } => "unpost_reservation",
             Command::FinishReversal { .. } => "finish_reversal",
@@ -536,7 +543,7 @@ pub enum Outcome {
     Decided(crate::shared::DecisionRecord),
     /// A non-local reversal was started (or is in progress): it must be driven.
     ReversalOpen(Settlement),
-    /// Violations copied from the shared log; the cursor after them.
+    /// Shared-log entries copied; the cursor after them.
     Synced {
         /// Sequence of the last copied violation.
         cursor: u64,

@@ -150,6 +150,7 @@ pub(crate) fn settle_nonlocal(
         return Err(DomainError::precondition("visit", "no fee lines were uploaded"));
     }
     crate::apply::billing_doctor(tx, &visit.doctor, institution, today)?;
+    crate::apply::disciplined(tx, &DisciplineSubject::Person(nl.person_key.clone()), today, "visit")?;
     if nl.filing.is_none() {
         return Err(DomainError::precondition(
             "filing",
@@ -486,24 +487,71 @@ pub(crate) fn finish_reversal(
     Ok(outcome)
 }
 
-/// Province: copies violations from the federation's shared log.
-pub(crate) fn sync_violations(
-    tx: &mut Tx<'_>,
-    items: &[(u64, medmesh_supervision::Violation)],
-) -> Result<Outcome, DomainError> {
-    let mut cursor: u64 = tx.load(keys::VIOLATION_CURSOR).unwrap_or(0);
-    for (seq, v) in items {
+/// Province: copies the federation's shared log.
+pub(crate) fn sync_shared(tx: &mut Tx<'_>, items: &[(u64, SharedItem)]) -> Result<Outcome, DomainError> {
+    let mut cursor: u64 = tx.load(keys::SHARED_CURSOR).unwrap_or(0);
+    for (seq, item) in items {
         if *seq <= cursor {
             continue;
         }
-        let key = keys::violation(&v.personnel, &v.id);
-        if tx.load::<medmesh_supervision::Violation>(&key).is_none() && v.validate().is_ok() {
-            tx.store(&key, v);
+        match item {
+            SharedItem::Violation(v) => {
+                let key = keys::violation(&v.personnel, &v.id);
+                if tx.load::<medmesh_supervision::Violation>(&key).is_none() && v.validate().is_ok() {
+                    tx.store(&key, v);
+                }
+            }
+            SharedItem::Discipline(e) => {
+                let key = keys::discipline(&e.subject, &e.id);
+                if tx.load::<DisciplineEntry>(&key).is_none() && check_discipline(e).is_ok() {
+                    tx.store(&key, e);
+                }
+            }
         }
         cursor = *seq;
     }
-    tx.store(keys::VIOLATION_CURSOR, &cursor);
+    tx.store(keys::SHARED_CURSOR, &cursor);
     Ok(Outcome::Synced { cursor })
+}
+
+/// Checks a joint-discipline entry's fields.
+pub(crate) fn check_discipline(e: &DisciplineEntry) -> Result<(), DomainError> {
+    if e.id.is_empty() || e.id.len() > 128 || e.id.chars().any(|c| c == '/' || c.is_control()) {
+        return Err(DomainError::invalid("id", "must be 1 to 128 characters without '/'"));
+    }
+    if let DisciplineSubject::Person(k) = &e.subject {
+        if !is_directory_key(k) {
+            return Err(DomainError::invalid("certificate", "is not a directory key"));
+        }
+    }
+    if e.until < e.from {
+        return Err(DomainError::invalid("until", format!("{} is before from {}", e.until, e.from)));
+    }
+    if e.reason.trim().is_empty() || e.reason.len() > 256 {
+        return Err(DomainError::invalid("reason", "must be 1 to 256 bytes"));
+    }
+    province("province", &e.province)
+}
+
+fn store_discipline(tx: &mut Tx<'_>, e: &DisciplineEntry) -> Result<bool, DomainError> {
+    check_discipline(e)?;
+    let key = keys::discipline(&e.subject, &e.id);
+    match tx.load::<DisciplineEntry>(&key) {
+        Some(old) if &old == e => Ok(false),
+        Some(_) => {
+            Err(DomainError::exists("id", format!("entry {} was already recorded with different content", e.id)))
+        }
+        None => {
+            tx.store(&key, e);
+            Ok(true)
+        }
+    }
+}
+
+/// Province: records a joint-discipline entry at once.
+pub(crate) fn record_discipline(tx: &mut Tx<'_>, e: &DisciplineEntry) -> Result<Outcome, DomainError> {
+    store_discipline(tx, e)?;
+    Ok(Outcome::Stored)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -655,10 +703,22 @@ pub(crate) fn fed_record_violation(
         }
         None => {}
     }
-    let seq: u64 = tx.load(keys::FED_VIOLATION_SEQ).unwrap_or(0) + 1;
-    tx.store(keys::FED_VIOLATION_SEQ, &seq);
-    tx.store(&keys::fed_violation(seq), v);
+    append_shared(tx, SharedItem::Violation(v.clone()));
     tx.store(&key, v);
+    Ok(Outcome::Stored)
+}
+
+fn append_shared(tx: &mut Tx<'_>, item: SharedItem) {
+    let seq: u64 = tx.load(keys::FED_SHARED_SEQ).unwrap_or(0) + 1;
+    tx.store(keys::FED_SHARED_SEQ, &seq);
+    tx.store(&keys::fed_shared(seq), &item);
+}
+
+/// Federation: appends a joint-discipline entry to the shared log (once per subject and id).
+pub(crate) fn fed_record_discipline(tx: &mut Tx<'_>, e: &DisciplineEntry) -> Result<Outcome, DomainError> {
+    if store_discipline(tx, e)? {
+        append_shared(tx, SharedItem::Discipline(e.clone()));
+    }
     Ok(Outcome::Stored)
 }
 

@@ -129,8 +129,13 @@ pub enum Query {
         /// Quote at this time.
         now: LogTime,
     },
-    /// Province: the sequence of the last violation copied from the federation.
-    ViolationCursor,
+    /// Province: the sequence of the last shared-log entry copied from the federation.
+    SharedCursor,
+    /// Joint-discipline entries of a subject (a province's copy, or the federation's).
+    Disciplines {
+        /// The subject.
+        subject: DisciplineSubject,
+    },
     /// Federation: the insured province of a directory key.
     Directory {
         /// The directory key.
@@ -157,8 +162,8 @@ pub enum Query {
     },
     /// Federation: what each insured province owes each treatment province now.
     Positions,
-    /// Federation: the shared violation log after a sequence.
-    SharedViolations {
+    /// Federation: the shared log after a sequence.
+    SharedLog {
         /// Entries with a sequence above this.
         after: u64,
         /// Most returned.
@@ -185,14 +190,15 @@ impl Query {
             Query::Reservation { .. } => "reservation",
             Query::RemotePerson { .. } => "remote_person",
             Query::RemoteQuote { .. } => "remote_quote",
-            Query::ViolationCursor => "violation_cursor",
+            Query::SharedCursor => "shared_cursor",
+            Query::Disciplines { .. } => "disciplines",
             Query::Directory { .. } => "directory",
             Query::ProvinceEndpoints { .. } => "province_endpoints",
             Query::Provinces => "provinces",
             Query::Filings { .. } => "filings",
             Query::Decision { .. } => "decision",
             Query::Positions => "positions",
-            Query::SharedViolations { .. } => "shared_violations",
+            Query::SharedLog { .. } => "shared_log",
         }
     }
 }
@@ -271,8 +277,10 @@ pub enum Answer {
     Decision(Option<DecisionRecord>),
     /// Positions `(insured, treatment, position)`.
     Positions(Vec<(ProvinceCode, ProvinceCode, Position)>),
-    /// Shared violations `(sequence, violation)`.
-    SharedViolations(Vec<(u64, medmesh_supervision::Violation)>),
+    /// Shared-log entries `(sequence, item)`.
+    SharedLog(Vec<(u64, SharedItem)>),
+    /// Joint-discipline entries.
+    Disciplines(Vec<DisciplineEntry>),
 }
 
 /// Most rows any list query returns.
@@ -507,7 +515,8 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
                 .map(Answer::Quote)
                 .map_err(|e| DomainError::invalid("claim.lines", e.to_string()))
         }
-        Query::ViolationCursor => Ok(Answer::Cursor(load(kv, keys::VIOLATION_CURSOR).unwrap_or(0))),
+        Query::SharedCursor => Ok(Answer::Cursor(load(kv, keys::SHARED_CURSOR).unwrap_or(0))),
+        Query::Disciplines { subject } => Ok(Answer::Disciplines(rows(kv, &keys::disciplines(subject), MAX_ROWS))),
         Query::Directory { key } => load(kv, &keys::fed_directory(key))
             .map(Answer::Province)
             .ok_or_else(|| DomainError::not_found("certificate", "no province insures the holder of this certificate")),
@@ -520,15 +529,15 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
         }
         Query::Decision { transfer } => Ok(Answer::Decision(load(kv, &keys::fed_decision(transfer)))),
         Query::Positions => Ok(Answer::Positions(crate::nonlocal::positions(kv))),
-        Query::SharedViolations { after, limit } => {
-            let start = keys::fed_violation(after + 1);
-            let rows = kv.scan(start.as_bytes(), b"fviol0", (*limit).min(MAX_ROWS));
+        Query::SharedLog { after, limit } => {
+            let start = keys::fed_shared(after + 1);
+            let rows = kv.scan(start.as_bytes(), keys::FED_SHARED_END.as_bytes(), (*limit).min(MAX_ROWS));
             let mut out = Vec::with_capacity(rows.len());
             for (k, v) in rows {
                 let seq = key_tail(&k, 1).first().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
                 out.push((seq, decode(&v)));
             }
-            Ok(Answer::SharedViolations(out))
+            Ok(Answer::SharedLog(out))
         }
         Query::Fund => {
             let ledger: FundLedger = load(kv, keys::FUND).unwrap_or_default();

@@ -271,6 +271,49 @@ pub struct ProvinceEntry {
     pub endpoints: Vec<String>,
 }
 
+/// Who a joint-discipline entry names.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum DisciplineSubject {
+    /// A designated institution (its code).
+    Institution(InstitutionId),
+    /// An insured person, by the directory key of a certificate (never the identity number).
+    Person(String),
+}
+
+/// An entry of the joint-discipline list (联合惩戒): the subject may not settle directly with the
+/// fund, in any province, from `from` through `until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisciplineEntry {
+    /// Stable id of the deciding agency's entry (no '/').
+    pub id: String,
+    /// Who.
+    pub subject: DisciplineSubject,
+    /// The deciding province.
+    pub province: ProvinceCode,
+    /// First day in force.
+    pub from: Date,
+    /// Last day in force.
+    pub until: Date,
+    /// Why (published with the entry).
+    pub reason: String,
+}
+
+impl DisciplineEntry {
+    /// Whether the entry is in force on `day`.
+    pub fn in_force(&self, day: Date) -> bool {
+        self.from <= day && day <= self.until
+    }
+}
+
+/// An entry of the federation's shared log, copied into every province.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SharedItem {
+    /// Points scored against personnel.
+    Violation(medmesh_supervision::Violation),
+    /// A joint-discipline entry.
+    Discipline(DisciplineEntry),
+}
+
 /// What a person looks like to a treatment province: no raw identity number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemotePerson {

@@ -617,16 +617,64 @@ fn violations_from_the_shared_log_count_once() {
     ok(&one(&mut f, Command::FedRecordViolation(v("A", 5))));
     ok(&one(&mut f, Command::FedRecordViolation(v("A", 5))));
     ok(&one(&mut f, Command::FedRecordViolation(v("B", 4))));
-    let items = match run_query(&f, &Query::SharedViolations { after: 0, limit: 10 }).unwrap() {
-        Answer::SharedViolations(items) => items,
+    let items = match run_query(&f, &Query::SharedLog { after: 0, limit: 10 }).unwrap() {
+        Answer::SharedLog(items) => items,
         o => panic!("{o:?}"),
     };
     assert_eq!(items.len(), 2);
-    ok(&one(&mut p, Command::SyncViolations { items: items.clone() }));
-    ok(&one(&mut p, Command::SyncViolations { items }));
+    ok(&one(&mut p, Command::SyncShared { items: items.clone() }));
+    ok(&one(&mut p, Command::SyncShared { items }));
     let q = run_query(&p, &Query::Qualification { code: PersonnelCode::new("D001").unwrap(), now: NOW }).unwrap();
     match q {
         Answer::Qualification(q) => assert_eq!(q.year_points, 9),
         o => panic!("{o:?}"),
     }
+}
+
+#[test]
+fn a_joint_discipline_entry_from_another_province_stops_direct_settlement() {
+    let mut f = MemKv::default();
+    let mut p = seeded();
+    visit_and_lines(&mut p, "V1", "300");
+    let entry = DisciplineEntry {
+        id: "JD-1".into(),
+        subject: DisciplineSubject::Institution(inst()),
+        province: prov("440000"),
+        from: day("2025-03-01"),
+        until: day("2025-12-31"),
+        reason: "fraudulent claims".into(),
+    };
+    ok(&one(&mut f, Command::FedRecordDiscipline(entry.clone())));
+    ok(&one(&mut f, Command::FedRecordDiscipline(entry.clone())));
+    let e = one(&mut f, Command::FedRecordDiscipline(DisciplineEntry { reason: "other".into(), ..entry.clone() }))
+        .unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::AlreadyExists, "id"));
+    let items = match run_query(&f, &Query::SharedLog { after: 0, limit: 10 }).unwrap() {
+        Answer::SharedLog(items) => items,
+        o => panic!("{o:?}"),
+    };
+    assert_eq!(items.len(), 1, "recorded once");
+    ok(&one(&mut p, Command::SyncShared { items }));
+    let e = one(&mut p, settle_cmd("S1", "V1")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "institution"));
+    assert!(e.message.contains("joint-discipline"), "{e}");
+    let bad = DisciplineEntry { until: day("2025-01-01"), id: "JD-2".into(), ..entry };
+    assert_eq!(one(&mut f, Command::FedRecordDiscipline(bad)).unwrap_err().field, "until");
+}
+
+#[test]
+fn a_disciplined_person_cannot_settle_non_locally() {
+    let mut t = trio();
+    nonlocal_visit(&mut t, "V1", "300", Some(FilingKind::LongTermResident));
+    let entry = DisciplineEntry {
+        id: "JD-P".into(),
+        subject: DisciplineSubject::Person(KEY.into()),
+        province: prov("310000"),
+        from: day("2025-01-01"),
+        until: day("2025-12-31"),
+        reason: "resold drugs".into(),
+    };
+    ok(&one(&mut t.treatment, Command::RecordDiscipline(entry)));
+    let e = one(&mut t.treatment, settle_cmd("S1", "V1")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "visit"));
 }

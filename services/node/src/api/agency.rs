@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 use super::{answer, outcome, unexpected};
 use crate::convert;
 use crate::mesh::Mesh;
+use crate::pb;
 use crate::pb::agency_service_server::AgencyService;
 use crate::pb::*;
 
@@ -162,5 +163,78 @@ impl AgencyService for Agency {
             start: start.to_string(),
             end: end.to_string(),
         }))
+    }
+
+    async fn record_discipline(
+        &self,
+        req: Request<RecordDisciplineRequest>,
+    ) -> Result<Response<pb::DisciplineEntry>, Status> {
+        let r = req.into_inner();
+        let subject = self.subject(&r.institution_id, r.certificate_kind, &r.certificate)?;
+        let e = medmesh_state::DisciplineEntry {
+            id: r.id,
+            subject,
+            province: self.mesh.province.clone(),
+            from: convert::date("from", &r.from)?,
+            until: convert::date("until", &r.until)?,
+            reason: r.reason,
+        };
+        if self.mesh.federated() && !self.mesh.is_federation() {
+            outcome(self.mesh.fed_propose(Command::FedRecordDiscipline(e.clone())).await?)?;
+        }
+        outcome(self.mesh.app.propose(Command::RecordDiscipline(e.clone())).await?)?;
+        Ok(Response::new(discipline_pb(&e)))
+    }
+
+    async fn list_discipline(
+        &self,
+        req: Request<ListDisciplineRequest>,
+    ) -> Result<Response<ListDisciplineResponse>, Status> {
+        let r = req.into_inner();
+        let subject = self.subject(&r.institution_id, r.certificate_kind, &r.certificate)?;
+        match answer(self.mesh.app.query(Query::Disciplines { subject }).await?)? {
+            Answer::Disciplines(list) => {
+                Ok(Response::new(ListDisciplineResponse { entries: list.iter().map(discipline_pb).collect() }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+impl Agency {
+    /// The subject named by a request: an institution, or a person by certificate.
+    fn subject(
+        &self,
+        institution: &str,
+        kind: i32,
+        certificate: &str,
+    ) -> Result<medmesh_state::DisciplineSubject, Status> {
+        match (institution.is_empty(), certificate.is_empty()) {
+            (false, true) => {
+                Ok(medmesh_state::DisciplineSubject::Institution(convert::institution("institution_id", institution)?))
+            }
+            (true, false) => {
+                let kind = convert::certificate_kind("certificate_kind", kind)?;
+                Ok(medmesh_state::DisciplineSubject::Person(self.mesh.directory_key(kind, certificate)))
+            }
+            _ => Err(Status::invalid_argument("institution_id: name either an institution or a certificate")),
+        }
+    }
+}
+
+fn discipline_pb(e: &medmesh_state::DisciplineEntry) -> pb::DisciplineEntry {
+    let (institution_id, person) = match &e.subject {
+        medmesh_state::DisciplineSubject::Institution(i) => (i.to_string(), false),
+        medmesh_state::DisciplineSubject::Person(_) => (String::new(), true),
+    };
+    pb::DisciplineEntry {
+        id: e.id.clone(),
+        institution_id,
+        person,
+        province: e.province.to_string(),
+        from: e.from.to_string(),
+        until: e.until.to_string(),
+        reason: e.reason.clone(),
+        in_force: e.in_force(crate::mesh::now().date()),
     }
 }
