@@ -49,11 +49,25 @@ pub async fn settle_claim(
     n: u64,
     person: u32,
 ) -> Result<pb::SettleResponse, tonic::Status> {
+    settle_claim_of(clients, province, province, worker, n, person).await
+}
+
+/// Registers, uploads and settles one claim at institution 1 of `treatment` for demo person
+/// `person` of `insured` (non-local when they differ). Returns the settlement.
+pub async fn settle_claim_of(
+    clients: &[HospitalServiceClient<Channel>],
+    treatment: &str,
+    insured: &str,
+    worker: usize,
+    n: u64,
+    person: u32,
+) -> Result<pb::SettleResponse, tonic::Status> {
+    let province = treatment;
     let inst = demo::institution(province, 1);
     let day = today();
     let visit = format!("V-{worker}-{n}");
     with_retry(clients, worker + n as usize, |mut c| {
-        let req = demo::visit_request(province, &visit, person, 1, &day);
+        let req = demo::nonlocal_visit_request(province, insured, &visit, person, 1, &day);
         async move { c.register_visit(req).await.map(|r| r.into_inner()) }
     })
     .await?;

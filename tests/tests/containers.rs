@@ -1,10 +1,12 @@
 //! The compose mesh in real containers: build the image without a registry, bring up
-//! `deploy/docker-compose.yml` (3 provinces x 3 replicas), settle claims through the published
+//! `deploy/docker-compose.yml` (3 provinces x 3 replicas and the federation's 3 replicas), settle
+//! local and non-local claims (patients of 310000 at a hospital of 110000) through the published
 //! loopback ports while the leader container of a province is killed (`docker kill`) and
 //! restarted on its volume, a follower is paused (`docker pause`), the leader is cut off the
-//! network (`docker network disconnect`), and every replica is restarted in turn. Afterwards every
-//! acknowledged settlement is present exactly once and the fund balances, read through the
-//! public API only. Skips, saying so, when no Docker engine or compose tool is present.
+//! network (`docker network disconnect`), the federation's leader is cut off, and every replica
+//! is restarted in turn. Afterwards every acknowledged settlement is present exactly once and
+//! the mesh's invariants hold, read through the public API only by the bank test's checker.
+//! Skips, saying so, when no Docker engine or compose tool is present.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -16,9 +18,43 @@ use medmesh_node::network::channel;
 use medmesh_node::pb;
 use medmesh_node::pb::agency_service_client::AgencyServiceClient;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
-use medmesh_tests::workload::{settle_claim, today, with_retry};
+use medmesh_tests::checker::{check, snapshot, Acked};
+use medmesh_tests::workload::{settle_claim, settle_claim_of, today, with_retry};
 
 const PROVINCE: &str = "110000";
+const INSURED: &str = "310000";
+
+fn fed_addrs() -> Vec<String> {
+    (1..=3).map(|r| format!("127.0.0.1:{}", 7100 + r)).collect()
+}
+
+fn insured_addrs() -> Vec<String> {
+    (1..=3).map(|r| format!("127.0.0.1:{}", 7120 + r)).collect()
+}
+
+/// Settles claims `range` at 110000: for each n a local claim (worker 0) and, for even n, a
+/// non-local one of a filed 310000 person (worker 1).
+async fn settle_round(
+    clients: &[HospitalServiceClient<tonic::transport::Channel>],
+    range: std::ops::Range<u64>,
+    acked: &mut BTreeMap<String, pb::SettleResponse>,
+    what: &str,
+) {
+    for n in range {
+        let r = settle_claim(clients, PROVINCE, 0, n, (n % 40) as u32)
+            .await
+            .unwrap_or_else(|e| panic!("settle {what}: {e:?}"));
+        acked.insert(r.serial.clone(), r);
+        if n % 2 == 0 {
+            let person = (n % 40) as u32 | 1;
+            let r = settle_claim_of(clients, PROVINCE, INSURED, 1, n, person)
+                .await
+                .unwrap_or_else(|e| panic!("non-local settle {what}: {e:?}"));
+            assert_eq!(r.insured_province, INSURED);
+            acked.insert(r.serial.clone(), r);
+        }
+    }
+}
 
 fn compose_tool() -> Option<Vec<String>> {
     let ok =
@@ -109,16 +145,18 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
     mesh.run(&["up", "-d"]);
     let started = Instant::now();
     let leader = wait_for_leader(&addrs(), Duration::from_secs(90)).await.expect("leader elected");
+    wait_for_leader(&fed_addrs(), Duration::from_secs(90)).await.expect("federation leader elected");
+    let insured_leader = wait_for_leader(&insured_addrs(), Duration::from_secs(90)).await.expect("310000 leader");
     eprintln!("mesh serving {:?} after up", started.elapsed());
     let published = addrs();
+    let codes = [PROVINCE.to_string(), INSURED.to_string()];
     demo::load(channel(&published[0]).unwrap(), PROVINCE, 40).await.expect("demo data");
+    demo::load(channel(&insured_leader).unwrap(), INSURED, 40).await.expect("demo data of 310000");
+    demo::file(channel(&insured_leader).unwrap(), INSURED, 40, &codes).await.expect("filings of 310000");
     let clients: Vec<_> = published.iter().map(|a| HospitalServiceClient::new(channel(a).unwrap())).collect();
 
     let mut acked = BTreeMap::new();
-    for n in 0..10u64 {
-        let r = settle_claim(&clients, PROVINCE, 0, n, n as u32).await.expect("settle");
-        acked.insert(r.serial.clone(), r);
-    }
+    settle_round(&clients, 0..10, &mut acked, "at start").await;
 
     // Nemesis 1: docker kill the leader's container; the others elect a new leader.
     let killed = service_of(&leader);
@@ -127,10 +165,7 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
     let others: Vec<String> = published.iter().filter(|a| service_of(a) != killed).cloned().collect();
     let new_leader = wait_for_leader(&others, Duration::from_secs(60)).await.expect("new leader");
     assert_ne!(service_of(&new_leader), killed);
-    for n in 10..20u64 {
-        let r = settle_claim(&clients, PROVINCE, 0, n, n as u32).await.expect("settle after leader kill");
-        acked.insert(r.serial.clone(), r);
-    }
+    settle_round(&clients, 10..20, &mut acked, "after leader kill").await;
     eprintln!("serving again {:?} after docker kill of the leader", t.elapsed());
     mesh.run(&["start", &killed]);
 
@@ -138,10 +173,7 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
     let leader = wait_for_leader(&addrs(), Duration::from_secs(60)).await.expect("leader after restart");
     let paused = (1..=3).map(|r| format!("node-{PROVINCE}-{r}")).find(|s| *s != service_of(&leader)).unwrap();
     mesh.run(&["pause", &paused]);
-    for n in 20..30u64 {
-        let r = settle_claim(&clients, PROVINCE, 0, n, n as u32).await.expect("settle with a paused follower");
-        acked.insert(r.serial.clone(), r);
-    }
+    settle_round(&clients, 20..30, &mut acked, "with a paused follower").await;
     mesh.run(&["unpause", &paused]);
 
     // Nemesis 3: docker network disconnect the leader (a partitioned host); the majority side
@@ -155,26 +187,33 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
     let majority: Vec<String> = published.iter().filter(|a| service_of(a) != cut).cloned().collect();
     wait_for_leader(&majority, Duration::from_secs(60)).await.expect("majority elects a leader");
     let majority_clients: Vec<_> = majority.iter().map(|a| HospitalServiceClient::new(channel(a).unwrap())).collect();
-    for n in 30..40u64 {
-        let r = settle_claim(&majority_clients, PROVINCE, 0, n, n as u32).await.expect("settle during partition");
-        acked.insert(r.serial.clone(), r);
-    }
+    settle_round(&majority_clients, 30..40, &mut acked, "during partition").await;
     eprintln!("serving again {:?} after the leader was partitioned", t.elapsed());
     docker(&["network", "connect", "--ip", &ip_of(&cut), &network, &container]);
 
-    // Nemesis 4: a rolling restart of every replica, one at a time, settling in between.
+    // Nemesis 4: docker network disconnect the federation's leader (a partitioned federation
+    // voter); the other two sites elect a new federation leader and non-local care goes on.
+    let fed_leader = wait_for_leader(&fed_addrs(), Duration::from_secs(60)).await.expect("federation leader");
+    let r = fed_leader.rsplit(':').next().unwrap().parse::<u32>().unwrap() % 10;
+    let fed_service = format!("fed-{r}");
+    let fed_container = String::from_utf8(mesh.run(&["ps", "-q", &fed_service]).stdout).unwrap().trim().to_string();
+    docker(&["network", "disconnect", &network, &fed_container]);
+    let t = Instant::now();
+    let rest: Vec<String> = fed_addrs().into_iter().filter(|a| *a != fed_leader).collect();
+    wait_for_leader(&rest, Duration::from_secs(60)).await.expect("the federation's majority elects a leader");
+    settle_round(&clients, 100..106, &mut acked, "with the federation leader partitioned").await;
+    eprintln!("non-local serving again {:?} after the federation leader was partitioned", t.elapsed());
+    docker(&["network", "connect", "--ip", &format!("172.28.0.{}4", r), &network, &fed_container]);
+
+    // Nemesis 5: a rolling restart of every replica, one at a time, settling in between.
     for r in 1..=3u64 {
         let svc = format!("node-{PROVINCE}-{r}");
         let t = Instant::now();
         mesh.run(&["restart", "-t", "10", &svc]);
         wait_for_leader(&addrs(), Duration::from_secs(60)).await.expect("leader after restart");
         eprintln!("serving again {:?} after restarting {svc}", t.elapsed());
-        for n in 0..3u64 {
-            let n = 40 + (r - 1) * 3 + n;
-            let r =
-                settle_claim(&clients, PROVINCE, 0, n, (n % 40) as u32).await.expect("settle during rolling restart");
-            acked.insert(r.serial.clone(), r);
-        }
+        let from = 40 + (r - 1) * 3;
+        settle_round(&clients, from..from + 3, &mut acked, "during rolling restart").await;
     }
 
     // Every acknowledged settlement is there once, with its split, and the fund balances.
@@ -194,11 +233,30 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
     }
     let mut agency = AgencyServiceClient::new(channel(&published[0]).unwrap());
     let fund = agency.get_fund(pb::GetFundRequest {}).await.expect("fund").into_inner();
-    assert_eq!(fund.settlements as usize, acked.len());
-    let m = |s: &str| medmesh_types::Money::parse_signed_yuan(s).unwrap();
-    assert_eq!(
-        m(&fund.balance) + m(&fund.pooling_paid) + m(&fund.critical_illness_paid),
-        m(&fund.contributions),
-        "money conserved"
-    );
+    let nonlocal = acked.values().filter(|s| !s.insured_province.is_empty()).count();
+    assert_eq!(fund.settlements as usize, acked.len() - nonlocal);
+    assert_eq!(fund.nonlocal_treated as usize, nonlocal);
+
+    // The mesh's invariants, read through the public API only; the insured side may still be
+    // posting a deferred phase 2, so wait for them with a deadline.
+    let endpoints = vec![
+        (PROVINCE.to_string(), published[0].clone(), vec![inst.clone()]),
+        (INSURED.to_string(), insured_addrs()[0].clone(), vec![demo::institution(INSURED, 1)]),
+    ];
+    let acked: Vec<Acked> = acked
+        .into_values()
+        .map(|s| Acked { treatment: PROVINCE.into(), institution: inst.clone(), settlement: s, reversed: false })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let verdict = match snapshot(&endpoints, &fed_addrs()[0]).await {
+            Ok(s) => check(&s, &acked, &[]),
+            Err(e) => Err(format!("snapshot: {e:?}")),
+        };
+        match verdict {
+            Ok(()) => break,
+            Err(e) => assert!(Instant::now() < deadline, "invariants broken 60 s after the last nemesis: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
