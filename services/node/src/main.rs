@@ -52,6 +52,10 @@ enum Cmd {
         /// Demo insured persons.
         #[arg(long, default_value_t = 200)]
         persons: u32,
+        /// Also file the demo persons for non-local care in these provinces (comma-separated
+        /// codes; the mesh's federation must know them).
+        #[arg(long, value_delimiter = ',')]
+        file_for: Vec<String>,
     },
     /// Checks that an endpoint serves (gRPC health); exits non-zero if not.
     Health {
@@ -82,11 +86,17 @@ async fn main() -> anyhow::Result<()> {
             let _telemetry = telemetry::init("medmesh-dev")?;
             dev::run(dev::DevOptions { provinces, base_port, data_dir, persons }).await
         }
-        Cmd::LoadDemo { addr, province, persons } => {
+        Cmd::LoadDemo { addr, province, persons, file_for } => {
             medmesh_node::demo::load(network::channel(&addr)?, &province, persons)
                 .await
                 .map_err(|s| anyhow::anyhow!("{addr}: {}", s.message()))?;
             println!("demo data of {province} loaded through {addr}");
+            if !file_for.is_empty() {
+                medmesh_node::demo::file(network::channel(&addr)?, &province, persons, &file_for)
+                    .await
+                    .map_err(|s| anyhow::anyhow!("{addr}: filing: {}", s.message()))?;
+                println!("demo persons of {province} filed for care in {}", file_for.join(", "));
+            }
             Ok(())
         }
         Cmd::Health { addr } => {
