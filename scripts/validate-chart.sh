@@ -198,6 +198,14 @@ def check_wiring(docs: list, label: str) -> None:
             error(f"{what}: MEDMESH_LISTEN {values.get('MEDMESH_LISTEN')!r}, want 0.0.0.0:{port}")
         if not re.fullmatch(r"[0-9]{2}0000", values.get("MEDMESH_PROVINCE") or ""):
             error(f"{what}: MEDMESH_PROVINCE {values.get('MEDMESH_PROVINCE')!r}")
+        fed = by_kind.get("StatefulSet", {}).get(f"{name.rsplit('-', 1)[0]}-000000")
+        if fed is not None and values.get("MEDMESH_PROVINCE") != "000000":
+            fdomain = f"{fed['spec']['serviceName']}.{NAMESPACE}.svc.cluster.local"
+            want = ",".join(f"{fed['metadata']['name']}-{i}.{fdomain}:{port}" for i in range(fed["spec"]["replicas"]))
+            if values.get("MEDMESH_FEDERATION") != want:
+                error(f"{what}: MEDMESH_FEDERATION {values.get('MEDMESH_FEDERATION')!r}, want {want!r}")
+        if values.get("MEDMESH_PROVINCE") == "000000" and "MEDMESH_FEDERATION" in values:
+            error(f"{what}: the federation's own replicas need no MEDMESH_FEDERATION")
         for probe in ("readinessProbe", "livenessProbe"):
             if probe not in container:
                 error(f"{what}: no {probe}")
@@ -244,7 +252,8 @@ for label, values in (("ci/test-values.yaml", test_values), ("default values", N
 
 first = test_values["node"]["provinces"][0]
 for label, patch, needle in (
-    ("federation on", {"federation": {"enabled": True}}, "federation.enabled"),
+    ("federation's code as a province", {"node": {"provinces": [{"code": "000000", "replicas": 3}]}}, "federation's group"),
+    ("federation without voters", {"federation": {"enabled": True, "replicas": 0}}, "federation.replicas"),
     ("duplicate province", {"node": {"provinces": [first, first]}}, "listed twice"),
     ("bad province code", {"node": {"provinces": [{"code": "110001", "replicas": 3}]}}, "province code"),
     ("MEDMESH_ID in extraEnv", {"node": {"extraEnv": [{"name": "MEDMESH_ID", "value": "1"}]}}, "MEDMESH_ID"),

@@ -92,6 +92,41 @@ MEDMESH_PEERS of one province: pod ordinal N is Raft id N+1 at its stable DNS na
 {{- join "," $peers -}}
 {{- end -}}
 
+{{/*
+Every Raft group of the release as a YAML list: the federation's (code 000000, `federation:
+true`) when enabled, then the provinces. Templates range over `include "medmesh.groups" . |
+fromYamlArray`, so the federation gets the same StatefulSet, Services, ConfigMap and PDB.
+*/}}
+{{- define "medmesh.groups" -}}
+{{- $groups := list -}}
+{{- if .Values.federation.enabled -}}
+{{- $fed := dict "code" "000000" "replicas" (int .Values.federation.replicas) "federation" true -}}
+{{- with .Values.federation.resources }}{{ $_ := set $fed "resources" . }}{{ end -}}
+{{- with .Values.federation.storage }}{{ $_ := set $fed "storage" . }}{{ end -}}
+{{- $groups = append $groups $fed -}}
+{{- end -}}
+{{- range $p := .Values.node.provinces -}}
+{{- $groups = append $groups $p -}}
+{{- end -}}
+{{- toYaml $groups -}}
+{{- end -}}
+
+{{/*
+MEDMESH_FEDERATION of a province: the federation's pods at their stable DNS names, e.g.
+`medmesh-000000-0.medmesh-000000-headless.ns.svc.cluster.local:7111,...`. Takes the root.
+*/}}
+{{- define "medmesh.federation.endpoints" -}}
+{{- $ctx := dict "root" . "province" (dict "code" "000000" "replicas" (int .Values.federation.replicas)) -}}
+{{- $name := include "medmesh.node.name" $ctx -}}
+{{- $domain := include "medmesh.node.domain" $ctx -}}
+{{- $port := int .Values.node.ports.grpc -}}
+{{- $out := list -}}
+{{- range $i := until (int .Values.federation.replicas) -}}
+{{- $out = append $out (printf "%s-%d.%s:%d" $name $i $domain $port) -}}
+{{- end -}}
+{{- join "," $out -}}
+{{- end -}}
+
 {{/* ServiceAccount of the replicas. */}}
 {{- define "medmesh.node.serviceAccountName" -}}
 {{- if .Values.node.serviceAccount.create -}}
@@ -107,12 +142,12 @@ MEDMESH_PEERS of one province: pod ordinal N is Raft id N+1 at its stable DNS na
 {{- end -}}
 
 {{/*
-Checks values that a schema cannot: unique province codes, and the federation placeholder.
+Checks values that a schema cannot: unique province codes, the federation's reserved code.
 Renders nothing; fails the render with a message naming the value at fault.
 */}}
 {{- define "medmesh.validate" -}}
-{{- if .Values.federation.enabled -}}
-{{- fail "federation.enabled: the federation role is not built yet; leave it false" -}}
+{{- if and .Values.federation.enabled (lt (int .Values.federation.replicas) 1) -}}
+{{- fail "federation.replicas: must be at least 1" -}}
 {{- end -}}
 {{- if not .Values.node.provinces -}}
 {{- fail "node.provinces: list at least one province" -}}
@@ -122,6 +157,9 @@ Renders nothing; fails the render with a message naming the value at fault.
 {{- $code := toString $p.code -}}
 {{- if not (regexMatch "^[0-9]{2}0000$" $code) -}}
 {{- fail (printf "node.provinces[%d].code: %q is not a six-digit province code ending in 0000" $i $code) -}}
+{{- end -}}
+{{- if eq $code "000000" -}}
+{{- fail (printf "node.provinces[%d].code: 000000 is the federation's group, not a province" $i) -}}
 {{- end -}}
 {{- if hasKey $seen $code -}}
 {{- fail (printf "node.provinces[%d].code: %s is listed twice" $i $code) -}}
