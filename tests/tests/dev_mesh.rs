@@ -300,6 +300,43 @@ async fn nonlocal_settlement_through_the_hospital_api(
         .unwrap()
         .into_inner();
     assert_eq!((t.decision.as_str(), t.insured_province.as_str()), ("COMMIT", "310000"));
+
+    // Prepaid first: 310000 tops up; the settlement consumed its share; a low balance warns.
+    let acct = fed
+        .top_up(pb::TopUpRequest {
+            province: "310000".into(),
+            serial: "TU-1".into(),
+            amount: "100".into(),
+            warning_below: "1000000".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(acct.consumed, positions.total);
+    assert!(acct.warning, "a balance below the threshold warns (and care goes on)");
+    // Then cleared: this month's statement reconciles with its lines and the positions, the
+    // institution confirms its line and may roll the confirmation back, another cannot.
+    let month = day[..7].to_string();
+    let run = fed.run_clearing(pb::ClearingRequest { month: month.clone() }).await.unwrap().into_inner();
+    let st = run.statements.iter().find(|s| s.insured_province == "310000").expect("a 310000 statement");
+    let lines: medmesh_types::Money =
+        st.lines.iter().map(|l| medmesh_types::Money::parse_yuan(&l.amount).unwrap()).sum();
+    assert_eq!(lines.to_string(), st.total, "the total reconciles with the lines to the fen");
+    assert_eq!(st.total, positions.total);
+    let confirm = |inst: &str, yes| pb::ConfirmClearingLineRequest {
+        month: month.clone(),
+        treatment_province: "110000".into(),
+        institution_id: inst.into(),
+        serial: "NS1".into(),
+        confirm: yes,
+    };
+    let c = fed.confirm_clearing_line(confirm(&inst, true)).await.unwrap().into_inner();
+    assert_eq!(c.statements[0].confirmed_total, st.total);
+    let err = fed.confirm_clearing_line(confirm(&demo::institution("110000", 2), true)).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().starts_with("institution_id:"), "{}", err.message());
+    let c = fed.confirm_clearing_line(confirm(&inst, false)).await.unwrap().into_inner();
+    assert_eq!(c.statements[0].confirmed_total, "0.00", "a confirmation can be rolled back");
 }
 
 /// A joint-discipline entry recorded by one province stops direct settlement in another: an

@@ -455,6 +455,13 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
         Command::SyncShared { items } => sync_shared(tx, items),
         Command::RecordDiscipline(e) => record_discipline(tx, e),
         Command::FedRecordDiscipline(e) => fed_record_discipline(tx, e),
+        Command::FedTopUp { province, serial, amount, warning_below } => {
+            crate::clearing::top_up(tx, province, serial, *amount, *warning_below)
+        }
+        Command::FedRunClearing { month } => crate::clearing::run_clearing(tx, month, now),
+        Command::FedConfirmClearing { month, treatment, institution, serial, confirm } => {
+            crate::clearing::confirm(tx, month, treatment, institution, serial, *confirm)
+        }
         Command::FedRegisterProvince(e) => fed_register_province(tx, e),
         Command::FedDirectory { entries } => fed_directory(tx, entries),
         Command::FedFile(f) => fed_file(tx, f),

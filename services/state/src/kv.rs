@@ -293,6 +293,30 @@ pub mod keys {
     }
     /// Prefix of [`fed_position`].
     pub const FED_POSITIONS: &str = "fpos/";
+    /// Federation: a province's prepaid account.
+    pub fn fed_prepaid(p: &ProvinceCode) -> String {
+        format!("fprepaid/{p}")
+    }
+    /// Prefix of [`fed_prepaid`].
+    pub const FED_PREPAID: &str = "fprepaid/";
+    /// Federation: a recorded top-up (idempotency).
+    pub fn fed_topup(p: &ProvinceCode, serial: &Serial) -> String {
+        format!("ftopup/{p}/{serial}")
+    }
+    /// Federation: a month's clearing statement of one province pair.
+    pub fn fed_clearing(month: &str, insured: &ProvinceCode, treatment: &ProvinceCode) -> String {
+        format!("fclr/{month}/{insured}/{treatment}")
+    }
+    /// Federation: prefix of a month's clearing statements.
+    pub fn fed_clearing_month(month: &str) -> String {
+        format!("fclr/{month}/")
+    }
+    /// Federation: which statement holds a line (treatment, institution, serial) of a month.
+    pub fn fed_clearing_line(month: &str, treatment: &ProvinceCode, inst: &InstitutionId, serial: &Serial) -> String {
+        format!("fclrline/{month}/{treatment}/{inst}/{serial}")
+    }
+    /// Prefix of the decisions.
+    pub const FED_DECISIONS: &str = "fdec/";
     /// Federation: the last sequence of the shared log.
     pub const FED_SHARED_SEQ: &str = "fsharedseq";
     /// Federation: one entry of the shared log.

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod apply;
+mod clearing;
 pub mod coordinator;
 mod error;
 mod kv;

@@ -431,6 +431,38 @@ pub enum Command {
     },
     /// Province: records a joint-discipline entry here at once (it is also in the shared log).
     RecordDiscipline(crate::shared::DisciplineEntry),
+    /// Federation: records a top-up of a province's prepaid account; idempotent on (province,
+    /// serial). `warning_below`, when given, replaces the warning threshold.
+    FedTopUp {
+        /// The province.
+        province: medmesh_types::ProvinceCode,
+        /// Its serial for the top-up.
+        serial: Serial,
+        /// Amount.
+        amount: Money,
+        /// New warning threshold.
+        warning_below: Option<Money>,
+    },
+    /// Federation: runs the clearing of a month (`YYYY-MM`): one statement per province pair
+    /// from the committed non-local settlements in force decided that month. Running it again
+    /// returns the statements as they are.
+    FedRunClearing {
+        /// Month, `YYYY-MM`.
+        month: String,
+    },
+    /// Federation: an institution confirms (or rolls back its confirmation of) a line.
+    FedConfirmClearing {
+        /// Month.
+        month: String,
+        /// The treatment province of the line.
+        treatment: medmesh_types::ProvinceCode,
+        /// The institution confirming (must be the line's).
+        institution: InstitutionId,
+        /// The line's settlement serial.
+        serial: Serial,
+        /// Confirm, or roll the confirmation back.
+        confirm: bool,
+    },
     /// Federation: appends a joint-discipline entry to the shared log.
     FedRecordDiscipline(crate::shared::DisciplineEntry),
     /// Federation: registers a province's replica endpoints.
@@ -482,6 +514,9 @@ impl Command {
             Command::SyncShared { .. } => "sync_shared",
             Command::RecordDiscipline(_) => "record_discipline",
             Command::FedRecordDiscipline(_) => "fed_record_discipline",
+            Command::FedTopUp { .. } => "fed_top_up",
+            Command::FedRunClearing { .. } => "fed_run_clearing",
+            Command::FedConfirmClearing { .. } => "fed_confirm_clearing",
             Command::AttachFiling { .. } => "attach_filing",
             Command::UnpostReservation { .. } => "unpost_reservation",
             Command::FinishReversal { .. } => "finish_reversal",
@@ -543,6 +578,10 @@ pub enum Outcome {
     Decided(crate::shared::DecisionRecord),
     /// A non-local reversal was started (or is in progress): it must be driven.
     ReversalOpen(Settlement),
+    /// A prepaid account after a top-up.
+    Prepaid(crate::shared::PrepaidView),
+    /// A month's clearing statements.
+    Clearing(Vec<crate::shared::ClearingStatement>),
     /// Shared-log entries copied; the cursor after them.
     Synced {
         /// Sequence of the last copied violation.

@@ -162,6 +162,13 @@ pub enum Query {
     },
     /// Federation: what each insured province owes each treatment province now.
     Positions,
+    /// Federation: every province's prepaid account.
+    Prepaid,
+    /// Federation: a month's clearing statements (empty until the month is run).
+    Clearing {
+        /// Month, `YYYY-MM`.
+        month: String,
+    },
     /// Federation: the shared log after a sequence.
     SharedLog {
         /// Entries with a sequence above this.
@@ -199,6 +206,8 @@ impl Query {
             Query::Decision { .. } => "decision",
             Query::Positions => "positions",
             Query::SharedLog { .. } => "shared_log",
+            Query::Prepaid => "prepaid",
+            Query::Clearing { .. } => "clearing",
         }
     }
 }
@@ -281,6 +290,10 @@ pub enum Answer {
     SharedLog(Vec<(u64, SharedItem)>),
     /// Joint-discipline entries.
     Disciplines(Vec<DisciplineEntry>),
+    /// Prepaid accounts.
+    Prepaid(Vec<PrepaidView>),
+    /// Clearing statements.
+    Clearing(Vec<ClearingStatement>),
 }
 
 /// Most rows any list query returns.
@@ -529,6 +542,11 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
         }
         Query::Decision { transfer } => Ok(Answer::Decision(load(kv, &keys::fed_decision(transfer)))),
         Query::Positions => Ok(Answer::Positions(crate::nonlocal::positions(kv))),
+        Query::Prepaid => Ok(Answer::Prepaid(crate::clearing::prepaid_views(kv))),
+        Query::Clearing { month } => {
+            crate::clearing::check_month(month)?;
+            Ok(Answer::Clearing(rows(kv, &keys::fed_clearing_month(month), MAX_ROWS)))
+        }
         Query::SharedLog { after, limit } => {
             let start = keys::fed_shared(after + 1);
             let rows = kv.scan(start.as_bytes(), keys::FED_SHARED_END.as_bytes(), (*limit).min(MAX_ROWS));

@@ -322,3 +322,69 @@ pub struct RemotePerson {
     /// Name (for the expense document).
     pub name: String,
 }
+
+/// A province's prepaid account for non-local care (先预付), held by the federation. Committed
+/// non-local settlements of its insured consume it; top-ups replenish it. A balance below
+/// `warning_below` raises a warning; care is never refused for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrepaidAccount {
+    /// Total of recorded top-ups.
+    pub topped_up: Money,
+    /// The balance under which a warning is raised.
+    pub warning_below: Money,
+}
+
+/// A province's prepaid position now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrepaidView {
+    /// Province.
+    pub province: ProvinceCode,
+    /// Total of top-ups.
+    pub topped_up: Money,
+    /// Committed non-local settlements of its insured in force (what the account has paid for).
+    pub consumed: Money,
+    /// `topped_up - consumed`; may be negative.
+    pub balance: Money,
+    /// The warning threshold.
+    pub warning_below: Money,
+    /// Whether the balance is below the threshold.
+    pub warning: bool,
+}
+
+/// One line of a clearing statement: one committed non-local settlement of the month.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClearingLine {
+    /// The treating institution.
+    pub institution: InstitutionId,
+    /// Its settlement serial.
+    pub serial: Serial,
+    /// What the insured province owes for it.
+    pub amount: Money,
+    /// Confirmed by the institution (a confirmation can be rolled back).
+    pub confirmed: bool,
+}
+
+/// What one insured province owes one treatment province for a month, line by line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClearingStatement {
+    /// Month, `YYYY-MM`.
+    pub month: String,
+    /// Debtor.
+    pub insured: ProvinceCode,
+    /// Creditor.
+    pub treatment: ProvinceCode,
+    /// Lines by institution then serial.
+    pub lines: Vec<ClearingLine>,
+}
+
+impl ClearingStatement {
+    /// Sum of the lines.
+    pub fn total(&self) -> Money {
+        self.lines.iter().map(|l| l.amount).sum()
+    }
+
+    /// Sum of the confirmed lines.
+    pub fn confirmed_total(&self) -> Money {
+        self.lines.iter().filter(|l| l.confirmed).map(|l| l.amount).sum()
+    }
+}

@@ -678,3 +678,79 @@ fn a_disciplined_person_cannot_settle_non_locally() {
     let e = one(&mut t.treatment, settle_cmd("S1", "V1")).unwrap_err();
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "visit"));
 }
+
+fn prepaid_of(f: &MemKv, p: &str) -> PrepaidView {
+    match run_query(f, &Query::Prepaid).unwrap() {
+        Answer::Prepaid(v) => v.into_iter().find(|v| v.province.as_str() == p).unwrap(),
+        o => panic!("{o:?}"),
+    }
+}
+
+#[test]
+fn prepaid_accounts_are_consumed_by_commits_and_warn_when_low() {
+    let mut t = trio();
+    let top = |amount: &str, serial: &str| Command::FedTopUp {
+        province: prov("310000"),
+        serial: ser(serial),
+        amount: m(amount),
+        warning_below: Some(m("100")),
+    };
+    ok(&one(&mut t.federation, top("300", "T1")));
+    ok(&one(&mut t.federation, top("300", "T1")));
+    let e = one(&mut t.federation, top("301", "T1")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::AlreadyExists, "serial"));
+    nonlocal_visit(&mut t, "V1", "300", Some(FilingKind::LongTermResident));
+    let s = commit(&mut t, "S1", "V1");
+    let amount = s.split.fund_total() + s.split.individual_account;
+    let v = prepaid_of(&t.federation, "310000");
+    assert_eq!((v.topped_up, v.consumed, v.balance), (m("300"), amount, m("300") - amount));
+    assert!(v.warning, "300 - 210 = 90 is below the 100 threshold");
+    ok(&one(&mut t.federation, top("50", "T2")));
+    assert!(!prepaid_of(&t.federation, "310000").warning);
+}
+
+#[test]
+fn a_clearing_run_reconciles_to_the_line_and_confirmations_roll_back() {
+    let mut t = trio();
+    nonlocal_visit(&mut t, "V1", "300", Some(FilingKind::LongTermResident));
+    nonlocal_visit(&mut t, "V2", "500", Some(FilingKind::LongTermResident));
+    let a = commit(&mut t, "S1", "V1");
+    let b = commit(&mut t, "S2", "V2");
+    let month = "2025-03".to_string();
+    let statements = match ok(&one(&mut t.federation, Command::FedRunClearing { month: month.clone() })) {
+        Outcome::Clearing(s) => s,
+        o => panic!("{o:?}"),
+    };
+    assert_eq!(statements.len(), 1);
+    let st = &statements[0];
+    let owed = |s: &Settlement| s.split.fund_total() + s.split.individual_account;
+    assert_eq!(st.total(), owed(&a) + owed(&b), "the statement's total is its lines' sum, to the fen");
+    assert_eq!(st.total(), positions_total(&t.federation));
+    assert_eq!(st.confirmed_total(), Money::ZERO);
+    let confirm = |serial: &str, institution: &str, yes| Command::FedConfirmClearing {
+        month: month.clone(),
+        treatment: prov("110000"),
+        institution: InstitutionId::new(institution).unwrap(),
+        serial: ser(serial),
+        confirm: yes,
+    };
+    ok(&one(&mut t.federation, confirm("S1", "H001", true)));
+    let e = one(&mut t.federation, confirm("S2", "H999", true)).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "institution_id"));
+    let e = one(&mut t.federation, confirm("S9", "H001", true)).unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotFound);
+    let after = match ok(&one(&mut t.federation, confirm("S1", "H001", false))) {
+        Outcome::Clearing(s) => s,
+        o => panic!("{o:?}"),
+    };
+    assert_eq!(after[0].confirmed_total(), Money::ZERO, "a confirmation can be rolled back");
+    // Running the month again returns the same statements; another month has none.
+    match ok(&one(&mut t.federation, Command::FedRunClearing { month: month.clone() })) {
+        Outcome::Clearing(s) => assert_eq!(s[0].total(), st.total()),
+        o => panic!("{o:?}"),
+    }
+    let e = one(&mut t.federation, Command::FedRunClearing { month: "2025-04".into() }).unwrap_err();
+    assert_eq!(e.field, "month", "a month not begun cannot be cleared");
+    let e = one(&mut t.federation, Command::FedRunClearing { month: "2025-13".into() }).unwrap_err();
+    assert_eq!(e.field, "month");
+}

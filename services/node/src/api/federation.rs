@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use medmesh_state::{Answer, Decision, Query, TransferId};
+use medmesh_state::{Answer, ClearingStatement, Command, Decision, Outcome, PrepaidView, Query, TransferId};
 use medmesh_types::Money;
 use tonic::{Request, Response, Status};
 
 use super::{answer, unexpected};
 use crate::convert;
 use crate::mesh::Mesh;
+use crate::pb;
 use crate::pb::federation_service_server::FederationService;
 use crate::pb::*;
 
@@ -24,6 +25,63 @@ impl Federation {
             return Err(Status::failed_precondition("federation: this node is not part of a federation"));
         }
         answer(self.mesh.fed_query(q).await?)
+    }
+
+    async fn act(&self, cmd: Command) -> Result<Outcome, Status> {
+        if !self.mesh.federated() {
+            return Err(Status::failed_precondition("federation: this node is not part of a federation"));
+        }
+        self.mesh.fed_propose(cmd).await?.map_err(crate::convert::status)
+    }
+}
+
+fn prepaid_pb(v: &PrepaidView) -> PrepaidAccount {
+    PrepaidAccount {
+        province: v.province.to_string(),
+        topped_up: v.topped_up.to_string(),
+        consumed: v.consumed.to_string(),
+        balance: v.balance.to_string(),
+        warning_below: v.warning_below.to_string(),
+        warning: v.warning,
+    }
+}
+
+fn clearing_pb(month: &str, statements: &[ClearingStatement]) -> ClearingResponse {
+    let mut nets: BTreeMap<String, (Money, Money)> = BTreeMap::new();
+    for s in statements {
+        nets.entry(s.insured.to_string()).or_insert((Money::ZERO, Money::ZERO)).0 += s.total();
+        nets.entry(s.treatment.to_string()).or_insert((Money::ZERO, Money::ZERO)).1 += s.total();
+    }
+    ClearingResponse {
+        month: month.to_string(),
+        statements: statements
+            .iter()
+            .map(|s| pb::ClearingStatement {
+                insured_province: s.insured.to_string(),
+                treatment_province: s.treatment.to_string(),
+                lines: s
+                    .lines
+                    .iter()
+                    .map(|l| ClearingLine {
+                        institution_id: l.institution.to_string(),
+                        serial: l.serial.to_string(),
+                        amount: l.amount.to_string(),
+                        confirmed: l.confirmed,
+                    })
+                    .collect(),
+                total: s.total().to_string(),
+                confirmed_total: s.confirmed_total().to_string(),
+            })
+            .collect(),
+        provinces: nets
+            .into_iter()
+            .map(|(province, (owed, receivable))| ProvinceNet {
+                province,
+                owed: owed.to_string(),
+                receivable: receivable.to_string(),
+                net: (receivable - owed).to_string(),
+            })
+            .collect(),
     }
 }
 
@@ -100,6 +158,71 @@ impl FederationService for Federation {
                     .map(|e| ProvinceEndpoints { province: e.province.to_string(), endpoints: e.endpoints })
                     .collect(),
             })),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn top_up(&self, req: Request<TopUpRequest>) -> Result<Response<PrepaidAccount>, Status> {
+        let r = req.into_inner();
+        let warning_below = if r.warning_below.trim().is_empty() {
+            None
+        } else {
+            Some(convert::money("warning_below", &r.warning_below)?)
+        };
+        let cmd = Command::FedTopUp {
+            province: convert::province("province", &r.province)?,
+            serial: convert::serial("serial", &r.serial)?,
+            amount: convert::money("amount", &r.amount)?,
+            warning_below,
+        };
+        match self.act(cmd).await? {
+            Outcome::Prepaid(v) => Ok(Response::new(prepaid_pb(&v))),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn get_prepaid(&self, _req: Request<GetPrepaidRequest>) -> Result<Response<GetPrepaidResponse>, Status> {
+        match self.ask(Query::Prepaid).await? {
+            Answer::Prepaid(list) => {
+                for v in list.iter().filter(|v| v.warning) {
+                    tracing::warn!(province = %v.province, balance = %v.balance, threshold = %v.warning_below, "prepaid balance for non-local care is low");
+                }
+                Ok(Response::new(GetPrepaidResponse { accounts: list.iter().map(prepaid_pb).collect() }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn run_clearing(&self, req: Request<ClearingRequest>) -> Result<Response<ClearingResponse>, Status> {
+        let month = req.into_inner().month;
+        match self.act(Command::FedRunClearing { month: month.clone() }).await? {
+            Outcome::Clearing(s) => Ok(Response::new(clearing_pb(&month, &s))),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn get_clearing(&self, req: Request<ClearingRequest>) -> Result<Response<ClearingResponse>, Status> {
+        let month = req.into_inner().month;
+        match self.ask(Query::Clearing { month: month.clone() }).await? {
+            Answer::Clearing(s) => Ok(Response::new(clearing_pb(&month, &s))),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn confirm_clearing_line(
+        &self,
+        req: Request<ConfirmClearingLineRequest>,
+    ) -> Result<Response<ClearingResponse>, Status> {
+        let r = req.into_inner();
+        let cmd = Command::FedConfirmClearing {
+            month: r.month.clone(),
+            treatment: convert::province("treatment_province", &r.treatment_province)?,
+            institution: convert::institution("institution_id", &r.institution_id)?,
+            serial: convert::serial("serial", &r.serial)?,
+            confirm: r.confirm,
+        };
+        match self.act(cmd).await? {
+            Outcome::Clearing(s) => Ok(Response::new(clearing_pb(&r.month, &s))),
             other => Err(unexpected(other)),
         }
     }
