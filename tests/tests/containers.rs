@@ -1,6 +1,6 @@
 //! The compose mesh in real containers: build the image without a registry, bring up
 //! `deploy/docker-compose.yml` (3 provinces x 3 replicas and the federation's 3 replicas), settle
-//! local and non-local claims (patients of 310000 at a hospital of 110000) through the published
+//! local and non-local claims and reversals (patients of 310000 at a hospital of 110000) through the published
 //! loopback ports while the leader container of a province is killed (`docker kill`) and
 //! restarted on its volume, a follower is paused (`docker pause`), the leader is cut off the
 //! network (`docker network disconnect`), the federation's leader is cut off, and every replica
@@ -32,26 +32,56 @@ fn insured_addrs() -> Vec<String> {
     (1..=3).map(|r| format!("127.0.0.1:{}", 7120 + r)).collect()
 }
 
+/// What the clients were told: settlements by serial, and the serials whose reversal was
+/// acknowledged.
+#[derive(Default)]
+struct Book {
+    acked: BTreeMap<String, pb::SettleResponse>,
+    reversed: std::collections::BTreeSet<String>,
+}
+
+/// Reverses settlement `serial` of institution 1 of 110000, retried with the same serial.
+async fn reverse(clients: &[HospitalServiceClient<tonic::transport::Channel>], serial: &str, what: &str) {
+    with_retry(clients, 0, |mut c| {
+        let req = pb::ReverseRequest {
+            institution_id: demo::institution(PROVINCE, 1),
+            serial: format!("R{serial}"),
+            settlement_serial: serial.to_string(),
+        };
+        async move { c.reverse(req).await }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("reverse {serial} {what}: {e:?}"));
+}
+
 /// Settles claims `range` at 110000: for each n a local claim (worker 0) and, for even n, a
-/// non-local one of a filed 310000 person (worker 1).
+/// non-local one of a filed 310000 person (worker 1); every fifth n is reversed again.
 async fn settle_round(
     clients: &[HospitalServiceClient<tonic::transport::Channel>],
     range: std::ops::Range<u64>,
-    acked: &mut BTreeMap<String, pb::SettleResponse>,
+    book: &mut Book,
     what: &str,
 ) {
     for n in range {
+        let mut made = Vec::new();
         let r = settle_claim(clients, PROVINCE, 0, n, (n % 40) as u32)
             .await
             .unwrap_or_else(|e| panic!("settle {what}: {e:?}"));
-        acked.insert(r.serial.clone(), r);
+        made.push(r);
         if n % 2 == 0 {
             let person = (n % 40) as u32 | 1;
             let r = settle_claim_of(clients, PROVINCE, INSURED, 1, n, person)
                 .await
                 .unwrap_or_else(|e| panic!("non-local settle {what}: {e:?}"));
             assert_eq!(r.insured_province, INSURED);
-            acked.insert(r.serial.clone(), r);
+            made.push(r);
+        }
+        for r in made {
+            if n % 5 == 4 {
+                reverse(clients, &r.serial, what).await;
+                book.reversed.insert(r.serial.clone());
+            }
+            book.acked.insert(r.serial.clone(), r);
         }
     }
 }
@@ -155,8 +185,8 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
     demo::file(channel(&insured_leader).unwrap(), INSURED, 40, &codes).await.expect("filings of 310000");
     let clients: Vec<_> = published.iter().map(|a| HospitalServiceClient::new(channel(a).unwrap())).collect();
 
-    let mut acked = BTreeMap::new();
-    settle_round(&clients, 0..10, &mut acked, "at start").await;
+    let mut book = Book::default();
+    settle_round(&clients, 0..10, &mut book, "at start").await;
 
     // Nemesis 1: docker kill the leader's container; the others elect a new leader.
     let killed = service_of(&leader);
@@ -165,7 +195,7 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
     let others: Vec<String> = published.iter().filter(|a| service_of(a) != killed).cloned().collect();
     let new_leader = wait_for_leader(&others, Duration::from_secs(60)).await.expect("new leader");
     assert_ne!(service_of(&new_leader), killed);
-    settle_round(&clients, 10..20, &mut acked, "after leader kill").await;
+    settle_round(&clients, 10..20, &mut book, "after leader kill").await;
     eprintln!("serving again {:?} after docker kill of the leader", t.elapsed());
     mesh.run(&["start", &killed]);
 
@@ -173,7 +203,7 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
     let leader = wait_for_leader(&addrs(), Duration::from_secs(60)).await.expect("leader after restart");
     let paused = (1..=3).map(|r| format!("node-{PROVINCE}-{r}")).find(|s| *s != service_of(&leader)).unwrap();
     mesh.run(&["pause", &paused]);
-    settle_round(&clients, 20..30, &mut acked, "with a paused follower").await;
+    settle_round(&clients, 20..30, &mut book, "with a paused follower").await;
     mesh.run(&["unpause", &paused]);
 
     // Nemesis 3: docker network disconnect the leader (a partitioned host); the majority side
@@ -187,7 +217,7 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
     let majority: Vec<String> = published.iter().filter(|a| service_of(a) != cut).cloned().collect();
     wait_for_leader(&majority, Duration::from_secs(60)).await.expect("majority elects a leader");
     let majority_clients: Vec<_> = majority.iter().map(|a| HospitalServiceClient::new(channel(a).unwrap())).collect();
-    settle_round(&majority_clients, 30..40, &mut acked, "during partition").await;
+    settle_round(&majority_clients, 30..40, &mut book, "during partition").await;
     eprintln!("serving again {:?} after the leader was partitioned", t.elapsed());
     docker(&["network", "connect", "--ip", &ip_of(&cut), &network, &container]);
 
@@ -201,7 +231,7 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
     let t = Instant::now();
     let rest: Vec<String> = fed_addrs().into_iter().filter(|a| *a != fed_leader).collect();
     wait_for_leader(&rest, Duration::from_secs(60)).await.expect("the federation's majority elects a leader");
-    settle_round(&clients, 100..106, &mut acked, "with the federation leader partitioned").await;
+    settle_round(&clients, 100..106, &mut book, "with the federation leader partitioned").await;
     eprintln!("non-local serving again {:?} after the federation leader was partitioned", t.elapsed());
     docker(&["network", "connect", "--ip", &format!("172.28.0.{}4", r), &network, &fed_container]);
 
@@ -213,7 +243,7 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
         wait_for_leader(&addrs(), Duration::from_secs(60)).await.expect("leader after restart");
         eprintln!("serving again {:?} after restarting {svc}", t.elapsed());
         let from = 40 + (r - 1) * 3;
-        settle_round(&clients, from..from + 3, &mut acked, "during rolling restart").await;
+        settle_round(&clients, from..from + 3, &mut book, "during rolling restart").await;
     }
 
     // Every acknowledged settlement is there once, with its split, and the fund balances.
@@ -227,14 +257,16 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
     .expect("statement");
     let listed: BTreeMap<String, pb::SettleResponse> =
         stmt.settlements.into_iter().map(|s| (s.serial.clone(), s)).collect();
+    let Book { acked, reversed } = book;
     assert_eq!(listed.len(), acked.len(), "each acknowledged settlement exactly once");
     for (serial, r) in &acked {
         assert_eq!(listed[serial].split, r.split, "settlement {serial} unchanged");
     }
     let mut agency = AgencyServiceClient::new(channel(&published[0]).unwrap());
     let fund = agency.get_fund(pb::GetFundRequest {}).await.expect("fund").into_inner();
-    let nonlocal = acked.values().filter(|s| !s.insured_province.is_empty()).count();
-    assert_eq!(fund.settlements as usize, acked.len() - nonlocal);
+    let live: Vec<&pb::SettleResponse> = acked.values().filter(|s| !reversed.contains(&s.serial)).collect();
+    let nonlocal = live.iter().filter(|s| !s.insured_province.is_empty()).count();
+    assert_eq!(fund.settlements as usize, live.len() - nonlocal);
     assert_eq!(fund.nonlocal_treated as usize, nonlocal);
 
     // The mesh's invariants, read through the public API only; the insured side may still be
@@ -245,7 +277,10 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
     ];
     let acked: Vec<Acked> = acked
         .into_values()
-        .map(|s| Acked { treatment: PROVINCE.into(), institution: inst.clone(), settlement: s, reversed: false })
+        .map(|s| {
+            let reversed = reversed.contains(&s.serial);
+            Acked { treatment: PROVINCE.into(), institution: inst.clone(), settlement: s, reversed }
+        })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

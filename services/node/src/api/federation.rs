@@ -20,17 +20,21 @@ pub struct Federation {
 }
 
 impl Federation {
-    async fn ask(&self, q: Query) -> Result<Answer, Status> {
-        if !self.mesh.federated() {
-            return Err(Status::failed_precondition("federation: this node is not part of a federation"));
+    fn federated(&self) -> Result<(), Status> {
+        if self.mesh.federated() {
+            Ok(())
+        } else {
+            Err(Status::failed_precondition("federation: this node is not part of a federation"))
         }
+    }
+
+    async fn ask(&self, q: Query) -> Result<Answer, Status> {
+        self.federated()?;
         answer(self.mesh.fed_query(q).await?)
     }
 
     async fn act(&self, cmd: Command) -> Result<Outcome, Status> {
-        if !self.mesh.federated() {
-            return Err(Status::failed_precondition("federation: this node is not part of a federation"));
-        }
+        self.federated()?;
         self.mesh.fed_propose(cmd).await?.map_err(crate::convert::status)
     }
 }
