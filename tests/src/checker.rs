@@ -35,6 +35,8 @@ pub struct Snapshot {
     pub settlements: BTreeMap<(String, String), Vec<pb::SettleResponse>>,
     /// The federation's positions.
     pub positions: pb::GetPositionsResponse,
+    /// The federation's prepaid accounts.
+    pub prepaid: pb::GetPrepaidResponse,
 }
 
 fn yuan(s: &str) -> Money {
@@ -75,22 +77,42 @@ pub async fn snapshot(
         }
     }
     let ch = medmesh_node::network::channel(federation).map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-    snap.positions = FederationServiceClient::new(ch).get_positions(pb::GetPositionsRequest {}).await?.into_inner();
+    let mut fed = FederationServiceClient::new(ch);
+    snap.positions = fed.get_positions(pb::GetPositionsRequest {}).await?.into_inner();
+    snap.prepaid = fed.get_prepaid(pb::GetPrepaidRequest {}).await?.into_inner();
     Ok(snap)
 }
 
 /// Each province's pooling fund balances to the fen:
-/// `contributions = balance + pooling_paid + critical_illness_paid + nonlocal_reserved + nonlocal_paid`.
+/// `contributions + nonlocal_accounts_in = balance + pooling_paid + critical_illness_paid + nonlocal_reserved`.
 pub fn ledgers_balance(s: &Snapshot) -> Result<(), String> {
     for (p, f) in &s.funds {
-        let out = yuan(&f.balance)
-            + yuan(&f.pooling_paid)
-            + yuan(&f.critical_illness_paid)
-            + yuan(&f.nonlocal_reserved)
-            + yuan(&f.nonlocal_paid);
-        if out != yuan(&f.contributions) {
-            return Err(format!("{p}: contributions {} but the fund accounts for {out}", f.contributions));
+        let out =
+            yuan(&f.balance) + yuan(&f.pooling_paid) + yuan(&f.critical_illness_paid) + yuan(&f.nonlocal_reserved);
+        let came = yuan(&f.contributions) + yuan(&f.nonlocal_accounts_in);
+        if out != came {
+            return Err(format!("{p}: {came} came in but the fund accounts for {out}"));
         }
+    }
+    Ok(())
+}
+
+/// Money is conserved across the mesh, to the fen: pools, pending holds, prepaid balances and
+/// institution payables together equal what came in — contributions, top-ups and
+/// individual-account payments. (Only exact once no transfer is in flight.)
+pub fn money_conserved(s: &Snapshot) -> Result<(), String> {
+    let mut held = Money::ZERO;
+    let mut came = Money::ZERO;
+    for f in s.funds.values() {
+        held += yuan(&f.balance) + yuan(&f.nonlocal_reserved) + yuan(&f.payables);
+        came += yuan(&f.contributions) + yuan(&f.accounts_paid) + yuan(&f.nonlocal_accounts_in);
+    }
+    for a in &s.prepaid.accounts {
+        held += yuan(&a.balance);
+        came += yuan(&a.topped_up);
+    }
+    if held != came {
+        return Err(format!("money held (pools, holds, prepaid, payables) {held} but {came} came in"));
     }
     Ok(())
 }
@@ -217,6 +239,7 @@ pub fn check(s: &Snapshot, acked: &[Acked], unknown_reversals: &[(String, String
     ledgers_balance(s)?;
     nothing_pending(s)?;
     positions_match(s)?;
+    money_conserved(s)?;
     payables_match_settlements(s)?;
     acknowledged_survive(s, acked, unknown_reversals)
 }

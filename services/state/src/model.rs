@@ -226,12 +226,15 @@ pub struct FundLedger {
     pub settlements: u64,
     /// Settlements reversed.
     pub reversals: u64,
-    /// Fund share of non-local settlements of this province's insured, reserved and waiting
-    /// for the federation's decision.
+    /// Fund share of non-local settlements of this province's insured, held by the pool while
+    /// the federation decides (given back on post or void: the prepaid account pays).
     pub nonlocal_reserved: Money,
-    /// Fund share of non-local settlements of this province's insured, posted (owed to the
-    /// treatment provinces).
+    /// Memo: fund share of non-local care of this province's insured in force, paid from its
+    /// prepaid account at the federation (not from the pool).
     pub nonlocal_paid: Money,
+    /// Individual-account parts of non-local settlements in force, taken from the persons'
+    /// accounts into the pool (the prepaid account paid the treatment province for them).
+    pub nonlocal_accounts_in: Money,
     /// Non-local settlements of this province's insured, posted.
     pub nonlocal_settlements: u64,
     /// As insured province: owed to treatment provinces for posted non-local settlements (fund
@@ -245,13 +248,13 @@ pub struct FundLedger {
 }
 
 impl FundLedger {
-    /// Pooling balance: contributions less what the fund paid or holds for non-local care.
+    /// Pooling balance: contributions and non-local account parts received, less what the
+    /// fund paid and what it holds for pending non-local care.
     pub fn balance(&self) -> Money {
-        self.contributions
+        self.contributions + self.nonlocal_accounts_in
             - self.pooling_paid
             - self.critical_illness_paid
             - self.nonlocal_reserved
-            - self.nonlocal_paid
     }
 }
 

@@ -305,7 +305,11 @@ pub(crate) fn resolve_reservation(
     f.nonlocal_reserved -= fund_share;
     match decision {
         Decision::Commit => {
+            // The prepaid account pays the treatment province (the federation charged it on
+            // commit): the pool's hold comes back, with the account part taken from the person.
+            let account = r.split.as_ref().map(|s| s.individual_account).unwrap_or(Money::ZERO);
             f.nonlocal_paid += fund_share;
+            f.nonlocal_accounts_in += account;
             f.nonlocal_settlements += 1;
             f.nonlocal_owed += r.amount();
             add_owed(tx, &transfer.treatment, r.amount());
@@ -335,7 +339,9 @@ pub(crate) fn unpost_reservation(tx: &mut Tx<'_>, transfer: &TransferId) -> Resu
     }
     let mut f = fund(tx);
     let fund_share = r.split.as_ref().map(|s| s.fund_total()).unwrap_or(Money::ZERO);
+    let account = r.split.as_ref().map(|s| s.individual_account).unwrap_or(Money::ZERO);
     f.nonlocal_paid -= fund_share;
+    f.nonlocal_accounts_in -= account;
     f.nonlocal_settlements -= 1;
     f.nonlocal_owed -= r.amount();
     add_owed(tx, &transfer.treatment, Money::ZERO - r.amount());

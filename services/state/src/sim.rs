@@ -641,8 +641,8 @@ type Check = Result<(), String>;
 /// The insured province's fund balances to the fen and never goes below zero.
 pub fn ledger_balances(w: &World) -> Check {
     let f = fund(w.kv(Group::Insured));
-    let out = f.balance() + f.pooling_paid + f.critical_illness_paid + f.nonlocal_reserved + f.nonlocal_paid;
-    if out != f.contributions || f.balance().is_negative() {
+    let out = f.balance() + f.pooling_paid + f.critical_illness_paid + f.nonlocal_reserved;
+    if out != f.contributions + f.nonlocal_accounts_in || f.balance().is_negative() {
         return Err(format!("contributions {} vs accounted {out}, balance {}", f.contributions, f.balance()));
     }
     Ok(())
@@ -716,6 +716,16 @@ pub fn nothing_pending_after_heal(w: &World) -> Check {
     let t: Vec<FundLedger> = (0..2).map(|t| fund(w.kv(Group::Treatment(t)))).collect();
     let receivable: Money = t.iter().map(|f| f.nonlocal_receivable).sum();
     let treated: u64 = t.iter().map(|f| f.nonlocal_treated).sum();
+    let mut totals = MoneyTotals::default();
+    for g in [Group::Insured, Group::Treatment(0), Group::Treatment(1)] {
+        if let Ok(Answer::Fund(f)) = run_query(w.kv(g), &Query::Fund) {
+            totals.add_province(&f.ledger, f.payables);
+        }
+    }
+    if let Ok(Answer::Prepaid(p)) = run_query(w.kv(Group::Federation), &Query::Prepaid) {
+        totals.add_prepaid(&p);
+    }
+    totals.conserved()?;
     if i.nonlocal_reserved != Money::ZERO || pending(w) != 0 {
         return Err(format!("{} still reserved", i.nonlocal_reserved));
     }

@@ -78,8 +78,8 @@ fn conserved(kv: &MemKv) {
     let f = fund(kv);
     let l = &f.ledger;
     assert_eq!(
-        l.balance() + l.pooling_paid + l.critical_illness_paid + l.nonlocal_reserved + l.nonlocal_paid,
-        l.contributions
+        l.balance() + l.pooling_paid + l.critical_illness_paid + l.nonlocal_reserved,
+        l.contributions + l.nonlocal_accounts_in
     );
     assert_eq!(f.payables, l.pooling_paid + l.critical_illness_paid + l.accounts_paid + l.nonlocal_receivable);
 }
@@ -418,6 +418,15 @@ fn mesh_conserved(t: &Trio) {
     assert_eq!(i.nonlocal_owed, positions_total(&t.federation), "federation positions match both sides");
     assert_eq!(i.nonlocal_settlements, tr.nonlocal_treated);
     assert_eq!(i.nonlocal_reserved, Money::ZERO, "nothing pending once resolved");
+    let mut totals = MoneyTotals::default();
+    for kv in [&t.insured, &t.treatment] {
+        let f = fund(kv);
+        totals.add_province(&f.ledger, f.payables);
+    }
+    if let Answer::Prepaid(p) = run_query(&t.federation, &Query::Prepaid).unwrap() {
+        totals.add_prepaid(&p);
+    }
+    totals.conserved().unwrap();
 }
 
 #[test]

@@ -124,6 +124,7 @@ impl AgencyService for Agency {
                 nonlocal_owed: f.ledger.nonlocal_owed.to_string(),
                 nonlocal_receivable: f.ledger.nonlocal_receivable.to_string(),
                 nonlocal_treated: f.ledger.nonlocal_treated,
+                nonlocal_accounts_in: f.ledger.nonlocal_accounts_in.to_string(),
             })),
             other => Err(unexpected(other)),
         }
