@@ -51,11 +51,7 @@ fn prepaid_pb(v: &PrepaidView) -> PrepaidAccount {
 }
 
 fn clearing_pb(month: &str, statements: &[ClearingStatement]) -> ClearingResponse {
-    let mut nets: BTreeMap<String, (Money, Money)> = BTreeMap::new();
-    for s in statements {
-        nets.entry(s.insured.to_string()).or_insert((Money::ZERO, Money::ZERO)).0 += s.total();
-        nets.entry(s.treatment.to_string()).or_insert((Money::ZERO, Money::ZERO)).1 += s.total();
-    }
+    let nets = province_nets(statements.iter().map(|s| (&s.insured, &s.treatment, s.total())));
     ClearingResponse {
         month: month.to_string(),
         statements: statements
@@ -77,16 +73,27 @@ fn clearing_pb(month: &str, statements: &[ClearingStatement]) -> ClearingRespons
                 confirmed_total: s.confirmed_total().to_string(),
             })
             .collect(),
-        provinces: nets
-            .into_iter()
-            .map(|(province, (owed, receivable))| ProvinceNet {
-                province,
-                owed: owed.to_string(),
-                receivable: receivable.to_string(),
-                net: (receivable - owed).to_string(),
-            })
-            .collect(),
+        provinces: nets,
     }
+}
+
+/// Each province's side of `(insured, treatment, amount)` debts: owed, receivable and net.
+fn province_nets<'a>(
+    debts: impl Iterator<Item = (&'a medmesh_types::ProvinceCode, &'a medmesh_types::ProvinceCode, Money)>,
+) -> Vec<ProvinceNet> {
+    let mut nets: BTreeMap<String, (Money, Money)> = BTreeMap::new();
+    for (insured, treatment, amount) in debts {
+        nets.entry(insured.to_string()).or_insert((Money::ZERO, Money::ZERO)).0 += amount;
+        nets.entry(treatment.to_string()).or_insert((Money::ZERO, Money::ZERO)).1 += amount;
+    }
+    nets.into_iter()
+        .map(|(province, (owed, receivable))| ProvinceNet {
+            province,
+            owed: owed.to_string(),
+            receivable: receivable.to_string(),
+            net: (receivable - owed).to_string(),
+        })
+        .collect()
 }
 
 #[tonic::async_trait]
@@ -98,13 +105,11 @@ impl FederationService for Federation {
         let Answer::Positions(list) = self.ask(Query::Positions).await? else {
             return Err(unexpected("positions"));
         };
-        let mut nets: BTreeMap<String, (Money, Money)> = BTreeMap::new();
+        let provinces = province_nets(list.iter().map(|(i, t, p)| (i, t, p.amount)));
         let mut total = Money::ZERO;
         let mut settlements = 0;
         let mut positions = Vec::with_capacity(list.len());
         for (insured, treatment, p) in list {
-            nets.entry(insured.to_string()).or_insert((Money::ZERO, Money::ZERO)).0 += p.amount;
-            nets.entry(treatment.to_string()).or_insert((Money::ZERO, Money::ZERO)).1 += p.amount;
             total += p.amount;
             settlements += p.settlements;
             positions.push(Position {
@@ -114,15 +119,6 @@ impl FederationService for Federation {
                 amount: p.amount.to_string(),
             });
         }
-        let provinces = nets
-            .into_iter()
-            .map(|(province, (owed, receivable))| ProvinceNet {
-                province,
-                owed: owed.to_string(),
-                receivable: receivable.to_string(),
-                net: (receivable - owed).to_string(),
-            })
-            .collect();
         Ok(Response::new(GetPositionsResponse { positions, provinces, total: total.to_string(), settlements }))
     }
 
