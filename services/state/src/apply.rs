@@ -446,7 +446,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
             reserve(tx, transfer, *certificate_kind, certificate, claim, now)
         }
         Command::ResolveReservation { transfer, decision } => resolve_reservation(tx, transfer, *decision, now),
-        Command::UnpostReservation { transfer } => unpost_reservation(tx, transfer),
+        Command::UnpostReservation { transfer } => unpost_reservation(tx, transfer, now),
         Command::TransferReserved { transfer, split } => transfer_reserved(tx, transfer, split),
         Command::FinishTransfer { transfer, decision, reason, split } => {
             finish_transfer(tx, transfer, *decision, reason, split.as_ref(), now)

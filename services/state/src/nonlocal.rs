@@ -326,16 +326,23 @@ pub(crate) fn resolve_reservation(
     Ok(Outcome::Reservation(r))
 }
 
-/// Insured province: gives back a posted reservation whose settlement was reversed.
-pub(crate) fn unpost_reservation(tx: &mut Tx<'_>, transfer: &TransferId) -> Result<Outcome, DomainError> {
+/// Insured province: gives back a posted reservation whose settlement was reversed. It is sent
+/// only after the federation recorded the reversal of a committed transfer, so a reservation
+/// still pending (its post deferred) is posted first.
+pub(crate) fn unpost_reservation(tx: &mut Tx<'_>, transfer: &TransferId, now: LogTime) -> Result<Outcome, DomainError> {
     let key = keys::reservation(transfer);
-    let mut r: Reservation = tx
-        .load(&key)
+    let status = tx
+        .load::<Reservation>(&key)
+        .map(|r| r.status)
         .ok_or_else(|| DomainError::not_found("transfer", format!("{transfer} has no reservation here")))?;
+    if status == ReservationStatus::Pending {
+        resolve_reservation(tx, transfer, Decision::Commit, now)?;
+    }
+    let mut r: Reservation = tx.load(&key).ok_or_else(|| DomainError::not_found("transfer", "reservation is gone"))?;
     match r.status {
         ReservationStatus::Reversed => return Ok(Outcome::Reservation(r)),
         ReservationStatus::Posted => {}
-        _ => return Err(DomainError::precondition("transfer", format!("{transfer} was never posted"))),
+        _ => return Err(DomainError::precondition("transfer", format!("{transfer} was voided, not committed"))),
     }
     let mut f = fund(tx);
     let fund_share = r.split.as_ref().map(|s| s.fund_total()).unwrap_or(Money::ZERO);

@@ -763,3 +763,52 @@ fn a_clearing_run_reconciles_to_the_line_and_confirmations_roll_back() {
     let e = one(&mut t.federation, Command::FedRunClearing { month: "2025-13".into() }).unwrap_err();
     assert_eq!(e.field, "month");
 }
+
+/// Found by the bank test under a stalled insured province: the treatment province finished a
+/// committed settlement while the insured province's post was still deferred, and a reversal
+/// arriving in that window was refused as "never posted". An unpost follows a recorded reversal
+/// of a committed transfer, so it posts a pending reservation first, then gives it back.
+#[test]
+fn reversing_before_the_insured_province_posted_still_gives_everything_back() {
+    let mut t = trio();
+    nonlocal_visit(&mut t, "V1", "300", Some(FilingKind::LongTermResident));
+    let before = fund(&t.insured);
+    let x = match ok(&one(&mut t.treatment, settle_cmd("S1", "V1"))) {
+        Outcome::TransferOpen(o) => o.transfer,
+        o => panic!("{o:?}"),
+    };
+    let (_, reserve) = claim_of(&t, "S1");
+    let split = match ok(&one(&mut t.insured, reserve)) {
+        Outcome::Reservation(r) => r.split.unwrap(),
+        o => panic!("{o:?}"),
+    };
+    let amount = split.fund_total() + split.individual_account;
+    let decide = Command::FedDecide {
+        transfer: x.id.clone(),
+        insured: prov("310000"),
+        amount,
+        decision: Decision::Commit,
+        reason: String::new(),
+    };
+    ok(&one(&mut t.federation, decide));
+    // The insured province's post is deferred; the treatment province finishes.
+    let finish = Command::FinishTransfer {
+        transfer: x.id.clone(),
+        decision: Decision::Commit,
+        reason: String::new(),
+        split: Some(split),
+    };
+    ok(&one(&mut t.treatment, finish));
+    let rev = Command::Reverse { institution: inst(), serial: ser("R1"), settlement: ser("S1") };
+    assert!(matches!(ok(&one(&mut t.treatment, rev)), Outcome::ReversalOpen(_)));
+    ok(&one(&mut t.federation, Command::FedReverse { transfer: x.id.clone(), reversal: ser("R1") }));
+    match ok(&one(&mut t.insured, Command::UnpostReservation { transfer: x.id.clone() })) {
+        Outcome::Reservation(r) => assert_eq!(r.status, ReservationStatus::Reversed),
+        o => panic!("{o:?}"),
+    }
+    // The deferred post arrives late: harmless.
+    ok(&one(&mut t.insured, Command::ResolveReservation { transfer: x.id, decision: Decision::Commit }));
+    ok(&one(&mut t.treatment, Command::FinishReversal { institution: inst(), serial: ser("R1") }));
+    assert_eq!(fund(&t.insured), before, "the insured province is back where it was");
+    mesh_conserved(&t);
+}
