@@ -90,45 +90,66 @@ pub async fn wait_for_leader(addrs: &[String], timeout: Duration) -> anyhow::Res
     }
 }
 
+/// One running group: its code, its leader's address and its replicas' addresses.
+pub type RunningGroup = (String, String, Vec<String>);
+
+/// Starts the federation and `provinces` as 3-replica groups of `exe` processes (group `g`,
+/// the federation being 0, at `base_port + 10 g + r`), with data under `data_dir`; waits for
+/// every leader, loads `persons` demo persons per province and files them for the others.
+/// Returns the processes and the groups, the federation first.
+pub async fn start_mesh(
+    exe: &Path,
+    provinces: &[&str],
+    base_port: u16,
+    data_dir: &Path,
+    persons: u32,
+) -> anyhow::Result<(Vec<Child>, Vec<RunningGroup>)> {
+    let mut children = Vec::new();
+    let mut spawned = Vec::new();
+    let fed: Vec<String> = (1..=3).map(|r| replica_addr(base_port, 0, r)).collect();
+    let fed_env = [("MEDMESH_FEDERATION", fed.join(","))];
+    for (p, province) in std::iter::once(medmesh_state::FEDERATION).chain(provinces.iter().copied()).enumerate() {
+        let addrs: Vec<String> = (1..=3).map(|r| replica_addr(base_port, p, r)).collect();
+        let peers = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
+        for r in 1..=3u64 {
+            let dir = data_dir.join(format!("{province}-{r}"));
+            let env: &[(&str, String)] = if p == 0 { &[] } else { &fed_env };
+            children.push(spawn_replica(exe, province, r, &addrs[r as usize - 1], &peers, &dir, env)?);
+        }
+        spawned.push((province.to_string(), addrs));
+    }
+    let codes: Vec<String> = provinces.iter().map(|c| c.to_string()).collect();
+    let mut groups = Vec::new();
+    for (i, (province, addrs)) in spawned.into_iter().enumerate() {
+        let leader = wait_for_leader(&addrs, Duration::from_secs(60)).await?;
+        if i > 0 {
+            crate::demo::load(channel(&leader)?, &province, persons)
+                .await
+                .map_err(|s| anyhow::anyhow!("loading demo data of {province}: {}", s.message()))?;
+            crate::demo::file(channel(&leader)?, &province, persons, &codes)
+                .await
+                .map_err(|s| anyhow::anyhow!("filing demo persons of {province}: {}", s.message()))?;
+        }
+        groups.push((province, leader, addrs));
+    }
+    Ok((children, groups))
+}
+
 /// Runs the local mesh until Ctrl-C.
 pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     if opts.provinces == 0 || opts.provinces > crate::demo::PROVINCES.len() {
         bail!("--provinces: between 1 and {}", crate::demo::PROVINCES.len());
     }
     let exe = std::env::current_exe()?;
-    let mut children = Vec::new();
-    let mut groups = Vec::new();
-    let fed: Vec<String> = (1..=3).map(|r| replica_addr(opts.base_port, 0, r)).collect();
-    let fed_env = [("MEDMESH_FEDERATION", fed.join(","))];
-    let codes =
-        std::iter::once(medmesh_state::FEDERATION).chain(crate::demo::PROVINCES.iter().take(opts.provinces).copied());
-    for (p, province) in codes.enumerate() {
-        let addrs: Vec<String> = (1..=3).map(|r| replica_addr(opts.base_port, p, r)).collect();
-        let peers = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
-        for r in 1..=3u64 {
-            let dir = opts.data_dir.join(format!("{province}-{r}"));
-            let env: &[(&str, String)] = if p == 0 { &[] } else { &fed_env };
-            children.push(spawn_replica(&exe, province, r, &addrs[r as usize - 1], &peers, &dir, env)?);
-        }
-        groups.push((province.to_string(), addrs));
-    }
-    let provinces: Vec<String> = groups.iter().skip(1).map(|g| g.0.clone()).collect();
-    wait_for_leader(&groups[0].1, Duration::from_secs(60)).await?;
-    for (province, addrs) in groups.iter().skip(1) {
-        let leader = wait_for_leader(addrs, Duration::from_secs(60)).await?;
-        crate::demo::load(channel(&leader)?, province, opts.persons)
-            .await
-            .map_err(|s| anyhow::anyhow!("loading demo data of {province}: {}", s.message()))?;
-        crate::demo::file(channel(&leader)?, province, opts.persons, &provinces)
-            .await
-            .map_err(|s| anyhow::anyhow!("filing demo persons of {province}: {}", s.message()))?;
-    }
+    let codes: Vec<&str> = crate::demo::PROVINCES.iter().take(opts.provinces).copied().collect();
+    let (children, groups) = start_mesh(&exe, &codes, opts.base_port, &opts.data_dir, opts.persons).await?;
+    let provinces: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
     println!(
         "medmesh dev: federation and {} provinces x 3 replicas, data in {}",
         groups.len() - 1,
         opts.data_dir.display()
     );
-    for (province, addrs) in &groups {
+    for (province, _, addrs) in &groups {
         for (i, a) in addrs.iter().enumerate() {
             let group = if province == medmesh_state::FEDERATION {
                 "federation".to_string()

@@ -154,7 +154,7 @@ impl Mesh {
                 let q = Query::RemotePerson { kind: *certificate_kind, number: certificate.clone() };
                 if let Err(e) = medmesh_state::run_query(&self.app.view, &q) {
                     if e.code == ErrorCode::NotFound && e.field == "certificate" {
-                        return self.register_nonlocal_visit(cmd, emergency, e).await;
+                        return self.register_nonlocal_visit(cmd, emergency).await;
                     }
                 }
             }
@@ -162,18 +162,13 @@ impl Mesh {
         match self.app.propose(cmd.clone()).await? {
             Ok(o) => Ok(o),
             Err(e) if e.code == ErrorCode::NotFound && e.field == "certificate" && self.federated() => {
-                self.register_nonlocal_visit(cmd, emergency, e).await
+                self.register_nonlocal_visit(cmd, emergency).await
             }
             Err(e) => Err(status(e)),
         }
     }
 
-    async fn register_nonlocal_visit(
-        &self,
-        cmd: Command,
-        emergency: bool,
-        local: DomainError,
-    ) -> Result<Outcome, Status> {
+    async fn register_nonlocal_visit(&self, cmd: Command, emergency: bool) -> Result<Outcome, Status> {
         let Command::RegisterVisit { certificate_kind, certificate, admitted, kind, .. } = &cmd else {
             return Err(unexpected(&cmd));
         };
@@ -187,19 +182,18 @@ impl Mesh {
             Err(e) => return Err(status(e)),
         };
         if insured == self.province {
-            return Err(status(local));
+            // Ours after all (registered since this replica's view was read): register here.
+            return outcome(self.app.propose(cmd).await?);
         }
-        let person = match self
-            .remote
-            .province_query(&insured, &Query::RemotePerson { kind: *certificate_kind, number: certificate.clone() })
-            .await?
-        {
+        let person_query = Query::RemotePerson { kind: *certificate_kind, number: certificate.clone() };
+        let (person, filing) =
+            tokio::join!(self.remote.province_query(&insured, &person_query), self.filing_for(&key, *admitted));
+        let person = match person? {
             Ok(Answer::RemotePerson(p)) => p,
             Ok(other) => return Err(unexpected(other)),
             Err(e) => return Err(status(e)),
         };
-        let filing =
-            self.filing_for(&key, *admitted).await?.or(emergency.then_some(medmesh_state::FilingKind::Emergency));
+        let filing = filing?.or(emergency.then_some(medmesh_state::FilingKind::Emergency));
         if filing.is_none() && *kind == VisitKind::Outpatient {
             return Err(Status::failed_precondition(format!(
                 "certificate: the person insured in {insured} has no non-local filing for {} covering {admitted}; the insured province must file first (emergencies: set emergency)",

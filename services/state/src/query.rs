@@ -106,11 +106,6 @@ pub enum Query {
         /// Most returned.
         limit: usize,
     },
-    /// Insured province: the reservation of a transfer.
-    Reservation {
-        /// The transfer.
-        transfer: TransferId,
-    },
     /// Insured province: who holds a certificate, without the identity number.
     RemotePerson {
         /// Certificate kind.
@@ -194,7 +189,6 @@ impl Query {
             Query::OpenTransfers { .. } => "open_transfers",
             Query::OpenReversals { .. } => "open_reversals",
             Query::PendingReservations { .. } => "pending_reservations",
-            Query::Reservation { .. } => "reservation",
             Query::RemotePerson { .. } => "remote_person",
             Query::RemoteQuote { .. } => "remote_quote",
             Query::SharedCursor => "shared_cursor",
@@ -500,9 +494,6 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
             }
             Ok(Answer::Reservations(out))
         }
-        Query::Reservation { transfer } => load(kv, &keys::reservation(transfer))
-            .map(|r| Answer::Reservations(vec![r]))
-            .ok_or_else(|| DomainError::not_found("transfer", format!("{transfer} has no reservation here"))),
         Query::RemotePerson { kind, number } => {
             let p = resolve_person(kv, *kind, number)?;
             Ok(Answer::RemotePerson(RemotePerson { masked_id: p.id.masked(), name: p.name }))

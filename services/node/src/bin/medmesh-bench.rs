@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use medmesh_node::demo;
-use medmesh_node::dev::{spawn_replica, wait_for_leader};
+use medmesh_node::dev::start_mesh;
 use medmesh_node::network::channel;
 use medmesh_node::pb;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
@@ -57,28 +57,8 @@ async fn main() -> anyhow::Result<()> {
     let mode = mode();
     let exe: PathBuf = std::env::current_exe()?.parent().unwrap().join("medmesh");
     let root = tempfile::tempdir()?;
-    let mut children = Vec::new();
-    let fed: Vec<String> = (1..=3).map(|r| format!("127.0.0.1:{}", base + r)).collect();
-    let fed_env = [("MEDMESH_FEDERATION", fed.join(","))];
-    let mut leaders = Vec::new();
-    for (g, province) in [medmesh_state::FEDERATION, TREATMENT, INSURED].into_iter().enumerate() {
-        let addrs: Vec<String> = (1..=3).map(|r| format!("127.0.0.1:{}", base + 10 * g as u16 + r)).collect();
-        let peers = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
-        for r in 1..=3u64 {
-            let env: &[(&str, String)] = if g == 0 { &[] } else { &fed_env };
-            let dir = root.path().join(format!("{province}-{r}"));
-            children.push(spawn_replica(&exe, province, r, &addrs[r as usize - 1], &peers, &dir, env)?);
-        }
-        leaders.push(wait_for_leader(&addrs, Duration::from_secs(60)).await?);
-    }
-    let codes = [TREATMENT.to_string(), INSURED.to_string()];
-    for (province, leader) in [(TREATMENT, &leaders[1]), (INSURED, &leaders[2])] {
-        demo::load(channel(leader)?, province, persons).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?;
-        demo::file(channel(leader)?, province, persons, &codes)
-            .await
-            .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
-    }
-    let client = HospitalServiceClient::new(channel(&leaders[1])?);
+    let (children, groups) = start_mesh(&exe, &[TREATMENT, INSURED], base, root.path(), persons).await?;
+    let client = HospitalServiceClient::new(channel(&groups[1].1)?);
     eprintln!("mesh ready (federation, {TREATMENT}, {INSURED}); {seconds}s per phase, {concurrency} concurrent claims");
     if mode != "nonlocal" {
         report("local", run(client.clone(), TREATMENT, seconds, concurrency, persons).await?);
