@@ -65,15 +65,27 @@ pub async fn snapshot(
         let fund = AgencyServiceClient::new(ch.clone()).get_fund(pb::GetFundRequest {}).await?.into_inner();
         snap.funds.insert(code.clone(), fund);
         for inst in institutions {
-            let list = HospitalServiceClient::new(ch.clone())
-                .list_settlements(pb::ListSettlementsRequest {
-                    institution_id: inst.clone(),
-                    from: day.plus_days(-1).to_string(),
-                    to: day.plus_days(1).to_string(),
-                })
-                .await?
-                .into_inner();
-            snap.settlements.insert((code.clone(), inst.clone()), list.settlements);
+            // Page through the statement (small pages, so paging itself is exercised).
+            let mut all = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let page = HospitalServiceClient::new(ch.clone())
+                    .list_settlements(pb::ListSettlementsRequest {
+                        institution_id: inst.clone(),
+                        from: day.plus_days(-1).to_string(),
+                        to: day.plus_days(1).to_string(),
+                        page_size: 200,
+                        page_token,
+                    })
+                    .await?
+                    .into_inner();
+                all.extend(page.settlements);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+            snap.settlements.insert((code.clone(), inst.clone()), all);
         }
     }
     let ch = medmesh_node::network::channel(federation).map_err(|e| tonic::Status::unavailable(e.to_string()))?;

@@ -259,8 +259,8 @@ pub fn data_dir(r: &Replica) -> PathBuf {
 }
 
 /// Reads every state record of a stopped replica's RocksDB.
-pub async fn read_state(dir: &Path) -> medmesh_state::MemKv {
-    let (_log, sm) = medmesh_storage::open(dir).await.expect("open replica store");
+pub async fn read_state(dir: &Path, role: medmesh_state::Role) -> medmesh_state::MemKv {
+    let (_log, sm) = medmesh_storage::open(dir, role).await.expect("open replica store");
     let view = sm.view();
     let mut kv = medmesh_state::MemKv::default();
     use medmesh_state::KvRead;

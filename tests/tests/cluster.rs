@@ -127,7 +127,7 @@ async fn leader_killed_under_load_loses_no_acknowledged_settlement() {
     g.stop_all().await;
     let mut states = Vec::new();
     for r in &g.replicas {
-        states.push(read_state(&data_dir(r)).await);
+        states.push(read_state(&data_dir(r), medmesh_state::Role::Province).await);
     }
     for kv in &states {
         let settlements = check_replica_invariants(kv);
@@ -192,7 +192,7 @@ async fn restarted_follower_catches_up_and_new_replica_installs_snapshot() {
     g.stop_all().await;
     let mut states = Vec::new();
     for r in g.replicas.iter().filter(|r| r.id <= 3) {
-        let kv = read_state(&data_dir(r)).await;
+        let kv = read_state(&data_dir(r), medmesh_state::Role::Province).await;
         check_replica_invariants(&kv);
         states.push(kv);
     }

@@ -250,7 +250,13 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
     let inst = demo::institution(PROVINCE, 1);
     let day = today();
     let stmt = with_retry(&clients, 0, |mut c| {
-        let req = pb::ListSettlementsRequest { institution_id: inst.clone(), from: day.clone(), to: day.clone() };
+        let req = pb::ListSettlementsRequest {
+            institution_id: inst.clone(),
+            from: day.clone(),
+            to: day.clone(),
+            page_size: 10_000,
+            ..Default::default()
+        };
         async move { c.list_settlements(req).await.map(|r| r.into_inner()) }
     })
     .await

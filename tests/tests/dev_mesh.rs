@@ -116,6 +116,7 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
             institution_id: inst.clone(),
             from: day.clone(),
             to: day.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -167,7 +168,7 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "an unregistered institution sees no identity");
-    assert!(err.message().starts_with("institution:"), "{}", err.message());
+    assert!(err.message().starts_with("institution_id:"), "{}", err.message());
 
     // Points decided in two other provinces (5 in 310000, 4 in 440000) suspend doctor 2 of
     // 110000 in a third: shared through the federation, a visit billed to them is refused
@@ -204,7 +205,7 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
     assert_eq!((q.state.as_str(), q.year_points, q.may_bill), ("SUSPENDED", 9, false));
     let err = h.register_visit(demo::visit_request("110000", "V-D2", 2, 2, &day)).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
-    assert!(err.message().starts_with("doctor:"), "{}", err.message());
+    assert!(err.message().starts_with("doctor_code:"), "{}", err.message());
     let _ = agency2.get_fund(pb::GetFundRequest {}).await.unwrap();
 
     nonlocal_settlement_through_the_hospital_api(&mut h, p310, &day).await;
@@ -365,7 +366,7 @@ async fn joint_discipline_counts_in_every_province(p110: &[String], p310: &[Stri
     })
     .await;
     assert!(
-        err.message().starts_with("institution:") && err.message().contains("joint-discipline"),
+        err.message().starts_with("institution_id:") && err.message().contains("joint-discipline"),
         "{}",
         err.message()
     );

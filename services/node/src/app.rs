@@ -14,9 +14,10 @@ use tokio::sync::{mpsc, oneshot, Mutex, Semaphore};
 use tonic::transport::Channel;
 use tonic::Status;
 
+use crate::clock::{now_ms, offset_from_round_trip, GroupClock};
 use crate::network::{channel, raft_client};
 use crate::pb::raft_service_client::RaftServiceClient;
-use crate::pb::RaftBytes;
+use crate::pb::{ClockRequest, RaftBytes};
 
 /// Most commands in one Raft entry.
 pub const MAX_BATCH: usize = 512;
@@ -49,20 +50,59 @@ pub struct App {
     pub raft: Raft<TypeConfig>,
     /// Committed state.
     pub view: StateView,
+    /// The group's clock as this replica measures it.
+    pub clock: Arc<GroupClock>,
     proposals: mpsc::Sender<Proposal>,
     peers: Mutex<BTreeMap<String, RaftServiceClient<Channel>>>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl App {
     /// Wraps a started Raft node and starts its batcher.
     pub fn new(id: NodeId, province: String, addr: String, raft: Raft<TypeConfig>, view: StateView) -> Arc<App> {
         let (tx, rx) = mpsc::channel(MAX_BATCH * MAX_IN_FLIGHT * 2);
-        tokio::spawn(batcher(raft.clone(), rx));
-        Arc::new(App { id, province, addr, raft, view, proposals: tx, peers: Mutex::new(BTreeMap::new()) })
+        let clock = Arc::new(GroupClock::default());
+        tokio::spawn(batcher(raft.clone(), rx, clock.clone()));
+        let app =
+            Arc::new(App { id, province, addr, raft, view, clock, proposals: tx, peers: Mutex::new(BTreeMap::new()) });
+        tokio::spawn(keep_time(Arc::downgrade(&app)));
+        app
+    }
+
+    /// On the leader: measures the other voters' clocks, and proposes empty entries while the
+    /// group's time lags the stamp by more than half of `MAX_CLOCK_STEP_MS` (see
+    /// [`crate::clock`]).
+    async fn keep_group_time(&self) {
+        if self.leader().map(|(id, _)| id) != Some(self.id) {
+            return;
+        }
+        let voters: Vec<(NodeId, String)> = {
+            let m = self.raft.metrics().borrow().clone();
+            let mem = m.membership_config.membership();
+            mem.voter_ids()
+                .filter(|id| *id != self.id)
+                .filter_map(|id| mem.get_node(&id).map(|n| (id, n.addr.clone())))
+                .collect()
+        };
+        self.clock.retain(&voters.iter().map(|(id, _)| *id).collect::<Vec<_>>());
+        for (id, addr) in voters {
+            let Ok(mut c) = self.peer(&addr).await else { continue };
+            let sent = now_ms();
+            let reply = tokio::time::timeout(Duration::from_millis(500), c.clock(ClockRequest {})).await;
+            if let Ok(Ok(r)) = reply {
+                self.clock.record(id, offset_from_round_trip(sent, r.into_inner().now_ms, now_ms()));
+            }
+        }
+        for _ in 0..1_000 {
+            let group: Option<LogTime> = medmesh_state::load(&self.view, medmesh_state::keys::TIME);
+            let stamp = self.clock.stamp();
+            if group.is_some_and(|g| stamp.millis() - g.millis() <= medmesh_state::MAX_CLOCK_STEP_MS / 2) {
+                return;
+            }
+            if let Err(e) = self.raft.client_write(Batch { time: stamp, commands: Vec::new() }).await {
+                tracing::debug!(error = %e, "time entry not written");
+                return;
+            }
+        }
     }
 
     /// The current leader's id and address, if known.
@@ -189,12 +229,23 @@ impl OnLeader for Query {
     }
 }
 
+/// Keeps the group's time while the replica lives (see [`App::keep_group_time`]).
+async fn keep_time(app: std::sync::Weak<App>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(app) = app.upgrade() else { return };
+        app.keep_group_time().await;
+    }
+}
+
 /// Reply to a forwarded query.
 pub type QueryReply = Result<Result<Answer, medmesh_state::DomainError>, ForwardError>;
 
 /// Collects proposals into batches: one Raft entry carries up to [`MAX_BATCH`] commands, and up
 /// to [`MAX_IN_FLIGHT`] entries are in flight, so throughput is not one fsync per command.
-async fn batcher(raft: Raft<TypeConfig>, mut rx: mpsc::Receiver<Proposal>) {
+async fn batcher(raft: Raft<TypeConfig>, mut rx: mpsc::Receiver<Proposal>, clock: Arc<GroupClock>) {
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         let permit = match slots.clone().acquire_owned().await {
@@ -209,9 +260,10 @@ async fn batcher(raft: Raft<TypeConfig>, mut rx: mpsc::Receiver<Proposal>) {
             }
         }
         let raft = raft.clone();
+        let time = clock.stamp();
         tokio::spawn(async move {
             let (commands, waiters): (Vec<_>, Vec<_>) = items.into_iter().unzip();
-            let batch = Batch { time: LogTime(now_ms()), commands };
+            let batch = Batch { time, commands };
             match raft.client_write(batch).await {
                 Ok(resp) => {
                     for (w, r) in waiters.into_iter().zip(resp.data) {

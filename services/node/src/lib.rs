@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod app;
+pub mod clock;
 pub mod config;
 pub mod convert;
 pub mod demo;

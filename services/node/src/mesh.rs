@@ -24,6 +24,7 @@ use medmesh_state::{
 use medmesh_types::{LogTime, Money, ProvinceCode, Serial};
 use tonic::Status;
 
+use crate::api::unexpected;
 use crate::app::App;
 use crate::convert::status;
 use crate::remote::Remote;
@@ -63,10 +64,6 @@ pub fn now() -> LogTime {
 
 fn age(t: LogTime) -> Duration {
     Duration::from_millis(u64::try_from(now_ms() - t.millis()).unwrap_or(0))
-}
-
-fn unexpected<T: std::fmt::Debug>(what: T) -> Status {
-    Status::internal(format!("unexpected result kind: {what:?}"))
 }
 
 fn outcome(r: CommandResult) -> Result<Outcome, Status> {

@@ -38,7 +38,9 @@ pub async fn run(
     .validate()
     .context("raft config")?;
 
-    let (log, sm) = medmesh_storage::open(&cfg.data_dir).await.map_err(|e| anyhow::anyhow!("opening storage: {e}"))?;
+    let (log, sm) = medmesh_storage::open(&cfg.data_dir, medmesh_state::Role::of_province(&cfg.province))
+        .await
+        .map_err(|e| anyhow::anyhow!("opening storage: {e}"))?;
     let view = sm.view();
     let raft = openraft::Raft::new(cfg.id, Arc::new(raft_config), NetworkFactory, log, sm)
         .await

@@ -273,6 +273,109 @@ impl Split {
     pub fn person_total(&self) -> Money {
         self.individual_account + self.cash
     }
+
+    /// Checks a split that arrived from elsewhere (another province's reservation) before it
+    /// moves money here: every part within `0 ..= MAX_CLAIM_TOTAL`, the parts adding up to the
+    /// total both ways (by category and by payer), and the lines adding up to the total.
+    /// Returns the first part at fault, as a field path, and why.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        let parts = [
+            ("total", self.total),
+            ("fully_self_paid", self.fully_self_paid),
+            ("over_ceiling", self.over_ceiling),
+            ("pre_self_pay", self.pre_self_pay),
+            ("in_policy", self.in_policy),
+            ("deductible_applied", self.deductible_applied),
+            ("pooling_fund", self.pooling_fund),
+            ("critical_illness", self.critical_illness),
+            ("individual_account", self.individual_account),
+            ("cash", self.cash),
+        ];
+        for (field, m) in parts {
+            if m.is_negative() || m > max_claim_total() {
+                return Err((format!("split.{field}"), format!("{m} is outside 0 to {}", max_claim_total())));
+            }
+        }
+        if self.fully_self_paid + self.over_ceiling + self.pre_self_pay + self.in_policy != self.total {
+            return Err(("split.total".into(), "is not the sum of its categories".into()));
+        }
+        if self.fund_total() + self.person_total() != self.total {
+            return Err(("split.total".into(), "is not the sum of what the funds and the person pay".into()));
+        }
+        if self.deductible_applied > self.in_policy {
+            return Err(("split.deductible_applied".into(), "is above the in-policy amount".into()));
+        }
+        if self.lines.is_empty() || self.lines.len() > MAX_LINES {
+            return Err(("split.lines".into(), format!("must hold 1 to {MAX_LINES} lines")));
+        }
+        let mut sum = Money::ZERO;
+        for (i, l) in self.lines.iter().enumerate() {
+            for m in [l.amount, l.fully_self_paid, l.over_ceiling, l.pre_self_pay, l.in_policy] {
+                if m.is_negative() || m > max_line_amount() {
+                    return Err((format!("split.lines[{i}]"), format!("{m} is outside 0 to {}", max_line_amount())));
+                }
+            }
+            if l.fully_self_paid + l.over_ceiling + l.pre_self_pay + l.in_policy != l.amount {
+                return Err((format!("split.lines[{i}].amount"), "is not the sum of its categories".into()));
+            }
+            sum += l.amount;
+        }
+        if sum != self.total {
+            return Err(("split.lines".into(), "do not add up to the total".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Largest amount of one fee line (quantity × unit price), in fen: ten million yuan.
+pub const MAX_LINE_AMOUNT_FEN: i64 = 1_000_000_000;
+/// Largest total of one claim (all its lines), in fen: one hundred million yuan.
+pub const MAX_CLAIM_TOTAL_FEN: i64 = 10_000_000_000;
+
+/// [`MAX_LINE_AMOUNT_FEN`] as money.
+pub fn max_line_amount() -> Money {
+    Money::from_fen(MAX_LINE_AMOUNT_FEN)
+}
+
+/// [`MAX_CLAIM_TOTAL_FEN`] as money.
+pub fn max_claim_total() -> Money {
+    Money::from_fen(MAX_CLAIM_TOTAL_FEN)
+}
+
+impl FeeLine {
+    /// The line's amount, quantity × unit price rounded to the fen, or `None` when it is above
+    /// [`MAX_LINE_AMOUNT_FEN`] (or the unit price is negative).
+    pub fn amount(&self) -> Option<Money> {
+        if self.unit_price.is_negative()
+            || self.unit_price > max_line_amount()
+            || self.quantity > Decimal::from(MAX_QUANTITY)
+        {
+            return None;
+        }
+        let a = Money::round_fen(self.unit_price.as_decimal() * self.quantity);
+        (a <= max_line_amount()).then_some(a)
+    }
+}
+
+/// Largest quantity of one fee line.
+pub const MAX_QUANTITY: i64 = 100_000;
+
+/// Checks the quantities and amounts of a claim's lines: each quantity positive, at most
+/// [`MAX_QUANTITY`] with at most 4 decimals; each amount within [`MAX_LINE_AMOUNT_FEN`]; all
+/// together within [`MAX_CLAIM_TOTAL_FEN`]. Returns the claim's total.
+pub fn check_amounts(lines: &[FeeLine]) -> Result<Money, SettleError> {
+    let mut total = Money::ZERO;
+    for (index, line) in lines.iter().enumerate() {
+        let q = line.quantity;
+        if q <= Decimal::ZERO || q.normalize().scale() > 4 || q > Decimal::from(MAX_QUANTITY) {
+            return Err(SettleError::BadQuantity { index });
+        }
+        total += line.amount().ok_or(SettleError::LineTooLarge { index })?;
+    }
+    if total > max_claim_total() {
+        return Err(SettleError::ClaimTooLarge);
+    }
+    Ok(total)
 }
 
 /// Why a claim could not be settled.
@@ -286,8 +389,8 @@ pub enum SettleError {
         /// The code.
         code: ItemCode,
     },
-    /// A line's quantity is zero, negative or finer than 4 decimals.
-    #[error("lines[{index}].quantity: must be positive with at most 4 decimals")]
+    /// A line's quantity is zero, negative, above 100000 or finer than 4 decimals.
+    #[error("lines[{index}].quantity: must be positive, at most 100000, with at most 4 decimals")]
     BadQuantity {
         /// Index of the line.
         index: usize,
@@ -303,6 +406,15 @@ pub enum SettleError {
     /// The claim has no lines.
     #[error("lines: a claim needs at least one fee line")]
     NoLines,
+    /// A line's amount (quantity × unit price) is negative or above the line limit.
+    #[error("lines[{index}].unit_price: quantity × unit price must be within 0 to 10000000.00 yuan")]
+    LineTooLarge {
+        /// Index of the line.
+        index: usize,
+    },
+    /// The claim's lines add up to more than the claim limit.
+    #[error("lines: the claim's total is above the limit of 100000000.00 yuan")]
+    ClaimTooLarge,
     /// The policy has no ratio for this insurance type and level.
     #[error("policy has no ratio for {insurance:?} at institution level {level}")]
     NoRatio {
@@ -326,12 +438,10 @@ pub fn settle<'a>(
     if claim.lines.is_empty() {
         return Err(SettleError::NoLines);
     }
+    check_amounts(&claim.lines)?;
     let mut seen = std::collections::BTreeSet::new();
     let mut per_day_qty: BTreeMap<(&ItemCode, Date), Decimal> = BTreeMap::new();
     for (index, line) in claim.lines.iter().enumerate() {
-        if line.quantity <= Decimal::ZERO || line.quantity.normalize().scale() > 4 {
-            return Err(SettleError::BadQuantity { index });
-        }
         if !seen.insert(&line.serial) {
             return Err(SettleError::DuplicateLine { index, serial: line.serial.clone() });
         }

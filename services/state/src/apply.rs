@@ -1,7 +1,7 @@
 //! Deterministic apply of commands.
 
 use medmesh_settlement::{settle, Accumulators, CatalogueItem, Claim, Patient, Policy, SettleError};
-use medmesh_types::{Date, LogTime, Money, Serial};
+use medmesh_types::{Date, LogTime, Serial};
 use sha2::{Digest, Sha256};
 
 use crate::kv::{encode, keys, load, KvRead, Tx, WriteSet};
@@ -11,20 +11,27 @@ use crate::DomainError;
 
 /// Most fee lines on one visit.
 pub const MAX_VISIT_LINES: usize = 2_000;
-/// Longest free-text field.
-pub const MAX_TEXT: usize = 256;
 /// Oldest admission accepted, in days before the entry's date.
 pub const MAX_ADMISSION_AGE_DAYS: i32 = 366;
 
-/// Applies a batch: each command succeeds or fails alone, in order; a failed command writes
-/// nothing. Returns one result per command and the writes of the whole batch.
-pub fn apply_batch(base: &dyn KvRead, batch: &Batch) -> (Vec<CommandResult>, WriteSet) {
+/// Applies a batch in a group of `role`: each command succeeds or fails alone, in order; a
+/// failed command writes nothing, and a command of another role is refused. Returns one result
+/// per command and the writes of the whole batch.
+pub fn apply_batch(base: &dyn KvRead, batch: &Batch, role: Role) -> (Vec<CommandResult>, WriteSet) {
     let mut tx = Tx::new(base);
-    let last: LogTime = tx.load(keys::TIME).unwrap_or_default();
-    let now = batch.time.max(last);
+    let last: Option<LogTime> = tx.load(keys::TIME);
+    let now = match group_time(last, batch.time) {
+        Ok(now) => now,
+        Err(e) => return (batch.commands.iter().map(|_| Err(e.clone())).collect(), WriteSet::new()),
+    };
     tx.store(keys::TIME, &now);
     let mut results = Vec::with_capacity(batch.commands.len());
     for cmd in &batch.commands {
+        if cmd.role() != role {
+            results
+                .push(Err(DomainError::invalid("command", format!("a {role} group does not accept {}", cmd.kind()))));
+            continue;
+        }
         let (result, writes) = apply_command(&tx, cmd, now);
         if result.is_ok() {
             tx.merge(writes);
@@ -34,8 +41,37 @@ pub fn apply_batch(base: &dyn KvRead, batch: &Batch) -> (Vec<CommandResult>, Wri
     (results, tx.into_writes())
 }
 
+/// Most an entry's time may run ahead of the group's time (the time of the entry before it).
+///
+/// The leader stamps each entry with its clock (bounded by its peers' clocks) and proposes an
+/// empty entry when the group is idle, so in a healthy group consecutive entries are seconds
+/// apart. An entry stamped further ahead (a leader whose clock jumped, a forged proposal)
+/// moves the group's time by this much only, so one wrong clock cannot move the group's
+/// "today" for good.
+pub const MAX_CLOCK_STEP_MS: i64 = 10 * 60 * 1000;
+
+/// The group's time after an entry stamped `entry`, given the time of the entry before it:
+/// never earlier than before, at most [`MAX_CLOCK_STEP_MS`] later. An entry whose time is not
+/// [`LogTime::is_valid`] is refused whole (every command fails; nothing is written).
+pub fn group_time(last: Option<LogTime>, entry: LogTime) -> Result<LogTime, DomainError> {
+    if !entry.is_valid() {
+        return Err(DomainError::invalid(
+            "time",
+            format!("entry time {} ms is outside 2000-01-01 to 2199-12-31", entry.millis()),
+        ));
+    }
+    Ok(match last {
+        None => entry,
+        Some(last) if entry <= last => last,
+        Some(last) => entry.min(LogTime(last.millis().saturating_add(MAX_CLOCK_STEP_MS))),
+    })
+}
+
 /// Applies one command at `now`; on error the returned writes are empty.
 pub fn apply_command(base: &dyn KvRead, cmd: &Command, now: LogTime) -> (CommandResult, WriteSet) {
+    if let Err(e) = crate::validate::validate(cmd) {
+        return (Err(e), WriteSet::new());
+    }
     let mut tx = Tx::new(base);
     match execute(&mut tx, cmd, now) {
         Ok(outcome) => (Ok(outcome), tx.into_writes()),
@@ -71,31 +107,12 @@ pub(crate) fn idempotent(
     Ok(outcome)
 }
 
-fn text(field: &str, value: &str, required: bool) -> Result<(), DomainError> {
-    if required && value.trim().is_empty() {
-        return Err(DomainError::invalid(field, "must not be empty"));
-    }
-    if value.len() > MAX_TEXT {
-        return Err(DomainError::invalid(field, format!("longer than {MAX_TEXT} bytes")));
-    }
-    Ok(())
-}
-
 fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, DomainError> {
     let today = now.date();
     match cmd {
         Command::PutPerson(p) => {
-            text("name", &p.name, true)?;
             if p.birth_date > today {
                 return Err(DomainError::invalid("birth_date", "is in the future"));
-            }
-            for (field, v) in [("social_security_card", &p.social_security_card), ("e_credential", &p.e_credential)] {
-                if let Some(v) = v {
-                    text(field, v, true)?;
-                    if v.contains('/') {
-                        return Err(DomainError::invalid(field, "must not contain '/'"));
-                    }
-                }
             }
             let key = keys::person(&p.id);
             let mut rec = p.clone();
@@ -131,21 +148,13 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
             Ok(Outcome::Stored)
         }
         Command::PutInstitution(i) => {
-            text("name", &i.name, true)?;
-            if !(1..=3).contains(&i.level) {
-                return Err(DomainError::invalid("level", "must be 1, 2 or 3"));
-            }
-            if i.agreement_end < i.agreement_start {
-                return Err(DomainError::invalid("agreement_end", "is before agreement_start"));
-            }
             tx.store(&keys::institution(&i.id), i);
             Ok(Outcome::Stored)
         }
         Command::PutPersonnel(p) => {
-            text("name", &p.name, true)?;
             if tx.load::<Institution>(&keys::institution(&p.institution)).is_none() {
                 return Err(DomainError::not_found(
-                    "institution",
+                    "institution_id",
                     format!("institution {} is not registered", p.institution),
                 ));
             }
@@ -164,34 +173,14 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
             Ok(Outcome::Stored)
         }
         Command::PutCatalogueItem(item) => {
-            text("name", &item.name, true)?;
-            let r = &item.restrictions;
-            if let (Some(a), Some(b)) = (r.min_age, r.max_age) {
-                if a > b {
-                    return Err(DomainError::invalid("restrictions.min_age", "is above max_age"));
-                }
-            }
-            if r.max_quantity_per_day.is_some_and(|q| q <= rust_decimal::Decimal::ZERO) {
-                return Err(DomainError::invalid("restrictions.max_quantity_per_day", "must be positive"));
-            }
-            if r.min_institution_level.is_some_and(|l| !(1..=3).contains(&l)) {
-                return Err(DomainError::invalid("restrictions.min_institution_level", "must be 1, 2 or 3"));
-            }
             tx.store(&keys::item(&item.code), item);
             Ok(Outcome::Stored)
         }
         Command::PutPolicy(p) => {
-            if p.ratios.is_empty() {
-                return Err(DomainError::invalid("ratios", "must define at least one ratio"));
-            }
             tx.store(keys::POLICY, p);
             Ok(Outcome::Stored)
         }
-        Command::Contribute { serial, amount, source } => idempotent(tx, "~agency", serial, cmd, |tx| {
-            text("source", source, false)?;
-            if amount.is_zero() {
-                return Err(DomainError::invalid("amount", "must be positive"));
-            }
+        Command::Contribute { serial, amount, .. } => idempotent(tx, "~agency", serial, cmd, |tx| {
             let mut fund: FundLedger = tx.load(keys::FUND).unwrap_or_default();
             fund.contributions += *amount;
             tx.store(keys::FUND, &fund);
@@ -223,7 +212,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
             diagnosis,
             admitted,
         } => idempotent(tx, institution.as_str(), serial, cmd, |tx| {
-            check_visit(tx, institution, doctor, department, diagnosis, *admitted, today)?;
+            check_visit(tx, institution, doctor, *admitted, today)?;
             let person = resolve_person(tx, *certificate_kind, certificate)?;
             let vkey = keys::visit(institution, serial);
             let visit = Visit {
@@ -245,16 +234,16 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
         Command::UploadFees { institution, visit, lines } => {
             let vkey = keys::visit(institution, visit);
             let mut v: Visit = tx.load(&vkey).ok_or_else(|| {
-                DomainError::not_found("visit", format!("visit {visit} of institution {institution} is not registered"))
+                DomainError::not_found(
+                    "visit_serial",
+                    format!("visit {visit} of institution {institution} is not registered"),
+                )
             })?;
             if v.settled_by.is_some() {
                 return Err(DomainError::precondition(
-                    "visit",
+                    "visit_serial",
                     "visit is settled; reverse the settlement to add lines",
                 ));
-            }
-            if lines.is_empty() {
-                return Err(DomainError::invalid("lines", "at least one fee line is required"));
             }
             let mut seen = std::collections::BTreeSet::new();
             for (i, l) in lines.iter().enumerate() {
@@ -263,15 +252,6 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
                         format!("lines[{i}].serial"),
                         format!("line serial {} appears twice in the request", l.serial),
                     ));
-                }
-                if l.quantity <= rust_decimal::Decimal::ZERO || l.quantity.normalize().scale() > 4 {
-                    return Err(DomainError::invalid(
-                        format!("lines[{i}].quantity"),
-                        "must be positive with at most 4 decimals",
-                    ));
-                }
-                if l.quantity > rust_decimal::Decimal::from(100_000) {
-                    return Err(DomainError::invalid(format!("lines[{i}].quantity"), "above 100000"));
                 }
                 if l.date < v.admitted || l.date > today {
                     return Err(DomainError::invalid(
@@ -306,7 +286,15 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
                 return Err(DomainError::too_large("lines", format!("a visit holds at most {MAX_VISIT_LINES} lines")));
             }
             let _ = added;
-            let total = v.lines.iter().map(|l| Money::round_fen(l.unit_price.as_decimal() * l.quantity)).sum();
+            let total = medmesh_settlement::check_amounts(&v.lines).map_err(|_| {
+                DomainError::invalid(
+                    "lines",
+                    format!(
+                        "the visit's lines would add up to more than {} yuan",
+                        medmesh_settlement::max_claim_total()
+                    ),
+                )
+            })?;
             let line_count = v.lines.len() as u32;
             tx.store(&vkey, &v);
             Ok(Outcome::FeesUploaded { line_count, total })
@@ -492,13 +480,9 @@ pub(crate) fn check_visit(
     kv: &dyn KvRead,
     institution: &medmesh_types::InstitutionId,
     doctor: &medmesh_types::PersonnelCode,
-    department: &str,
-    diagnosis: &str,
     admitted: Date,
     today: Date,
 ) -> Result<(), DomainError> {
-    text("department", department, false)?;
-    text("diagnosis", diagnosis, true)?;
     if admitted > today {
         return Err(DomainError::invalid("admitted", format!("{admitted} is after today ({today})")));
     }
@@ -516,14 +500,14 @@ pub(crate) fn active_institution(
     today: Date,
 ) -> Result<Institution, DomainError> {
     let inst: Institution = load(kv, &keys::institution(id))
-        .ok_or_else(|| DomainError::not_found("institution", format!("institution {id} is not registered")))?;
+        .ok_or_else(|| DomainError::not_found("institution_id", format!("institution {id} is not registered")))?;
     if !inst.agreement_covers(today) {
         return Err(DomainError::precondition(
-            "institution",
+            "institution_id",
             format!("institution {id} has no designated-service agreement in force on {today}"),
         ));
     }
-    disciplined(kv, &crate::shared::DisciplineSubject::Institution(id.clone()), today, "institution")?;
+    disciplined(kv, &crate::shared::DisciplineSubject::Institution(id.clone()), today, "institution_id")?;
     Ok(inst)
 }
 
@@ -534,9 +518,18 @@ pub fn disciplined(
     today: Date,
     field: &str,
 ) -> Result<(), DomainError> {
-    let rows = crate::kv::scan_prefix(kv, &keys::disciplines(subject), 64);
-    for (_, v) in rows {
-        let e: crate::shared::DisciplineEntry = crate::kv::decode(&v);
+    // Only entries whose last day is today or later can be in force: start the index there.
+    let prefix = keys::disciplines_until(subject);
+    let mut end = prefix.clone().into_bytes();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    let start = format!("{prefix}{today}");
+    for (_, id) in kv.scan(start.as_bytes(), &end, usize::MAX) {
+        let id: String = crate::kv::decode(&id);
+        let Some(e) = load::<crate::shared::DisciplineEntry>(kv, &keys::discipline(subject, &id)) else {
+            continue;
+        };
         if e.in_force(today) {
             return Err(DomainError::precondition(
                 field,
@@ -557,16 +550,16 @@ pub(crate) fn billing_doctor(
     today: Date,
 ) -> Result<Personnel, DomainError> {
     let p: Personnel = load(kv, &keys::personnel(code))
-        .ok_or_else(|| DomainError::not_found("doctor", format!("personnel {code} is not registered")))?;
+        .ok_or_else(|| DomainError::not_found("doctor_code", format!("personnel {code} is not registered")))?;
     if &p.institution != institution {
         return Err(DomainError::precondition(
-            "doctor",
+            "doctor_code",
             format!("personnel {code} is not registered with institution {institution}"),
         ));
     }
     if !p.may_bill(today) {
         return Err(DomainError::precondition(
-            "doctor",
+            "doctor_code",
             format!("personnel {code} has no payment qualification ({:?})", p.status),
         ));
     }
@@ -578,7 +571,7 @@ pub(crate) fn billing_doctor(
             medmesh_supervision::QualificationState::Active => "inactive".to_string(),
         };
         return Err(DomainError::precondition(
-            "doctor",
+            "doctor_code",
             format!("payment qualification of personnel {code} is {why} ({} points in {})", q.year_points, q.year),
         ));
     }
@@ -633,19 +626,19 @@ pub(crate) fn quote(
     let today = now.date();
     let inst = active_institution(kv, institution, today)?;
     let v: Visit = load(kv, &keys::visit(institution, visit)).ok_or_else(|| {
-        DomainError::not_found("visit", format!("visit {visit} of institution {institution} is not registered"))
+        DomainError::not_found("visit_serial", format!("visit {visit} of institution {institution} is not registered"))
     })?;
     if let Some(by) = &v.settled_by {
-        return Err(DomainError::precondition("visit", format!("visit {visit} is already settled by {by}")));
+        return Err(DomainError::precondition("visit_serial", format!("visit {visit} is already settled by {by}")));
     }
     if v.lines.is_empty() {
-        return Err(DomainError::precondition("visit", "no fee lines were uploaded"));
+        return Err(DomainError::precondition("visit_serial", "no fee lines were uploaded"));
     }
     billing_doctor(kv, &v.doctor, institution, today)?;
     let person: Person = load(kv, &keys::person(&v.person))
-        .ok_or_else(|| DomainError::not_found("visit", "the visit's person is no longer registered"))?;
+        .ok_or_else(|| DomainError::not_found("visit_serial", "the visit's person is no longer registered"))?;
     if person.status != InsuranceStatus::Active {
-        return Err(DomainError::precondition("visit", format!("insurance of {} is not active", person.id)));
+        return Err(DomainError::precondition("visit_serial", format!("insurance of {} is not active", person.id)));
     }
     let policy: Policy =
         load(kv, keys::POLICY).ok_or_else(|| DomainError::precondition("policy", "the province has no policy"))?;
@@ -669,6 +662,10 @@ pub(crate) fn quote(
             DomainError::not_found(format!("lines[{index}].code"), format!("{code} is no longer in the catalogue"))
         }
         SettleError::NoRatio { .. } => DomainError::precondition("policy", e.to_string()),
+        SettleError::LineTooLarge { index } => DomainError::invalid(
+            format!("lines[{index}].unit_price"),
+            format!("quantity × unit price must be at most {} yuan", medmesh_settlement::max_line_amount()),
+        ),
         other => DomainError::invalid("lines", other.to_string()),
     })?;
     Ok((v, person, split))

@@ -253,6 +253,18 @@ pub mod keys {
     pub fn discipline(subject: &DisciplineSubject, id: &str) -> String {
         format!("{}{id}", disciplines(subject))
     }
+    /// Index of a subject's joint-discipline entries by their last day in force, so that the
+    /// entries in force on a day are found without reading the expired ones.
+    pub fn discipline_until(subject: &DisciplineSubject, until: Date, id: &str) -> String {
+        format!("{}{until}/{id}", disciplines_until(subject))
+    }
+    /// Prefix of [`discipline_until`] for a subject.
+    pub fn disciplines_until(subject: &DisciplineSubject) -> String {
+        match subject {
+            DisciplineSubject::Institution(i) => format!("discu/inst/{i}/"),
+            DisciplineSubject::Person(k) => format!("discu/person/{k}/"),
+        }
+    }
     /// Prefix of a subject's joint-discipline entries.
     pub fn disciplines(subject: &DisciplineSubject) -> String {
         match subject {

@@ -18,13 +18,15 @@ mod nonlocal;
 mod query;
 mod shared;
 pub mod sim;
+mod validate;
 
-pub use apply::{apply_batch, apply_command, disciplined};
+pub use apply::{apply_batch, apply_command, disciplined, group_time, MAX_CLOCK_STEP_MS};
 pub use error::{DomainError, ErrorCode};
-pub use kv::{keys, KvRead, MemKv, Tx, WriteSet};
+pub use kv::{keys, load, KvRead, MemKv, Tx, WriteSet};
 pub use model::*;
-pub use query::{run_query, Answer, FundView, IdentityView, Query};
+pub use query::{run_query, Answer, FundView, IdentityView, Query, DEFAULT_STATEMENT_PAGE, MAX_STATEMENT};
 pub use shared::*;
+pub use validate::{validate, MAX_LIST, MAX_TEXT};
 
 #[cfg(test)]
 mod tests;

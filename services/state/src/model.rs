@@ -494,7 +494,75 @@ pub enum Command {
     FedRecordViolation(medmesh_supervision::Violation),
 }
 
+/// The role of a Raft group: which commands its state machine accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// A province group: insured persons, institutions, claims, the fund ledger.
+    Province,
+    /// The federation group: directory, filings, transfer decisions, prepaid accounts,
+    /// clearing and the shared violation log.
+    Federation,
+}
+
+impl Role {
+    /// The role of a group serving `province` (the federation's code is
+    /// [`crate::FEDERATION`]).
+    pub fn of_province(province: &str) -> Role {
+        if province == crate::shared::FEDERATION {
+            Role::Federation
+        } else {
+            Role::Province
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Province => "province",
+            Role::Federation => "federation",
+        })
+    }
+}
+
 impl Command {
+    /// The role of the group that accepts this command; any other group refuses it in apply.
+    pub fn role(&self) -> Role {
+        match self {
+            Command::FedRecordDiscipline(_)
+            | Command::FedTopUp { .. }
+            | Command::FedRunClearing { .. }
+            | Command::FedConfirmClearing { .. }
+            | Command::FedReverse { .. }
+            | Command::FedRegisterProvince(_)
+            | Command::FedDirectory { .. }
+            | Command::FedFile(_)
+            | Command::FedDecide { .. }
+            | Command::FedRecordViolation(_) => Role::Federation,
+            Command::PutPerson(_)
+            | Command::PutInstitution(_)
+            | Command::PutPersonnel(_)
+            | Command::PutCatalogueItem(_)
+            | Command::PutPolicy(_)
+            | Command::Contribute { .. }
+            | Command::RecordViolation(_)
+            | Command::RegisterVisit { .. }
+            | Command::UploadFees { .. }
+            | Command::Settle { .. }
+            | Command::Reverse { .. }
+            | Command::RegisterNonLocalVisit { .. }
+            | Command::Reserve { .. }
+            | Command::ResolveReservation { .. }
+            | Command::TransferReserved { .. }
+            | Command::FinishTransfer { .. }
+            | Command::AttachFiling { .. }
+            | Command::UnpostReservation { .. }
+            | Command::FinishReversal { .. }
+            | Command::SyncShared { .. }
+            | Command::RecordDiscipline(_) => Role::Province,
+        }
+    }
+
     /// The command's name, for logs and traces (never its content).
     pub fn kind(&self) -> &'static str {
         match self {

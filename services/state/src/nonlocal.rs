@@ -59,14 +59,8 @@ pub(crate) fn register_nonlocal_visit(
     if nonlocal.certificate_kind != *certificate_kind || &nonlocal.certificate != certificate {
         return Err(DomainError::invalid("certificate", "does not match the visit registration"));
     }
-    if !is_directory_key(&nonlocal.person_key) {
-        return Err(DomainError::invalid("person_key", "is not a directory key"));
-    }
-    if nonlocal.insured == nonlocal.treatment {
-        return Err(DomainError::invalid("insured", "is the treatment province"));
-    }
     idempotent(tx, institution.as_str(), serial, request, |tx| {
-        check_visit(tx, institution, doctor, department, diagnosis, *admitted, now.date())?;
+        check_visit(tx, institution, doctor, *admitted, now.date())?;
         if nonlocal.filing.is_none() && *kind == VisitKind::Outpatient {
             return Err(DomainError::precondition(
                 "certificate",
@@ -105,10 +99,10 @@ pub(crate) fn attach_filing(
 ) -> Result<Outcome, DomainError> {
     let vkey = keys::visit(institution, visit);
     let mut v: Visit = tx.load(&vkey).ok_or_else(|| {
-        DomainError::not_found("visit", format!("visit {visit} of institution {institution} is not registered"))
+        DomainError::not_found("visit_serial", format!("visit {visit} of institution {institution} is not registered"))
     })?;
     let Some(nl) = v.nonlocal.as_mut() else {
-        return Err(DomainError::precondition("visit", "is not a non-local visit"));
+        return Err(DomainError::precondition("visit_serial", "is not a non-local visit"));
     };
     if nl.filing.is_none() {
         nl.filing = Some(filing);
@@ -140,17 +134,20 @@ pub(crate) fn settle_nonlocal(
     }
     let today = now.date();
     let Some(nl) = visit.nonlocal.clone() else {
-        return Err(DomainError::precondition("visit", "is not a non-local visit"));
+        return Err(DomainError::precondition("visit_serial", "is not a non-local visit"));
     };
     crate::apply::active_institution(tx, institution, today)?;
     if let Some(by) = &visit.settled_by {
-        return Err(DomainError::precondition("visit", format!("visit {} is already settled by {by}", visit.serial)));
+        return Err(DomainError::precondition(
+            "visit_serial",
+            format!("visit {} is already settled by {by}", visit.serial),
+        ));
     }
     if visit.lines.is_empty() {
-        return Err(DomainError::precondition("visit", "no fee lines were uploaded"));
+        return Err(DomainError::precondition("visit_serial", "no fee lines were uploaded"));
     }
     crate::apply::billing_doctor(tx, &visit.doctor, institution, today)?;
-    crate::apply::disciplined(tx, &DisciplineSubject::Person(nl.person_key.clone()), today, "visit")?;
+    crate::apply::disciplined(tx, &DisciplineSubject::Person(nl.person_key.clone()), today, "visit_serial")?;
     if nl.filing.is_none() {
         return Err(DomainError::precondition(
             "filing",
@@ -397,7 +394,7 @@ pub(crate) fn finish_transfer(
             .ok_or_else(|| DomainError::not_found("transfer", "finished transfer has no outcome"));
     }
     let vkey = keys::visit(inst, &x.visit);
-    let mut visit: Visit = tx.load(&vkey).ok_or_else(|| DomainError::not_found("visit", "the visit is gone"))?;
+    let mut visit: Visit = tx.load(&vkey).ok_or_else(|| DomainError::not_found("visit_serial", "the visit is gone"))?;
     let today = now.date();
     let outcome = match decision {
         Decision::Commit => {
@@ -517,7 +514,7 @@ pub(crate) fn sync_shared(tx: &mut Tx<'_>, items: &[(u64, SharedItem)]) -> Resul
             SharedItem::Discipline(e) => {
                 let key = keys::discipline(&e.subject, &e.id);
                 if tx.load::<DisciplineEntry>(&key).is_none() && check_discipline(e).is_ok() {
-                    tx.store(&key, e);
+                    put_discipline(tx, e);
                 }
             }
         }
@@ -555,10 +552,16 @@ fn store_discipline(tx: &mut Tx<'_>, e: &DisciplineEntry) -> Result<bool, Domain
             Err(DomainError::exists("id", format!("entry {} was already recorded with different content", e.id)))
         }
         None => {
-            tx.store(&key, e);
+            put_discipline(tx, e);
             Ok(true)
         }
     }
+}
+
+/// Stores a new joint-discipline entry and its index by last day in force.
+fn put_discipline(tx: &mut Tx<'_>, e: &DisciplineEntry) {
+    tx.store(&keys::discipline(&e.subject, &e.id), e);
+    tx.store(&keys::discipline_until(&e.subject, e.until, &e.id), &e.id);
 }
 
 /// Province: records a joint-discipline entry at once.

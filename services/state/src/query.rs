@@ -10,8 +10,10 @@ use crate::model::*;
 use crate::shared::*;
 use crate::DomainError;
 
-/// Most settlements one statement query returns.
+/// Most settlements one statement page holds.
 pub const MAX_STATEMENT: usize = 10_000;
+/// Settlements in a statement page when the caller does not say.
+pub const DEFAULT_STATEMENT_PAGE: usize = 1_000;
 /// Longest statement period in days.
 pub const MAX_STATEMENT_DAYS: i32 = 366;
 
@@ -48,7 +50,7 @@ pub enum Query {
         /// Settlement serial.
         serial: Serial,
     },
-    /// An institution's settlements settled in `[from, to]`.
+    /// One page of an institution's settlements settled in `[from, to]`, by day then serial.
     Statement {
         /// Institution.
         institution: InstitutionId,
@@ -56,6 +58,10 @@ pub enum Query {
         from: Date,
         /// Last day.
         to: Date,
+        /// The page token of the previous page (empty for the first page).
+        page_token: String,
+        /// Most settlements in the page (1 to [`MAX_STATEMENT`]).
+        page_size: usize,
     },
     /// The fund ledger and what the fund owes institutions.
     Fund,
@@ -236,8 +242,13 @@ pub enum Answer {
     Quote(Split),
     /// A settlement.
     Settlement(Settlement),
-    /// A statement.
-    Statement(Vec<Settlement>),
+    /// A page of a statement.
+    Statement {
+        /// The settlements of the page.
+        settlements: Vec<Settlement>,
+        /// The token of the next page; empty when this page is the last.
+        next_page_token: String,
+    },
     /// The fund.
     Fund(FundView),
     /// A qualification.
@@ -300,9 +311,9 @@ pub(crate) fn remote_claim(
     use_individual_account: bool,
 ) -> Result<(RemoteClaim, NonLocalVisit), DomainError> {
     let v: Visit = load(kv, &keys::visit(institution, visit)).ok_or_else(|| {
-        DomainError::not_found("visit", format!("visit {visit} of institution {institution} is not registered"))
+        DomainError::not_found("visit_serial", format!("visit {visit} of institution {institution} is not registered"))
     })?;
-    let nl = v.nonlocal.clone().ok_or_else(|| DomainError::precondition("visit", "is not a non-local visit"))?;
+    let nl = v.nonlocal.clone().ok_or_else(|| DomainError::precondition("visit_serial", "is not a non-local visit"))?;
     let filing = nl.filing.ok_or_else(|| {
         DomainError::precondition(
             "filing",
@@ -313,10 +324,11 @@ pub(crate) fn remote_claim(
         )
     })?;
     if v.lines.is_empty() {
-        return Err(DomainError::precondition("visit", "no fee lines were uploaded"));
+        return Err(DomainError::precondition("visit_serial", "no fee lines were uploaded"));
     }
-    let inst: Institution = load(kv, &keys::institution(institution))
-        .ok_or_else(|| DomainError::not_found("institution", format!("institution {institution} is not registered")))?;
+    let inst: Institution = load(kv, &keys::institution(institution)).ok_or_else(|| {
+        DomainError::not_found("institution_id", format!("institution {institution} is not registered"))
+    })?;
     let mut codes: Vec<_> = v.lines.iter().map(|l| l.code.clone()).collect();
     codes.sort();
     codes.dedup();
@@ -387,7 +399,7 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
                 )
             })
         }
-        Query::Statement { institution, from, to } => {
+        Query::Statement { institution, from, to, page_token, page_size } => {
             if to < from {
                 return Err(DomainError::invalid("to", "is before from"));
             }
@@ -397,25 +409,39 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
                     format!("a statement covers at most {MAX_STATEMENT_DAYS} days"),
                 ));
             }
-            let start = keys::statement_day(institution, *from);
-            let end = keys::statement_day(institution, to.plus_days(1));
-            let rows = kv.scan(start.as_bytes(), end.as_bytes(), MAX_STATEMENT + 1);
-            if rows.len() > MAX_STATEMENT {
-                return Err(DomainError::too_large(
-                    "to",
-                    format!("more than {MAX_STATEMENT} settlements; ask for a shorter period"),
-                ));
+            if !(1..=MAX_STATEMENT).contains(page_size) {
+                return Err(DomainError::invalid("page_size", format!("must be 1 to {MAX_STATEMENT}")));
             }
-            let mut out = Vec::with_capacity(rows.len());
-            for (k, _) in rows {
+            // The token is the last index entry of the previous page, `YYYY-MM-DD/serial`.
+            let mut start = keys::statement_day(institution, *from).into_bytes();
+            if !page_token.is_empty() {
+                let bad = || DomainError::invalid("page_token", "is not a token this statement returned");
+                let (day, serial) = page_token.split_once('/').ok_or_else(bad)?;
+                let day = Date::parse(day).map_err(|_| bad())?;
+                let serial = Serial::new(serial).map_err(|_| bad())?;
+                if day < *from || day > *to {
+                    return Err(bad());
+                }
+                start = keys::statement(institution, day, &serial).into_bytes();
+                start.push(0);
+            }
+            let end = keys::statement_day(institution, to.plus_days(1));
+            let rows = kv.scan(&start, end.as_bytes(), page_size + 1);
+            let more = rows.len() > *page_size;
+            let mut settlements = Vec::with_capacity(rows.len().min(*page_size));
+            let mut last = String::new();
+            for (k, _) in rows.into_iter().take(*page_size) {
                 let k = String::from_utf8_lossy(&k).to_string();
-                let serial = k.rsplit('/').next().unwrap_or_default().to_string();
+                let mut parts = k.rsplitn(3, '/');
+                let serial = parts.next().unwrap_or_default();
+                let day = parts.next().unwrap_or_default();
+                last = format!("{day}/{serial}");
                 let serial = Serial::new(serial).map_err(|e| DomainError::invalid("serial", e.to_string()))?;
                 if let Some(s) = load::<Settlement>(kv, &keys::settlement(institution, &serial)) {
-                    out.push(s);
+                    settlements.push(s);
                 }
             }
-            Ok(Answer::Statement(out))
+            Ok(Answer::Statement { settlements, next_page_token: if more { last } else { String::new() } })
         }
         Query::Qualification { code, now } => {
             Ok(Answer::Qualification(crate::apply::qualification(kv, code, now.date())?))
@@ -447,7 +473,10 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
                 )
             })?;
             if let Some(by) = &v.settled_by {
-                return Err(DomainError::precondition("visit", format!("visit {visit} is already settled by {by}")));
+                return Err(DomainError::precondition(
+                    "visit_serial",
+                    format!("visit {visit} is already settled by {by}"),
+                ));
             }
             crate::apply::billing_doctor(kv, &v.doctor, institution, now.date())?;
             let (claim, nonlocal) = remote_claim(kv, institution, visit, *use_individual_account)?;

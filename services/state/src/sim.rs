@@ -94,7 +94,7 @@ pub fn province_fixture(fund: Money) -> MemKv {
         }),
         Command::Contribute { serial: id(Serial::new("C1")), amount: fund, source: "payroll".into() },
     ];
-    let (results, writes) = apply_batch(&kv, &Batch { time: LogTime(START), commands });
+    let (results, writes) = apply_batch(&kv, &Batch { time: LogTime(START), commands }, Role::Province);
     assert!(results.iter().all(|r| r.is_ok()), "fixture applies: {results:?}");
     kv.write(writes);
     kv
@@ -109,6 +109,16 @@ pub enum Group {
     Insured,
     /// The federation.
     Federation,
+}
+
+impl Group {
+    /// The role of the group's state machine.
+    pub fn role(self) -> Role {
+        match self {
+            Group::Federation => Role::Federation,
+            Group::Treatment(_) | Group::Insured => Role::Province,
+        }
+    }
 }
 
 /// Who waits for a reply.
@@ -263,6 +273,7 @@ impl World {
                         },
                     ],
                 },
+                Role::Province,
             );
             assert!(res.iter().all(|r| r.is_ok()), "workload applies: {res:?}");
             kv.write(writes);
@@ -457,7 +468,7 @@ impl World {
                 }
                 let kv = self.groups.get_mut(&to).unwrap_or_else(|| unreachable!("every group exists"));
                 let (mut results, writes) =
-                    apply_batch(kv, &Batch { time: LogTime(self.now), commands: vec![cmd.clone()] });
+                    apply_batch(kv, &Batch { time: LogTime(self.now), commands: vec![cmd.clone()] }, to.role());
                 kv.write(writes);
                 let result = results.remove(0);
                 let detail = match (&cmd, &result) {

@@ -23,7 +23,8 @@ fn day(s: &str) -> Date {
 }
 
 fn run(kv: &mut MemKv, cmds: Vec<Command>) -> Vec<CommandResult> {
-    let (res, writes) = apply_batch(kv, &Batch { time: NOW, commands: cmds });
+    let role = cmds.first().map(Command::role).unwrap_or(Role::Province);
+    let (res, writes) = apply_batch(kv, &Batch { time: NOW, commands: cmds }, role);
     kv.write(writes);
     res
 }
@@ -191,7 +192,7 @@ fn suspended_doctor_and_expired_agreement_are_refused() {
         })],
     );
     let err = run(&mut kv, vec![settle_cmd("S1", "V1")]).remove(0).unwrap_err();
-    assert_eq!((err.code, err.field.as_str()), (ErrorCode::FailedPrecondition, "doctor"));
+    assert_eq!((err.code, err.field.as_str()), (ErrorCode::FailedPrecondition, "doctor_code"));
     run(
         &mut kv,
         vec![Command::PutInstitution(Institution {
@@ -204,7 +205,7 @@ fn suspended_doctor_and_expired_agreement_are_refused() {
         })],
     );
     let err = run(&mut kv, vec![settle_cmd("S1", "V1")]).remove(0).unwrap_err();
-    assert_eq!((err.code, err.field.as_str()), (ErrorCode::FailedPrecondition, "institution"));
+    assert_eq!((err.code, err.field.as_str()), (ErrorCode::FailedPrecondition, "institution_id"));
 }
 
 #[test]
@@ -244,7 +245,7 @@ fn points_from_two_provinces_suspend_the_billing_doctor() {
     assert_eq!((err.code, err.field.as_str()), (ErrorCode::AlreadyExists, "id"));
     run(&mut kv, vec![violation("P-440000-1", "440000", 4, "2025-03-01")]).remove(0).unwrap();
     let err = run(&mut kv, vec![settle_cmd("S1", "V1")]).remove(0).unwrap_err();
-    assert_eq!((err.code, err.field.as_str()), (ErrorCode::FailedPrecondition, "doctor"));
+    assert_eq!((err.code, err.field.as_str()), (ErrorCode::FailedPrecondition, "doctor_code"));
     assert!(err.message.contains("suspended until 2025-05-01"), "{}", err.message);
     assert!(err.message.contains("9 points in 2025"), "{}", err.message);
 }
@@ -665,7 +666,7 @@ fn a_joint_discipline_entry_from_another_province_stops_direct_settlement() {
     assert_eq!(items.len(), 1, "recorded once");
     ok(&one(&mut p, Command::SyncShared { items }));
     let e = one(&mut p, settle_cmd("S1", "V1")).unwrap_err();
-    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "institution"));
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "institution_id"));
     assert!(e.message.contains("joint-discipline"), "{e}");
     let bad = DisciplineEntry { until: day("2025-01-01"), id: "JD-2".into(), ..entry };
     assert_eq!(one(&mut f, Command::FedRecordDiscipline(bad)).unwrap_err().field, "until");
@@ -685,7 +686,7 @@ fn a_disciplined_person_cannot_settle_non_locally() {
     };
     ok(&one(&mut t.treatment, Command::RecordDiscipline(entry)));
     let e = one(&mut t.treatment, settle_cmd("S1", "V1")).unwrap_err();
-    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "visit"));
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "visit_serial"));
 }
 
 fn prepaid_of(f: &MemKv, p: &str) -> PrepaidView {
@@ -812,3 +813,5 @@ fn reversing_before_the_insured_province_posted_still_gives_everything_back() {
     assert_eq!(fund(&t.insured), before, "the insured province is back where it was");
     mesh_conserved(&t);
 }
+
+mod hardening;

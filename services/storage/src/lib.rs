@@ -26,7 +26,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use log_store::LogStore;
-use medmesh_state::{Batch, CommandResult};
+use medmesh_state::{Batch, CommandResult, Role};
 use openraft::{StorageError, StorageIOError};
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 pub use state_machine::{StateMachineStore, StateView};
@@ -53,7 +53,7 @@ pub(crate) const CF_SM: &str = "sm";
 /// Version of the on-disk encoding (bincode of openraft entries and `medmesh_state` records).
 /// Bump it whenever a stored type changes shape; a replica refuses a directory of another
 /// version instead of misreading it.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const KEY_FORMAT: &[u8] = b"format";
 
 fn check_format(db: &DB) -> Result<(), StorageError<NodeId>> {
@@ -81,8 +81,8 @@ fn check_format(db: &DB) -> Result<(), StorageError<NodeId>> {
 }
 
 /// Opens (or creates) the RocksDB of a replica under `dir` and returns its log store and state
-/// machine.
-pub async fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), StorageError<NodeId>> {
+/// machine, which applies only the commands of `role`.
+pub async fn open(dir: &Path, role: Role) -> Result<(LogStore, StateMachineStore), StorageError<NodeId>> {
     std::fs::create_dir_all(dir).map_err(|e| StorageIOError::write(&e))?;
     let mut opts = Options::default();
     opts.create_if_missing(true);
@@ -96,6 +96,6 @@ pub async fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), StorageEr
     check_format(&db)?;
     let db = Arc::new(db);
     let log = LogStore::new(db.clone());
-    let sm = StateMachineStore::new(db, dir.join("snapshot")).await?;
+    let sm = StateMachineStore::new(db, dir.join("snapshot"), role).await?;
     Ok((log, sm))
 }

@@ -5,7 +5,7 @@ use std::io::{Cursor, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use medmesh_state::{apply_batch, KvRead, Tx, WriteSet};
+use medmesh_state::{apply_batch, KvRead, Role, Tx, WriteSet};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
     Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError,
@@ -76,10 +76,15 @@ pub struct StateMachineStore {
     applied: Option<LogId<NodeId>>,
     membership: Membership,
     snapshot_seq: u64,
+    role: Role,
 }
 
 impl StateMachineStore {
-    pub(crate) async fn new(db: Arc<DB>, snapshot_dir: PathBuf) -> Result<StateMachineStore, StorageError<NodeId>> {
+    pub(crate) async fn new(
+        db: Arc<DB>,
+        snapshot_dir: PathBuf,
+        role: Role,
+    ) -> Result<StateMachineStore, StorageError<NodeId>> {
         std::fs::create_dir_all(&snapshot_dir).map_err(|e| StorageIOError::write(&e))?;
         let view = StateView { db };
         let applied = match view.get(KEY_APPLIED) {
@@ -90,7 +95,7 @@ impl StateMachineStore {
             Some(b) => bincode::deserialize(&b).map_err(|e| StorageIOError::read_state_machine(&e))?,
             None => Membership::default(),
         };
-        Ok(StateMachineStore { view, snapshot_dir, applied, membership, snapshot_seq: 0 })
+        Ok(StateMachineStore { view, snapshot_dir, applied, membership, snapshot_seq: 0, role })
     }
 
     /// A read-only view of the committed state.
@@ -193,6 +198,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             applied,
             membership: meta.last_membership.clone(),
             snapshot_seq: 0,
+            role: Role::Province,
         };
         tmp.save_snapshot_file(&stored)?;
         tracing::info!(index = applied.map(|l| l.index).unwrap_or(0), bytes = data.len(), "snapshot built");
@@ -224,7 +230,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     replies.push(Vec::new());
                 }
                 EntryPayload::Normal(batch) => {
-                    let (results, writes) = apply_batch(&tx, &batch);
+                    let (results, writes) = apply_batch(&tx, &batch, self.role);
                     tx.merge(writes);
                     replies.push(results);
                 }

@@ -10,7 +10,7 @@ struct Builder;
 impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for Builder {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachineStore), StorageError<NodeId>> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (log, sm) = open(dir.path()).await?;
+        let (log, sm) = open(dir.path(), medmesh_state::Role::Province).await?;
         Ok((dir, log, sm))
     }
 }

@@ -18,11 +18,37 @@ pub enum DateError {
     OutOfRange(String),
 }
 
-/// A civil date (China Standard Time).
+/// A civil date (China Standard Time), always within 1900-01-01 ..= 2199-12-31.
+///
+/// Stored (serde) as days since 1970-01-01; a stored or received value outside the range is
+/// refused when decoded, so no date arithmetic can overflow.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "i32", into = "i32")]
 pub struct Date {
     /// Days since 1970-01-01.
     days: i32,
+}
+
+/// Days since 1970-01-01 of 1900-01-01, the first date medmesh accepts.
+const MIN_DAYS: i32 = -25_567;
+/// Days since 1970-01-01 of 2199-12-31, the last date medmesh accepts.
+const MAX_DAYS: i32 = 84_005;
+
+impl From<Date> for i32 {
+    fn from(d: Date) -> i32 {
+        d.days
+    }
+}
+
+impl TryFrom<i32> for Date {
+    type Error = DateError;
+    fn try_from(days: i32) -> Result<Date, DateError> {
+        if (MIN_DAYS..=MAX_DAYS).contains(&days) {
+            Ok(Date { days })
+        } else {
+            Err(DateError::OutOfRange(format!("{days} days since 1970-01-01")))
+        }
+    }
 }
 
 const CST_OFFSET_MS: i64 = 8 * 3_600_000;
@@ -58,9 +84,15 @@ impl Date {
         self.days
     }
 
-    /// The date `n` days later (earlier when negative).
+    /// The first date medmesh accepts (1900-01-01).
+    pub const MIN: Date = Date { days: MIN_DAYS };
+    /// The last date medmesh accepts (2199-12-31).
+    pub const MAX: Date = Date { days: MAX_DAYS };
+
+    /// The date `n` days later (earlier when negative), kept within [`Date::MIN`] ..=
+    /// [`Date::MAX`].
     pub fn plus_days(self, n: i32) -> Date {
-        Date { days: self.days + n }
+        Date { days: self.days.saturating_add(n).clamp(MIN_DAYS, MAX_DAYS) }
     }
 
     /// `(year, month, day)`.
@@ -113,9 +145,21 @@ impl fmt::Debug for Date {
 pub struct LogTime(pub i64);
 
 impl LogTime {
-    /// The civil date (China Standard Time) of this instant.
+    /// The first instant a log entry may carry: 2000-01-01 00:00 China Standard Time.
+    pub const MIN_VALID: LogTime = LogTime(946_656_000_000);
+    /// The last instant a log entry may carry: the end of 2199-12-31 China Standard Time.
+    pub const MAX_VALID: LogTime = LogTime(7_258_089_599_999);
+
+    /// Whether an entry may carry this time ([`LogTime::MIN_VALID`] ..= [`LogTime::MAX_VALID`]).
+    pub fn is_valid(self) -> bool {
+        (LogTime::MIN_VALID..=LogTime::MAX_VALID).contains(&self)
+    }
+
+    /// The civil date (China Standard Time) of this instant, clamped to [`Date::MIN`] ..=
+    /// [`Date::MAX`] (apply refuses entries whose time is not [`LogTime::is_valid`]).
     pub fn date(self) -> Date {
-        Date { days: (self.0 + CST_OFFSET_MS).div_euclid(DAY_MS) as i32 }
+        let days = self.0.saturating_add(CST_OFFSET_MS).div_euclid(DAY_MS);
+        Date { days: days.clamp(MIN_DAYS as i64, MAX_DAYS as i64) as i32 }
     }
 
     /// Milliseconds since the epoch.
@@ -195,6 +239,27 @@ mod tests {
         assert_eq!(Date::parse("2024-06-15").unwrap().years_since(b), 24);
         assert_eq!(Date::parse("2024-01-31").unwrap().plus_months(1).to_string(), "2024-02-29");
         assert_eq!(Date::parse("2024-11-30").unwrap().plus_months(3).to_string(), "2025-02-28");
+    }
+
+    #[test]
+    fn range_constants_match_the_calendar() {
+        assert_eq!(Date::MIN, Date::parse("1900-01-01").unwrap());
+        assert_eq!(Date::MAX, Date::parse("2199-12-31").unwrap());
+        assert_eq!(LogTime::MIN_VALID.date().to_string(), "2000-01-01");
+        assert_eq!(LogTime(LogTime::MIN_VALID.0 - 1).date().to_string(), "1999-12-31");
+        assert_eq!(LogTime::MAX_VALID.date().to_string(), "2199-12-31");
+        assert_eq!(LogTime(i64::MAX).date(), Date::MAX);
+        assert_eq!(LogTime(i64::MIN).date(), Date::MIN);
+    }
+
+    /// Regression (issue 9): a date decoded from storage or a forwarded command is checked.
+    #[test]
+    fn decoding_refuses_dates_out_of_range() {
+        let ok = Date::parse("2024-02-29").unwrap();
+        assert_eq!(bincode::deserialize::<Date>(&bincode::serialize(&ok).unwrap()).unwrap(), ok);
+        for days in [i32::MAX, i32::MIN, MAX_DAYS + 1, MIN_DAYS - 1] {
+            assert!(bincode::deserialize::<Date>(&bincode::serialize(&days).unwrap()).is_err(), "{days}");
+        }
     }
 
     proptest! {

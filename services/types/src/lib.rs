@@ -11,4 +11,4 @@ mod money;
 
 pub use date::{Date, DateError, LogTime};
 pub use ids::{mask_identity, IdError, InstitutionId, ItemCode, PersonId, PersonnelCode, ProvinceCode, Serial};
-pub use money::{Money, MoneyError, Ratio};
+pub use money::{Money, MoneyError, Ratio, MAX_YUAN};

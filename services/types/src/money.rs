@@ -36,9 +36,34 @@ pub enum MoneyError {
 /// Construct it from wire text with [`Money::parse_yuan`] (rejects over-precise, negative and
 /// oversize values) or from integer fen with [`Money::from_fen`]. Computed values are brought
 /// back to the fen only through [`Money::round_fen`], the one rounding rule of the system.
+///
+/// Stored (serde) as a signed integer number of fen in an `i128`, which holds every value a
+/// `Decimal` at two decimals can hold: whatever was written can always be read back. The
+/// 100-billion-yuan bound ([`MAX_YUAN`]) is a rule of the wire, not of storage, so running
+/// totals may grow past it.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[serde(try_from = "StoredFen", into = "StoredFen")]
 pub struct Money(Decimal);
+
+/// The stored form of [`Money`]: integer fen.
+#[derive(Serialize, Deserialize)]
+#[serde(transparent)]
+struct StoredFen(i128);
+
+impl From<Money> for StoredFen {
+    fn from(m: Money) -> StoredFen {
+        // A `Money` always has scale 2, so its mantissa is its amount in fen.
+        debug_assert_eq!(m.0.scale(), 2, "money is held at two decimals");
+        StoredFen(m.0.mantissa())
+    }
+}
+
+impl TryFrom<StoredFen> for Money {
+    type Error = MoneyError;
+    fn try_from(f: StoredFen) -> Result<Money, MoneyError> {
+        Decimal::try_from_i128_with_scale(f.0, 2).map(Money).map_err(|_| MoneyError::TooLarge(format!("{} fen", f.0)))
+    }
+}
 
 impl Default for Money {
     fn default() -> Money {
@@ -84,7 +109,14 @@ impl Money {
         Money::from_decimal_exact(Decimal::new(fen, 2))
     }
 
-    /// The amount in integer fen.
+    /// The amount in integer fen, exactly.
+    pub fn fen(self) -> i128 {
+        debug_assert_eq!(self.0.scale(), 2, "money is held at two decimals");
+        self.0.mantissa()
+    }
+
+    /// The amount in integer fen (saturating at the bounds of `i64`, far beyond any amount
+    /// the wire admits).
     pub fn to_fen(self) -> i64 {
         let v = self.0 * Decimal::ONE_HUNDRED;
         i64::try_from(v).unwrap_or(if v.is_sign_negative() { i64::MIN } else { i64::MAX })
@@ -303,7 +335,31 @@ mod tests {
         assert_eq!(a.to_string(), b.to_string());
     }
 
+    /// Regression (issue 9): an amount above the wire limit, reached by a running total, must
+    /// still read back from storage.
+    #[test]
+    fn stored_amounts_above_the_wire_limit_read_back() {
+        let big = Money::from_fen(i64::MAX) + Money::from_fen(i64::MAX) + Money::from_fen(7);
+        assert!(big.as_decimal() > Decimal::from(MAX_YUAN));
+        let bytes = bincode::serialize(&big).unwrap();
+        let back: Money = bincode::deserialize(&bytes).unwrap();
+        assert_eq!(back, big);
+        assert_eq!(back.fen(), 2 * i64::MAX as i128 + 7);
+        let neg = Money::ZERO - big;
+        assert_eq!(bincode::deserialize::<Money>(&bincode::serialize(&neg).unwrap()).unwrap(), neg);
+        // Fen beyond what a Decimal holds are refused, not misread.
+        assert!(bincode::deserialize::<Money>(&bincode::serialize(&i128::MAX).unwrap()).is_err());
+    }
+
     proptest! {
+        #[test]
+        fn stored_form_round_trips(fen in any::<i64>(), more in any::<i64>()) {
+            let m = Money::from_fen(fen) + Money::from_fen(more);
+            let back: Money = bincode::deserialize(&bincode::serialize(&m).unwrap()).unwrap();
+            prop_assert_eq!(back, m);
+            prop_assert_eq!(back.fen(), fen as i128 + more as i128);
+        }
+
         #[test]
         fn fen_round_trip(fen in 0i64..10_000_000_000_000) {
             let m = Money::from_fen(fen);

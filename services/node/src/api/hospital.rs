@@ -145,16 +145,23 @@ impl HospitalService for Hospital {
             institution: convert::institution("institution_id", &r.institution_id)?,
             from: convert::date("from", &r.from)?,
             to: convert::date("to", &r.to)?,
+            page_token: r.page_token,
+            page_size: if r.page_size == 0 {
+                medmesh_state::DEFAULT_STATEMENT_PAGE
+            } else {
+                usize::try_from(r.page_size).unwrap_or(usize::MAX)
+            },
         };
         match answer(self.mesh.app.query(q).await?)? {
-            Answer::Statement(list) => {
-                let live = list.iter().filter(|s| s.status == SettlementStatus::Settled);
+            Answer::Statement { settlements, next_page_token } => {
+                let live = settlements.iter().filter(|s| s.status == SettlementStatus::Settled);
                 let total: Money = live.clone().map(|s| s.split.total).sum();
                 let fund_total: Money = live.map(|s| s.split.fund_total()).sum();
                 Ok(Response::new(ListSettlementsResponse {
-                    settlements: list.iter().map(convert::settle_response).collect(),
+                    settlements: settlements.iter().map(convert::settle_response).collect(),
                     fund_total: fund_total.to_string(),
                     total: total.to_string(),
+                    next_page_token,
                 }))
             }
             other => Err(unexpected(other)),

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 
 use crate::app::App;
 use crate::pb::raft_service_server::RaftService;
-use crate::pb::RaftBytes;
+use crate::pb::{ClockRequest, ClockResponse, RaftBytes};
 
 /// Serves [`RaftService`] on a replica.
 pub struct RaftApi {
@@ -51,5 +51,9 @@ impl RaftService for RaftApi {
     async fn query(&self, req: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
         let q: Query = decode(req)?;
         reply(&self.app.query_local(q).await)
+    }
+
+    async fn clock(&self, _req: Request<ClockRequest>) -> Result<Response<ClockResponse>, Status> {
+        Ok(Response::new(ClockResponse { now_ms: crate::clock::now_ms() }))
     }
 }

@@ -1,0 +1,359 @@
+//! Issue 9: no command, whatever its origin, can poison a province. Each test here failed (or
+//! panicked) before the fix it guards.
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn fee_line(serial: &str, quantity: rust_decimal::Decimal, price: Money) -> FeeLine {
+    FeeLine {
+        serial: ser(serial),
+        code: ItemCode::new("X1").unwrap(),
+        quantity,
+        unit_price: price,
+        date: day("2025-03-10"),
+    }
+}
+
+fn quote_of(kv: &MemKv, visit: &str) -> Result<Answer, DomainError> {
+    run_query(kv, &Query::PreSettle { institution: inst(), visit: ser(visit), use_individual_account: false, now: NOW })
+}
+
+/// A line of 99,999 × 99,999,999,999 used to be stored and made the visit unreadable.
+#[test]
+fn an_oversize_fee_line_is_refused_and_the_visit_stays_readable() {
+    let mut kv = seeded();
+    visit_and_lines(&mut kv, "V1", "300");
+    let huge = Command::UploadFees {
+        institution: inst(),
+        visit: ser("V1"),
+        lines: vec![fee_line("L2", dec!(99999), m("99999999999"))],
+    };
+    let e = one(&mut kv, huge).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "lines[0].unit_price"), "{e}");
+    // Lines each within the limit but together above the claim limit are refused as a whole.
+    let many: Vec<FeeLine> = (0..11).map(|i| fee_line(&format!("M{i}"), dec!(1), m("10000000"))).collect();
+    let e = one(&mut kv, Command::UploadFees { institution: inst(), visit: ser("V1"), lines: many }).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "lines"), "{e}");
+    // The visit still quotes: 300 yuan, as uploaded before.
+    match quote_of(&kv, "V1").unwrap() {
+        Answer::Quote(s) => assert_eq!(s.total, m("300")),
+        o => panic!("{o:?}"),
+    }
+}
+
+/// Running totals grow past the wire limit of 100 billion yuan and still read back.
+#[test]
+fn totals_above_the_wire_limit_still_read_back() {
+    let mut kv = seeded();
+    let before = fund(&kv).ledger.contributions;
+    for i in 0..25 {
+        ok(&one(
+            &mut kv,
+            Command::Contribute { serial: ser(&format!("BIG{i}")), amount: m("100000000000"), source: "x".into() },
+        ));
+    }
+    let after = fund(&kv).ledger.contributions;
+    assert_eq!(after - before, Money::from_fen(25 * 100_000_000_000 * 100));
+}
+
+/// A province group refuses federation commands and the federation refuses province ones.
+#[test]
+fn each_group_accepts_only_its_role() {
+    let mut kv = seeded();
+    let top = Command::FedTopUp { province: prov("110000"), serial: ser("T1"), amount: m("5"), warning_below: None };
+    let (r, w) = apply_batch(&kv, &Batch { time: NOW, commands: vec![top] }, Role::Province);
+    let e = r[0].clone().unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "command"), "{e}");
+    assert!(w.keys().all(|k| k.as_slice() == keys::TIME.as_bytes()), "nothing but the time is written");
+    kv.write(w);
+    let fed = MemKv::default();
+    let (r, _) = apply_batch(&fed, &Batch { time: NOW, commands: vec![settle_cmd("S1", "V1")] }, Role::Federation);
+    assert_eq!(r[0].clone().unwrap_err().field, "command");
+}
+
+/// Amounts a forged command carries are checked in apply, not only at the gRPC edge.
+#[test]
+fn forged_amounts_are_refused_by_apply() {
+    let mut kv = seeded();
+    let neg = Money::ZERO - m("5");
+    let e = one(&mut kv, Command::Contribute { serial: ser("N1"), amount: neg, source: String::new() }).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "amount"));
+    let vast = Money::from_fen(i64::MAX) + Money::from_fen(i64::MAX);
+    let e = one(&mut kv, Command::Contribute { serial: ser("N2"), amount: vast, source: String::new() }).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "amount"));
+    let mut f = MemKv::default();
+    let top = Command::FedTopUp { province: prov("110000"), serial: ser("T1"), amount: vast, warning_below: None };
+    assert_eq!(one(&mut f, top).unwrap_err().field, "amount");
+    // A forged reservation whose parts do not add up never reaches the treatment ledger.
+    let mut t = trio();
+    nonlocal_visit(&mut t, "V1", "300", Some(FilingKind::LongTermResident));
+    ok(&one(&mut t.treatment, settle_cmd("S1", "V1")));
+    let (x, _) = claim_of(&t, "S1");
+    let split = match quote_of(&seeded_with_visit(), "V1").unwrap() {
+        Answer::Quote(s) => s,
+        o => panic!("{o:?}"),
+    };
+    let mut forged = split.clone();
+    forged.pooling_fund += m("1000");
+    let e = one(&mut t.treatment, Command::TransferReserved { transfer: x.id.clone(), split: forged }).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "split.total"), "{e}");
+}
+
+fn seeded_with_visit() -> MemKv {
+    let mut kv = seeded();
+    visit_and_lines(&mut kv, "V1", "300");
+    kv
+}
+
+/// Entries with a time outside 2000–2199 are refused whole; a leap ahead moves the group's
+/// time by at most [`MAX_CLOCK_STEP_MS`].
+#[test]
+fn entry_time_is_bounded() {
+    let kv = seeded();
+    let c = Command::Contribute { serial: ser("TT"), amount: m("1"), source: String::new() };
+    for t in [i64::MAX, i64::MIN, 0, LogTime::MAX_VALID.millis() + 1] {
+        let (r, w) = apply_batch(&kv, &Batch { time: LogTime(t), commands: vec![c.clone()] }, Role::Province);
+        assert_eq!(r[0].clone().unwrap_err().field, "time", "{t}");
+        assert!(w.is_empty(), "nothing written for time {t}");
+    }
+    let year_ahead = LogTime(NOW.millis() + 365 * 86_400_000);
+    let (r, w) = apply_batch(&kv, &Batch { time: year_ahead, commands: vec![c] }, Role::Province);
+    assert!(r[0].is_ok());
+    let mut kv = kv;
+    kv.write(w);
+    let stored: LogTime = crate::kv::load(&kv, keys::TIME).unwrap();
+    assert_eq!(stored, LogTime(NOW.millis() + MAX_CLOCK_STEP_MS), "moved by one step only");
+    // Time never goes back.
+    assert_eq!(group_time(Some(stored), NOW).unwrap(), stored);
+}
+
+/// The discipline check used to read only the first 64 entries of a subject: an entry in force
+/// that sorted after 64 expired ones was missed.
+#[test]
+fn an_entry_in_force_after_many_expired_ones_is_found() {
+    let mut p = seeded_with_visit();
+    let entry = |i: usize, from: &str, until: &str| DisciplineEntry {
+        id: format!("A{i:03}"),
+        subject: DisciplineSubject::Institution(inst()),
+        province: prov("440000"),
+        from: day(from),
+        until: day(until),
+        reason: "old case".into(),
+    };
+    for i in 0..80 {
+        ok(&one(&mut p, Command::RecordDiscipline(entry(i, "2020-01-01", "2020-12-31"))));
+    }
+    ok(&one(&mut p, Command::RecordDiscipline(entry(900, "2025-03-01", "2025-12-31"))));
+    let e = one(&mut p, settle_cmd("S1", "V1")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "institution_id"), "{e}");
+    assert!(e.message.contains("A900"), "{e}");
+}
+
+/// Valid commands of every role, the seeds of the mutation test.
+fn corpus() -> Vec<Command> {
+    let v = medmesh_supervision::Violation {
+        personnel: PersonnelCode::new("D001").unwrap(),
+        id: "V-1".into(),
+        decided_on: day("2025-03-01"),
+        points: 3,
+        severity: medmesh_supervision::Severity::new(2).unwrap(),
+        province: prov("440000"),
+    };
+    let d = DisciplineEntry {
+        id: "JD".into(),
+        subject: DisciplineSubject::Institution(inst()),
+        province: prov("440000"),
+        from: day("2025-03-01"),
+        until: day("2025-12-31"),
+        reason: "r".into(),
+    };
+    let t = TransferId { treatment: prov("110000"), institution: inst(), serial: ser("S9") };
+    let split = match quote_of(&seeded_with_visit(), "V1").unwrap() {
+        Answer::Quote(s) => s,
+        o => panic!("{o:?}"),
+    };
+    vec![
+        Command::UploadFees {
+            institution: inst(),
+            visit: ser("V1"),
+            lines: vec![fee_line("L7", dec!(2.5), m("12.30"))],
+        },
+        settle_cmd("S1", "V1"),
+        Command::Reverse { institution: inst(), serial: ser("R1"), settlement: ser("S1") },
+        Command::Contribute { serial: ser("C9"), amount: m("1000"), source: "payroll".into() },
+        Command::RecordViolation(v.clone()),
+        Command::RecordDiscipline(d.clone()),
+        Command::SyncShared {
+            items: vec![(1, SharedItem::Violation(v.clone())), (2, SharedItem::Discipline(d.clone()))],
+        },
+        Command::TransferReserved { transfer: t.clone(), split: split.clone() },
+        Command::FinishTransfer {
+            transfer: t.clone(),
+            decision: Decision::Commit,
+            reason: String::new(),
+            split: Some(split),
+        },
+        Command::FedTopUp {
+            province: prov("110000"),
+            serial: ser("T1"),
+            amount: m("500"),
+            warning_below: Some(m("10")),
+        },
+        Command::FedDecide {
+            transfer: t.clone(),
+            insured: prov("310000"),
+            amount: m("10"),
+            decision: Decision::Commit,
+            reason: String::new(),
+        },
+        Command::FedReverse { transfer: t, reversal: ser("R1") },
+        Command::FedRecordViolation(v),
+        Command::FedRecordDiscipline(d),
+        Command::FedRunClearing { month: "2025-03".into() },
+        Command::FedDirectory { entries: vec![(KEY.into(), prov("310000"))] },
+    ]
+}
+
+/// What a user could read after any command: none of these may panic.
+fn read_everything(kv: &MemKv) {
+    let queries = [
+        Query::Fund,
+        Query::Statement {
+            institution: inst(),
+            from: day("2025-01-01"),
+            to: day("2025-12-31"),
+            page_token: String::new(),
+            page_size: 10,
+        },
+        Query::Settlement { institution: inst(), serial: ser("S1") },
+        Query::Visit { institution: inst(), visit: ser("V1") },
+        Query::PreSettle { institution: inst(), visit: ser("V1"), use_individual_account: true, now: NOW },
+        Query::OpenTransfers { limit: 100 },
+        Query::PendingReservations { limit: 100 },
+        Query::SharedLog { after: 0, limit: 100 },
+        Query::Positions,
+        Query::Prepaid,
+        Query::Disciplines { subject: DisciplineSubject::Institution(inst()) },
+        Query::Qualification { code: PersonnelCode::new("D001").unwrap(), now: NOW },
+    ];
+    for q in &queries {
+        let _ = run_query(kv, q);
+    }
+}
+
+/// Mutates the encoding of corpus command `pick` by `edits`, decodes it and applies it in a
+/// group of the given role, checking what must always hold. `None` when the bytes do not
+/// decode; otherwise whether the command was accepted.
+fn mutate_and_apply(corpus: &[Command], pick: usize, edits: &[(usize, u8, u8)], federation: bool) -> Option<bool> {
+    let mut bytes = crate::kv::encode(&corpus[pick % corpus.len()]);
+    for &(at, byte, how) in edits {
+        if bytes.is_empty() {
+            break;
+        }
+        let i = at % bytes.len();
+        // Mostly changes in place (which keep the layout and so mostly decode), sometimes a
+        // shifted or cut encoding.
+        match how % 8 {
+            0..=2 => bytes[i] = byte,
+            3..=5 => bytes[i] ^= 1 << (byte % 8),
+            6 => bytes.insert(i, byte),
+            _ => bytes.truncate(i.max(1)),
+        }
+    }
+    let cmd = bincode::deserialize::<Command>(&bytes).ok()?;
+    let base = seeded_with_visit();
+    let role = if federation { Role::Federation } else { Role::Province };
+    let (results, writes) = apply_batch(&base, &Batch { time: NOW, commands: vec![cmd] }, role);
+    assert_eq!(results.len(), 1);
+    if results[0].is_err() {
+        assert!(writes.keys().all(|k| k.as_slice() == keys::TIME.as_bytes()), "a refused command wrote");
+    }
+    let mut after = base;
+    after.write(writes);
+    read_everything(&after);
+    Some(results[0].is_ok())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    /// Arbitrary commands, made by mutating the encoded bytes of valid ones (as a forged or
+    /// corrupted `Propose` would carry them): whatever decodes is applied in a group of either
+    /// role. Apply answers `Ok` or a domain error and never panics (a panic fails the case); a
+    /// refused command writes nothing but the group's time; everything stays readable.
+    #[test]
+    fn apply_survives_arbitrary_commands(
+        pick in 0usize..16,
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..6),
+        federation in any::<bool>(),
+    ) {
+        mutate_and_apply(&corpus(), pick, &edits, federation);
+    }
+}
+
+/// The mutation test reaches apply: a fair share of mutated commands decode, and both accepted
+/// and refused ones occur (a generator whose output never decoded would prove nothing).
+#[test]
+fn mutated_commands_reach_apply_both_ways() {
+    let corpus = corpus();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut decoded, mut accepted) = (0, 0);
+    for n in 0..2_000 {
+        let edits: Vec<(usize, u8, u8)> =
+            (0..1 + next() % 2).map(|_| (next() as usize, next() as u8, next() as u8)).collect();
+        if let Some(ok) = mutate_and_apply(&corpus, n, &edits, next() % 2 == 0) {
+            decoded += 1;
+            accepted += usize::from(ok);
+        }
+    }
+    assert!(decoded >= 200, "only {decoded} of 2000 mutated commands decoded");
+    assert!(accepted > 0 && accepted < decoded, "{accepted} of {decoded} accepted");
+}
+
+/// A day with more settlements than a page is listed whole, page by page, each once.
+#[test]
+fn a_statement_pages_through_a_busy_day() {
+    let mut kv = seeded();
+    for i in 0..25 {
+        visit_and_lines(&mut kv, &format!("V{i:02}"), "10");
+        ok(&one(&mut kv, settle_cmd(&format!("S{i:02}"), &format!("V{i:02}"))));
+    }
+    let page = |token: &str, size: usize| {
+        run_query(
+            &kv,
+            &Query::Statement {
+                institution: inst(),
+                from: day("2025-03-10"),
+                to: day("2025-03-10"),
+                page_token: token.into(),
+                page_size: size,
+            },
+        )
+    };
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let Answer::Statement { settlements, next_page_token } = page(&token, 10).unwrap() else { panic!() };
+        pages += 1;
+        seen.extend(settlements.into_iter().map(|s| s.serial.to_string()));
+        if next_page_token.is_empty() {
+            break;
+        }
+        token = next_page_token;
+    }
+    let expected: Vec<String> = (0..25).map(|i| format!("S{i:02}")).collect();
+    assert_eq!((pages, seen), (3, expected));
+    for bad in ["garbage", "2025-03-11/S01", "2025-03-10/a b"] {
+        assert_eq!(page(bad, 10).unwrap_err().field, "page_token", "{bad}");
+    }
+    assert_eq!(page("", 0).unwrap_err().field, "page_size");
+    assert_eq!(page("", MAX_STATEMENT + 1).unwrap_err().field, "page_size");
+}

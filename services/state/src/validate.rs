@@ -1,0 +1,264 @@
+//! What apply checks of every command before it reads any state: signs, magnitudes and scales
+//! of amounts and quantities, sizes of texts and lists. A command reaches apply by the
+//! hospital API, by forwarding, by `RaftService.Propose` or from another province, so nothing
+//! checked at a gRPC edge is taken for granted here. Identifiers, dates and ratios are checked
+//! already when a command is decoded (their `Deserialize` refuses bad values).
+//!
+//! The bounds keep every sum apply computes far inside `Decimal`'s range: no command can make
+//! apply overflow, and so no command can panic a replica.
+
+use medmesh_settlement::{CatalogueItem, FeeLine, Policy, Split, MAX_LINES, MAX_QUANTITY};
+use medmesh_types::{Money, MAX_YUAN};
+use rust_decimal::Decimal;
+
+use crate::model::*;
+use crate::shared::*;
+use crate::DomainError;
+
+/// Longest free-text field.
+pub const MAX_TEXT: usize = 256;
+/// Most items in one list of a command (directory entries, shared-log items, endpoints).
+pub const MAX_LIST: usize = 10_000;
+
+/// Checks a command's fields without reading state.
+pub fn validate(cmd: &Command) -> Result<(), DomainError> {
+    match cmd {
+        Command::PutPerson(p) => {
+            text("name", &p.name, true)?;
+            amount("account_balance", p.account_balance)?;
+            for (field, v) in [("social_security_card", &p.social_security_card), ("e_credential", &p.e_credential)] {
+                if let Some(v) = v {
+                    certificate(field, v)?;
+                }
+            }
+            Ok(())
+        }
+        Command::PutInstitution(i) => {
+            text("name", &i.name, true)?;
+            if !(1..=3).contains(&i.level) {
+                return Err(DomainError::invalid("level", "must be 1, 2 or 3"));
+            }
+            if i.agreement_end < i.agreement_start {
+                return Err(DomainError::invalid("agreement_end", "is before agreement_start"));
+            }
+            Ok(())
+        }
+        Command::PutPersonnel(p) => text("name", &p.name, true),
+        Command::PutCatalogueItem(item) => catalogue_item("", item),
+        Command::PutPolicy(p) => policy(p),
+        Command::Contribute { amount: a, source, .. } => {
+            text("source", source, false)?;
+            positive("amount", *a)
+        }
+        Command::RecordViolation(v) | Command::FedRecordViolation(v) => crate::apply::check_violation(v, None),
+        Command::RegisterVisit { certificate: c, department, diagnosis, .. } => {
+            certificate("certificate", c)?;
+            text("department", department, false)?;
+            text("diagnosis", diagnosis, true)
+        }
+        Command::UploadFees { lines, .. } => {
+            if lines.is_empty() {
+                return Err(DomainError::invalid("lines", "at least one fee line is required"));
+            }
+            if lines.len() > MAX_LINES {
+                return Err(DomainError::too_large("lines", format!("at most {MAX_LINES} lines per upload")));
+            }
+            fee_lines("lines", lines)
+        }
+        Command::Settle { .. } | Command::Reverse { .. } => Ok(()),
+        Command::RegisterNonLocalVisit { request, nonlocal } => {
+            if !matches!(**request, Command::RegisterVisit { .. }) {
+                return Err(DomainError::invalid("request", "must be a visit registration"));
+            }
+            validate(request)?;
+            nonlocal_visit(nonlocal)
+        }
+        Command::Reserve { certificate: c, claim, .. } => {
+            certificate("certificate", c)?;
+            remote_claim(claim)
+        }
+        Command::ResolveReservation { .. } | Command::UnpostReservation { .. } => Ok(()),
+        Command::TransferReserved { split: s, .. } => split(s),
+        Command::FinishTransfer { reason, split: s, .. } => {
+            text("reason", reason, false)?;
+            s.as_ref().map_or(Ok(()), split)
+        }
+        Command::AttachFiling { .. } | Command::FinishReversal { .. } | Command::FedReverse { .. } => Ok(()),
+        Command::SyncShared { items } => list("items", items.len()),
+        Command::RecordDiscipline(e) | Command::FedRecordDiscipline(e) => text("reason", &e.reason, true),
+        Command::FedTopUp { amount: a, warning_below, .. } => {
+            positive("amount", *a)?;
+            warning_below.map_or(Ok(()), |w| amount("warning_below", w))
+        }
+        Command::FedRunClearing { month } => text("month", month, true),
+        Command::FedConfirmClearing { month, .. } => text("month", month, true),
+        Command::FedRegisterProvince(e) => {
+            if e.endpoints.is_empty() || e.endpoints.len() > 16 {
+                return Err(DomainError::invalid("endpoints", "must list 1 to 16 endpoints"));
+            }
+            for (i, ep) in e.endpoints.iter().enumerate() {
+                text(&format!("endpoints[{i}]"), ep, true)?;
+            }
+            Ok(())
+        }
+        Command::FedDirectory { entries } => {
+            list("entries", entries.len())?;
+            for (i, (key, _)) in entries.iter().enumerate() {
+                if !is_directory_key(key) {
+                    return Err(DomainError::invalid(format!("entries[{i}]"), "is not a directory key"));
+                }
+            }
+            Ok(())
+        }
+        Command::FedFile(f) => {
+            if f.end < f.start {
+                return Err(DomainError::invalid("end", format!("{} is before start {}", f.end, f.start)));
+            }
+            if !is_directory_key(&f.person_key) {
+                return Err(DomainError::invalid("certificate", "is not a directory key"));
+            }
+            Ok(())
+        }
+        Command::FedDecide { amount: a, reason, .. } => {
+            amount("amount", *a)?;
+            text("reason", reason, false)
+        }
+    }
+}
+
+fn text(field: &str, value: &str, required: bool) -> Result<(), DomainError> {
+    if required && value.trim().is_empty() {
+        return Err(DomainError::invalid(field, "must not be empty"));
+    }
+    if value.len() > MAX_TEXT {
+        return Err(DomainError::invalid(field, format!("longer than {MAX_TEXT} bytes")));
+    }
+    Ok(())
+}
+
+fn certificate(field: &str, value: &str) -> Result<(), DomainError> {
+    if value.is_empty() || value.len() > 64 || value.contains('/') || value.chars().any(char::is_control) {
+        return Err(DomainError::invalid(field, "must be 1 to 64 characters without '/'"));
+    }
+    Ok(())
+}
+
+fn list(field: &str, len: usize) -> Result<(), DomainError> {
+    if len > MAX_LIST {
+        return Err(DomainError::too_large(field, format!("at most {MAX_LIST} items")));
+    }
+    Ok(())
+}
+
+/// An amount in `0 ..= MAX_YUAN`, at most two decimals (a `Money` always is).
+fn amount(field: &str, m: Money) -> Result<(), DomainError> {
+    if m.is_negative() {
+        return Err(DomainError::invalid(field, "must not be negative"));
+    }
+    if m.as_decimal() > Decimal::from(MAX_YUAN) {
+        return Err(DomainError::invalid(field, format!("above the limit of {MAX_YUAN} yuan")));
+    }
+    Ok(())
+}
+
+fn positive(field: &str, m: Money) -> Result<(), DomainError> {
+    amount(field, m)?;
+    if m.is_zero() {
+        return Err(DomainError::invalid(field, "must be positive"));
+    }
+    Ok(())
+}
+
+fn quantity(field: &str, q: Decimal) -> Result<(), DomainError> {
+    if q <= Decimal::ZERO || q.normalize().scale() > 4 || q > Decimal::from(MAX_QUANTITY) {
+        return Err(DomainError::invalid(
+            field,
+            format!("must be positive, at most {MAX_QUANTITY}, with at most 4 decimals"),
+        ));
+    }
+    Ok(())
+}
+
+fn fee_lines(prefix: &str, lines: &[FeeLine]) -> Result<(), DomainError> {
+    for (i, l) in lines.iter().enumerate() {
+        quantity(&format!("{prefix}[{i}].quantity"), l.quantity)?;
+        amount(&format!("{prefix}[{i}].unit_price"), l.unit_price)?;
+        if l.amount().is_none() {
+            return Err(DomainError::invalid(
+                format!("{prefix}[{i}].unit_price"),
+                format!("quantity × unit price must be at most {} yuan", medmesh_settlement::max_line_amount()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn catalogue_item(prefix: &str, item: &CatalogueItem) -> Result<(), DomainError> {
+    let f = |n: &str| format!("{prefix}{n}");
+    text(&f("name"), &item.name, true)?;
+    if let Some(c) = item.price_ceiling {
+        amount(&f("price_ceiling"), c)?;
+    }
+    let r = &item.restrictions;
+    if let (Some(a), Some(b)) = (r.min_age, r.max_age) {
+        if a > b {
+            return Err(DomainError::invalid(f("restrictions.min_age"), "is above max_age"));
+        }
+    }
+    if r.min_age.is_some_and(|a| a > 150) || r.max_age.is_some_and(|a| a > 150) {
+        return Err(DomainError::invalid(f("restrictions.max_age"), "ages are at most 150"));
+    }
+    if let Some(q) = r.max_quantity_per_day {
+        quantity(&f("restrictions.max_quantity_per_day"), q)?;
+    }
+    if r.min_institution_level.is_some_and(|l| !(1..=3).contains(&l)) {
+        return Err(DomainError::invalid(f("restrictions.min_institution_level"), "must be 1, 2 or 3"));
+    }
+    Ok(())
+}
+
+fn policy(p: &Policy) -> Result<(), DomainError> {
+    if p.ratios.is_empty() {
+        return Err(DomainError::invalid("ratios", "must define at least one ratio"));
+    }
+    if p.ratios.keys().any(|(_, level)| !(1..=3).contains(level)) {
+        return Err(DomainError::invalid("ratios", "institution levels are 1, 2 or 3"));
+    }
+    amount("deductible", p.deductible)?;
+    amount("annual_cap", p.annual_cap)?;
+    amount("critical_illness_annual_cap", p.critical_illness.annual_cap)
+}
+
+fn nonlocal_visit(nl: &NonLocalVisit) -> Result<(), DomainError> {
+    if nl.treatment == nl.insured {
+        return Err(DomainError::invalid("nonlocal.insured", "is the treatment province"));
+    }
+    if !is_directory_key(&nl.person_key) {
+        return Err(DomainError::invalid("nonlocal.person_key", "is not a directory key"));
+    }
+    certificate("certificate", &nl.certificate)?;
+    text("nonlocal.masked_id", &nl.masked_id, false)?;
+    text("nonlocal.name", &nl.name, false)
+}
+
+fn remote_claim(c: &RemoteClaim) -> Result<(), DomainError> {
+    if !(1..=3).contains(&c.institution_level) {
+        return Err(DomainError::invalid("claim.institution_level", "must be 1, 2 or 3"));
+    }
+    if c.lines.is_empty() || c.lines.len() > MAX_LINES {
+        return Err(DomainError::invalid("claim.lines", format!("must hold 1 to {MAX_LINES} lines")));
+    }
+    if c.items.len() > MAX_LINES {
+        return Err(DomainError::invalid("claim.items", format!("at most {MAX_LINES} items")));
+    }
+    fee_lines("claim.lines", &c.lines)?;
+    medmesh_settlement::check_amounts(&c.lines).map_err(|e| DomainError::invalid("claim.lines", e.to_string()))?;
+    for (i, item) in c.items.iter().enumerate() {
+        catalogue_item(&format!("claim.items[{i}]."), item)?;
+    }
+    Ok(())
+}
+
+fn split(s: &Split) -> Result<(), DomainError> {
+    s.check().map_err(|(field, why)| DomainError::invalid(field, why))
+}
