@@ -208,6 +208,24 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
     assert!(err.message().starts_with("doctor_code:"), "{}", err.message());
     let _ = agency2.get_fund(pb::GetFundRequest {}).await.unwrap();
 
+    // What the agency wrote it reads back, from any replica: the demo policy, as loaded.
+    let policy = agency2.get_policy(pb::GetPolicyRequest {}).await.unwrap().into_inner().policy.unwrap();
+    assert_eq!((policy.deductible.as_str(), policy.annual_cap.as_str()), ("800.00", "300000.00"));
+    assert_eq!(policy.ratios.len(), 6);
+    assert!(policy.ratios.iter().any(|r| r.institution_level == 3
+        && r.ratio == "0.8"
+        && r.insurance_type == pb::InsuranceType::Employee as i32));
+    let got = agency2
+        .get_institution(pb::GetInstitutionRequest { id: inst.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .institution
+        .unwrap();
+    assert_eq!(got.id, inst);
+    let missing = agency2.get_institution(pb::GetInstitutionRequest { id: "H-NONE".into() }).await.unwrap_err();
+    assert_eq!((missing.code(), missing.message().starts_with("id:")), (Code::NotFound, true), "{}", missing.message());
+
     nonlocal_settlement_through_the_hospital_api(&mut h, p310, &day).await;
     joint_discipline_counts_in_every_province(p110, p310, p440, &day).await;
 

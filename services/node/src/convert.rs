@@ -70,6 +70,11 @@ fn item_code(field: &str, v: &str) -> Result<ItemCode, Status> {
     ItemCode::new(v).map_err(|e| bad(field, e))
 }
 
+/// A catalogue code from the wire.
+pub fn item(field: &str, v: &str) -> Result<ItemCode, Status> {
+    item_code(field, v)
+}
+
 fn quantity(field: &str, v: &str) -> Result<Decimal, Status> {
     let t = v.trim();
     if t.contains(['e', 'E']) {
@@ -494,5 +499,161 @@ pub fn qualification(code: &PersonnelCode, q: &medmesh_supervision::Qualificatio
         until,
         notify_institution: q.notify_institution,
         may_bill: q.may_bill(q.on),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading back: each record in the form its Put request takes, so what an agency wrote it can
+// read and write again unchanged.
+
+fn class_letter(c: ItemClass) -> &'static str {
+    match c {
+        ItemClass::A => "A",
+        ItemClass::B => "B",
+        ItemClass::C => "C",
+    }
+}
+
+/// The policy as a `PutPolicyRequest`.
+pub fn policy_pb(p: &Policy) -> pb::PutPolicyRequest {
+    pb::PutPolicyRequest {
+        deductible: p.deductible.to_string(),
+        ratios: p
+            .ratios
+            .iter()
+            .map(|((insurance, level), r)| pb::RatioEntry {
+                insurance_type: insurance_pb(*insurance),
+                institution_level: u32::from(*level),
+                ratio: r.to_string(),
+            })
+            .collect(),
+        annual_cap: p.annual_cap.to_string(),
+        critical_illness_ratio: p.critical_illness.ratio.to_string(),
+        critical_illness_cap: p.critical_illness.annual_cap.to_string(),
+        temporary_visitor_reduction: p.temporary_visitor_reduction.to_string(),
+    }
+}
+
+/// An institution as a `PutInstitutionRequest`.
+pub fn institution_pb(i: &Institution) -> pb::PutInstitutionRequest {
+    pb::PutInstitutionRequest {
+        id: i.id.to_string(),
+        name: i.name.clone(),
+        level: u32::from(i.level),
+        agreement_start: i.agreement_start.to_string(),
+        agreement_end: i.agreement_end.to_string(),
+        suspended: i.suspended,
+    }
+}
+
+/// Personnel as a `PutPersonnelRequest`.
+pub fn personnel_pb(p: &Personnel) -> pb::PutPersonnelRequest {
+    let (status, until) = match p.status {
+        QualificationStatus::Active => ("ACTIVE", String::new()),
+        QualificationStatus::SuspendedUntil(d) => ("SUSPENDED", d.to_string()),
+        QualificationStatus::Terminated => ("TERMINATED", String::new()),
+    };
+    pb::PutPersonnelRequest {
+        code: p.code.to_string(),
+        name: p.name.clone(),
+        institution_id: p.institution.to_string(),
+        status: status.into(),
+        suspended_until: until,
+    }
+}
+
+/// A catalogue entry as a `PutCatalogueItemRequest`.
+pub fn catalogue_item_pb(i: &CatalogueItem) -> pb::PutCatalogueItemRequest {
+    let r = &i.restrictions;
+    pb::PutCatalogueItemRequest {
+        code: i.code.to_string(),
+        name: i.name.clone(),
+        class: class_letter(i.class).into(),
+        price_ceiling: i.price_ceiling.map(|m| m.to_string()).unwrap_or_default(),
+        self_pay_share: i.self_pay_share.to_string(),
+        restrict_sex: r.sex.map(sex_pb).unwrap_or(0),
+        min_age: r.min_age,
+        max_age: r.max_age,
+        max_quantity_per_day: r.max_quantity_per_day.map(|q| q.to_string()).unwrap_or_default(),
+        min_institution_level: r.min_institution_level.map(u32::from).unwrap_or(0),
+    }
+}
+
+/// A person's register entry as the agency sees it: masked, without certificate numbers.
+pub fn person_pb(p: &Person) -> pb::GetPersonResponse {
+    pb::GetPersonResponse {
+        masked_id: p.id.masked(),
+        name: p.name.clone(),
+        sex: sex_pb(p.sex),
+        birth_date: p.birth_date.to_string(),
+        insurance_type: insurance_pb(p.insurance),
+        status: match p.status {
+            InsuranceStatus::Active => "ACTIVE",
+            InsuranceStatus::Suspended => "SUSPENDED",
+            InsuranceStatus::Terminated => "TERMINATED",
+        }
+        .into(),
+        account_balance: p.account_balance.to_string(),
+        has_social_security_card: p.social_security_card.is_some(),
+        has_e_credential: p.e_credential.is_some(),
+    }
+}
+
+#[cfg(test)]
+mod read_back_tests {
+    use super::*;
+
+    fn dec(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    /// Each record read back is a Put request that stores the same record again.
+    #[test]
+    fn records_read_back_in_the_form_they_were_written() {
+        let mut ratios = std::collections::BTreeMap::new();
+        ratios.insert((InsuranceType::Employee, 3), Ratio::parse("0.85").unwrap());
+        ratios.insert((InsuranceType::Resident, 1), Ratio::parse("0.7").unwrap());
+        let policy = Policy {
+            deductible: Money::parse_yuan("1200").unwrap(),
+            ratios,
+            annual_cap: Money::parse_yuan("300000").unwrap(),
+            critical_illness: CriticalIllnessTier {
+                ratio: Ratio::parse("0.6").unwrap(),
+                annual_cap: Money::parse_yuan("400000.5").unwrap(),
+            },
+            temporary_visitor_reduction: Ratio::parse("0.1").unwrap(),
+        };
+        assert_eq!(put_policy(policy_pb(&policy)).unwrap(), Command::PutPolicy(policy));
+        let item = CatalogueItem {
+            code: ItemCode::new("X-1").unwrap(),
+            name: "stent".into(),
+            class: ItemClass::B,
+            price_ceiling: Some(Money::parse_yuan("999.99").unwrap()),
+            self_pay_share: Ratio::parse("0.15").unwrap(),
+            restrictions: Restrictions {
+                sex: Some(Sex::Female),
+                min_age: Some(18),
+                max_age: None,
+                max_quantity_per_day: Some(dec("2.5")),
+                min_institution_level: Some(2),
+            },
+        };
+        assert_eq!(put_catalogue_item(catalogue_item_pb(&item)).unwrap(), Command::PutCatalogueItem(item));
+        let inst = Institution {
+            id: InstitutionId::new("H1").unwrap(),
+            name: "City".into(),
+            level: 3,
+            agreement_start: Date::parse("2025-01-01").unwrap(),
+            agreement_end: Date::parse("2027-12-31").unwrap(),
+            suspended: true,
+        };
+        assert_eq!(put_institution(institution_pb(&inst)).unwrap(), Command::PutInstitution(inst));
+        let staff = Personnel {
+            code: PersonnelCode::new("D1").unwrap(),
+            name: "Dr Wang".into(),
+            institution: InstitutionId::new("H1").unwrap(),
+            status: QualificationStatus::SuspendedUntil(Date::parse("2026-01-01").unwrap()),
+        };
+        assert_eq!(put_personnel(personnel_pb(&staff)).unwrap(), Command::PutPersonnel(staff));
     }
 }

@@ -1,6 +1,6 @@
 //! Deterministic apply of commands.
 
-use medmesh_settlement::{settle, Accumulators, CatalogueItem, Claim, Patient, Policy, SettleError};
+use medmesh_settlement::{settle, Accumulators, CatalogueItem, Claim, Patient, Policy};
 use medmesh_types::{Date, LogTime, Serial};
 use sha2::{Digest, Sha256};
 
@@ -595,6 +595,18 @@ pub(crate) fn qualification(
 }
 
 pub(crate) fn resolve_person(kv: &dyn KvRead, kind: CertificateKind, number: &str) -> Result<Person, DomainError> {
+    let p = find_person(kv, kind, number)?;
+    if p.status != InsuranceStatus::Active {
+        return Err(DomainError::precondition(
+            "certificate",
+            format!("insurance of {} is not active ({:?})", p.id, p.status),
+        ));
+    }
+    Ok(p)
+}
+
+/// The register entry of the holder of a certificate, whatever its insurance status.
+pub(crate) fn find_person(kv: &dyn KvRead, kind: CertificateKind, number: &str) -> Result<Person, DomainError> {
     let not_found = || DomainError::not_found("certificate", "no insured person holds this certificate");
     if number.is_empty() || number.len() > 64 || number.contains('/') {
         return Err(DomainError::invalid("certificate", "must be 1 to 64 characters without '/'"));
@@ -604,14 +616,7 @@ pub(crate) fn resolve_person(kv: &dyn KvRead, kind: CertificateKind, number: &st
         _ => load::<String>(kv, &keys::cert(kind.key(), number)).ok_or_else(not_found)?,
     };
     let id = medmesh_types::PersonId::new(id).map_err(|e| DomainError::invalid("certificate", e.to_string()))?;
-    let p: Person = load(kv, &keys::person(&id)).ok_or_else(not_found)?;
-    if p.status != InsuranceStatus::Active {
-        return Err(DomainError::precondition(
-            "certificate",
-            format!("insurance of {} is not active ({:?})", p.id, p.status),
-        ));
-    }
-    Ok(p)
+    load(kv, &keys::person(&id)).ok_or_else(not_found)
 }
 
 /// Computes the split of an open visit without changing anything (pre-settlement, and the
@@ -657,16 +662,7 @@ pub(crate) fn quote(
         codes.dedup();
         codes.iter().filter_map(|c| load::<CatalogueItem>(kv, &keys::item(c))).collect()
     };
-    let split = settle(&claim, |c| items.iter().find(|i| &i.code == c), &policy, &acc).map_err(|e| match e {
-        SettleError::UnknownItem { index, code } => {
-            DomainError::not_found(format!("lines[{index}].code"), format!("{code} is no longer in the catalogue"))
-        }
-        SettleError::NoRatio { .. } => DomainError::precondition("policy", e.to_string()),
-        SettleError::LineTooLarge { index } => DomainError::invalid(
-            format!("lines[{index}].unit_price"),
-            format!("quantity × unit price must be at most {} yuan", medmesh_settlement::max_line_amount()),
-        ),
-        other => DomainError::invalid("lines", other.to_string()),
-    })?;
+    let split = settle(&claim, |c| items.iter().find(|i| &i.code == c), &policy, &acc)
+        .map_err(|e| crate::error::settle_error("", e))?;
     Ok((v, person, split))
 }

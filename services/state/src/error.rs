@@ -61,3 +61,35 @@ impl DomainError {
         DomainError::new(ErrorCode::ResourceExhausted, field, message)
     }
 }
+
+/// The one mapping of a settlement error to a domain error; `prefix` is the path of the lines
+/// in the request at hand (`""` for a hospital's visit, `"claim."` for a claim another
+/// province sent).
+pub(crate) fn settle_error(prefix: &str, e: medmesh_settlement::SettleError) -> DomainError {
+    use medmesh_settlement::SettleError as E;
+    match e {
+        E::UnknownItem { index, code } => {
+            DomainError::not_found(format!("{prefix}lines[{index}].code"), format!("{code} has no catalogue entry"))
+        }
+        E::BadQuantity { index } => DomainError::invalid(
+            format!("{prefix}lines[{index}].quantity"),
+            "must be positive, at most 100000, with at most 4 decimals",
+        ),
+        E::DuplicateLine { index, serial } => {
+            DomainError::invalid(format!("{prefix}lines[{index}].serial"), format!("{serial} appears twice"))
+        }
+        E::NoLines => DomainError::precondition(format!("{prefix}lines"), "no fee lines were uploaded"),
+        E::LineTooLarge { index } => DomainError::invalid(
+            format!("{prefix}lines[{index}].unit_price"),
+            format!("quantity × unit price must be at most {} yuan", medmesh_settlement::max_line_amount()),
+        ),
+        E::ClaimTooLarge => DomainError::invalid(
+            format!("{prefix}lines"),
+            format!("the lines add up to more than {} yuan", medmesh_settlement::max_claim_total()),
+        ),
+        E::NoRatio { insurance, level } => DomainError::precondition(
+            "policy",
+            format!("the policy has no ratio for {insurance:?} insurance at institution level {level}"),
+        ),
+    }
+}

@@ -16,7 +16,7 @@
 //! ([`Command::Reverse`]), [`Command::FedReverse`], [`Command::UnpostReservation`],
 //! [`Command::FinishReversal`].
 
-use medmesh_settlement::{settle, Accumulators, Claim, Patient, Policy, SettleError};
+use medmesh_settlement::{settle, Accumulators, Claim, Patient, Policy};
 use medmesh_types::{LogTime, Money, PersonId, ProvinceCode, Serial};
 
 use crate::apply::{check_visit, digest, idempotent, resolve_person, MAX_VISIT_LINES};
@@ -180,16 +180,6 @@ fn open(tx: &Tx<'_>, transfer: TreatmentTransfer) -> Result<Outcome, DomainError
     Ok(Outcome::TransferOpen(Box::new(OpenTransfer { transfer, claim, nonlocal })))
 }
 
-fn settle_error(e: SettleError) -> DomainError {
-    match e {
-        SettleError::UnknownItem { index, code } => {
-            DomainError::invalid(format!("claim.lines[{index}].code"), format!("{code} has no catalogue entry"))
-        }
-        SettleError::NoRatio { .. } => DomainError::precondition("policy", e.to_string()),
-        other => DomainError::invalid("claim.lines", other.to_string()),
-    }
-}
-
 /// Insured province, phase 1: settle with this province's policy and hold the result.
 pub(crate) fn reserve(
     tx: &mut Tx<'_>,
@@ -226,7 +216,8 @@ pub(crate) fn reserve(
         use_individual_account: claim.use_individual_account,
         lines: claim.lines.clone(),
     };
-    let split = settle(&c, |code| claim.items.iter().find(|i| &i.code == code), &policy, &acc).map_err(settle_error)?;
+    let split = settle(&c, |code| claim.items.iter().find(|i| &i.code == code), &policy, &acc)
+        .map_err(|e| crate::error::settle_error("claim.", e))?;
     let mut f = fund(tx);
     if f.balance() < split.fund_total() {
         return Err(DomainError::precondition(

@@ -65,6 +65,30 @@ pub enum Query {
     },
     /// The fund ledger and what the fund owes institutions.
     Fund,
+    /// The policy in force.
+    Policy,
+    /// An institution as registered.
+    Institution {
+        /// Institution code.
+        id: InstitutionId,
+    },
+    /// Personnel as registered.
+    Personnel {
+        /// National personnel code.
+        code: medmesh_types::PersonnelCode,
+    },
+    /// A catalogue entry.
+    CatalogueItem {
+        /// National code.
+        code: medmesh_types::ItemCode,
+    },
+    /// An insured person's register entry, found by certificate (whatever the insurance status).
+    Person {
+        /// Certificate kind.
+        kind: CertificateKind,
+        /// Certificate number.
+        number: String,
+    },
     /// Payment qualification of personnel from their recorded violations.
     Qualification {
         /// National personnel code.
@@ -188,6 +212,11 @@ impl Query {
             Query::Settlement { .. } => "settlement",
             Query::Statement { .. } => "statement",
             Query::Fund => "fund",
+            Query::Policy => "policy",
+            Query::Institution { .. } => "institution",
+            Query::Personnel { .. } => "personnel",
+            Query::CatalogueItem { .. } => "catalogue_item",
+            Query::Person { .. } => "person",
             Query::Qualification { .. } => "qualification",
             Query::Visit { .. } => "visit",
             Query::TransferClaim { .. } => "transfer_claim",
@@ -251,6 +280,16 @@ pub enum Answer {
     },
     /// The fund.
     Fund(FundView),
+    /// The policy in force.
+    Policy(medmesh_settlement::Policy),
+    /// An institution.
+    Institution(Institution),
+    /// Personnel.
+    Personnel(Personnel),
+    /// A catalogue entry.
+    CatalogueItem(CatalogueItem),
+    /// A person's register entry (the identity number is masked at the edge).
+    Person(Person),
     /// A qualification.
     Qualification(medmesh_supervision::QualificationView),
     /// A visit.
@@ -586,5 +625,18 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
                 .sum();
             Ok(Answer::Fund(FundView { ledger, payables }))
         }
+        Query::Policy => load(kv, keys::POLICY)
+            .map(Answer::Policy)
+            .ok_or_else(|| DomainError::not_found("policy", "the province has no policy yet")),
+        Query::Institution { id } => load(kv, &keys::institution(id))
+            .map(Answer::Institution)
+            .ok_or_else(|| DomainError::not_found("id", format!("institution {id} is not registered"))),
+        Query::Personnel { code } => load(kv, &keys::personnel(code))
+            .map(Answer::Personnel)
+            .ok_or_else(|| DomainError::not_found("code", format!("personnel {code} is not registered"))),
+        Query::CatalogueItem { code } => load(kv, &keys::item(code))
+            .map(Answer::CatalogueItem)
+            .ok_or_else(|| DomainError::not_found("code", format!("{code} is not in the catalogue"))),
+        Query::Person { kind, number } => crate::apply::find_person(kv, *kind, number).map(Answer::Person),
     }
 }

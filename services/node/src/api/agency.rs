@@ -107,6 +107,58 @@ impl AgencyService for Agency {
         }
     }
 
+    async fn get_policy(&self, _req: Request<GetPolicyRequest>) -> Result<Response<GetPolicyResponse>, Status> {
+        match answer(self.mesh.app.query(Query::Policy).await?)? {
+            Answer::Policy(p) => Ok(Response::new(GetPolicyResponse { policy: Some(convert::policy_pb(&p)) })),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn get_institution(
+        &self,
+        req: Request<GetInstitutionRequest>,
+    ) -> Result<Response<GetInstitutionResponse>, Status> {
+        let id = convert::institution("id", &req.into_inner().id)?;
+        match answer(self.mesh.app.query(Query::Institution { id }).await?)? {
+            Answer::Institution(i) => {
+                Ok(Response::new(GetInstitutionResponse { institution: Some(convert::institution_pb(&i)) }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn get_personnel(&self, req: Request<GetPersonnelRequest>) -> Result<Response<GetPersonnelResponse>, Status> {
+        let code = convert::personnel("code", &req.into_inner().code)?;
+        match answer(self.mesh.app.query(Query::Personnel { code }).await?)? {
+            Answer::Personnel(p) => {
+                Ok(Response::new(GetPersonnelResponse { personnel: Some(convert::personnel_pb(&p)) }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn get_catalogue_item(
+        &self,
+        req: Request<GetCatalogueItemRequest>,
+    ) -> Result<Response<GetCatalogueItemResponse>, Status> {
+        let code = convert::item("code", &req.into_inner().code)?;
+        match answer(self.mesh.app.query(Query::CatalogueItem { code }).await?)? {
+            Answer::CatalogueItem(i) => {
+                Ok(Response::new(GetCatalogueItemResponse { item: Some(convert::catalogue_item_pb(&i)) }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn get_person(&self, req: Request<GetPersonRequest>) -> Result<Response<GetPersonResponse>, Status> {
+        let r = req.into_inner();
+        let kind = convert::certificate_kind("certificate_kind", r.certificate_kind)?;
+        match answer(self.mesh.app.query(Query::Person { kind, number: r.certificate }).await?)? {
+            Answer::Person(p) => Ok(Response::new(convert::person_pb(&p))),
+            other => Err(unexpected(other)),
+        }
+    }
+
     async fn get_fund(&self, _req: Request<GetFundRequest>) -> Result<Response<GetFundResponse>, Status> {
         match answer(self.mesh.app.query(Query::Fund).await?)? {
             Answer::Fund(f) => Ok(Response::new(GetFundResponse {
