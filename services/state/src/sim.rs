@@ -19,7 +19,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use medmesh_settlement::{
     CatalogueItem, CriticalIllnessTier, FeeLine, InsuranceType, ItemClass, Policy, Restrictions, Sex,
 };
-use medmesh_transfer::sim::Rng;
 use medmesh_types::{
     Date, InstitutionId, ItemCode, LogTime, Money, PersonId, PersonnelCode, ProvinceCode, Ratio, Serial,
 };
@@ -796,6 +795,37 @@ pub fn run(seed: u64, transfers: usize, chaos_steps: usize, keep_trace: bool) ->
         heal_ms: w.now - healed_at,
     };
     Ok((report, w))
+}
+
+/// A small seeded generator (SplitMix64): the same seed gives the same schedule on every
+/// machine.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// An index into a collection of `len > 0` elements.
+    pub fn index(&mut self, len: usize) -> usize {
+        usize::try_from(self.below(len as u64)).unwrap_or(0)
+    }
 }
 
 #[cfg(test)]
