@@ -1,0 +1,228 @@
+//! Issue 9: bad input at the gRPC level. A few thousand generated and mutated requests against
+//! a real 3-replica province group: every answer is OK or a status other than UNKNOWN and
+//! INTERNAL, every replica keeps serving, and the replicas end with identical state.
+
+use std::time::{Duration, Instant};
+
+use medmesh_node::demo;
+use medmesh_node::pb;
+use medmesh_node::pb::agency_service_client::AgencyServiceClient;
+use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
+use medmesh_tests::{data_dir, free_base_port, read_state, Group};
+use tonic::transport::Channel;
+use tonic::Code;
+
+const PROVINCE: &str = "110000";
+const REQUESTS: u64 = 3_000;
+const BUDGET: Duration = Duration::from_secs(90);
+
+/// SplitMix64: the same seed gives the same requests.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+}
+
+/// Values a field may get instead of its valid one: the awkward cases a client brings.
+const NASTY: &[&str] = &[
+    "",
+    " ",
+    "-1",
+    "0",
+    "1e9",
+    "NaN",
+    "99999999999999999999999999999999",
+    "100000000000.01",
+    "0.001",
+    "12.345",
+    "9999-12-31",
+    "2025-02-30",
+    "0000-01-01",
+    "a/b",
+    "../../etc",
+    "\u{0}",
+    "熊猫",
+    "ＡＢＣ",
+    "99999",
+    "100000",
+    "100000.0001",
+    "99999999999",
+    "2025-03-10",
+];
+
+fn nasty(rng: &mut Rng, valid: &str) -> String {
+    match rng.below(4) {
+        0 => valid.to_string(),
+        1 => rng.pick(NASTY).to_string(),
+        2 => "x".repeat(rng.below(5_000) as usize),
+        _ => format!("{valid}{}", rng.pick(NASTY)),
+    }
+}
+
+/// One request, by a seeded choice of rpc and of fields to spoil. Returns the status code.
+async fn one(
+    rng: &mut Rng,
+    h: &mut HospitalServiceClient<Channel>,
+    a: &mut AgencyServiceClient<Channel>,
+    n: u64,
+) -> Code {
+    let day = demo::today();
+    let inst = demo::institution(PROVINCE, 1);
+    let serial = format!("F{n}");
+    let result: Result<(), tonic::Status> = match rng.below(8) {
+        0 => {
+            let mut r = demo::visit_request(PROVINCE, &serial, rng.below(20) as u32, 1, &day);
+            r.serial = nasty(rng, &r.serial);
+            r.certificate = nasty(rng, &r.certificate);
+            r.doctor_code = nasty(rng, &r.doctor_code);
+            r.admitted = nasty(rng, &r.admitted);
+            r.diagnosis = nasty(rng, &r.diagnosis);
+            r.certificate_kind = rng.below(6) as i32 - 1;
+            r.kind = rng.below(5) as i32 - 1;
+            h.register_visit(r).await.map(|_| ())
+        }
+        1 => {
+            let mut lines = demo::fee_lines(rng.below(50), &day);
+            for l in &mut lines {
+                l.quantity = nasty(rng, &l.quantity);
+                l.unit_price = nasty(rng, &l.unit_price);
+                l.date = nasty(rng, &l.date);
+                l.code = nasty(rng, &l.code);
+            }
+            let visit = format!("F{}", rng.below(n.max(1)));
+            h.upload_fees(pb::UploadFeesRequest { institution_id: inst.clone(), visit_serial: visit, lines })
+                .await
+                .map(|_| ())
+        }
+        2 => {
+            let visit = format!("F{}", rng.below(n.max(1)));
+            h.settle(pb::SettleRequest {
+                institution_id: nasty(rng, &inst),
+                serial: nasty(rng, &serial),
+                visit_serial: visit,
+                use_individual_account: rng.below(2) == 0,
+            })
+            .await
+            .map(|_| ())
+        }
+        3 => {
+            let target = format!("F{}", rng.below(n.max(1)));
+            h.reverse(pb::ReverseRequest {
+                institution_id: inst.clone(),
+                serial: nasty(rng, &serial),
+                settlement_serial: target,
+            })
+            .await
+            .map(|_| ())
+        }
+        4 => h
+            .list_settlements(pb::ListSettlementsRequest {
+                institution_id: nasty(rng, &inst),
+                from: nasty(rng, &day),
+                to: nasty(rng, &day),
+                page_size: rng.next() as u32,
+                page_token: nasty(rng, "2025-03-10/S1"),
+            })
+            .await
+            .map(|_| ()),
+        5 => {
+            let mut p = demo::person(PROVINCE, 1_000 + rng.below(100) as u32);
+            p.id = nasty(rng, &p.id);
+            p.birth_date = nasty(rng, &p.birth_date);
+            p.account_balance = nasty(rng, "10");
+            p.status = nasty(rng, &p.status);
+            p.social_security_card = nasty(rng, &p.social_security_card);
+            p.sex = rng.below(4) as i32 - 1;
+            a.put_person(p).await.map(|_| ())
+        }
+        6 => a
+            .contribute(pb::ContributeRequest {
+                serial: nasty(rng, &serial),
+                amount: nasty(rng, "1000"),
+                source: nasty(rng, "payroll"),
+            })
+            .await
+            .map(|_| ()),
+        _ => h
+            .lookup_identity(pb::LookupIdentityRequest {
+                institution_id: nasty(rng, &inst),
+                certificate_kind: rng.below(5) as i32 - 1,
+                certificate: nasty(rng, &demo::ss_card(PROVINCE, 1)),
+            })
+            .await
+            .map(|_| ()),
+    };
+    match result {
+        Ok(()) => Code::Ok,
+        Err(s) => {
+            assert!(
+                !matches!(s.code(), Code::Unknown | Code::Internal),
+                "request {n} got {:?}: {}",
+                s.code(),
+                s.message()
+            );
+            s.code()
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_bad_requests_get_clear_statuses_and_leave_replicas_equal() {
+    let mut g = Group::start(PROVINCE, 3, free_base_port(), &[]);
+    let leader = g.leader().await;
+    demo::load(g.channel(leader), PROVINCE, 20).await.expect("demo data");
+    let started = Instant::now();
+    let workers: Vec<_> = (0..8u64)
+        .map(|w| {
+            let ch = g.channel(1 + w % 3);
+            tokio::spawn(async move {
+                let mut rng = Rng(0x5eed + w);
+                let mut h = HospitalServiceClient::new(ch.clone());
+                let mut a = AgencyServiceClient::new(ch);
+                let mut codes = std::collections::BTreeMap::<String, u64>::new();
+                let mut n = w;
+                while n < REQUESTS && started.elapsed() < BUDGET {
+                    let code = one(&mut rng, &mut h, &mut a, n).await;
+                    *codes.entry(format!("{code:?}")).or_default() += 1;
+                    n += 8;
+                }
+                codes
+            })
+        })
+        .collect();
+    let mut codes = std::collections::BTreeMap::<String, u64>::new();
+    for w in workers {
+        for (c, k) in w.await.expect("worker") {
+            *codes.entry(c).or_default() += k;
+        }
+    }
+    let total: u64 = codes.values().sum();
+    println!("{total} requests in {:?}: {codes:?}", started.elapsed());
+    assert!(total >= 500, "too few requests ran in the time budget: {total}");
+    assert!(codes.get("Ok").copied().unwrap_or(0) > 0, "some requests succeed: {codes:?}");
+    assert!(codes.get("InvalidArgument").copied().unwrap_or(0) > 0, "{codes:?}");
+
+    // Every replica still serves, and all hold the same state.
+    for id in 1..=3 {
+        assert!(g.status(id).await.is_some(), "replica {id} still answers");
+    }
+    g.wait_converged().await;
+    g.stop_all().await;
+    let mut states = Vec::new();
+    for r in &g.replicas {
+        states.push(read_state(&data_dir(r), medmesh_state::Role::Province).await);
+    }
+    assert!(states.windows(2).all(|w| w[0] == w[1]), "replicas hold identical state");
+}
