@@ -38,7 +38,7 @@ fn month_of(t: LogTime) -> String {
 /// What each province's insured have consumed: committed settlements in force, by insured.
 fn consumed(kv: &dyn KvRead) -> BTreeMap<ProvinceCode, Money> {
     let mut out = BTreeMap::new();
-    for (insured, _, p) in crate::nonlocal::positions(kv) {
+    for (insured, _, p) in crate::federation::positions(kv) {
         *out.entry(insured).or_insert(Money::ZERO) += p.amount;
     }
     out

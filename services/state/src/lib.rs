@@ -6,25 +6,44 @@
 //! in one `WriteBatch` together with the Raft applied index. Apply reads time only from the
 //! log entry ([`Batch::time`]), iterates only ordered maps and never uses floats or randomness,
 //! so every replica reaches the same bytes.
+//!
+//! One home per role (files import only downwards; `import_graph_has_no_cycles` checks it):
+//!
+//! | module | role |
+//! |---|---|
+//! | `apply` | the entry point: the group's time, the role check, validation, dispatch, and the province's own commands (registers, visits, local settlement and reversal) |
+//! | `validate` | what every command must satisfy before any state is read |
+//! | `treatment` | a treatment province's part of non-local settlement |
+//! | `insured` | an insured province's part of non-local settlement |
+//! | `federation`, `clearing` | the federation group: directory, filings, decisions, positions, shared log; prepaid accounts and clearing |
+//! | `discipline` | joint-discipline entries and a province's copy of the shared log |
+//! | `rules` | rules that read state, shared by commands and queries (idempotency, billing, insurance, quotes) |
+//! | `query` | read-only questions |
+//! | `model`, `shared`, `kv`, `error` | records of a province, records that cross between groups, the key layout, errors |
 #![forbid(unsafe_code)]
 
 mod apply;
 mod clearing;
 pub mod coordinator;
+mod discipline;
 mod error;
+mod federation;
+mod insured;
 mod kv;
 mod model;
-mod nonlocal;
 mod query;
+mod rules;
 mod shared;
 pub mod sim;
+mod treatment;
 mod validate;
 
-pub use apply::{apply_batch, apply_command, disciplined, group_time, MAX_CLOCK_STEP_MS};
+pub use apply::{apply_batch, apply_command, group_time, MAX_CLOCK_STEP_MS};
 pub use error::{DomainError, ErrorCode};
 pub use kv::{keys, load, KvRead, MemKv, Tx, WriteSet};
 pub use model::*;
 pub use query::{run_query, Answer, FundView, IdentityView, Query, DEFAULT_STATEMENT_PAGE, MAX_STATEMENT};
+pub use rules::disciplined;
 pub use shared::*;
 pub use validate::{validate, MAX_LIST, MAX_TEXT};
 

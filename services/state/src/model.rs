@@ -4,6 +4,8 @@ use medmesh_settlement::{CatalogueItem, FeeLine, InsuranceType, Policy, Sex, Spl
 use medmesh_types::{Date, InstitutionId, LogTime, Money, PersonId, PersonnelCode, Serial};
 use serde::{Deserialize, Serialize};
 
+pub use crate::shared::CertificateKind;
+
 /// Whether a person's insurance is in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InsuranceStatus {
@@ -104,28 +106,6 @@ pub enum VisitKind {
     Outpatient,
     /// Inpatient stay.
     Inpatient,
-}
-
-/// Which certificate identified the person.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CertificateKind {
-    /// Medical-security e-credential.
-    ECredential,
-    /// Resident ID card.
-    IdCard,
-    /// Social-security card.
-    SocialSecurityCard,
-}
-
-impl CertificateKind {
-    /// Key part of the index.
-    pub fn key(self) -> &'static str {
-        match self {
-            CertificateKind::ECredential => "ecred",
-            CertificateKind::IdCard => "id",
-            CertificateKind::SocialSecurityCard => "sscard",
-        }
-    }
 }
 
 /// A visit registered by an institution.
@@ -255,6 +235,44 @@ impl FundLedger {
             - self.pooling_paid
             - self.critical_illness_paid
             - self.nonlocal_reserved
+    }
+}
+
+/// Money conserved across the mesh, to the fen: pools, pending non-local holds, prepaid
+/// balances and institution payables together (`held`) change only by what came in from
+/// outside — contributions, top-ups and individual-account payments (`came_in`). Each argument
+/// is summed over every province (prepaid over every account). Holds between the steps of a
+/// transfer are in flight; it is exact once every transfer is resolved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MoneyTotals {
+    /// Σ pool balances + Σ pending holds + Σ prepaid balances + Σ payables.
+    pub held: Money,
+    /// Σ contributions + Σ top-ups + Σ account payments (local and non-local).
+    pub came_in: Money,
+}
+
+impl MoneyTotals {
+    /// Adds one province's ledger and payables.
+    pub fn add_province(&mut self, f: &FundLedger, payables: Money) {
+        self.held += f.balance() + f.nonlocal_reserved + payables;
+        self.came_in += f.contributions + f.accounts_paid + f.nonlocal_accounts_in;
+    }
+
+    /// Adds the prepaid accounts.
+    pub fn add_prepaid(&mut self, accounts: &[crate::shared::PrepaidView]) {
+        for a in accounts {
+            self.held += a.balance;
+            self.came_in += a.topped_up;
+        }
+    }
+
+    /// The invariant.
+    pub fn conserved(&self) -> Result<(), String> {
+        if self.held == self.came_in {
+            Ok(())
+        } else {
+            Err(format!("money held {} but {} came in", self.held, self.came_in))
+        }
     }
 }
 

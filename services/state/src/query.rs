@@ -4,10 +4,11 @@ use medmesh_settlement::{Accumulators, CatalogueItem, Split};
 use medmesh_types::{Date, InstitutionId, LogTime, Money, ProvinceCode, Serial};
 use serde::{Deserialize, Serialize};
 
-use crate::apply::{quote, resolve_person};
 use crate::kv::{decode, keys, load, scan_prefix, KvRead};
 use crate::model::*;
+use crate::rules::{quote, resolve_person};
 use crate::shared::*;
+use crate::treatment::remote_claim;
 use crate::DomainError;
 
 /// Most settlements one statement page holds.
@@ -343,46 +344,6 @@ pub enum Answer {
 /// Most rows any list query returns.
 pub const MAX_ROWS: usize = 10_000;
 
-pub(crate) fn remote_claim(
-    kv: &dyn KvRead,
-    institution: &InstitutionId,
-    visit: &Serial,
-    use_individual_account: bool,
-) -> Result<(RemoteClaim, NonLocalVisit), DomainError> {
-    let v: Visit = load(kv, &keys::visit(institution, visit)).ok_or_else(|| {
-        DomainError::not_found("visit_serial", format!("visit {visit} of institution {institution} is not registered"))
-    })?;
-    let nl = v.nonlocal.clone().ok_or_else(|| DomainError::precondition("visit_serial", "is not a non-local visit"))?;
-    let filing = nl.filing.ok_or_else(|| {
-        DomainError::precondition(
-            "filing",
-            format!(
-                "no non-local filing of the insured province {} covers this stay; it must be filed before discharge",
-                nl.insured
-            ),
-        )
-    })?;
-    if v.lines.is_empty() {
-        return Err(DomainError::precondition("visit_serial", "no fee lines were uploaded"));
-    }
-    let inst: Institution = load(kv, &keys::institution(institution)).ok_or_else(|| {
-        DomainError::not_found("institution_id", format!("institution {institution} is not registered"))
-    })?;
-    let mut codes: Vec<_> = v.lines.iter().map(|l| l.code.clone()).collect();
-    codes.sort();
-    codes.dedup();
-    let items = codes.iter().filter_map(|c| load::<CatalogueItem>(kv, &keys::item(c))).collect();
-    let claim = RemoteClaim {
-        institution_level: inst.level,
-        filing,
-        use_individual_account,
-        admitted: v.admitted,
-        lines: v.lines,
-        items,
-    };
-    Ok((claim, nl))
-}
-
 fn rows<T: serde::de::DeserializeOwned>(kv: &dyn KvRead, prefix: &str, limit: usize) -> Vec<T> {
     scan_prefix(kv, prefix, limit.min(MAX_ROWS)).iter().map(|(_, v)| decode(v)).collect()
 }
@@ -395,7 +356,7 @@ fn key_tail(k: &[u8], skip: usize) -> Vec<String> {
 pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
     match q {
         Query::Identity { institution, kind, number, now } => {
-            crate::apply::active_institution(kv, institution, now.date())?;
+            crate::rules::active_institution(kv, institution, now.date())?;
             let person = match resolve_person(kv, *kind, number) {
                 Ok(p) => p,
                 Err(e) if e.code == crate::ErrorCode::FailedPrecondition => {
@@ -483,7 +444,7 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
             Ok(Answer::Statement { settlements, next_page_token: if more { last } else { String::new() } })
         }
         Query::Qualification { code, now } => {
-            Ok(Answer::Qualification(crate::apply::qualification(kv, code, now.date())?))
+            Ok(Answer::Qualification(crate::rules::qualification(kv, code, now.date())?))
         }
         Query::Visit { institution, visit } => {
             load(kv, &keys::visit(institution, visit)).map(Answer::Visit).ok_or_else(|| {
@@ -504,7 +465,7 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
             Ok(Answer::TransferClaim { transfer, claim, nonlocal })
         }
         Query::VisitClaim { institution, visit, use_individual_account, now } => {
-            crate::apply::active_institution(kv, institution, now.date())?;
+            crate::rules::active_institution(kv, institution, now.date())?;
             let v: Visit = load(kv, &keys::visit(institution, visit)).ok_or_else(|| {
                 DomainError::not_found(
                     "visit_serial",
@@ -517,7 +478,7 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
                     format!("visit {visit} is already settled by {by}"),
                 ));
             }
-            crate::apply::billing_doctor(kv, &v.doctor, institution, now.date())?;
+            crate::rules::billing_doctor(kv, &v.doctor, institution, now.date())?;
             let (claim, nonlocal) = remote_claim(kv, institution, visit, *use_individual_account)?;
             Ok(Answer::VisitClaim { claim, nonlocal })
         }
@@ -600,7 +561,7 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
             Ok(Answer::Filings(rows(kv, &keys::fed_filings(person_key, treatment), MAX_ROWS)))
         }
         Query::Decision { transfer } => Ok(Answer::Decision(load(kv, &keys::fed_decision(transfer)))),
-        Query::Positions => Ok(Answer::Positions(crate::nonlocal::positions(kv))),
+        Query::Positions => Ok(Answer::Positions(crate::federation::positions(kv))),
         Query::Prepaid => Ok(Answer::Prepaid(crate::clearing::prepaid_views(kv))),
         Query::Clearing { month } => {
             crate::clearing::check_month(month)?;
@@ -637,6 +598,6 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
         Query::CatalogueItem { code } => load(kv, &keys::item(code))
             .map(Answer::CatalogueItem)
             .ok_or_else(|| DomainError::not_found("code", format!("{code} is not in the catalogue"))),
-        Query::Person { kind, number } => crate::apply::find_person(kv, *kind, number).map(Answer::Person),
+        Query::Person { kind, number } => crate::rules::find_person(kv, *kind, number).map(Answer::Person),
     }
 }

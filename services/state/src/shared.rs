@@ -10,7 +10,27 @@ use medmesh_types::{Date, InstitutionId, LogTime, Money, ProvinceCode, Serial};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::CertificateKind;
+/// Which certificate identified the person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CertificateKind {
+    /// Medical-security e-credential.
+    ECredential,
+    /// Resident ID card.
+    IdCard,
+    /// Social-security card.
+    SocialSecurityCard,
+}
+
+impl CertificateKind {
+    /// Key part of the index.
+    pub fn key(self) -> &'static str {
+        match self {
+            CertificateKind::ECredential => "ecred",
+            CertificateKind::IdCard => "id",
+            CertificateKind::SocialSecurityCard => "sscard",
+        }
+    }
+}
 
 /// The province code of the federation group.
 pub const FEDERATION: &str = "000000";
@@ -349,44 +369,6 @@ pub struct PrepaidView {
     pub warning_below: Money,
     /// Whether the balance is below the threshold.
     pub warning: bool,
-}
-
-/// Money conserved across the mesh, to the fen: pools, pending non-local holds, prepaid
-/// balances and institution payables together (`held`) change only by what came in from
-/// outside — contributions, top-ups and individual-account payments (`came_in`). Each argument
-/// is summed over every province (prepaid over every account). Holds between the steps of a
-/// transfer are in flight; it is exact once every transfer is resolved.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MoneyTotals {
-    /// Σ pool balances + Σ pending holds + Σ prepaid balances + Σ payables.
-    pub held: Money,
-    /// Σ contributions + Σ top-ups + Σ account payments (local and non-local).
-    pub came_in: Money,
-}
-
-impl MoneyTotals {
-    /// Adds one province's ledger and payables.
-    pub fn add_province(&mut self, f: &crate::model::FundLedger, payables: Money) {
-        self.held += f.balance() + f.nonlocal_reserved + payables;
-        self.came_in += f.contributions + f.accounts_paid + f.nonlocal_accounts_in;
-    }
-
-    /// Adds the prepaid accounts.
-    pub fn add_prepaid(&mut self, accounts: &[PrepaidView]) {
-        for a in accounts {
-            self.held += a.balance;
-            self.came_in += a.topped_up;
-        }
-    }
-
-    /// The invariant.
-    pub fn conserved(&self) -> Result<(), String> {
-        if self.held == self.came_in {
-            Ok(())
-        } else {
-            Err(format!("money held {} but {} came in", self.held, self.came_in))
-        }
-    }
 }
 
 /// One line of a clearing statement: one committed non-local settlement of the month.

@@ -815,3 +815,59 @@ fn reversing_before_the_insured_province_posted_still_gives_everything_back() {
 }
 
 mod hardening;
+
+/// Files of this crate import one another only one way: no module reaches back to one that
+/// reaches it (issue 9 found apply ↔ nonlocal ↔ query ↔ clearing and model ↔ shared).
+#[test]
+fn import_graph_has_no_cycles() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_string) else { continue };
+        if path.extension().and_then(|e| e.to_str()) != Some("rs") || ["lib", "tests", "sim"].contains(&name.as_str()) {
+            continue;
+        }
+        let text: String = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let deps = edges.entry(name.clone()).or_default();
+        for part in text.split("crate::").skip(1) {
+            let module: String = part.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+            if !module.is_empty() && module != name {
+                deps.insert(module);
+            }
+        }
+    }
+    // Depth-first search for a back edge.
+    fn visit(
+        m: &str,
+        edges: &BTreeMap<String, BTreeSet<String>>,
+        state: &mut BTreeMap<String, u8>,
+        path: &mut Vec<String>,
+    ) {
+        match state.get(m) {
+            Some(2) => return,
+            Some(1) => panic!("import cycle: {} -> {m}", path.join(" -> ")),
+            _ => {}
+        }
+        state.insert(m.to_string(), 1);
+        path.push(m.to_string());
+        for d in edges.get(m).into_iter().flatten() {
+            if edges.contains_key(d) {
+                visit(d, edges, state, path);
+            }
+        }
+        path.pop();
+        state.insert(m.to_string(), 2);
+    }
+    let mut state = BTreeMap::new();
+    for m in edges.keys() {
+        visit(m, &edges, &mut state, &mut Vec::new());
+    }
+    assert!(edges.len() >= 12, "found the crate's modules: {:?}", edges.keys());
+}

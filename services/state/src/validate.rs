@@ -50,7 +50,7 @@ pub fn validate(cmd: &Command) -> Result<(), DomainError> {
             text("source", source, false)?;
             positive("amount", *a)
         }
-        Command::RecordViolation(v) | Command::FedRecordViolation(v) => crate::apply::check_violation(v, None),
+        Command::RecordViolation(v) | Command::FedRecordViolation(v) => crate::rules::check_violation(v, None),
         Command::RegisterVisit { certificate: c, department, diagnosis, .. } => {
             certificate("certificate", c)?;
             text("department", department, false)?;

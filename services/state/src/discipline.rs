@@ -1,0 +1,78 @@
+//! Joint-discipline entries and the province's copy of the federation's shared log. Entries
+//! are indexed by their last day in force, so the entries in force on a day are found without
+//! reading expired ones.
+
+use crate::kv::{keys, Tx};
+use crate::model::*;
+use crate::rules::province;
+use crate::shared::*;
+use crate::DomainError;
+
+/// Province: copies the federation's shared log.
+pub(crate) fn sync_shared(tx: &mut Tx<'_>, items: &[(u64, SharedItem)]) -> Result<Outcome, DomainError> {
+    let mut cursor: u64 = tx.load(keys::SHARED_CURSOR).unwrap_or(0);
+    for (seq, item) in items {
+        if *seq <= cursor {
+            continue;
+        }
+        match item {
+            SharedItem::Violation(v) => {
+                let key = keys::violation(&v.personnel, &v.id);
+                if tx.load::<medmesh_supervision::Violation>(&key).is_none() && v.validate().is_ok() {
+                    tx.store(&key, v);
+                }
+            }
+            SharedItem::Discipline(e) => {
+                let key = keys::discipline(&e.subject, &e.id);
+                if tx.load::<DisciplineEntry>(&key).is_none() && check_discipline(e).is_ok() {
+                    put_discipline(tx, e);
+                }
+            }
+        }
+        cursor = *seq;
+    }
+    tx.store(keys::SHARED_CURSOR, &cursor);
+    Ok(Outcome::Synced { cursor })
+}
+/// Checks a joint-discipline entry's fields.
+pub(crate) fn check_discipline(e: &DisciplineEntry) -> Result<(), DomainError> {
+    if e.id.is_empty() || e.id.len() > 128 || e.id.chars().any(|c| c == '/' || c.is_control()) {
+        return Err(DomainError::invalid("id", "must be 1 to 128 characters without '/'"));
+    }
+    if let DisciplineSubject::Person(k) = &e.subject {
+        if !is_directory_key(k) {
+            return Err(DomainError::invalid("certificate", "is not a directory key"));
+        }
+    }
+    if e.until < e.from {
+        return Err(DomainError::invalid("until", format!("{} is before from {}", e.until, e.from)));
+    }
+    if e.reason.trim().is_empty() || e.reason.len() > 256 {
+        return Err(DomainError::invalid("reason", "must be 1 to 256 bytes"));
+    }
+    province("province", &e.province)
+}
+pub(crate) fn store_discipline(tx: &mut Tx<'_>, e: &DisciplineEntry) -> Result<bool, DomainError> {
+    check_discipline(e)?;
+    let key = keys::discipline(&e.subject, &e.id);
+    match tx.load::<DisciplineEntry>(&key) {
+        Some(old) if &old == e => Ok(false),
+        Some(_) => {
+            Err(DomainError::exists("id", format!("entry {} was already recorded with different content", e.id)))
+        }
+        None => {
+            put_discipline(tx, e);
+            Ok(true)
+        }
+    }
+}
+/// Stores a new joint-discipline entry and its index by last day in force.
+fn put_discipline(tx: &mut Tx<'_>, e: &DisciplineEntry) {
+    tx.store(&keys::discipline(&e.subject, &e.id), e);
+    tx.store(&keys::discipline_until(&e.subject, e.until, &e.id), &e.id);
+}
+/// Province: records a joint-discipline entry at once.
+pub(crate) fn record_discipline(tx: &mut Tx<'_>, e: &DisciplineEntry) -> Result<Outcome, DomainError> {
+    store_discipline(tx, e)?;
+    Ok(Outcome::Stored)
+}

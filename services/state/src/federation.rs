@@ -1,0 +1,176 @@
+//! The federation group: the directory of insured provinces, provinces' endpoints, filings,
+//! transfer decisions (first writer wins) and positions, and the shared violation log every
+//! province copies. Clearing and prepaid accounts are in [`crate::clearing`].
+
+use medmesh_types::{LogTime, Money, ProvinceCode, Serial};
+
+use crate::discipline::store_discipline;
+use crate::kv::{decode, keys, scan_prefix, KvRead, Tx};
+use crate::model::*;
+use crate::rules::province;
+use crate::shared::*;
+use crate::DomainError;
+
+/// Federation: registers a province's endpoints.
+pub(crate) fn fed_register_province(tx: &mut Tx<'_>, e: &ProvinceEntry) -> Result<Outcome, DomainError> {
+    province("province", &e.province)?;
+    if e.endpoints.is_empty() || e.endpoints.len() > 16 {
+        return Err(DomainError::invalid("endpoints", "1 to 16 endpoints"));
+    }
+    for (i, a) in e.endpoints.iter().enumerate() {
+        if a.is_empty() || a.len() > 128 || !a.contains(':') {
+            return Err(DomainError::invalid(format!("endpoints[{i}]"), "must be host:port"));
+        }
+    }
+    tx.store(&keys::fed_province(&e.province), e);
+    Ok(Outcome::Stored)
+}
+/// Federation: directory entries.
+pub(crate) fn fed_directory(tx: &mut Tx<'_>, entries: &[(String, ProvinceCode)]) -> Result<Outcome, DomainError> {
+    if entries.len() > 1_000 {
+        return Err(DomainError::too_large("entries", "at most 1000 entries per command"));
+    }
+    for (i, (k, p)) in entries.iter().enumerate() {
+        if !is_directory_key(k) {
+            return Err(DomainError::invalid(format!("entries[{i}].key"), "is not a directory key"));
+        }
+        province(&format!("entries[{i}].province"), p)?;
+    }
+    for (k, p) in entries {
+        tx.store(&keys::fed_directory(k), p);
+    }
+    Ok(Outcome::Stored)
+}
+/// Federation: a filing.
+pub(crate) fn fed_file(tx: &mut Tx<'_>, f: &Filing) -> Result<Outcome, DomainError> {
+    province("insured", &f.insured)?;
+    province("treatment", &f.treatment)?;
+    if f.insured == f.treatment {
+        return Err(DomainError::invalid("treatment_province", "is the insured province: care there is local"));
+    }
+    if !is_directory_key(&f.person_key) {
+        return Err(DomainError::invalid("person_key", "is not a directory key"));
+    }
+    if f.end < f.start {
+        return Err(DomainError::invalid("end", format!("{} is before start {}", f.end, f.start)));
+    }
+    let idk = keys::fed_filing_id(&f.insured, &f.id);
+    match tx.load::<Filing>(&idk) {
+        Some(old) if &old == f => return Ok(Outcome::Stored),
+        Some(_) => {
+            return Err(DomainError::exists(
+                "id",
+                format!("filing {} was already recorded with different content", f.id),
+            ))
+        }
+        None => {}
+    }
+    tx.store(&idk, f);
+    tx.store(&keys::fed_filing(&f.person_key, &f.treatment, &f.insured, &f.id), f);
+    Ok(Outcome::Stored)
+}
+/// Federation: records a decision unless one exists.
+pub(crate) fn fed_decide(
+    tx: &mut Tx<'_>,
+    transfer: &TransferId,
+    insured: &ProvinceCode,
+    amount: Money,
+    decision: Decision,
+    reason: &str,
+    now: LogTime,
+) -> Result<Outcome, DomainError> {
+    let key = keys::fed_decision(transfer);
+    if let Some(r) = tx.load::<DecisionRecord>(&key) {
+        return Ok(Outcome::Decided(r));
+    }
+    province("insured", insured)?;
+    if amount.is_negative() {
+        return Err(DomainError::invalid("amount", "must not be negative"));
+    }
+    let rec = DecisionRecord {
+        transfer: transfer.clone(),
+        insured: insured.clone(),
+        amount,
+        decision,
+        reason: reason.chars().take(256).collect(),
+        decided_at: now,
+        reversed: None,
+    };
+    if decision == Decision::Commit {
+        let pkey = keys::fed_position(insured, &transfer.treatment);
+        let mut p: Position = tx.load(&pkey).unwrap_or_default();
+        p.settlements += 1;
+        p.amount += amount;
+        tx.store(&pkey, &p);
+    }
+    tx.store(&key, &rec);
+    Ok(Outcome::Decided(rec))
+}
+/// Federation: records the reversal of a committed transfer.
+pub(crate) fn fed_reverse(tx: &mut Tx<'_>, transfer: &TransferId, reversal: &Serial) -> Result<Outcome, DomainError> {
+    let key = keys::fed_decision(transfer);
+    let mut rec: DecisionRecord =
+        tx.load(&key).ok_or_else(|| DomainError::not_found("transfer", format!("{transfer} has no decision")))?;
+    if rec.decision != Decision::Commit {
+        return Err(DomainError::precondition("transfer", format!("{transfer} was aborted")));
+    }
+    match &rec.reversed {
+        Some(by) if by == reversal => return Ok(Outcome::Decided(rec)),
+        Some(by) => return Err(DomainError::precondition("settlement", format!("already reversed by {by}"))),
+        None => {}
+    }
+    let pkey = keys::fed_position(&rec.insured, &transfer.treatment);
+    let mut p: Position = tx.load(&pkey).unwrap_or_default();
+    p.settlements -= 1;
+    p.amount -= rec.amount;
+    tx.store(&pkey, &p);
+    rec.reversed = Some(reversal.clone());
+    tx.store(&key, &rec);
+    Ok(Outcome::Decided(rec))
+}
+/// Federation: appends a violation to the shared log (once per person and id).
+pub(crate) fn fed_record_violation(
+    tx: &mut Tx<'_>,
+    v: &medmesh_supervision::Violation,
+) -> Result<Outcome, DomainError> {
+    crate::rules::check_violation(v, None)?;
+    let key = keys::violation(&v.personnel, &v.id);
+    match tx.load::<medmesh_supervision::Violation>(&key) {
+        Some(old) if &old == v => return Ok(Outcome::Stored),
+        Some(_) => {
+            return Err(DomainError::exists(
+                "id",
+                format!("violation {} was already recorded with different content", v.id),
+            ))
+        }
+        None => {}
+    }
+    append_shared(tx, SharedItem::Violation(v.clone()));
+    tx.store(&key, v);
+    Ok(Outcome::Stored)
+}
+fn append_shared(tx: &mut Tx<'_>, item: SharedItem) {
+    let seq: u64 = tx.load(keys::FED_SHARED_SEQ).unwrap_or(0) + 1;
+    tx.store(keys::FED_SHARED_SEQ, &seq);
+    tx.store(&keys::fed_shared(seq), &item);
+}
+/// Federation: appends a joint-discipline entry to the shared log (once per subject and id).
+pub(crate) fn fed_record_discipline(tx: &mut Tx<'_>, e: &DisciplineEntry) -> Result<Outcome, DomainError> {
+    if store_discipline(tx, e)? {
+        append_shared(tx, SharedItem::Discipline(e.clone()));
+    }
+    Ok(Outcome::Stored)
+}
+/// Every `(insured, treatment, position)` the federation holds, in key order.
+pub(crate) fn positions(kv: &dyn KvRead) -> Vec<(ProvinceCode, ProvinceCode, Position)> {
+    scan_prefix(kv, keys::FED_POSITIONS, usize::MAX)
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let k = String::from_utf8_lossy(&k).to_string();
+            let mut parts = k.split('/').skip(1);
+            let insured = ProvinceCode::new(parts.next()?).ok()?;
+            let treatment = ProvinceCode::new(parts.next()?).ok()?;
+            Some((insured, treatment, decode::<Position>(&v)))
+        })
+        .collect()
+}

@@ -1,0 +1,181 @@
+//! The insured province's part of non-local settlement: reserve a claim with this province's
+//! policy and the person's accumulators, post or void it by the federation's decision, and give
+//! a posted one back when the treatment province reverses it.
+
+use medmesh_settlement::{settle, Accumulators, Claim, Patient, Policy};
+use medmesh_types::{LogTime, Money, PersonId, ProvinceCode};
+
+use crate::kv::{keys, Tx};
+use crate::model::*;
+use crate::rules::{fund, resolve_person, MAX_VISIT_LINES};
+use crate::shared::*;
+use crate::DomainError;
+
+fn add_owed(tx: &mut Tx<'_>, treatment: &ProvinceCode, amount: Money) {
+    let key = keys::owed(treatment);
+    let owed: Money = tx.load(&key).unwrap_or(Money::ZERO);
+    tx.store(&key, &(owed + amount));
+}
+/// Insured province, phase 1: settle with this province's policy and hold the result.
+pub(crate) fn reserve(
+    tx: &mut Tx<'_>,
+    transfer: &TransferId,
+    kind: CertificateKind,
+    certificate: &str,
+    claim: &RemoteClaim,
+    now: LogTime,
+) -> Result<Outcome, DomainError> {
+    let key = keys::reservation(transfer);
+    if let Some(r) = tx.load::<Reservation>(&key) {
+        return Ok(Outcome::Reservation(r));
+    }
+    if claim.lines.is_empty() || claim.lines.len() > MAX_VISIT_LINES {
+        return Err(DomainError::invalid("claim.lines", format!("1 to {MAX_VISIT_LINES} lines")));
+    }
+    if claim.items.len() > claim.lines.len() {
+        return Err(DomainError::invalid("claim.items", "more catalogue entries than lines"));
+    }
+    if !(1..=3).contains(&claim.institution_level) {
+        return Err(DomainError::invalid("claim.institution_level", "must be 1, 2 or 3"));
+    }
+    let mut person = resolve_person(tx, kind, certificate)?;
+    let policy: Policy =
+        tx.load(keys::POLICY).ok_or_else(|| DomainError::precondition("policy", "the province has no policy"))?;
+    let year = now.date().year();
+    let akey = keys::accumulators(&person.id, year);
+    let acc: Accumulators = tx.load(&akey).unwrap_or_default();
+    let age = claim.admitted.years_since(person.birth_date).max(0) as u32;
+    let c = Claim {
+        patient: Patient { sex: person.sex, age, insurance: person.insurance, account_balance: person.account_balance },
+        institution_level: claim.institution_level,
+        reduced_ratio: claim.filing.reduced_ratio(),
+        use_individual_account: claim.use_individual_account,
+        lines: claim.lines.clone(),
+    };
+    let split = settle(&c, |code| claim.items.iter().find(|i| &i.code == code), &policy, &acc)
+        .map_err(|e| crate::error::settle_error("claim.", e))?;
+    let mut f = fund(tx);
+    if f.balance() < split.fund_total() {
+        return Err(DomainError::precondition(
+            "amount",
+            format!("the pooling fund holds {}, less than the fund share {}", f.balance(), split.fund_total()),
+        ));
+    }
+    tx.store(&akey, &acc.apply(&split));
+    person.account_balance -= split.individual_account;
+    tx.store(&keys::person(&person.id), &person);
+    // The account part is held in the reservation (and owed on post), not in `accounts_paid`,
+    // which counts what this province's institutions are owed from accounts.
+    f.nonlocal_reserved += split.fund_total();
+    tx.store(keys::FUND, &f);
+    let r = Reservation {
+        transfer: transfer.clone(),
+        year,
+        split: Some(split),
+        reserved_at: now,
+        status: ReservationStatus::Pending,
+    };
+    tx.store(&key, &r);
+    tx.store(&keys::reservation_person(transfer), &person.id);
+    tx.store(&keys::pending_reservation(transfer), &());
+    Ok(Outcome::Reservation(r))
+}
+/// Gives back what a reservation holds of the person: accumulators and account.
+fn give_back(tx: &mut Tx<'_>, r: &Reservation) {
+    let Some(split) = &r.split else { return };
+    if let Some(id) = tx.load::<PersonId>(&keys::reservation_person(&r.transfer)) {
+        let akey = keys::accumulators(&id, r.year);
+        let acc: Accumulators = tx.load(&akey).unwrap_or_default();
+        tx.store(&akey, &acc.reverse(split));
+        let pk = keys::person(&id);
+        if let Some(mut p) = tx.load::<Person>(&pk) {
+            p.account_balance += split.individual_account;
+            tx.store(&pk, &p);
+        }
+    }
+}
+/// Insured province, phase 2: post or void by the recorded decision.
+pub(crate) fn resolve_reservation(
+    tx: &mut Tx<'_>,
+    transfer: &TransferId,
+    decision: Decision,
+    now: LogTime,
+) -> Result<Outcome, DomainError> {
+    let key = keys::reservation(transfer);
+    let Some(mut r) = tx.load::<Reservation>(&key) else {
+        return match decision {
+            // A void that overtook its reserve: remember it, so the late reserve is refused.
+            Decision::Abort => {
+                let r = Reservation {
+                    transfer: transfer.clone(),
+                    year: now.date().year(),
+                    split: None,
+                    reserved_at: now,
+                    status: ReservationStatus::Voided,
+                };
+                tx.store(&key, &r);
+                Ok(Outcome::Reservation(r))
+            }
+            Decision::Commit => Err(DomainError::precondition("transfer", format!("{transfer} has no reservation"))),
+        };
+    };
+    if r.status != ReservationStatus::Pending {
+        return Ok(Outcome::Reservation(r));
+    }
+    let mut f = fund(tx);
+    let fund_share = r.split.as_ref().map(|s| s.fund_total()).unwrap_or(Money::ZERO);
+    f.nonlocal_reserved -= fund_share;
+    match decision {
+        Decision::Commit => {
+            // The prepaid account pays the treatment province (the federation charged it on
+            // commit): the pool's hold comes back, with the account part taken from the person.
+            let account = r.split.as_ref().map(|s| s.individual_account).unwrap_or(Money::ZERO);
+            f.nonlocal_paid += fund_share;
+            f.nonlocal_accounts_in += account;
+            f.nonlocal_settlements += 1;
+            f.nonlocal_owed += r.amount();
+            add_owed(tx, &transfer.treatment, r.amount());
+            r.status = ReservationStatus::Posted;
+        }
+        Decision::Abort => {
+            give_back(tx, &r);
+            r.status = ReservationStatus::Voided;
+        }
+    }
+    tx.store(keys::FUND, &f);
+    tx.store(&key, &r);
+    tx.put_delete(&keys::pending_reservation(transfer));
+    Ok(Outcome::Reservation(r))
+}
+/// Insured province: gives back a posted reservation whose settlement was reversed. It is sent
+/// only after the federation recorded the reversal of a committed transfer, so a reservation
+/// still pending (its post deferred) is posted first.
+pub(crate) fn unpost_reservation(tx: &mut Tx<'_>, transfer: &TransferId, now: LogTime) -> Result<Outcome, DomainError> {
+    let key = keys::reservation(transfer);
+    let status = tx
+        .load::<Reservation>(&key)
+        .map(|r| r.status)
+        .ok_or_else(|| DomainError::not_found("transfer", format!("{transfer} has no reservation here")))?;
+    if status == ReservationStatus::Pending {
+        resolve_reservation(tx, transfer, Decision::Commit, now)?;
+    }
+    let mut r: Reservation = tx.load(&key).ok_or_else(|| DomainError::not_found("transfer", "reservation is gone"))?;
+    match r.status {
+        ReservationStatus::Reversed => return Ok(Outcome::Reservation(r)),
+        ReservationStatus::Posted => {}
+        _ => return Err(DomainError::precondition("transfer", format!("{transfer} was voided, not committed"))),
+    }
+    let mut f = fund(tx);
+    let fund_share = r.split.as_ref().map(|s| s.fund_total()).unwrap_or(Money::ZERO);
+    let account = r.split.as_ref().map(|s| s.individual_account).unwrap_or(Money::ZERO);
+    f.nonlocal_paid -= fund_share;
+    f.nonlocal_accounts_in -= account;
+    f.nonlocal_settlements -= 1;
+    f.nonlocal_owed -= r.amount();
+    add_owed(tx, &transfer.treatment, Money::ZERO - r.amount());
+    give_back(tx, &r);
+    tx.store(keys::FUND, &f);
+    r.status = ReservationStatus::Reversed;
+    tx.store(&key, &r);
+    Ok(Outcome::Reservation(r))
+}
