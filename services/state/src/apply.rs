@@ -1,13 +1,13 @@
 //! Deterministic apply of commands.
 
 use medmesh_settlement::{Accumulators, CatalogueItem};
-use medmesh_types::{LogTime, Serial};
+use medmesh_types::{LogTime, Money, Serial};
 
 use crate::clearing;
 use crate::discipline::*;
 use crate::federation::*;
 use crate::insured::*;
-use crate::kv::{keys, KvRead, Tx, WriteSet};
+use crate::kv::{decode, keys, KvRead, Tx, WriteSet};
 use crate::model::*;
 use crate::rules::*;
 use crate::treatment::*;
@@ -70,9 +70,31 @@ pub fn apply_command(base: &dyn KvRead, cmd: &Command, now: LogTime) -> (Command
     }
     let mut tx = Tx::new(base);
     match execute(&mut tx, cmd, now) {
-        Ok(outcome) => (Ok(outcome), tx.into_writes()),
+        Ok(outcome) => {
+            let writes = tx.into_writes();
+            debug_assert!(payables_follow_the_ledger(base, &writes), "{} moved payables and ledger apart", cmd.kind());
+            (Ok(outcome), writes)
+        }
         Err(e) => (Err(e), WriteSet::new()),
     }
+}
+
+/// The invariant between the fund ledger and the payables, checked on what one command
+/// changed (cheap enough for every command): the payables it wrote moved by exactly what the
+/// ledger says the fund owes institutions ([`FundLedger::owed_to_institutions`]).
+pub(crate) fn payables_follow_the_ledger(base: &dyn KvRead, writes: &WriteSet) -> bool {
+    let ledger = |bytes: Option<&Vec<u8>>| bytes.map(|b| decode::<FundLedger>(b)).unwrap_or_default();
+    let before = ledger(base.get(keys::FUND.as_bytes()).as_ref());
+    let after = match writes.get(keys::FUND.as_bytes()) {
+        Some(v) => ledger(v.as_ref()),
+        None => before.clone(),
+    };
+    let payable = |bytes: Option<&Vec<u8>>| bytes.map(|b| decode::<Payable>(b).amount).unwrap_or(Money::ZERO);
+    let mut moved = Money::ZERO;
+    for (k, v) in writes.range(b"payable/".to_vec()..b"payable0".to_vec()) {
+        moved += payable(v.as_ref()) - payable(base.get(k).as_ref());
+    }
+    moved == after.owed_to_institutions() - before.owed_to_institutions()
 }
 fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, DomainError> {
     let today = now.date();

@@ -236,6 +236,14 @@ impl FundLedger {
             - self.critical_illness_paid
             - self.nonlocal_reserved
     }
+
+    /// What the fund owes institutions by this ledger: every payment in force through
+    /// institutions (pooling, critical illness, individual accounts) and what insured
+    /// provinces owe for non-local care treated here. The payables to institutions always add
+    /// up to this; apply checks it on every command ([`crate::apply_command`]).
+    pub fn owed_to_institutions(&self) -> Money {
+        self.pooling_paid + self.critical_illness_paid + self.accounts_paid + self.nonlocal_receivable
+    }
 }
 
 /// Money conserved across the mesh, to the fen: pools, pending non-local holds, prepaid

@@ -357,3 +357,16 @@ fn a_statement_pages_through_a_busy_day() {
     assert_eq!(page("", 0).unwrap_err().field, "page_size");
     assert_eq!(page("", MAX_STATEMENT + 1).unwrap_err().field, "page_size");
 }
+
+/// The check apply runs after every command catches a command that pays an institution
+/// without the ledger knowing (and passes a real settlement).
+#[test]
+fn the_ledger_check_catches_a_payable_moved_alone() {
+    let kv = seeded_with_visit();
+    let (r, writes) = apply_command(&kv, &settle_cmd("S1", "V1"), NOW);
+    assert!(r.is_ok());
+    assert!(crate::apply::payables_follow_the_ledger(&kv, &writes));
+    let mut forged = WriteSet::new();
+    forged.insert(keys::payable(&inst()).into_bytes(), Some(crate::kv::encode(&Payable { amount: m("5") })));
+    assert!(!crate::apply::payables_follow_the_ledger(&kv, &forged));
+}
