@@ -160,6 +160,8 @@ struct Driver {
 /// The simulated mesh.
 pub struct World {
     now: i64,
+    /// The insured province's opening contribution (its pool's only income).
+    insured_fund: Money,
     groups: BTreeMap<Group, MemKv>,
     unreachable: BTreeSet<Group>,
     coordinator_up: Vec<bool>,
@@ -291,6 +293,7 @@ impl World {
             .collect();
         World {
             now: START,
+            insured_fund: fund,
             groups,
             unreachable: BTreeSet::new(),
             coordinator_up: vec![true, true],
@@ -648,12 +651,36 @@ fn positions(w: &World) -> (Money, u64) {
 
 type Check = Result<(), String>;
 
-/// The insured province's fund balances to the fen and never goes below zero.
+/// The insured province's ledger equals what its reservation records say, recomputed from
+/// them: the pool holds the fund share of every pending reservation and received the account
+/// part of every posted one; nothing else moved its pool (its only income is the fixture's
+/// contribution), and the balance never goes below zero.
 pub fn ledger_balances(w: &World) -> Check {
-    let f = fund(w.kv(Group::Insured));
-    let out = f.balance() + f.pooling_paid + f.critical_illness_paid + f.nonlocal_reserved;
-    if out != f.contributions + f.nonlocal_accounts_in || f.balance().is_negative() {
-        return Err(format!("contributions {} vs accounted {out}, balance {}", f.contributions, f.balance()));
+    let kv = w.kv(Group::Insured);
+    let f = fund(kv);
+    let (mut held, mut accounts_in) = (Money::ZERO, Money::ZERO);
+    for (_, v) in crate::kv::scan_prefix(kv, "rsv/", usize::MAX) {
+        let r: Reservation = crate::kv::decode(&v);
+        let Some(split) = &r.split else { continue };
+        match r.status {
+            ReservationStatus::Pending => held += split.fund_total(),
+            ReservationStatus::Posted => accounts_in += split.individual_account,
+            ReservationStatus::Voided | ReservationStatus::Reversed => {}
+        }
+    }
+    if (f.nonlocal_reserved, f.nonlocal_accounts_in) != (held, accounts_in) {
+        return Err(format!(
+            "ledger holds {} and received {} in account parts; the reservations say {held} and {accounts_in}",
+            f.nonlocal_reserved, f.nonlocal_accounts_in
+        ));
+    }
+    if f.contributions != w.insured_fund || !f.pooling_paid.is_zero() || f.balance().is_negative() {
+        return Err(format!(
+            "contributions {}, pooling paid {}, balance {}",
+            f.contributions,
+            f.pooling_paid,
+            f.balance()
+        ));
     }
     Ok(())
 }
