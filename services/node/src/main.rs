@@ -9,6 +9,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use medmesh_node::{config::NodeConfig, dev, network, server, telemetry};
 
+/// Longest a replica takes to stop once asked.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
 #[derive(Parser)]
 #[command(name = "medmesh", version, about = "Settles and supervises medical security funds across provinces")]
 struct Cli {
@@ -23,6 +26,10 @@ enum Cmd {
         /// TOML config file; defaults apply without one.
         #[arg(long, env = "MEDMESH_CONFIG")]
         config: Option<PathBuf>,
+        /// Stop (gracefully) when the process with this pid is no longer the parent; set by
+        /// `medmesh dev` and other launchers so that replicas never outlive them.
+        #[arg(long, env = "MEDMESH_PARENT_PID")]
+        parent_pid: Option<u32>,
     },
     /// Runs a local mesh (the federation and provinces × 3 replicas, separate processes) with
     /// demo data.
@@ -69,16 +76,29 @@ enum Cmd {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Node { config } => {
+        Cmd::Node { config, parent_pid } => {
             let cfg = NodeConfig::load(config.as_deref())?;
             let _telemetry = telemetry::init(&format!("medmesh-{}-{}", cfg.province, cfg.id))?;
-            server::run(cfg, async {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            server::run(cfg, async move {
+                let orphaned = async {
+                    match parent_pid {
+                        Some(pid) => dev::parent_gone(pid).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let why = tokio::select! {
+                    _ = tokio::signal::ctrl_c() => "SIGINT",
+                    _ = term.recv() => "SIGTERM",
+                    _ = orphaned => "the parent process ended",
+                };
+                tracing::info!(reason = why, "stopping");
+                // Graceful shutdown waits for open calls; never longer than this.
+                tokio::spawn(async {
+                    tokio::time::sleep(STOP_GRACE).await;
+                    tracing::error!("still running {STOP_GRACE:?} after the stop request; exiting");
+                    std::process::exit(1);
+                });
             })
             .await
         }
