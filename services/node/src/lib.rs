@@ -13,6 +13,7 @@ pub mod config;
 pub mod convert;
 pub mod demo;
 pub mod dev;
+pub mod health;
 pub mod mesh;
 pub mod network;
 pub mod pb;

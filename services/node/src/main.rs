@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use medmesh_node::{config::NodeConfig, dev, network, server, telemetry};
+use medmesh_node::{config::NodeConfig, dev, health, network, server, telemetry};
 
 /// Longest a replica takes to stop once asked.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -64,11 +64,17 @@ enum Cmd {
         #[arg(long, value_delimiter = ',')]
         file_for: Vec<String>,
     },
-    /// Checks that an endpoint serves (gRPC health); exits non-zero if not.
+    /// Checks that an endpoint serves (gRPC health); exits non-zero if not, printing why.
     Health {
         /// Endpoint host:port.
         #[arg(long, default_value = "127.0.0.1:7111")]
         addr: String,
+        /// Health entry to check: "" (the default) is the whole replica — NOT_SERVING while
+        /// its Raft core has stopped, no leader is known or, on the leader, no quorum answers;
+        /// "medmesh.liveness" is NOT_SERVING only when the Raft core has stopped (for liveness
+        /// probes); a service name such as "medmesh.v1.HospitalService" checks that service.
+        #[arg(long, default_value = "")]
+        service: String,
     },
 }
 
@@ -119,21 +125,29 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Health { addr } => {
+        Cmd::Health { addr, service } => {
             let ch = network::channel(&addr)?;
             let mut c = tonic_health::pb::health_client::HealthClient::new(ch);
             let r = tokio::time::timeout(
                 Duration::from_secs(3),
-                c.check(tonic_health::pb::HealthCheckRequest { service: String::new() }),
+                c.check(tonic_health::pb::HealthCheckRequest { service: service.clone() }),
             )
             .await
             .map_err(|_| anyhow::anyhow!("{addr}: no answer within 3s"))??;
+            let reason = r.metadata().get(health::REASON_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
             let status = r.into_inner().status;
+            let name = tonic_health::pb::health_check_response::ServingStatus::try_from(status)
+                .map(|s| s.as_str_name())
+                .unwrap_or("UNKNOWN_STATUS");
+            let what = if service.is_empty() { addr } else { format!("{addr} {service}") };
             if status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
-                println!("{addr}: SERVING");
+                println!("{what}: SERVING");
                 Ok(())
             } else {
-                anyhow::bail!("{addr}: not serving (status {status})")
+                match reason {
+                    Some(reason) => anyhow::bail!("{what}: {name}: {reason}"),
+                    None => anyhow::bail!("{what}: {name}"),
+                }
             }
         }
     }
