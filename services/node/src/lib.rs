@@ -20,3 +20,4 @@ pub mod pb;
 pub mod remote;
 pub mod server;
 pub mod telemetry;
+pub mod wire_status;

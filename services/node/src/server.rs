@@ -18,8 +18,10 @@ use crate::app::App;
 use crate::config::NodeConfig;
 use crate::network::{NetworkFactory, MAX_MESSAGE};
 use crate::pb;
+use crate::wire_status::ContractStatus;
 
-/// Largest request the public APIs accept; larger ones get RESOURCE_EXHAUSTED / OUT_OF_RANGE.
+/// Largest request the public APIs accept; larger ones get RESOURCE_EXHAUSTED (see
+/// [`crate::wire_status`]).
 pub const MAX_API_MESSAGE: usize = 4 * 1024 * 1024;
 
 /// Runs a replica until `shutdown` resolves.
@@ -103,15 +105,21 @@ pub async fn run(
         .add_service(crate::health::WithReason::new(health_service, health_reason))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(
+        .add_service(ContractStatus::new(
             pb::hospital_service_server::HospitalServiceServer::new(Hospital { mesh: mesh.clone() })
                 .max_decoding_message_size(MAX_API_MESSAGE),
-        )
-        .add_service(
+            MAX_API_MESSAGE,
+        ))
+        .add_service(ContractStatus::new(
             pb::agency_service_server::AgencyServiceServer::new(Agency { mesh: mesh.clone() })
                 .max_decoding_message_size(MAX_API_MESSAGE),
-        )
-        .add_service(pb::federation_service_server::FederationServiceServer::new(Federation { mesh: mesh.clone() }))
+            MAX_API_MESSAGE,
+        ))
+        .add_service(ContractStatus::new(
+            pb::federation_service_server::FederationServiceServer::new(Federation { mesh: mesh.clone() })
+                .max_decoding_message_size(MAX_API_MESSAGE),
+            MAX_API_MESSAGE,
+        ))
         .add_service(
             pb::raft_service_server::RaftServiceServer::new(RaftApi { app: app.clone() })
                 .max_decoding_message_size(MAX_MESSAGE)
