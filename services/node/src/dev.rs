@@ -31,7 +31,52 @@ pub fn replica_addr(base_port: u16, p: usize, replica: u64) -> String {
     format!("127.0.0.1:{}", base_port as usize + 10 * p + replica as usize)
 }
 
-/// Spawns one replica process of the `medmesh` binary `exe`.
+/// Environment variable through which a parent passes its pid to a replica it spawns; the
+/// replica stops when its parent is gone.
+pub const PARENT_PID_ENV: &str = "MEDMESH_PARENT_PID";
+
+/// Resolves once this process's parent is no longer `parent` (it died and this process was
+/// re-parented), checking once a second.
+pub async fn parent_gone(parent: u32) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if std::os::unix::process::parent_id() != parent {
+            return;
+        }
+    }
+}
+
+/// Registers handlers for SIGTERM, SIGINT and SIGHUP now; the future resolves with the name
+/// of the first that arrives.
+pub fn stop_signals() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+            _ = hup.recv() => "SIGHUP",
+        }
+    })
+}
+
+/// Kills every child (SIGKILL: every acknowledged write is already on disk) and reaps it.
+pub async fn stop_children(children: Vec<Child>) {
+    let mut children = children;
+    for c in &mut children {
+        let _ = c.start_kill();
+    }
+    for mut c in children {
+        let _ = c.wait().await;
+    }
+}
+
+/// Spawns one replica process of the `medmesh` binary `exe`. The replica stops when this
+/// process ends (it gets this pid in `MEDMESH_PARENT_PID`) and is killed when its handle is
+/// dropped.
 pub fn spawn_replica(
     exe: &Path,
     province: &str,
@@ -50,6 +95,8 @@ pub fn spawn_replica(
         .env("MEDMESH_LISTEN", listen)
         .env("MEDMESH_DATA_DIR", data_dir.join("data"))
         .env("MEDMESH_PEERS", peers)
+        // The replica ends itself when this process does (see `parent_gone`).
+        .env(PARENT_PID_ENV, std::process::id().to_string())
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -135,14 +182,25 @@ pub async fn start_mesh(
     Ok((children, groups))
 }
 
-/// Runs the local mesh until Ctrl-C.
+/// Runs the local mesh until SIGTERM, SIGINT (Ctrl-C) or SIGHUP, then stops every replica it
+/// started (the replicas also stop by themselves if this process dies).
 pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     if opts.provinces == 0 || opts.provinces > crate::demo::PROVINCES.len() {
         bail!("--provinces: between 1 and {}", crate::demo::PROVINCES.len());
     }
+    // Before any child exists, so that no signal finds this process without a handler.
+    let stop = stop_signals().context("signal handlers")?;
+    tokio::pin!(stop);
     let exe = std::env::current_exe()?;
     let codes: Vec<&str> = crate::demo::PROVINCES.iter().take(opts.provinces).copied().collect();
-    let (children, groups) = start_mesh(&exe, &codes, opts.base_port, &opts.data_dir, opts.persons).await?;
+    let (children, groups) = tokio::select! {
+        started = start_mesh(&exe, &codes, opts.base_port, &opts.data_dir, opts.persons) => started?,
+        sig = &mut stop => {
+            // Dropping the half-started mesh kills the replicas spawned so far.
+            eprintln!("medmesh dev: {sig} while starting; stopped");
+            return Ok(());
+        }
+    };
     let provinces: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
     println!(
         "medmesh dev: federation and {} provinces x 3 replicas, data in {}",
@@ -174,10 +232,8 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         );
     }
     println!("ready; press Ctrl-C to stop");
-    tokio::signal::ctrl_c().await?;
-    for mut c in children {
-        let _ = c.start_kill();
-        let _ = c.wait().await;
-    }
+    let sig = stop.await;
+    eprintln!("medmesh dev: {sig}; stopping {} replicas", children.len());
+    stop_children(children).await;
     Ok(())
 }

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use medmesh_node::{config::NodeConfig, dev, network, server, telemetry};
+use medmesh_node::{config::NodeConfig, dev, health, network, server, telemetry};
+
+/// Longest a replica takes to stop once asked.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Parser)]
 #[command(name = "medmesh", version, about = "Settles and supervises medical security funds across provinces")]
@@ -23,6 +26,10 @@ enum Cmd {
         /// TOML config file; defaults apply without one.
         #[arg(long, env = "MEDMESH_CONFIG")]
         config: Option<PathBuf>,
+        /// Stop (gracefully) when the process with this pid is no longer the parent; set by
+        /// `medmesh dev` and other launchers so that replicas never outlive them.
+        #[arg(long, env = "MEDMESH_PARENT_PID")]
+        parent_pid: Option<u32>,
     },
     /// Runs a local mesh (the federation and provinces × 3 replicas, separate processes) with
     /// demo data.
@@ -57,11 +64,17 @@ enum Cmd {
         #[arg(long, value_delimiter = ',')]
         file_for: Vec<String>,
     },
-    /// Checks that an endpoint serves (gRPC health); exits non-zero if not.
+    /// Checks that an endpoint serves (gRPC health); exits non-zero if not, printing why.
     Health {
         /// Endpoint host:port.
         #[arg(long, default_value = "127.0.0.1:7111")]
         addr: String,
+        /// Health entry to check: "" (the default) is the whole replica — NOT_SERVING while
+        /// its Raft core has stopped, no leader is known or, on the leader, no quorum answers;
+        /// "medmesh.liveness" is NOT_SERVING only when the Raft core has stopped (for liveness
+        /// probes); a service name such as "medmesh.v1.HospitalService" checks that service.
+        #[arg(long, default_value = "")]
+        service: String,
     },
 }
 
@@ -69,16 +82,29 @@ enum Cmd {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Node { config } => {
+        Cmd::Node { config, parent_pid } => {
             let cfg = NodeConfig::load(config.as_deref())?;
             let _telemetry = telemetry::init(&format!("medmesh-{}-{}", cfg.province, cfg.id))?;
-            server::run(cfg, async {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            server::run(cfg, async move {
+                let orphaned = async {
+                    match parent_pid {
+                        Some(pid) => dev::parent_gone(pid).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let why = tokio::select! {
+                    _ = tokio::signal::ctrl_c() => "SIGINT",
+                    _ = term.recv() => "SIGTERM",
+                    _ = orphaned => "the parent process ended",
+                };
+                tracing::info!(reason = why, "stopping");
+                // Graceful shutdown waits for open calls; never longer than this.
+                tokio::spawn(async {
+                    tokio::time::sleep(STOP_GRACE).await;
+                    tracing::error!("still running {STOP_GRACE:?} after the stop request; exiting");
+                    std::process::exit(1);
+                });
             })
             .await
         }
@@ -99,21 +125,29 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Health { addr } => {
+        Cmd::Health { addr, service } => {
             let ch = network::channel(&addr)?;
             let mut c = tonic_health::pb::health_client::HealthClient::new(ch);
             let r = tokio::time::timeout(
                 Duration::from_secs(3),
-                c.check(tonic_health::pb::HealthCheckRequest { service: String::new() }),
+                c.check(tonic_health::pb::HealthCheckRequest { service: service.clone() }),
             )
             .await
             .map_err(|_| anyhow::anyhow!("{addr}: no answer within 3s"))??;
+            let reason = r.metadata().get(health::REASON_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
             let status = r.into_inner().status;
+            let name = tonic_health::pb::health_check_response::ServingStatus::try_from(status)
+                .map(|s| s.as_str_name())
+                .unwrap_or("UNKNOWN_STATUS");
+            let what = if service.is_empty() { addr } else { format!("{addr} {service}") };
             if status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
-                println!("{addr}: SERVING");
+                println!("{what}: SERVING");
                 Ok(())
             } else {
-                anyhow::bail!("{addr}: not serving (status {status})")
+                match reason {
+                    Some(reason) => anyhow::bail!("{what}: {name}: {reason}"),
+                    None => anyhow::bail!("{what}: {name}"),
+                }
             }
         }
     }

@@ -1,9 +1,12 @@
-//! Starts a replica: storage, Raft, and the gRPC server with health and reflection.
+//! Starts a replica: storage, Raft, and the gRPC server with health (tied to the Raft state,
+//! see [`crate::health`]) and reflection.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use openraft::{BasicNode, Config, SnapshotPolicy};
+use tonic::server::NamedService;
 use tonic::transport::Server;
 
 use crate::api::admin::Admin;
@@ -15,8 +18,10 @@ use crate::app::App;
 use crate::config::NodeConfig;
 use crate::network::{NetworkFactory, MAX_MESSAGE};
 use crate::pb;
+use crate::wire_status::ContractStatus;
 
-/// Largest request the public APIs accept; larger ones get RESOURCE_EXHAUSTED / OUT_OF_RANGE.
+/// Largest request the public APIs accept; larger ones get RESOURCE_EXHAUSTED (see
+/// [`crate::wire_status`]).
 pub const MAX_API_MESSAGE: usize = 4 * 1024 * 1024;
 
 /// Runs a replica until `shutdown` resolves.
@@ -74,9 +79,18 @@ pub async fn run(
     }
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<pb::hospital_service_server::HospitalServiceServer<Hospital>>().await;
-    health.set_serving::<pb::agency_service_server::AgencyServiceServer<Agency>>().await;
-    health.set_serving::<pb::federation_service_server::FederationServiceServer<Federation>>().await;
+    let health_reason = crate::health::start(
+        raft.clone(),
+        health,
+        vec![
+            <pb::hospital_service_server::HospitalServiceServer<Hospital> as NamedService>::NAME,
+            <pb::agency_service_server::AgencyServiceServer<Agency> as NamedService>::NAME,
+            <pb::federation_service_server::FederationServiceServer<Federation> as NamedService>::NAME,
+        ],
+        // The longest election timeout: a leader no majority answered for longer is alone.
+        Duration::from_millis(cfg.election_timeout_ms * 2),
+    )
+    .await;
     mesh.clone().spawn_background();
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -90,18 +104,24 @@ pub async fn run(
     let addr: std::net::SocketAddr = cfg.listen.parse().context("listen")?;
     tracing::info!(id = cfg.id, province = %cfg.province, %addr, "replica serving");
     Server::builder()
-        .add_service(health_service)
+        .add_service(crate::health::WithReason::new(health_service, health_reason))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(
+        .add_service(ContractStatus::new(
             pb::hospital_service_server::HospitalServiceServer::new(Hospital { mesh: mesh.clone() })
                 .max_decoding_message_size(MAX_API_MESSAGE),
-        )
-        .add_service(
+            MAX_API_MESSAGE,
+        ))
+        .add_service(ContractStatus::new(
             pb::agency_service_server::AgencyServiceServer::new(Agency { mesh: mesh.clone() })
                 .max_decoding_message_size(MAX_API_MESSAGE),
-        )
-        .add_service(pb::federation_service_server::FederationServiceServer::new(Federation { mesh: mesh.clone() }))
+            MAX_API_MESSAGE,
+        ))
+        .add_service(ContractStatus::new(
+            pb::federation_service_server::FederationServiceServer::new(Federation { mesh: mesh.clone() })
+                .max_decoding_message_size(MAX_API_MESSAGE),
+            MAX_API_MESSAGE,
+        ))
         .add_service(
             pb::raft_service_server::RaftServiceServer::new(RaftApi { app: app.clone() })
                 .max_decoding_message_size(MAX_MESSAGE)

@@ -5,22 +5,52 @@
 //! p50/p99 latency: first for patients insured in 110000 (local), then, in the same run, for
 //! patients insured in 310000 (non-local: a two-phase transfer through the federation).
 //!
-//! Usage: `medmesh-bench [--seconds 15] [--concurrency 256] [--persons 2000] [--mode both|local|nonlocal]`
+//! Usage: `medmesh-bench [--seconds 15] [--concurrency 256] [--persons 2000] [--base-port 7600]
+//! [--mode both|local|nonlocal]` (`--help` lists them).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::{Parser, ValueEnum};
 use medmesh_node::demo;
-use medmesh_node::dev::start_mesh;
+use medmesh_node::dev::{start_mesh, stop_children};
 use medmesh_node::network::channel;
 use medmesh_node::pb;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
 use tokio::sync::Mutex;
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+/// Settlement benchmark against a local mesh of real `medmesh` processes (the federation and
+/// two provinces, 3 replicas each, RocksDB with fsync on).
+#[derive(Parser)]
+#[command(name = "medmesh-bench", version)]
+struct Args {
+    /// Seconds each phase drives claims.
+    #[arg(long, default_value_t = 15)]
+    seconds: u64,
+    /// Concurrent hospital clients.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// Demo insured persons per province.
+    #[arg(long, default_value_t = 2000)]
+    persons: u32,
+    /// Replica r of group g listens on base_port + 10g + r.
+    #[arg(long, default_value_t = 7600)]
+    base_port: u16,
+    /// Which phases run.
+    #[arg(long, value_enum, default_value_t = Mode::Both)]
+    mode: Mode,
+}
+
+/// Which phases run.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Local, then non-local.
+    Both,
+    /// Patients insured in the treatment province only.
+    Local,
+    /// Patients insured in another province only.
+    Nonlocal,
 }
 
 /// Whole-claim latencies, settle-call latencies, errors.
@@ -40,36 +70,24 @@ fn ms(d: Duration) -> String {
     format!("{}.{}", tenths / 10, tenths % 10)
 }
 
-fn mode() -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == "--mode").and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| "both".into())
-}
-
 const TREATMENT: &str = "110000";
 const INSURED: &str = "310000";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let seconds = arg("--seconds", 15);
-    let concurrency = arg("--concurrency", 256) as usize;
-    let persons = arg("--persons", 2000) as u32;
-    let base = arg("--base-port", 7600) as u16;
-    let mode = mode();
+    let Args { seconds, concurrency, persons, base_port: base, mode } = Args::parse();
     let exe: PathBuf = std::env::current_exe()?.parent().unwrap().join("medmesh");
     let root = tempfile::tempdir()?;
     let (children, groups) = start_mesh(&exe, &[TREATMENT, INSURED], base, root.path(), persons).await?;
     let client = HospitalServiceClient::new(channel(&groups[1].1)?);
     eprintln!("mesh ready (federation, {TREATMENT}, {INSURED}); {seconds}s per phase, {concurrency} concurrent claims");
-    if mode != "nonlocal" {
+    if mode != Mode::Nonlocal {
         report("local", run(client.clone(), TREATMENT, seconds, concurrency, persons).await?);
     }
-    if mode != "local" {
+    if mode != Mode::Local {
         report("non-local", run(client, INSURED, seconds, concurrency, persons).await?);
     }
-    for mut c in children {
-        let _ = c.start_kill();
-        let _ = c.wait().await;
-    }
+    stop_children(children).await;
     Ok(())
 }
 

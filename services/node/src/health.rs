@@ -1,0 +1,228 @@
+//! gRPC health that tells the truth: a task watches the Raft metrics and sets the overall
+//! service (`""`) and every public service NOT_SERVING while the replica cannot serve — the
+//! Raft core has stopped (a storage error stops it), no leader is known, or, on the leader, no
+//! quorum has acknowledged it lately — and SERVING again when that passes. Each transition is
+//! logged with its reason; the reason also travels to clients in the `medmesh-health-reason`
+//! response header (see [`WithReason`]), which `medmesh health` prints.
+//!
+//! [`LIVENESS`] is a separate health entry that is NOT_SERVING only when the Raft core has
+//! stopped: restarting the process can fix that, but not a lost quorum.
+
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use medmesh_storage::{NodeId, TypeConfig};
+use openraft::{BasicNode, Raft, RaftMetrics};
+use tokio::sync::watch;
+use tonic::body::Body;
+use tonic::codegen::http;
+use tonic::server::NamedService;
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+
+/// Response header carrying why a replica does not serve (absent while it serves).
+pub const REASON_HEADER: &str = "medmesh-health-reason";
+
+/// Health entry for liveness probes: NOT_SERVING only when the Raft core has stopped.
+pub const LIVENESS: &str = "medmesh.liveness";
+
+/// How often the task re-reads the metrics even when they did not change.
+const POLL: Duration = Duration::from_millis(250);
+
+/// Why a replica cannot serve: the reason, and whether a restart could help (the core stopped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unhealthy {
+    /// Human-readable reason, stable while the condition lasts (no counters in it).
+    pub reason: String,
+    /// The Raft core has stopped: this process will not recover by itself.
+    pub core_stopped: bool,
+}
+
+impl Unhealthy {
+    fn new(reason: impl Into<String>, core_stopped: bool) -> Unhealthy {
+        Unhealthy { reason: reason.into(), core_stopped }
+    }
+}
+
+/// Judges one metrics snapshot: `None` when the replica can serve. A leader counts as healthy
+/// while a quorum has acknowledged it within `quorum_ack_limit`.
+pub fn assess(m: &RaftMetrics<NodeId, BasicNode>, quorum_ack_limit: Duration) -> Option<Unhealthy> {
+    if let Err(fatal) = &m.running_state {
+        return Some(Unhealthy::new(format!("raft core stopped: {fatal}"), true));
+    }
+    let limit = quorum_ack_limit.as_millis() as u64;
+    match m.current_leader {
+        None => Some(Unhealthy::new("no leader known", false)),
+        Some(leader) if leader == m.id => match m.millis_since_quorum_ack {
+            Some(ms) if ms <= limit => None,
+            Some(_) => Some(Unhealthy::new(
+                format!("leader without a quorum: no majority acknowledged it for more than {limit} ms"),
+                false,
+            )),
+            None => Some(Unhealthy::new("leader not yet acknowledged by a quorum", false)),
+        },
+        Some(_) => None,
+    }
+}
+
+/// Sets every entry in `services` (and `""`) NOT_SERVING now, then keeps them in step with the
+/// Raft state from a background task. Returns the current reason (`None` while serving).
+pub async fn start(
+    raft: Raft<TypeConfig>,
+    reporter: HealthReporter,
+    services: Vec<&'static str>,
+    quorum_ack_limit: Duration,
+) -> watch::Receiver<Option<String>> {
+    let starting = Unhealthy::new("starting", false);
+    apply(&reporter, &services, Some(&starting)).await;
+    let (tx, rx) = watch::channel(Some(starting.reason.clone()));
+    tokio::spawn(async move {
+        let mut metrics = raft.metrics();
+        let mut tick = tokio::time::interval(POLL);
+        let mut last = Some(starting);
+        loop {
+            let closed = tokio::select! {
+                r = metrics.changed() => r.is_err(),
+                _ = tick.tick() => false,
+            };
+            let now = if closed {
+                Some(Unhealthy::new("raft core stopped", true))
+            } else {
+                assess(&metrics.borrow_and_update(), quorum_ack_limit)
+            };
+            if now != last {
+                match &now {
+                    Some(u) => tracing::warn!(reason = %u.reason, "health: NOT_SERVING"),
+                    None => {
+                        tracing::info!(was = last.as_ref().map(|u| u.reason.as_str()).unwrap_or(""), "health: SERVING")
+                    }
+                }
+                apply(&reporter, &services, now.as_ref()).await;
+                let _ = tx.send(now.as_ref().map(|u| u.reason.clone()));
+                last = now;
+            }
+            if closed {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+async fn apply(reporter: &HealthReporter, services: &[&'static str], state: Option<&Unhealthy>) {
+    let status = if state.is_some() { ServingStatus::NotServing } else { ServingStatus::Serving };
+    for s in std::iter::once(&"").chain(services) {
+        reporter.set_service_status(*s, status).await;
+    }
+    let live = if state.is_some_and(|u| u.core_stopped) { ServingStatus::NotServing } else { ServingStatus::Serving };
+    reporter.set_service_status(LIVENESS, live).await;
+}
+
+/// Wraps the health service so that every answer carries [`REASON_HEADER`] while the replica
+/// does not serve.
+#[derive(Clone)]
+pub struct WithReason<S> {
+    inner: S,
+    reason: watch::Receiver<Option<String>>,
+}
+
+impl<S> WithReason<S> {
+    /// Wraps `inner`, reading the reason from `reason` (as returned by [`start`]).
+    pub fn new(inner: S, reason: watch::Receiver<Option<String>>) -> WithReason<S> {
+        WithReason { inner, reason }
+    }
+}
+
+impl<S: NamedService> NamedService for WithReason<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S> tonic::codegen::Service<http::Request<Body>> for WithReason<S>
+where
+    S: tonic::codegen::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = tonic::codegen::BoxFuture<http::Response<Body>, Infallible>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let fut = self.inner.call(req);
+        let reason = self.reason.clone();
+        Box::pin(async move {
+            let mut resp = fut.await?;
+            let reason = reason.borrow().clone();
+            if let Some(value) = reason.as_deref().and_then(header_value) {
+                resp.headers_mut().insert(REASON_HEADER, value);
+            }
+            Ok(resp)
+        })
+    }
+}
+
+/// A header value: printable ASCII only, other characters replaced by `?`.
+fn header_value(s: &str) -> Option<http::HeaderValue> {
+    let clean: String = s.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
+    http::HeaderValue::from_str(&clean).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::error::Fatal;
+
+    fn metrics(id: NodeId, leader: Option<NodeId>, ack: Option<u64>) -> RaftMetrics<NodeId, BasicNode> {
+        let mut m = RaftMetrics::new_initial(id);
+        m.current_leader = leader;
+        m.millis_since_quorum_ack = ack;
+        m
+    }
+
+    const LIMIT: Duration = Duration::from_millis(1500);
+
+    #[test]
+    fn a_follower_that_knows_its_leader_serves() {
+        assert_eq!(assess(&metrics(2, Some(1), None), LIMIT), None);
+    }
+
+    #[test]
+    fn a_leader_acknowledged_lately_serves() {
+        assert_eq!(assess(&metrics(1, Some(1), Some(150)), LIMIT), None);
+        assert_eq!(assess(&metrics(1, Some(1), Some(1500)), LIMIT), None);
+    }
+
+    #[test]
+    fn no_leader_is_not_serving() {
+        let u = assess(&metrics(2, None, None), LIMIT).expect("not serving");
+        assert_eq!(u.reason, "no leader known");
+        assert!(!u.core_stopped);
+    }
+
+    #[test]
+    fn a_leader_without_quorum_is_not_serving() {
+        let u = assess(&metrics(1, Some(1), Some(1501)), LIMIT).expect("not serving");
+        assert!(u.reason.starts_with("leader without a quorum"), "{}", u.reason);
+        assert_eq!(assess(&metrics(1, Some(1), Some(60_000)), LIMIT), Some(u), "the reason is stable");
+        assert!(assess(&metrics(1, Some(1), None), LIMIT).is_some());
+    }
+
+    #[test]
+    fn a_stopped_core_is_not_serving_even_with_a_leader() {
+        let mut m = metrics(2, Some(1), None);
+        m.running_state = Err(Fatal::Stopped);
+        let u = assess(&m, LIMIT).expect("not serving");
+        assert!(u.reason.starts_with("raft core stopped"), "{}", u.reason);
+        assert!(u.core_stopped);
+    }
+
+    #[test]
+    fn reasons_become_valid_header_values() {
+        assert_eq!(header_value("no leader known").unwrap(), "no leader known");
+        assert_eq!(header_value("disk\nfull ü").unwrap(), "disk?full ?");
+    }
+}

@@ -1,0 +1,112 @@
+//! `medmesh dev` never leaves replicas behind: SIGTERM stops every replica it started, and
+//! replicas whose `medmesh dev` was killed outright stop by themselves.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use medmesh_tests::{binary, free_base_port, wait_until};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// A started `medmesh dev`: the process, its replicas' pids and their endpoints.
+struct Dev {
+    child: tokio::process::Child,
+    replicas: Vec<u32>,
+    endpoints: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts `medmesh dev` with one province (the federation's and the province's 3 replicas)
+/// and waits until it prints `ready`.
+async fn start_dev() -> Dev {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base_port();
+    let mut child = tokio::process::Command::new(binary())
+        .args(["dev", "--provinces", "1", "--persons", "4", "--base-port", &base.to_string(), "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("medmesh dev starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut endpoints = Vec::new();
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(addr) = line.split_whitespace().last().filter(|a| a.starts_with("127.0.0.1:")) {
+                endpoints.push(addr.to_string());
+            }
+            if line.starts_with("ready") {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("medmesh dev becomes ready");
+    assert_eq!(endpoints.len(), 6, "the federation and one province x three replicas: {endpoints:?}");
+    let replicas = children_of(child.id().expect("dev runs"));
+    assert_eq!(replicas.len(), 6, "medmesh dev runs six replica processes: {replicas:?}");
+    Dev { child, replicas, endpoints, _dir: dir }
+}
+
+/// `(ppid, state)` of a process from `/proc/<pid>/stat`, if it exists.
+fn stat(pid: u32) -> Option<(u32, char)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    let mut rest = s[s.rfind(')')? + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some((ppid, state))
+}
+
+/// Pids of the live children of `parent`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|pid| stat(*pid).is_some_and(|(ppid, state)| ppid == parent && state != 'Z'))
+        .collect();
+    pids.sort();
+    pids
+}
+
+/// Whether a process still runs (a zombie has ended; only its parent has not reaped it yet).
+fn alive(pid: u32) -> bool {
+    stat(pid).is_some_and(|(_, state)| state != 'Z')
+}
+
+/// Waits until no replica process of `dev` runs and every one of its ports can be bound.
+async fn wait_all_gone(dev: &Dev, timeout: Duration) {
+    wait_until(timeout, "every replica to end and free its port", || async {
+        let running: Vec<u32> = dev.replicas.iter().copied().filter(|p| alive(*p)).collect();
+        let busy: Vec<&String> =
+            dev.endpoints.iter().filter(|a| std::net::TcpListener::bind(a.as_str()).is_err()).collect();
+        (running.is_empty() && busy.is_empty()).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_every_replica_of_medmesh_dev() {
+    let mut dev = start_dev().await;
+    let pid = dev.child.id().unwrap();
+    let ok = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
+    assert!(ok.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), dev.child.wait())
+        .await
+        .expect("medmesh dev ends within 30 s of SIGTERM")
+        .unwrap();
+    assert!(status.success(), "medmesh dev exits cleanly on SIGTERM: {status}");
+    // dev reaps its replicas before it exits.
+    assert!(dev.replicas.iter().all(|p| !alive(*p)), "replicas left running: {:?}", children_of(pid));
+    wait_all_gone(&dev, Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_stop_when_medmesh_dev_is_killed() {
+    let mut dev = start_dev().await;
+    dev.child.start_kill().unwrap();
+    dev.child.wait().await.unwrap();
+    // Each replica notices its parent is gone within a second and stops gracefully (at most
+    // 10 s), so 30 s is ample.
+    wait_all_gone(&dev, Duration::from_secs(30)).await;
+}
