@@ -95,15 +95,27 @@ pub async fn snapshot(
     Ok(snap)
 }
 
-/// Each province's pooling fund balances to the fen:
-/// `contributions + nonlocal_accounts_in = balance + pooling_paid + critical_illness_paid + nonlocal_reserved`.
+/// Each province's pool paid what its local settlements in force say, recomputed from the
+/// statements: Σ pooling fund and Σ critical illness of the listed local settlements equal the
+/// ledger's pooling and critical-illness payments, to the fen.
 pub fn ledgers_balance(s: &Snapshot) -> Result<(), String> {
     for (p, f) in &s.funds {
-        let out =
-            yuan(&f.balance) + yuan(&f.pooling_paid) + yuan(&f.critical_illness_paid) + yuan(&f.nonlocal_reserved);
-        let came = yuan(&f.contributions) + yuan(&f.nonlocal_accounts_in);
-        if out != came {
-            return Err(format!("{p}: {came} came in but the fund accounts for {out}"));
+        let local = s
+            .settlements
+            .iter()
+            .filter(|((q, _), _)| q == p)
+            .flat_map(|(_, l)| l.iter())
+            .filter(|x| x.status == "SETTLED" && x.insured_province.is_empty());
+        let (mut pooling, mut ci) = (Money::ZERO, Money::ZERO);
+        for x in local {
+            pooling += part(x, |y| &y.pooling_fund);
+            ci += part(x, |y| &y.critical_illness);
+        }
+        if (pooling, ci) != (yuan(&f.pooling_paid), yuan(&f.critical_illness_paid)) {
+            return Err(format!(
+                "{p}: local settlements in force paid {pooling} pooling and {ci} critical illness; the ledger says {} and {}",
+                f.pooling_paid, f.critical_illness_paid
+            ));
         }
     }
     Ok(())
