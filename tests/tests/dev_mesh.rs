@@ -109,7 +109,9 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
         .get_expense_document(pb::GetExpenseDocumentRequest { institution_id: inst.clone(), serial: "S1".into() })
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .document
+        .unwrap();
     assert_eq!(doc.split.unwrap().lines.len(), 10);
     let stmt = h
         .list_settlements(pb::ListSettlementsRequest {
@@ -197,7 +199,9 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
                 .get_qualification(pb::GetQualificationRequest { personnel_code: demo::doctor("110000", 2) })
                 .await
                 .ok()?
-                .into_inner();
+                .into_inner()
+                .qualification
+                .unwrap();
             (q.year_points == 9).then_some(q)
         }
     })
@@ -330,13 +334,16 @@ async fn nonlocal_settlement_through_the_hospital_api(
         })
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .account
+        .unwrap();
     assert_eq!(acct.consumed, positions.total);
     assert!(acct.warning, "a balance below the threshold warns (and care goes on)");
     // Then cleared: this month's statement reconciles with its lines and the positions, the
     // institution confirms its line and may roll the confirmation back, another cannot.
     let month = day[..7].to_string();
-    let run = fed.run_clearing(pb::ClearingRequest { month: month.clone() }).await.unwrap().into_inner();
+    let run =
+        fed.run_clearing(pb::RunClearingRequest { month: month.clone() }).await.unwrap().into_inner().clearing.unwrap();
     let st = run.statements.iter().find(|s| s.insured_province == "310000").expect("a 310000 statement");
     let lines: medmesh_types::Money =
         st.lines.iter().map(|l| medmesh_types::Money::parse_yuan(&l.amount).unwrap()).sum();
@@ -349,12 +356,12 @@ async fn nonlocal_settlement_through_the_hospital_api(
         serial: "NS1".into(),
         confirm: yes,
     };
-    let c = fed.confirm_clearing_line(confirm(&inst, true)).await.unwrap().into_inner();
+    let c = fed.confirm_clearing_line(confirm(&inst, true)).await.unwrap().into_inner().clearing.unwrap();
     assert_eq!(c.statements[0].confirmed_total, st.total);
     let err = fed.confirm_clearing_line(confirm(&demo::institution("110000", 2), true)).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().starts_with("institution_id:"), "{}", err.message());
-    let c = fed.confirm_clearing_line(confirm(&inst, false)).await.unwrap().into_inner();
+    let c = fed.confirm_clearing_line(confirm(&inst, false)).await.unwrap().into_inner().clearing.unwrap();
     assert_eq!(c.statements[0].confirmed_total, "0.00", "a confirmation can be rolled back");
 }
 
@@ -402,7 +409,9 @@ async fn joint_discipline_counts_in_every_province(p110: &[String], p310: &[Stri
         })
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .entry
+        .unwrap();
     assert!(e.person && e.in_force && e.institution_id.is_empty());
     let h110 = HospitalServiceClient::connect(format!("http://{}", p110[2])).await.unwrap();
     let err = wait_until(Duration::from_secs(30), "the person's entry to reach 110000", || {

@@ -483,14 +483,14 @@ pub fn personnel(field: &str, v: &str) -> Result<PersonnelCode, Status> {
     personnel_code(field, v)
 }
 
-pub fn qualification(code: &PersonnelCode, q: &medmesh_supervision::QualificationView) -> pb::QualificationResponse {
+pub fn qualification(code: &PersonnelCode, q: &medmesh_supervision::QualificationView) -> pb::Qualification {
     use medmesh_supervision::QualificationState as S;
     let (state, since, until) = match q.state {
         S::Active => ("ACTIVE", String::new(), String::new()),
         S::Suspended { since, until } => ("SUSPENDED", since.to_string(), until.to_string()),
         S::Terminated { since, reregister_from, .. } => ("TERMINATED", since.to_string(), reregister_from.to_string()),
     };
-    pb::QualificationResponse {
+    pb::Qualification {
         personnel_code: code.to_string(),
         year: q.year,
         year_points: q.year_points,

@@ -28,7 +28,7 @@ fn replica(r: Option<Replica>) -> Result<(u64, BasicNode), Status> {
 
 #[tonic::async_trait]
 impl AdminService for Admin {
-    async fn init(&self, req: Request<InitRequest>) -> Result<Response<AdminResponse>, Status> {
+    async fn init(&self, req: Request<InitRequest>) -> Result<Response<InitResponse>, Status> {
         let mut members = BTreeMap::new();
         for r in req.into_inner().replicas {
             let (id, node) = replica(Some(r))?;
@@ -38,12 +38,12 @@ impl AdminService for Admin {
             return Err(Status::invalid_argument("replicas: at least one replica"));
         }
         match self.app.raft.initialize(members).await {
-            Ok(()) => Ok(Response::new(AdminResponse { message: "initialized".into() })),
+            Ok(()) => Ok(Response::new(InitResponse { message: "initialized".into() })),
             Err(e) => Err(Status::failed_precondition(format!("replicas: {e}"))),
         }
     }
 
-    async fn add_replica(&self, req: Request<AddReplicaRequest>) -> Result<Response<AdminResponse>, Status> {
+    async fn add_replica(&self, req: Request<AddReplicaRequest>) -> Result<Response<AddReplicaResponse>, Status> {
         let r = req.into_inner();
         let (id, node) = replica(r.replica)?;
         self.app.raft.add_learner(id, node, true).await.map_err(|e| Status::failed_precondition(e.to_string()))?;
@@ -54,17 +54,20 @@ impl AdminService for Admin {
                 .await
                 .map_err(|e| Status::failed_precondition(e.to_string()))?;
         }
-        Ok(Response::new(AdminResponse { message: format!("replica {id} added") }))
+        Ok(Response::new(AddReplicaResponse { message: format!("replica {id} added") }))
     }
 
-    async fn remove_replica(&self, req: Request<RemoveReplicaRequest>) -> Result<Response<AdminResponse>, Status> {
+    async fn remove_replica(
+        &self,
+        req: Request<RemoveReplicaRequest>,
+    ) -> Result<Response<RemoveReplicaResponse>, Status> {
         let id = req.into_inner().id;
         let m = self.app.raft.metrics().borrow().clone();
         let is_voter = m.membership_config.membership().voter_ids().any(|v| v == id);
         let change =
             if is_voter { ChangeMembers::RemoveVoters([id].into()) } else { ChangeMembers::RemoveNodes([id].into()) };
         self.app.raft.change_membership(change, false).await.map_err(|e| Status::failed_precondition(e.to_string()))?;
-        Ok(Response::new(AdminResponse { message: format!("replica {id} removed") }))
+        Ok(Response::new(RemoveReplicaResponse { message: format!("replica {id} removed") }))
     }
 
     async fn status(&self, _req: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {

@@ -18,9 +18,9 @@ pub struct Agency {
 }
 
 impl Agency {
-    async fn put(&self, cmd: Command) -> Result<Response<PutResponse>, Status> {
+    async fn put<T: Default>(&self, cmd: Command) -> Result<Response<T>, Status> {
         match outcome(self.mesh.app.propose(cmd).await?)? {
-            Outcome::Stored => Ok(Response::new(PutResponse {})),
+            Outcome::Stored => Ok(Response::new(T::default())),
             other => Err(unexpected(other)),
         }
     }
@@ -28,7 +28,7 @@ impl Agency {
 
 #[tonic::async_trait]
 impl AgencyService for Agency {
-    async fn put_person(&self, req: Request<PutPersonRequest>) -> Result<Response<PutResponse>, Status> {
+    async fn put_person(&self, req: Request<PutPersonRequest>) -> Result<Response<PutPersonResponse>, Status> {
         let cmd = convert::put_person(req.into_inner())?;
         let entries = match &cmd {
             Command::PutPerson(p) if self.mesh.federated() && !self.mesh.is_federation() => {
@@ -45,19 +45,25 @@ impl AgencyService for Agency {
         Ok(r)
     }
 
-    async fn put_institution(&self, req: Request<PutInstitutionRequest>) -> Result<Response<PutResponse>, Status> {
+    async fn put_institution(
+        &self,
+        req: Request<PutInstitutionRequest>,
+    ) -> Result<Response<PutInstitutionResponse>, Status> {
         self.put(convert::put_institution(req.into_inner())?).await
     }
 
-    async fn put_personnel(&self, req: Request<PutPersonnelRequest>) -> Result<Response<PutResponse>, Status> {
+    async fn put_personnel(&self, req: Request<PutPersonnelRequest>) -> Result<Response<PutPersonnelResponse>, Status> {
         self.put(convert::put_personnel(req.into_inner())?).await
     }
 
-    async fn put_catalogue_item(&self, req: Request<PutCatalogueItemRequest>) -> Result<Response<PutResponse>, Status> {
+    async fn put_catalogue_item(
+        &self,
+        req: Request<PutCatalogueItemRequest>,
+    ) -> Result<Response<PutCatalogueItemResponse>, Status> {
         self.put(convert::put_catalogue_item(req.into_inner())?).await
     }
 
-    async fn put_policy(&self, req: Request<PutPolicyRequest>) -> Result<Response<PutResponse>, Status> {
+    async fn put_policy(&self, req: Request<PutPolicyRequest>) -> Result<Response<PutPolicyResponse>, Status> {
         self.put(convert::put_policy(req.into_inner())?).await
     }
 
@@ -71,7 +77,7 @@ impl AgencyService for Agency {
     async fn record_violation(
         &self,
         req: Request<RecordViolationRequest>,
-    ) -> Result<Response<QualificationResponse>, Status> {
+    ) -> Result<Response<RecordViolationResponse>, Status> {
         let cmd = convert::record_violation(req.into_inner())?;
         let code = match &cmd {
             Command::RecordViolation(v) => {
@@ -85,7 +91,9 @@ impl AgencyService for Agency {
             other => return Err(unexpected(other)),
         };
         match outcome(self.mesh.app.propose(cmd).await?)? {
-            Outcome::Qualification(q) => Ok(Response::new(convert::qualification(&code, &q))),
+            Outcome::Qualification(q) => {
+                Ok(Response::new(RecordViolationResponse { qualification: Some(convert::qualification(&code, &q)) }))
+            }
             other => Err(unexpected(other)),
         }
     }
@@ -93,7 +101,7 @@ impl AgencyService for Agency {
     async fn get_qualification(
         &self,
         req: Request<GetQualificationRequest>,
-    ) -> Result<Response<QualificationResponse>, Status> {
+    ) -> Result<Response<GetQualificationResponse>, Status> {
         let code = convert::personnel("personnel_code", &req.into_inner().personnel_code)?;
         let now = medmesh_types::LogTime(
             std::time::SystemTime::now()
@@ -102,7 +110,9 @@ impl AgencyService for Agency {
                 .unwrap_or(0),
         );
         match answer(self.mesh.app.query(Query::Qualification { code: code.clone(), now }).await?)? {
-            Answer::Qualification(q) => Ok(Response::new(convert::qualification(&code, &q))),
+            Answer::Qualification(q) => {
+                Ok(Response::new(GetQualificationResponse { qualification: Some(convert::qualification(&code, &q)) }))
+            }
             other => Err(unexpected(other)),
         }
     }
@@ -221,7 +231,7 @@ impl AgencyService for Agency {
     async fn record_discipline(
         &self,
         req: Request<RecordDisciplineRequest>,
-    ) -> Result<Response<pb::DisciplineEntry>, Status> {
+    ) -> Result<Response<RecordDisciplineResponse>, Status> {
         let r = req.into_inner();
         let subject = self.subject(&r.institution_id, r.certificate_kind, &r.certificate)?;
         let e = medmesh_state::DisciplineEntry {
@@ -236,7 +246,7 @@ impl AgencyService for Agency {
             outcome(self.mesh.fed_propose(Command::FedRecordDiscipline(e.clone())).await?)?;
         }
         outcome(self.mesh.app.propose(Command::RecordDiscipline(e.clone())).await?)?;
-        Ok(Response::new(discipline_pb(&e)))
+        Ok(Response::new(RecordDisciplineResponse { entry: Some(discipline_pb(&e)) }))
     }
 
     async fn list_discipline(

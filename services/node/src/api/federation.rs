@@ -50,9 +50,9 @@ fn prepaid_pb(v: &PrepaidView) -> PrepaidAccount {
     }
 }
 
-fn clearing_pb(month: &str, statements: &[ClearingStatement]) -> ClearingResponse {
+fn clearing_pb(month: &str, statements: &[ClearingStatement]) -> Option<Clearing> {
     let nets = province_nets(statements.iter().map(|s| (&s.insured, &s.treatment, s.total())));
-    ClearingResponse {
+    Some(Clearing {
         month: month.to_string(),
         statements: statements
             .iter()
@@ -74,7 +74,7 @@ fn clearing_pb(month: &str, statements: &[ClearingStatement]) -> ClearingRespons
             })
             .collect(),
         provinces: nets,
-    }
+    })
 }
 
 /// Each province's side of `(insured, treatment, amount)` debts: owed, receivable and net.
@@ -162,7 +162,7 @@ impl FederationService for Federation {
         }
     }
 
-    async fn top_up(&self, req: Request<TopUpRequest>) -> Result<Response<PrepaidAccount>, Status> {
+    async fn top_up(&self, req: Request<TopUpRequest>) -> Result<Response<TopUpResponse>, Status> {
         let r = req.into_inner();
         let warning_below = if r.warning_below.trim().is_empty() {
             None
@@ -176,7 +176,7 @@ impl FederationService for Federation {
             warning_below,
         };
         match self.act(cmd).await? {
-            Outcome::Prepaid(v) => Ok(Response::new(prepaid_pb(&v))),
+            Outcome::Prepaid(v) => Ok(Response::new(TopUpResponse { account: Some(prepaid_pb(&v)) })),
             other => Err(unexpected(other)),
         }
     }
@@ -193,18 +193,18 @@ impl FederationService for Federation {
         }
     }
 
-    async fn run_clearing(&self, req: Request<ClearingRequest>) -> Result<Response<ClearingResponse>, Status> {
+    async fn run_clearing(&self, req: Request<RunClearingRequest>) -> Result<Response<RunClearingResponse>, Status> {
         let month = req.into_inner().month;
         match self.act(Command::FedRunClearing { month: month.clone() }).await? {
-            Outcome::Clearing(s) => Ok(Response::new(clearing_pb(&month, &s))),
+            Outcome::Clearing(s) => Ok(Response::new(RunClearingResponse { clearing: clearing_pb(&month, &s) })),
             other => Err(unexpected(other)),
         }
     }
 
-    async fn get_clearing(&self, req: Request<ClearingRequest>) -> Result<Response<ClearingResponse>, Status> {
+    async fn get_clearing(&self, req: Request<GetClearingRequest>) -> Result<Response<GetClearingResponse>, Status> {
         let month = req.into_inner().month;
         match self.ask(Query::Clearing { month: month.clone() }).await? {
-            Answer::Clearing(s) => Ok(Response::new(clearing_pb(&month, &s))),
+            Answer::Clearing(s) => Ok(Response::new(GetClearingResponse { clearing: clearing_pb(&month, &s) })),
             other => Err(unexpected(other)),
         }
     }
@@ -212,7 +212,7 @@ impl FederationService for Federation {
     async fn confirm_clearing_line(
         &self,
         req: Request<ConfirmClearingLineRequest>,
-    ) -> Result<Response<ClearingResponse>, Status> {
+    ) -> Result<Response<ConfirmClearingLineResponse>, Status> {
         let r = req.into_inner();
         let cmd = Command::FedConfirmClearing {
             month: r.month.clone(),
@@ -222,7 +222,9 @@ impl FederationService for Federation {
             confirm: r.confirm,
         };
         match self.act(cmd).await? {
-            Outcome::Clearing(s) => Ok(Response::new(clearing_pb(&r.month, &s))),
+            Outcome::Clearing(s) => {
+                Ok(Response::new(ConfirmClearingLineResponse { clearing: clearing_pb(&r.month, &s) }))
+            }
             other => Err(unexpected(other)),
         }
     }

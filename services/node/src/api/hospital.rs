@@ -124,14 +124,16 @@ impl HospitalService for Hospital {
     async fn get_expense_document(
         &self,
         req: Request<GetExpenseDocumentRequest>,
-    ) -> Result<Response<ExpenseDocument>, Status> {
+    ) -> Result<Response<GetExpenseDocumentResponse>, Status> {
         let r = req.into_inner();
         let q = Query::Settlement {
             institution: convert::institution("institution_id", &r.institution_id)?,
             serial: convert::serial("serial", &r.serial)?,
         };
         match answer(self.mesh.app.query(q).await?)? {
-            Answer::Settlement(s) => Ok(Response::new(convert::expense_document(&s))),
+            Answer::Settlement(s) => {
+                Ok(Response::new(GetExpenseDocumentResponse { document: Some(convert::expense_document(&s)) }))
+            }
             other => Err(unexpected(other)),
         }
     }
