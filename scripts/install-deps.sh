@@ -12,6 +12,11 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# buf (protobuf lint) from PyPI's buf-bin, which ships the binary.
+if ! command -v buf >/dev/null 2>&1; then
+  echo "installing: buf-bin (PyPI)"
+  python3 -m pip install --quiet buf-bin 2>/dev/null || python3 -m pip install --quiet --break-system-packages buf-bin
+fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is required (https://rustup.rs)" >&2
   exit 1

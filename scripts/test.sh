@@ -11,6 +11,10 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check
+# The API: buf lint with the STANDARD rules (one request and one response message per rpc,
+# documented fields); see proto/buf.yaml.
+(cd proto && buf lint)
+echo "proto: buf lint clean"
 # Helm chart: rendered and linted by real Helm (helm-python-sdk) and validated against the
 # Kubernetes schemas offline (kubernetes-validate); compose file: parsed by docker-compose.
 ./scripts/validate-chart.sh

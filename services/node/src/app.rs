@@ -17,7 +17,7 @@ use tonic::Status;
 use crate::clock::{now_ms, offset_from_round_trip, GroupClock};
 use crate::network::{channel, raft_client};
 use crate::pb::raft_service_client::RaftServiceClient;
-use crate::pb::{ClockRequest, RaftBytes};
+use crate::pb::{ClockRequest, Payload, RaftServiceProposeRequest, RaftServiceQueryRequest};
 
 /// Most commands in one Raft entry.
 pub const MAX_BATCH: usize = 512;
@@ -159,9 +159,9 @@ impl App {
                 },
                 Some((_, addr)) => {
                     let mut c = self.peer(&addr).await?;
-                    let data = RaftBytes { data: bincode::serialize(&req).expect("requests encode") };
+                    let data = bincode::serialize(&req).expect("requests encode");
                     match R::send(&mut c, data).await {
-                        Ok(r) => match bincode::deserialize::<Result<R::Out, ForwardError>>(&r.into_inner().data) {
+                        Ok(r) => match bincode::deserialize::<Result<R::Out, ForwardError>>(&r) {
                             Ok(Ok(r)) => return Ok(r),
                             Ok(Err(ForwardError::NotLeader)) => last = format!("{addr} is no longer leader"),
                             Ok(Err(ForwardError::Unavailable(m))) => return Err(Status::unavailable(m)),
@@ -204,7 +204,7 @@ trait OnLeader: Serialize + Clone + Send + Sync {
     /// Runs it on this replica, which believes it leads.
     async fn run_local(self, app: &App) -> Result<Self::Out, ForwardError>;
     /// Forwards it to the leader.
-    async fn send(c: &mut RaftServiceClient<Channel>, data: RaftBytes) -> Result<tonic::Response<RaftBytes>, Status>;
+    async fn send(c: &mut RaftServiceClient<Channel>, data: Vec<u8>) -> Result<Vec<u8>, Status>;
 }
 
 impl OnLeader for Command {
@@ -213,8 +213,8 @@ impl OnLeader for Command {
     async fn run_local(self, app: &App) -> Reply {
         app.propose_local(self).await
     }
-    async fn send(c: &mut RaftServiceClient<Channel>, data: RaftBytes) -> Result<tonic::Response<RaftBytes>, Status> {
-        c.propose(data).await
+    async fn send(c: &mut RaftServiceClient<Channel>, data: Vec<u8>) -> Result<Vec<u8>, Status> {
+        c.propose(RaftServiceProposeRequest::wrap(data)).await.map(|r| r.into_inner().data())
     }
 }
 
@@ -224,8 +224,8 @@ impl OnLeader for Query {
     async fn run_local(self, app: &App) -> QueryReply {
         app.query_local(self).await
     }
-    async fn send(c: &mut RaftServiceClient<Channel>, data: RaftBytes) -> Result<tonic::Response<RaftBytes>, Status> {
-        c.query(data).await
+    async fn send(c: &mut RaftServiceClient<Channel>, data: Vec<u8>) -> Result<Vec<u8>, Status> {
+        c.query(RaftServiceQueryRequest::wrap(data)).await.map(|r| r.into_inner().data())
     }
 }
 

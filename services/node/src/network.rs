@@ -13,7 +13,7 @@ use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::pb::raft_service_client::RaftServiceClient;
-use crate::pb::RaftBytes;
+use crate::pb::{Payload, RaftServiceAppendEntriesRequest, RaftServiceInstallSnapshotRequest, RaftServiceVoteRequest};
 
 /// Largest gRPC message a replica accepts; snapshot chunks are kept well below it.
 pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
@@ -51,8 +51,10 @@ pub struct Network {
     client: Option<RaftServiceClient<Channel>>,
 }
 
-fn enc<T: Serialize>(v: &T) -> RaftBytes {
-    RaftBytes { data: bincode::serialize(v).expect("raft messages encode") }
+fn enc<T: Serialize, P: Payload>(v: &T, ttl: std::time::Duration) -> tonic::Request<P> {
+    let mut request = tonic::Request::new(P::wrap(bincode::serialize(v).expect("raft messages encode")));
+    request.set_timeout(ttl);
+    request
 }
 
 impl Network {
@@ -70,12 +72,17 @@ impl Network {
         let Some(client) = self.client.as_mut() else {
             return Err(RPCError::Unreachable(Unreachable::new(&std::io::Error::other("bad peer address"))));
         };
-        let mut request = tonic::Request::new(enc(req));
-        request.set_timeout(option.hard_ttl());
+        let ttl = option.hard_ttl();
         let reply = match kind {
-            "append" => client.append_entries(request).await,
-            "vote" => client.vote(request).await,
-            _ => client.install_snapshot(request).await,
+            "append" => client
+                .append_entries(enc::<_, RaftServiceAppendEntriesRequest>(req, ttl))
+                .await
+                .map(|r| r.into_inner().data()),
+            "vote" => client.vote(enc::<_, RaftServiceVoteRequest>(req, ttl)).await.map(|r| r.into_inner().data()),
+            _ => client
+                .install_snapshot(enc::<_, RaftServiceInstallSnapshotRequest>(req, ttl))
+                .await
+                .map(|r| r.into_inner().data()),
         };
         let reply = reply.map_err(|s| match s.code() {
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
@@ -84,7 +91,7 @@ impl Network {
             _ => RPCError::Network(NetworkError::new(&s)),
         })?;
         let res: Result<Resp, RaftError<NodeId, E>> =
-            bincode::deserialize(&reply.into_inner().data).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+            bincode::deserialize(&reply).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         res.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }

@@ -5,3 +5,37 @@ tonic::include_proto!("medmesh.v1");
 
 /// Encoded file descriptor set, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("medmesh_descriptor");
+
+/// The internal RaftService messages: each carries one bincode payload.
+pub trait Payload: Sized {
+    /// Wraps encoded bytes.
+    fn wrap(data: Vec<u8>) -> Self;
+    /// The encoded bytes.
+    fn data(self) -> Vec<u8>;
+}
+
+macro_rules! payload {
+    ($($t:ident),*) => {
+        $(impl Payload for $t {
+            fn wrap(data: Vec<u8>) -> Self {
+                $t { data }
+            }
+            fn data(self) -> Vec<u8> {
+                self.data
+            }
+        })*
+    };
+}
+
+payload!(
+    RaftServiceAppendEntriesRequest,
+    RaftServiceAppendEntriesResponse,
+    RaftServiceVoteRequest,
+    RaftServiceVoteResponse,
+    RaftServiceInstallSnapshotRequest,
+    RaftServiceInstallSnapshotResponse,
+    RaftServiceProposeRequest,
+    RaftServiceProposeResponse,
+    RaftServiceQueryRequest,
+    RaftServiceQueryResponse
+);

@@ -19,7 +19,7 @@ use tonic::Status;
 use crate::app::ForwardError;
 use crate::network::{channel, raft_client};
 use crate::pb::raft_service_client::RaftServiceClient;
-use crate::pb::RaftBytes;
+use crate::pb::{Payload, RaftServiceProposeRequest, RaftServiceQueryRequest};
 
 /// How long one call to one replica may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -78,14 +78,21 @@ impl Remote {
         for round in 0..2 {
             for addr in order.iter().copied() {
                 let mut c = self.client(addr).await?;
-                let mut request = tonic::Request::new(RaftBytes { data: data.clone() });
-                request.set_timeout(CALL_TIMEOUT);
+                fn request<P: Payload>(data: &[u8]) -> tonic::Request<P> {
+                    let mut r = tonic::Request::new(P::wrap(data.to_vec()));
+                    r.set_timeout(CALL_TIMEOUT);
+                    r
+                }
                 let reply = match kind {
-                    Kind::Propose => c.propose(request).await,
-                    Kind::Query => c.query(request).await,
+                    Kind::Propose => {
+                        c.propose(request::<RaftServiceProposeRequest>(&data)).await.map(|r| r.into_inner().data())
+                    }
+                    Kind::Query => {
+                        c.query(request::<RaftServiceQueryRequest>(&data)).await.map(|r| r.into_inner().data())
+                    }
                 };
                 match reply {
-                    Ok(r) => match bincode::deserialize::<Result<Out, ForwardError>>(&r.into_inner().data) {
+                    Ok(r) => match bincode::deserialize::<Result<Out, ForwardError>>(&r) {
                         Ok(Ok(out)) => {
                             if preferred.as_ref() != Some(addr) {
                                 if let Ok(mut l) = self.leaders.lock() {

@@ -10,45 +10,54 @@ use tonic::{Request, Response, Status};
 
 use crate::app::App;
 use crate::pb::raft_service_server::RaftService;
-use crate::pb::{ClockRequest, ClockResponse, RaftBytes};
+use crate::pb::*;
 
 /// Serves [`RaftService`] on a replica.
 pub struct RaftApi {
     pub(crate) app: Arc<App>,
 }
 
-fn decode<T: serde::de::DeserializeOwned>(req: Request<RaftBytes>) -> Result<T, Status> {
-    bincode::deserialize(&req.into_inner().data)
+fn decode<T: serde::de::DeserializeOwned, P: Payload>(req: Request<P>) -> Result<T, Status> {
+    bincode::deserialize(&req.into_inner().data())
         .map_err(|e| Status::invalid_argument(format!("data: undecodable: {e}")))
 }
 
-fn reply<T: Serialize>(v: &T) -> Result<Response<RaftBytes>, Status> {
-    Ok(Response::new(RaftBytes { data: bincode::serialize(v).map_err(|e| Status::internal(e.to_string()))? }))
+fn reply<T: Serialize, P: Payload>(v: &T) -> Result<Response<P>, Status> {
+    Ok(Response::new(P::wrap(bincode::serialize(v).map_err(|e| Status::internal(e.to_string()))?)))
 }
 
 #[tonic::async_trait]
 impl RaftService for RaftApi {
-    async fn append_entries(&self, req: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
+    async fn append_entries(
+        &self,
+        req: Request<RaftServiceAppendEntriesRequest>,
+    ) -> Result<Response<RaftServiceAppendEntriesResponse>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = decode(req)?;
         reply(&self.app.raft.append_entries(rpc).await)
     }
 
-    async fn vote(&self, req: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
+    async fn vote(&self, req: Request<RaftServiceVoteRequest>) -> Result<Response<RaftServiceVoteResponse>, Status> {
         let rpc: VoteRequest<u64> = decode(req)?;
         reply(&self.app.raft.vote(rpc).await)
     }
 
-    async fn install_snapshot(&self, req: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
+    async fn install_snapshot(
+        &self,
+        req: Request<RaftServiceInstallSnapshotRequest>,
+    ) -> Result<Response<RaftServiceInstallSnapshotResponse>, Status> {
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(req)?;
         reply(&self.app.raft.install_snapshot(rpc).await)
     }
 
-    async fn propose(&self, req: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
+    async fn propose(
+        &self,
+        req: Request<RaftServiceProposeRequest>,
+    ) -> Result<Response<RaftServiceProposeResponse>, Status> {
         let cmd: Command = decode(req)?;
         reply(&self.app.propose_local(cmd).await)
     }
 
-    async fn query(&self, req: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
+    async fn query(&self, req: Request<RaftServiceQueryRequest>) -> Result<Response<RaftServiceQueryResponse>, Status> {
         let q: Query = decode(req)?;
         reply(&self.app.query_local(q).await)
     }
