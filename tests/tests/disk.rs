@@ -21,7 +21,10 @@ use medmesh_tests::{data_dir, free_base_port, read_state, wait_until, Group};
 const PROVINCE: &str = "110000";
 /// The replica whose disk fills.
 const FULL: u64 = 3;
-/// Size of its filesystem: room for the demo data and the first settlements.
+/// Size of its filesystem: room for the demo data and the first settlements. Keep it below
+/// RocksDB's WAL preallocation (1.1 × the 64 MiB write buffer): on a larger tmpfs the WAL's
+/// `fallocate` succeeds, the log keeps appending into reserved space after the filler took the
+/// rest, and the fault shows up only much later (at a flush).
 const TMPFS_SIZE: &str = "64m";
 const PERSONS: u32 = 30;
 
