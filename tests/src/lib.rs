@@ -89,6 +89,18 @@ pub struct Group {
 impl Group {
     /// Starts `n` replicas of `province` under a fresh temporary directory.
     pub fn start(province: &str, n: u64, base_port: u16, env: &[(&'static str, String)]) -> Group {
+        Group::start_prepared(province, n, base_port, env, |_| {})
+    }
+
+    /// Like [`Group::start`], calling `prepare` with each replica just before it starts (to
+    /// put its data directory on a filesystem of its own, for example).
+    pub fn start_prepared(
+        province: &str,
+        n: u64,
+        base_port: u16,
+        env: &[(&'static str, String)],
+        mut prepare: impl FnMut(&Replica),
+    ) -> Group {
         let root = tempfile::tempdir().expect("tempdir");
         let addrs: Vec<String> = (1..=n).map(|r| format!("127.0.0.1:{}", base_port as u64 + r)).collect();
         let peers = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
@@ -102,6 +114,7 @@ impl Group {
                 child: None,
                 env: env.to_vec(),
             });
+            prepare(g.replica(r));
             g.restart(r);
         }
         g._root = Some(root);
@@ -142,6 +155,20 @@ impl Group {
             c.start_kill().expect("kill");
             let _ = c.wait().await;
         }
+    }
+
+    /// The exit status of replica `id` if its process has ended by itself (it then counts as
+    /// not running, and may be restarted).
+    pub fn exited(&mut self, id: u64) -> Option<std::process::ExitStatus> {
+        let r = self.replica_mut(id);
+        let status = r.child.as_mut()?.try_wait().expect("wait on replica")?;
+        r.child = None;
+        Some(status)
+    }
+
+    /// What replica `id` has logged so far.
+    pub fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(self.replica(id).dir.join("replica.log")).unwrap_or_default()
     }
 
     /// Stops replica `id` with SIGSTOP (a stalled host: its sockets stay open, nothing

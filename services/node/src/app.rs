@@ -26,6 +26,10 @@ pub const MAX_IN_FLIGHT: usize = 8;
 /// How long a request may wait for a leader before it gets UNAVAILABLE.
 pub const LEADER_WAIT: Duration = Duration::from_secs(10);
 
+/// Exit code of a replica process whose storage failed (`EX_TEMPFAIL`): a supervisor restarts
+/// it, and it serves again once the disk has room (or is replaced).
+pub const EXIT_STORAGE_FAILURE: i32 = 75;
+
 /// Why a replica could not take a proposal or query itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ForwardError {
@@ -62,6 +66,7 @@ impl App {
         let (tx, rx) = mpsc::channel(MAX_BATCH * MAX_IN_FLIGHT * 2);
         let clock = Arc::new(GroupClock::default());
         tokio::spawn(batcher(raft.clone(), rx, clock.clone()));
+        tokio::spawn(exit_on_storage_failure(raft.clone()));
         let app =
             Arc::new(App { id, province, addr, raft, view, clock, proposals: tx, peers: Mutex::new(BTreeMap::new()) });
         tokio::spawn(keep_time(Arc::downgrade(&app)));
@@ -242,6 +247,34 @@ async fn keep_time(app: std::sync::Weak<App>) {
 
 /// Reply to a forwarded query.
 pub type QueryReply = Result<Result<Answer, medmesh_state::DomainError>, ForwardError>;
+
+/// Ends the process when the Raft core stops on a storage error (disk full, failed fsync, a
+/// corrupt file) or a panic. openraft stops the core for good on such an error: the replica no
+/// longer acknowledges or applies anything, and nothing it acknowledged is lost (a log append
+/// is acknowledged only after its fsync succeeded). A restart is the way back — RocksDB
+/// recovers from its synced WAL and the leader catches the replica up — so the process exits
+/// with [`EXIT_STORAGE_FAILURE`] and says why, rather than living on as a replica that answers
+/// but cannot serve. Clients waiting on it got UNAVAILABLE with the storage error; clients of
+/// other replicas are not affected while a majority remains.
+async fn exit_on_storage_failure(raft: Raft<TypeConfig>) {
+    let mut metrics = raft.metrics();
+    loop {
+        let state = metrics.borrow().running_state.clone();
+        match state {
+            Ok(()) => {}
+            Err(openraft::error::Fatal::Stopped) => return,
+            Err(fatal) => {
+                let why = format!("raft stopped on a fatal error: {fatal}");
+                tracing::error!(error = %fatal, exit_code = EXIT_STORAGE_FAILURE, "storage failure: this replica stops; restart it once the disk is fixed");
+                eprintln!("medmesh: {why}; exiting with code {EXIT_STORAGE_FAILURE}");
+                std::process::exit(EXIT_STORAGE_FAILURE);
+            }
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
 
 /// Collects proposals into batches: one Raft entry carries up to [`MAX_BATCH`] commands, and up
 /// to [`MAX_IN_FLIGHT`] entries are in flight, so throughput is not one fsync per command.

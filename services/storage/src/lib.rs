@@ -12,16 +12,22 @@
 //! - the state change, the applied log id and the idempotency records of one `apply` call go in
 //!   one `WriteBatch`, so a crash never separates them;
 //! - state machine writes share the WAL with the log and are synced by the next log append or
-//!   explicitly before a snapshot lets the log be purged;
-//! - a snapshot older than what is applied is never installed.
+//!   explicitly, right after the RocksDB snapshot a snapshot file is built from is taken, so
+//!   everything a snapshot (which lets the log be purged) holds is on disk;
+//! - a snapshot older than what is applied is never installed; a received one is fsync'd and
+//!   verified before the state is touched, and an install cut short by a crash is finished
+//!   when the store opens (see `snapshot.rs`).
 #![forbid(unsafe_code)]
 // openraft's StorageError is the error type its storage traits require.
 #![allow(clippy::result_large_err)]
 
 mod log_store;
+mod snapshot;
 mod state_machine;
+#[cfg(test)]
+mod tests;
 
-use std::io::Cursor;
+pub use snapshot::SnapshotFile;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -39,7 +45,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = SnapshotFile,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

@@ -1,7 +1,7 @@
 //! The state machine in RocksDB: applies batches through the pure [`medmesh_state`] apply and
 //! writes each apply call's changes, applied log id and membership in one `WriteBatch`.
+//! Snapshots are files, streamed to and from disk (see [`crate::snapshot`]).
 
-use std::io::{Cursor, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,28 +12,23 @@ use openraft::{
     StoredMembership,
 };
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
-use serde::{Deserialize, Serialize};
 
+use crate::snapshot::{self, SnapshotFile, SnapshotLocks};
 use crate::{NodeId, TypeConfig, CF_SM};
 
-const KEY_APPLIED: &[u8] = b"~raft/applied";
-const KEY_MEMBERSHIP: &[u8] = b"~raft/membership";
-const SNAPSHOT_FILE: &str = "current.bin";
+pub(crate) const KEY_APPLIED: &[u8] = b"~raft/applied";
+pub(crate) const KEY_MEMBERSHIP: &[u8] = b"~raft/membership";
+/// Set while a snapshot install replaces the state (see [`crate::snapshot`]).
+pub(crate) const KEY_INSTALLING: &[u8] = b"~raft/installing";
 
-type Membership = StoredMembership<NodeId, openraft::BasicNode>;
-type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
-
-/// A snapshot as stored on disk.
-#[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
-    meta: Meta,
-    data: Vec<u8>,
-}
+pub(crate) type Membership = StoredMembership<NodeId, openraft::BasicNode>;
+pub(crate) type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
 
 /// Read-only view of the committed state, for queries.
 #[derive(Clone)]
 pub struct StateView {
-    db: Arc<DB>,
+    pub(crate) db: Arc<DB>,
+    pub(crate) locks: Arc<SnapshotLocks>,
 }
 
 impl StateView {
@@ -86,7 +81,8 @@ impl StateMachineStore {
         role: Role,
     ) -> Result<StateMachineStore, StorageError<NodeId>> {
         std::fs::create_dir_all(&snapshot_dir).map_err(|e| StorageIOError::write(&e))?;
-        let view = StateView { db };
+        let view = StateView { db, locks: Arc::default() };
+        snapshot::recover(&view.db, &view.locks, &snapshot_dir)?;
         let applied = match view.get(KEY_APPLIED) {
             Some(b) => bincode::deserialize(&b).map_err(|e| StorageIOError::read_state_machine(&e))?,
             None => None,
@@ -133,26 +129,6 @@ impl StateMachineStore {
         );
         Ok(())
     }
-
-    fn snapshot_path(&self) -> PathBuf {
-        self.snapshot_dir.join(SNAPSHOT_FILE)
-    }
-
-    fn save_snapshot_file(&self, s: &StoredSnapshot) -> Result<(), StorageError<NodeId>> {
-        let tmp = self.snapshot_dir.join("current.tmp");
-        let bytes = bincode::serialize(s).map_err(|e| StorageIOError::write_snapshot(Some(s.meta.signature()), &e))?;
-        let mut f =
-            std::fs::File::create(&tmp).map_err(|e| StorageIOError::write_snapshot(Some(s.meta.signature()), &e))?;
-        f.write_all(&bytes)
-            .and_then(|_| f.sync_all())
-            .map_err(|e| StorageIOError::write_snapshot(Some(s.meta.signature()), &e))?;
-        std::fs::rename(&tmp, self.snapshot_path())
-            .map_err(|e| StorageIOError::write_snapshot(Some(s.meta.signature()), &e))?;
-        if let Ok(dir) = std::fs::File::open(&self.snapshot_dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
-    }
 }
 
 /// Builds snapshots from a consistent RocksDB snapshot of the state column family.
@@ -164,45 +140,13 @@ pub struct SnapshotBuilder {
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        let db = self.view.db.clone();
-        // State writes share the WAL with the log but are not synced on their own: sync now, so
-        // the log this snapshot lets openraft purge is never the only copy of applied state.
-        db.flush_wal(true).map_err(|e| StorageIOError::write_state_machine(&e))?;
-        let cf = self.view.cf();
-        let snap = db.snapshot();
-        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        for item in snap.iterator_cf(cf, IteratorMode::Start) {
-            let (k, v) = item.map_err(|e| StorageIOError::read_state_machine(&e))?;
-            pairs.push((k.to_vec(), v.to_vec()));
-        }
-        let find = |key: &[u8]| pairs.iter().find(|(k, _)| k.as_slice() == key).map(|(_, v)| v.clone());
-        let applied: Option<LogId<NodeId>> = match find(KEY_APPLIED) {
-            Some(b) => bincode::deserialize(&b).map_err(|e| StorageIOError::read_state_machine(&e))?,
-            None => None,
-        };
-        let membership: Membership = match find(KEY_MEMBERSHIP) {
-            Some(b) => bincode::deserialize(&b).map_err(|e| StorageIOError::read_state_machine(&e))?,
-            None => Membership::default(),
-        };
-        let data = bincode::serialize(&pairs).map_err(|e| StorageIOError::write_state_machine(&e))?;
-        self.seq += 1;
-        let snapshot_id = match applied {
-            Some(l) => format!("{}-{}-{}", l.leader_id, l.index, self.seq),
-            None => format!("0-0-{}", self.seq),
-        };
-        let meta = Meta { last_log_id: applied, last_membership: membership, snapshot_id };
-        let stored = StoredSnapshot { meta: meta.clone(), data: data.clone() };
-        let tmp = StateMachineStore {
-            view: self.view.clone(),
-            snapshot_dir: self.snapshot_dir.clone(),
-            applied,
-            membership: meta.last_membership.clone(),
-            snapshot_seq: 0,
-            role: Role::Province,
-        };
-        tmp.save_snapshot_file(&stored)?;
-        tracing::info!(index = applied.map(|l| l.index).unwrap_or(0), bytes = data.len(), "snapshot built");
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+        let (view, dir, seq) = (self.view.clone(), self.snapshot_dir.clone(), self.seq);
+        let (meta, file, len) =
+            tokio::task::spawn_blocking(move || snapshot::build(&view.db, &view.locks, &dir, seq, &|_, _| {}))
+                .await
+                .map_err(|e| StorageIOError::write_snapshot(None, &e))??;
+        tracing::info!(index = meta.last_log_id.map(|l| l.index).unwrap_or(0), bytes = len, "snapshot built");
+        Ok(Snapshot { meta, snapshot: Box::new(SnapshotFile::published(file)) })
     }
 }
 
@@ -246,47 +190,35 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         SnapshotBuilder { view: self.view.clone(), snapshot_dir: self.snapshot_dir.clone(), seq: self.snapshot_seq }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError<NodeId>> {
+        let f = SnapshotFile::receive(&self.snapshot_dir).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        Ok(Box::new(f))
     }
 
-    async fn install_snapshot(
-        &mut self,
-        meta: &Meta,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError<NodeId>> {
+    async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<SnapshotFile>) -> Result<(), StorageError<NodeId>> {
         if meta.last_log_id <= self.applied {
             tracing::warn!(snapshot = ?meta.last_log_id, applied = ?self.applied, "ignoring a snapshot older than applied state");
             return Ok(());
         }
-        let data = snapshot.into_inner();
-        let pairs: Vec<(Vec<u8>, Vec<u8>)> =
-            bincode::deserialize(&data).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
-        let cf = self.view.cf();
-        let mut b = WriteBatch::default();
-        b.delete_range_cf(cf, [0u8].as_slice(), [0xffu8; 8].as_slice());
-        for (k, v) in &pairs {
-            b.put_cf(cf, k, v);
-        }
+        let (file, temp) = snapshot.into_std().await;
+        let (view, dir, m) = (self.view.clone(), self.snapshot_dir.clone(), meta.clone());
+        tokio::task::spawn_blocking(move || {
+            snapshot::install(&view.db, &view.locks, &dir, &m, file, temp, &|_| Ok(()))
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))??;
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
-        self.put_raft_meta(&mut b)?;
-        let mut o = WriteOptions::default();
-        o.set_sync(true);
-        self.view.db.write_opt(b, &o).map_err(|e| StorageIOError::write_state_machine(&e))?;
-        self.save_snapshot_file(&StoredSnapshot { meta: meta.clone(), data })?;
         tracing::info!(index = meta.last_log_id.map(|l| l.index).unwrap_or(0), "snapshot installed");
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        let path = self.snapshot_path();
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StorageIOError::read_snapshot(None, &e).into()),
-        };
-        let s: StoredSnapshot = bincode::deserialize(&bytes).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
-        Ok(Some(Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
+        let dir = self.snapshot_dir.clone();
+        let current = tokio::task::spawn_blocking(move || snapshot::current(&dir))
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(None, &e))?
+            .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        Ok(current.map(|(meta, file)| Snapshot { meta, snapshot: Box::new(SnapshotFile::published(file)) }))
     }
 }
