@@ -226,3 +226,174 @@ async fn generated_bad_requests_get_clear_statuses_and_leave_replicas_equal() {
     }
     assert!(states.windows(2).all(|w| w[0] == w[1]), "replicas hold identical state");
 }
+
+/// Issue 9: every refusal names the request's field at fault, with the documented code. One
+/// row per field a client gets wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_refusal_names_the_request_field() {
+    let g = Group::start(PROVINCE, 3, free_base_port(), &[]);
+    let leader = g.leader().await;
+    demo::load(g.channel(leader), PROVINCE, 5).await.expect("demo data");
+    let mut h = HospitalServiceClient::new(g.channel(leader));
+    let mut a = AgencyServiceClient::new(g.channel(leader));
+    let day = demo::today();
+    let inst = demo::institution(PROVINCE, 1);
+    h.register_visit(demo::visit_request(PROVINCE, "V1", 1, 1, &day)).await.expect("a visit");
+    let visit = |f: &dyn Fn(&mut pb::RegisterVisitRequest)| {
+        let mut r = demo::visit_request(PROVINCE, "V2", 1, 1, &day);
+        f(&mut r);
+        r
+    };
+    let line = |qty: &str, price: &str| pb::UploadFeesRequest {
+        institution_id: inst.clone(),
+        visit_serial: "V1".into(),
+        lines: vec![pb::FeeLine {
+            serial: "L1".into(),
+            code: demo::fee_lines(0, &day)[0].code.clone(),
+            quantity: qty.into(),
+            unit_price: price.into(),
+            date: day.clone(),
+        }],
+    };
+    let cases: Vec<(&str, Result<(), tonic::Status>, Code, &str)> = vec![
+        (
+            "empty institution",
+            h.register_visit(visit(&|r| r.institution_id.clear())).await.map(|_| ()),
+            Code::InvalidArgument,
+            "institution_id:",
+        ),
+        (
+            "unknown institution",
+            h.register_visit(visit(&|r| r.institution_id = "H-NONE".into())).await.map(|_| ()),
+            Code::NotFound,
+            "institution_id:",
+        ),
+        (
+            "unknown doctor",
+            h.register_visit(visit(&|r| r.doctor_code = "D-NONE".into())).await.map(|_| ()),
+            Code::NotFound,
+            "doctor_code:",
+        ),
+        (
+            "bad admission day",
+            h.register_visit(visit(&|r| r.admitted = "2025-13-01".into())).await.map(|_| ()),
+            Code::InvalidArgument,
+            "admitted:",
+        ),
+        (
+            "unknown certificate",
+            h.register_visit(visit(&|r| r.certificate = "NOBODY".into())).await.map(|_| ()),
+            Code::NotFound,
+            "certificate:",
+        ),
+        (
+            "unknown visit",
+            h.upload_fees(pb::UploadFeesRequest { visit_serial: "V-NONE".into(), ..line("1", "10") }).await.map(|_| ()),
+            Code::NotFound,
+            "visit_serial:",
+        ),
+        (
+            "zero quantity",
+            h.upload_fees(line("0", "10")).await.map(|_| ()),
+            Code::InvalidArgument,
+            "lines[0].quantity:",
+        ),
+        (
+            "line above the limit",
+            h.upload_fees(line("99999", "99999999999")).await.map(|_| ()),
+            Code::InvalidArgument,
+            "lines[0].unit_price:",
+        ),
+        (
+            "settle an unknown visit",
+            h.settle(pb::SettleRequest {
+                institution_id: inst.clone(),
+                serial: "S1".into(),
+                visit_serial: "V-NONE".into(),
+                use_individual_account: false,
+            })
+            .await
+            .map(|_| ()),
+            Code::NotFound,
+            "visit_serial:",
+        ),
+        (
+            "reverse an unknown settlement",
+            h.reverse(pb::ReverseRequest {
+                institution_id: inst.clone(),
+                serial: "R1".into(),
+                settlement_serial: "S-NONE".into(),
+            })
+            .await
+            .map(|_| ()),
+            Code::NotFound,
+            "settlement_serial:",
+        ),
+        (
+            "bad page token",
+            h.list_settlements(pb::ListSettlementsRequest {
+                institution_id: inst.clone(),
+                from: day.clone(),
+                to: day.clone(),
+                page_token: "garbage".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+            Code::InvalidArgument,
+            "page_token:",
+        ),
+        (
+            "period backwards",
+            h.list_settlements(pb::ListSettlementsRequest {
+                institution_id: inst.clone(),
+                from: "2025-03-10".into(),
+                to: "2025-03-01".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+            Code::InvalidArgument,
+            "to:",
+        ),
+        (
+            "negative contribution",
+            a.contribute(pb::ContributeRequest { serial: "C-9".into(), amount: "-1".into(), source: String::new() })
+                .await
+                .map(|_| ()),
+            Code::InvalidArgument,
+            "amount:",
+        ),
+        (
+            "unknown institution read",
+            a.get_institution(pb::GetInstitutionRequest { id: "H-NONE".into() }).await.map(|_| ()),
+            Code::NotFound,
+            "id:",
+        ),
+        (
+            "birth day out of range",
+            a.put_person(pb::PutPersonRequest { birth_date: "1800-01-01".into(), ..demo::person(PROVINCE, 99) })
+                .await
+                .map(|_| ()),
+            Code::InvalidArgument,
+            "birth_date:",
+        ),
+        (
+            "no personnel code",
+            a.get_qualification(pb::GetQualificationRequest { personnel_code: String::new() }).await.map(|_| ()),
+            Code::InvalidArgument,
+            "personnel_code:",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (what, got, code, field) in cases {
+        match got {
+            Err(s) if s.code() == code && s.message().starts_with(field) => {}
+            Err(s) => {
+                wrong.push(format!("{what}: got {:?} {:?}, want {code:?} starting {field:?}", s.code(), s.message()))
+            }
+            Ok(()) => wrong.push(format!("{what}: accepted, want {code:?} starting {field:?}")),
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
