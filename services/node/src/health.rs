@@ -8,8 +8,6 @@
 //! [`LIVENESS`] is a separate health entry that is NOT_SERVING only when the Raft core has
 //! stopped: restarting the process can fix that, but not a lost quorum.
 
-use std::convert::Infallible;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use medmesh_storage::{NodeId, TypeConfig};
@@ -17,7 +15,8 @@ use openraft::{BasicNode, Raft, RaftMetrics};
 use tokio::sync::watch;
 use tonic::body::Body;
 use tonic::codegen::http;
-use tonic::server::NamedService;
+
+use crate::map_response::MapResponse;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
@@ -120,49 +119,17 @@ async fn apply(reporter: &HealthReporter, services: &[&'static str], state: Opti
 }
 
 /// Wraps the health service so that every answer carries [`REASON_HEADER`] while the replica
-/// does not serve.
-#[derive(Clone)]
-pub struct WithReason<S> {
+/// does not serve; `reason` as returned by [`start`].
+pub fn with_reason<S>(
     inner: S,
     reason: watch::Receiver<Option<String>>,
-}
-
-impl<S> WithReason<S> {
-    /// Wraps `inner`, reading the reason from `reason` (as returned by [`start`]).
-    pub fn new(inner: S, reason: watch::Receiver<Option<String>>) -> WithReason<S> {
-        WithReason { inner, reason }
-    }
-}
-
-impl<S: NamedService> NamedService for WithReason<S> {
-    const NAME: &'static str = S::NAME;
-}
-
-impl<S> tonic::codegen::Service<http::Request<Body>> for WithReason<S>
-where
-    S: tonic::codegen::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = tonic::codegen::BoxFuture<http::Response<Body>, Infallible>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        let fut = self.inner.call(req);
-        let reason = self.reason.clone();
-        Box::pin(async move {
-            let mut resp = fut.await?;
-            let reason = reason.borrow().clone();
-            if let Some(value) = reason.as_deref().and_then(header_value) {
-                resp.headers_mut().insert(REASON_HEADER, value);
-            }
-            Ok(resp)
-        })
-    }
+) -> MapResponse<S, impl Fn(http::Response<Body>) -> http::Response<Body> + Clone + Send + Sync + 'static> {
+    MapResponse::new(inner, move |mut resp: http::Response<Body>| {
+        if let Some(value) = reason.borrow().as_deref().and_then(header_value) {
+            resp.headers_mut().insert(REASON_HEADER, value);
+        }
+        resp
+    })
 }
 
 /// A header value: printable ASCII only, other characters replaced by `?`.

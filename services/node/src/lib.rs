@@ -15,6 +15,7 @@ pub mod convert;
 pub mod demo;
 pub mod dev;
 pub mod health;
+pub mod map_response;
 pub mod mesh;
 pub mod network;
 pub mod pb;

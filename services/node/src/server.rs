@@ -18,7 +18,7 @@ use crate::app::App;
 use crate::config::NodeConfig;
 use crate::network::{NetworkFactory, MAX_MESSAGE};
 use crate::pb;
-use crate::wire_status::ContractStatus;
+use crate::wire_status::contract_status;
 
 /// Largest request the public APIs accept; larger ones get RESOURCE_EXHAUSTED (see
 /// [`crate::wire_status`]).
@@ -104,20 +104,20 @@ pub async fn run(
     let addr: std::net::SocketAddr = cfg.listen.parse().context("listen")?;
     tracing::info!(id = cfg.id, province = %cfg.province, %addr, "replica serving");
     Server::builder()
-        .add_service(crate::health::WithReason::new(health_service, health_reason))
+        .add_service(crate::health::with_reason(health_service, health_reason))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(ContractStatus::new(
+        .add_service(contract_status(
             pb::hospital_service_server::HospitalServiceServer::new(Hospital { mesh: mesh.clone() })
                 .max_decoding_message_size(MAX_API_MESSAGE),
             MAX_API_MESSAGE,
         ))
-        .add_service(ContractStatus::new(
+        .add_service(contract_status(
             pb::agency_service_server::AgencyServiceServer::new(Agency { mesh: mesh.clone() })
                 .max_decoding_message_size(MAX_API_MESSAGE),
             MAX_API_MESSAGE,
         ))
-        .add_service(ContractStatus::new(
+        .add_service(contract_status(
             pb::federation_service_server::FederationServiceServer::new(Federation { mesh: mesh.clone() })
                 .max_decoding_message_size(MAX_API_MESSAGE),
             MAX_API_MESSAGE,

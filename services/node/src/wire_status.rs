@@ -2,68 +2,36 @@
 //!
 //! tonic answers a request body that is not a protobuf message of the method's type with
 //! INTERNAL (its default for a decode error) and one above the size limit with OUT_OF_RANGE.
-//! [`ContractStatus`] wraps a public service and rewrites those answers to INVALID_ARGUMENT
+//! [`contract_status`] wraps a public service and rewrites those answers to INVALID_ARGUMENT
 //! (`request: malformed protobuf message (...)`) and RESOURCE_EXHAUSTED (`request: message of
 //! N bytes is larger than the limit of L bytes`). Everything else passes through unchanged.
 //!
 //! tonic sends these errors before any handler runs, as a trailers-only response whose
 //! message is tonic's or prost's own text; the rewrite recognises exactly those texts.
 
-use std::convert::Infallible;
-use std::task::{Context, Poll};
-
 use tonic::body::Body;
 use tonic::codegen::http;
-use tonic::server::NamedService;
+
+use crate::map_response::MapResponse;
 use tonic::{Code, Status};
 
-/// Wraps a gRPC service so that decode and size errors get the statuses of the contract.
-#[derive(Clone)]
-pub struct ContractStatus<S> {
+/// Wraps a gRPC service (whose decoding limit is `limit` bytes, named in the message) so that
+/// decode and size errors get the statuses of the contract.
+pub fn contract_status<S>(
     inner: S,
     limit: usize,
-}
-
-impl<S> ContractStatus<S> {
-    /// Wraps `inner`, whose decoding limit is `limit` bytes (named in the message).
-    pub fn new(inner: S, limit: usize) -> ContractStatus<S> {
-        ContractStatus { inner, limit }
-    }
-}
-
-impl<S: NamedService> NamedService for ContractStatus<S> {
-    const NAME: &'static str = S::NAME;
-}
-
-impl<S> tonic::codegen::Service<http::Request<Body>> for ContractStatus<S>
-where
-    S: tonic::codegen::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = tonic::codegen::BoxFuture<http::Response<Body>, Infallible>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        let fut = self.inner.call(req);
-        let limit = self.limit;
-        Box::pin(async move {
-            let resp = fut.await?;
-            // A trailers-only answer carries its status in the headers.
-            let Some(status) = Status::from_header_map(resp.headers()) else { return Ok(resp) };
-            match rewrite(status.code(), status.message(), limit) {
-                Some(fixed) => {
-                    tracing::debug!(from = ?status.code(), to = ?fixed.code(), message = fixed.message(), "request refused before its handler");
-                    Ok(fixed.into_http())
-                }
-                None => Ok(resp),
+) -> MapResponse<S, impl Fn(http::Response<Body>) -> http::Response<Body> + Clone + Send + Sync + 'static> {
+    MapResponse::new(inner, move |resp: http::Response<Body>| {
+        // A trailers-only answer carries its status in the headers.
+        let Some(status) = Status::from_header_map(resp.headers()) else { return resp };
+        match rewrite(status.code(), status.message(), limit) {
+            Some(fixed) => {
+                tracing::debug!(from = ?status.code(), to = ?fixed.code(), message = fixed.message(), "request refused before its handler");
+                fixed.into_http()
             }
-        })
-    }
+            None => resp,
+        }
+    })
 }
 
 /// What prost's `DecodeError` prints before its description.
