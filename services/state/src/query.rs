@@ -161,6 +161,10 @@ pub enum Query {
     Disciplines {
         /// The subject.
         subject: DisciplineSubject,
+        /// The id of the last entry of the previous page (empty for the first page).
+        page_token: String,
+        /// Most entries in the page (1 to [`MAX_ROWS`]).
+        page_size: usize,
     },
     /// Federation: the insured province of a directory key.
     Directory {
@@ -333,8 +337,13 @@ pub enum Answer {
     Positions(Vec<(ProvinceCode, ProvinceCode, Position)>),
     /// Shared-log entries `(sequence, item)`.
     SharedLog(Vec<(u64, SharedItem)>),
-    /// Joint-discipline entries.
-    Disciplines(Vec<DisciplineEntry>),
+    /// A page of joint-discipline entries, by id.
+    Disciplines {
+        /// The entries.
+        entries: Vec<DisciplineEntry>,
+        /// The token of the next page; empty when this page is the last.
+        next_page_token: String,
+    },
     /// Prepaid accounts.
     Prepaid(Vec<PrepaidView>),
     /// Clearing statements.
@@ -549,7 +558,32 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
                 .map_err(|e| DomainError::invalid("claim.lines", e.to_string()))
         }
         Query::SharedCursor => Ok(Answer::Cursor(load(kv, keys::SHARED_CURSOR).unwrap_or(0))),
-        Query::Disciplines { subject } => Ok(Answer::Disciplines(rows(kv, &keys::disciplines(subject), MAX_ROWS))),
+        Query::Disciplines { subject, page_token, page_size } => {
+            if !(1..=MAX_ROWS).contains(page_size) {
+                return Err(DomainError::invalid("page_size", format!("must be 1 to {MAX_ROWS}")));
+            }
+            let prefix = keys::disciplines(subject);
+            let mut start = prefix.clone().into_bytes();
+            if !page_token.is_empty() {
+                if page_token.len() > 128 || page_token.contains('/') {
+                    return Err(DomainError::invalid("page_token", "is not a token this list returned"));
+                }
+                start = keys::discipline(subject, page_token).into_bytes();
+                start.push(0);
+            }
+            let mut end = prefix.into_bytes();
+            if let Some(last) = end.last_mut() {
+                *last += 1;
+            }
+            let rows = kv.scan(&start, &end, page_size + 1);
+            let more = rows.len() > *page_size;
+            let entries: Vec<DisciplineEntry> = rows.iter().take(*page_size).map(|(_, v)| decode(v)).collect();
+            let next_page_token = match (more, entries.last()) {
+                (true, Some(e)) => e.id.clone(),
+                _ => String::new(),
+            };
+            Ok(Answer::Disciplines { entries, next_page_token })
+        }
         Query::Directory { key } => load(kv, &keys::fed_directory(key))
             .map(Answer::Province)
             .ok_or_else(|| DomainError::not_found("certificate", "no province insures the holder of this certificate")),

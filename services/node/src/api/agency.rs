@@ -255,10 +255,15 @@ impl AgencyService for Agency {
     ) -> Result<Response<ListDisciplineResponse>, Status> {
         let r = req.into_inner();
         let subject = self.subject(&r.institution_id, r.certificate_kind, &r.certificate)?;
-        match answer(self.mesh.app.query(Query::Disciplines { subject }).await?)? {
-            Answer::Disciplines(list) => {
-                Ok(Response::new(ListDisciplineResponse { entries: list.iter().map(discipline_pb).collect() }))
-            }
+        let page_size = match r.page_size {
+            0 => medmesh_state::DEFAULT_STATEMENT_PAGE,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        match answer(self.mesh.app.query(Query::Disciplines { subject, page_token: r.page_token, page_size }).await?)? {
+            Answer::Disciplines { entries, next_page_token } => Ok(Response::new(ListDisciplineResponse {
+                entries: entries.iter().map(discipline_pb).collect(),
+                next_page_token,
+            })),
             other => Err(unexpected(other)),
         }
     }

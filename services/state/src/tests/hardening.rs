@@ -234,7 +234,11 @@ fn read_everything(kv: &MemKv) {
         Query::SharedLog { after: 0, limit: 100 },
         Query::Positions,
         Query::Prepaid,
-        Query::Disciplines { subject: DisciplineSubject::Institution(inst()) },
+        Query::Disciplines {
+            subject: DisciplineSubject::Institution(inst()),
+            page_token: String::new(),
+            page_size: 10,
+        },
         Query::Qualification { code: PersonnelCode::new("D001").unwrap(), now: NOW },
     ];
     for q in &queries {
@@ -369,4 +373,37 @@ fn the_ledger_check_catches_a_payable_moved_alone() {
     let mut forged = WriteSet::new();
     forged.insert(keys::payable(&inst()).into_bytes(), Some(crate::kv::encode(&Payable { amount: m("5") })));
     assert!(!crate::apply::payables_follow_the_ledger(&kv, &forged));
+}
+
+/// A subject's joint-discipline entries list whole, page by page.
+#[test]
+fn discipline_entries_page() {
+    let mut p = seeded();
+    for i in 0..25 {
+        let e = DisciplineEntry {
+            id: format!("E{i:02}"),
+            subject: DisciplineSubject::Institution(inst()),
+            province: prov("440000"),
+            from: day("2020-01-01"),
+            until: day("2020-12-31"),
+            reason: "old case".into(),
+        };
+        ok(&one(&mut p, Command::RecordDiscipline(e)));
+    }
+    let (mut seen, mut token, mut pages) = (Vec::new(), String::new(), 0);
+    loop {
+        let q = Query::Disciplines {
+            subject: DisciplineSubject::Institution(inst()),
+            page_token: token.clone(),
+            page_size: 10,
+        };
+        let Answer::Disciplines { entries, next_page_token } = run_query(&p, &q).unwrap() else { panic!() };
+        pages += 1;
+        seen.extend(entries.into_iter().map(|e| e.id));
+        if next_page_token.is_empty() {
+            break;
+        }
+        token = next_page_token;
+    }
+    assert_eq!((pages, seen), (3, (0..25).map(|i| format!("E{i:02}")).collect::<Vec<_>>()));
 }
