@@ -1,151 +1,13 @@
-//! Conversions between protobuf messages and domain types, in one place. Every conversion from
-//! the wire validates and names the field it rejects.
+//! Conversions of the agency service's messages, both ways: what an agency writes and reads
+//! back.
 
-use medmesh_settlement::{
-    CatalogueItem, CriticalIllnessTier, FeeLine, InsuranceType, ItemClass, LineSplit, Policy, Restrictions,
-    SelfPayReason, Sex, Split,
-};
-use medmesh_state::{
-    CertificateKind, Command, DomainError, ErrorCode, Institution, InsuranceStatus, Person, Personnel,
-    QualificationStatus, Settlement, SettlementStatus, VisitKind,
-};
-use medmesh_types::{Date, InstitutionId, ItemCode, Money, PersonId, PersonnelCode, Ratio, Serial};
-use rust_decimal::Decimal;
+use medmesh_settlement::{CatalogueItem, CriticalIllnessTier, ItemClass, Policy, Restrictions};
+use medmesh_state::{CertificateKind, Command, Institution, InsuranceStatus, Person, Personnel, QualificationStatus};
+use medmesh_types::{Date, Money, PersonId, PersonnelCode, Ratio, Serial};
 use tonic::Status;
 
+use super::*;
 use crate::pb;
-
-/// Most fee lines in one upload.
-pub const MAX_UPLOAD_LINES: usize = 2_000;
-
-/// Maps a domain error to a gRPC status whose message names the field.
-pub fn status(e: DomainError) -> Status {
-    let msg = e.to_string();
-    match e.code {
-        ErrorCode::InvalidArgument => Status::invalid_argument(msg),
-        ErrorCode::NotFound => Status::not_found(msg),
-        ErrorCode::FailedPrecondition => Status::failed_precondition(msg),
-        ErrorCode::AlreadyExists => Status::already_exists(msg),
-        ErrorCode::ResourceExhausted => Status::resource_exhausted(msg),
-    }
-}
-
-fn bad(field: &str, why: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(format!("{field}: {why}"))
-}
-
-pub fn money(field: &str, v: &str) -> Result<Money, Status> {
-    Money::parse_yuan(v).map_err(|e| bad(field, e))
-}
-
-fn opt_money(field: &str, v: &str) -> Result<Option<Money>, Status> {
-    if v.trim().is_empty() {
-        Ok(None)
-    } else {
-        money(field, v).map(Some)
-    }
-}
-
-fn ratio(field: &str, v: &str) -> Result<Ratio, Status> {
-    Ratio::parse(v).map_err(|e| bad(field, e))
-}
-
-pub fn date(field: &str, v: &str) -> Result<Date, Status> {
-    Date::parse(v).map_err(|e| bad(field, e))
-}
-
-pub fn institution(field: &str, v: &str) -> Result<InstitutionId, Status> {
-    InstitutionId::new(v).map_err(|e| bad(field, e))
-}
-
-pub fn serial(field: &str, v: &str) -> Result<Serial, Status> {
-    Serial::new(v).map_err(|e| bad(field, e))
-}
-
-fn personnel_code(field: &str, v: &str) -> Result<PersonnelCode, Status> {
-    PersonnelCode::new(v).map_err(|e| bad(field, e))
-}
-
-fn item_code(field: &str, v: &str) -> Result<ItemCode, Status> {
-    ItemCode::new(v).map_err(|e| bad(field, e))
-}
-
-/// A catalogue code from the wire.
-pub fn item(field: &str, v: &str) -> Result<ItemCode, Status> {
-    item_code(field, v)
-}
-
-fn quantity(field: &str, v: &str) -> Result<Decimal, Status> {
-    let t = v.trim();
-    if t.contains(['e', 'E']) {
-        return Err(bad(field, "not a decimal number"));
-    }
-    let d: Decimal = t.parse().map_err(|_| bad(field, "not a decimal number"))?;
-    if d <= Decimal::ZERO {
-        return Err(bad(field, "must be positive"));
-    }
-    if d.normalize().scale() > 4 {
-        return Err(bad(field, "at most 4 decimals"));
-    }
-    if d > Decimal::from(100_000) {
-        return Err(bad(field, "above 100000"));
-    }
-    Ok(d.normalize())
-}
-
-fn sex(field: &str, v: i32) -> Result<Sex, Status> {
-    match pb::Sex::try_from(v) {
-        Ok(pb::Sex::Female) => Ok(Sex::Female),
-        Ok(pb::Sex::Male) => Ok(Sex::Male),
-        _ => Err(bad(field, "must be SEX_FEMALE or SEX_MALE")),
-    }
-}
-
-fn opt_sex(field: &str, v: i32) -> Result<Option<Sex>, Status> {
-    if v == 0 {
-        Ok(None)
-    } else {
-        sex(field, v).map(Some)
-    }
-}
-
-fn insurance(field: &str, v: i32) -> Result<InsuranceType, Status> {
-    match pb::InsuranceType::try_from(v) {
-        Ok(pb::InsuranceType::Employee) => Ok(InsuranceType::Employee),
-        Ok(pb::InsuranceType::Resident) => Ok(InsuranceType::Resident),
-        _ => Err(bad(field, "must be INSURANCE_TYPE_EMPLOYEE or INSURANCE_TYPE_RESIDENT")),
-    }
-}
-
-pub fn certificate_kind(field: &str, v: i32) -> Result<CertificateKind, Status> {
-    match pb::CertificateKind::try_from(v) {
-        Ok(pb::CertificateKind::ECredential) => Ok(CertificateKind::ECredential),
-        Ok(pb::CertificateKind::IdCard) => Ok(CertificateKind::IdCard),
-        Ok(pb::CertificateKind::SocialSecurityCard) => Ok(CertificateKind::SocialSecurityCard),
-        _ => Err(bad(field, "must name a certificate kind")),
-    }
-}
-
-fn visit_kind(field: &str, v: i32) -> Result<VisitKind, Status> {
-    match pb::VisitKind::try_from(v) {
-        Ok(pb::VisitKind::Outpatient) => Ok(VisitKind::Outpatient),
-        Ok(pb::VisitKind::Inpatient) => Ok(VisitKind::Inpatient),
-        _ => Err(bad(field, "must be VISIT_KIND_OUTPATIENT or VISIT_KIND_INPATIENT")),
-    }
-}
-
-fn level(field: &str, v: u32) -> Result<u8, Status> {
-    if (1..=3).contains(&v) {
-        Ok(v as u8)
-    } else {
-        Err(bad(field, "must be 1, 2 or 3"))
-    }
-}
-
-fn opt_text(v: &str) -> Option<String> {
-    let t = v.trim();
-    (!t.is_empty()).then(|| t.to_string())
-}
 
 pub fn put_person(r: pb::PutPersonRequest) -> Result<Command, Status> {
     Ok(Command::PutPerson(Person {
@@ -263,143 +125,6 @@ pub fn contribute(r: pb::ContributeRequest) -> Result<Command, Status> {
     })
 }
 
-pub fn register_visit(r: pb::RegisterVisitRequest) -> Result<Command, Status> {
-    Ok(Command::RegisterVisit {
-        institution: institution("institution_id", &r.institution_id)?,
-        serial: serial("serial", &r.serial)?,
-        certificate_kind: certificate_kind("certificate_kind", r.certificate_kind)?,
-        certificate: r.certificate,
-        kind: visit_kind("kind", r.kind)?,
-        doctor: personnel_code("doctor_code", &r.doctor_code)?,
-        department: r.department,
-        diagnosis: r.diagnosis,
-        admitted: date("admitted", &r.admitted)?,
-    })
-}
-
-pub fn upload_fees(r: pb::UploadFeesRequest) -> Result<Command, Status> {
-    if r.lines.len() > MAX_UPLOAD_LINES {
-        return Err(Status::resource_exhausted(format!("lines: at most {MAX_UPLOAD_LINES} lines per upload")));
-    }
-    let mut lines = Vec::with_capacity(r.lines.len());
-    for (i, l) in r.lines.into_iter().enumerate() {
-        let f = |n: &str| format!("lines[{i}].{n}");
-        lines.push(FeeLine {
-            serial: serial(&f("serial"), &l.serial)?,
-            code: item_code(&f("code"), &l.code)?,
-            quantity: quantity(&f("quantity"), &l.quantity)?,
-            unit_price: money(&f("unit_price"), &l.unit_price)?,
-            date: date(&f("date"), &l.date)?,
-        });
-    }
-    Ok(Command::UploadFees {
-        institution: institution("institution_id", &r.institution_id)?,
-        visit: serial("visit_serial", &r.visit_serial)?,
-        lines,
-    })
-}
-
-pub fn settle(r: pb::SettleRequest) -> Result<Command, Status> {
-    Ok(Command::Settle {
-        institution: institution("institution_id", &r.institution_id)?,
-        serial: serial("serial", &r.serial)?,
-        visit: serial("visit_serial", &r.visit_serial)?,
-        use_individual_account: r.use_individual_account,
-    })
-}
-
-pub fn reverse(r: pb::ReverseRequest) -> Result<Command, Status> {
-    Ok(Command::Reverse {
-        institution: institution("institution_id", &r.institution_id)?,
-        serial: serial("serial", &r.serial)?,
-        settlement: serial("settlement_serial", &r.settlement_serial)?,
-    })
-}
-
-fn class_text(c: ItemClass) -> &'static str {
-    match c {
-        ItemClass::A => "A",
-        ItemClass::B => "B",
-        ItemClass::C => "C",
-    }
-}
-
-fn reason_text(r: Option<SelfPayReason>) -> String {
-    match r {
-        None => String::new(),
-        Some(SelfPayReason::ClassC) => "CLASS_C".into(),
-        Some(SelfPayReason::SexRestriction) => "SEX_RESTRICTION".into(),
-        Some(SelfPayReason::AgeRestriction) => "AGE_RESTRICTION".into(),
-        Some(SelfPayReason::InstitutionLevelRestriction) => "INSTITUTION_LEVEL_RESTRICTION".into(),
-        Some(SelfPayReason::QuantityRestriction) => "QUANTITY_RESTRICTION".into(),
-    }
-}
-
-fn line_split(l: &LineSplit) -> pb::LineSplit {
-    pb::LineSplit {
-        serial: l.serial.to_string(),
-        code: l.code.to_string(),
-        class: class_text(l.class).into(),
-        amount: l.amount.to_string(),
-        fully_self_paid: l.fully_self_paid.to_string(),
-        over_ceiling: l.over_ceiling.to_string(),
-        pre_self_pay: l.pre_self_pay.to_string(),
-        in_policy: l.in_policy.to_string(),
-        self_pay_reason: reason_text(l.self_pay_reason),
-    }
-}
-
-pub fn split(s: &Split) -> pb::Split {
-    pb::Split {
-        total: s.total.to_string(),
-        fully_self_paid: s.fully_self_paid.to_string(),
-        over_ceiling: s.over_ceiling.to_string(),
-        pre_self_pay: s.pre_self_pay.to_string(),
-        in_policy: s.in_policy.to_string(),
-        deductible_applied: s.deductible_applied.to_string(),
-        pooling_fund: s.pooling_fund.to_string(),
-        critical_illness: s.critical_illness.to_string(),
-        individual_account: s.individual_account.to_string(),
-        cash: s.cash.to_string(),
-        ratio: s.ratio.to_string(),
-        lines: s.lines.iter().map(line_split).collect(),
-    }
-}
-
-pub fn status_text(s: &SettlementStatus) -> String {
-    match s {
-        SettlementStatus::Settled => "SETTLED".into(),
-        SettlementStatus::Reversing { .. } => "REVERSING".into(),
-        SettlementStatus::Reversed { .. } => "REVERSED".into(),
-    }
-}
-
-pub fn settle_response(s: &Settlement) -> pb::SettleResponse {
-    pb::SettleResponse {
-        serial: s.serial.to_string(),
-        split: Some(split(&s.split)),
-        settled_at_ms: s.settled_at.millis(),
-        status: status_text(&s.status),
-        insured_province: s.insured.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-    }
-}
-
-pub fn expense_document(s: &Settlement) -> pb::ExpenseDocument {
-    pb::ExpenseDocument {
-        institution_id: s.institution.to_string(),
-        serial: s.serial.to_string(),
-        visit_serial: s.visit.to_string(),
-        masked_id: if s.insured.is_some() { s.masked_id.clone() } else { s.person.masked() },
-        name: s.person_name.clone(),
-        doctor_code: s.doctor.to_string(),
-        diagnosis: s.diagnosis.clone(),
-        settled_on: s.settled_on.to_string(),
-        status: status_text(&s.status),
-        split: Some(split(&s.split)),
-        insured_province: s.insured.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-    }
-}
-
 /// A non-local filing request: `(filing serial, certificate kind, certificate, treatment
 /// province, kind, start, end)`.
 pub type FilingRequest =
@@ -441,28 +166,6 @@ pub fn filing_kind_pb(k: medmesh_state::FilingKind) -> i32 {
     }
 }
 
-pub fn province(field: &str, v: &str) -> Result<medmesh_types::ProvinceCode, Status> {
-    let p = medmesh_types::ProvinceCode::new(v).map_err(|e| bad(field, e))?;
-    if p.as_str() == medmesh_state::FEDERATION {
-        return Err(bad(field, "is the federation's code, not a province"));
-    }
-    Ok(p)
-}
-
-pub fn sex_pb(s: Sex) -> i32 {
-    match s {
-        Sex::Female => pb::Sex::Female as i32,
-        Sex::Male => pb::Sex::Male as i32,
-    }
-}
-
-pub fn insurance_pb(i: InsuranceType) -> i32 {
-    match i {
-        InsuranceType::Employee => pb::InsuranceType::Employee as i32,
-        InsuranceType::Resident => pb::InsuranceType::Resident as i32,
-    }
-}
-
 pub fn record_violation(r: pb::RecordViolationRequest) -> Result<Command, Status> {
     let points = u8::try_from(r.points).map_err(|_| bad("points", "must be 1 to 12"))?;
     let severity = u8::try_from(r.severity_months)
@@ -477,10 +180,6 @@ pub fn record_violation(r: pb::RecordViolationRequest) -> Result<Command, Status
         severity,
         province: province("province", &r.province)?,
     }))
-}
-
-pub fn personnel(field: &str, v: &str) -> Result<PersonnelCode, Status> {
-    personnel_code(field, v)
 }
 
 pub fn qualification(code: &PersonnelCode, q: &medmesh_supervision::QualificationView) -> pb::Qualification {
