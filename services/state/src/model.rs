@@ -17,8 +17,9 @@ pub enum InsuranceStatus {
     Terminated,
 }
 
-/// An insured person of this province.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An insured person of this province. Its `Debug` masks the identity number and shows only
+/// whether certificates are on record, never their numbers.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Person {
     /// Identity number (ID card); never logged raw.
     pub id: PersonId,
@@ -38,6 +39,21 @@ pub struct Person {
     pub social_security_card: Option<String>,
     /// Medical-security e-credential token, if activated.
     pub e_credential: Option<String>,
+}
+
+impl std::fmt::Debug for Person {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Person")
+            .field("id", &self.id)
+            .field("sex", &self.sex)
+            .field("birth_date", &self.birth_date)
+            .field("insurance", &self.insurance)
+            .field("status", &self.status)
+            .field("account_balance", &self.account_balance)
+            .field("social_security_card", &self.social_security_card.as_ref().map(|_| "<on record>"))
+            .field("e_credential", &self.e_credential.as_ref().map(|_| "<on record>"))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Status of an institution's designated-service agreement.

@@ -407,3 +407,23 @@ fn discipline_entries_page() {
     }
     assert_eq!((pages, seen), (3, (0..25).map(|i| format!("E{i:02}")).collect::<Vec<_>>()));
 }
+
+/// A person's certificates and identity number never show in `Debug` (logs, panics, errors).
+#[test]
+fn a_person_debug_shows_no_certificate() {
+    let p = Person {
+        id: PersonId::new("110101199003071234").unwrap(),
+        name: "Li".into(),
+        sex: medmesh_settlement::Sex::Female,
+        birth_date: day("1990-03-07"),
+        insurance: medmesh_settlement::InsuranceType::Employee,
+        status: InsuranceStatus::Active,
+        account_balance: m("10"),
+        social_security_card: Some("SSC-778899".into()),
+        e_credential: Some("EC-445566".into()),
+    };
+    let text = format!("{p:?}");
+    for secret in ["778899", "445566", "110101199003071234", "Li\""] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+}
