@@ -297,4 +297,5 @@ pub async fn read_state(dir: &Path, role: medmesh_state::Role) -> medmesh_state:
     kv
 }
 pub mod checker;
+pub mod raw;
 pub mod workload;
