@@ -164,18 +164,30 @@ async fn one(
             .await
             .map(|_| ()),
     };
+    clear_code(result, &format!("request {n}"))
+}
+
+/// The answer's code, after checking it is OK or a clear status (never UNKNOWN or INTERNAL).
+fn clear_code<T>(result: Result<T, tonic::Status>, what: &str) -> Code {
     match result {
-        Ok(()) => Code::Ok,
+        Ok(_) => Code::Ok,
         Err(s) => {
-            assert!(
-                !matches!(s.code(), Code::Unknown | Code::Internal),
-                "request {n} got {:?}: {}",
-                s.code(),
-                s.message()
-            );
+            assert!(!matches!(s.code(), Code::Unknown | Code::Internal), "{what} got {:?}: {}", s.code(), s.message());
             s.code()
         }
     }
+}
+
+/// Waits for the group to converge, stops it and checks that every replica holds the same
+/// state.
+async fn assert_replicas_equal(g: &mut Group) {
+    g.wait_converged().await;
+    g.stop_all().await;
+    let mut states = Vec::new();
+    for r in &g.replicas {
+        states.push(read_state(&data_dir(r), medmesh_state::Role::Province).await);
+    }
+    assert!(states.windows(2).all(|w| w[0] == w[1]), "replicas hold identical state");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,13 +230,7 @@ async fn generated_bad_requests_get_clear_statuses_and_leave_replicas_equal() {
     for id in 1..=3 {
         assert!(g.status(id).await.is_some(), "replica {id} still answers");
     }
-    g.wait_converged().await;
-    g.stop_all().await;
-    let mut states = Vec::new();
-    for r in &g.replicas {
-        states.push(read_state(&data_dir(r), medmesh_state::Role::Province).await);
-    }
-    assert!(states.windows(2).all(|w| w[0] == w[1]), "replicas hold identical state");
+    assert_replicas_equal(&mut g).await;
 }
 
 /// Issue 9: every refusal names the request's field at fault, with the documented code. One
@@ -467,27 +473,10 @@ async fn mutated_protobuf_bytes_get_clear_statuses() {
                 _ => bytes.truncate(i),
             }
         }
-        let code = match medmesh_tests::raw::call(g.channel(1 + n % 3), path, bytes).await {
-            Ok(_) => Code::Ok,
-            Err(s) => {
-                assert!(
-                    !matches!(s.code(), Code::Unknown | Code::Internal),
-                    "{path} got {:?}: {}",
-                    s.code(),
-                    s.message()
-                );
-                s.code()
-            }
-        };
+        let code = clear_code(medmesh_tests::raw::call(g.channel(1 + n % 3), path, bytes).await, path);
         *codes.entry(format!("{code:?}")).or_default() += 1;
     }
     println!("mutated protobuf: {codes:?} in {:?}", started.elapsed());
     assert!(codes.len() >= 2, "both accepted and refused requests occur: {codes:?}");
-    g.wait_converged().await;
-    g.stop_all().await;
-    let mut states = Vec::new();
-    for r in &g.replicas {
-        states.push(read_state(&data_dir(r), medmesh_state::Role::Province).await);
-    }
-    assert!(states.windows(2).all(|w| w[0] == w[1]), "replicas hold identical state");
+    assert_replicas_equal(&mut g).await;
 }
