@@ -208,6 +208,8 @@ pub struct Report {
     pub committed: usize,
     /// Settlements aborted.
     pub aborted: usize,
+    /// Committed settlements reversed afterwards (every third, by its hospital).
+    pub reversed: usize,
     /// Logical ms the healing phase took.
     pub heal_ms: i64,
 }
@@ -507,6 +509,21 @@ impl World {
                 self.start_driver(t, open.transfer.id);
             }
             Ok(o @ (Outcome::Settlement(_) | Outcome::NonLocalAborted { .. })) => {
+                if let (Outcome::Settlement(s), Command::Settle { .. }) = (&o, &self.requests[n].1) {
+                    // Every third committed settlement is reversed by its hospital, which
+                    // retries the reversal like any request until it has an outcome.
+                    if n.is_multiple_of(3) && !self.outcomes.contains_key(&n) {
+                        let t = self.requests[n].0;
+                        let reverse = Command::Reverse {
+                            institution: s.institution.clone(),
+                            serial: id(Serial::new(format!("R{n}"))),
+                            settlement: s.serial.clone(),
+                        };
+                        self.requests.push((t, reverse.clone()));
+                        let r = self.requests.len() - 1;
+                        self.send(Group::Treatment(t), reverse, Client::Hospital(r));
+                    }
+                }
                 self.outcomes.entry(n).or_insert(o);
             }
             _ => {}
@@ -548,6 +565,18 @@ impl World {
                 }
             }
         }
+        for t in 0..2 {
+            if !self.coordinator_up[t] || self.unreachable.contains(&Group::Treatment(t)) {
+                continue;
+            }
+            if let Ok(Answer::Reversals(open)) =
+                run_query(self.kv(Group::Treatment(t)), &Query::OpenReversals { limit: 256 })
+            {
+                for (reversal, s) in open {
+                    self.reversal_step(t, reversal, s);
+                }
+            }
+        }
         if !self.unreachable.contains(&Group::Insured) {
             if let Ok(Answer::Reservations(pending)) =
                 run_query(self.kv(Group::Insured), &Query::PendingReservations { limit: 256 })
@@ -574,6 +603,30 @@ impl World {
                 }
             }
         }
+    }
+
+    /// The next step of an open reversal, as the node's coordinator takes them in order: the
+    /// federation records it, the insured province gives the reservation back, the treatment
+    /// province finishes. Each step is idempotent; what is recorded decides the next one.
+    fn reversal_step(&mut self, t: usize, reversal: Serial, s: Settlement) {
+        let transfer =
+            TransferId { treatment: treatment_code(t), institution: s.institution.clone(), serial: s.serial };
+        let recorded = self.decision(&transfer).is_some_and(|d| d.reversed.is_some());
+        if !recorded {
+            self.send(Group::Federation, Command::FedReverse { transfer, reversal }, Client::None);
+            return;
+        }
+        let given_back = crate::kv::load::<Reservation>(self.kv(Group::Insured), &keys::reservation(&transfer))
+            .is_some_and(|r| r.status == ReservationStatus::Reversed);
+        if !given_back {
+            self.send(Group::Insured, Command::UnpostReservation { transfer }, Client::None);
+            return;
+        }
+        self.send(
+            Group::Treatment(t),
+            Command::FinishReversal { institution: s.institution, serial: reversal },
+            Client::None,
+        );
     }
 
     fn chaos_step(&mut self, rng: &mut Rng) {
@@ -618,6 +671,12 @@ impl World {
             && self.drivers.is_empty()
             && self.outcomes.len() == self.requests.len()
             && pending(self) == 0
+            && (0..2).all(|t| {
+                matches!(
+                    run_query(self.kv(Group::Treatment(t)), &Query::OpenReversals { limit: 1 }),
+                    Ok(Answer::Reversals(open)) if open.is_empty()
+                )
+            })
     }
 }
 
@@ -640,6 +699,17 @@ fn pending(w: &World) -> usize {
         Ok(Answer::Reservations(r)) => r.len(),
         _ => 0,
     }
+}
+
+/// Everything the federation ever committed (reversed or not): what the sides may have moved
+/// at most while reversals are under way.
+fn committed_ever(w: &World) -> (Money, u64) {
+    let recs: Vec<DecisionRecord> = crate::kv::scan_prefix(w.kv(Group::Federation), "fdec/", usize::MAX)
+        .iter()
+        .map(|(_, v)| crate::kv::decode(v))
+        .collect();
+    let commits = recs.iter().filter(|r| r.decision == Decision::Commit);
+    (commits.clone().map(|r| r.amount).sum(), commits.count() as u64)
 }
 
 fn positions(w: &World) -> (Money, u64) {
@@ -737,7 +807,7 @@ pub fn sides_follow_the_decision(w: &World) -> Check {
 /// What the insured province posted and the treatment provinces settled never exceeds what the
 /// federation committed.
 pub fn nothing_moves_without_commit(w: &World) -> Check {
-    let (committed, count) = positions(w);
+    let (committed, count) = committed_ever(w);
     let i = fund(w.kv(Group::Insured));
     let receivable: Money = (0..2).map(|t| fund(w.kv(Group::Treatment(t))).nonlocal_receivable).sum();
     if i.nonlocal_owed > committed || receivable > committed || i.nonlocal_settlements > count {
@@ -814,11 +884,19 @@ pub fn run(seed: u64, transfers: usize, chaos_steps: usize, keep_trace: bool) ->
         ledger_balances(&w).map_err(|e| fail("ledger_balances", e))?;
     }
     nothing_pending_after_heal(&w).map_err(|e| fail("nothing_pending_after_heal", e))?;
-    let committed = w.outcomes.values().filter(|o| matches!(o, Outcome::Settlement(_))).count();
+    let settles: Vec<&Outcome> = w
+        .outcomes
+        .iter()
+        .filter(|(n, _)| matches!(w.requests[**n].1, Command::Settle { .. }))
+        .map(|(_, o)| o)
+        .collect();
+    let committed = settles.iter().filter(|o| matches!(o, Outcome::Settlement(_))).count();
+    let reversed = w.outcomes.len() - settles.len();
     let report = Report {
         trace_hash: w.trace_hash,
         committed,
-        aborted: w.outcomes.len() - committed,
+        aborted: settles.len() - committed,
+        reversed,
         heal_ms: w.now - healed_at,
     };
     Ok((report, w))
@@ -863,19 +941,23 @@ mod tests {
     /// production state machines; a failure names its seed and the command that replays it.
     #[test]
     fn a_thousand_seeded_schedules_keep_every_invariant() {
-        let (mut committed, mut aborted, mut worst_heal) = (0, 0, 0);
+        let (mut committed, mut aborted, mut reversed, mut worst_heal) = (0, 0, 0, 0);
         for seed in 0..1_000u64 {
             match run(seed, 8, 250, false) {
                 Ok((r, _)) => {
                     committed += r.committed;
                     aborted += r.aborted;
+                    reversed += r.reversed;
                     worst_heal = worst_heal.max(r.heal_ms);
                 }
                 Err(f) => panic!("{f}"),
             }
         }
-        println!("sim: 1000 seeds, {committed} committed, {aborted} aborted, slowest heal {worst_heal} ms (logical)");
+        println!(
+            "sim: 1000 seeds, {committed} committed, {aborted} aborted, {reversed} reversed, slowest heal {worst_heal} ms (logical)"
+        );
         assert!(committed > 0 && aborted > 0, "the schedules exercise both outcomes");
+        assert!(reversed > committed / 5, "about one committed settlement in three is reversed");
     }
 
     /// The same seed gives the same trace, event for event.
