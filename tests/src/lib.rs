@@ -296,6 +296,27 @@ pub async fn read_state(dir: &Path, role: medmesh_state::Role) -> medmesh_state:
     }
     kv
 }
+/// The replica endpoints `medmesh dev` prints on its standard output, in order, read until it
+/// says it is ready (at most 120 s).
+pub async fn dev_endpoints(stdout: tokio::process::ChildStdout) -> Vec<String> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut lines = BufReader::new(stdout).lines();
+    let mut endpoints = Vec::new();
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(addr) = line.split_whitespace().last().filter(|a| a.starts_with("127.0.0.1:")) {
+                endpoints.push(addr.to_string());
+            }
+            if line.starts_with("ready") {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("medmesh dev becomes ready");
+    endpoints
+}
+
 pub mod checker;
 pub mod raw;
 pub mod workload;

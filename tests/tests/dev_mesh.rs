@@ -9,8 +9,7 @@ use medmesh_node::pb::agency_service_client::AgencyServiceClient;
 use medmesh_node::pb::federation_service_client::FederationServiceClient;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
 use medmesh_tests::workload::{fee_lines, today};
-use medmesh_tests::{binary, free_base_port, wait_until};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use medmesh_tests::{binary, dev_endpoints, free_base_port, wait_until};
 use tonic::Code;
 
 struct Dev(tokio::process::Child);
@@ -37,20 +36,7 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
         .expect("medmesh dev starts");
     let stdout = child.stdout.take().unwrap();
     let _dev = Dev(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let mut endpoints = Vec::new();
-    tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(addr) = line.split_whitespace().last().filter(|a| a.starts_with("127.0.0.1:")) {
-                endpoints.push(addr.to_string());
-            }
-            if line.starts_with("ready") {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("medmesh dev becomes ready");
+    let endpoints = dev_endpoints(stdout).await;
     assert_eq!(endpoints.len(), 12, "the federation and three provinces x three replicas printed: {endpoints:?}");
     // Printed in order: federation, 110000, 310000, 440000.
     let (p110, p310, p440) = (&endpoints[3..6], &endpoints[6..9], &endpoints[9..12]);

@@ -4,8 +4,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use medmesh_tests::{binary, free_base_port, wait_until};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use medmesh_tests::{binary, dev_endpoints, free_base_port, wait_until};
 
 /// A started `medmesh dev`: the process, its replicas' pids and their endpoints.
 struct Dev {
@@ -28,20 +27,7 @@ async fn start_dev() -> Dev {
         .kill_on_drop(true)
         .spawn()
         .expect("medmesh dev starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut endpoints = Vec::new();
-    tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(addr) = line.split_whitespace().last().filter(|a| a.starts_with("127.0.0.1:")) {
-                endpoints.push(addr.to_string());
-            }
-            if line.starts_with("ready") {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("medmesh dev becomes ready");
+    let endpoints = dev_endpoints(child.stdout.take().unwrap()).await;
     assert_eq!(endpoints.len(), 6, "the federation and one province x three replicas: {endpoints:?}");
     let replicas = children_of(child.id().expect("dev runs"));
     assert_eq!(replicas.len(), 6, "medmesh dev runs six replica processes: {replicas:?}");

@@ -8,6 +8,7 @@ use medmesh_node::demo;
 use medmesh_node::pb;
 use medmesh_node::pb::agency_service_client::AgencyServiceClient;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
+use medmesh_state::sim::Rng;
 use medmesh_tests::{data_dir, free_base_port, read_state, Group};
 use tonic::transport::Channel;
 use tonic::Code;
@@ -16,23 +17,9 @@ const PROVINCE: &str = "110000";
 const REQUESTS: u64 = 3_000;
 const BUDGET: Duration = Duration::from_secs(90);
 
-/// SplitMix64: the same seed gives the same requests.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len() as u64) as usize]
-    }
+/// Picks one of `xs` (the simulation's seeded generator makes the same requests for a seed).
+fn pick<'a>(rng: &mut Rng, xs: &[&'a str]) -> &'a str {
+    xs[rng.index(xs.len())]
 }
 
 /// Values a field may get instead of its valid one: the awkward cases a client brings.
@@ -65,9 +52,9 @@ const NASTY: &[&str] = &[
 fn nasty(rng: &mut Rng, valid: &str) -> String {
     match rng.below(4) {
         0 => valid.to_string(),
-        1 => rng.pick(NASTY).to_string(),
+        1 => pick(rng, NASTY).to_string(),
         2 => "x".repeat(rng.below(5_000) as usize),
-        _ => format!("{valid}{}", rng.pick(NASTY)),
+        _ => format!("{valid}{}", pick(rng, NASTY)),
     }
 }
 
@@ -132,7 +119,7 @@ async fn one(
                 institution_id: nasty(rng, &inst),
                 from: nasty(rng, &day),
                 to: nasty(rng, &day),
-                page_size: rng.next() as u32,
+                page_size: rng.next_u64() as u32,
                 page_token: nasty(rng, "2025-03-10/S1"),
             })
             .await
@@ -200,7 +187,7 @@ async fn generated_bad_requests_get_clear_statuses_and_leave_replicas_equal() {
         .map(|w| {
             let ch = g.channel(1 + w % 3);
             tokio::spawn(async move {
-                let mut rng = Rng(0x5eed + w);
+                let mut rng = Rng::new(0x5eed + w);
                 let mut h = HospitalServiceClient::new(ch.clone());
                 let mut a = AgencyServiceClient::new(ch);
                 let mut codes = std::collections::BTreeMap::<String, u64>::new();
@@ -452,7 +439,7 @@ async fn mutated_protobuf_bytes_get_clear_statuses() {
             .encode_to_vec(),
         ),
     ];
-    let mut rng = Rng(0xb17e5);
+    let mut rng = Rng::new(0xb17e5);
     let mut codes = std::collections::BTreeMap::<String, u64>::new();
     let started = Instant::now();
     for n in 0..1_200u64 {
@@ -467,9 +454,9 @@ async fn mutated_protobuf_bytes_get_clear_statuses() {
             }
             let i = rng.below(bytes.len() as u64) as usize;
             match rng.below(6) {
-                0..=1 => bytes[i] = rng.next() as u8,
+                0..=1 => bytes[i] = rng.next_u64() as u8,
                 2..=3 => bytes[i] ^= 1 << rng.below(8),
-                4 => bytes.insert(i, rng.next() as u8),
+                4 => bytes.insert(i, rng.next_u64() as u8),
                 _ => bytes.truncate(i),
             }
         }

@@ -26,6 +26,7 @@ use tonic::Status;
 
 use crate::api::unexpected;
 use crate::app::App;
+use crate::clock::now_ms;
 use crate::convert::status;
 use crate::remote::Remote;
 
@@ -51,10 +52,6 @@ pub struct Mesh {
     secret: String,
     /// Replica addresses of this group, registered with the federation.
     endpoints: Vec<String>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// The wall-clock time, for queries and ages (never for apply).

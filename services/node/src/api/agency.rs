@@ -151,7 +151,7 @@ impl AgencyService for Agency {
         &self,
         req: Request<GetCatalogueItemRequest>,
     ) -> Result<Response<GetCatalogueItemResponse>, Status> {
-        let code = convert::item("code", &req.into_inner().code)?;
+        let code = convert::item_code("code", &req.into_inner().code)?;
         match answer(self.mesh.app.query(Query::CatalogueItem { code }).await?)? {
             Answer::CatalogueItem(i) => {
                 Ok(Response::new(GetCatalogueItemResponse { item: Some(convert::catalogue_item_pb(&i)) }))

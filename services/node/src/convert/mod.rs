@@ -68,13 +68,9 @@ fn personnel_code(field: &str, v: &str) -> Result<PersonnelCode, Status> {
     PersonnelCode::new(v).map_err(|e| bad(field, e))
 }
 
-fn item_code(field: &str, v: &str) -> Result<ItemCode, Status> {
-    ItemCode::new(v).map_err(|e| bad(field, e))
-}
-
 /// A catalogue code from the wire.
-pub fn item(field: &str, v: &str) -> Result<ItemCode, Status> {
-    item_code(field, v)
+pub fn item_code(field: &str, v: &str) -> Result<ItemCode, Status> {
+    ItemCode::new(v).map_err(|e| bad(field, e))
 }
 
 fn quantity(field: &str, v: &str) -> Result<Decimal, Status> {

@@ -301,13 +301,8 @@ proptest! {
 #[test]
 fn mutated_commands_reach_apply_both_ways() {
     let corpus = corpus();
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = crate::sim::Rng::new(0x9e37_79b9_7f4a_7c15);
+    let mut next = move || rng.next_u64();
     let (mut decoded, mut accepted) = (0, 0);
     for n in 0..2_000 {
         let edits: Vec<(usize, u8, u8)> =
