@@ -364,6 +364,58 @@ async fn each_refusal_names_the_request_field() {
             "id:",
         ),
         (
+            "bad personnel code read",
+            a.get_personnel(pb::GetPersonnelRequest { code: "a/b".into() }).await.map(|_| ()),
+            Code::InvalidArgument,
+            "code:",
+        ),
+        (
+            "unknown personnel read",
+            a.get_personnel(pb::GetPersonnelRequest { code: "D-NONE".into() }).await.map(|_| ()),
+            Code::NotFound,
+            "code:",
+        ),
+        (
+            "bad catalogue code read",
+            a.get_catalogue_item(pb::GetCatalogueItemRequest { code: String::new() }).await.map(|_| ()),
+            Code::InvalidArgument,
+            "code:",
+        ),
+        (
+            "unknown catalogue item read",
+            a.get_catalogue_item(pb::GetCatalogueItemRequest { code: "X-NONE".into() }).await.map(|_| ()),
+            Code::NotFound,
+            "code:",
+        ),
+        (
+            "person read without a certificate kind",
+            a.get_person(pb::GetPersonRequest { certificate_kind: 0, certificate: "SS1".into() }).await.map(|_| ()),
+            Code::InvalidArgument,
+            "certificate_kind:",
+        ),
+        (
+            "person read of an unknown certificate",
+            a.get_person(pb::GetPersonRequest {
+                certificate_kind: pb::CertificateKind::SocialSecurityCard as i32,
+                certificate: "NOBODY".into(),
+            })
+            .await
+            .map(|_| ()),
+            Code::NotFound,
+            "certificate:",
+        ),
+        (
+            "person read of a malformed certificate",
+            a.get_person(pb::GetPersonRequest {
+                certificate_kind: pb::CertificateKind::SocialSecurityCard as i32,
+                certificate: "a/b".into(),
+            })
+            .await
+            .map(|_| ()),
+            Code::InvalidArgument,
+            "certificate:",
+        ),
+        (
             "birth day out of range",
             a.put_person(pb::PutPersonRequest { birth_date: "1800-01-01".into(), ..demo::person(PROVINCE, 99) })
                 .await
