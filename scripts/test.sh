@@ -19,7 +19,7 @@ echo "proto: buf lint clean"
 # Kubernetes schemas offline (kubernetes-validate); compose file: parsed by docker-compose.
 ./scripts/validate-chart.sh
 if command -v docker-compose >/dev/null 2>&1; then
-  docker-compose -f deploy/docker-compose.yml config -q && echo "compose: deploy/docker-compose.yml valid"
+  MEDMESH_DIRECTORY_SECRET=compose-config-check docker-compose -f deploy/docker-compose.yml config -q && echo "compose: deploy/docker-compose.yml valid"
 else
   echo "compose: docker-compose not installed, compose file check skipped"
 fi

@@ -61,13 +61,14 @@ pub async fn snapshot(
     let day = Date::parse(&today()).expect("today parses");
     let mut snap = Snapshot::default();
     for (code, addr, institutions) in provinces {
-        let ch = medmesh_node::network::channel(addr).map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        let fund = AgencyServiceClient::new(ch.clone()).get_fund(pb::GetFundRequest {}).await?.into_inner();
+        let agency = crate::channel_as(addr, &crate::agency(code));
+        let fund = AgencyServiceClient::new(agency).get_fund(pb::GetFundRequest {}).await?.into_inner();
         snap.funds.insert(code.clone(), fund);
         for inst in institutions {
             // Page through the statement (small pages, so paging itself is exercised).
             let mut all = Vec::new();
             let mut page_token = String::new();
+            let ch = crate::channel_as(addr, &crate::id(&format!("medmesh://province/{code}/institution/{inst}")));
             loop {
                 let page = HospitalServiceClient::new(ch.clone())
                     .list_settlements(pb::ListSettlementsRequest {
@@ -88,8 +89,7 @@ pub async fn snapshot(
             snap.settlements.insert((code.clone(), inst.clone()), all);
         }
     }
-    let ch = medmesh_node::network::channel(federation).map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-    let mut fed = FederationServiceClient::new(ch);
+    let mut fed = FederationServiceClient::new(crate::channel_as(federation, &crate::national()));
     snap.positions = fed.get_positions(pb::GetPositionsRequest {}).await?.into_inner();
     snap.prepaid = fed.get_prepaid(pb::GetPrepaidRequest {}).await?.into_inner();
     Ok(snap)

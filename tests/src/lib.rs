@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use medmesh_node::dev::{spawn_replica, wait_for_leader};
+use medmesh_node::identity::Identity;
 use medmesh_node::network::channel;
 use medmesh_node::pb::admin_service_client::AdminServiceClient;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
 use medmesh_node::pb::{StatusRequest, StatusResponse};
+use medmesh_node::pki::{Pki, Transport};
 use tokio::process::Child;
 use tonic::transport::Channel;
 
@@ -38,6 +40,80 @@ pub fn free_base_port() -> u16 {
             return base;
         }
     }
+}
+
+/// The directory secret of test meshes.
+pub const DIRECTORY_SECRET: &str = "medmesh-test-directory-secret";
+
+/// This test process's certificate authority (in a temporary directory that lives as long as
+/// the process).
+pub fn pki() -> &'static Pki {
+    static PKI: std::sync::OnceLock<(tempfile::TempDir, Pki)> = std::sync::OnceLock::new();
+    &PKI.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("pki dir");
+        let pki = Pki::open_or_create(dir.path()).expect("test CA");
+        (dir, pki)
+    })
+    .1
+}
+
+/// A transport presenting `identity` (its certificate issued by [`pki`] on first use).
+pub fn transport(identity: &Identity) -> Transport {
+    static CACHE: std::sync::Mutex<std::collections::BTreeMap<Identity, Transport>> =
+        std::sync::Mutex::new(std::collections::BTreeMap::new());
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    cache.entry(identity.clone()).or_insert_with(|| pki().transport(identity).expect("test certificate")).clone()
+}
+
+/// Parses an identity URI (test shorthand).
+pub fn id(uri: &str) -> Identity {
+    Identity::parse(uri).expect("identity URI")
+}
+
+/// The agency of `province`.
+pub fn agency(province: &str) -> Identity {
+    id(&format!("medmesh://agency/{province}"))
+}
+
+/// Demo institution `n` of `province`.
+pub fn institution(province: &str, n: u32) -> Identity {
+    id(&format!("medmesh://province/{province}/institution/{}", medmesh_node::demo::institution(province, n)))
+}
+
+/// The operator of group `group`.
+pub fn operator(group: &str) -> Identity {
+    id(&format!("medmesh://operator/{group}"))
+}
+
+/// The national administration.
+pub fn national() -> Identity {
+    Identity::National
+}
+
+/// An identity the access table admits to `path` on a replica of `group` (for tests that
+/// exercise something other than access itself).
+pub fn caller_for(path: &str, group: &str) -> Identity {
+    let method = path.rsplit('/').next().unwrap_or(path);
+    if path.contains("HospitalService/") {
+        institution(group, 1)
+    } else if path.contains("AgencyService/") {
+        agency(group)
+    } else if path.contains("FederationService/") {
+        match method {
+            "RunClearing" => national(),
+            "ConfirmClearingLine" => institution(group, 1),
+            _ => agency(if group == medmesh_state::FEDERATION { "110000" } else { group }),
+        }
+    } else if path.contains("RaftService/") {
+        id(&format!("medmesh://replica/{group}/1"))
+    } else {
+        operator(group)
+    }
+}
+
+/// A channel to `addr` as `identity`.
+pub fn channel_as(addr: &str, identity: &Identity) -> Channel {
+    channel(addr, &transport(identity)).expect("channel")
 }
 
 /// Polls `f` until it returns `Some`, or fails after `timeout` with `what`.
@@ -145,7 +221,14 @@ impl Group {
         let exe = self.exe.clone();
         let r = self.replica_mut(id);
         assert!(r.child.is_none(), "replica {id} already runs");
-        let child = spawn_replica(&exe, &province, r.id, &r.addr, &r.peers, &r.dir, &r.env).expect("spawn replica");
+        let mut env = r.env.clone();
+        if !env.iter().any(|(k, _)| *k == "MEDMESH_INSECURE") {
+            env.extend(pki().replica_env(&province, r.id, &[]).expect("replica certificate"));
+        }
+        if !env.iter().any(|(k, _)| *k == "MEDMESH_DIRECTORY_SECRET") {
+            env.push(("MEDMESH_DIRECTORY_SECRET", DIRECTORY_SECRET.into()));
+        }
+        let child = spawn_replica(&exe, &province, r.id, &r.addr, &r.peers, &r.dir, &env).expect("spawn replica");
         r.child = Some(child);
     }
 
@@ -199,13 +282,15 @@ impl Group {
     pub async fn leader(&self) -> u64 {
         let addrs: Vec<String> =
             self.replicas.iter().filter(|r| r.running() && r.peers.is_empty().not()).map(|r| r.addr.clone()).collect();
-        let addr = wait_for_leader(&addrs, Duration::from_secs(60)).await.expect("leader");
+        let addr = wait_for_leader(&addrs, &transport(&operator(&self.province)), Duration::from_secs(60))
+            .await
+            .expect("leader");
         self.replicas.iter().find(|r| r.addr == addr).map(|r| r.id).expect("leader is a replica")
     }
 
     /// Status of a replica, if it answers.
     pub async fn status(&self, id: u64) -> Option<StatusResponse> {
-        let mut c = AdminServiceClient::new(channel(&self.replica(id).addr).ok()?);
+        let mut c = AdminServiceClient::new(self.channel_as(id, &operator(&self.province)));
         tokio::time::timeout(Duration::from_millis(500), c.status(StatusRequest {}))
             .await
             .ok()?
@@ -234,14 +319,19 @@ impl Group {
         }
     }
 
-    /// A hospital client to replica `id`.
+    /// A hospital client to replica `id`, as demo institution 1 of the province.
     pub fn hospital(&self, id: u64) -> HospitalServiceClient<Channel> {
-        HospitalServiceClient::new(channel(&self.replica(id).addr).expect("channel"))
+        HospitalServiceClient::new(self.channel_as(id, &institution(&self.province, 1)))
     }
 
-    /// A channel to replica `id`.
-    pub fn channel(&self, id: u64) -> Channel {
-        channel(&self.replica(id).addr).expect("channel")
+    /// A channel to replica `id` as the province's agency.
+    pub fn agency(&self, id: u64) -> Channel {
+        self.channel_as(id, &agency(&self.province))
+    }
+
+    /// A channel to replica `id` as `identity`.
+    pub fn channel_as(&self, id: u64, identity: &Identity) -> Channel {
+        channel_as(&self.replica(id).addr, identity)
     }
 }
 
@@ -268,8 +358,8 @@ impl Mesh {
         let codes: Vec<String> = provinces.iter().map(|p| p.to_string()).collect();
         for g in &groups {
             let leader = g.leader().await;
-            medmesh_node::demo::load(g.channel(leader), &g.province, persons).await.expect("demo data");
-            medmesh_node::demo::file(g.channel(leader), &g.province, persons, &codes).await.expect("demo filings");
+            medmesh_node::demo::load(g.agency(leader), &g.province, persons).await.expect("demo data");
+            medmesh_node::demo::file(g.agency(leader), &g.province, persons, &codes).await.expect("demo filings");
         }
         Mesh { federation, provinces: groups }
     }

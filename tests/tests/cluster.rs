@@ -57,7 +57,7 @@ fn check_replica_invariants(kv: &MemKv) -> BTreeMap<String, Settlement> {
 async fn loaded_group(env: &[(&'static str, String)]) -> Group {
     let g = Group::start(PROVINCE, 3, free_base_port(), env);
     let leader = g.leader().await;
-    demo::load(g.channel(leader), PROVINCE, 60).await.expect("demo data");
+    demo::load(g.agency(leader), PROVINCE, 60).await.expect("demo data");
     g
 }
 
@@ -149,7 +149,7 @@ async fn restarted_follower_catches_up_and_new_replica_installs_snapshot() {
     let base = free_base_port();
     let mut g = Group::start(PROVINCE, 3, base, &[("MEDMESH_SNAPSHOT_LOGS", "20".into())]);
     let leader = g.leader().await;
-    demo::load(g.channel(leader), PROVINCE, 30).await.expect("demo data");
+    demo::load(g.agency(leader), PROVINCE, 30).await.expect("demo data");
     let follower = (1..=3).find(|id| *id != leader).unwrap();
     g.kill(follower).await;
     let clients: Vec<_> = (1..=3).filter(|id| *id != follower).map(|id| g.hospital(id)).collect();
@@ -163,7 +163,9 @@ async fn restarted_follower_catches_up_and_new_replica_installs_snapshot() {
     // Add replica 4 as a voter; the leader has purged its log, so it needs a snapshot.
     g.spawn_joiner(4, format!("127.0.0.1:{}", base + 4));
     let leader = g.leader().await;
-    let mut admin = medmesh_node::pb::admin_service_client::AdminServiceClient::new(g.channel(leader));
+    let mut admin = medmesh_node::pb::admin_service_client::AdminServiceClient::new(
+        g.channel_as(leader, &medmesh_tests::operator(PROVINCE)),
+    );
     admin
         .add_replica(pb::AddReplicaRequest {
             replica: Some(pb::Replica { id: 4, addr: format!("127.0.0.1:{}", base + 4) }),

@@ -14,15 +14,21 @@ use std::time::{Duration, Instant};
 
 use medmesh_node::demo;
 use medmesh_node::dev::wait_for_leader;
-use medmesh_node::network::channel;
 use medmesh_node::pb;
 use medmesh_node::pb::agency_service_client::AgencyServiceClient;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
+use medmesh_node::pki::Transport;
 use medmesh_tests::checker::{check, snapshot, Acked};
 use medmesh_tests::workload::{settle_claim, settle_claim_of, today, with_retry};
+use medmesh_tests::{agency, channel_as, institution, operator};
 
 const PROVINCE: &str = "110000";
 const INSURED: &str = "310000";
+
+/// The transport of group `group`'s operator.
+fn op(group: &str) -> Transport {
+    medmesh_tests::transport(&operator(group))
+}
 
 fn fed_addrs() -> Vec<String> {
     (1..=3).map(|r| format!("127.0.0.1:{}", 7100 + r)).collect()
@@ -107,9 +113,32 @@ struct Mesh {
     file: String,
 }
 
+/// The directory secret of the compose mesh under test.
+const SECRET: &str = "medmesh-containers-test-secret";
+
+/// Issues the replicas' certificates (for their compose addresses) from the test CA, whose
+/// directory the containers mount, and lets the image's user (uid 10001) read the keys.
+fn issue_replica_certificates() {
+    use std::os::unix::fs::PermissionsExt;
+    let pki = medmesh_tests::pki();
+    for (p, code) in [(1, "110000"), (2, "310000"), (3, "440000")] {
+        for r in 1..=3 {
+            pki.replica_env(code, r, &[format!("172.28.0.{p}{r}"), format!("node-{code}-{r}")]).expect("certificate");
+        }
+        pki.replica_env("000000", p, &[format!("172.28.0.{p}4"), format!("fed-{p}")]).expect("certificate");
+    }
+    for e in std::fs::read_dir(pki.dir()).expect("pki dir") {
+        let path = e.expect("entry").path();
+        let mode = 0o644;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    std::fs::set_permissions(pki.dir(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
 impl Mesh {
     fn run(&self, args: &[&str]) -> std::process::Output {
         let mut c = Command::new(&self.tool[0]);
+        c.env("MEDMESH_PKI_DIR", medmesh_tests::pki().dir()).env("MEDMESH_DIRECTORY_SECRET", SECRET);
         c.args(&self.tool[1..]).args(["-p", &self.project, "-f", &self.file]).args(args);
         let out = c.output().expect("compose runs");
         assert!(out.status.success(), "compose {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -142,6 +171,8 @@ fn ip_of(service: &str) -> String {
 impl Drop for Mesh {
     fn drop(&mut self) {
         let _ = Command::new(&self.tool[0])
+            .env("MEDMESH_PKI_DIR", medmesh_tests::pki().dir())
+            .env("MEDMESH_DIRECTORY_SECRET", SECRET)
             .args(&self.tool[1..])
             .args(["-p", &self.project, "-f", &self.file, "down", "-v", "--remove-orphans"])
             .output();
@@ -172,18 +203,21 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
         project: format!("medmesh-test-{}", std::process::id()),
         file: root.join("deploy/docker-compose.yml").display().to_string(),
     };
+    issue_replica_certificates();
     mesh.run(&["up", "-d"]);
     let started = Instant::now();
-    let leader = wait_for_leader(&addrs(), Duration::from_secs(90)).await.expect("leader elected");
-    wait_for_leader(&fed_addrs(), Duration::from_secs(90)).await.expect("federation leader elected");
-    let insured_leader = wait_for_leader(&insured_addrs(), Duration::from_secs(90)).await.expect("310000 leader");
+    let leader = wait_for_leader(&addrs(), &op(PROVINCE), Duration::from_secs(90)).await.expect("leader elected");
+    wait_for_leader(&fed_addrs(), &op("000000"), Duration::from_secs(90)).await.expect("federation leader elected");
+    let insured_leader =
+        wait_for_leader(&insured_addrs(), &op(INSURED), Duration::from_secs(90)).await.expect("310000 leader");
     eprintln!("mesh serving {:?} after up", started.elapsed());
     let published = addrs();
     let codes = [PROVINCE.to_string(), INSURED.to_string()];
-    demo::load(channel(&published[0]).unwrap(), PROVINCE, 40).await.expect("demo data");
-    demo::load(channel(&insured_leader).unwrap(), INSURED, 40).await.expect("demo data of 310000");
-    demo::file(channel(&insured_leader).unwrap(), INSURED, 40, &codes).await.expect("filings of 310000");
-    let clients: Vec<_> = published.iter().map(|a| HospitalServiceClient::new(channel(a).unwrap())).collect();
+    demo::load(channel_as(&published[0], &agency(PROVINCE)), PROVINCE, 40).await.expect("demo data");
+    demo::load(channel_as(&insured_leader, &agency(INSURED)), INSURED, 40).await.expect("demo data of 310000");
+    demo::file(channel_as(&insured_leader, &agency(INSURED)), INSURED, 40, &codes).await.expect("filings of 310000");
+    let hospital = institution(PROVINCE, 1);
+    let clients: Vec<_> = published.iter().map(|a| HospitalServiceClient::new(channel_as(a, &hospital))).collect();
 
     let mut book = Book::default();
     settle_round(&clients, 0..10, &mut book, "at start").await;
@@ -193,14 +227,14 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
     mesh.run(&["kill", &killed]);
     let t = Instant::now();
     let others: Vec<String> = published.iter().filter(|a| service_of(a) != killed).cloned().collect();
-    let new_leader = wait_for_leader(&others, Duration::from_secs(60)).await.expect("new leader");
+    let new_leader = wait_for_leader(&others, &op(PROVINCE), Duration::from_secs(60)).await.expect("new leader");
     assert_ne!(service_of(&new_leader), killed);
     settle_round(&clients, 10..20, &mut book, "after leader kill").await;
     eprintln!("serving again {:?} after docker kill of the leader", t.elapsed());
     mesh.run(&["start", &killed]);
 
     // Nemesis 2: docker pause a follower (a stalled host); writes go on with two replicas.
-    let leader = wait_for_leader(&addrs(), Duration::from_secs(60)).await.expect("leader after restart");
+    let leader = wait_for_leader(&addrs(), &op(PROVINCE), Duration::from_secs(60)).await.expect("leader after restart");
     let paused = (1..=3).map(|r| format!("node-{PROVINCE}-{r}")).find(|s| *s != service_of(&leader)).unwrap();
     mesh.run(&["pause", &paused]);
     settle_round(&clients, 20..30, &mut book, "with a paused follower").await;
@@ -208,29 +242,34 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
 
     // Nemesis 3: docker network disconnect the leader (a partitioned host); the majority side
     // elects a new leader and keeps settling; the old leader rejoins on reconnect.
-    let leader = wait_for_leader(&addrs(), Duration::from_secs(60)).await.expect("leader before partition");
+    let leader =
+        wait_for_leader(&addrs(), &op(PROVINCE), Duration::from_secs(60)).await.expect("leader before partition");
     let cut = service_of(&leader);
     let container = String::from_utf8(mesh.run(&["ps", "-q", &cut]).stdout).unwrap().trim().to_string();
     let network = mesh.network();
     docker(&["network", "disconnect", &network, &container]);
     let t = Instant::now();
     let majority: Vec<String> = published.iter().filter(|a| service_of(a) != cut).cloned().collect();
-    wait_for_leader(&majority, Duration::from_secs(60)).await.expect("majority elects a leader");
-    let majority_clients: Vec<_> = majority.iter().map(|a| HospitalServiceClient::new(channel(a).unwrap())).collect();
+    wait_for_leader(&majority, &op(PROVINCE), Duration::from_secs(60)).await.expect("majority elects a leader");
+    let majority_clients: Vec<_> =
+        majority.iter().map(|a| HospitalServiceClient::new(channel_as(a, &hospital))).collect();
     settle_round(&majority_clients, 30..40, &mut book, "during partition").await;
     eprintln!("serving again {:?} after the leader was partitioned", t.elapsed());
     docker(&["network", "connect", "--ip", &ip_of(&cut), &network, &container]);
 
     // Nemesis 4: docker network disconnect the federation's leader (a partitioned federation
     // voter); the other two sites elect a new federation leader and non-local care goes on.
-    let fed_leader = wait_for_leader(&fed_addrs(), Duration::from_secs(60)).await.expect("federation leader");
+    let fed_leader =
+        wait_for_leader(&fed_addrs(), &op("000000"), Duration::from_secs(60)).await.expect("federation leader");
     let r = fed_leader.rsplit(':').next().unwrap().parse::<u32>().unwrap() % 10;
     let fed_service = format!("fed-{r}");
     let fed_container = String::from_utf8(mesh.run(&["ps", "-q", &fed_service]).stdout).unwrap().trim().to_string();
     docker(&["network", "disconnect", &network, &fed_container]);
     let t = Instant::now();
     let rest: Vec<String> = fed_addrs().into_iter().filter(|a| *a != fed_leader).collect();
-    wait_for_leader(&rest, Duration::from_secs(60)).await.expect("the federation's majority elects a leader");
+    wait_for_leader(&rest, &op("000000"), Duration::from_secs(60))
+        .await
+        .expect("the federation's majority elects a leader");
     settle_round(&clients, 100..106, &mut book, "with the federation leader partitioned").await;
     eprintln!("non-local serving again {:?} after the federation leader was partitioned", t.elapsed());
     docker(&["network", "connect", "--ip", &format!("172.28.0.{}4", r), &network, &fed_container]);
@@ -240,7 +279,7 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
         let svc = format!("node-{PROVINCE}-{r}");
         let t = Instant::now();
         mesh.run(&["restart", "-t", "10", &svc]);
-        wait_for_leader(&addrs(), Duration::from_secs(60)).await.expect("leader after restart");
+        wait_for_leader(&addrs(), &op(PROVINCE), Duration::from_secs(60)).await.expect("leader after restart");
         eprintln!("serving again {:?} after restarting {svc}", t.elapsed());
         let from = 40 + (r - 1) * 3;
         settle_round(&clients, from..from + 3, &mut book, "during rolling restart").await;
@@ -268,7 +307,7 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
     for (serial, r) in &acked {
         assert_eq!(listed[serial].split, r.split, "settlement {serial} unchanged");
     }
-    let mut agency = AgencyServiceClient::new(channel(&published[0]).unwrap());
+    let mut agency = AgencyServiceClient::new(channel_as(&published[0], &agency(PROVINCE)));
     let fund = agency.get_fund(pb::GetFundRequest {}).await.expect("fund").into_inner();
     let live: Vec<&pb::SettleResponse> = acked.values().filter(|s| !reversed.contains(&s.serial)).collect();
     let nonlocal = live.iter().filter(|s| !s.insured_province.is_empty()).count();

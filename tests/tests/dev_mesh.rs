@@ -4,13 +4,21 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use medmesh_node::demo;
+use medmesh_node::identity::Identity;
 use medmesh_node::pb;
 use medmesh_node::pb::agency_service_client::AgencyServiceClient;
 use medmesh_node::pb::federation_service_client::FederationServiceClient;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
 use medmesh_tests::workload::{fee_lines, today};
-use medmesh_tests::{binary, dev_endpoints, free_base_port, wait_until};
+use medmesh_tests::{agency, binary, dev_endpoints, free_base_port, institution, national, wait_until};
 use tonic::Code;
+
+/// A channel to a replica of the dev mesh whose data directory is `dir`, as `identity`, with
+/// the certificate `medmesh dev` issued (and printed) under `{dir}/pki`.
+fn dev_ch(dir: &tempfile::TempDir, addr: &str, identity: &Identity) -> tonic::transport::Channel {
+    let transport = medmesh_node::dev::dev_pki(dir.path()).unwrap().transport(identity).unwrap();
+    medmesh_node::network::channel(addr, &transport).unwrap()
+}
 
 struct Dev(tokio::process::Child);
 
@@ -25,7 +33,8 @@ impl Drop for Dev {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hospital_settles_and_reverses_against_medmesh_dev() {
-    let dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let dir = &data;
     let base = free_base_port();
     let mut child = tokio::process::Command::new(binary())
         .args(["dev", "--provinces", "3", "--persons", "20", "--base-port", &base.to_string(), "--data-dir"])
@@ -42,7 +51,7 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
     let (p110, p310, p440) = (&endpoints[3..6], &endpoints[6..9], &endpoints[9..12]);
 
     // Talk to a follower-or-leader replica of province 110000; any replica serves.
-    let mut h = HospitalServiceClient::connect(format!("http://{}", p110[2])).await.unwrap();
+    let mut h = HospitalServiceClient::new(dev_ch(dir, &p110[2], &institution("110000", 1)));
     let inst = demo::institution("110000", 1);
     let id = h
         .lookup_identity(pb::LookupIdentityRequest {
@@ -147,14 +156,19 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    let err = h
-        .lookup_identity(pb::LookupIdentityRequest {
-            institution_id: "H-NOT-DESIGNATED".into(),
-            certificate_kind: pb::CertificateKind::SocialSecurityCard as i32,
-            certificate: demo::ss_card("110000", 1),
-        })
-        .await
-        .unwrap_err();
+    let lookup = |institution_id: &str| pb::LookupIdentityRequest {
+        institution_id: institution_id.into(),
+        certificate_kind: pb::CertificateKind::SocialSecurityCard as i32,
+        certificate: demo::ss_card("110000", 1),
+    };
+    // A hospital naming another institution is refused, naming itself and the other.
+    let err = h.lookup_identity(lookup("H-NOT-DESIGNATED")).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(err.message().contains("H110000-01") && err.message().contains("H-NOT-DESIGNATED"), "{}", err.message());
+    // An institution with a certificate that the province never designated sees no identity.
+    let stranger = medmesh_tests::id("medmesh://province/110000/institution/H-NOT-DESIGNATED");
+    let mut undesignated = HospitalServiceClient::new(dev_ch(dir, &p110[0], &stranger));
+    let err = undesignated.lookup_identity(lookup("H-NOT-DESIGNATED")).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "an unregistered institution sees no identity");
     assert!(err.message().starts_with("institution_id:"), "{}", err.message());
 
@@ -164,7 +178,7 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
     for (id, addr, province, points) in
         [("P-310000-7", &p310[0], "310000", 5u32), ("P-440000-3", &p440[1], "440000", 4)]
     {
-        let mut agency = AgencyServiceClient::connect(format!("http://{addr}")).await.unwrap();
+        let mut agency = AgencyServiceClient::new(dev_ch(dir, addr, &agency(province)));
         agency
             .record_violation(pb::RecordViolationRequest {
                 personnel_code: demo::doctor("110000", 2),
@@ -177,7 +191,7 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
             .await
             .unwrap();
     }
-    let mut agency2 = AgencyServiceClient::connect(format!("http://{}", p110[1])).await.unwrap();
+    let mut agency2 = AgencyServiceClient::new(dev_ch(dir, &p110[1], &agency("110000")));
     let q = wait_until(Duration::from_secs(30), "shared points to reach 110000", || {
         let mut a = agency2.clone();
         async move {
@@ -216,11 +230,11 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
     let missing = agency2.get_institution(pb::GetInstitutionRequest { id: "H-NONE".into() }).await.unwrap_err();
     assert_eq!((missing.code(), missing.message().starts_with("id:")), (Code::NotFound, true), "{}", missing.message());
 
-    nonlocal_settlement_through_the_hospital_api(&mut h, p310, &day).await;
-    joint_discipline_counts_in_every_province(p110, p310, p440, &day).await;
+    nonlocal_settlement_through_the_hospital_api(dir, &mut h, &endpoints[0..3], p110, p310, &day).await;
+    joint_discipline_counts_in_every_province(dir, p110, p310, p440, &day).await;
 
     // Reverse: the fund gets the money back.
-    let mut agency = AgencyServiceClient::connect(format!("http://{}", p110[0])).await.unwrap();
+    let mut agency = AgencyServiceClient::new(dev_ch(dir, &p110[0], &agency("110000")));
     let before = agency.get_fund(pb::GetFundRequest {}).await.unwrap().into_inner();
     let r = h
         .reverse(pb::ReverseRequest {
@@ -247,7 +261,10 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
 /// A patient insured in 310000 settles at a hospital of 110000 through the same calls: the
 /// mesh routes, the federation records the decision, both ledgers and the positions agree.
 async fn nonlocal_settlement_through_the_hospital_api(
+    dir: &tempfile::TempDir,
     h: &mut HospitalServiceClient<tonic::transport::Channel>,
+    fedp: &[String],
+    p110: &[String],
     p310: &[String],
     day: &str,
 ) {
@@ -291,11 +308,11 @@ async fn nonlocal_settlement_through_the_hospital_api(
     let fund_share = medmesh_types::Money::parse_yuan(&split.pooling_fund).unwrap()
         + medmesh_types::Money::parse_yuan(&split.critical_illness).unwrap();
 
-    let mut fed = FederationServiceClient::connect(format!("http://{}", p310[2])).await.unwrap();
+    let mut fed = FederationServiceClient::new(dev_ch(dir, &p310[2], &national()));
     let positions = fed.get_positions(pb::GetPositionsRequest {}).await.unwrap().into_inner();
     assert_eq!(positions.settlements, 1);
     assert_eq!(medmesh_types::Money::parse_yuan(&positions.total).unwrap(), fund_share);
-    let mut insured = AgencyServiceClient::connect(format!("http://{}", p310[0])).await.unwrap();
+    let mut insured = AgencyServiceClient::new(dev_ch(dir, &p310[0], &agency("310000")));
     let f = insured.get_fund(pb::GetFundRequest {}).await.unwrap().into_inner();
     assert_eq!(f.nonlocal_owed, positions.total, "the insured province owes what the federation says");
     assert_eq!(f.nonlocal_reserved, "0.00");
@@ -311,7 +328,8 @@ async fn nonlocal_settlement_through_the_hospital_api(
     assert_eq!((t.decision.as_str(), t.insured_province.as_str()), ("COMMIT", "310000"));
 
     // Prepaid first: 310000 tops up; the settlement consumed its share; a low balance warns.
-    let acct = fed
+    let mut fed310 = FederationServiceClient::new(dev_ch(dir, &p310[2], &agency("310000")));
+    let acct = fed310
         .top_up(pb::TopUpRequest {
             province: "310000".into(),
             serial: "TU-1".into(),
@@ -328,8 +346,18 @@ async fn nonlocal_settlement_through_the_hospital_api(
     // Then cleared: this month's statement reconciles with its lines and the positions, the
     // institution confirms its line and may roll the confirmation back, another cannot.
     let month = day[..7].to_string();
-    let run =
-        fed.run_clearing(pb::RunClearingRequest { month: month.clone() }).await.unwrap().into_inner().clearing.unwrap();
+    // The national administration runs clearing at the federation's own replicas; a province
+    // replica does not forward it.
+    let err = fed.run_clearing(pb::RunClearingRequest { month: month.clone() }).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    let mut national_fed = FederationServiceClient::new(dev_ch(dir, &fedp[0], &national()));
+    let run = national_fed
+        .run_clearing(pb::RunClearingRequest { month: month.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .clearing
+        .unwrap();
     let st = run.statements.iter().find(|s| s.insured_province == "310000").expect("a 310000 statement");
     let lines: medmesh_types::Money =
         st.lines.iter().map(|l| medmesh_types::Money::parse_yuan(&l.amount).unwrap()).sum();
@@ -342,20 +370,32 @@ async fn nonlocal_settlement_through_the_hospital_api(
         serial: "NS1".into(),
         confirm: yes,
     };
-    let c = fed.confirm_clearing_line(confirm(&inst, true)).await.unwrap().into_inner().clearing.unwrap();
+    // The institution confirms through its own province's replica (forwarded) or the federation.
+    let mut own = FederationServiceClient::new(dev_ch(dir, &p110[0], &institution("110000", 1)));
+    let c = own.confirm_clearing_line(confirm(&inst, true)).await.unwrap().into_inner().clearing.unwrap();
     assert_eq!(c.statements[0].confirmed_total, st.total);
-    let err = fed.confirm_clearing_line(confirm(&demo::institution("110000", 2), true)).await.unwrap_err();
+    let mut other = FederationServiceClient::new(dev_ch(dir, &fedp[1], &institution("110000", 2)));
+    let err = other.confirm_clearing_line(confirm(&demo::institution("110000", 2), true)).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().starts_with("institution_id:"), "{}", err.message());
-    let c = fed.confirm_clearing_line(confirm(&inst, false)).await.unwrap().into_inner().clearing.unwrap();
+    // Nor may it name the line's institution.
+    let err = other.confirm_clearing_line(confirm(&inst, true)).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    let c = own.confirm_clearing_line(confirm(&inst, false)).await.unwrap().into_inner().clearing.unwrap();
     assert_eq!(c.statements[0].confirmed_total, "0.00", "a confirmation can be rolled back");
 }
 
 /// A joint-discipline entry recorded by one province stops direct settlement in another: an
 /// institution of 440000 listed by 110000, a person of 310000 listed by 310000 and refused at
 /// a hospital of 110000.
-async fn joint_discipline_counts_in_every_province(p110: &[String], p310: &[String], p440: &[String], day: &str) {
-    let mut a110 = AgencyServiceClient::connect(format!("http://{}", p110[0])).await.unwrap();
+async fn joint_discipline_counts_in_every_province(
+    dir: &tempfile::TempDir,
+    p110: &[String],
+    p310: &[String],
+    p440: &[String],
+    day: &str,
+) {
+    let mut a110 = AgencyServiceClient::new(dev_ch(dir, &p110[0], &agency("110000")));
     a110.record_discipline(pb::RecordDisciplineRequest {
         id: "JD-110000-1".into(),
         institution_id: demo::institution("440000", 1),
@@ -366,7 +406,7 @@ async fn joint_discipline_counts_in_every_province(p110: &[String], p310: &[Stri
     })
     .await
     .unwrap();
-    let h440 = HospitalServiceClient::connect(format!("http://{}", p440[1])).await.unwrap();
+    let h440 = HospitalServiceClient::new(dev_ch(dir, &p440[1], &institution("440000", 1)));
     // A fresh serial each attempt: a retry of one serial would return its first outcome.
     let attempt = std::sync::atomic::AtomicU32::new(0);
     let next = || attempt.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -382,7 +422,7 @@ async fn joint_discipline_counts_in_every_province(p110: &[String], p310: &[Stri
         err.message()
     );
 
-    let mut a310 = AgencyServiceClient::connect(format!("http://{}", p310[0])).await.unwrap();
+    let mut a310 = AgencyServiceClient::new(dev_ch(dir, &p310[0], &agency("310000")));
     let e = a310
         .record_discipline(pb::RecordDisciplineRequest {
             id: "JD-310000-1".into(),
@@ -399,7 +439,7 @@ async fn joint_discipline_counts_in_every_province(p110: &[String], p310: &[Stri
         .entry
         .unwrap();
     assert!(e.person && e.in_force && e.institution_id.is_empty());
-    let h110 = HospitalServiceClient::connect(format!("http://{}", p110[2])).await.unwrap();
+    let h110 = HospitalServiceClient::new(dev_ch(dir, &p110[2], &institution("110000", 1)));
     let err = wait_until(Duration::from_secs(30), "the person's entry to reach 110000", || {
         let mut h = h110.clone();
         let req = demo::nonlocal_visit_request("110000", "310000", &format!("V-JDP-{}", next()), 5, 1, day);

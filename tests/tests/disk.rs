@@ -140,7 +140,7 @@ async fn a_replica_whose_disk_fills_stops_then_catches_up_when_space_returns() {
         });
         let mount = data_dir(g.replica(FULL));
         let leader = g.leader().await;
-        demo::load(g.channel(leader), PROVINCE, PERSONS).await.expect("demo data");
+        demo::load(g.agency(leader), PROVINCE, PERSONS).await.expect("demo data");
         let clients: Vec<_> = (1..=3).map(|id| g.hospital(id)).collect();
         let mut acked: BTreeMap<String, pb::SettleResponse> = BTreeMap::new();
 

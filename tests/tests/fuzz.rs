@@ -181,15 +181,16 @@ async fn assert_replicas_equal(g: &mut Group) {
 async fn generated_bad_requests_get_clear_statuses_and_leave_replicas_equal() {
     let mut g = Group::start(PROVINCE, 3, free_base_port(), &[]);
     let leader = g.leader().await;
-    demo::load(g.channel(leader), PROVINCE, 20).await.expect("demo data");
+    demo::load(g.agency(leader), PROVINCE, 20).await.expect("demo data");
     let started = Instant::now();
     let workers: Vec<_> = (0..8u64)
         .map(|w| {
-            let ch = g.channel(1 + w % 3);
+            let hospital = g.hospital(1 + w % 3);
+            let agency = g.agency(1 + w % 3);
             tokio::spawn(async move {
                 let mut rng = Rng::new(0x5eed + w);
-                let mut h = HospitalServiceClient::new(ch.clone());
-                let mut a = AgencyServiceClient::new(ch);
+                let mut h = hospital;
+                let mut a = AgencyServiceClient::new(agency);
                 let mut codes = std::collections::BTreeMap::<String, u64>::new();
                 let mut n = w;
                 while n < REQUESTS && started.elapsed() < BUDGET {
@@ -226,9 +227,9 @@ async fn generated_bad_requests_get_clear_statuses_and_leave_replicas_equal() {
 async fn each_refusal_names_the_request_field() {
     let g = Group::start(PROVINCE, 3, free_base_port(), &[]);
     let leader = g.leader().await;
-    demo::load(g.channel(leader), PROVINCE, 5).await.expect("demo data");
-    let mut h = HospitalServiceClient::new(g.channel(leader));
-    let mut a = AgencyServiceClient::new(g.channel(leader));
+    demo::load(g.agency(leader), PROVINCE, 5).await.expect("demo data");
+    let mut h = g.hospital(leader);
+    let mut a = AgencyServiceClient::new(g.agency(leader));
     let day = demo::today();
     let inst = demo::institution(PROVINCE, 1);
     h.register_visit(demo::visit_request(PROVINCE, "V1", 1, 1, &day)).await.expect("a visit");
@@ -257,7 +258,12 @@ async fn each_refusal_names_the_request_field() {
         ),
         (
             "unknown institution",
-            h.register_visit(visit(&|r| r.institution_id = "H-NONE".into())).await.map(|_| ()),
+            HospitalServiceClient::new(
+                g.channel_as(leader, &medmesh_tests::id("medmesh://province/110000/institution/H-NONE")),
+            )
+            .register_visit(visit(&|r| r.institution_id = "H-NONE".into()))
+            .await
+            .map(|_| ()),
             Code::NotFound,
             "institution_id:",
         ),
@@ -451,7 +457,7 @@ async fn mutated_protobuf_bytes_get_clear_statuses() {
     use prost::Message;
     let mut g = Group::start(PROVINCE, 3, free_base_port(), &[]);
     let leader = g.leader().await;
-    demo::load(g.channel(leader), PROVINCE, 10).await.expect("demo data");
+    demo::load(g.agency(leader), PROVINCE, 10).await.expect("demo data");
     let day = demo::today();
     let inst = demo::institution(PROVINCE, 1);
     let seeds: Vec<(&'static str, Vec<u8>)> = vec![
@@ -512,7 +518,11 @@ async fn mutated_protobuf_bytes_get_clear_statuses() {
                 _ => bytes.truncate(i),
             }
         }
-        let code = clear_code(medmesh_tests::raw::call(g.channel(1 + n % 3), path, bytes).await, path);
+        let code = clear_code(
+            medmesh_tests::raw::call(g.channel_as(1 + n % 3, &medmesh_tests::caller_for(path, PROVINCE)), path, bytes)
+                .await,
+            path,
+        );
         *codes.entry(format!("{code:?}")).or_default() += 1;
     }
     println!("mutated protobuf: {codes:?} in {:?}", started.elapsed());

@@ -13,7 +13,7 @@ const SERVICES: [&str; 4] =
 
 /// The status of `service` at replica `id`, if it answers.
 async fn status(g: &Group, id: u64, service: &str) -> Option<ServingStatus> {
-    let mut c = HealthClient::new(g.channel(id));
+    let mut c = HealthClient::new(g.channel_as(id, &medmesh_tests::operator(&g.province)));
     let r = tokio::time::timeout(Duration::from_millis(500), c.check(HealthCheckRequest { service: service.into() }))
         .await
         .ok()?
@@ -40,6 +40,9 @@ async fn wait_for(g: &Group, ids: &[u64], want: ServingStatus, timeout: Duration
 async fn health_cli(g: &Group, id: u64, service: &str) -> (bool, String) {
     let out = tokio::process::Command::new(binary())
         .args(["health", "--addr", &g.replica(id).addr, "--service", service])
+        // Health needs no client certificate: only the CA to trust the replica.
+        .arg("--ca")
+        .arg(medmesh_tests::pki().ca_path())
         .output()
         .await
         .expect("medmesh health runs");

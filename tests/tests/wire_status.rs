@@ -8,7 +8,7 @@ use tonic::{Code, Status};
 
 /// Calls `path` on replica `id` with `body` as the request message.
 async fn call(g: &Group, id: u64, path: &'static str, body: Vec<u8>) -> Result<Vec<u8>, Status> {
-    medmesh_tests::raw::call(g.channel(id), path, body).await
+    medmesh_tests::raw::call(g.channel_as(id, &medmesh_tests::caller_for(path, &g.province)), path, body).await
 }
 
 /// One method of each public service.

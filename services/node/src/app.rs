@@ -56,19 +56,37 @@ pub struct App {
     pub view: StateView,
     /// The group's clock as this replica measures it.
     pub clock: Arc<GroupClock>,
+    /// How this replica reaches others (its own certificate).
+    pub transport: crate::pki::Transport,
     proposals: mpsc::Sender<Proposal>,
     peers: Mutex<BTreeMap<String, RaftServiceClient<Channel>>>,
 }
 
 impl App {
     /// Wraps a started Raft node and starts its batcher.
-    pub fn new(id: NodeId, province: String, addr: String, raft: Raft<TypeConfig>, view: StateView) -> Arc<App> {
+    pub fn new(
+        id: NodeId,
+        province: String,
+        addr: String,
+        raft: Raft<TypeConfig>,
+        view: StateView,
+        transport: crate::pki::Transport,
+    ) -> Arc<App> {
         let (tx, rx) = mpsc::channel(MAX_BATCH * MAX_IN_FLIGHT * 2);
         let clock = Arc::new(GroupClock::default());
         tokio::spawn(batcher(raft.clone(), rx, clock.clone()));
         tokio::spawn(exit_on_storage_failure(raft.clone()));
-        let app =
-            Arc::new(App { id, province, addr, raft, view, clock, proposals: tx, peers: Mutex::new(BTreeMap::new()) });
+        let app = Arc::new(App {
+            id,
+            province,
+            addr,
+            raft,
+            view,
+            clock,
+            transport,
+            proposals: tx,
+            peers: Mutex::new(BTreeMap::new()),
+        });
         tokio::spawn(keep_time(Arc::downgrade(&app)));
         app
     }
@@ -123,7 +141,9 @@ impl App {
         if let Some(c) = peers.get(addr) {
             return Ok(c.clone());
         }
-        let c = raft_client(channel(addr).map_err(|e| Status::unavailable(format!("leader address {addr}: {e}")))?);
+        let c = raft_client(
+            channel(addr, &self.transport).map_err(|e| Status::unavailable(format!("leader address {addr}: {e}")))?,
+        );
         peers.insert(addr.to_string(), c.clone());
         Ok(c)
     }

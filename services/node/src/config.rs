@@ -16,6 +16,11 @@
 //! | `MEDMESH_ELECTION_TIMEOUT_MS` | `election_timeout_ms` |
 //! | `MEDMESH_FEDERATION` | `federation` (comma-separated `host:port`) |
 //! | `MEDMESH_DIRECTORY_SECRET` | `directory_secret` |
+//! | `MEDMESH_TLS_CA` | `tls_ca` |
+//! | `MEDMESH_TLS_CERT` | `tls_cert` |
+//! | `MEDMESH_TLS_KEY` | `tls_key` |
+//! | `MEDMESH_TLS_DENY` | `tls_deny` (comma-separated SHA-256 fingerprints) |
+//! | `MEDMESH_INSECURE` | `insecure` (`true`/`false`) |
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -53,7 +58,21 @@ pub struct NodeConfig {
     pub federation: Vec<String>,
     /// Secret shared by the provinces (not by the federation's readers) that keys the hash of
     /// certificates in the federation's directory. Every province must use the same value.
+    /// Required: there is no built-in default (`medmesh dev` generates one).
     pub directory_secret: String,
+    /// The CA certificate (PEM) every peer and client certificate must be signed by.
+    pub tls_ca: PathBuf,
+    /// This replica's certificate (PEM): it must name `medmesh://replica/{province}/{id}` and
+    /// the host names clients use to reach it.
+    pub tls_cert: PathBuf,
+    /// The certificate's private key (PEM).
+    pub tls_key: PathBuf,
+    /// Refused certificates, by the SHA-256 fingerprint of their DER encoding (hex), as
+    /// `medmesh pki fingerprint` prints it.
+    pub tls_deny: Vec<String>,
+    /// Serve and call in plaintext with no identity checks. For a throwaway local run only:
+    /// off by default, and logged loudly when on.
+    pub insecure: bool,
 }
 
 impl Default for NodeConfig {
@@ -70,7 +89,12 @@ impl Default for NodeConfig {
             heartbeat_ms: 150,
             election_timeout_ms: 750,
             federation: Vec::new(),
-            directory_secret: "medmesh-dev-directory-secret".into(),
+            directory_secret: String::new(),
+            tls_ca: PathBuf::new(),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            tls_deny: Vec::new(),
+            insecure: false,
         }
     }
 }
@@ -128,6 +152,21 @@ impl NodeConfig {
         if let Some(v) = get("MEDMESH_DIRECTORY_SECRET") {
             self.directory_secret = v;
         }
+        if let Some(v) = get("MEDMESH_TLS_CA") {
+            self.tls_ca = v.into();
+        }
+        if let Some(v) = get("MEDMESH_TLS_CERT") {
+            self.tls_cert = v.into();
+        }
+        if let Some(v) = get("MEDMESH_TLS_KEY") {
+            self.tls_key = v.into();
+        }
+        if let Some(v) = get("MEDMESH_TLS_DENY") {
+            self.tls_deny = v.split(',').map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect();
+        }
+        if let Some(v) = get("MEDMESH_INSECURE") {
+            self.insecure = v.parse().context("MEDMESH_INSECURE")?;
+        }
         Ok(())
     }
 
@@ -180,7 +219,22 @@ impl NodeConfig {
             }
         }
         if self.directory_secret.len() < 16 {
-            bail!("directory_secret: must be at least 16 characters");
+            bail!("directory_secret: must be at least 16 characters (set MEDMESH_DIRECTORY_SECRET; every province uses the same)");
+        }
+        if !self.insecure {
+            for (name, path) in [("tls_ca", &self.tls_ca), ("tls_cert", &self.tls_cert), ("tls_key", &self.tls_key)] {
+                if path.as_os_str().is_empty() {
+                    bail!(
+                        "{name}: required (set MEDMESH_{}; `medmesh pki` issues development certificates)",
+                        name.to_uppercase()
+                    );
+                }
+            }
+        }
+        for (i, f) in self.tls_deny.iter().enumerate() {
+            if f.len() != 64 || !f.chars().all(|c| c.is_ascii_hexdigit()) {
+                bail!("tls_deny[{i}]: {f:?} is not a SHA-256 fingerprint (64 hex digits)");
+            }
         }
         let peers = self.peer_map()?;
         if !peers.is_empty() && !peers.contains_key(&self.id) {
@@ -199,6 +253,8 @@ mod tests {
         let mut c = NodeConfig::default();
         c.apply_env(|k| match k {
             "MEDMESH_ID" => Some("2".into()),
+            "MEDMESH_DIRECTORY_SECRET" => Some("a-secret-of-sixteen".into()),
+            "MEDMESH_INSECURE" => Some("true".into()),
             "MEDMESH_PEERS" => Some("1=127.0.0.1:1, 2=127.0.0.1:2".into()),
             _ => None,
         })
@@ -210,9 +266,26 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_field() {
+        let c = NodeConfig::default();
+        assert!(c.validate().unwrap_err().to_string().starts_with("directory_secret"));
+        let c = NodeConfig { directory_secret: "0123456789abcdef".into(), ..NodeConfig::default() };
+        assert!(c.validate().unwrap_err().to_string().starts_with("tls_ca"));
         let c = NodeConfig { province: "12".into(), ..NodeConfig::default() };
         assert!(c.validate().unwrap_err().to_string().starts_with("province"));
-        let c = NodeConfig { peers: vec!["x".into()], ..NodeConfig::default() };
+        let ok = NodeConfig { directory_secret: "0123456789abcdef".into(), insecure: true, ..NodeConfig::default() };
+        ok.validate().unwrap();
+        let c = NodeConfig { peers: vec!["x".into()], ..ok.clone() };
         assert!(c.validate().unwrap_err().to_string().starts_with("peers"));
+    }
+
+    /// The documented example parses, and validates once the secret comes from the
+    /// environment as it says.
+    #[test]
+    fn the_example_file_is_valid() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/node.example.toml");
+        let mut c: NodeConfig = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert!(c.validate().unwrap_err().to_string().starts_with("directory_secret"));
+        c.apply_env(|k| (k == "MEDMESH_DIRECTORY_SECRET").then(|| "0123456789abcdef".to_string())).unwrap();
+        c.validate().unwrap();
     }
 }

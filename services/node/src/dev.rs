@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use tokio::process::{Child, Command};
 
+use crate::identity::Identity;
 use crate::network::channel;
 use crate::pb::admin_service_client::AdminServiceClient;
 use crate::pb::StatusRequest;
+use crate::pki::{Pki, Transport};
 
 /// Options of the local mesh.
 #[derive(Debug, Clone)]
@@ -24,6 +26,8 @@ pub struct DevOptions {
     pub data_dir: PathBuf,
     /// Demo insured persons per province.
     pub persons: u32,
+    /// Plaintext and no identity checks (a throwaway run; logged loudly).
+    pub insecure: bool,
 }
 
 /// Address of replica `replica` (1–3) of province number `p` (from 1; 0 is the federation).
@@ -111,12 +115,12 @@ pub fn spawn_replica(
 /// Waits until every replica in `addrs` reports the same leader, itself one of the replicas
 /// answering at `addrs` (a just-killed leader is still reported until the others time it out);
 /// returns the leader's address as given in `addrs`.
-pub async fn wait_for_leader(addrs: &[String], timeout: Duration) -> anyhow::Result<String> {
+pub async fn wait_for_leader(addrs: &[String], transport: &Transport, timeout: Duration) -> anyhow::Result<String> {
     let deadline = Instant::now() + timeout;
     loop {
         let mut seen = Vec::new();
         for a in addrs {
-            if let Ok(ch) = channel(a) {
+            if let Ok(ch) = channel(a, transport) {
                 let mut c = AdminServiceClient::new(ch);
                 if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(500), c.status(StatusRequest {})).await {
                     let s = s.into_inner();
@@ -140,6 +144,60 @@ pub async fn wait_for_leader(addrs: &[String], timeout: Duration) -> anyhow::Res
 /// One running group: its code, its leader's address and its replicas' addresses.
 pub type RunningGroup = (String, String, Vec<String>);
 
+/// The development certificate authority of a mesh's data directory (`{data_dir}/pki`).
+pub fn dev_pki(data_dir: &Path) -> anyhow::Result<Pki> {
+    Pki::open_or_create(&data_dir.join("pki"))
+}
+
+/// The directory secret of a development mesh: generated once, kept in
+/// `{data_dir}/directory-secret`.
+pub fn dev_directory_secret(data_dir: &Path) -> anyhow::Result<String> {
+    use rand::Rng;
+    let path = data_dir.join("directory-secret");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        if s.trim().len() >= 16 {
+            return Ok(s.trim().to_string());
+        }
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let secret: String = (0..32).map(|_| format!("{:x}", rand::thread_rng().gen_range(0..16u8))).collect();
+    std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    Ok(secret)
+}
+
+/// How a client of a development mesh in `data_dir` reaches it as `identity` (plaintext when
+/// the mesh is insecure).
+pub fn dev_transport(data_dir: &Path, identity: &Identity, insecure: bool) -> anyhow::Result<Transport> {
+    if insecure {
+        Ok(Transport::Insecure)
+    } else {
+        dev_pki(data_dir)?.transport(identity)
+    }
+}
+
+/// The operator of group `group`.
+pub fn operator(group: &str) -> anyhow::Result<Identity> {
+    Ok(Identity::Operator { group: code(group)? })
+}
+
+/// The agency of `province`.
+pub fn agency(province: &str) -> anyhow::Result<Identity> {
+    Ok(Identity::Agency { province: code(province)? })
+}
+
+/// Institution `institution` of `province`.
+pub fn institution(province: &str, institution: &str) -> anyhow::Result<Identity> {
+    Ok(Identity::Institution {
+        province: code(province)?,
+        institution: medmesh_types::InstitutionId::new(institution.to_string())
+            .map_err(|e| anyhow::anyhow!("institution: {e}"))?,
+    })
+}
+
+fn code(p: &str) -> anyhow::Result<medmesh_types::ProvinceCode> {
+    medmesh_types::ProvinceCode::new(p.to_string()).map_err(|e| anyhow::anyhow!("province {p:?}: {e}"))
+}
+
 /// Starts the federation and `provinces` as 3-replica groups of `exe` processes (group `g`,
 /// the federation being 0, at `base_port + 10 g + r`), with data under `data_dir`; waits for
 /// every leader, loads `persons` demo persons per province and files them for the others.
@@ -150,30 +208,46 @@ pub async fn start_mesh(
     base_port: u16,
     data_dir: &Path,
     persons: u32,
+    insecure: bool,
 ) -> anyhow::Result<(Vec<Child>, Vec<RunningGroup>)> {
     let mut children = Vec::new();
     let mut spawned = Vec::new();
+    let pki = dev_pki(data_dir)?;
+    let secret = dev_directory_secret(data_dir)?;
     let fed: Vec<String> = (1..=3).map(|r| replica_addr(base_port, 0, r)).collect();
-    let fed_env = [("MEDMESH_FEDERATION", fed.join(","))];
     for (p, province) in std::iter::once(medmesh_state::FEDERATION).chain(provinces.iter().copied()).enumerate() {
         let addrs: Vec<String> = (1..=3).map(|r| replica_addr(base_port, p, r)).collect();
         let peers = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
         for r in 1..=3u64 {
             let dir = data_dir.join(format!("{province}-{r}"));
-            let env: &[(&str, String)] = if p == 0 { &[] } else { &fed_env };
-            children.push(spawn_replica(exe, province, r, &addrs[r as usize - 1], &peers, &dir, env)?);
+            let mut env = if insecure {
+                vec![("MEDMESH_INSECURE", "true".to_string())]
+            } else {
+                pki.replica_env(province, r, &[])?
+            };
+            env.push(("MEDMESH_DIRECTORY_SECRET", secret.clone()));
+            if p > 0 {
+                env.push(("MEDMESH_FEDERATION", fed.join(",")));
+            }
+            children.push(spawn_replica(exe, province, r, &addrs[r as usize - 1], &peers, &dir, &env)?);
         }
         spawned.push((province.to_string(), addrs));
     }
     let codes: Vec<String> = provinces.iter().map(|c| c.to_string()).collect();
     let mut groups = Vec::new();
     for (i, (province, addrs)) in spawned.into_iter().enumerate() {
-        let leader = wait_for_leader(&addrs, Duration::from_secs(60)).await?;
+        let leader = wait_for_leader(
+            &addrs,
+            &dev_transport(data_dir, &operator(&province)?, insecure)?,
+            Duration::from_secs(60),
+        )
+        .await?;
         if i > 0 {
-            crate::demo::load(channel(&leader)?, &province, persons)
+            let agency = dev_transport(data_dir, &agency(&province)?, insecure)?;
+            crate::demo::load(channel(&leader, &agency)?, &province, persons)
                 .await
                 .map_err(|s| anyhow::anyhow!("loading demo data of {province}: {}", s.message()))?;
-            crate::demo::file(channel(&leader)?, &province, persons, &codes)
+            crate::demo::file(channel(&leader, &agency)?, &province, persons, &codes)
                 .await
                 .map_err(|s| anyhow::anyhow!("filing demo persons of {province}: {}", s.message()))?;
         }
@@ -194,7 +268,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let codes: Vec<&str> = crate::demo::PROVINCES.iter().take(opts.provinces).copied().collect();
     let (children, groups) = tokio::select! {
-        started = start_mesh(&exe, &codes, opts.base_port, &opts.data_dir, opts.persons) => started?,
+        started = start_mesh(&exe, &codes, opts.base_port, &opts.data_dir, opts.persons, opts.insecure) => started?,
         sig = &mut stop => {
             // Dropping the half-started mesh kills the replicas spawned so far.
             eprintln!("medmesh dev: {sig} while starting; stopped");
@@ -216,6 +290,25 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
             };
             println!("{group} replica {}: {a}", i + 1);
         }
+    }
+    let pki = dev_pki(&opts.data_dir)?;
+    if opts.insecure {
+        println!("WARNING: insecure mesh: plaintext, no identities; anyone who reaches a port controls the fund");
+    }
+    println!("certificates (CA {}):", pki.ca_path().display());
+    let mut identities = vec![Identity::National];
+    for p in &provinces {
+        identities.push(agency(p)?);
+        for n in 1..=2 {
+            identities.push(institution(p, &crate::demo::institution(p, n))?);
+        }
+    }
+    for g in std::iter::once(medmesh_state::FEDERATION).chain(provinces.iter().map(String::as_str)) {
+        identities.push(operator(g)?);
+    }
+    for id in &identities {
+        let f = pki.ensure(id, &[])?;
+        println!("  {id}: --cert {} --key {}", f.cert.display(), f.key.display());
     }
     println!(
         "demo institution {} doctor {} person card {}",

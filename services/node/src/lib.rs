@@ -7,6 +7,7 @@
 // tonic::Status is the error type of every gRPC edge function.
 #![allow(clippy::result_large_err)]
 
+pub mod access;
 pub mod api;
 pub mod app;
 pub mod clock;
@@ -15,10 +16,12 @@ pub mod convert;
 pub mod demo;
 pub mod dev;
 pub mod health;
+pub mod identity;
 pub mod map_response;
 pub mod mesh;
 pub mod network;
 pub mod pb;
+pub mod pki;
 pub mod remote;
 pub mod server;
 pub mod telemetry;

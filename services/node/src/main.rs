@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use medmesh_node::identity::Identity;
+use medmesh_node::pki::{self, Pki, Tls, Transport};
 use medmesh_node::{config::NodeConfig, dev, health, network, server, telemetry};
 
 /// Longest a replica takes to stop once asked.
@@ -17,6 +19,64 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// How a client command reaches a replica: the CA, and the caller's certificate and key.
+/// The `MEDMESH_TLS_*` variables are a replica's own, so inside a replica's container these
+/// commands present the replica's certificate.
+#[derive(clap::Args)]
+struct ClientTls {
+    /// CA certificate (PEM) the replica's certificate must be signed by.
+    #[arg(long, env = "MEDMESH_TLS_CA")]
+    ca: Option<PathBuf>,
+    /// Client certificate (PEM) naming the caller's medmesh identity.
+    #[arg(long, env = "MEDMESH_TLS_CERT")]
+    cert: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long, env = "MEDMESH_TLS_KEY")]
+    key: Option<PathBuf>,
+    /// Plaintext, for a replica started with --insecure.
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl ClientTls {
+    fn transport(&self) -> anyhow::Result<Transport> {
+        if self.insecure {
+            return Ok(Transport::Insecure);
+        }
+        let ca = self.ca.as_deref().ok_or_else(|| anyhow::anyhow!("--ca (or MEDMESH_TLS_CA) is required"))?;
+        let pair = match (&self.cert, &self.key) {
+            (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+            (None, None) => None,
+            _ => anyhow::bail!("--cert and --key go together"),
+        };
+        Ok(Transport::Tls(std::sync::Arc::new(Tls::load(ca, pair)?)))
+    }
+}
+
+#[derive(Subcommand)]
+enum PkiCmd {
+    /// Issues a certificate for a medmesh identity, creating the directory's CA if it has none.
+    Issue {
+        /// The PKI directory (ca.pem, ca.key and the issued files).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The identity URI, e.g. medmesh://replica/110000/1, medmesh://agency/110000,
+        /// medmesh://province/110000/institution/H110000-01, medmesh://national,
+        /// medmesh://operator/110000.
+        #[arg(long)]
+        identity: String,
+        /// Host names or IP addresses the certificate serves (besides 127.0.0.1 and localhost).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+    },
+    /// Prints the SHA-256 fingerprint of a certificate, as `tls_deny` lists it.
+    Fingerprint {
+        /// Certificate (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -30,6 +90,9 @@ enum Cmd {
         /// `medmesh dev` and other launchers so that replicas never outlive them.
         #[arg(long, env = "MEDMESH_PARENT_PID")]
         parent_pid: Option<u32>,
+        /// Serve in plaintext with no identity checks (a throwaway local run; logged loudly).
+        #[arg(long)]
+        insecure: bool,
     },
     /// Runs a local mesh (the federation and provinces × 3 replicas, separate processes) with
     /// demo data.
@@ -46,6 +109,14 @@ enum Cmd {
         /// Demo insured persons per province.
         #[arg(long, default_value_t = 200)]
         persons: u32,
+        /// Plaintext, no identity checks (a throwaway run; logged loudly).
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Development certificates.
+    Pki {
+        #[command(subcommand)]
+        cmd: PkiCmd,
     },
     /// Loads the demo data (policy, institutions, personnel, catalogue, persons, an opening
     /// contribution) into a province through its agency API; loading twice changes nothing.
@@ -63,6 +134,9 @@ enum Cmd {
         /// codes; the mesh's federation must know them).
         #[arg(long, value_delimiter = ',')]
         file_for: Vec<String>,
+        /// The province's agency certificate.
+        #[command(flatten)]
+        tls: ClientTls,
     },
     /// Checks that an endpoint serves (gRPC health); exits non-zero if not, printing why.
     Health {
@@ -75,6 +149,9 @@ enum Cmd {
         /// probes); a service name such as "medmesh.v1.HospitalService" checks that service.
         #[arg(long, default_value = "")]
         service: String,
+        /// TLS (a certificate is optional: health needs none).
+        #[command(flatten)]
+        tls: ClientTls,
     },
 }
 
@@ -82,8 +159,11 @@ enum Cmd {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Node { config, parent_pid } => {
-            let cfg = NodeConfig::load(config.as_deref())?;
+        Cmd::Node { config, parent_pid, insecure } => {
+            let mut cfg = NodeConfig::load(config.as_deref())?;
+            if insecure {
+                cfg.insecure = true;
+            }
             let _telemetry = telemetry::init(&format!("medmesh-{}-{}", cfg.province, cfg.id))?;
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             server::run(cfg, async move {
@@ -108,25 +188,42 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
         }
-        Cmd::Dev { provinces, base_port, data_dir, persons } => {
+        Cmd::Dev { provinces, base_port, data_dir, persons, insecure } => {
             let _telemetry = telemetry::init("medmesh-dev")?;
-            dev::run(dev::DevOptions { provinces, base_port, data_dir, persons }).await
+            dev::run(dev::DevOptions { provinces, base_port, data_dir, persons, insecure }).await
         }
-        Cmd::LoadDemo { addr, province, persons, file_for } => {
-            medmesh_node::demo::load(network::channel(&addr)?, &province, persons)
+        Cmd::Pki { cmd: PkiCmd::Issue { dir, identity, hosts } } => {
+            let identity = Identity::parse(&identity).map_err(|e| anyhow::anyhow!("--identity: {e}"))?;
+            let files = Pki::open_or_create(&dir)?.ensure(&identity, &hosts)?;
+            println!(
+                "{identity}: --cacert {} --cert {} --key {}",
+                files.ca.display(),
+                files.cert.display(),
+                files.key.display()
+            );
+            Ok(())
+        }
+        Cmd::Pki { cmd: PkiCmd::Fingerprint { cert } } => {
+            let text = std::fs::read_to_string(&cert)?;
+            println!("{}", pki::fingerprint_of_pem(&text)?);
+            Ok(())
+        }
+        Cmd::LoadDemo { addr, province, persons, file_for, tls } => {
+            let transport = tls.transport()?;
+            medmesh_node::demo::load(network::channel(&addr, &transport)?, &province, persons)
                 .await
                 .map_err(|s| anyhow::anyhow!("{addr}: {}", s.message()))?;
             println!("demo data of {province} loaded through {addr}");
             if !file_for.is_empty() {
-                medmesh_node::demo::file(network::channel(&addr)?, &province, persons, &file_for)
+                medmesh_node::demo::file(network::channel(&addr, &transport)?, &province, persons, &file_for)
                     .await
                     .map_err(|s| anyhow::anyhow!("{addr}: filing: {}", s.message()))?;
                 println!("demo persons of {province} filed for care in {}", file_for.join(", "));
             }
             Ok(())
         }
-        Cmd::Health { addr, service } => {
-            let ch = network::channel(&addr)?;
+        Cmd::Health { addr, service, tls } => {
+            let ch = network::channel(&addr, &tls.transport()?)?;
             let mut c = tonic_health::pb::health_client::HealthClient::new(ch);
             let r = tokio::time::timeout(
                 Duration::from_secs(3),

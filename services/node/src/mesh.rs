@@ -85,7 +85,8 @@ impl Mesh {
         secret: String,
         endpoints: Vec<String>,
     ) -> Mesh {
-        Mesh { app, remote: Remote::new(federation), province, secret, endpoints }
+        let remote = Remote::new(federation, app.transport.clone());
+        Mesh { app, remote, province, secret, endpoints }
     }
 
     /// Whether this replica is in the federation group.

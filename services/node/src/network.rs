@@ -14,13 +14,20 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::pb::raft_service_client::RaftServiceClient;
 use crate::pb::{Payload, RaftServiceAppendEntriesRequest, RaftServiceInstallSnapshotRequest, RaftServiceVoteRequest};
+use crate::pki::Transport;
 
 /// Largest gRPC message a replica accepts; snapshot chunks are kept well below it.
 pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
-/// Opens a lazily connected channel to a replica.
-pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+/// Opens a lazily connected channel to a replica at `addr` (`host:port`): over mTLS with the
+/// transport's certificate (the server must present a certificate for `host` signed by the
+/// CA), or in plaintext for an `--insecure` run.
+pub fn channel(addr: &str, transport: &Transport) -> Result<Channel, tonic::transport::Error> {
+    let endpoint = match transport {
+        Transport::Tls(tls) => Endpoint::from_shared(format!("https://{addr}"))?.tls_config(tls.client())?,
+        Transport::Insecure => Endpoint::from_shared(format!("http://{addr}"))?,
+    };
+    Ok(endpoint
         .connect_timeout(std::time::Duration::from_millis(500))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(std::time::Duration::from_secs(5))
@@ -33,15 +40,18 @@ pub fn raft_client(ch: Channel) -> RaftServiceClient<Channel> {
     RaftServiceClient::new(ch).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE)
 }
 
-/// Creates [`Network`]s for openraft.
-#[derive(Clone, Default)]
-pub struct NetworkFactory;
+/// Creates [`Network`]s for openraft; peers are reached with the replica's own certificate.
+#[derive(Clone)]
+pub struct NetworkFactory {
+    /// How peers are reached.
+    pub transport: Transport,
+}
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = Network;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Network {
-        Network { target, client: channel(&node.addr).ok().map(raft_client) }
+        Network { target, client: channel(&node.addr, &self.transport).ok().map(raft_client) }
     }
 }
 

@@ -26,6 +26,7 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Clients of the federation and of other provinces.
 pub struct Remote {
+    transport: crate::pki::Transport,
     federation: Vec<String>,
     provinces: Mutex<BTreeMap<ProvinceCode, Vec<String>>>,
     clients: Mutex<BTreeMap<String, RaftServiceClient<Channel>>>,
@@ -39,9 +40,15 @@ enum Kind {
 }
 
 impl Remote {
-    /// Clients for a federation at `federation` (replica addresses).
-    pub fn new(federation: Vec<String>) -> Remote {
-        Remote { federation, provinces: Mutex::default(), clients: Mutex::default(), leaders: Default::default() }
+    /// Clients for a federation at `federation` (replica addresses), reached over `transport`.
+    pub fn new(federation: Vec<String>, transport: crate::pki::Transport) -> Remote {
+        Remote {
+            transport,
+            federation,
+            provinces: Mutex::default(),
+            clients: Mutex::default(),
+            leaders: Default::default(),
+        }
     }
 
     /// Whether a federation is configured.
@@ -54,7 +61,7 @@ impl Remote {
         if let Some(c) = clients.get(addr) {
             return Ok(c.clone());
         }
-        let c = raft_client(channel(addr).map_err(|e| Status::unavailable(format!("{addr}: {e}")))?);
+        let c = raft_client(channel(addr, &self.transport).map_err(|e| Status::unavailable(format!("{addr}: {e}")))?);
         clients.insert(addr.to_string(), c.clone());
         Ok(c)
     }

@@ -9,6 +9,7 @@ use openraft::{BasicNode, Config, SnapshotPolicy};
 use tonic::server::NamedService;
 use tonic::transport::Server;
 
+use crate::access::{guard, Policy};
 use crate::api::admin::Admin;
 use crate::api::agency::Agency;
 use crate::api::federation::Federation;
@@ -18,6 +19,7 @@ use crate::app::App;
 use crate::config::NodeConfig;
 use crate::network::{NetworkFactory, MAX_MESSAGE};
 use crate::pb;
+use crate::pki::{Tls, Transport};
 use crate::wire_status::contract_status;
 
 /// Largest request the public APIs accept; larger ones get RESOURCE_EXHAUSTED (see
@@ -43,14 +45,25 @@ pub async fn run(
     .validate()
     .context("raft config")?;
 
+    let transport = if cfg.insecure {
+        tracing::warn!("INSECURE: this replica serves and calls in plaintext and checks no identity; never use this outside a throwaway local run");
+        eprintln!("medmesh: WARNING: --insecure: plaintext, no identities, every rpc open to anyone");
+        Transport::Insecure
+    } else {
+        let tls = Tls::load(&cfg.tls_ca, Some((&cfg.tls_cert, &cfg.tls_key))).context("tls")?;
+        check_own_certificate(&cfg)?;
+        Transport::Tls(Arc::new(tls))
+    };
     let (log, sm) = medmesh_storage::open(&cfg.data_dir, medmesh_state::Role::of_province(&cfg.province))
         .await
         .map_err(|e| anyhow::anyhow!("opening storage: {e}"))?;
     let view = sm.view();
-    let raft = openraft::Raft::new(cfg.id, Arc::new(raft_config), NetworkFactory, log, sm)
-        .await
-        .map_err(|e| anyhow::anyhow!("starting raft: {e}"))?;
-    let app = App::new(cfg.id, cfg.province.clone(), cfg.advertised().to_string(), raft.clone(), view);
+    let raft =
+        openraft::Raft::new(cfg.id, Arc::new(raft_config), NetworkFactory { transport: transport.clone() }, log, sm)
+            .await
+            .map_err(|e| anyhow::anyhow!("starting raft: {e}"))?;
+    let app =
+        App::new(cfg.id, cfg.province.clone(), cfg.advertised().to_string(), raft.clone(), view, transport.clone());
 
     let peers = cfg.peer_map()?;
     let endpoints: Vec<String> =
@@ -59,7 +72,7 @@ pub async fn run(
         medmesh_types::ProvinceCode::new(cfg.province.clone()).map_err(|e| anyhow::anyhow!("province: {e}"))?;
     let mesh = Arc::new(crate::mesh::Mesh::new(
         app.clone(),
-        province,
+        province.clone(),
         cfg.federation.clone(),
         cfg.directory_secret.clone(),
         endpoints,
@@ -102,35 +115,74 @@ pub async fn run(
         .build_v1alpha()?;
 
     let addr: std::net::SocketAddr = cfg.listen.parse().context("listen")?;
-    tracing::info!(id = cfg.id, province = %cfg.province, %addr, "replica serving");
-    Server::builder()
-        .add_service(crate::health::with_reason(health_service, health_reason))
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(contract_status(
-            pb::hospital_service_server::HospitalServiceServer::new(Hospital { mesh: mesh.clone() })
-                .max_decoding_message_size(MAX_API_MESSAGE),
-            MAX_API_MESSAGE,
+    let policy = Arc::new(Policy {
+        here: province.clone(),
+        deny: cfg.tls_deny.iter().cloned().collect(),
+        insecure: cfg.insecure,
+    });
+
+    let mut server = Server::builder();
+    if let Transport::Tls(tls) = &transport {
+        server = server.tls_config(tls.server()?).context("tls listener")?;
+    }
+    tracing::info!(id = cfg.id, province = %cfg.province, %addr, tls = !cfg.insecure, "replica serving");
+    server
+        .add_service(guard(crate::health::with_reason(health_service, health_reason), policy.clone()))
+        .add_service(guard(reflection_v1, policy.clone()))
+        .add_service(guard(reflection_v1alpha, policy.clone()))
+        .add_service(guard(
+            contract_status(
+                pb::hospital_service_server::HospitalServiceServer::new(Hospital { mesh: mesh.clone() })
+                    .max_decoding_message_size(MAX_API_MESSAGE),
+                MAX_API_MESSAGE,
+            ),
+            policy.clone(),
         ))
-        .add_service(contract_status(
-            pb::agency_service_server::AgencyServiceServer::new(Agency { mesh: mesh.clone() })
-                .max_decoding_message_size(MAX_API_MESSAGE),
-            MAX_API_MESSAGE,
+        .add_service(guard(
+            contract_status(
+                pb::agency_service_server::AgencyServiceServer::new(Agency { mesh: mesh.clone() })
+                    .max_decoding_message_size(MAX_API_MESSAGE),
+                MAX_API_MESSAGE,
+            ),
+            policy.clone(),
         ))
-        .add_service(contract_status(
-            pb::federation_service_server::FederationServiceServer::new(Federation { mesh: mesh.clone() })
-                .max_decoding_message_size(MAX_API_MESSAGE),
-            MAX_API_MESSAGE,
+        .add_service(guard(
+            contract_status(
+                pb::federation_service_server::FederationServiceServer::new(Federation { mesh: mesh.clone() })
+                    .max_decoding_message_size(MAX_API_MESSAGE),
+                MAX_API_MESSAGE,
+            ),
+            policy.clone(),
         ))
-        .add_service(
+        .add_service(guard(
             pb::raft_service_server::RaftServiceServer::new(RaftApi { app: app.clone() })
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
-        )
-        .add_service(pb::admin_service_server::AdminServiceServer::new(Admin { app: app.clone() }))
+            policy.clone(),
+        ))
+        .add_service(guard(
+            pb::admin_service_server::AdminServiceServer::new(Admin { app: app.clone() }),
+            policy.clone(),
+        ))
         .serve_with_shutdown(addr, shutdown)
         .await
         .context("grpc server")?;
     let _ = raft.shutdown().await;
+    Ok(())
+}
+
+/// Refuses to start with a certificate that does not name this replica: a replica's
+/// certificate is its identity to its peers and to the other groups.
+fn check_own_certificate(cfg: &NodeConfig) -> anyhow::Result<()> {
+    let pem = std::fs::read(&cfg.tls_cert).with_context(|| format!("reading {}", cfg.tls_cert.display()))?;
+    let (_, parsed) = x509_parser::pem::parse_x509_pem(&pem).map_err(|e| anyhow::anyhow!("tls_cert: {e}"))?;
+    let id = crate::identity::Identity::from_der(&parsed.contents).map_err(|e| anyhow::anyhow!("tls_cert: {e}"))?;
+    let want = crate::identity::Identity::Replica {
+        group: medmesh_types::ProvinceCode::new(cfg.province.clone()).map_err(|e| anyhow::anyhow!("province: {e}"))?,
+        id: cfg.id,
+    };
+    if id != want {
+        anyhow::bail!("tls_cert: names {id}, but this replica is {want}");
+    }
     Ok(())
 }

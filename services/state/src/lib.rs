@@ -22,6 +22,7 @@
 //! | `model`, `shared`, `kv`, `error` | records of a province, records that cross between groups, the key layout, errors |
 #![forbid(unsafe_code)]
 
+pub mod access;
 mod apply;
 mod clearing;
 pub mod coordinator;

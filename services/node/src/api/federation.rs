@@ -8,6 +8,7 @@ use medmesh_types::Money;
 use tonic::{Request, Response, Status};
 
 use super::{answer, unexpected};
+use crate::access::Caller;
 use crate::convert;
 use crate::mesh::Mesh;
 use crate::pb;
@@ -163,7 +164,10 @@ impl FederationService for Federation {
     }
 
     async fn top_up(&self, req: Request<TopUpRequest>) -> Result<Response<TopUpResponse>, Status> {
+        let caller = Caller::of(&req);
         let r = req.into_inner();
+        convert::province("province", &r.province)?;
+        caller.is_agency_of(&r.province)?;
         let warning_below = if r.warning_below.trim().is_empty() {
             None
         } else {
@@ -194,6 +198,11 @@ impl FederationService for Federation {
     }
 
     async fn run_clearing(&self, req: Request<RunClearingRequest>) -> Result<Response<RunClearingResponse>, Status> {
+        if !self.mesh.is_federation() {
+            return Err(Status::failed_precondition(
+                "federation: clearing runs on the federation's replicas (province 000000); call one of them",
+            ));
+        }
         let month = req.into_inner().month;
         match self.act(Command::FedRunClearing { month: month.clone() }).await? {
             Outcome::Clearing(s) => Ok(Response::new(RunClearingResponse { clearing: clearing_pb(&month, &s) })),
@@ -213,11 +222,15 @@ impl FederationService for Federation {
         &self,
         req: Request<ConfirmClearingLineRequest>,
     ) -> Result<Response<ConfirmClearingLineResponse>, Status> {
+        let caller = Caller::of(&req);
         let r = req.into_inner();
+        let treatment = convert::province("treatment_province", &r.treatment_province)?;
+        let institution = convert::institution("institution_id", &r.institution_id)?;
+        caller.is_institution_of(&r.treatment_province, &r.institution_id)?;
         let cmd = Command::FedConfirmClearing {
             month: r.month.clone(),
-            treatment: convert::province("treatment_province", &r.treatment_province)?,
-            institution: convert::institution("institution_id", &r.institution_id)?,
+            treatment,
+            institution,
             serial: convert::serial("serial", &r.serial)?,
             confirm: r.confirm,
         };

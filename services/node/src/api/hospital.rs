@@ -7,6 +7,7 @@ use medmesh_types::{LogTime, Money};
 use tonic::{Request, Response, Status};
 
 use super::{answer, outcome, unexpected};
+use crate::access::Caller;
 use crate::convert;
 use crate::mesh::Mesh;
 use crate::pb::hospital_service_server::HospitalService;
@@ -15,6 +16,42 @@ use crate::pb::*;
 /// Serves [`HospitalService`] on a replica.
 pub struct Hospital {
     pub(crate) mesh: Arc<Mesh>,
+}
+
+/// A request that names the institution it acts for.
+trait ForInstitution {
+    fn institution_id(&self) -> &str;
+}
+
+macro_rules! for_institution {
+    ($($t:ty),*) => {$(
+        impl ForInstitution for $t {
+            fn institution_id(&self) -> &str {
+                &self.institution_id
+            }
+        }
+    )*};
+}
+
+for_institution!(
+    LookupIdentityRequest,
+    RegisterVisitRequest,
+    UploadFeesRequest,
+    PreSettleRequest,
+    SettleRequest,
+    ReverseRequest,
+    GetExpenseDocumentRequest,
+    ListSettlementsRequest
+);
+
+/// The request's message once its `institution_id` is checked (a well-formed code, and the
+/// caller's own: see [`crate::access`]).
+fn own<T: ForInstitution>(req: Request<T>) -> Result<T, Status> {
+    let caller = Caller::of(&req);
+    let r = req.into_inner();
+    convert::institution("institution_id", r.institution_id())?;
+    caller.acts_for_institution(r.institution_id())?;
+    Ok(r)
 }
 
 fn now() -> LogTime {
@@ -27,7 +64,7 @@ impl HospitalService for Hospital {
         &self,
         req: Request<LookupIdentityRequest>,
     ) -> Result<Response<LookupIdentityResponse>, Status> {
-        let r = req.into_inner();
+        let r = own(req)?;
         let institution = convert::institution("institution_id", &r.institution_id)?;
         let kind = convert::certificate_kind("certificate_kind", r.certificate_kind)?;
         if r.certificate.is_empty() || r.certificate.len() > 64 {
@@ -64,7 +101,7 @@ impl HospitalService for Hospital {
         &self,
         req: Request<RegisterVisitRequest>,
     ) -> Result<Response<RegisterVisitResponse>, Status> {
-        let r = req.into_inner();
+        let r = own(req)?;
         let emergency = r.emergency;
         let cmd = convert::register_visit(r)?;
         match self.mesh.register_visit(cmd, emergency).await? {
@@ -78,7 +115,7 @@ impl HospitalService for Hospital {
     }
 
     async fn upload_fees(&self, req: Request<UploadFeesRequest>) -> Result<Response<UploadFeesResponse>, Status> {
-        let cmd = convert::upload_fees(req.into_inner())?;
+        let cmd = convert::upload_fees(own(req)?)?;
         match outcome(self.mesh.app.propose(cmd).await?)? {
             Outcome::FeesUploaded { line_count, total } => {
                 Ok(Response::new(UploadFeesResponse { line_count, total: total.to_string() }))
@@ -88,7 +125,7 @@ impl HospitalService for Hospital {
     }
 
     async fn pre_settle(&self, req: Request<PreSettleRequest>) -> Result<Response<PreSettleResponse>, Status> {
-        let r = req.into_inner();
+        let r = own(req)?;
         let q = Query::PreSettle {
             institution: convert::institution("institution_id", &r.institution_id)?,
             visit: convert::serial("visit_serial", &r.visit_serial)?,
@@ -106,13 +143,13 @@ impl HospitalService for Hospital {
     }
 
     async fn settle(&self, req: Request<SettleRequest>) -> Result<Response<SettleResponse>, Status> {
-        let cmd = convert::settle(req.into_inner())?;
+        let cmd = convert::settle(own(req)?)?;
         let s = self.mesh.settle(cmd).await?;
         Ok(Response::new(convert::settle_response(&s)))
     }
 
     async fn reverse(&self, req: Request<ReverseRequest>) -> Result<Response<ReverseResponse>, Status> {
-        let cmd = convert::reverse(req.into_inner())?;
+        let cmd = convert::reverse(own(req)?)?;
         let s = self.mesh.reverse(cmd).await?;
         Ok(Response::new(ReverseResponse {
             settlement_serial: s.serial.to_string(),
@@ -125,7 +162,7 @@ impl HospitalService for Hospital {
         &self,
         req: Request<GetExpenseDocumentRequest>,
     ) -> Result<Response<GetExpenseDocumentResponse>, Status> {
-        let r = req.into_inner();
+        let r = own(req)?;
         let q = Query::Settlement {
             institution: convert::institution("institution_id", &r.institution_id)?,
             serial: convert::serial("serial", &r.serial)?,
@@ -142,7 +179,7 @@ impl HospitalService for Hospital {
         &self,
         req: Request<ListSettlementsRequest>,
     ) -> Result<Response<ListSettlementsResponse>, Status> {
-        let r = req.into_inner();
+        let r = own(req)?;
         let q = Query::Statement {
             institution: convert::institution("institution_id", &r.institution_id)?,
             from: convert::date("from", &r.from)?,

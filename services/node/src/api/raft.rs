@@ -4,10 +4,12 @@ use std::sync::Arc;
 
 use medmesh_state::{Command, Query};
 use medmesh_storage::TypeConfig;
+use medmesh_types::ProvinceCode;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::Serialize;
 use tonic::{Request, Response, Status};
 
+use crate::access::Caller;
 use crate::app::App;
 use crate::pb::raft_service_server::RaftService;
 use crate::pb::*;
@@ -24,6 +26,18 @@ fn decode<T: serde::de::DeserializeOwned, P: Payload>(req: Request<P>) -> Result
 
 fn reply<T: Serialize, P: Payload>(v: &T) -> Result<Response<P>, Status> {
     Ok(Response::new(P::wrap(bincode::serialize(v).map_err(|e| Status::internal(e.to_string()))?)))
+}
+
+impl RaftApi {
+    fn group(&self) -> Result<ProvinceCode, Status> {
+        ProvinceCode::new(self.app.province.clone()).map_err(|e| Status::internal(e.to_string()))
+    }
+}
+
+/// A cross-group proposal or query the sender's group may not make.
+fn refused(why: String) -> Status {
+    tracing::warn!(target: "medmesh::access", why = %why, "refused");
+    Status::permission_denied(why)
 }
 
 #[tonic::async_trait]
@@ -53,12 +67,20 @@ impl RaftService for RaftApi {
         &self,
         req: Request<RaftServiceProposeRequest>,
     ) -> Result<Response<RaftServiceProposeResponse>, Status> {
+        let caller = Caller::of(&req);
         let cmd: Command = decode(req)?;
+        if let Some(from) = caller.foreign_group(&self.group()?) {
+            medmesh_state::access::foreign_command(&cmd, from).map_err(refused)?;
+        }
         reply(&self.app.propose_local(cmd).await)
     }
 
     async fn query(&self, req: Request<RaftServiceQueryRequest>) -> Result<Response<RaftServiceQueryResponse>, Status> {
+        let caller = Caller::of(&req);
         let q: Query = decode(req)?;
+        if let Some(from) = caller.foreign_group(&self.group()?) {
+            medmesh_state::access::foreign_query(&q, from).map_err(refused)?;
+        }
         reply(&self.app.query_local(q).await)
     }
 

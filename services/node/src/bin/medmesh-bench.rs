@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use medmesh_node::demo;
-use medmesh_node::dev::{start_mesh, stop_children};
+use medmesh_node::dev::{self, start_mesh, stop_children};
 use medmesh_node::network::channel;
 use medmesh_node::pb;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
@@ -40,6 +40,9 @@ struct Args {
     /// Which phases run.
     #[arg(long, value_enum, default_value_t = Mode::Both)]
     mode: Mode,
+    /// Run the mesh in plaintext without identity checks (to measure what mTLS costs).
+    #[arg(long)]
+    insecure: bool,
 }
 
 /// Which phases run.
@@ -75,12 +78,17 @@ const INSURED: &str = "310000";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Args { seconds, concurrency, persons, base_port: base, mode } = Args::parse();
+    let Args { seconds, concurrency, persons, base_port: base, mode, insecure } = Args::parse();
     let exe: PathBuf = std::env::current_exe()?.parent().unwrap().join("medmesh");
     let root = tempfile::tempdir()?;
-    let (children, groups) = start_mesh(&exe, &[TREATMENT, INSURED], base, root.path(), persons).await?;
-    let client = HospitalServiceClient::new(channel(&groups[1].1)?);
-    eprintln!("mesh ready (federation, {TREATMENT}, {INSURED}); {seconds}s per phase, {concurrency} concurrent claims");
+    let (children, groups) = start_mesh(&exe, &[TREATMENT, INSURED], base, root.path(), persons, insecure).await?;
+    let hospital = dev::institution(TREATMENT, &demo::institution(TREATMENT, 1))?;
+    let client =
+        HospitalServiceClient::new(channel(&groups[1].1, &dev::dev_transport(root.path(), &hospital, insecure)?)?);
+    let security = if insecure { "plaintext, no identities" } else { "mTLS" };
+    eprintln!(
+        "mesh ready (federation, {TREATMENT}, {INSURED}; {security}); {seconds}s per phase, {concurrency} concurrent claims"
+    );
     if mode != Mode::Nonlocal {
         report("local", run(client.clone(), TREATMENT, seconds, concurrency, persons).await?);
     }

@@ -1,0 +1,126 @@
+//! What another group may ask of a group: the commands and queries a replica of province
+//! `from` may send to a group it is not part of, and only for what that province is part of.
+//!
+//! The edge (the Raft service) calls these for every proposal and query whose caller's
+//! certificate names a replica of another group; a replica of the group itself forwards any
+//! client request to its leader.
+//!
+//! | sent to | command | only when |
+//! |---|---|---|
+//! | insured province | `Reserve`, `ResolveReservation`, `UnpostReservation` | the transfer's treatment province is `from` |
+//! | federation | `FedDecide` | `from` is the transfer's treatment or insured province |
+//! | federation | `FedReverse` | `from` is the transfer's treatment province |
+//! | federation | `FedRegisterProvince` | the entry is `from`'s own |
+//! | federation | `FedDirectory` | every entry names `from` as insured province |
+//! | federation | `FedFile` | the filing's insured province is `from` |
+//! | federation | `FedRecordDiscipline`, `FedRecordViolation` | recorded by `from` |
+//! | federation | `FedTopUp` | the account is `from`'s own |
+//! | federation | `FedConfirmClearing` | the line's treatment province is `from` |
+//!
+//! `FedRunClearing` never comes from a province: the national administration calls the
+//! federation's replicas itself.
+//!
+//! Queries: a province may ask another province `RemotePerson` and `RemoteQuote` (the
+//! treatment side of non-local care), and the federation `Directory`, `ProvinceEndpoints`,
+//! `Provinces`, `Decision`, `SharedLog`, the aggregate `Positions`, `Prepaid` and `Clearing`
+//! (forwarded for its agency or the nation, which the province checked), and `Filings` (only
+//! for its own treatment).
+
+use medmesh_types::ProvinceCode;
+
+use crate::model::Command;
+use crate::query::Query;
+
+/// Checks that a replica of province `from` may propose `cmd` to another group.
+pub fn foreign_command(cmd: &Command, from: &ProvinceCode) -> Result<(), String> {
+    let ok = match cmd {
+        Command::Reserve { transfer, .. }
+        | Command::ResolveReservation { transfer, .. }
+        | Command::UnpostReservation { transfer } => &transfer.treatment == from,
+        Command::FedDecide { transfer, insured, .. } => &transfer.treatment == from || insured == from,
+        Command::FedReverse { transfer, .. } => &transfer.treatment == from,
+        Command::FedRegisterProvince(entry) => &entry.province == from,
+        Command::FedDirectory { entries } => entries.iter().all(|(_, p)| p == from),
+        Command::FedFile(filing) => &filing.insured == from,
+        Command::FedRecordDiscipline(entry) => &entry.province == from,
+        Command::FedRecordViolation(v) => &v.province == from,
+        Command::FedTopUp { province, .. } => province == from,
+        Command::FedConfirmClearing { treatment, .. } => treatment == from,
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("a replica of province {from} may not send {} here", cmd.kind()))
+    }
+}
+
+/// Checks that a replica of province `from` may run `q` on another group.
+pub fn foreign_query(q: &Query, from: &ProvinceCode) -> Result<(), String> {
+    let ok = match q {
+        Query::RemotePerson { .. }
+        | Query::RemoteQuote { .. }
+        | Query::Directory { .. }
+        | Query::ProvinceEndpoints { .. }
+        | Query::Provinces
+        | Query::Decision { .. }
+        | Query::SharedLog { .. }
+        | Query::Positions
+        | Query::Prepaid
+        | Query::Clearing { .. } => true,
+        Query::Filings { treatment, .. } => treatment == from,
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("a replica of province {from} may not ask {} here", q.kind()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shared::{ProvinceEntry, TransferId};
+    use medmesh_types::{InstitutionId, Serial};
+
+    fn p(code: &str) -> ProvinceCode {
+        ProvinceCode::new(code.to_string()).unwrap()
+    }
+
+    fn transfer(treatment: &str) -> TransferId {
+        TransferId {
+            treatment: p(treatment),
+            institution: InstitutionId::new("H1".to_string()).unwrap(),
+            serial: Serial::new("S1".to_string()).unwrap(),
+        }
+    }
+
+    #[test]
+    fn only_the_treatment_province_drives_a_reservation() {
+        let cmd = Command::UnpostReservation { transfer: transfer("110000") };
+        assert!(foreign_command(&cmd, &p("110000")).is_ok());
+        let err = foreign_command(&cmd, &p("440000")).unwrap_err();
+        assert!(err.contains("440000"), "{err}");
+    }
+
+    #[test]
+    fn a_province_registers_only_its_own_endpoints() {
+        let cmd = Command::FedRegisterProvince(ProvinceEntry { province: p("310000"), endpoints: vec![] });
+        assert!(foreign_command(&cmd, &p("310000")).is_ok());
+        assert!(foreign_command(&cmd, &p("110000")).is_err());
+        let dir = Command::FedDirectory { entries: vec![("k".into(), p("310000")), ("j".into(), p("110000"))] };
+        assert!(foreign_command(&dir, &p("310000")).is_err(), "one foreign entry spoils the batch");
+    }
+
+    #[test]
+    fn clearing_and_local_writes_never_come_from_another_group() {
+        assert!(foreign_command(&Command::FedRunClearing { month: "2026-11".into() }, &p("110000")).is_err());
+        assert!(foreign_command(&Command::SyncShared { items: vec![] }, &p("110000")).is_err());
+        assert!(foreign_query(&Query::Fund, &p("110000")).is_err());
+        assert!(foreign_query(&Query::Positions, &p("110000")).is_ok());
+        assert!(
+            foreign_query(&Query::Filings { person_key: "k".into(), treatment: p("310000") }, &p("110000")).is_err()
+        );
+    }
+}
