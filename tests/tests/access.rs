@@ -277,6 +277,19 @@ async fn forged_cross_group_messages_are_refused() {
     .await
     .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    // The treatment province itself may propose the decision, but a commit must carry what the
+    // insured province vouched for: with no vouch (or another amount) nothing is owed.
+    let treatment = id(&format!("medmesh://replica/{HOME}/1"));
+    let bytes = propose_as(&addr, &treatment, &decide).await.expect("an answer");
+    let data = <pb::RaftServiceProposeResponse as prost::Message>::decode(&bytes[..]).unwrap().data;
+    let answer: Result<medmesh_state::CommandResult, medmesh_node::app::ForwardError> =
+        bincode::deserialize(&data).unwrap();
+    match answer {
+        Ok(Err(e)) => {
+            assert_eq!((e.code, e.field.as_str()), (medmesh_state::ErrorCode::FailedPrecondition, "amount"), "{e}")
+        }
+        other => panic!("a commit nobody vouched for was recorded: {other:?}"),
+    }
     // The province registering its own endpoints is served.
     let own =
         Command::FedRegisterProvince(ProvinceEntry { province: p("440000"), endpoints: vec!["127.0.0.1:1".into()] });

@@ -155,7 +155,7 @@ pub async fn run(
             policy.clone(),
         ))
         .add_service(guard(
-            pb::raft_service_server::RaftServiceServer::new(RaftApi { app: app.clone() })
+            pb::raft_service_server::RaftServiceServer::new(RaftApi { app: app.clone(), mesh: mesh.clone() })
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
             policy.clone(),

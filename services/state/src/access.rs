@@ -8,7 +8,8 @@
 //! | sent to | command | only when |
 //! |---|---|---|
 //! | insured province | `Reserve`, `ResolveReservation`, `UnpostReservation` | the transfer's treatment province is `from` |
-//! | federation | `FedDecide` | `from` is the transfer's treatment or insured province |
+//! | federation | `FedDecide` | `from` is the transfer's treatment or insured province (a commit carries the amount the insured province vouched for, checked in apply) |
+//! | federation | `FedVouch` | `from` is the insured province |
 //! | federation | `FedReverse` | `from` is the transfer's treatment province |
 //! | federation | `FedRegisterProvince` | the entry is `from`'s own |
 //! | federation | `FedDirectory` | every entry names `from` as insured province |
@@ -45,6 +46,7 @@ pub fn foreign_command(cmd: &Command, from: &ProvinceCode) -> Result<(), String>
         Command::FedRecordDiscipline(entry) => &entry.province == from,
         Command::FedRecordViolation(v) => &v.province == from,
         Command::FedTopUp { province, .. } => province == from,
+        Command::FedVouch { insured, .. } => insured == from,
         Command::FedConfirmClearing { treatment, .. } => treatment == from,
         _ => false,
     };

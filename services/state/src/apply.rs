@@ -446,6 +446,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
             fed_decide(tx, transfer, insured, *amount, *decision, reason, now)
         }
         Command::FedReverse { transfer, reversal } => fed_reverse(tx, transfer, reversal),
+        Command::FedVouch { transfer, insured, amount } => fed_vouch(tx, transfer, insured, *amount),
         Command::FedRecordViolation(v) => fed_record_violation(tx, v),
     }
 }

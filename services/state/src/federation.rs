@@ -97,6 +97,29 @@ pub(crate) fn fed_decide(
         reversed: None,
     };
     if decision == Decision::Commit {
+        // Only what the insured province itself vouched for (issue 10: a treatment province
+        // cannot name the amount another province owes).
+        match tx.load::<Vouch>(&keys::fed_vouch(transfer)) {
+            Some(v) if v.insured == *insured && v.amount == amount => {}
+            Some(v) if v.insured != *insured => {
+                return Err(DomainError::precondition(
+                    "insured",
+                    format!("{transfer} was reserved by {}, not {insured}", v.insured),
+                ))
+            }
+            Some(v) => {
+                return Err(DomainError::precondition(
+                    "amount",
+                    format!("{amount} is not the {} the insured province reserved for {transfer}", v.amount),
+                ))
+            }
+            None => {
+                return Err(DomainError::precondition(
+                    "amount",
+                    format!("the insured province has not vouched for a reservation of {transfer}"),
+                ))
+            }
+        }
         let pkey = keys::fed_position(insured, &transfer.treatment);
         let mut p: Position = tx.load(&pkey).unwrap_or_default();
         p.settlements += 1;
@@ -106,6 +129,39 @@ pub(crate) fn fed_decide(
     tx.store(&key, &rec);
     Ok(Outcome::Decided(rec))
 }
+/// What an insured province vouched for.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Vouch {
+    pub insured: ProvinceCode,
+    pub amount: Money,
+}
+
+/// Federation: records the amount the insured province reserved for a transfer.
+pub(crate) fn fed_vouch(
+    tx: &mut Tx<'_>,
+    transfer: &TransferId,
+    insured: &ProvinceCode,
+    amount: Money,
+) -> Result<Outcome, DomainError> {
+    province("insured", insured)?;
+    if amount.is_negative() {
+        return Err(DomainError::invalid("amount", "must not be negative"));
+    }
+    let key = keys::fed_vouch(transfer);
+    let v = Vouch { insured: insured.clone(), amount };
+    match tx.load::<Vouch>(&key) {
+        Some(old) if old == v => Ok(Outcome::Stored),
+        Some(old) => Err(DomainError::exists(
+            "amount",
+            format!("{transfer} was vouched for as {} by {}", old.amount, old.insured),
+        )),
+        None => {
+            tx.store(&key, &v);
+            Ok(Outcome::Stored)
+        }
+    }
+}
+
 /// Federation: records the reversal of a committed transfer.
 pub(crate) fn fed_reverse(tx: &mut Tx<'_>, transfer: &TransferId, reversal: &Serial) -> Result<Outcome, DomainError> {
     let key = keys::fed_decision(transfer);

@@ -299,6 +299,10 @@ pub mod keys {
     pub fn fed_decision(t: &TransferId) -> String {
         format!("fdec/{}", t.key())
     }
+    /// Federation: the amount the insured province reserved for a transfer.
+    pub fn fed_vouch(t: &TransferId) -> String {
+        format!("fvch/{}", t.key())
+    }
     /// Federation: what an insured province owes a treatment province.
     pub fn fed_position(insured: &ProvinceCode, treatment: &ProvinceCode) -> String {
         format!("fpos/{insured}/{treatment}")

@@ -534,6 +534,18 @@ pub enum Command {
     },
     /// Federation: records a violation in the shared log every province copies.
     FedRecordViolation(medmesh_supervision::Violation),
+    /// Federation: the insured province vouches for what it reserved for a transfer (sent by
+    /// the insured province itself once its reservation holds). A commit must carry exactly
+    /// this amount, so a treatment province cannot make the insured province owe more than it
+    /// reserved. Idempotent; another amount for the same transfer is refused.
+    FedVouch {
+        /// The transfer.
+        transfer: crate::shared::TransferId,
+        /// The insured province.
+        insured: medmesh_types::ProvinceCode,
+        /// Fund share plus account part it reserved.
+        amount: Money,
+    },
 }
 
 /// The role of a Raft group: which commands its state machine accepts.
@@ -580,6 +592,7 @@ impl Command {
             | Command::FedDirectory { .. }
             | Command::FedFile(_)
             | Command::FedDecide { .. }
+            | Command::FedVouch { .. }
             | Command::FedRecordViolation(_) => Role::Federation,
             Command::PutPerson(_)
             | Command::PutInstitution(_)
@@ -638,6 +651,7 @@ impl Command {
             Command::FedDirectory { .. } => "fed_directory",
             Command::FedFile(_) => "fed_file",
             Command::FedDecide { .. } => "fed_decide",
+            Command::FedVouch { .. } => "fed_vouch",
             Command::FedRecordViolation(_) => "fed_record_violation",
         }
     }

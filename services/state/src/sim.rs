@@ -462,6 +462,25 @@ impl World {
         self.drive(d);
     }
 
+    /// Records at the federation the amount the insured province reserved for `transfer`;
+    /// false if the federation is unreachable.
+    fn vouch(&mut self, transfer: &TransferId, split: &medmesh_settlement::Split) -> bool {
+        if self.unreachable.contains(&Group::Federation) {
+            self.record(format!("vouch for {} lost: federation unreachable", transfer.key()));
+            return false;
+        }
+        let cmd = Command::FedVouch {
+            transfer: transfer.clone(),
+            insured: id(ProvinceCode::new("310000")),
+            amount: split.fund_total() + split.individual_account,
+        };
+        let kv = self.groups.get_mut(&Group::Federation).unwrap_or_else(|| unreachable!("every group exists"));
+        let (results, writes) =
+            apply_batch(kv, &Batch { time: LogTime(self.now), commands: vec![cmd] }, Group::Federation.role());
+        kv.write(writes);
+        results.into_iter().all(|r| r.is_ok())
+    }
+
     fn deliver(&mut self, i: usize) {
         let msg = self.network.remove(i);
         match msg {
@@ -481,6 +500,15 @@ impl World {
                     _ => "ok".into(),
                 };
                 self.record(format!("{to:?} applied {} -> {detail}", cmd.kind()));
+                if let (Command::Reserve { transfer, .. }, Ok(Outcome::Reservation(r))) = (&cmd, &result) {
+                    if let Some(split) = &r.split {
+                        // The insured province's edge vouches at the federation for what it
+                        // reserved before it answers; without the federation, no answer.
+                        if !self.vouch(transfer, split) {
+                            return;
+                        }
+                    }
+                }
                 if from != Client::None {
                     self.network.push(Msg::Reply { to: from, result });
                 }

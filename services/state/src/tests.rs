@@ -390,6 +390,11 @@ fn commit(t: &mut Trio, serial: &str, visit: &str) -> Settlement {
     assert_eq!(r.status, ReservationStatus::Pending);
     let split = r.split.clone().unwrap();
     ok(&one(&mut t.treatment, Command::TransferReserved { transfer: x.id.clone(), split }));
+    // The insured province vouches for what it reserved (its edge does, before answering).
+    ok(&one(
+        &mut t.federation,
+        Command::FedVouch { transfer: x.id.clone(), insured: prov("310000"), amount: r.amount() },
+    ));
     let decided = one(
         &mut t.federation,
         Command::FedDecide {
@@ -539,6 +544,41 @@ fn a_void_gives_everything_back_and_a_late_reserve_stays_voided() {
     assert!(matches!(ok(&one(&mut t.treatment, settle_cmd("S1", "V1"))), Outcome::NonLocalAborted { .. }));
     // The visit is open again for a new serial.
     assert!(matches!(ok(&one(&mut t.treatment, settle_cmd("S2", "V1"))), Outcome::TransferOpen(_)));
+}
+
+/// Issue 10: the federation commits a transfer only with the amount the insured province
+/// vouched for; a treatment province cannot make another province owe more (or less).
+#[test]
+fn a_commit_carries_exactly_what_the_insured_province_vouched_for() {
+    let mut f = MemKv::default();
+    let t = TransferId { treatment: prov("110000"), institution: inst(), serial: ser("S1") };
+    let decide = |amount: &str| Command::FedDecide {
+        transfer: t.clone(),
+        insured: prov("310000"),
+        amount: m(amount),
+        decision: Decision::Commit,
+        reason: String::new(),
+    };
+    let err = one(&mut f, decide("10")).unwrap_err();
+    assert_eq!((err.code, err.field.as_str()), (ErrorCode::FailedPrecondition, "amount"), "{err}");
+    let vouch = |amount: &str| Command::FedVouch { transfer: t.clone(), insured: prov("310000"), amount: m(amount) };
+    ok(&one(&mut f, vouch("10")));
+    ok(&one(&mut f, vouch("10")));
+    let err = one(&mut f, vouch("99")).unwrap_err();
+    assert_eq!(err.code, ErrorCode::AlreadyExists, "a vouch is not rewritten: {err}");
+    let err = one(&mut f, decide("10000")).unwrap_err();
+    assert_eq!((err.code, err.field.as_str()), (ErrorCode::FailedPrecondition, "amount"), "{err}");
+    let other = Command::FedDecide {
+        transfer: t.clone(),
+        insured: prov("440000"),
+        amount: m("10"),
+        decision: Decision::Commit,
+        reason: String::new(),
+    };
+    assert_eq!(one(&mut f, other).unwrap_err().field, "insured");
+    assert_eq!(positions_total(&f), Money::ZERO, "nothing owed after the forgeries");
+    ok(&one(&mut f, decide("10")));
+    assert_eq!(positions_total(&f), m("10"));
 }
 
 #[test]
@@ -797,6 +837,7 @@ fn reversing_before_the_insured_province_posted_still_gives_everything_back() {
         o => panic!("{o:?}"),
     };
     let amount = split.fund_total() + split.individual_account;
+    ok(&one(&mut t.federation, Command::FedVouch { transfer: x.id.clone(), insured: prov("310000"), amount }));
     let decide = Command::FedDecide {
         transfer: x.id.clone(),
         insured: prov("310000"),

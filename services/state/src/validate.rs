@@ -123,6 +123,7 @@ pub fn validate(cmd: &Command) -> Result<(), DomainError> {
             amount("amount", *a)?;
             text("reason", reason, false)
         }
+        Command::FedVouch { amount: a, .. } => amount("amount", *a),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use medmesh_state::{Command, Query};
+use medmesh_state::{Command, CommandResult, Outcome, Query};
 use medmesh_storage::TypeConfig;
 use medmesh_types::ProvinceCode;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
@@ -10,13 +10,14 @@ use serde::Serialize;
 use tonic::{Request, Response, Status};
 
 use crate::access::Caller;
-use crate::app::App;
+use crate::app::{App, ForwardError};
 use crate::pb::raft_service_server::RaftService;
 use crate::pb::*;
 
 /// Serves [`RaftService`] on a replica.
 pub struct RaftApi {
     pub(crate) app: Arc<App>,
+    pub(crate) mesh: Arc<crate::mesh::Mesh>,
 }
 
 fn decode<T: serde::de::DeserializeOwned, P: Payload>(req: Request<P>) -> Result<T, Status> {
@@ -31,6 +32,19 @@ fn reply<T: Serialize, P: Payload>(v: &T) -> Result<Response<P>, Status> {
 impl RaftApi {
     fn group(&self) -> Result<ProvinceCode, Status> {
         ProvinceCode::new(self.app.province.clone()).map_err(|e| Status::internal(e.to_string()))
+    }
+
+    async fn vouch(
+        &self,
+        transfer: &medmesh_state::TransferId,
+        split: &medmesh_settlement::Split,
+    ) -> Result<(), Status> {
+        let cmd = Command::FedVouch {
+            transfer: transfer.clone(),
+            insured: self.group()?,
+            amount: split.fund_total() + split.individual_account,
+        };
+        self.mesh.fed_propose(cmd).await?.map(|_| ()).map_err(crate::convert::status)
     }
 }
 
@@ -72,7 +86,21 @@ impl RaftService for RaftApi {
         if let Some(from) = caller.foreign_group(&self.group()?) {
             medmesh_state::access::foreign_command(&cmd, from).map_err(refused)?;
         }
-        reply(&self.app.propose_local(cmd).await)
+        let result = self.app.propose_local(cmd.clone()).await;
+        if let (Command::Reserve { transfer, .. }, Ok(Ok(Outcome::Reservation(r)))) = (&cmd, &result) {
+            if let Some(split) = &r.split {
+                // The insured province vouches at the federation for what it reserved before it
+                // answers: the federation commits only that amount. Without the federation the
+                // treatment province gets no answer and retries (the reserve is idempotent).
+                if let Err(e) = self.vouch(transfer, split).await {
+                    return reply::<Result<CommandResult, ForwardError>, _>(&Err(ForwardError::Unavailable(format!(
+                        "federation: the reservation is not vouched for yet: {}",
+                        e.message()
+                    ))));
+                }
+            }
+        }
+        reply(&result)
     }
 
     async fn query(&self, req: Request<RaftServiceQueryRequest>) -> Result<Response<RaftServiceQueryResponse>, Status> {

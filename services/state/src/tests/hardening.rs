@@ -200,6 +200,7 @@ fn corpus() -> Vec<Command> {
             amount: m("500"),
             warning_below: Some(m("10")),
         },
+        Command::FedVouch { transfer: t.clone(), insured: prov("310000"), amount: m("10") },
         Command::FedDecide {
             transfer: t.clone(),
             insured: prov("310000"),
