@@ -279,7 +279,7 @@ impl Caller {
 }
 
 /// What the guard of one replica knows.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Policy {
     /// The replica's group.
     pub here: ProvinceCode,
@@ -287,9 +287,41 @@ pub struct Policy {
     pub deny: BTreeSet<String>,
     /// No TLS, no identities: every rpc is admitted (a throwaway local run only).
     pub insecure: bool,
+    /// Certificates already read (a connection presents the same one on every request, and
+    /// Raft sends thousands a second): DER → identity or why it names none.
+    pub seen: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Result<Identity, Status>>>,
 }
 
+/// Most certificates [`Policy::seen`] remembers before it starts over.
+const SEEN_MAX: usize = 4096;
+
 impl Policy {
+    /// A guard policy for a replica of `here`.
+    pub fn new(here: ProvinceCode, deny: BTreeSet<String>, insecure: bool) -> Policy {
+        Policy { here, deny, insecure, seen: Default::default() }
+    }
+
+    /// The identity `der` names, or why it is refused (revoked, no medmesh identity).
+    fn identify(&self, der: &[u8]) -> Result<Identity, Status> {
+        if let Ok(seen) = self.seen.lock() {
+            if let Some(r) = seen.get(der) {
+                return r.clone();
+            }
+        }
+        let r = if self.deny.contains(&crate::pki::fingerprint(der)) {
+            Err(Status::unauthenticated("certificate: revoked (on this replica's deny list)"))
+        } else {
+            Identity::from_der(der).map_err(Status::unauthenticated)
+        };
+        if let Ok(mut seen) = self.seen.lock() {
+            if seen.len() >= SEEN_MAX {
+                seen.clear();
+            }
+            seen.insert(der.to_vec(), r.clone());
+        }
+        r
+    }
+
     /// Decides a request to `method` by a caller who presented `cert` (DER), if any.
     pub fn decide(&self, method: &str, cert: Option<&[u8]>) -> Result<Caller, Status> {
         if self.insecure {
@@ -301,19 +333,17 @@ impl Policy {
         };
         let identity = match cert {
             None => None,
-            Some(der) => {
-                if self.deny.contains(&crate::pki::fingerprint(der)) {
-                    tracing::warn!(target: "medmesh::access", method, "refused: certificate on the deny list");
-                    return Err(Status::unauthenticated("certificate: revoked (on this replica's deny list)"));
-                }
-                match Identity::from_der(der) {
-                    Ok(id) => Some(id),
-                    Err(e) => {
-                        tracing::warn!(target: "medmesh::access", method, error = %e, "refused");
-                        return Err(Status::unauthenticated(e));
+            Some(der) => match self.identify(der) {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    if e.message().contains("revoked") {
+                        tracing::warn!(target: "medmesh::access", method, "refused: certificate on the deny list");
+                    } else {
+                        tracing::warn!(target: "medmesh::access", method, error = %e.message(), "refused");
                     }
+                    return Err(e);
                 }
-            }
+            },
         };
         if rule.allow.iter().any(|a| a.admits(identity.as_ref(), &self.here)) {
             return Ok(identity.map(Caller::Verified).unwrap_or(Caller::Anonymous));
@@ -437,7 +467,7 @@ mod tests {
 
     #[test]
     fn institutions_are_admitted_only_at_home() {
-        let p = Policy { here: here(), deny: BTreeSet::new(), insecure: false };
+        let p = Policy::new(here(), BTreeSet::new(), false);
         let home = Identity::parse("medmesh://province/110000/institution/H1").unwrap();
         let away = Identity::parse("medmesh://province/310000/institution/H1").unwrap();
         assert!(InstitutionHere.admits(Some(&home), &p.here));
@@ -448,7 +478,7 @@ mod tests {
 
     #[test]
     fn unknown_methods_and_missing_certificates_are_refused() {
-        let p = Policy { here: here(), deny: BTreeSet::new(), insecure: false };
+        let p = Policy::new(here(), BTreeSet::new(), false);
         assert_eq!(
             p.decide("/medmesh.v1.HospitalService/Nope", None).unwrap_err().code(),
             tonic::Code::PermissionDenied

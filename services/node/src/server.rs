@@ -115,11 +115,7 @@ pub async fn run(
         .build_v1alpha()?;
 
     let addr: std::net::SocketAddr = cfg.listen.parse().context("listen")?;
-    let policy = Arc::new(Policy {
-        here: province.clone(),
-        deny: cfg.tls_deny.iter().cloned().collect(),
-        insecure: cfg.insecure,
-    });
+    let policy = Arc::new(Policy::new(province.clone(), cfg.tls_deny.iter().cloned().collect(), cfg.insecure));
 
     let mut server = Server::builder();
     if let Transport::Tls(tls) = &transport {

@@ -56,8 +56,8 @@ enum Mode {
     Nonlocal,
 }
 
-/// Whole-claim latencies, settle-call latencies, errors.
-type Totals = (Vec<Duration>, Vec<Duration>, u64);
+/// Whole-claim latencies, settle-call latencies, errors by status code.
+type Totals = (Vec<Duration>, Vec<Duration>, std::collections::BTreeMap<String, u64>);
 
 /// The `per_mille`-th quantile of sorted latencies (nearest rank, integer maths).
 fn pct(sorted: &[Duration], per_mille: usize) -> Duration {
@@ -96,6 +96,9 @@ async fn main() -> anyhow::Result<()> {
         report("non-local", run(client, INSURED, seconds, concurrency, persons).await?);
     }
     stop_children(children).await;
+    if std::env::var_os("MEDMESH_BENCH_KEEP").is_some() {
+        eprintln!("replica data and logs kept in {}", root.keep().display());
+    }
     Ok(())
 }
 
@@ -118,7 +121,8 @@ async fn run(
         let mut c = client.clone();
         let (inst, day, totals) = (inst.clone(), day.clone(), totals.clone());
         tasks.push(tokio::spawn(async move {
-            let (mut claim_lat, mut settle_lat, mut errors) = (Vec::new(), Vec::new(), 0u64);
+            let (mut claim_lat, mut settle_lat) = (Vec::new(), Vec::new());
+            let mut errors = std::collections::BTreeMap::<String, u64>::new();
             let mut n = 0u64;
             while Instant::now() < end {
                 n += 1;
@@ -151,13 +155,21 @@ async fn run(
                         settle_lat.push(s);
                         claim_lat.push(t0.elapsed());
                     }
-                    Err(_) => errors += 1,
+                    Err(e) => {
+                        let n = errors.entry(format!("{:?}", e.code())).or_default();
+                        if *n == 0 && w < 4 {
+                            eprintln!("first {:?} error of client {w}: {}", e.code(), e.message());
+                        }
+                        *n += 1;
+                    }
                 }
             }
             let mut t = totals.lock().await;
             t.0.extend(claim_lat);
             t.1.extend(settle_lat);
-            t.2 += errors;
+            for (code, n) in errors {
+                *t.2.entry(code).or_default() += n;
+            }
         }));
     }
     for t in tasks {
@@ -173,7 +185,8 @@ fn report(label: &str, (mut t, elapsed): (Totals, Duration)) {
     t.1.sort();
     let n = t.0.len();
     let rate = n as u128 * 1_000_000 / elapsed.as_micros().max(1);
-    println!("{label} settlements: {n} in {} ms = {rate} settlements/s ({} errors)", ms(elapsed), t.2);
+    let errors: u64 = t.2.values().sum();
+    println!("{label} settlements: {n} in {} ms = {rate} settlements/s ({errors} errors {:?})", ms(elapsed), t.2);
     println!(
         "{label} whole claim (register + upload 10 lines + settle): p50 {} ms, p99 {} ms",
         ms(pct(&t.0, 500)),
