@@ -11,6 +11,19 @@ use crate::DomainError;
 /// Province: copies the federation's shared log.
 pub(crate) fn sync_shared(tx: &mut Tx<'_>, items: &[(u64, SharedItem)]) -> Result<Outcome, DomainError> {
     let mut cursor: u64 = tx.load(keys::SHARED_CURSOR).unwrap_or(0);
+    // The federation numbers its shared log 1, 2, 3, …: a batch that would move the cursor
+    // past an item it does not carry is refused whole (issue 10: cursors never skip), so a
+    // dropped or withheld violation cannot be stepped over.
+    let mut next = cursor;
+    for (i, (seq, _)) in items.iter().enumerate() {
+        if *seq > next + 1 {
+            return Err(DomainError::precondition(
+                format!("items[{i}]"),
+                format!("shared-log item {seq} follows {next}: items {} to {} are missing", next + 1, seq - 1),
+            ));
+        }
+        next = next.max(*seq);
+    }
     for (seq, item) in items {
         if *seq <= cursor {
             continue;

@@ -685,6 +685,12 @@ fn violations_from_the_shared_log_count_once() {
         o => panic!("{o:?}"),
     };
     assert_eq!(items.len(), 2);
+    // Issue 10: a batch that skips an item is refused whole, so a withheld violation cannot be
+    // stepped over; the cursor stays put.
+    let skipping = vec![items[1].clone()];
+    let e = one(&mut p, Command::SyncShared { items: skipping }).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "items[0]"), "{e}");
+    assert!(e.message.contains("1 to 1 are missing"), "{e}");
     ok(&one(&mut p, Command::SyncShared { items: items.clone() }));
     ok(&one(&mut p, Command::SyncShared { items }));
     let q = run_query(&p, &Query::Qualification { code: PersonnelCode::new("D001").unwrap(), now: NOW }).unwrap();
