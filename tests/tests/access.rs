@@ -296,3 +296,47 @@ async fn forged_cross_group_messages_are_refused() {
     propose_as(&addr, &stranger, &own).await.expect("a province registers its own endpoints");
     fed.stop_all().await;
 }
+
+/// The insured province checks the filing a treatment province claims against the
+/// federation's record before it reserves anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claimed_filing_is_checked_with_the_federation() {
+    use medmesh_state::{CertificateKind, Command, FilingKind, RemoteClaim, TransferId};
+    use medmesh_types::{Date, InstitutionId, ProvinceCode, Serial};
+    let mesh = Mesh::start(&[OTHER], 8).await;
+    let g = mesh.province(OTHER);
+    let addr = g.replica(g.leader().await).addr.clone();
+    let reserve = |filing: FilingKind, person: u32| Command::Reserve {
+        transfer: TransferId {
+            treatment: ProvinceCode::new(HOME.to_string()).unwrap(),
+            institution: InstitutionId::new(medmesh_node::demo::institution(HOME, 1)).unwrap(),
+            serial: Serial::new(format!("S-{person}")).unwrap(),
+        },
+        certificate_kind: CertificateKind::SocialSecurityCard,
+        certificate: medmesh_node::demo::ss_card(OTHER, person),
+        claim: RemoteClaim {
+            institution_level: 3,
+            filing,
+            use_individual_account: false,
+            admitted: Date::parse(&medmesh_node::demo::today()).unwrap(),
+            lines: Vec::new(),
+            items: Vec::new(),
+        },
+    };
+    let answer = |bytes: Vec<u8>| {
+        let data = <pb::RaftServiceProposeResponse as prost::Message>::decode(&bytes[..]).unwrap().data;
+        bincode::deserialize::<Result<medmesh_state::CommandResult, medmesh_node::app::ForwardError>>(&data).unwrap()
+    };
+    let treatment = id(&format!("medmesh://replica/{HOME}/1"));
+    // Person 4 of the demo has no filing at all: a claimed referral is refused.
+    match answer(propose_as(&addr, &treatment, &reserve(FilingKind::Referral, 4)).await.unwrap()) {
+        Ok(Err(e)) => assert_eq!(e.field, "claim.filing", "{e}"),
+        other => panic!("a referral nobody filed was taken: {other:?}"),
+    }
+    // An emergency is taken as declared: the check lets it through to the reserve itself.
+    match answer(propose_as(&addr, &treatment, &reserve(FilingKind::Emergency, 4)).await.unwrap()) {
+        Ok(Err(e)) => assert_ne!(e.field, "claim.filing", "{e}"),
+        Ok(Ok(_)) => {}
+        other => panic!("{other:?}"),
+    }
+}

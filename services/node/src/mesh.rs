@@ -223,6 +223,36 @@ impl Mesh {
         Ok(filings.iter().filter(|f| f.covers(day)).map(|f| f.kind).min())
     }
 
+    /// Insured province: checks the filing a treatment province claims in a `Reserve` against
+    /// the federation's own record of this province's filings (issue 10: verify, don't trust).
+    /// An emergency is taken as declared (supervision reviews it after the fact). `Ok(Some)`
+    /// is the refusal to answer; `Err` means the federation could not be asked.
+    pub async fn check_claimed_filing(&self, cmd: &Command) -> Result<Option<DomainError>, Status> {
+        let Command::Reserve { transfer, certificate_kind, certificate, claim } = cmd else { return Ok(None) };
+        if claim.filing == medmesh_state::FilingKind::Emergency {
+            return Ok(None);
+        }
+        let key = self.directory_key(*certificate_kind, certificate);
+        let q = Query::Filings { person_key: key, treatment: transfer.treatment.clone() };
+        let filings: Vec<Filing> = match answer(self.fed_query(q).await?)? {
+            Answer::Filings(f) => f,
+            other => return Err(unexpected(other)),
+        };
+        let filed =
+            filings.iter().any(|f| f.insured == self.province && f.covers(claim.admitted) && f.kind == claim.filing);
+        if filed {
+            return Ok(None);
+        }
+        tracing::warn!(target: "medmesh::access", transfer = %transfer, claimed = ?claim.filing, "reserve refused: the claimed filing is not on record");
+        Ok(Some(DomainError::precondition(
+            "claim.filing",
+            format!(
+                "this province filed no {:?} filing for the person in {} covering {}",
+                claim.filing, transfer.treatment, claim.admitted
+            ),
+        )))
+    }
+
     /// Settles a visit: locally, or as a two-phase transfer for a non-local visit.
     pub async fn settle(&self, cmd: Command) -> Result<Settlement, Status> {
         let mut attached = false;

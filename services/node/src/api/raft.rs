@@ -86,6 +86,15 @@ impl RaftService for RaftApi {
         if let Some(from) = caller.foreign_group(&self.group()?) {
             medmesh_state::access::foreign_command(&cmd, from).map_err(refused)?;
         }
+        if self.app.leader().map(|(id, _)| id) == Some(self.app.id) {
+            // The leader checks what a treatment province claims before reserving (followers
+            // answer "not leader" below, so the check runs once, where the reserve runs).
+            if let Some(refusal) = self.mesh.check_claimed_filing(&cmd).await.map_err(|e| {
+                Status::unavailable(format!("federation: the claimed filing cannot be checked: {}", e.message()))
+            })? {
+                return reply::<Result<CommandResult, ForwardError>, _>(&Ok(Err(refusal)));
+            }
+        }
         let result = self.app.propose_local(cmd.clone()).await;
         if let (Command::Reserve { transfer, .. }, Ok(Ok(Outcome::Reservation(r)))) = (&cmd, &result) {
             if let Some(split) = &r.split {
