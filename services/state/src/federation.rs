@@ -36,6 +36,18 @@ pub(crate) fn fed_directory(tx: &mut Tx<'_>, entries: &[(String, ProvinceCode)])
         }
         province(&format!("entries[{i}].province"), p)?;
     }
+    // A key another province holds is not taken over (issue 10): otherwise a province could
+    // route another province's insured persons, and their raw certificates, to itself.
+    for (i, (k, p)) in entries.iter().enumerate() {
+        if let Some(holder) = tx.load::<ProvinceCode>(&keys::fed_directory(k)) {
+            if &holder != p {
+                return Err(DomainError::exists(
+                    format!("entries[{i}].key"),
+                    format!("the person is registered with province {holder}, which must release them first"),
+                ));
+            }
+        }
+    }
     for (k, p) in entries {
         tx.store(&keys::fed_directory(k), p);
     }

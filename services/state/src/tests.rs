@@ -546,6 +546,28 @@ fn a_void_gives_everything_back_and_a_late_reserve_stays_voided() {
     assert!(matches!(ok(&one(&mut t.treatment, settle_cmd("S2", "V1"))), Outcome::TransferOpen(_)));
 }
 
+/// Issue 10: a directory key one province holds cannot be taken over by another.
+#[test]
+fn a_directory_key_is_not_taken_over_by_another_province() {
+    let mut f = MemKv::default();
+    let key = directory_key("a-directory-secret", CertificateKind::IdCard, "110101199003071234");
+    ok(&one(&mut f, Command::FedDirectory { entries: vec![(key.clone(), prov("310000"))] }));
+    ok(&one(&mut f, Command::FedDirectory { entries: vec![(key.clone(), prov("310000"))] }));
+    let other = directory_key("a-directory-secret", CertificateKind::IdCard, "110101199003075678");
+    let e = one(
+        &mut f,
+        Command::FedDirectory { entries: vec![(other.clone(), prov("440000")), (key.clone(), prov("440000"))] },
+    )
+    .unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::AlreadyExists, "entries[1].key"), "{e}");
+    assert!(e.message.contains("310000"), "{e}");
+    match run_query(&f, &Query::Directory { key: key.clone() }).unwrap() {
+        Answer::Province(p) => assert_eq!(p, prov("310000"), "the holder is unchanged"),
+        o => panic!("{o:?}"),
+    }
+    assert!(run_query(&f, &Query::Directory { key: other }).is_err(), "the refused batch wrote nothing");
+}
+
 /// Issue 10: the federation commits a transfer only with the amount the insured province
 /// vouched for; a treatment province cannot make another province owe more (or less).
 #[test]
