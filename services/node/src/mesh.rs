@@ -25,7 +25,7 @@ use medmesh_types::{LogTime, Money, ProvinceCode, Serial};
 use tonic::Status;
 
 use crate::api::unexpected;
-use crate::app::App;
+use crate::app::{App, ForwardError};
 use crate::clock::now_ms;
 use crate::convert::status;
 use crate::remote::Remote;
@@ -208,39 +208,69 @@ impl Mesh {
         outcome(self.app.propose(Command::RegisterNonLocalVisit { request: Box::new(cmd), nonlocal }).await?)
     }
 
+    /// The federation's filings of the person with `key` for care in `treatment`.
+    async fn filings(&self, key: &str, treatment: &ProvinceCode) -> Result<Vec<Filing>, Status> {
+        let q = Query::Filings { person_key: key.to_string(), treatment: treatment.clone() };
+        match answer(self.fed_query(q).await?)? {
+            Answer::Filings(f) => Ok(f),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// The kind of the filing that covers `day` for the person with `key` here, if any.
     async fn filing_for(
         &self,
         key: &str,
         day: medmesh_types::Date,
     ) -> Result<Option<medmesh_state::FilingKind>, Status> {
-        let q = Query::Filings { person_key: key.to_string(), treatment: self.province.clone() };
-        let filings: Vec<Filing> = match answer(self.fed_query(q).await?)? {
-            Answer::Filings(f) => f,
-            other => return Err(unexpected(other)),
-        };
+        let filings = self.filings(key, &self.province).await?;
         // The most generous kind wins when several cover the day.
         Ok(filings.iter().filter(|f| f.covers(day)).map(|f| f.kind).min())
     }
 
-    /// Insured province: checks the filing a treatment province claims in a `Reserve` against
-    /// the federation's own record of this province's filings (issue 10: verify, don't trust).
-    /// An emergency is taken as declared (supervision reviews it after the fact). `Ok(Some)`
-    /// is the refusal to answer; `Err` means the federation could not be asked.
-    pub async fn check_claimed_filing(&self, cmd: &Command) -> Result<Option<DomainError>, Status> {
+    /// Insured province: a treatment province's `Reserve` (issue 10: verify, don't trust).
+    /// The leader first checks the claimed filing against the federation's record of this
+    /// province's filings (an emergency is taken as declared; supervision reviews it after the
+    /// fact), reserves, then vouches at the federation for what it reserved before it answers:
+    /// the federation commits only that amount. Without the federation the answer is
+    /// "unavailable" and the treatment province retries (the reserve is idempotent).
+    pub async fn reserve_as_insured(&self, cmd: Command) -> Result<CommandResult, ForwardError> {
+        let unavailable =
+            |what: &str, e: Status| ForwardError::Unavailable(format!("federation: {what}: {}", e.message()));
+        let Command::Reserve { transfer, .. } = &cmd else { return self.app.propose_local(cmd).await };
+        let transfer = transfer.clone();
+        if self.app.leader().map(|(id, _)| id) == Some(self.app.id) {
+            // Followers answer "not leader" below, so the check runs once, where the reserve runs.
+            let refusal = self
+                .claimed_filing_refusal(&cmd)
+                .await
+                .map_err(|e| unavailable("the claimed filing cannot be checked", e))?;
+            if let Some(refusal) = refusal {
+                return Ok(Err(refusal));
+            }
+        }
+        let result = self.app.propose_local(cmd).await?;
+        if let Ok(Outcome::Reservation(r)) = &result {
+            if r.split.is_some() {
+                let vouch = Command::FedVouch { transfer, insured: self.province.clone(), amount: r.amount() };
+                self.fed_propose(vouch)
+                    .await
+                    .and_then(|v| v.map_err(status))
+                    .map_err(|e| unavailable("the reservation is not vouched for yet", e))?;
+            }
+        }
+        Ok(result)
+    }
+
+    /// Why the filing a `Reserve` claims is refused, if it is: the federation holds no filing of
+    /// that kind by this province covering the admission day.
+    async fn claimed_filing_refusal(&self, cmd: &Command) -> Result<Option<DomainError>, Status> {
         let Command::Reserve { transfer, certificate_kind, certificate, claim } = cmd else { return Ok(None) };
         if claim.filing == medmesh_state::FilingKind::Emergency {
             return Ok(None);
         }
-        let key = self.directory_key(*certificate_kind, certificate);
-        let q = Query::Filings { person_key: key, treatment: transfer.treatment.clone() };
-        let filings: Vec<Filing> = match answer(self.fed_query(q).await?)? {
-            Answer::Filings(f) => f,
-            other => return Err(unexpected(other)),
-        };
-        let filed =
-            filings.iter().any(|f| f.insured == self.province && f.covers(claim.admitted) && f.kind == claim.filing);
-        if filed {
+        let filings = self.filings(&self.directory_key(*certificate_kind, certificate), &transfer.treatment).await?;
+        if filings.iter().any(|f| f.insured == self.province && f.covers(claim.admitted) && f.kind == claim.filing) {
             return Ok(None);
         }
         tracing::warn!(target: "medmesh::access", transfer = %transfer, claimed = ?claim.filing, "reserve refused: the claimed filing is not on record");

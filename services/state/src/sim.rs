@@ -464,16 +464,12 @@ impl World {
 
     /// Records at the federation the amount the insured province reserved for `transfer`;
     /// false if the federation is unreachable.
-    fn vouch(&mut self, transfer: &TransferId, split: &medmesh_settlement::Split) -> bool {
+    fn vouch(&mut self, transfer: &TransferId, amount: Money) -> bool {
         if self.unreachable.contains(&Group::Federation) {
             self.record(format!("vouch for {} lost: federation unreachable", transfer.key()));
             return false;
         }
-        let cmd = Command::FedVouch {
-            transfer: transfer.clone(),
-            insured: id(ProvinceCode::new("310000")),
-            amount: split.fund_total() + split.individual_account,
-        };
+        let cmd = Command::FedVouch { transfer: transfer.clone(), insured: id(ProvinceCode::new("310000")), amount };
         let kv = self.groups.get_mut(&Group::Federation).unwrap_or_else(|| unreachable!("every group exists"));
         let (results, writes) =
             apply_batch(kv, &Batch { time: LogTime(self.now), commands: vec![cmd] }, Group::Federation.role());
@@ -501,12 +497,10 @@ impl World {
                 };
                 self.record(format!("{to:?} applied {} -> {detail}", cmd.kind()));
                 if let (Command::Reserve { transfer, .. }, Ok(Outcome::Reservation(r))) = (&cmd, &result) {
-                    if let Some(split) = &r.split {
-                        // The insured province's edge vouches at the federation for what it
-                        // reserved before it answers; without the federation, no answer.
-                        if !self.vouch(transfer, split) {
-                            return;
-                        }
+                    // The insured province's edge vouches at the federation for what it
+                    // reserved before it answers; without the federation, no answer.
+                    if r.split.is_some() && !self.vouch(transfer, r.amount()) {
+                        return;
                     }
                 }
                 if from != Client::None {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use medmesh_state::{Command, CommandResult, Outcome, Query};
+use medmesh_state::{Command, Query};
 use medmesh_storage::TypeConfig;
 use medmesh_types::ProvinceCode;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
@@ -10,7 +10,7 @@ use serde::Serialize;
 use tonic::{Request, Response, Status};
 
 use crate::access::Caller;
-use crate::app::{App, ForwardError};
+use crate::app::App;
 use crate::pb::raft_service_server::RaftService;
 use crate::pb::*;
 
@@ -30,21 +30,9 @@ fn reply<T: Serialize, P: Payload>(v: &T) -> Result<Response<P>, Status> {
 }
 
 impl RaftApi {
-    fn group(&self) -> Result<ProvinceCode, Status> {
-        ProvinceCode::new(self.app.province.clone()).map_err(|e| Status::internal(e.to_string()))
-    }
-
-    async fn vouch(
-        &self,
-        transfer: &medmesh_state::TransferId,
-        split: &medmesh_settlement::Split,
-    ) -> Result<(), Status> {
-        let cmd = Command::FedVouch {
-            transfer: transfer.clone(),
-            insured: self.group()?,
-            amount: split.fund_total() + split.individual_account,
-        };
-        self.mesh.fed_propose(cmd).await?.map(|_| ()).map_err(crate::convert::status)
+    /// This replica's group.
+    fn group(&self) -> &ProvinceCode {
+        &self.mesh.province
     }
 }
 
@@ -83,39 +71,20 @@ impl RaftService for RaftApi {
     ) -> Result<Response<RaftServiceProposeResponse>, Status> {
         let caller = Caller::of(&req);
         let cmd: Command = decode(req)?;
-        if let Some(from) = caller.foreign_group(&self.group()?) {
+        if let Some(from) = caller.foreign_group(self.group()) {
             medmesh_state::access::foreign_command(&cmd, from).map_err(refused)?;
         }
-        if self.app.leader().map(|(id, _)| id) == Some(self.app.id) {
-            // The leader checks what a treatment province claims before reserving (followers
-            // answer "not leader" below, so the check runs once, where the reserve runs).
-            if let Some(refusal) = self.mesh.check_claimed_filing(&cmd).await.map_err(|e| {
-                Status::unavailable(format!("federation: the claimed filing cannot be checked: {}", e.message()))
-            })? {
-                return reply::<Result<CommandResult, ForwardError>, _>(&Ok(Err(refusal)));
-            }
-        }
-        let result = self.app.propose_local(cmd.clone()).await;
-        if let (Command::Reserve { transfer, .. }, Ok(Ok(Outcome::Reservation(r)))) = (&cmd, &result) {
-            if let Some(split) = &r.split {
-                // The insured province vouches at the federation for what it reserved before it
-                // answers: the federation commits only that amount. Without the federation the
-                // treatment province gets no answer and retries (the reserve is idempotent).
-                if let Err(e) = self.vouch(transfer, split).await {
-                    return reply::<Result<CommandResult, ForwardError>, _>(&Err(ForwardError::Unavailable(format!(
-                        "federation: the reservation is not vouched for yet: {}",
-                        e.message()
-                    ))));
-                }
-            }
-        }
+        let result = match cmd {
+            Command::Reserve { .. } => self.mesh.reserve_as_insured(cmd).await,
+            cmd => self.app.propose_local(cmd).await,
+        };
         reply(&result)
     }
 
     async fn query(&self, req: Request<RaftServiceQueryRequest>) -> Result<Response<RaftServiceQueryResponse>, Status> {
         let caller = Caller::of(&req);
         let q: Query = decode(req)?;
-        if let Some(from) = caller.foreign_group(&self.group()?) {
+        if let Some(from) = caller.foreign_group(self.group()) {
             medmesh_state::access::foreign_query(&q, from).map_err(refused)?;
         }
         reply(&self.app.query_local(q).await)
