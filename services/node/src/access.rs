@@ -198,7 +198,9 @@ pub const TABLE: &[Rule] = &[
 
 /// The rule of `method`, if the table has one.
 pub fn rule(method: &str) -> Option<&'static Rule> {
-    TABLE.iter().find(|r| r.method == method)
+    static BY_METHOD: std::sync::OnceLock<std::collections::HashMap<&'static str, &'static Rule>> =
+        std::sync::OnceLock::new();
+    BY_METHOD.get_or_init(|| TABLE.iter().map(|r| (r.method, r)).collect()).get(method).copied()
 }
 
 /// The verified caller of a request, put in its extensions by the guard.
@@ -279,7 +281,7 @@ impl Caller {
 }
 
 /// What the guard of one replica knows.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Policy {
     /// The replica's group.
     pub here: ProvinceCode,
@@ -287,39 +289,24 @@ pub struct Policy {
     pub deny: BTreeSet<String>,
     /// No TLS, no identities: every rpc is admitted (a throwaway local run only).
     pub insecure: bool,
-    /// Certificates already read (a connection presents the same one on every request, and
-    /// Raft sends thousands a second): DER → identity or why it names none.
-    pub seen: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Result<Identity, Status>>>,
 }
-
-/// Most certificates [`Policy::seen`] remembers before it starts over.
-const SEEN_MAX: usize = 4096;
 
 impl Policy {
     /// A guard policy for a replica of `here`.
     pub fn new(here: ProvinceCode, deny: BTreeSet<String>, insecure: bool) -> Policy {
-        Policy { here, deny, insecure, seen: Default::default() }
+        Policy { here, deny, insecure }
     }
 
     /// The identity `der` names, or why it is refused (revoked, no medmesh identity).
-    fn identify(&self, der: &[u8]) -> Result<Identity, Status> {
-        if let Ok(seen) = self.seen.lock() {
-            if let Some(r) = seen.get(der) {
-                return r.clone();
-            }
+    fn identify(&self, method: &str, der: &[u8]) -> Result<Identity, Status> {
+        if !self.deny.is_empty() && self.deny.contains(&crate::pki::fingerprint(der)) {
+            tracing::warn!(target: "medmesh::access", method, "refused: certificate on the deny list");
+            return Err(Status::unauthenticated("certificate: revoked (on this replica's deny list)"));
         }
-        let r = if self.deny.contains(&crate::pki::fingerprint(der)) {
-            Err(Status::unauthenticated("certificate: revoked (on this replica's deny list)"))
-        } else {
-            Identity::from_der(der).map_err(Status::unauthenticated)
-        };
-        if let Ok(mut seen) = self.seen.lock() {
-            if seen.len() >= SEEN_MAX {
-                seen.clear();
-            }
-            seen.insert(der.to_vec(), r.clone());
-        }
-        r
+        Identity::from_der(der).map_err(|e| {
+            tracing::warn!(target: "medmesh::access", method, error = %e, "refused");
+            Status::unauthenticated(e)
+        })
     }
 
     /// Decides a request to `method` by a caller who presented `cert` (DER), if any.
@@ -331,20 +318,7 @@ impl Policy {
             tracing::warn!(target: "medmesh::access", method, "refused: not in the access table");
             return Err(Status::permission_denied(format!("{method}: no access rule; refused to every caller")));
         };
-        let identity = match cert {
-            None => None,
-            Some(der) => match self.identify(der) {
-                Ok(id) => Some(id),
-                Err(e) => {
-                    if e.message().contains("revoked") {
-                        tracing::warn!(target: "medmesh::access", method, "refused: certificate on the deny list");
-                    } else {
-                        tracing::warn!(target: "medmesh::access", method, error = %e.message(), "refused");
-                    }
-                    return Err(e);
-                }
-            },
-        };
+        let identity = cert.map(|der| self.identify(method, der)).transpose()?;
         if rule.allow.iter().any(|a| a.admits(identity.as_ref(), &self.here)) {
             return Ok(identity.map(Caller::Verified).unwrap_or(Caller::Anonymous));
         }
