@@ -72,17 +72,17 @@ pub fn id(uri: &str) -> Identity {
 
 /// The agency of `province`.
 pub fn agency(province: &str) -> Identity {
-    id(&format!("medmesh://agency/{province}"))
+    medmesh_node::dev::agency(province).expect("province code")
 }
 
 /// Demo institution `n` of `province`.
 pub fn institution(province: &str, n: u32) -> Identity {
-    id(&format!("medmesh://province/{province}/institution/{}", medmesh_node::demo::institution(province, n)))
+    medmesh_node::dev::institution(province, &medmesh_node::demo::institution(province, n)).expect("institution")
 }
 
 /// The operator of group `group`.
 pub fn operator(group: &str) -> Identity {
-    id(&format!("medmesh://operator/{group}"))
+    medmesh_node::dev::operator(group).expect("group code")
 }
 
 /// The national administration.
