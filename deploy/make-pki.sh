@@ -2,8 +2,9 @@
 # Issues the development PKI of the compose mesh (deploy/docker-compose.yml) into deploy/pki
 # (or $1): a CA, a certificate per replica naming medmesh://replica/{group}/{id} and its fixed
 # address on the compose network, and client certificates for each province's agency and demo
-# institutions, the national administration and each group's operator. Prints the directory
-# secret to export. Issuing again keeps what exists.
+# institutions, the national administration and each group's operator, and each province's
+# seal key (seal-{code}.key). Prints the directory secret to export. Issuing again keeps what
+# exists.
 #
 #   deploy/make-pki.sh && export MEDMESH_DIRECTORY_SECRET=$(cat deploy/pki/directory-secret)
 #   docker-compose -f deploy/docker-compose.yml up -d
@@ -23,6 +24,7 @@ for p in 1 2 3; do
   issue --identity "medmesh://agency/$code"
   for n in 01 02; do issue --identity "medmesh://province/$code/institution/H$code-$n"; done
   issue --identity "medmesh://operator/$code"
+  [ -s "$dir/seal-$code.key" ] || "$bin" pki seal-key --out "$dir/seal-$code.key" >/dev/null
 done
 issue --identity "medmesh://operator/000000"
 issue --identity "medmesh://national"

@@ -224,6 +224,8 @@ impl Group {
         let mut env = r.env.clone();
         if !env.iter().any(|(k, _)| *k == "MEDMESH_INSECURE") {
             env.extend(pki().replica_env(&province, r.id, &[]).expect("replica certificate"));
+        } else if !env.iter().any(|(k, _)| *k == "MEDMESH_SEAL_KEY") {
+            env.extend(pki().seal_env(&province).expect("seal key"));
         }
         if !env.iter().any(|(k, _)| *k == "MEDMESH_DIRECTORY_SECRET") {
             env.push(("MEDMESH_DIRECTORY_SECRET", DIRECTORY_SECRET.into()));
@@ -361,6 +363,19 @@ impl Mesh {
             medmesh_node::demo::load(g.agency(leader), &g.province, persons).await.expect("demo data");
             medmesh_node::demo::file(g.agency(leader), &g.province, persons, &codes).await.expect("demo filings");
         }
+        // Each province registers its endpoints with the federation in the background; non-local
+        // care is routed only once the insured province is registered.
+        let fed = federation.channel_as(federation.leader().await, &national());
+        wait_until(Duration::from_secs(60), "every province to register with the federation", || {
+            let mut c = medmesh_node::pb::federation_service_client::FederationServiceClient::new(fed.clone());
+            let codes = codes.clone();
+            async move {
+                let listed = c.list_provinces(medmesh_node::pb::ListProvincesRequest::default()).await.ok()?;
+                let have: Vec<String> = listed.into_inner().provinces.into_iter().map(|p| p.province).collect();
+                codes.iter().all(|c| have.contains(c)).then_some(())
+            }
+        })
+        .await;
         Mesh { federation, provinces: groups }
     }
 

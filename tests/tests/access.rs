@@ -298,22 +298,59 @@ async fn forged_cross_group_messages_are_refused() {
 }
 
 /// The insured province checks the filing a treatment province claims against the
-/// federation's record before it reserves anything.
+/// federation's record before it reserves anything, and that the certificate the claim names
+/// is the person's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claimed_filing_is_checked_with_the_federation() {
-    use medmesh_state::{CertificateKind, Command, FilingKind, RemoteClaim, TransferId};
-    use medmesh_types::{Date, InstitutionId, ProvinceCode, Serial};
+    use medmesh_state::{directory_key, Answer, CertificateKind, Command, FilingKind, Query, RemoteClaim, TransferId};
+    use medmesh_types::{Date, InstitutionId, KeyedHash, ProvinceCode, Serial};
     let mesh = Mesh::start(&[OTHER], 8).await;
     let g = mesh.province(OTHER);
     let addr = g.replica(g.leader().await).addr.clone();
-    let reserve = |filing: FilingKind, person: u32| Command::Reserve {
+    let treatment = id(&format!("medmesh://replica/{HOME}/1"));
+    // The insured province's handle of a person, as a treatment province learns it.
+    let handle = |person: u32| {
+        let (addr, treatment) = (addr.clone(), treatment.clone());
+        async move {
+            use prost::Message;
+            let q = Query::RemotePerson {
+                kind: CertificateKind::SocialSecurityCard,
+                number: medmesh_node::demo::ss_card(OTHER, person),
+            };
+            let body = pb::RaftServiceQueryRequest { data: bincode::serialize(&q).unwrap() }.encode_to_vec();
+            let bytes = medmesh_tests::raw::call(
+                channel(&addr, &transport(&treatment)).unwrap(),
+                "/medmesh.v1.RaftService/Query",
+                body,
+            )
+            .await
+            .unwrap();
+            let data = pb::RaftServiceQueryResponse::decode(&bytes[..]).unwrap().data;
+            type Reply = Result<Result<Answer, medmesh_state::DomainError>, medmesh_node::app::ForwardError>;
+            match bincode::deserialize::<Reply>(&data).unwrap() {
+                Ok(Ok(Answer::RemotePerson(p))) => {
+                    assert_eq!(p.name, format!("Person {person}"), "the name is opened at the insured edge");
+                    p.handle
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let card_key = |person: u32| {
+        directory_key(
+            medmesh_tests::DIRECTORY_SECRET,
+            CertificateKind::SocialSecurityCard,
+            &medmesh_node::demo::ss_card(OTHER, person),
+        )
+    };
+    let reserve = |filing: FilingKind, handle: KeyedHash, person_key: String| Command::Reserve {
         transfer: TransferId {
             treatment: ProvinceCode::new(HOME.to_string()).unwrap(),
             institution: InstitutionId::new(medmesh_node::demo::institution(HOME, 1)).unwrap(),
-            serial: Serial::new(format!("S-{person}")).unwrap(),
+            serial: Serial::new("S-1").unwrap(),
         },
-        certificate_kind: CertificateKind::SocialSecurityCard,
-        certificate: medmesh_node::demo::ss_card(OTHER, person),
+        handle,
+        person_key,
         claim: RemoteClaim {
             institution_level: 3,
             filing,
@@ -327,15 +364,24 @@ async fn a_claimed_filing_is_checked_with_the_federation() {
         let data = <pb::RaftServiceProposeResponse as prost::Message>::decode(&bytes[..]).unwrap().data;
         bincode::deserialize::<Result<medmesh_state::CommandResult, medmesh_node::app::ForwardError>>(&data).unwrap()
     };
-    let treatment = id(&format!("medmesh://replica/{HOME}/1"));
+    let four = handle(4).await;
     // Person 4 of the demo has no filing at all: a claimed referral is refused.
-    match answer(propose_as(&addr, &treatment, &reserve(FilingKind::Referral, 4)).await.unwrap()) {
+    match answer(
+        propose_as(&addr, &treatment, &reserve(FilingKind::Referral, four.clone(), card_key(4))).await.unwrap(),
+    ) {
         Ok(Err(e)) => assert_eq!(e.field, "claim.filing", "{e}"),
         other => panic!("a referral nobody filed was taken: {other:?}"),
     }
+    // Person 2 has a referral on file: borrowing that certificate for person 4 is refused.
+    match answer(
+        propose_as(&addr, &treatment, &reserve(FilingKind::Referral, four.clone(), card_key(2))).await.unwrap(),
+    ) {
+        Ok(Err(e)) => assert_eq!(e.field, "person_key", "{e}"),
+        other => panic!("another person's filing was borrowed: {other:?}"),
+    }
     // An emergency is taken as declared: the check lets it through to the reserve itself.
-    match answer(propose_as(&addr, &treatment, &reserve(FilingKind::Emergency, 4)).await.unwrap()) {
-        Ok(Err(e)) => assert_ne!(e.field, "claim.filing", "{e}"),
+    match answer(propose_as(&addr, &treatment, &reserve(FilingKind::Emergency, four, card_key(4))).await.unwrap()) {
+        Ok(Err(e)) => assert!(e.field != "claim.filing" && e.field != "person_key", "{e}"),
         Ok(Ok(_)) => {}
         other => panic!("{other:?}"),
     }

@@ -21,6 +21,7 @@
 //! | `MEDMESH_TLS_KEY` | `tls_key` |
 //! | `MEDMESH_TLS_DENY` | `tls_deny` (comma-separated SHA-256 fingerprints) |
 //! | `MEDMESH_INSECURE` | `insecure` (`true`/`false`) |
+//! | `MEDMESH_SEAL_KEY` | `seal_key` |
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -73,6 +74,12 @@ pub struct NodeConfig {
     /// Serve and call in plaintext with no identity checks. For a throwaway local run only:
     /// off by default, and logged loudly when on.
     pub insecure: bool,
+    /// The province's seal key file (64 hex characters; see `medmesh_seal`): identity and card
+    /// numbers are stored only as keyed hashes and sealed fields under it. Every replica of a
+    /// province loads the same file; losing it loses the register's names and numbers.
+    /// Required for a province replica (`medmesh dev` and `deploy/make-pki.sh` generate one);
+    /// the federation holds no identities and needs none.
+    pub seal_key: PathBuf,
 }
 
 impl Default for NodeConfig {
@@ -95,6 +102,7 @@ impl Default for NodeConfig {
             tls_key: PathBuf::new(),
             tls_deny: Vec::new(),
             insecure: false,
+            seal_key: PathBuf::new(),
         }
     }
 }
@@ -167,6 +175,9 @@ impl NodeConfig {
         if let Some(v) = get("MEDMESH_INSECURE") {
             self.insecure = v.parse().context("MEDMESH_INSECURE")?;
         }
+        if let Some(v) = get("MEDMESH_SEAL_KEY") {
+            self.seal_key = v.into();
+        }
         Ok(())
     }
 
@@ -236,6 +247,9 @@ impl NodeConfig {
                 bail!("tls_deny[{i}]: {f:?} is not a SHA-256 fingerprint (64 hex digits)");
             }
         }
+        if !self.is_federation() && self.seal_key.as_os_str().is_empty() {
+            bail!("seal_key: required for a province replica (set MEDMESH_SEAL_KEY to a file of 64 hex characters; `medmesh pki seal-key` makes one)");
+        }
         let peers = self.peer_map()?;
         if !peers.is_empty() && !peers.contains_key(&self.id) {
             bail!("peers: must include this replica's id {}", self.id);
@@ -255,6 +269,7 @@ mod tests {
             "MEDMESH_ID" => Some("2".into()),
             "MEDMESH_DIRECTORY_SECRET" => Some("a-secret-of-sixteen".into()),
             "MEDMESH_INSECURE" => Some("true".into()),
+            "MEDMESH_SEAL_KEY" => Some("/etc/medmesh/seal.key".into()),
             "MEDMESH_PEERS" => Some("1=127.0.0.1:1, 2=127.0.0.1:2".into()),
             _ => None,
         })
@@ -272,7 +287,11 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().starts_with("tls_ca"));
         let c = NodeConfig { province: "12".into(), ..NodeConfig::default() };
         assert!(c.validate().unwrap_err().to_string().starts_with("province"));
-        let ok = NodeConfig { directory_secret: "0123456789abcdef".into(), insecure: true, ..NodeConfig::default() };
+        let c = NodeConfig { directory_secret: "0123456789abcdef".into(), insecure: true, ..NodeConfig::default() };
+        assert!(c.validate().unwrap_err().to_string().starts_with("seal_key"));
+        let fed = NodeConfig { province: "000000".into(), ..c.clone() };
+        fed.validate().unwrap();
+        let ok = NodeConfig { seal_key: "/etc/medmesh/seal.key".into(), ..c };
         ok.validate().unwrap();
         let c = NodeConfig { peers: vec!["x".into()], ..ok.clone() };
         assert!(c.validate().unwrap_err().to_string().starts_with("peers"));

@@ -221,7 +221,9 @@ pub async fn start_mesh(
         for r in 1..=3u64 {
             let dir = data_dir.join(format!("{province}-{r}"));
             let mut env = if insecure {
-                vec![("MEDMESH_INSECURE", "true".to_string())]
+                let mut env = vec![("MEDMESH_INSECURE", "true".to_string())];
+                env.extend(pki.seal_env(province)?);
+                env
             } else {
                 pki.replica_env(province, r, &[])?
             };

@@ -71,6 +71,13 @@ enum PkiCmd {
         #[arg(long = "host")]
         hosts: Vec<String>,
     },
+    /// Writes a new random seal key for a province (`seal_key`, `MEDMESH_SEAL_KEY`) to a file
+    /// readable only by its owner; refuses to replace an existing file.
+    SealKey {
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Prints the SHA-256 fingerprint of a certificate, as `tls_deny` lists it.
     Fingerprint {
         /// Certificate (PEM).
@@ -201,6 +208,20 @@ async fn main() -> anyhow::Result<()> {
                 files.cert.display(),
                 files.key.display()
             );
+            Ok(())
+        }
+        Cmd::Pki { cmd: PkiCmd::SealKey { out } } => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let key = medmesh_seal::SealKey::generate().map_err(|e| anyhow::anyhow!("seal key: {e}"))?;
+            let mut f = std::fs::OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .mode(0o600)
+                .open(&out)
+                .map_err(|e| anyhow::anyhow!("--out {}: {e}", out.display()))?;
+            f.write_all(key.as_bytes())?;
+            println!("seal key written to {}", out.display());
             Ok(())
         }
         Cmd::Pki { cmd: PkiCmd::Fingerprint { cert } } => {

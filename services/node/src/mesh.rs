@@ -15,13 +15,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use medmesh_seal::{PersonSecrets, SealKey};
 use medmesh_state::coordinator::{self, next_action, reserve_answer, void_due, Action, ReserveAnswer};
 use medmesh_state::{
     directory_key, Answer, CertificateKind, Command, CommandResult, Decision, DecisionRecord, DomainError, ErrorCode,
-    Filing, NonLocalVisit, OpenTransfer, Outcome, ProvinceEntry, Query, Reservation, Settlement, TransferId,
+    Filing, NonLocalVisit, OpenTransfer, Outcome, Person, ProvinceEntry, Query, Reservation, Settlement, TransferId,
     TransferPhase, TreatmentTransfer, VisitKind,
 };
-use medmesh_types::{LogTime, Money, ProvinceCode, Serial};
+use medmesh_types::{KeyedHash, LogTime, Money, ProvinceCode, Sealed, Serial};
 use tonic::Status;
 
 use crate::api::unexpected;
@@ -52,6 +53,8 @@ pub struct Mesh {
     secret: String,
     /// Replica addresses of this group, registered with the federation.
     endpoints: Vec<String>,
+    /// This province's seal key (`None` on the federation, which holds no identities).
+    seal: Option<Arc<SealKey>>,
 }
 
 /// The wall-clock time, for queries and ages (never for apply).
@@ -84,9 +87,68 @@ impl Mesh {
         federation: Vec<String>,
         secret: String,
         endpoints: Vec<String>,
+        seal: Option<Arc<SealKey>>,
     ) -> Mesh {
         let remote = Remote::new(federation, app.transport.clone());
-        Mesh { app, remote, province, secret, endpoints }
+        Mesh { app, remote, province, secret, endpoints, seal }
+    }
+
+    /// This province's seal key.
+    pub fn seal(&self) -> Result<&SealKey, Status> {
+        self.seal.as_deref().ok_or_else(|| {
+            Status::failed_precondition(
+                "certificate: this replica holds no register (the federation keeps no identities)",
+            )
+        })
+    }
+
+    /// The keyed hash of a certificate number under this province's key: how the register
+    /// finds its holder. The number is checked here, at the edge, and goes no further.
+    pub fn cert_key(&self, kind: CertificateKind, number: &str) -> Result<KeyedHash, Status> {
+        check_certificate("certificate", number)?;
+        Ok(self.seal()?.hash(kind.key(), number))
+    }
+
+    /// Opens a register entry's sealed identity fields.
+    pub fn open_person(&self, p: &Person) -> Result<PersonSecrets, Status> {
+        self.open_sealed(&p.key, &p.sealed)
+    }
+
+    /// Opens identity fields sealed for the record `key` under this province's key.
+    pub fn open_sealed(&self, key: &KeyedHash, sealed: &Sealed) -> Result<PersonSecrets, Status> {
+        self.seal()?.open_person(key, sealed).map_err(|e| {
+            tracing::error!(error = %e, "a sealed record does not open: is seal_key the province's key?");
+            Status::failed_precondition(format!("seal_key: {e}"))
+        })
+    }
+
+    /// Insured province: a treatment province's `RemotePerson` question, with the raw number
+    /// it carries hashed here and the answer's name opened here (the state machine sees
+    /// neither).
+    pub async fn remote_person(&self, kind: CertificateKind, number: &str) -> crate::app::QueryReply {
+        let key = match self.cert_key(kind, number) {
+            Ok(k) => k,
+            Err(s) => return Ok(Err(DomainError::invalid("certificate", s.message().to_string()))),
+        };
+        let p = match self.app.query_local(Query::Person { kind, key }).await? {
+            Ok(Answer::Person(p)) => p,
+            Ok(_) => return Err(ForwardError::Unavailable("unexpected answer to a person lookup".into())),
+            Err(e) => return Ok(Err(e)),
+        };
+        if p.status != medmesh_state::InsuranceStatus::Active {
+            return Ok(Err(DomainError::precondition(
+                "certificate",
+                format!("insurance of {} is not active ({:?})", p.masked_id, p.status),
+            )));
+        }
+        match self.open_person(&p) {
+            Ok(secrets) => Ok(Ok(Answer::RemotePerson(medmesh_state::RemotePerson {
+                masked_id: p.masked_id,
+                name: secrets.name,
+                handle: p.key,
+            }))),
+            Err(s) => Ok(Err(DomainError::precondition("seal_key", s.message().to_string()))),
+        }
     }
 
     /// Whether this replica is in the federation group.
@@ -122,34 +184,40 @@ impl Mesh {
         directory_key(&self.secret, kind, number)
     }
 
-    /// Directory entries for a person's certificates.
-    pub fn directory_entries(&self, p: &medmesh_state::Person) -> Vec<(String, ProvinceCode)> {
-        let mut out = vec![(self.directory_key(CertificateKind::IdCard, p.id.expose()), self.province.clone())];
+    /// The directory keys of a person's certificates (from the opened register entry).
+    pub fn directory_keys(&self, p: &PersonSecrets) -> Vec<String> {
+        let mut out = vec![self.directory_key(CertificateKind::IdCard, &p.id)];
         if let Some(n) = &p.social_security_card {
-            out.push((self.directory_key(CertificateKind::SocialSecurityCard, n), self.province.clone()));
+            out.push(self.directory_key(CertificateKind::SocialSecurityCard, n));
         }
         if let Some(n) = &p.e_credential {
-            out.push((self.directory_key(CertificateKind::ECredential, n), self.province.clone()));
+            out.push(self.directory_key(CertificateKind::ECredential, n));
         }
         out
     }
 
-    /// Registers a visit; a certificate unknown here is looked up in the federation's
-    /// directory and registered as a non-local visit.
-    pub async fn register_visit(&self, cmd: Command, emergency: bool) -> Result<Outcome, Status> {
+    /// Directory entries for a person's certificates.
+    pub fn directory_entries(&self, p: &PersonSecrets) -> Vec<(String, ProvinceCode)> {
+        self.directory_keys(p).into_iter().map(|k| (k, self.province.clone())).collect()
+    }
+
+    /// Registers a visit (`cmd` names the certificate by its keyed hash; `number` is the
+    /// number the hospital read, which goes only to the insured province of a non-local
+    /// patient); a certificate unknown here is looked up in the federation's directory and
+    /// registered as a non-local visit.
+    pub async fn register_visit(&self, cmd: Command, number: &str, emergency: bool) -> Result<Outcome, Status> {
         if let Command::RegisterVisit { certificate_kind, certificate, .. } = &cmd {
             if self.federated() {
                 // A person on the joint-discipline list (recorded in any province) may not
                 // settle directly here.
-                let subject =
-                    medmesh_state::DisciplineSubject::Person(self.directory_key(*certificate_kind, certificate));
+                let subject = medmesh_state::DisciplineSubject::Person(self.directory_key(*certificate_kind, number));
                 medmesh_state::disciplined(&self.app.view, &subject, now().date(), "certificate").map_err(status)?;
                 // Route by this replica's (possibly stale) view: a certificate unknown here is
                 // looked up in the directory, which sends it back here if it is ours after all.
-                let q = Query::RemotePerson { kind: *certificate_kind, number: certificate.clone() };
+                let q = Query::Person { kind: *certificate_kind, key: certificate.clone() };
                 if let Err(e) = medmesh_state::run_query(&self.app.view, &q) {
                     if e.code == ErrorCode::NotFound && e.field == "certificate" {
-                        return self.register_nonlocal_visit(cmd, emergency).await;
+                        return self.register_nonlocal_visit(cmd, number, emergency).await;
                     }
                 }
             }
@@ -157,16 +225,17 @@ impl Mesh {
         match self.app.propose(cmd.clone()).await? {
             Ok(o) => Ok(o),
             Err(e) if e.code == ErrorCode::NotFound && e.field == "certificate" && self.federated() => {
-                self.register_nonlocal_visit(cmd, emergency).await
+                self.register_nonlocal_visit(cmd, number, emergency).await
             }
             Err(e) => Err(status(e)),
         }
     }
 
-    async fn register_nonlocal_visit(&self, cmd: Command, emergency: bool) -> Result<Outcome, Status> {
-        let Command::RegisterVisit { certificate_kind, certificate, admitted, kind, .. } = &cmd else {
+    async fn register_nonlocal_visit(&self, cmd: Command, number: &str, emergency: bool) -> Result<Outcome, Status> {
+        let Command::RegisterVisit { certificate_kind, admitted, kind, .. } = &cmd else {
             return Err(unexpected(&cmd));
         };
+        let certificate = number;
         let key = self.directory_key(*certificate_kind, certificate);
         let insured = match self.fed_query(Query::Directory { key: key.clone() }).await? {
             Ok(Answer::Province(p)) => p,
@@ -180,7 +249,7 @@ impl Mesh {
             // Ours after all (registered since this replica's view was read): register here.
             return outcome(self.app.propose(cmd).await?);
         }
-        let person_query = Query::RemotePerson { kind: *certificate_kind, number: certificate.clone() };
+        let person_query = Query::RemotePerson { kind: *certificate_kind, number: certificate.to_string() };
         let (person, filing) =
             tokio::join!(self.remote.province_query(&insured, &person_query), self.filing_for(&key, *admitted));
         let person = match person? {
@@ -195,14 +264,20 @@ impl Mesh {
                 self.province
             )));
         }
+        // The name is kept for the expense document, sealed under this province's key; the
+        // number is not kept at all: the visit names the person by the insured's handle.
+        let sealed_name = self
+            .seal()?
+            .seal_person(&person.handle, &PersonSecrets { name: person.name, ..PersonSecrets::default() })
+            .map_err(|e| Status::unavailable(format!("sealing the name: {e}")))?;
         let nonlocal = NonLocalVisit {
             treatment: self.province.clone(),
             insured,
             person_key: key,
             certificate_kind: *certificate_kind,
-            certificate: certificate.clone(),
+            handle: person.handle,
             masked_id: person.masked_id,
-            name: person.name,
+            sealed_name,
             filing,
         };
         outcome(self.app.propose(Command::RegisterNonLocalVisit { request: Box::new(cmd), nonlocal }).await?)
@@ -262,14 +337,26 @@ impl Mesh {
         Ok(result)
     }
 
-    /// Why the filing a `Reserve` claims is refused, if it is: the federation holds no filing of
-    /// that kind by this province covering the admission day.
+    /// Why a `Reserve` is refused, if it is: the certificate's directory key is not one of the
+    /// person's (a handle borrowed for another person's filing), or the federation holds no
+    /// filing of the claimed kind by this province covering the admission day.
     async fn claimed_filing_refusal(&self, cmd: &Command) -> Result<Option<DomainError>, Status> {
-        let Command::Reserve { transfer, certificate_kind, certificate, claim } = cmd else { return Ok(None) };
+        let Command::Reserve { transfer, handle, person_key, claim } = cmd else { return Ok(None) };
+        let Ok(person) = medmesh_state::find_person(&self.app.view, CertificateKind::IdCard, handle) else {
+            // Apply answers "not found" itself.
+            return Ok(None);
+        };
+        if !self.directory_keys(&self.open_person(&person)?).contains(person_key) {
+            tracing::warn!(target: "medmesh::access", transfer = %transfer, "reserve refused: the certificate is not the person's");
+            return Ok(Some(DomainError::precondition(
+                "person_key",
+                "is not a certificate of the person the handle names",
+            )));
+        }
         if claim.filing == medmesh_state::FilingKind::Emergency {
             return Ok(None);
         }
-        let filings = self.filings(&self.directory_key(*certificate_kind, certificate), &transfer.treatment).await?;
+        let filings = self.filings(person_key, &transfer.treatment).await?;
         if filings.iter().any(|f| f.insured == self.province && f.covers(claim.admitted) && f.kind == claim.filing) {
             return Ok(None);
         }
@@ -356,8 +443,8 @@ impl Mesh {
     fn reserve_command(open: &OpenTransfer) -> Command {
         Command::Reserve {
             transfer: open.transfer.id.clone(),
-            certificate_kind: open.nonlocal.certificate_kind,
-            certificate: open.nonlocal.certificate.clone(),
+            handle: open.nonlocal.handle.clone(),
+            person_key: open.nonlocal.person_key.clone(),
             claim: open.claim.clone(),
         }
     }
@@ -404,8 +491,8 @@ impl Mesh {
         let age_ms = u64::try_from(age(x.started_at).as_millis()).unwrap_or(u64::MAX);
         let reserve = Command::Reserve {
             transfer: t.clone(),
-            certificate_kind: nl.certificate_kind,
-            certificate: nl.certificate.clone(),
+            handle: nl.handle.clone(),
+            person_key: nl.person_key.clone(),
             claim,
         };
         let rec = match next_action(&x, recorded.as_ref(), age_ms) {
@@ -563,7 +650,7 @@ impl Mesh {
         claim: medmesh_state::RemoteClaim,
         nl: NonLocalVisit,
     ) -> Result<medmesh_settlement::Split, Status> {
-        let q = Query::RemoteQuote { kind: nl.certificate_kind, number: nl.certificate, claim, now: now() };
+        let q = Query::RemoteQuote { handle: nl.handle, claim, now: now() };
         match answer(self.remote.province_query(&nl.insured, &q).await?)? {
             Answer::Quote(s) => Ok(s),
             other => Err(unexpected(other)),
@@ -657,4 +744,13 @@ impl Mesh {
             }
         });
     }
+}
+
+/// A certificate number as a hospital or an agency sends it: 1 to 64 characters, no control
+/// characters and no '/'.
+pub fn check_certificate(field: &str, number: &str) -> Result<(), Status> {
+    if number.is_empty() || number.len() > 64 || number.contains('/') || number.chars().any(char::is_control) {
+        return Err(Status::invalid_argument(format!("{field}: must be 1 to 64 characters without '/'")));
+    }
+    Ok(())
 }

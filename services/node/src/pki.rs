@@ -158,11 +158,28 @@ impl Pki {
             id,
         };
         let f = self.ensure(&identity, hosts)?;
-        Ok(vec![
+        let mut env = vec![
             ("MEDMESH_TLS_CA", f.ca.display().to_string()),
             ("MEDMESH_TLS_CERT", f.cert.display().to_string()),
             ("MEDMESH_TLS_KEY", f.key.display().to_string()),
-        ])
+        ];
+        env.extend(self.seal_env(group)?);
+        Ok(env)
+    }
+
+    /// `MEDMESH_SEAL_KEY` for a replica of `group`: the province's key file `seal-{group}.key`
+    /// in this directory, generated if absent (nothing for the federation, which holds no
+    /// identities).
+    pub fn seal_env(&self, group: &str) -> anyhow::Result<Vec<(&'static str, String)>> {
+        if group == medmesh_state::FEDERATION {
+            return Ok(Vec::new());
+        }
+        medmesh_types::ProvinceCode::new(group.to_string()).map_err(|e| anyhow::anyhow!("group: {e}"))?;
+        let path = self.dir.join(format!("seal-{group}.key"));
+        if !path.exists() {
+            write_private(&path, &medmesh_seal::SealKey::generate().map_err(|e| anyhow::anyhow!("seal key: {e}"))?)?;
+        }
+        Ok(vec![("MEDMESH_SEAL_KEY", path.display().to_string())])
     }
 
     fn files(&self, name: &str) -> CertFiles {

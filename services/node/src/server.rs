@@ -70,12 +70,20 @@ pub async fn run(
         if peers.is_empty() { vec![cfg.advertised().to_string()] } else { peers.values().cloned().collect() };
     let province =
         medmesh_types::ProvinceCode::new(cfg.province.clone()).map_err(|e| anyhow::anyhow!("province: {e}"))?;
+    let seal = if cfg.is_federation() {
+        None
+    } else {
+        let text = std::fs::read_to_string(&cfg.seal_key)
+            .with_context(|| format!("seal_key: reading {}", cfg.seal_key.display()))?;
+        Some(Arc::new(medmesh_seal::SealKey::parse(&text).map_err(|e| anyhow::anyhow!("seal_key: {e}"))?))
+    };
     let mesh = Arc::new(crate::mesh::Mesh::new(
         app.clone(),
         province.clone(),
         cfg.federation.clone(),
         cfg.directory_secret.clone(),
         endpoints,
+        seal,
     ));
     if cfg.bootstrap && peers.keys().next() == Some(&cfg.id) {
         let fresh = raft.metrics().borrow().last_log_index.is_none();

@@ -1,7 +1,7 @@
 //! Deterministic apply of commands.
 
 use medmesh_settlement::{Accumulators, CatalogueItem};
-use medmesh_types::{LogTime, Money, Serial};
+use medmesh_types::{KeyedHash, LogTime, Money, Serial};
 
 use crate::clearing;
 use crate::discipline::*;
@@ -103,7 +103,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
             if p.birth_date > today {
                 return Err(DomainError::invalid("birth_date", "is in the future"));
             }
-            let key = keys::person(&p.id);
+            let key = keys::person(&p.key);
             let mut rec = p.clone();
             if let Some(old) = tx.load::<Person>(&key) {
                 rec.account_balance = old.account_balance;
@@ -122,15 +122,15 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
             ] {
                 if let Some(n) = no {
                     let ck = keys::cert(kind.key(), n);
-                    if let Some(owner) = tx.load::<String>(&ck) {
-                        if owner != p.id.expose() {
+                    if let Some(owner) = tx.load::<KeyedHash>(&ck) {
+                        if owner != p.key {
                             return Err(DomainError::exists(
                                 format!("{kind:?}").to_lowercase(),
                                 "certificate number belongs to another person",
                             ));
                         }
                     }
-                    tx.store(&ck, &p.id.expose().to_string());
+                    tx.store(&ck, &p.key);
                 }
             }
             tx.store(&key, &rec);
@@ -207,7 +207,8 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
             let visit = Visit {
                 institution: institution.clone(),
                 serial: serial.clone(),
-                person: person.id.clone(),
+                person: person.key.clone(),
+                masked_id: person.masked_id.clone(),
                 kind: *kind,
                 doctor: doctor.clone(),
                 department: department.clone(),
@@ -305,12 +306,12 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
             idempotent(tx, institution.as_str(), serial, cmd, |tx| {
                 let (mut v, person, split) = quote(tx, institution, visit, *use_individual_account, now)?;
                 let year = today.year();
-                let akey = keys::accumulators(&person.id, year);
+                let akey = keys::accumulators(&person.key, year);
                 let acc: Accumulators = tx.load(&akey).unwrap_or_default();
                 tx.store(&akey, &acc.apply(&split));
                 let mut p = person.clone();
                 p.account_balance -= split.individual_account;
-                tx.store(&keys::person(&p.id), &p);
+                tx.store(&keys::person(&p.key), &p);
                 let mut fund: FundLedger = tx.load(keys::FUND).unwrap_or_default();
                 fund.pooling_paid += split.pooling_fund;
                 fund.critical_illness_paid += split.critical_illness;
@@ -327,8 +328,8 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
                     institution: institution.clone(),
                     serial: serial.clone(),
                     visit: visit.clone(),
-                    person: person.id.clone(),
-                    person_name: person.name.clone(),
+                    person: person.key.clone(),
+                    person_sealed: person.sealed.clone(),
                     kind: v.kind,
                     doctor: v.doctor.clone(),
                     diagnosis: v.diagnosis.clone(),
@@ -338,7 +339,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
                     split,
                     status: SettlementStatus::Settled,
                     insured: None,
-                    masked_id: String::new(),
+                    masked_id: person.masked_id.clone(),
                 };
                 tx.store(&keys::settlement(institution, serial), &s);
                 tx.store(&keys::statement(institution, today, serial), &());
@@ -419,9 +420,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
         }
         Command::RegisterNonLocalVisit { request, nonlocal } => register_nonlocal_visit(tx, request, nonlocal, now),
         Command::AttachFiling { institution, visit, filing } => attach_filing(tx, institution, visit, *filing),
-        Command::Reserve { transfer, certificate_kind, certificate, claim } => {
-            reserve(tx, transfer, *certificate_kind, certificate, claim, now)
-        }
+        Command::Reserve { transfer, handle, person_key: _, claim } => reserve(tx, transfer, handle, claim, now),
         Command::ResolveReservation { transfer, decision } => resolve_reservation(tx, transfer, *decision, now),
         Command::UnpostReservation { transfer } => unpost_reservation(tx, transfer, now),
         Command::TransferReserved { transfer, split } => transfer_reserved(tx, transfer, split),

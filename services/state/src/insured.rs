@@ -3,7 +3,7 @@
 //! a posted one back when the treatment province reverses it.
 
 use medmesh_settlement::{settle, Accumulators, Claim, Patient, Policy};
-use medmesh_types::{LogTime, Money, PersonId, ProvinceCode};
+use medmesh_types::{KeyedHash, LogTime, Money, ProvinceCode};
 
 use crate::kv::{keys, Tx};
 use crate::model::*;
@@ -20,8 +20,7 @@ fn add_owed(tx: &mut Tx<'_>, treatment: &ProvinceCode, amount: Money) {
 pub(crate) fn reserve(
     tx: &mut Tx<'_>,
     transfer: &TransferId,
-    kind: CertificateKind,
-    certificate: &str,
+    handle: &KeyedHash,
     claim: &RemoteClaim,
     now: LogTime,
 ) -> Result<Outcome, DomainError> {
@@ -38,11 +37,11 @@ pub(crate) fn reserve(
     if !(1..=3).contains(&claim.institution_level) {
         return Err(DomainError::invalid("claim.institution_level", "must be 1, 2 or 3"));
     }
-    let mut person = resolve_person(tx, kind, certificate)?;
+    let mut person = resolve_person(tx, CertificateKind::IdCard, handle)?;
     let policy: Policy =
         tx.load(keys::POLICY).ok_or_else(|| DomainError::precondition("policy", "the province has no policy"))?;
     let year = now.date().year();
-    let akey = keys::accumulators(&person.id, year);
+    let akey = keys::accumulators(&person.key, year);
     let acc: Accumulators = tx.load(&akey).unwrap_or_default();
     let age = claim.admitted.years_since(person.birth_date).max(0) as u32;
     let c = Claim {
@@ -63,7 +62,7 @@ pub(crate) fn reserve(
     }
     tx.store(&akey, &acc.apply(&split));
     person.account_balance -= split.individual_account;
-    tx.store(&keys::person(&person.id), &person);
+    tx.store(&keys::person(&person.key), &person);
     // The account part is held in the reservation (and owed on post), not in `accounts_paid`,
     // which counts what this province's institutions are owed from accounts.
     f.nonlocal_reserved += split.fund_total();
@@ -76,14 +75,14 @@ pub(crate) fn reserve(
         status: ReservationStatus::Pending,
     };
     tx.store(&key, &r);
-    tx.store(&keys::reservation_person(transfer), &person.id);
+    tx.store(&keys::reservation_person(transfer), &person.key);
     tx.store(&keys::pending_reservation(transfer), &());
     Ok(Outcome::Reservation(r))
 }
 /// Gives back what a reservation holds of the person: accumulators and account.
 fn give_back(tx: &mut Tx<'_>, r: &Reservation) {
     let Some(split) = &r.split else { return };
-    if let Some(id) = tx.load::<PersonId>(&keys::reservation_person(&r.transfer)) {
+    if let Some(id) = tx.load::<KeyedHash>(&keys::reservation_person(&r.transfer)) {
         let akey = keys::accumulators(&id, r.year);
         let acc: Accumulators = tx.load(&akey).unwrap_or_default();
         tx.store(&akey, &acc.reverse(split));

@@ -140,7 +140,7 @@ pub fn scan_prefix(kv: &dyn KvRead, prefix: &str, limit: usize) -> Vec<(Vec<u8>,
 /// Key layout of the state column family. Parts are joined with `/`; identifiers never contain
 /// `/` (they are validated), so keys never collide.
 pub mod keys {
-    use medmesh_types::{Date, InstitutionId, ItemCode, PersonId, PersonnelCode, ProvinceCode, Serial};
+    use medmesh_types::{Date, InstitutionId, ItemCode, KeyedHash, PersonnelCode, ProvinceCode, Serial};
 
     use crate::shared::{DisciplineSubject, TransferId};
 
@@ -152,12 +152,12 @@ pub mod keys {
     pub const FUND: &str = "fund";
 
     /// An insured person.
-    pub fn person(id: &PersonId) -> String {
-        format!("person/{}", id.expose())
+    pub fn person(key: &KeyedHash) -> String {
+        format!("person/{key}")
     }
-    /// Certificate index: (kind, number) to person id.
-    pub fn cert(kind: &str, number: &str) -> String {
-        format!("cert/{kind}/{number}")
+    /// Certificate index: (kind, keyed hash of the number) to the person's key.
+    pub fn cert(kind: &str, key: &KeyedHash) -> String {
+        format!("cert/{kind}/{key}")
     }
     /// An institution.
     pub fn institution(id: &InstitutionId) -> String {
@@ -172,8 +172,8 @@ pub mod keys {
         format!("item/{code}")
     }
     /// Accumulators of a person in a year.
-    pub fn accumulators(id: &PersonId, year: i32) -> String {
-        format!("acc/{}/{year}", id.expose())
+    pub fn accumulators(key: &KeyedHash, year: i32) -> String {
+        format!("acc/{key}/{year}")
     }
     /// A visit.
     pub fn visit(inst: &InstitutionId, serial: &Serial) -> String {

@@ -1,7 +1,7 @@
 //! Records, commands and outcomes of a province.
 
 use medmesh_settlement::{CatalogueItem, FeeLine, InsuranceType, Policy, Sex, Split};
-use medmesh_types::{Date, InstitutionId, LogTime, Money, PersonId, PersonnelCode, Serial};
+use medmesh_types::{Date, InstitutionId, KeyedHash, LogTime, Money, PersonnelCode, Sealed, Serial};
 use serde::{Deserialize, Serialize};
 
 pub use crate::shared::CertificateKind;
@@ -17,14 +17,19 @@ pub enum InsuranceStatus {
     Terminated,
 }
 
-/// An insured person of this province. Its `Debug` masks the identity number and shows only
-/// whether certificates are on record, never their numbers.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An insured person of this province. No identity or certificate number is held in clear
+/// (issue 10.6): the record is filed under the keyed hash of the identity number, the card
+/// numbers are kept as keyed hashes (for the certificate index), and the identity number, name
+/// and card numbers are sealed under the province's key at the node's edge
+/// (`medmesh_seal::PersonSecrets`). Apply never sees a raw number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Person {
-    /// Identity number (ID card); never logged raw.
-    pub id: PersonId,
-    /// Name.
-    pub name: String,
+    /// Keyed hash of the identity number: the record's key.
+    pub key: KeyedHash,
+    /// The masked identity number, for views (first three and last four characters).
+    pub masked_id: String,
+    /// Identity number, name and card numbers, sealed for `key`.
+    pub sealed: Sealed,
     /// Sex.
     pub sex: Sex,
     /// Date of birth.
@@ -35,25 +40,10 @@ pub struct Person {
     pub status: InsuranceStatus,
     /// Individual account balance.
     pub account_balance: Money,
-    /// Social-security card number, if issued.
-    pub social_security_card: Option<String>,
-    /// Medical-security e-credential token, if activated.
-    pub e_credential: Option<String>,
-}
-
-impl std::fmt::Debug for Person {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Person")
-            .field("id", &self.id)
-            .field("sex", &self.sex)
-            .field("birth_date", &self.birth_date)
-            .field("insurance", &self.insurance)
-            .field("status", &self.status)
-            .field("account_balance", &self.account_balance)
-            .field("social_security_card", &self.social_security_card.as_ref().map(|_| "<on record>"))
-            .field("e_credential", &self.e_credential.as_ref().map(|_| "<on record>"))
-            .finish_non_exhaustive()
-    }
+    /// Keyed hash of the social-security card number, if issued.
+    pub social_security_card: Option<KeyedHash>,
+    /// Keyed hash of the medical-security e-credential token, if activated.
+    pub e_credential: Option<KeyedHash>,
 }
 
 /// Status of an institution's designated-service agreement.
@@ -131,8 +121,11 @@ pub struct Visit {
     pub institution: InstitutionId,
     /// The institution's visit serial.
     pub serial: Serial,
-    /// The patient.
-    pub person: PersonId,
+    /// The patient: the keyed hash of the identity number (for a non-local patient, the
+    /// insured province's handle).
+    pub person: KeyedHash,
+    /// The patient's masked identity number.
+    pub masked_id: String,
     /// Outpatient or inpatient.
     pub kind: VisitKind,
     /// Billing (attending) doctor.
@@ -179,10 +172,12 @@ pub struct Settlement {
     pub serial: Serial,
     /// The visit serial.
     pub visit: Serial,
-    /// The person (identity number, masked in every view).
-    pub person: PersonId,
-    /// Person's name, for the expense document.
-    pub person_name: String,
+    /// The person: keyed hash of the identity number (for a non-local patient, the insured
+    /// province's handle).
+    pub person: KeyedHash,
+    /// The person's identity fields sealed for `person` under this province's key (the name
+    /// is shown on the expense document).
+    pub person_sealed: Sealed,
     /// Visit kind.
     pub kind: VisitKind,
     /// Billing doctor.
@@ -202,8 +197,8 @@ pub struct Settlement {
     /// For a non-local settlement: the insured province, which computed the split with its
     /// policy and pays the fund share and the account part.
     pub insured: Option<medmesh_types::ProvinceCode>,
-    /// For a non-local settlement: the masked identity number the insured province gave (the
-    /// treatment province never holds the raw number). Empty for a local settlement.
+    /// The masked identity number (for a non-local settlement, as the insured province gave
+    /// it: the treatment province never holds the raw number).
     pub masked_id: String,
 }
 
@@ -345,8 +340,9 @@ pub enum Command {
         serial: Serial,
         /// Certificate kind.
         certificate_kind: CertificateKind,
-        /// Certificate number.
-        certificate: String,
+        /// Keyed hash of the certificate number under this province's key (computed at the
+        /// edge: the number itself never enters the log).
+        certificate: KeyedHash,
         /// Outpatient or inpatient.
         kind: VisitKind,
         /// Billing doctor.
@@ -403,10 +399,12 @@ pub enum Command {
     Reserve {
         /// The transfer.
         transfer: crate::shared::TransferId,
-        /// Certificate kind the person presented.
-        certificate_kind: CertificateKind,
-        /// Certificate number.
-        certificate: String,
+        /// The person: this (the insured) province's handle, as its `RemotePerson` answer gave
+        /// it.
+        handle: KeyedHash,
+        /// Directory key of the certificate the person presented (the filing check runs on
+        /// it, and the insured province checks it is the person's).
+        person_key: String,
         /// The claim.
         claim: crate::shared::RemoteClaim,
     },

@@ -28,8 +28,8 @@ pub enum Query {
         institution: InstitutionId,
         /// Certificate kind.
         kind: CertificateKind,
-        /// Certificate number.
-        number: String,
+        /// Keyed hash of the certificate number (computed at the edge).
+        key: medmesh_types::KeyedHash,
         /// Evaluated at this time (accumulator year).
         now: LogTime,
     },
@@ -87,8 +87,8 @@ pub enum Query {
     Person {
         /// Certificate kind.
         kind: CertificateKind,
-        /// Certificate number.
-        number: String,
+        /// Keyed hash of the certificate number (computed at the edge).
+        key: medmesh_types::KeyedHash,
     },
     /// Payment qualification of personnel from their recorded violations.
     Qualification {
@@ -137,7 +137,10 @@ pub enum Query {
         /// Most returned.
         limit: usize,
     },
-    /// Insured province: who holds a certificate, without the identity number.
+    /// Insured province: who holds a certificate, without the identity number. This is the
+    /// one query that carries a raw certificate number, over mTLS from a treatment province;
+    /// the insured province's edge turns it into [`Query::Person`] with its own key and opens
+    /// the name (see `medmesh_node`). The state machine refuses to run it raw.
     RemotePerson {
         /// Certificate kind.
         kind: CertificateKind,
@@ -146,10 +149,8 @@ pub enum Query {
     },
     /// Insured province: a quote of a non-local claim with this province's policy.
     RemoteQuote {
-        /// Certificate kind.
-        kind: CertificateKind,
-        /// Certificate number.
-        number: String,
+        /// The person: this province's handle from [`Answer::RemotePerson`].
+        handle: medmesh_types::KeyedHash,
         /// The claim.
         claim: RemoteClaim,
         /// Quote at this time.
@@ -364,24 +365,12 @@ fn key_tail(k: &[u8], skip: usize) -> Vec<String> {
 /// Answers a query.
 pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
     match q {
-        Query::Identity { institution, kind, number, now } => {
+        Query::Identity { institution, kind, key, now } => {
             crate::rules::active_institution(kv, institution, now.date())?;
-            let person = match resolve_person(kv, *kind, number) {
-                Ok(p) => p,
-                Err(e) if e.code == crate::ErrorCode::FailedPrecondition => {
-                    // Entitlement lookups still show an inactive person, with the status.
-                    let id = match kind {
-                        CertificateKind::IdCard => number.clone(),
-                        _ => load::<String>(kv, &keys::cert(kind.key(), number)).unwrap_or_default(),
-                    };
-                    let id = medmesh_types::PersonId::new(id)
-                        .map_err(|e| DomainError::invalid("certificate", e.to_string()))?;
-                    load(kv, &keys::person(&id)).ok_or(e)?
-                }
-                Err(e) => return Err(e),
-            };
+            // Entitlement lookups show an inactive person too, with the status.
+            let person = crate::rules::find_person(kv, *kind, key)?;
             let year = now.date().year();
-            let accumulators = load(kv, &keys::accumulators(&person.id, year)).unwrap_or_default();
+            let accumulators = load(kv, &keys::accumulators(&person.key, year)).unwrap_or_default();
             Ok(Answer::Identity(IdentityView { person, accumulators, year }))
         }
         Query::PreSettle { institution, visit, use_individual_account, now } => {
@@ -532,15 +521,15 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
             }
             Ok(Answer::Reservations(out))
         }
-        Query::RemotePerson { kind, number } => {
-            let p = resolve_person(kv, *kind, number)?;
-            Ok(Answer::RemotePerson(RemotePerson { masked_id: p.id.masked(), name: p.name }))
-        }
-        Query::RemoteQuote { kind, number, claim, now } => {
-            let person = resolve_person(kv, *kind, number)?;
+        Query::RemotePerson { .. } => Err(DomainError::invalid(
+            "certificate",
+            "a certificate number is sealed at the insured province's edge before any lookup",
+        )),
+        Query::RemoteQuote { handle, claim, now } => {
+            let person = resolve_person(kv, CertificateKind::IdCard, handle)?;
             let policy: medmesh_settlement::Policy = load(kv, keys::POLICY)
                 .ok_or_else(|| DomainError::precondition("policy", "the province has no policy"))?;
-            let acc: Accumulators = load(kv, &keys::accumulators(&person.id, now.date().year())).unwrap_or_default();
+            let acc: Accumulators = load(kv, &keys::accumulators(&person.key, now.date().year())).unwrap_or_default();
             let c = medmesh_settlement::Claim {
                 patient: medmesh_settlement::Patient {
                     sex: person.sex,
@@ -632,6 +621,6 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
         Query::CatalogueItem { code } => load(kv, &keys::item(code))
             .map(Answer::CatalogueItem)
             .ok_or_else(|| DomainError::not_found("code", format!("{code} is not in the catalogue"))),
-        Query::Person { kind, number } => crate::rules::find_person(kv, *kind, number).map(Answer::Person),
+        Query::Person { kind, key } => crate::rules::find_person(kv, *kind, key).map(Answer::Person),
     }
 }

@@ -5,7 +5,7 @@
 use sha2::{Digest, Sha256};
 
 use medmesh_settlement::{settle, Accumulators, CatalogueItem, Claim, Patient, Policy};
-use medmesh_types::{Date, LogTime, ProvinceCode, Serial};
+use medmesh_types::{Date, KeyedHash, LogTime, ProvinceCode, Serial};
 
 use crate::kv::encode;
 use crate::kv::{keys, load, KvRead, Tx};
@@ -182,27 +182,25 @@ pub(crate) fn qualification(
         kv.scan(prefix.as_bytes(), &end, usize::MAX).iter().map(|(_, v)| crate::kv::decode(v)).collect();
     medmesh_supervision::status(&history, today).map_err(|e| DomainError::invalid("violations", e.to_string()))
 }
-pub(crate) fn resolve_person(kv: &dyn KvRead, kind: CertificateKind, number: &str) -> Result<Person, DomainError> {
-    let p = find_person(kv, kind, number)?;
+pub(crate) fn resolve_person(kv: &dyn KvRead, kind: CertificateKind, key: &KeyedHash) -> Result<Person, DomainError> {
+    let p = find_person(kv, kind, key)?;
     if p.status != InsuranceStatus::Active {
         return Err(DomainError::precondition(
             "certificate",
-            format!("insurance of {} is not active ({:?})", p.id, p.status),
+            format!("insurance of {} is not active ({:?})", p.masked_id, p.status),
         ));
     }
     Ok(p)
 }
-/// The register entry of the holder of a certificate, whatever its insurance status.
-pub(crate) fn find_person(kv: &dyn KvRead, kind: CertificateKind, number: &str) -> Result<Person, DomainError> {
+/// The register entry of the holder of a certificate (by the keyed hash of its number),
+/// whatever its insurance status. An identity card's hash is the record's own key; the other
+/// certificates go through the certificate index.
+pub fn find_person(kv: &dyn KvRead, kind: CertificateKind, key: &KeyedHash) -> Result<Person, DomainError> {
     let not_found = || DomainError::not_found("certificate", "no insured person holds this certificate");
-    if number.is_empty() || number.len() > 64 || number.contains('/') {
-        return Err(DomainError::invalid("certificate", "must be 1 to 64 characters without '/'"));
-    }
     let id = match kind {
-        CertificateKind::IdCard => number.to_string(),
-        _ => load::<String>(kv, &keys::cert(kind.key(), number)).ok_or_else(not_found)?,
+        CertificateKind::IdCard => key.clone(),
+        _ => load::<KeyedHash>(kv, &keys::cert(kind.key(), key)).ok_or_else(not_found)?,
     };
-    let id = medmesh_types::PersonId::new(id).map_err(|e| DomainError::invalid("certificate", e.to_string()))?;
     load(kv, &keys::person(&id)).ok_or_else(not_found)
 }
 /// Computes the split of an open visit without changing anything (pre-settlement, and the
@@ -229,11 +227,14 @@ pub(crate) fn quote(
     let person: Person = load(kv, &keys::person(&v.person))
         .ok_or_else(|| DomainError::not_found("visit_serial", "the visit's person is no longer registered"))?;
     if person.status != InsuranceStatus::Active {
-        return Err(DomainError::precondition("visit_serial", format!("insurance of {} is not active", person.id)));
+        return Err(DomainError::precondition(
+            "visit_serial",
+            format!("insurance of {} is not active", person.masked_id),
+        ));
     }
     let policy: Policy =
         load(kv, keys::POLICY).ok_or_else(|| DomainError::precondition("policy", "the province has no policy"))?;
-    let acc: Accumulators = load(kv, &keys::accumulators(&person.id, today.year())).unwrap_or_default();
+    let acc: Accumulators = load(kv, &keys::accumulators(&person.key, today.year())).unwrap_or_default();
     let age = v.admitted.years_since(person.birth_date).max(0) as u32;
     let claim = Claim {
         patient: Patient { sex: person.sex, age, insurance: person.insurance, account_balance: person.account_balance },

@@ -171,14 +171,17 @@ pub struct NonLocalVisit {
     pub insured: ProvinceCode,
     /// Directory key of the certificate.
     pub person_key: String,
-    /// The certificate presented (sent only to the insured province).
+    /// The kind of certificate presented. The number itself is not kept here: it went to the
+    /// insured province once, at registration, and the visit names the person by `handle`.
     pub certificate_kind: CertificateKind,
-    /// The certificate number.
-    pub certificate: String,
+    /// The insured province's handle of the person (a keyed hash under that province's key,
+    /// meaningless elsewhere): later quotes and the reservation name the person by it.
+    pub handle: medmesh_types::KeyedHash,
     /// Masked identity number, from the insured province.
     pub masked_id: String,
-    /// Name, from the insured province (for the expense document).
-    pub name: String,
+    /// The name the insured province gave, sealed for `handle` under this (the treatment)
+    /// province's key (for the expense document).
+    pub sealed_name: medmesh_types::Sealed,
     /// The filing covering the visit; `None` for an inpatient who may still file before
     /// discharge.
     pub filing: Option<FilingKind>,
@@ -341,6 +344,10 @@ pub struct RemotePerson {
     pub masked_id: String,
     /// Name (for the expense document).
     pub name: String,
+    /// The insured province's handle of the person: the keyed hash its register is filed
+    /// under, which the treatment province sends back in quotes and the reservation instead
+    /// of the certificate number.
+    pub handle: medmesh_types::KeyedHash,
 }
 
 /// A province's prepaid account for non-local care (先预付), held by the federation. Committed

@@ -20,7 +20,7 @@ use medmesh_settlement::{
     CatalogueItem, CriticalIllnessTier, FeeLine, InsuranceType, ItemClass, Policy, Restrictions, Sex,
 };
 use medmesh_types::{
-    Date, InstitutionId, ItemCode, LogTime, Money, PersonId, PersonnelCode, ProvinceCode, Ratio, Serial,
+    Date, InstitutionId, ItemCode, KeyedHash, LogTime, Money, PersonnelCode, ProvinceCode, Ratio, Sealed, Serial,
 };
 
 use crate::coordinator::{next_action, reserve_answer, void_due, Action, ReserveAnswer};
@@ -39,6 +39,22 @@ pub const HEAL_BOUND_MS: i64 = 40_000;
 
 fn id<T>(r: Result<T, medmesh_types::IdError>) -> T {
     r.unwrap_or_else(|e| unreachable!("a literal identifier is valid: {e}"))
+}
+
+/// The fixture person's key: stands for the keyed hash of the identity number (the state
+/// machines never compute one; the node's edge does).
+pub fn person_key() -> KeyedHash {
+    id(KeyedHash::new("1".repeat(KeyedHash::LEN)))
+}
+
+/// The keyed hash standing for the fixture person's social-security card `SS1`.
+pub fn ss1() -> KeyedHash {
+    id(KeyedHash::new("2".repeat(KeyedHash::LEN)))
+}
+
+/// Stands for sealed identity fields (apply stores them without opening them).
+pub fn sealed() -> Sealed {
+    id(Sealed::new(vec![7; Sealed::MIN + 8]))
 }
 
 /// A province's registers for the simulation (and the apply tests): a policy with an annual cap
@@ -81,14 +97,15 @@ pub fn province_fixture(fund: Money) -> MemKv {
             restrictions: Restrictions::default(),
         }),
         Command::PutPerson(Person {
-            id: id(PersonId::new("110101199001011234")),
-            name: "Zhang San".into(),
+            key: person_key(),
+            masked_id: "110***********1234".into(),
+            sealed: sealed(),
             sex: Sex::Male,
             birth_date: day("1990-01-01"),
             insurance: InsuranceType::Employee,
             status: InsuranceStatus::Active,
             account_balance: Money::from_fen(5_000),
-            social_security_card: Some("SS1".into()),
+            social_security_card: Some(ss1()),
             e_credential: None,
         }),
         Command::Contribute { serial: id(Serial::new("C1")), amount: fund, source: "payroll".into() },
@@ -238,7 +255,7 @@ impl World {
                 institution: id(InstitutionId::new("H001")),
                 serial: visit.clone(),
                 certificate_kind: CertificateKind::SocialSecurityCard,
-                certificate: "SS1".into(),
+                certificate: ss1(),
                 kind: VisitKind::Inpatient,
                 doctor: id(PersonnelCode::new("D001")),
                 department: "internal".into(),
@@ -250,9 +267,9 @@ impl World {
                 insured: id(ProvinceCode::new("310000")),
                 person_key: "0123456789abcdef0123456789abcdef".into(),
                 certificate_kind: CertificateKind::SocialSecurityCard,
-                certificate: "SS1".into(),
+                handle: person_key(),
                 masked_id: "110***********1234".into(),
-                name: "Zhang San".into(),
+                sealed_name: sealed(),
                 filing: Some(if rng.below(3) == 0 { FilingKind::OtherTemporary } else { FilingKind::LongTermResident }),
             };
             let line = FeeLine {
@@ -353,12 +370,7 @@ impl World {
             return;
         };
         let age = u64::try_from(self.now - x.started_at.millis()).unwrap_or(0);
-        let reserve = Command::Reserve {
-            transfer: x.id.clone(),
-            certificate_kind: nl.certificate_kind,
-            certificate: nl.certificate,
-            claim,
-        };
+        let reserve = Command::Reserve { transfer: x.id.clone(), handle: nl.handle, person_key: nl.person_key, claim };
         let expect = match next_action(&x, self.decision(&x.id).as_ref(), age) {
             Action::Finished(_) => {
                 self.drivers.remove(&d);

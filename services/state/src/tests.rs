@@ -1,7 +1,7 @@
 //! Apply-level tests over the in-memory store.
 
 use medmesh_settlement::FeeLine;
-use medmesh_types::{Date, InstitutionId, ItemCode, LogTime, Money, PersonId, PersonnelCode, Ratio, Serial};
+use medmesh_types::{Date, InstitutionId, ItemCode, LogTime, Money, PersonnelCode, Ratio, Serial};
 use rust_decimal_macros::dec;
 
 use crate::*;
@@ -41,7 +41,7 @@ fn visit_and_lines(kv: &mut MemKv, visit: &str, price: &str) {
                 institution: inst(),
                 serial: ser(visit),
                 certificate_kind: CertificateKind::SocialSecurityCard,
-                certificate: "SS1".into(),
+                certificate: crate::sim::ss1(),
                 kind: VisitKind::Outpatient,
                 doctor: PersonnelCode::new("D001").unwrap(),
                 department: "internal".into(),
@@ -138,7 +138,7 @@ fn reversal_restores_fund_accumulators_and_account() {
     let f = fund(&kv);
     assert_eq!(f.ledger.pooling_paid, Money::ZERO);
     assert_eq!(f.payables, Money::ZERO);
-    let id = PersonId::new("110101199001011234").unwrap();
+    let id = crate::sim::person_key();
     let acc: medmesh_settlement::Accumulators = kv::load(&kv, &keys::accumulators(&id, 2025)).unwrap();
     assert_eq!(acc, Default::default());
     let p: Person = kv::load(&kv, &keys::person(&id)).unwrap();
@@ -327,7 +327,7 @@ fn nonlocal_visit(t: &mut Trio, visit: &str, price: &str, filing: Option<FilingK
         institution: inst(),
         serial: ser(visit),
         certificate_kind: CertificateKind::SocialSecurityCard,
-        certificate: "SS1".into(),
+        certificate: crate::sim::ss1(),
         kind: VisitKind::Inpatient,
         doctor: PersonnelCode::new("D001").unwrap(),
         department: "internal".into(),
@@ -339,9 +339,9 @@ fn nonlocal_visit(t: &mut Trio, visit: &str, price: &str, filing: Option<FilingK
         insured: prov("310000"),
         person_key: KEY.into(),
         certificate_kind: CertificateKind::SocialSecurityCard,
-        certificate: "SS1".into(),
+        handle: crate::sim::person_key(),
         masked_id: "110***********1234".into(),
-        name: "Zhang San".into(),
+        sealed_name: crate::sim::sealed(),
         filing,
     };
     ok(&one(&mut t.treatment, Command::RegisterNonLocalVisit { request: Box::new(request), nonlocal }));
@@ -366,8 +366,8 @@ fn claim_of(t: &Trio, serial: &str) -> (TreatmentTransfer, Command) {
         Answer::TransferClaim { transfer, claim, nonlocal } => {
             let reserve = Command::Reserve {
                 transfer: transfer.id.clone(),
-                certificate_kind: nonlocal.certificate_kind,
-                certificate: nonlocal.certificate,
+                handle: nonlocal.handle,
+                person_key: nonlocal.person_key,
                 claim,
             };
             (transfer, reserve)
@@ -471,7 +471,7 @@ fn nonlocal_settlement_uses_the_insured_policy_and_moves_money_once() {
         &Query::Identity {
             institution: inst(),
             kind: CertificateKind::SocialSecurityCard,
-            number: "SS1".into(),
+            key: crate::sim::ss1(),
             now: NOW,
         },
     )
@@ -528,8 +528,8 @@ fn a_void_gives_everything_back_and_a_late_reserve_stays_voided() {
     let mut other = x.id.clone();
     other.serial = ser("S9");
     ok(&one(&mut t.insured, Command::ResolveReservation { transfer: other.clone(), decision: Decision::Abort }));
-    let Command::Reserve { certificate_kind, certificate, claim, .. } = reserve else { unreachable!() };
-    let late = Command::Reserve { transfer: other, certificate_kind, certificate, claim };
+    let Command::Reserve { handle, person_key, claim, .. } = reserve else { unreachable!() };
+    let late = Command::Reserve { transfer: other, handle, person_key, claim };
     match ok(&one(&mut t.insured, late)) {
         Outcome::Reservation(r) => assert_eq!(r.status, ReservationStatus::Voided),
         o => panic!("{o:?}"),

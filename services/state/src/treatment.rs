@@ -19,7 +19,7 @@
 //! [`Command::FinishReversal`].
 
 use medmesh_settlement::CatalogueItem;
-use medmesh_types::{InstitutionId, LogTime, PersonId, Serial};
+use medmesh_types::{InstitutionId, LogTime, Serial};
 
 use crate::kv::{keys, load, KvRead, Tx};
 use crate::model::*;
@@ -38,7 +38,7 @@ pub(crate) fn register_nonlocal_visit(
         institution,
         serial,
         certificate_kind,
-        certificate,
+        certificate: _,
         kind,
         doctor,
         department,
@@ -48,7 +48,7 @@ pub(crate) fn register_nonlocal_visit(
     else {
         return Err(DomainError::invalid("request", "must be a visit registration"));
     };
-    if nonlocal.certificate_kind != *certificate_kind || &nonlocal.certificate != certificate {
+    if nonlocal.certificate_kind != *certificate_kind {
         return Err(DomainError::invalid("certificate", "does not match the visit registration"));
     }
     idempotent(tx, institution.as_str(), serial, request, |tx| {
@@ -62,12 +62,12 @@ pub(crate) fn register_nonlocal_visit(
                 ),
             ));
         }
-        let person = PersonId::new(nonlocal.person_key.clone())
-            .map_err(|e| DomainError::invalid("person_key", e.to_string()))?;
+        let person = nonlocal.handle.clone();
         let visit = Visit {
             institution: institution.clone(),
             serial: serial.clone(),
             person,
+            masked_id: nonlocal.masked_id.clone(),
             kind: *kind,
             doctor: doctor.clone(),
             department: department.clone(),
@@ -212,15 +212,18 @@ pub(crate) fn finish_transfer(
                 (TransferPhase::Reserved(s), _) | (_, Some(s)) => s.clone(),
                 _ => return Err(DomainError::precondition("split", "commit without the insured province's split")),
             };
-            let (name, masked_id) =
-                visit.nonlocal.as_ref().map(|n| (n.name.clone(), n.masked_id.clone())).unwrap_or_default();
+            let nl = visit
+                .nonlocal
+                .as_ref()
+                .ok_or_else(|| DomainError::precondition("visit_serial", "not a non-local visit"))?;
+            let (sealed, masked_id) = (nl.sealed_name.clone(), nl.masked_id.clone());
             let amount = split.fund_total() + split.individual_account;
             let s = Settlement {
                 institution: inst.clone(),
                 serial: serial.clone(),
                 visit: x.visit.clone(),
                 person: visit.person.clone(),
-                person_name: name,
+                person_sealed: sealed,
                 kind: visit.kind,
                 doctor: visit.doctor.clone(),
                 diagnosis: visit.diagnosis.clone(),

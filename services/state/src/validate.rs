@@ -24,14 +24,10 @@ pub const MAX_LIST: usize = 10_000;
 pub fn validate(cmd: &Command) -> Result<(), DomainError> {
     match cmd {
         Command::PutPerson(p) => {
-            text("name", &p.name, true)?;
-            amount("account_balance", p.account_balance)?;
-            for (field, v) in [("social_security_card", &p.social_security_card), ("e_credential", &p.e_credential)] {
-                if let Some(v) = v {
-                    certificate(field, v)?;
-                }
-            }
-            Ok(())
+            // The key, the card hashes and the sealed fields are checked by their types when
+            // the command is decoded; apply cannot open the seal and need not.
+            masked("masked_id", &p.masked_id)?;
+            amount("account_balance", p.account_balance)
         }
         Command::PutInstitution(i) => {
             text("name", &i.name, true)?;
@@ -51,8 +47,7 @@ pub fn validate(cmd: &Command) -> Result<(), DomainError> {
             positive("amount", *a)
         }
         Command::RecordViolation(v) | Command::FedRecordViolation(v) => crate::rules::check_violation(v, None),
-        Command::RegisterVisit { certificate: c, department, diagnosis, .. } => {
-            certificate("certificate", c)?;
+        Command::RegisterVisit { department, diagnosis, .. } => {
             text("department", department, false)?;
             text("diagnosis", diagnosis, true)
         }
@@ -73,8 +68,10 @@ pub fn validate(cmd: &Command) -> Result<(), DomainError> {
             validate(request)?;
             nonlocal_visit(nonlocal)
         }
-        Command::Reserve { certificate: c, claim, .. } => {
-            certificate("certificate", c)?;
+        Command::Reserve { person_key, claim, .. } => {
+            if !is_directory_key(person_key) {
+                return Err(DomainError::invalid("person_key", "is not a directory key"));
+            }
             remote_claim(claim)
         }
         Command::ResolveReservation { .. } | Command::UnpostReservation { .. } => Ok(()),
@@ -137,9 +134,12 @@ fn text(field: &str, value: &str, required: bool) -> Result<(), DomainError> {
     Ok(())
 }
 
-fn certificate(field: &str, value: &str) -> Result<(), DomainError> {
-    if value.is_empty() || value.len() > 64 || value.contains('/') || value.chars().any(char::is_control) {
-        return Err(DomainError::invalid(field, "must be 1 to 64 characters without '/'"));
+/// A masked identity number: 1 to 32 characters, the middle ones starred (never a raw
+/// number: at least one `*` once longer than 7 characters, as `mask_identity` makes it).
+fn masked(field: &str, value: &str) -> Result<(), DomainError> {
+    let n = value.chars().count();
+    if n == 0 || n > 32 || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '*') || !value.contains('*') {
+        return Err(DomainError::invalid(field, "must be a masked identity number (1 to 32 characters, starred)"));
     }
     Ok(())
 }
@@ -237,9 +237,7 @@ fn nonlocal_visit(nl: &NonLocalVisit) -> Result<(), DomainError> {
     if !is_directory_key(&nl.person_key) {
         return Err(DomainError::invalid("nonlocal.person_key", "is not a directory key"));
     }
-    certificate("certificate", &nl.certificate)?;
-    text("nonlocal.masked_id", &nl.masked_id, false)?;
-    text("nonlocal.name", &nl.name, false)
+    masked("nonlocal.masked_id", &nl.masked_id)
 }
 
 fn remote_claim(c: &RemoteClaim) -> Result<(), DomainError> {

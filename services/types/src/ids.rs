@@ -23,6 +23,12 @@ pub enum IdError {
     /// A province code must be six digits (GB/T 2260), ending in `0000`.
     #[error("must be a six-digit province code such as 110000")]
     BadProvince,
+    /// A keyed hash must be 64 lowercase hex characters.
+    #[error("must be a keyed hash (64 lowercase hex characters)")]
+    NotKeyedHash,
+    /// Sealed bytes must hold a nonce and a tag, and at most 2048 bytes.
+    #[error("must be sealed bytes (28 to 2048 bytes)")]
+    NotSealed,
 }
 
 fn check(text: &str, max: usize) -> Result<(), IdError> {
@@ -165,6 +171,109 @@ pub fn mask_identity(raw: &str) -> String {
         return "*".repeat(n);
     }
     raw.chars().enumerate().map(|(i, c)| if i < 3 || i >= n - 4 { c } else { '*' }).collect()
+}
+
+/// A keyed hash (HMAC-SHA256 under a province's key, 64 lowercase hex characters) standing
+/// for an identity or certificate number in storage keys and records: the number itself is
+/// never a key and never stored in clear (see the `medmesh-seal` crate).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct KeyedHash(String);
+
+impl KeyedHash {
+    /// Length in hex characters.
+    pub const LEN: usize = 64;
+
+    /// Validates a keyed hash: exactly 64 lowercase hex characters.
+    pub fn new(text: impl Into<String>) -> Result<Self, IdError> {
+        let text = text.into();
+        if text.is_empty() {
+            return Err(IdError::Empty);
+        }
+        if text.len() != Self::LEN {
+            return Err(IdError::NotKeyedHash);
+        }
+        if !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(IdError::NotKeyedHash);
+        }
+        Ok(Self(text))
+    }
+
+    /// The hash as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyedHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for KeyedHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyedHash({}…)", &self.0[..8])
+    }
+}
+
+impl From<KeyedHash> for String {
+    fn from(v: KeyedHash) -> String {
+        v.0
+    }
+}
+
+impl TryFrom<String> for KeyedHash {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        Self::new(s)
+    }
+}
+
+/// Identity fields encrypted under a province's key (nonce and AES-256-GCM ciphertext with its
+/// tag, see the `medmesh-seal` crate). Opaque to the state machines, which only store it; at
+/// most [`Sealed::MAX`] bytes.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<u8>", into = "Vec<u8>")]
+pub struct Sealed(Vec<u8>);
+
+impl Sealed {
+    /// Largest sealed value: a nonce, a tag and a few hundred bytes of identity fields.
+    pub const MAX: usize = 2048;
+    /// Smallest: a 12-byte nonce and a 16-byte tag.
+    pub const MIN: usize = 28;
+
+    /// Wraps sealed bytes.
+    pub fn new(bytes: Vec<u8>) -> Result<Self, IdError> {
+        if bytes.len() < Self::MIN || bytes.len() > Self::MAX {
+            return Err(IdError::NotSealed);
+        }
+        Ok(Self(bytes))
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sealed({} bytes)", self.0.len())
+    }
+}
+
+impl From<Sealed> for Vec<u8> {
+    fn from(v: Sealed) -> Vec<u8> {
+        v.0
+    }
+}
+
+impl TryFrom<Vec<u8>> for Sealed {
+    type Error = IdError;
+    fn try_from(b: Vec<u8>) -> Result<Self, IdError> {
+        Self::new(b)
+    }
 }
 
 /// A six-digit province code (GB/T 2260), for example `110000` for Beijing.

@@ -10,5 +10,7 @@ mod ids;
 mod money;
 
 pub use date::{Date, DateError, LogTime};
-pub use ids::{mask_identity, IdError, InstitutionId, ItemCode, PersonId, PersonnelCode, ProvinceCode, Serial};
+pub use ids::{
+    mask_identity, IdError, InstitutionId, ItemCode, KeyedHash, PersonId, PersonnelCode, ProvinceCode, Sealed, Serial,
+};
 pub use money::{Money, MoneyError, Ratio, MAX_YUAN};

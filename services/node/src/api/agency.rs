@@ -29,13 +29,8 @@ impl Agency {
 #[tonic::async_trait]
 impl AgencyService for Agency {
     async fn put_person(&self, req: Request<PutPersonRequest>) -> Result<Response<PutPersonResponse>, Status> {
-        let cmd = convert::put_person(req.into_inner())?;
-        let entries = match &cmd {
-            Command::PutPerson(p) if self.mesh.federated() && !self.mesh.is_federation() => {
-                self.mesh.directory_entries(p)
-            }
-            _ => Vec::new(),
-        };
+        let (cmd, secrets) = convert::put_person(req.into_inner(), self.mesh.seal()?)?;
+        let entries = if self.mesh.federated() { self.mesh.directory_entries(&secrets) } else { Vec::new() };
         let r = self.put(cmd).await?;
         if !entries.is_empty() {
             // The directory tells treatment provinces where the person is insured; an
@@ -163,8 +158,12 @@ impl AgencyService for Agency {
     async fn get_person(&self, req: Request<GetPersonRequest>) -> Result<Response<GetPersonResponse>, Status> {
         let r = req.into_inner();
         let kind = convert::certificate_kind("certificate_kind", r.certificate_kind)?;
-        match answer(self.mesh.app.query(Query::Person { kind, number: r.certificate }).await?)? {
-            Answer::Person(p) => Ok(Response::new(convert::person_pb(&p))),
+        let key = self.mesh.cert_key(kind, &r.certificate)?;
+        match answer(self.mesh.app.query(Query::Person { kind, key }).await?)? {
+            Answer::Person(p) => {
+                let name = self.mesh.open_person(&p)?.name;
+                Ok(Response::new(convert::person_pb(&p, name)))
+            }
             other => Err(unexpected(other)),
         }
     }
@@ -203,11 +202,17 @@ impl AgencyService for Agency {
         if treatment == self.mesh.province {
             return Err(Status::invalid_argument("treatment_province: is this province: care here is local"));
         }
-        let person =
-            match answer(self.mesh.app.query(Query::RemotePerson { kind, number: certificate.clone() }).await?)? {
-                Answer::RemotePerson(p) => p,
-                other => return Err(unexpected(other)),
-            };
+        let key = self.mesh.cert_key(kind, &certificate)?;
+        let person = match answer(self.mesh.app.query(Query::Person { kind, key }).await?)? {
+            Answer::Person(p) => p,
+            other => return Err(unexpected(other)),
+        };
+        if person.status != medmesh_state::InsuranceStatus::Active {
+            return Err(Status::failed_precondition(format!(
+                "certificate: insurance of {} is not active ({:?})",
+                person.masked_id, person.status
+            )));
+        }
         let f = medmesh_state::Filing {
             id: id.clone(),
             person_key: self.mesh.directory_key(kind, &certificate),

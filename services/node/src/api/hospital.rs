@@ -67,18 +67,15 @@ impl HospitalService for Hospital {
         let r = own(req)?;
         let institution = convert::institution("institution_id", &r.institution_id)?;
         let kind = convert::certificate_kind("certificate_kind", r.certificate_kind)?;
-        if r.certificate.is_empty() || r.certificate.len() > 64 {
-            return Err(Status::invalid_argument("certificate: must be 1 to 64 characters"));
-        }
-        match answer(
-            self.mesh.app.query(Query::Identity { institution, kind, number: r.certificate, now: now() }).await?,
-        )? {
+        let key = self.mesh.cert_key(kind, &r.certificate)?;
+        match answer(self.mesh.app.query(Query::Identity { institution, kind, key, now: now() }).await?)? {
             Answer::Identity(v) => {
                 let p = v.person;
                 let a = v.accumulators;
+                let name = self.mesh.open_person(&p)?.name;
                 Ok(Response::new(LookupIdentityResponse {
-                    masked_id: p.id.masked(),
-                    name: p.name,
+                    masked_id: p.masked_id,
+                    name,
                     sex: convert::sex_pb(p.sex),
                     birth_date: p.birth_date.to_string(),
                     insurance_type: convert::insurance_pb(p.insurance),
@@ -103,11 +100,14 @@ impl HospitalService for Hospital {
     ) -> Result<Response<RegisterVisitResponse>, Status> {
         let r = own(req)?;
         let emergency = r.emergency;
-        let cmd = convert::register_visit(r)?;
-        match self.mesh.register_visit(cmd, emergency).await? {
+        let kind = convert::certificate_kind("certificate_kind", r.certificate_kind)?;
+        let number = r.certificate.clone();
+        let key = self.mesh.cert_key(kind, &number)?;
+        let cmd = convert::register_visit(r, key)?;
+        match self.mesh.register_visit(cmd, &number, emergency).await? {
             Outcome::VisitRegistered(v) => Ok(Response::new(RegisterVisitResponse {
                 serial: v.serial.to_string(),
-                masked_id: v.nonlocal.as_ref().map(|n| n.masked_id.clone()).unwrap_or_else(|| v.person.masked()),
+                masked_id: v.masked_id,
                 insured_province: v.nonlocal.map(|n| n.insured.to_string()).unwrap_or_default(),
             })),
             other => Err(unexpected(other)),
@@ -168,9 +168,9 @@ impl HospitalService for Hospital {
             serial: convert::serial("serial", &r.serial)?,
         };
         match answer(self.mesh.app.query(q).await?)? {
-            Answer::Settlement(s) => {
-                Ok(Response::new(GetExpenseDocumentResponse { document: Some(convert::expense_document(&s)) }))
-            }
+            Answer::Settlement(s) => Ok(Response::new(GetExpenseDocumentResponse {
+                document: Some(convert::expense_document(&s, self.mesh.open_sealed(&s.person, &s.person_sealed)?.name)),
+            })),
             other => Err(unexpected(other)),
         }
     }

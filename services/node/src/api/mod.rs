@@ -47,7 +47,7 @@ mod tests {
             institution: medmesh_types::InstitutionId::new("H001").unwrap(),
             serial: medmesh_types::Serial::new("V1").unwrap(),
             certificate_kind: medmesh_state::CertificateKind::IdCard,
-            certificate: "110101199003071234".into(),
+            certificate: medmesh_types::KeyedHash::new("ab".repeat(32)).unwrap(),
             kind: medmesh_state::VisitKind::Outpatient,
             doctor: medmesh_types::PersonnelCode::new("D001").unwrap(),
             department: "x".into(),
@@ -56,7 +56,7 @@ mod tests {
         };
         let s = unexpected(&cmd);
         assert_eq!(s.message(), "unexpected result kind: RegisterVisit");
-        assert!(!s.message().contains("1234"));
+        assert!(!s.message().contains("abab"));
         assert_eq!(unexpected("positions").message(), "unexpected result kind: positions");
     }
 }

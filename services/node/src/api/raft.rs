@@ -87,6 +87,10 @@ impl RaftService for RaftApi {
         if let Some(from) = caller.foreign_group(self.group()) {
             medmesh_state::access::foreign_query(&q, from).map_err(refused)?;
         }
+        if let Query::RemotePerson { kind, number } = &q {
+            // The one query with a raw number: hashed and answered at this edge.
+            return reply(&self.mesh.remote_person(*kind, number).await);
+        }
         reply(&self.app.query_local(q).await)
     }
 

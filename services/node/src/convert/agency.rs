@@ -1,6 +1,7 @@
 //! Conversions of the agency service's messages, both ways: what an agency writes and reads
 //! back.
 
+use medmesh_seal::PersonSecrets;
 use medmesh_settlement::{CatalogueItem, CriticalIllnessTier, ItemClass, Policy, Restrictions};
 use medmesh_state::{CertificateKind, Command, Institution, InsuranceStatus, Person, Personnel, QualificationStatus};
 use medmesh_types::{Date, Money, PersonId, PersonnelCode, Ratio, Serial};
@@ -9,10 +10,39 @@ use tonic::Status;
 use super::*;
 use crate::pb;
 
-pub fn put_person(r: pb::PutPersonRequest) -> Result<Command, Status> {
-    Ok(Command::PutPerson(Person {
-        id: PersonId::new(r.id).map_err(|e| bad("id", e))?,
+/// A register entry, sealed here under the province's key: the command that enters the log
+/// holds keyed hashes and sealed fields only. Also returns the opened fields (for the
+/// federation's directory).
+pub fn put_person(r: pb::PutPersonRequest, key: &medmesh_seal::SealKey) -> Result<(Command, PersonSecrets), Status> {
+    let id = PersonId::new(r.id).map_err(|e| bad("id", e))?;
+    if r.name.chars().count() > medmesh_state::MAX_TEXT
+        || r.name.trim().is_empty()
+        || r.name.chars().any(char::is_control)
+    {
+        return Err(bad(
+            "name",
+            format!("must be 1 to {} characters without control characters", medmesh_state::MAX_TEXT),
+        ));
+    }
+    let ss = opt_text(&r.social_security_card);
+    let ec = opt_text(&r.e_credential);
+    for (field, v) in [("social_security_card", &ss), ("e_credential", &ec)] {
+        if let Some(v) = v {
+            crate::mesh::check_certificate(field, v)?;
+        }
+    }
+    let secrets = PersonSecrets {
+        id: id.expose().to_string(),
         name: r.name,
+        social_security_card: ss.clone(),
+        e_credential: ec.clone(),
+    };
+    let person_key = key.hash(CertificateKind::IdCard.key(), id.expose());
+    let sealed = key.seal_person(&person_key, &secrets).map_err(|e| Status::unavailable(format!("sealing: {e}")))?;
+    let cmd = Command::PutPerson(Person {
+        key: person_key,
+        masked_id: id.masked(),
+        sealed,
         sex: sex("sex", r.sex)?,
         birth_date: date("birth_date", &r.birth_date)?,
         insurance: insurance("insurance_type", r.insurance_type)?,
@@ -27,9 +57,10 @@ pub fn put_person(r: pb::PutPersonRequest) -> Result<Command, Status> {
         } else {
             money("account_balance", &r.account_balance)?
         },
-        social_security_card: opt_text(&r.social_security_card),
-        e_credential: opt_text(&r.e_credential),
-    }))
+        social_security_card: ss.map(|n| key.hash(CertificateKind::SocialSecurityCard.key(), &n)),
+        e_credential: ec.map(|n| key.hash(CertificateKind::ECredential.key(), &n)),
+    });
+    Ok((cmd, secrets))
 }
 
 pub fn put_institution(r: pb::PutInstitutionRequest) -> Result<Command, Status> {
@@ -278,11 +309,12 @@ pub fn catalogue_item_pb(i: &CatalogueItem) -> pb::PutCatalogueItemRequest {
     }
 }
 
-/// A person's register entry as the agency sees it: masked, without certificate numbers.
-pub fn person_pb(p: &Person) -> pb::GetPersonResponse {
+/// A person's register entry as the agency sees it: masked, without certificate numbers
+/// (`name` opened from the seal).
+pub fn person_pb(p: &Person, name: String) -> pb::GetPersonResponse {
     pb::GetPersonResponse {
-        masked_id: p.id.masked(),
-        name: p.name.clone(),
+        masked_id: p.masked_id.clone(),
+        name,
         sex: sex_pb(p.sex),
         birth_date: p.birth_date.to_string(),
         insurance_type: insurance_pb(p.insurance),

@@ -7,12 +7,13 @@ use tonic::Status;
 use super::*;
 use crate::pb;
 
-pub fn register_visit(r: pb::RegisterVisitRequest) -> Result<Command, Status> {
+/// A visit registration, with the certificate already hashed at the edge (`certificate`).
+pub fn register_visit(r: pb::RegisterVisitRequest, certificate: medmesh_types::KeyedHash) -> Result<Command, Status> {
     Ok(Command::RegisterVisit {
         institution: institution("institution_id", &r.institution_id)?,
         serial: serial("serial", &r.serial)?,
         certificate_kind: certificate_kind("certificate_kind", r.certificate_kind)?,
-        certificate: r.certificate,
+        certificate,
         kind: visit_kind("kind", r.kind)?,
         doctor: personnel_code("doctor_code", &r.doctor_code)?,
         department: r.department,
@@ -128,13 +129,14 @@ pub fn settle_response(s: &Settlement) -> pb::SettleResponse {
     }
 }
 
-pub fn expense_document(s: &Settlement) -> pb::ExpenseDocument {
+/// The expense document of a settlement; `name` is the person's, opened from its seal.
+pub fn expense_document(s: &Settlement, name: String) -> pb::ExpenseDocument {
     pb::ExpenseDocument {
         institution_id: s.institution.to_string(),
         serial: s.serial.to_string(),
         visit_serial: s.visit.to_string(),
-        masked_id: if s.insured.is_some() { s.masked_id.clone() } else { s.person.masked() },
-        name: s.person_name.clone(),
+        masked_id: s.masked_id.clone(),
+        name,
         doctor_code: s.doctor.to_string(),
         diagnosis: s.diagnosis.clone(),
         settled_on: s.settled_on.to_string(),
