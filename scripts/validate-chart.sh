@@ -8,7 +8,8 @@
 #   minor version; every rendered manifest is checked against the strict variant (unknown
 #   fields are errors) for each version in KUBE_VERSIONS. A kind without a schema is an error.
 # - medmesh's own wiring: each StatefulSet's headless Service publishes not-ready addresses,
-#   selectors match the pods, MEDMESH_PEERS lists ordinal N as id N+1 at its stable DNS name,
+#   selectors match the pods, MEDMESH_PEERS lists ordinal N as id N+1 at its stable DNS name
+#   and internal (raft) port, MEDMESH_ENDPOINTS the public ones, the client Service only grpc,
 #   the per-pod id files exist, and bad values (duplicate province, bad code, federation on)
 #   fail the render.
 #
@@ -165,6 +166,9 @@ def check_wiring(docs: list, label: str) -> None:
         clients = [s for s in services.values() if s["spec"].get("clusterIP") != "None" and selects(s["spec"].get("selector", {}), labels)]
         if len(clients) != 1:
             error(f"{what}: {len(clients)} client Services select its pods, want 1")
+        for c in clients:
+            if [p.get("name") for p in c["spec"].get("ports", [])] != ["grpc"]:
+                error(f"{what}: the client Service must expose only the public grpc port (Raft stays internal)")
         covering = [p for p in pdbs.values() if selects(p["spec"]["selector"]["matchLabels"], labels)]
         if len(covering) != 1 or covering[0]["spec"].get("maxUnavailable") != 1:
             error(f"{what}: want exactly one PodDisruptionBudget with maxUnavailable 1")
@@ -188,14 +192,25 @@ def check_wiring(docs: list, label: str) -> None:
         if "POD_NAME" not in names or names.index("POD_NAME") > names.index("MEDMESH_ADVERTISE"):
             error(f"{what}: POD_NAME must be defined before MEDMESH_ADVERTISE uses it")
         port = next(p["containerPort"] for p in container["ports"] if p["name"] == "grpc")
+        raft = next((p["containerPort"] for p in container["ports"] if p["name"] == "raft"), None)
+        if raft is None or raft == port:
+            error(f"{what}: needs a raft container port apart from grpc (the internal listener)")
         domain = f"{spec['serviceName']}.{NAMESPACE}.svc.cluster.local"
-        want_peers = ",".join(f"{i + 1}={name}-{i}.{domain}:{port}" for i in range(replicas))
+        # Raft peers on the internal listener; the public endpoints on the public one.
+        want_peers = ",".join(f"{i + 1}={name}-{i}.{domain}:{raft}" for i in range(replicas))
         if values.get("MEDMESH_PEERS") != want_peers:
             error(f"{what}: MEDMESH_PEERS {values.get('MEDMESH_PEERS')!r}, want {want_peers!r}")
+        want_endpoints = ",".join(f"{name}-{i}.{domain}:{port}" for i in range(replicas))
+        if values.get("MEDMESH_ENDPOINTS") != want_endpoints:
+            error(f"{what}: MEDMESH_ENDPOINTS {values.get('MEDMESH_ENDPOINTS')!r}, want {want_endpoints!r}")
         if values.get("MEDMESH_ADVERTISE") != f"$(POD_NAME).{domain}:{port}":
             error(f"{what}: MEDMESH_ADVERTISE {values.get('MEDMESH_ADVERTISE')!r}")
+        if values.get("MEDMESH_INTERNAL_ADVERTISE") != f"$(POD_NAME).{domain}:{raft}":
+            error(f"{what}: MEDMESH_INTERNAL_ADVERTISE {values.get('MEDMESH_INTERNAL_ADVERTISE')!r}")
         if values.get("MEDMESH_LISTEN") != f"0.0.0.0:{port}":
             error(f"{what}: MEDMESH_LISTEN {values.get('MEDMESH_LISTEN')!r}, want 0.0.0.0:{port}")
+        if values.get("MEDMESH_INTERNAL_LISTEN") != f"0.0.0.0:{raft}":
+            error(f"{what}: MEDMESH_INTERNAL_LISTEN {values.get('MEDMESH_INTERNAL_LISTEN')!r}, want 0.0.0.0:{raft}")
         if not re.fullmatch(r"[0-9]{2}0000", values.get("MEDMESH_PROVINCE") or ""):
             error(f"{what}: MEDMESH_PROVINCE {values.get('MEDMESH_PROVINCE')!r}")
         fed = by_kind.get("StatefulSet", {}).get(f"{name.rsplit('-', 1)[0]}-000000")

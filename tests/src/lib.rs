@@ -8,7 +8,7 @@ use std::ops::Not;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use medmesh_node::dev::{spawn_replica, wait_for_leader};
+use medmesh_node::dev::{internal_of, spawn_replica, wait_for_leader};
 use medmesh_node::identity::Identity;
 use medmesh_node::network::channel;
 use medmesh_node::pb::admin_service_client::AdminServiceClient;
@@ -30,13 +30,14 @@ pub fn binary() -> PathBuf {
     bin
 }
 
-/// A base port such that base+1..base+60 are free now.
+/// A base port such that base+1..base+99 are free now (public listeners below base+50,
+/// internal ones 50 above each: [`medmesh_node::dev::internal_of`]).
 pub fn free_base_port() -> u16 {
     use rand::Rng;
     let mut rng = rand::thread_rng();
     loop {
         let base: u16 = rng.gen_range(200..600) * 100;
-        if (1..60).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+        if (1..100).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }
     }
@@ -106,6 +107,9 @@ pub fn caller_for(path: &str, group: &str) -> Identity {
         }
     } else if path.contains("RaftService/") {
         id(&format!("medmesh://replica/{group}/1"))
+    } else if path.contains("MeshService/") {
+        let other = if group == medmesh_state::FEDERATION { "110000" } else { medmesh_state::FEDERATION };
+        id(&format!("medmesh://replica/{other}/1"))
     } else {
         operator(group)
     }
@@ -136,8 +140,10 @@ where
 pub struct Replica {
     /// Raft id.
     pub id: u64,
-    /// gRPC address.
+    /// Public gRPC address.
     pub addr: String,
+    /// Internal (Raft and admin) gRPC address.
+    pub internal: String,
     /// Its directory (data and log).
     pub dir: PathBuf,
     peers: String,
@@ -179,16 +185,24 @@ impl Group {
     ) -> Group {
         let root = tempfile::tempdir().expect("tempdir");
         let addrs: Vec<String> = (1..=n).map(|r| format!("127.0.0.1:{}", base_port as u64 + r)).collect();
-        let peers = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
+        let peers = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{}={}", i + 1, internal_of(a).expect("address")))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut env = env.to_vec();
+        env.push(("MEDMESH_ENDPOINTS", addrs.join(",")));
         let mut g = Group { province: province.into(), replicas: Vec::new(), exe: binary(), _root: None };
         for r in 1..=n {
             g.replicas.push(Replica {
                 id: r,
                 addr: addrs[r as usize - 1].clone(),
+                internal: internal_of(&addrs[r as usize - 1]).expect("address"),
                 dir: root.path().join(format!("r{r}")),
                 peers: peers.clone(),
                 child: None,
-                env: env.to_vec(),
+                env: env.clone(),
             });
             prepare(g.replica(r));
             g.restart(r);
@@ -202,7 +216,8 @@ impl Group {
         let dir = self._root.as_ref().expect("root").path().join(format!("r{id}"));
         let mut env = self.replicas[0].env.clone();
         env.push(("MEDMESH_BOOTSTRAP", "false".into()));
-        self.replicas.push(Replica { id, addr, dir, peers: String::new(), child: None, env });
+        let internal = internal_of(&addr).expect("address");
+        self.replicas.push(Replica { id, addr, internal, dir, peers: String::new(), child: None, env });
         self.restart(id);
     }
 
@@ -292,7 +307,7 @@ impl Group {
 
     /// Status of a replica, if it answers.
     pub async fn status(&self, id: u64) -> Option<StatusResponse> {
-        let mut c = AdminServiceClient::new(self.channel_as(id, &operator(&self.province)));
+        let mut c = AdminServiceClient::new(self.internal_as(id, &operator(&self.province)));
         tokio::time::timeout(Duration::from_millis(500), c.status(StatusRequest {}))
             .await
             .ok()?
@@ -331,9 +346,14 @@ impl Group {
         self.channel_as(id, &agency(&self.province))
     }
 
-    /// A channel to replica `id` as `identity`.
+    /// A channel to replica `id`'s public listener as `identity`.
     pub fn channel_as(&self, id: u64, identity: &Identity) -> Channel {
         channel_as(&self.replica(id).addr, identity)
+    }
+
+    /// A channel to replica `id`'s internal listener (Raft, admin) as `identity`.
+    pub fn internal_as(&self, id: u64, identity: &Identity) -> Channel {
+        channel_as(&self.replica(id).internal, identity)
     }
 }
 

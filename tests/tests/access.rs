@@ -63,10 +63,8 @@ fn expected(method: &str, who: Option<&Identity>) -> bool {
             "ConfirmClearingLine" => any_institution,
             _ => any_agency || national,
         },
-        "medmesh.v1.RaftService" => match name {
-            "Propose" | "Query" => any_replica,
-            _ => home_replica,
-        },
+        "medmesh.v1.RaftService" => home_replica,
+        "medmesh.v1.MeshService" => any_replica && !home_replica,
         "medmesh.v1.AdminService" => home_operator || (name == "Status" && home_replica),
         "grpc.health.v1.Health" => true,
         _ => who.is_some(),
@@ -85,7 +83,8 @@ fn ch(addr: &str, who: &Option<Identity>) -> tonic::transport::Channel {
 async fn every_rpc_admits_exactly_the_documented_roles() {
     let mesh = Mesh::start(&[HOME], 4).await;
     let g = mesh.province(HOME);
-    let addr = g.replica(g.leader().await).addr.clone();
+    let leader = g.replica(g.leader().await);
+    let (public, internal) = (leader.addr.clone(), leader.internal.clone());
     let mut wrong = Vec::new();
     let mut counts = BTreeMap::<&str, u32>::new();
     for rule in medmesh_node::access::TABLE {
@@ -94,8 +93,20 @@ async fn every_rpc_admits_exactly_the_documented_roles() {
         if rule.method.ends_with("/Watch") || rule.method.ends_with("/ServerReflectionInfo") {
             continue;
         }
+        // Raft and admin live on the internal listener only; everything else on the public
+        // one only: the other listener does not know the service at all.
+        let inside =
+            rule.method.contains("/medmesh.v1.RaftService/") || rule.method.contains("/medmesh.v1.AdminService/");
+        let (addr, other) = if inside { (&internal, &public) } else { (&public, &internal) };
+        if !rule.method.contains("/grpc.") {
+            let who = Some(operator(HOME));
+            let got = medmesh_tests::raw::call(ch(other, &who), rule.method, Vec::new()).await;
+            if got.as_ref().err().map(|s| s.code()) != Some(Code::Unimplemented) {
+                wrong.push(format!("{} is served on the wrong listener: {got:?}", rule.method));
+            }
+        }
         for (name, who) in callers() {
-            let got = medmesh_tests::raw::call(ch(&addr, &who), rule.method, Vec::new()).await;
+            let got = medmesh_tests::raw::call(ch(addr, &who), rule.method, Vec::new()).await;
             let want = expected(rule.method, who.as_ref());
             let code = got.as_ref().err().map(|s| s.code()).unwrap_or(Code::Ok);
             let refused = matches!(code, Code::Unauthenticated | Code::PermissionDenied);
@@ -232,8 +243,8 @@ async fn callers_act_only_for_themselves() {
 /// A replica's forwarded command, as bytes of the Raft service's Propose.
 async fn propose_as(addr: &str, who: &Identity, cmd: &medmesh_state::Command) -> Result<Vec<u8>, tonic::Status> {
     use prost::Message;
-    let body = pb::RaftServiceProposeRequest { data: bincode::serialize(cmd).unwrap() }.encode_to_vec();
-    medmesh_tests::raw::call(channel(addr, &transport(who)).unwrap(), "/medmesh.v1.RaftService/Propose", body).await
+    let body = pb::MeshServiceProposeRequest { data: bincode::serialize(cmd).unwrap() }.encode_to_vec();
+    medmesh_tests::raw::call(channel(addr, &transport(who)).unwrap(), "/medmesh.v1.MeshService/Propose", body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,7 +281,7 @@ async fn forged_cross_group_messages_are_refused() {
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     // A replica of another group may not replicate into this one.
     let err = medmesh_tests::raw::call(
-        channel(&addr, &transport(&stranger)).unwrap(),
+        channel(&fed.replica(1).internal, &transport(&stranger)).unwrap(),
         "/medmesh.v1.RaftService/AppendEntries",
         Vec::new(),
     )
@@ -281,7 +292,7 @@ async fn forged_cross_group_messages_are_refused() {
     // insured province vouched for: with no vouch (or another amount) nothing is owed.
     let treatment = id(&format!("medmesh://replica/{HOME}/1"));
     let bytes = propose_as(&addr, &treatment, &decide).await.expect("an answer");
-    let data = <pb::RaftServiceProposeResponse as prost::Message>::decode(&bytes[..]).unwrap().data;
+    let data = <pb::MeshServiceProposeResponse as prost::Message>::decode(&bytes[..]).unwrap().data;
     let answer: Result<medmesh_state::CommandResult, medmesh_node::app::ForwardError> =
         bincode::deserialize(&data).unwrap();
     match answer {
@@ -317,15 +328,15 @@ async fn a_claimed_filing_is_checked_with_the_federation() {
                 kind: CertificateKind::SocialSecurityCard,
                 number: medmesh_node::demo::ss_card(OTHER, person),
             };
-            let body = pb::RaftServiceQueryRequest { data: bincode::serialize(&q).unwrap() }.encode_to_vec();
+            let body = pb::MeshServiceQueryRequest { data: bincode::serialize(&q).unwrap() }.encode_to_vec();
             let bytes = medmesh_tests::raw::call(
                 channel(&addr, &transport(&treatment)).unwrap(),
-                "/medmesh.v1.RaftService/Query",
+                "/medmesh.v1.MeshService/Query",
                 body,
             )
             .await
             .unwrap();
-            let data = pb::RaftServiceQueryResponse::decode(&bytes[..]).unwrap().data;
+            let data = pb::MeshServiceQueryResponse::decode(&bytes[..]).unwrap().data;
             type Reply = Result<Result<Answer, medmesh_state::DomainError>, medmesh_node::app::ForwardError>;
             match bincode::deserialize::<Reply>(&data).unwrap() {
                 Ok(Ok(Answer::RemotePerson(p))) => {
@@ -361,7 +372,7 @@ async fn a_claimed_filing_is_checked_with_the_federation() {
         },
     };
     let answer = |bytes: Vec<u8>| {
-        let data = <pb::RaftServiceProposeResponse as prost::Message>::decode(&bytes[..]).unwrap().data;
+        let data = <pb::MeshServiceProposeResponse as prost::Message>::decode(&bytes[..]).unwrap().data;
         bincode::deserialize::<Result<medmesh_state::CommandResult, medmesh_node::app::ForwardError>>(&data).unwrap()
     };
     let four = handle(4).await;

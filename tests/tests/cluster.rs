@@ -163,11 +163,12 @@ async fn restarted_follower_catches_up_and_new_replica_installs_snapshot() {
     g.spawn_joiner(4, format!("127.0.0.1:{}", base + 4));
     let leader = g.leader().await;
     let mut admin = medmesh_node::pb::admin_service_client::AdminServiceClient::new(
-        g.channel_as(leader, &medmesh_tests::operator(PROVINCE)),
+        g.internal_as(leader, &medmesh_tests::operator(PROVINCE)),
     );
     admin
         .add_replica(pb::AddReplicaRequest {
-            replica: Some(pb::Replica { id: 4, addr: format!("127.0.0.1:{}", base + 4) }),
+            // The membership names the internal (Raft) address.
+            replica: Some(pb::Replica { id: 4, addr: g.replica(4).internal.clone() }),
             voter: true,
         })
         .await

@@ -84,7 +84,7 @@ MEDMESH_PEERS of one province: pod ordinal N is Raft id N+1 at its stable DNS na
 {{- define "medmesh.node.peers" -}}
 {{- $name := include "medmesh.node.name" . -}}
 {{- $domain := include "medmesh.node.domain" . -}}
-{{- $port := int .root.Values.node.ports.grpc -}}
+{{- $port := int .root.Values.node.ports.raft -}}
 {{- $peers := list -}}
 {{- range $i := until (int .province.replicas) -}}
 {{- $peers = append $peers (printf "%d=%s-%d.%s:%d" (add1 $i) $name $i $domain $port) -}}
@@ -115,6 +115,18 @@ fromYamlArray`, so the federation gets the same StatefulSet, Services, ConfigMap
 MEDMESH_FEDERATION of a province: the federation's pods at their stable DNS names, e.g.
 `medmesh-000000-0.medmesh-000000-headless.ns.svc.cluster.local:7111,...`. Takes the root.
 */}}
+{{/* The public addresses of a group's replicas (MEDMESH_ENDPOINTS), `.` a group context. */}}
+{{- define "medmesh.node.endpoints" -}}
+{{- $name := include "medmesh.node.name" . -}}
+{{- $domain := include "medmesh.node.domain" . -}}
+{{- $port := int .root.Values.node.ports.grpc -}}
+{{- $out := list -}}
+{{- range $i := until (int .province.replicas) -}}
+{{- $out = append $out (printf "%s-%d.%s:%d" $name $i $domain $port) -}}
+{{- end -}}
+{{- join "," $out -}}
+{{- end -}}
+
 {{- define "medmesh.federation.endpoints" -}}
 {{- $ctx := dict "root" . "province" (dict "code" "000000" "replicas" (int .Values.federation.replicas)) -}}
 {{- $name := include "medmesh.node.name" $ctx -}}

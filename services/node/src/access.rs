@@ -49,8 +49,8 @@ pub enum Allow {
     National,
     /// A replica of this replica's group.
     ReplicaOfGroup,
-    /// A replica of any group.
-    ReplicaAny,
+    /// A replica of another group than this replica's.
+    ReplicaOther,
     /// The operator of this replica's group.
     OperatorHere,
 }
@@ -68,7 +68,7 @@ impl Allow {
             (Allow::AgencyAny, Some(Identity::Agency { .. })) => true,
             (Allow::National, Some(Identity::National)) => true,
             (Allow::ReplicaOfGroup, Some(Identity::Replica { group, .. })) => group == here,
-            (Allow::ReplicaAny, Some(Identity::Replica { .. })) => true,
+            (Allow::ReplicaOther, Some(Identity::Replica { group, .. })) => group != here,
             (Allow::OperatorHere, Some(Identity::Operator { group })) => group == here,
             _ => false,
         }
@@ -85,7 +85,7 @@ impl Allow {
             Allow::AgencyAny => "a provincial agency",
             Allow::National => "the national administration",
             Allow::ReplicaOfGroup => "a replica of this group",
-            Allow::ReplicaAny => "a replica",
+            Allow::ReplicaOther => "a replica of another group",
             Allow::OperatorHere => "this group's operator",
         }
     }
@@ -169,21 +169,24 @@ pub const TABLE: &[Rule] = &[
         allow: &[InstitutionAny],
         scope: "the line's institution and treatment province must be the caller's own",
     },
-    // Raft: replication only among a group's replicas; proposals and queries across groups only
-    // for what the calling group is part of (medmesh_state::access).
+    // Raft (internal listener): replication and forwarding only among a group's replicas.
     Rule { method: "/medmesh.v1.RaftService/AppendEntries", allow: &[ReplicaOfGroup], scope: "" },
     Rule { method: "/medmesh.v1.RaftService/Vote", allow: &[ReplicaOfGroup], scope: "" },
     Rule { method: "/medmesh.v1.RaftService/InstallSnapshot", allow: &[ReplicaOfGroup], scope: "" },
     Rule { method: "/medmesh.v1.RaftService/Clock", allow: &[ReplicaOfGroup], scope: "" },
+    Rule { method: "/medmesh.v1.RaftService/Propose", allow: &[ReplicaOfGroup], scope: "" },
+    Rule { method: "/medmesh.v1.RaftService/Query", allow: &[ReplicaOfGroup], scope: "" },
+    // Between groups (public listener): only what the calling group is part of
+    // (medmesh_state::access).
     Rule {
-        method: "/medmesh.v1.RaftService/Propose",
-        allow: &[ReplicaAny],
-        scope: "from another group: only the commands that group may send, for its own transfers and entries",
+        method: "/medmesh.v1.MeshService/Propose",
+        allow: &[ReplicaOther],
+        scope: "only the commands that group may send, for its own transfers and entries",
     },
     Rule {
-        method: "/medmesh.v1.RaftService/Query",
-        allow: &[ReplicaAny],
-        scope: "from another group: only the queries that group may ask",
+        method: "/medmesh.v1.MeshService/Query",
+        allow: &[ReplicaOther],
+        scope: "only the queries that group may ask",
     },
     Rule { method: "/medmesh.v1.AdminService/Init", allow: &[OperatorHere], scope: "" },
     Rule { method: "/medmesh.v1.AdminService/AddReplica", allow: &[OperatorHere], scope: "" },

@@ -8,6 +8,9 @@
 //! | `MEDMESH_PROVINCE` | `province` |
 //! | `MEDMESH_LISTEN` | `listen` |
 //! | `MEDMESH_ADVERTISE` | `advertise` |
+//! | `MEDMESH_INTERNAL_LISTEN` | `internal_listen` |
+//! | `MEDMESH_INTERNAL_ADVERTISE` | `internal_advertise` |
+//! | `MEDMESH_ENDPOINTS` | `endpoints` (comma-separated `host:port`) |
 //! | `MEDMESH_DATA_DIR` | `data_dir` |
 //! | `MEDMESH_PEERS` | `peers` (comma-separated `id=host:port`) |
 //! | `MEDMESH_BOOTSTRAP` | `bootstrap` (`true`/`false`) |
@@ -37,13 +40,25 @@ pub struct NodeConfig {
     pub id: u64,
     /// Province code served by this group (six digits, e.g. `110000`).
     pub province: String,
-    /// Address the gRPC server binds (`host:port`).
+    /// Address the public gRPC listener binds (`host:port`): the hospital, agency, federation
+    /// and mesh services, health and reflection.
     pub listen: String,
-    /// Address other replicas and clients use to reach this one; defaults to `listen`.
+    /// Address clients and other groups use to reach the public listener; defaults to
+    /// `listen`.
     pub advertise: String,
+    /// Address the internal listener binds (`host:port`): Raft and admin only, for the
+    /// group's replicas and its operator. Keep it off networks clients reach.
+    pub internal_listen: String,
+    /// Address the group's replicas use to reach the internal listener (the address in the
+    /// Raft membership); defaults to `internal_listen`.
+    pub internal_advertise: String,
+    /// Public addresses of every replica of the group, registered with the federation so that
+    /// other groups can reach any of them; defaults to this replica's `advertise` alone.
+    pub endpoints: Vec<String>,
     /// Directory of the RocksDB database and snapshots.
     pub data_dir: PathBuf,
-    /// Initial voters as `id=host:port`; used only to bootstrap a fresh group.
+    /// Initial voters as `id=host:port` of their internal listeners; used only to bootstrap a
+    /// fresh group.
     pub peers: Vec<String>,
     /// Bootstrap the group from `peers` if this replica's log is empty and its id is the lowest
     /// in `peers`. Set false for a replica that joins an existing group.
@@ -89,6 +104,9 @@ impl Default for NodeConfig {
             province: "110000".into(),
             listen: "127.0.0.1:7111".into(),
             advertise: String::new(),
+            internal_listen: "127.0.0.1:7161".into(),
+            internal_advertise: String::new(),
+            endpoints: Vec::new(),
             data_dir: PathBuf::from("./data/node-1"),
             peers: Vec::new(),
             bootstrap: true,
@@ -136,6 +154,15 @@ impl NodeConfig {
         if let Some(v) = get("MEDMESH_ADVERTISE") {
             self.advertise = v;
         }
+        if let Some(v) = get("MEDMESH_INTERNAL_LISTEN") {
+            self.internal_listen = v;
+        }
+        if let Some(v) = get("MEDMESH_INTERNAL_ADVERTISE") {
+            self.internal_advertise = v;
+        }
+        if let Some(v) = get("MEDMESH_ENDPOINTS") {
+            self.endpoints = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        }
         if let Some(v) = get("MEDMESH_DATA_DIR") {
             self.data_dir = v.into();
         }
@@ -181,12 +208,30 @@ impl NodeConfig {
         Ok(())
     }
 
-    /// The address others reach this replica at.
+    /// The address clients and other groups reach this replica's public listener at.
     pub fn advertised(&self) -> &str {
         if self.advertise.is_empty() {
             &self.listen
         } else {
             &self.advertise
+        }
+    }
+
+    /// The address the group's replicas reach this replica's internal listener at.
+    pub fn internal_advertised(&self) -> &str {
+        if self.internal_advertise.is_empty() {
+            &self.internal_listen
+        } else {
+            &self.internal_advertise
+        }
+    }
+
+    /// The group's public addresses, as registered with the federation.
+    pub fn public_endpoints(&self) -> Vec<String> {
+        if self.endpoints.is_empty() {
+            vec![self.advertised().to_string()]
+        } else {
+            self.endpoints.clone()
         }
     }
 
@@ -217,6 +262,18 @@ impl NodeConfig {
         medmesh_types::ProvinceCode::new(self.province.clone()).map_err(|e| anyhow::anyhow!("province: {e}"))?;
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             bail!("listen: {:?} is not host:port with a numeric host", self.listen);
+        }
+        match self.internal_listen.parse::<std::net::SocketAddr>() {
+            Err(_) => bail!("internal_listen: {:?} is not host:port with a numeric host", self.internal_listen),
+            Ok(a) if Some(a) == self.listen.parse().ok() => {
+                bail!("internal_listen: must differ from listen (Raft and admin are never served publicly)")
+            }
+            Ok(_) => {}
+        }
+        for (i, a) in self.endpoints.iter().enumerate() {
+            if !a.contains(':') {
+                bail!("endpoints[{i}]: {a:?} is not host:port");
+            }
         }
         if self.heartbeat_ms == 0 || self.election_timeout_ms <= self.heartbeat_ms * 2 {
             bail!("election_timeout_ms: must be more than twice heartbeat_ms");

@@ -78,7 +78,22 @@ pub async fn stop_children(children: Vec<Child>) {
     }
 }
 
-/// Spawns one replica process of the `medmesh` binary `exe`. The replica stops when this
+/// How far above its public port a replica of `medmesh dev`, of the tests and of the compose
+/// mesh listens internally (Raft and admin).
+pub const INTERNAL_PORT_OFFSET: u16 = 50;
+
+/// The internal (Raft and admin) address of the replica whose public address is `addr`, by the
+/// convention of `medmesh dev`, the tests and the compose mesh: same host, port
+/// [`INTERNAL_PORT_OFFSET`] higher. A deployment may choose any other (`internal_listen`).
+pub fn internal_of(addr: &str) -> anyhow::Result<String> {
+    let (host, port) = addr.rsplit_once(':').with_context(|| format!("{addr:?} is not host:port"))?;
+    let port: u16 = port.parse().with_context(|| format!("{addr:?}: bad port"))?;
+    let port = port.checked_add(INTERNAL_PORT_OFFSET).with_context(|| format!("{addr:?}: port too high"))?;
+    Ok(format!("{host}:{port}"))
+}
+
+/// Spawns one replica process of the `medmesh` binary `exe`, listening publicly on `listen`
+/// and internally on [`internal_of`]`(listen)`; `peers` name the internal addresses. The replica stops when this
 /// process ends (it gets this pid in `MEDMESH_PARENT_PID`) and is killed when its handle is
 /// dropped.
 pub fn spawn_replica(
@@ -97,6 +112,7 @@ pub fn spawn_replica(
         .env("MEDMESH_ID", id.to_string())
         .env("MEDMESH_PROVINCE", province)
         .env("MEDMESH_LISTEN", listen)
+        .env("MEDMESH_INTERNAL_LISTEN", internal_of(listen)?)
         .env("MEDMESH_DATA_DIR", data_dir.join("data"))
         .env("MEDMESH_PEERS", peers)
         // The replica ends itself when this process does (see `parent_gone`).
@@ -112,15 +128,16 @@ pub fn spawn_replica(
     cmd.spawn().context("spawning replica")
 }
 
-/// Waits until every replica in `addrs` reports the same leader, itself one of the replicas
-/// answering at `addrs` (a just-killed leader is still reported until the others time it out);
-/// returns the leader's address as given in `addrs`.
+/// Waits until every replica in `addrs` (public addresses; each is asked on its internal
+/// listener, [`internal_of`]) reports the same leader, itself one of the replicas answering
+/// (a just-killed leader is still reported until the others time it out); returns the
+/// leader's public address as given in `addrs`.
 pub async fn wait_for_leader(addrs: &[String], transport: &Transport, timeout: Duration) -> anyhow::Result<String> {
     let deadline = Instant::now() + timeout;
     loop {
         let mut seen = Vec::new();
         for a in addrs {
-            if let Ok(ch) = channel(a, transport) {
+            if let Ok(ch) = channel(&internal_of(a)?, transport) {
                 let mut c = AdminServiceClient::new(ch);
                 if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(500), c.status(StatusRequest {})).await {
                     let s = s.into_inner();
@@ -217,7 +234,11 @@ pub async fn start_mesh(
     let fed: Vec<String> = (1..=3).map(|r| replica_addr(base_port, 0, r)).collect();
     for (p, province) in std::iter::once(medmesh_state::FEDERATION).chain(provinces.iter().copied()).enumerate() {
         let addrs: Vec<String> = (1..=3).map(|r| replica_addr(base_port, p, r)).collect();
-        let peers = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
+        let mut peers = Vec::new();
+        for (i, a) in addrs.iter().enumerate() {
+            peers.push(format!("{}={}", i + 1, internal_of(a)?));
+        }
+        let peers = peers.join(",");
         for r in 1..=3u64 {
             let dir = data_dir.join(format!("{province}-{r}"));
             let mut env = if insecure {
@@ -228,6 +249,7 @@ pub async fn start_mesh(
                 pki.replica_env(province, r, &[])?
             };
             env.push(("MEDMESH_DIRECTORY_SECRET", secret.clone()));
+            env.push(("MEDMESH_ENDPOINTS", addrs.join(",")));
             if p > 0 {
                 env.push(("MEDMESH_FEDERATION", fed.join(",")));
             }
@@ -293,6 +315,9 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
             println!("{group} replica {}: {a}", i + 1);
         }
     }
+    println!(
+        "internal listeners (Raft and AdminService, for replicas and operators): each replica's port + {INTERNAL_PORT_OFFSET}"
+    );
     let pki = dev_pki(&opts.data_dir)?;
     if opts.insecure {
         println!("WARNING: insecure mesh: plaintext, no identities; anyone who reaches a port controls the fund");

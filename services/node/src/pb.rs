@@ -36,6 +36,10 @@ payload!(
     RaftServiceInstallSnapshotResponse,
     RaftServiceProposeRequest,
     RaftServiceProposeResponse,
+    MeshServiceProposeRequest,
+    MeshServiceProposeResponse,
+    MeshServiceQueryRequest,
+    MeshServiceQueryResponse,
     RaftServiceQueryRequest,
     RaftServiceQueryResponse
 );

@@ -1,7 +1,7 @@
 //! Calls into other Raft groups: the federation and other provinces.
 //!
-//! A call goes to any replica of the group over the internal Raft service; a replica that is not
-//! the leader answers "not leader" and the next one is tried, so the call reaches the leader
+//! A call goes to any replica of the group over its public listener's `MeshService`; a
+//! replica that is not the leader answers "not leader" and the next one is tried, so the call reaches the leader
 //! within one round. Every command sent is idempotent, so a call whose outcome is unknown
 //! (timeout, connection lost) is simply sent again.
 
@@ -17,9 +17,9 @@ use tonic::transport::Channel;
 use tonic::Status;
 
 use crate::app::ForwardError;
-use crate::network::{channel, raft_client};
-use crate::pb::raft_service_client::RaftServiceClient;
-use crate::pb::{Payload, RaftServiceProposeRequest, RaftServiceQueryRequest};
+use crate::network::channel;
+use crate::pb::mesh_service_client::MeshServiceClient;
+use crate::pb::{MeshServiceProposeRequest, MeshServiceQueryRequest, Payload};
 
 /// How long one call to one replica may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -29,7 +29,7 @@ pub struct Remote {
     transport: crate::pki::Transport,
     federation: Vec<String>,
     provinces: Mutex<BTreeMap<ProvinceCode, Vec<String>>>,
-    clients: Mutex<BTreeMap<String, RaftServiceClient<Channel>>>,
+    clients: Mutex<BTreeMap<String, MeshServiceClient<Channel>>>,
     /// The replica of each group that answered last (its leader, most likely): tried first.
     leaders: std::sync::Mutex<BTreeMap<String, String>>,
 }
@@ -56,12 +56,16 @@ impl Remote {
         !self.federation.is_empty()
     }
 
-    async fn client(&self, addr: &str) -> Result<RaftServiceClient<Channel>, Status> {
+    async fn client(&self, addr: &str) -> Result<MeshServiceClient<Channel>, Status> {
         let mut clients = self.clients.lock().await;
         if let Some(c) = clients.get(addr) {
             return Ok(c.clone());
         }
-        let c = raft_client(channel(addr, &self.transport).map_err(|e| Status::unavailable(format!("{addr}: {e}")))?);
+        let c = MeshServiceClient::new(
+            channel(addr, &self.transport).map_err(|e| Status::unavailable(format!("{addr}: {e}")))?,
+        )
+        .max_decoding_message_size(crate::network::MAX_MESSAGE)
+        .max_encoding_message_size(crate::network::MAX_MESSAGE);
         clients.insert(addr.to_string(), c.clone());
         Ok(c)
     }
@@ -92,10 +96,10 @@ impl Remote {
                 }
                 let reply = match kind {
                     Kind::Propose => {
-                        c.propose(request::<RaftServiceProposeRequest>(&data)).await.map(|r| r.into_inner().data())
+                        c.propose(request::<MeshServiceProposeRequest>(&data)).await.map(|r| r.into_inner().data())
                     }
                     Kind::Query => {
-                        c.query(request::<RaftServiceQueryRequest>(&data)).await.map(|r| r.into_inner().data())
+                        c.query(request::<MeshServiceQueryRequest>(&data)).await.map(|r| r.into_inner().data())
                     }
                 };
                 match reply {

@@ -14,6 +14,7 @@ use crate::api::admin::Admin;
 use crate::api::agency::Agency;
 use crate::api::federation::Federation;
 use crate::api::hospital::Hospital;
+use crate::api::mesh::MeshApi;
 use crate::api::raft::RaftApi;
 use crate::app::App;
 use crate::config::NodeConfig;
@@ -62,12 +63,17 @@ pub async fn run(
         openraft::Raft::new(cfg.id, Arc::new(raft_config), NetworkFactory { transport: transport.clone() }, log, sm)
             .await
             .map_err(|e| anyhow::anyhow!("starting raft: {e}"))?;
-    let app =
-        App::new(cfg.id, cfg.province.clone(), cfg.advertised().to_string(), raft.clone(), view, transport.clone());
+    let app = App::new(
+        cfg.id,
+        cfg.province.clone(),
+        cfg.internal_advertised().to_string(),
+        raft.clone(),
+        view,
+        transport.clone(),
+    );
 
     let peers = cfg.peer_map()?;
-    let endpoints: Vec<String> =
-        if peers.is_empty() { vec![cfg.advertised().to_string()] } else { peers.values().cloned().collect() };
+    let endpoints = cfg.public_endpoints();
     let province =
         medmesh_types::ProvinceCode::new(cfg.province.clone()).map_err(|e| anyhow::anyhow!("province: {e}"))?;
     let seal = if cfg.is_federation() {
@@ -123,15 +129,27 @@ pub async fn run(
         .build_v1alpha()?;
 
     let addr: std::net::SocketAddr = cfg.listen.parse().context("listen")?;
+    let internal: std::net::SocketAddr = cfg.internal_listen.parse().context("internal_listen")?;
     let policy = Arc::new(Policy::new(province.clone(), cfg.tls_deny.iter().cloned().collect(), cfg.insecure));
-
-    let mut server = Server::builder();
-    if let Transport::Tls(tls) = &transport {
-        server = server.tls_config(tls.server()?).context("tls listener")?;
-    }
-    tracing::info!(id = cfg.id, province = %cfg.province, %addr, tls = !cfg.insecure, "replica serving");
-    server
-        .add_service(guard(crate::health::with_reason(health_service, health_reason), policy.clone()))
+    let server = || -> anyhow::Result<Server> {
+        let mut server = Server::builder();
+        if let Transport::Tls(tls) = &transport {
+            server = server.tls_config(tls.server()?).context("tls listener")?;
+        }
+        Ok(server)
+    };
+    tracing::info!(id = cfg.id, province = %cfg.province, %addr, %internal, tls = !cfg.insecure, "replica serving");
+    // One shutdown signal for both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let public = server()?
+        .add_service(guard(crate::health::with_reason(health_service.clone(), health_reason.clone()), policy.clone()))
         .add_service(guard(reflection_v1, policy.clone()))
         .add_service(guard(reflection_v1alpha, policy.clone()))
         .add_service(guard(
@@ -159,7 +177,16 @@ pub async fn run(
             policy.clone(),
         ))
         .add_service(guard(
-            pb::raft_service_server::RaftServiceServer::new(RaftApi { app: app.clone(), mesh: mesh.clone() })
+            pb::mesh_service_server::MeshServiceServer::new(MeshApi { mesh: mesh.clone() })
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+            policy.clone(),
+        ))
+        .serve_with_shutdown(addr, stopped(stop_rx.clone()));
+    let internal = server()?
+        .add_service(guard(crate::health::with_reason(health_service, health_reason), policy.clone()))
+        .add_service(guard(
+            pb::raft_service_server::RaftServiceServer::new(RaftApi { app: app.clone() })
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
             policy.clone(),
@@ -168,11 +195,12 @@ pub async fn run(
             pb::admin_service_server::AdminServiceServer::new(Admin { app: app.clone() }),
             policy.clone(),
         ))
-        .serve_with_shutdown(addr, shutdown)
-        .await
-        .context("grpc server")?;
+        .serve_with_shutdown(internal, stopped(stop_rx));
+    let served = tokio::try_join!(async { public.await.context("public grpc listener") }, async {
+        internal.await.context("internal grpc listener")
+    });
     let _ = raft.shutdown().await;
-    Ok(())
+    served.map(|_| ())
 }
 
 /// Refuses to start with a certificate that does not name this replica: a replica's

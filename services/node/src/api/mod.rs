@@ -1,9 +1,11 @@
-//! gRPC services: hospital, agency, Raft transport and admin.
+//! gRPC services: hospital, agency, federation and the mesh between groups (public
+//! listener); Raft transport and admin (internal listener).
 
 pub mod admin;
 pub mod agency;
 pub mod federation;
 pub mod hospital;
+pub mod mesh;
 pub mod raft;
 
 use medmesh_state::{Answer, CommandResult, DomainError, Outcome};
