@@ -54,7 +54,9 @@ fn expected(method: &str, who: Option<&Identity>) -> bool {
     match service {
         "medmesh.v1.HospitalService" => home_institution,
         "medmesh.v1.AgencyService" => {
-            home_agency || (national && matches!(name, "GetFund" | "ListDiscipline" | "GetPolicy" | "GetInstitution"))
+            home_agency
+                || (national
+                    && matches!(name, "GetFund" | "ListDiscipline" | "GetPolicy" | "GetInstitution" | "ListAudit"))
         }
         "medmesh.v1.FederationService" => match name {
             "ListProvinces" => who.is_some(),

@@ -147,6 +147,7 @@ pub const TABLE: &[Rule] = &[
     Rule { method: "/medmesh.v1.AgencyService/FileNonLocal", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/RecordDiscipline", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/ListDiscipline", allow: &[AgencyHere, National], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/ListAudit", allow: &[AgencyHere, National], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/GetPolicy", allow: &[AgencyHere, National], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/GetInstitution", allow: &[AgencyHere, National], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/GetPersonnel", allow: &[AgencyHere], scope: "" },
@@ -154,6 +155,7 @@ pub const TABLE: &[Rule] = &[
     Rule { method: "/medmesh.v1.AgencyService/GetPerson", allow: &[AgencyHere], scope: "" },
     // The federation: provinces read their positions; the nation runs clearing.
     Rule { method: "/medmesh.v1.FederationService/GetPositions", allow: &[AgencyAny, National], scope: "" },
+    Rule { method: "/medmesh.v1.FederationService/ListAnchors", allow: &[AgencyAny, National], scope: "" },
     Rule { method: "/medmesh.v1.FederationService/GetTransfer", allow: &[AgencyAny, National], scope: "" },
     Rule { method: "/medmesh.v1.FederationService/ListProvinces", allow: &[AnyIdentity], scope: "" },
     Rule {
@@ -348,6 +350,33 @@ impl Policy {
     }
 }
 
+tokio::task_local! {
+    /// Who asked for the request this task serves (the audit chain's actor and request id).
+    pub static ORIGIN: medmesh_state::audit::Origin;
+}
+
+/// The origin of a request: the caller's identity and its `x-request-id` (one is made up when
+/// the caller sent none, or one that is not 1 to 64 printable characters).
+fn origin_of(caller: &Caller, headers: &http::HeaderMap) -> medmesh_state::audit::Origin {
+    let actor = match caller {
+        Caller::Verified(id) => id.uri(),
+        Caller::Anonymous => "anonymous".to_string(),
+        Caller::Insecure => "insecure".to_string(),
+    };
+    let request = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=medmesh_state::audit::MAX_REQUEST).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            use rand::Rng;
+            format!("{:016x}", rand::thread_rng().gen::<u64>())
+        });
+    medmesh_state::audit::Origin::new(actor, request)
+}
+
 /// `inner` behind the access guard of `policy`.
 pub fn guard<S>(inner: S, policy: Arc<Policy>) -> Guard<S> {
     Guard { inner, policy }
@@ -382,9 +411,10 @@ where
         let cert = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
         match self.policy.decide(req.uri().path(), cert) {
             Ok(caller) => {
+                let origin = origin_of(&caller, req.headers());
                 req.extensions_mut().insert(caller);
                 let fut = self.inner.call(req);
-                Box::pin(fut)
+                Box::pin(ORIGIN.scope(origin, fut))
             }
             Err(status) => Box::pin(async move { Ok(status.into_http()) }),
         }

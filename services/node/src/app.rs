@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use medmesh_state::audit::Origin;
 use medmesh_state::{run_query, Answer, Batch, Command, CommandResult, Query};
 use medmesh_storage::{NodeId, StateView, TypeConfig};
 use medmesh_types::LogTime;
@@ -40,7 +41,17 @@ pub enum ForwardError {
 }
 
 type Reply = Result<CommandResult, ForwardError>;
-type Proposal = (Command, oneshot::Sender<Reply>);
+type Proposal = (Stamped, oneshot::Sender<Reply>);
+
+/// A command with who asked for it (kept in the audit chain); what a follower forwards to its
+/// leader.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Stamped {
+    /// Who asked.
+    pub origin: Origin,
+    /// The command.
+    pub command: Command,
+}
 
 /// A running replica.
 pub struct App {
@@ -121,7 +132,9 @@ impl App {
             if group.is_some_and(|g| stamp.millis() - g.millis() <= medmesh_state::MAX_CLOCK_STEP_MS / 2) {
                 return;
             }
-            if let Err(e) = self.raft.client_write(Batch { time: stamp, commands: Vec::new() }).await {
+            if let Err(e) =
+                self.raft.client_write(Batch { time: stamp, commands: Vec::new(), origins: Vec::new() }).await
+            {
                 tracing::debug!(error = %e, "time entry not written");
                 return;
             }
@@ -150,15 +163,28 @@ impl App {
         Ok(c)
     }
 
+    /// Who asks for what this task proposes: the caller of the request being served (set by
+    /// the access guard), or this replica itself for its background work.
+    pub fn origin(&self) -> Origin {
+        crate::access::ORIGIN
+            .try_with(Origin::clone)
+            .unwrap_or_else(|_| Origin::new(format!("medmesh://replica/{}/{}", self.province, self.id), "background"))
+    }
+
     /// Proposes a command through the leader (locally or forwarded) and waits for it to be
     /// committed on a majority and applied. Retrying is safe: every command is idempotent.
     #[tracing::instrument(skip_all, fields(command = cmd.kind()))]
     pub async fn propose(&self, cmd: Command) -> Result<CommandResult, Status> {
-        self.on_leader(cmd).await
+        self.on_leader(Stamped { origin: self.origin(), command: cmd }).await
     }
 
-    /// Proposes on this replica only (used for forwarded proposals).
+    /// Proposes on this replica only, for this task's caller (a proposal from another group).
     pub async fn propose_local(&self, cmd: Command) -> Reply {
+        self.propose_stamped(Stamped { origin: self.origin(), command: cmd }).await
+    }
+
+    /// Proposes on this replica only (a proposal a follower forwarded, with its origin).
+    pub async fn propose_stamped(&self, cmd: Stamped) -> Reply {
         let (tx, rx) = oneshot::channel();
         if self.proposals.send((cmd, tx)).await.is_err() {
             return Err(ForwardError::Unavailable("replica is shutting down".into()));
@@ -234,11 +260,11 @@ trait OnLeader: Serialize + Clone + Send + Sync {
     async fn send(c: &mut RaftServiceClient<Channel>, data: Vec<u8>) -> Result<Vec<u8>, Status>;
 }
 
-impl OnLeader for Command {
+impl OnLeader for Stamped {
     type Out = CommandResult;
     const ON_TIMEOUT: &'static str = "; the outcome is unknown, retry with the same serial";
     async fn run_local(self, app: &App) -> Reply {
-        app.propose_local(self).await
+        app.propose_stamped(self).await
     }
     async fn send(c: &mut RaftServiceClient<Channel>, data: Vec<u8>) -> Result<Vec<u8>, Status> {
         c.propose(RaftServiceProposeRequest::wrap(data)).await.map(|r| r.into_inner().data())
@@ -317,8 +343,9 @@ async fn batcher(raft: Raft<TypeConfig>, mut rx: mpsc::Receiver<Proposal>, clock
         let raft = raft.clone();
         let time = clock.stamp();
         tokio::spawn(async move {
-            let (commands, waiters): (Vec<_>, Vec<_>) = items.into_iter().unzip();
-            let batch = Batch { time, commands };
+            let (stamped, waiters): (Vec<Stamped>, Vec<_>) = items.into_iter().unzip();
+            let (origins, commands) = stamped.into_iter().map(|s| (s.origin, s.command)).unzip();
+            let batch = Batch { time, commands, origins };
             match raft.client_write(batch).await {
                 Ok(resp) => {
                     for (w, r) in waiters.into_iter().zip(resp.data) {

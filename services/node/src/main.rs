@@ -56,6 +56,30 @@ impl ClientTls {
 }
 
 #[derive(Subcommand)]
+enum AuditCmd {
+    /// Re-walks a province's audit chain and checks it against the federation's anchors;
+    /// exits 0 when it verifies, 1 (naming the first broken entry) when it does not.
+    Verify {
+        /// The province.
+        #[arg(long)]
+        province: String,
+        /// A replica of the province (public address) to read the chain from, as its agency or
+        /// the national administration.
+        #[arg(long, conflicts_with = "data_dir")]
+        addr: Option<String>,
+        /// Or: a stopped replica's data directory (or a copy of it) to read the chain from.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// A replica (public address) to read the federation's anchors from; defaults to
+        /// --addr. Without it and with --data-dir, only the chain itself is checked.
+        #[arg(long)]
+        federation: Option<String>,
+        #[command(flatten)]
+        tls: ClientTls,
+    },
+}
+
+#[derive(Subcommand)]
 enum PkiCmd {
     /// Issues a certificate for a medmesh identity, creating the directory's CA if it has none.
     Issue {
@@ -124,6 +148,11 @@ enum Cmd {
     Pki {
         #[command(subcommand)]
         cmd: PkiCmd,
+    },
+    /// The audit chain.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
     },
     /// Loads the demo data (policy, institutions, personnel, catalogue, persons, an opening
     /// contribution) into a province through its agency API; loading twice changes nothing.
@@ -242,6 +271,40 @@ async fn main() -> anyhow::Result<()> {
                 println!("demo persons of {province} filed for care in {}", file_for.join(", "));
             }
             Ok(())
+        }
+        Cmd::Audit { cmd: AuditCmd::Verify { province, addr, data_dir, federation, tls } } => {
+            use medmesh_node::audit;
+            let code =
+                medmesh_types::ProvinceCode::new(province.clone()).map_err(|e| anyhow::anyhow!("--province: {e}"))?;
+            let anchors_from = federation.or_else(|| addr.clone());
+            let anchors = match &anchors_from {
+                Some(a) => audit::anchors(network::channel(a, &tls.transport()?)?, &code).await,
+                None => Ok(Vec::new()),
+            };
+            let result = match anchors {
+                Err(e) => Err(e),
+                Ok(anchors) => match (&addr, &data_dir) {
+                    (Some(a), _) => audit::verify_online(network::channel(a, &tls.transport()?)?, &anchors).await,
+                    (None, Some(d)) => audit::verify_offline(d, &province, &anchors).await,
+                    (None, None) => anyhow::bail!("--addr or --data-dir: say where the chain is"),
+                },
+            };
+            match result {
+                Ok(v) => {
+                    let head = v.head.map(|h| format!("entry {} {}", h.seq, h.hash)).unwrap_or_else(|| "empty".into());
+                    println!(
+                        "audit chain of {province}: {} entries verified (head {head}); {} anchors match{}",
+                        v.entries,
+                        v.anchors,
+                        if anchors_from.is_none() { " (no federation asked)" } else { "" }
+                    );
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("audit chain of {province}: NOT VERIFIED: {e}");
+                    std::process::exit(1);
+                }
+            }
         }
         Cmd::Health { addr, service, tls } => {
             let ch = network::channel(&addr, &tls.transport()?)?;

@@ -35,6 +35,8 @@ use crate::remote::Remote;
 pub const RESERVE_TIMEOUT: Duration = Duration::from_millis(coordinator::RESERVE_TIMEOUT_MS);
 /// A reservation without a decision for this long is resolved through the federation.
 pub const VOID_AFTER: Duration = Duration::from_millis(coordinator::VOID_AFTER_MS);
+/// How often a province's leader anchors its audit-chain head at the federation (when it moved).
+pub const ANCHOR_EVERY: Duration = Duration::from_secs(5);
 /// How often a group leader looks for in-doubt transfers and new shared data.
 pub const RECOVERY_EVERY: Duration = Duration::from_secs(1);
 /// How long a hospital's non-local call may drive its transfer before it answers UNAVAILABLE
@@ -736,13 +738,46 @@ impl Mesh {
                 tokio::time::sleep(RECOVERY_EVERY).await;
             }
             tracing::info!(province = %self.province, "registered with the federation");
+            let mut anchored = 0u64;
+            let mut last_anchor = Instant::now();
             loop {
                 tokio::time::sleep(RECOVERY_EVERY).await;
                 if let Err(s) = self.recover_once().await {
                     tracing::debug!(error = %s.message(), "recovery pass incomplete");
                 }
+                if last_anchor.elapsed() >= ANCHOR_EVERY {
+                    last_anchor = Instant::now();
+                    match self.anchor(anchored).await {
+                        Ok(Some(seq)) => anchored = seq,
+                        Ok(None) => {}
+                        Err(s) => tracing::debug!(error = %s.message(), "audit chain not anchored yet"),
+                    }
+                }
             }
         });
+    }
+
+    /// On the leader: records this province's audit-chain head at the federation if it moved
+    /// past `anchored`; returns the sequence number anchored.
+    pub async fn anchor(&self, anchored: u64) -> Result<Option<u64>, Status> {
+        if !self.leads() {
+            return Ok(None);
+        }
+        let head = match medmesh_state::run_query(&self.app.view, &Query::AuditHead).map_err(status)? {
+            Answer::AuditHead(Some(h)) if h.seq > anchored => h,
+            Answer::AuditHead(_) => return Ok(None),
+            other => return Err(unexpected(other)),
+        };
+        let seq = head.seq;
+        match self.remote.fed_propose(&Command::FedAnchor { province: self.province.clone(), head }).await? {
+            Ok(_) => Ok(Some(seq)),
+            Err(e) => {
+                // Another hash at a sequence number already anchored: this chain is not the one
+                // the federation saw. Loud, and never retried into silence.
+                tracing::error!(error = %e, seq, "the federation refused this province's audit anchor");
+                Err(status(e))
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! | insured province | `Reserve`, `ResolveReservation`, `UnpostReservation` | the transfer's treatment province is `from` |
 //! | federation | `FedDecide` | `from` is the transfer's treatment or insured province (a commit carries the amount the insured province vouched for, checked in apply) |
 //! | federation | `FedVouch` | `from` is the insured province |
+//! | federation | `FedAnchor` | the chain is `from`'s own |
 //! | federation | `FedReverse` | `from` is the transfer's treatment province |
 //! | federation | `FedRegisterProvince` | the entry is `from`'s own |
 //! | federation | `FedDirectory` | every entry names `from` as insured province |
@@ -47,6 +48,7 @@ pub fn foreign_command(cmd: &Command, from: &ProvinceCode) -> Result<(), String>
         Command::FedRecordViolation(v) => &v.province == from,
         Command::FedTopUp { province, .. } => province == from,
         Command::FedVouch { insured, .. } => insured == from,
+        Command::FedAnchor { province, .. } => province == from,
         Command::FedConfirmClearing { treatment, .. } => treatment == from,
         _ => false,
     };
@@ -69,7 +71,8 @@ pub fn foreign_query(q: &Query, from: &ProvinceCode) -> Result<(), String> {
         | Query::SharedLog { .. }
         | Query::Positions
         | Query::Prepaid
-        | Query::Clearing { .. } => true,
+        | Query::Clearing { .. }
+        | Query::Anchors { .. } => true,
         // The treatment province looks up a visitor's filing; the insured province checks the
         // filing a treatment province claims (only a holder of the directory secret and the
         // certificate can name the key).

@@ -25,16 +25,20 @@ pub fn apply_batch(base: &dyn KvRead, batch: &Batch, role: Role) -> (Vec<Command
     };
     tx.store(keys::TIME, &now);
     let mut results = Vec::with_capacity(batch.commands.len());
-    for cmd in &batch.commands {
-        if cmd.role() != role {
-            results
-                .push(Err(DomainError::invalid("command", format!("a {role} group does not accept {}", cmd.kind()))));
-            continue;
-        }
-        let (result, writes) = apply_command(&tx, cmd, now);
-        if result.is_ok() {
-            tx.merge(writes);
-        }
+    let nobody = crate::audit::Origin::default();
+    for (i, cmd) in batch.commands.iter().enumerate() {
+        let result = if cmd.role() != role {
+            Err(DomainError::invalid("command", format!("a {role} group does not accept {}", cmd.kind())))
+        } else {
+            let (result, writes) = apply_command(&tx, cmd, now);
+            if result.is_ok() {
+                tx.merge(writes);
+            }
+            result
+        };
+        // Accepted or refused, every command leaves its entry in the audit chain.
+        let origin = batch.origins.get(i).unwrap_or(&nobody);
+        crate::audit::append(&mut tx, origin, (cmd.kind(), cmd), (result.is_ok(), &result), now);
         results.push(result);
     }
     (results, tx.into_writes())
@@ -446,6 +450,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
         }
         Command::FedReverse { transfer, reversal } => fed_reverse(tx, transfer, reversal),
         Command::FedVouch { transfer, insured, amount } => fed_vouch(tx, transfer, insured, *amount),
+        Command::FedAnchor { province, head } => fed_anchor(tx, province, head, now),
         Command::FedRecordViolation(v) => fed_record_violation(tx, v),
     }
 }

@@ -174,6 +174,29 @@ pub(crate) fn fed_vouch(
     }
 }
 
+/// Federation: records a province's audit-chain head, once per sequence number.
+pub(crate) fn fed_anchor(
+    tx: &mut Tx<'_>,
+    province_code: &ProvinceCode,
+    head: &crate::audit::AuditHead,
+    now: LogTime,
+) -> Result<Outcome, DomainError> {
+    province("province", province_code)?;
+    let key = keys::fed_anchor(province_code, head.seq);
+    match tx.load::<crate::audit::Anchor>(&key) {
+        Some(old) if old.head == *head => Ok(Outcome::Stored),
+        Some(old) => Err(DomainError::exists(
+            "head.hash",
+            format!("entry {} of {}'s audit chain was anchored as {}", head.seq, province_code, old.head.hash),
+        )),
+        None => {
+            let anchor = crate::audit::Anchor { province: province_code.clone(), head: head.clone(), recorded_at: now };
+            tx.store(&key, &anchor);
+            Ok(Outcome::Stored)
+        }
+    }
+}
+
 /// Federation: records the reversal of a committed transfer.
 pub(crate) fn fed_reverse(tx: &mut Tx<'_>, transfer: &TransferId, reversal: &Serial) -> Result<Outcome, DomainError> {
     let key = keys::fed_decision(transfer);

@@ -146,6 +146,22 @@ pub mod keys {
 
     /// The time of the last applied entry (kept monotonic).
     pub const TIME: &str = "~meta/time";
+    /// The audit chain's head.
+    pub const AUDIT_HEAD: &str = "~audit/head";
+    /// Prefix of the audit chain's entries.
+    pub const AUDIT: &str = "~audit/e/";
+    /// Audit entry `seq`.
+    pub fn audit(seq: u64) -> String {
+        format!("{AUDIT}{seq:020}")
+    }
+    /// Federation: the anchor of `province`'s audit chain at `seq`.
+    pub fn fed_anchor(province: &ProvinceCode, seq: u64) -> String {
+        format!("fanchor/{province}/{seq:020}")
+    }
+    /// Federation: prefix of `province`'s anchors.
+    pub fn fed_anchors(province: &ProvinceCode) -> String {
+        format!("fanchor/{province}/")
+    }
     /// The policy of this province.
     pub const POLICY: &str = "policy";
     /// The fund ledger.

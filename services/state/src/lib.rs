@@ -17,6 +17,7 @@
 //! | `insured` | an insured province's part of non-local settlement |
 //! | `federation`, `clearing` | the federation group: directory, filings, decisions, positions, shared log; prepaid accounts and clearing |
 //! | `discipline` | joint-discipline entries and a province's copy of the shared log |
+//! | `audit` | the audit chain every applied command extends, its anchors and its verification |
 //! | `rules` | rules that read state, shared by commands and queries (idempotency, billing, insurance, quotes) |
 //! | `query` | read-only questions |
 //! | `model`, `shared`, `kv`, `error` | records of a province, records that cross between groups, the key layout, errors |
@@ -24,6 +25,7 @@
 
 pub mod access;
 mod apply;
+pub mod audit;
 mod clearing;
 pub mod coordinator;
 mod discipline;

@@ -532,6 +532,15 @@ pub enum Command {
     },
     /// Federation: records a violation in the shared log every province copies.
     FedRecordViolation(medmesh_supervision::Violation),
+    /// Federation: records a province's audit-chain head (sent by that province's leader now
+    /// and then). Recorded once per sequence number; the same head again changes nothing,
+    /// another hash for a recorded sequence number is refused.
+    FedAnchor {
+        /// The province whose chain it is.
+        province: medmesh_types::ProvinceCode,
+        /// The chain's head.
+        head: crate::audit::AuditHead,
+    },
     /// Federation: the insured province vouches for what it reserved for a transfer (sent by
     /// the insured province itself once its reservation holds). A commit must carry exactly
     /// this amount, so a treatment province cannot make the insured province owe more than it
@@ -591,6 +600,7 @@ impl Command {
             | Command::FedFile(_)
             | Command::FedDecide { .. }
             | Command::FedVouch { .. }
+            | Command::FedAnchor { .. }
             | Command::FedRecordViolation(_) => Role::Federation,
             Command::PutPerson(_)
             | Command::PutInstitution(_)
@@ -650,6 +660,7 @@ impl Command {
             Command::FedFile(_) => "fed_file",
             Command::FedDecide { .. } => "fed_decide",
             Command::FedVouch { .. } => "fed_vouch",
+            Command::FedAnchor { .. } => "fed_anchor",
             Command::FedRecordViolation(_) => "fed_record_violation",
         }
     }
@@ -662,6 +673,9 @@ pub struct Batch {
     pub time: LogTime,
     /// The commands, applied in order; each succeeds or fails alone.
     pub commands: Vec<Command>,
+    /// Who asked for each command, by position (a command without one is recorded with an
+    /// empty origin); kept in the audit chain ([`crate::audit`]).
+    pub origins: Vec<crate::audit::Origin>,
 }
 
 /// What an applied command produced.

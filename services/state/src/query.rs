@@ -200,6 +200,24 @@ pub enum Query {
         /// Month, `YYYY-MM`.
         month: String,
     },
+    /// This group's audit chain from entry `from` on.
+    Audit {
+        /// First sequence number (1 for the start).
+        from: u64,
+        /// Most returned.
+        limit: usize,
+    },
+    /// This group's audit-chain head (none before the first command).
+    AuditHead,
+    /// Federation: the anchors of a province's audit chain from sequence number `from` on.
+    Anchors {
+        /// The province.
+        province: ProvinceCode,
+        /// First sequence number.
+        from: u64,
+        /// Most returned.
+        limit: usize,
+    },
     /// Federation: the shared log after a sequence.
     SharedLog {
         /// Entries with a sequence above this.
@@ -243,6 +261,9 @@ impl Query {
             Query::SharedLog { .. } => "shared_log",
             Query::Prepaid => "prepaid",
             Query::Clearing { .. } => "clearing",
+            Query::Audit { .. } => "audit",
+            Query::AuditHead => "audit_head",
+            Query::Anchors { .. } => "anchors",
         }
     }
 }
@@ -349,6 +370,12 @@ pub enum Answer {
     Prepaid(Vec<PrepaidView>),
     /// Clearing statements.
     Clearing(Vec<ClearingStatement>),
+    /// Audit entries, in order.
+    Audit(Vec<crate::audit::AuditEntry>),
+    /// An audit-chain head.
+    AuditHead(Option<crate::audit::AuditHead>),
+    /// Anchors, by sequence number.
+    Anchors(Vec<crate::audit::Anchor>),
 }
 
 /// Most rows any list query returns.
@@ -589,6 +616,22 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
         Query::Clearing { month } => {
             crate::clearing::check_month(month)?;
             Ok(Answer::Clearing(rows(kv, &keys::fed_clearing_month(month), MAX_ROWS)))
+        }
+        Query::Audit { from, limit } => {
+            let start = keys::audit((*from).max(1));
+            let end = keys::audit(u64::MAX);
+            let rows = kv.scan(start.as_bytes(), end.as_bytes(), (*limit).clamp(1, MAX_ROWS));
+            Ok(Answer::Audit(rows.iter().map(|(_, v)| decode(v)).collect()))
+        }
+        Query::AuditHead => Ok(Answer::AuditHead(load(kv, keys::AUDIT_HEAD))),
+        Query::Anchors { province, from, limit } => {
+            let start = keys::fed_anchor(province, *from);
+            let mut end = keys::fed_anchors(province).into_bytes();
+            if let Some(last) = end.last_mut() {
+                *last += 1;
+            }
+            let rows = kv.scan(start.as_bytes(), &end, (*limit).clamp(1, MAX_ROWS));
+            Ok(Answer::Anchors(rows.iter().map(|(_, v)| decode(v)).collect()))
         }
         Query::SharedLog { after, limit } => {
             let start = keys::fed_shared(after + 1);

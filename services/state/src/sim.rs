@@ -110,7 +110,8 @@ pub fn province_fixture(fund: Money) -> MemKv {
         }),
         Command::Contribute { serial: id(Serial::new("C1")), amount: fund, source: "payroll".into() },
     ];
-    let (results, writes) = apply_batch(&kv, &Batch { time: LogTime(START), commands }, Role::Province);
+    let (results, writes) =
+        apply_batch(&kv, &Batch { time: LogTime(START), commands, origins: Vec::new() }, Role::Province);
     assert!(results.iter().all(|r| r.is_ok()), "fixture applies: {results:?}");
     kv.write(writes);
     kv
@@ -292,6 +293,7 @@ impl World {
                             lines: vec![line],
                         },
                     ],
+                    origins: Vec::new(),
                 },
                 Role::Province,
             );
@@ -483,8 +485,11 @@ impl World {
         }
         let cmd = Command::FedVouch { transfer: transfer.clone(), insured: id(ProvinceCode::new("310000")), amount };
         let kv = self.groups.get_mut(&Group::Federation).unwrap_or_else(|| unreachable!("every group exists"));
-        let (results, writes) =
-            apply_batch(kv, &Batch { time: LogTime(self.now), commands: vec![cmd] }, Group::Federation.role());
+        let (results, writes) = apply_batch(
+            kv,
+            &Batch { time: LogTime(self.now), commands: vec![cmd], origins: Vec::new() },
+            Group::Federation.role(),
+        );
         kv.write(writes);
         results.into_iter().all(|r| r.is_ok())
     }
@@ -498,8 +503,11 @@ impl World {
                     return;
                 }
                 let kv = self.groups.get_mut(&to).unwrap_or_else(|| unreachable!("every group exists"));
-                let (mut results, writes) =
-                    apply_batch(kv, &Batch { time: LogTime(self.now), commands: vec![cmd.clone()] }, to.role());
+                let (mut results, writes) = apply_batch(
+                    kv,
+                    &Batch { time: LogTime(self.now), commands: vec![cmd.clone()], origins: Vec::new() },
+                    to.role(),
+                );
                 kv.write(writes);
                 let result = results.remove(0);
                 let detail = match (&cmd, &result) {

@@ -24,7 +24,7 @@ fn day(s: &str) -> Date {
 
 fn run(kv: &mut MemKv, cmds: Vec<Command>) -> Vec<CommandResult> {
     let role = cmds.first().map(Command::role).unwrap_or(Role::Province);
-    let (res, writes) = apply_batch(kv, &Batch { time: NOW, commands: cmds }, role);
+    let (res, writes) = apply_batch(kv, &Batch { time: NOW, commands: cmds, origins: Vec::new() }, role);
     kv.write(writes);
     res
 }

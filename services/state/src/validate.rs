@@ -121,6 +121,15 @@ pub fn validate(cmd: &Command) -> Result<(), DomainError> {
             text("reason", reason, false)
         }
         Command::FedVouch { amount: a, .. } => amount("amount", *a),
+        Command::FedAnchor { head, .. } => {
+            if head.seq == 0 {
+                return Err(DomainError::invalid("head.seq", "must be positive"));
+            }
+            if head.hash.len() != 64 || !head.hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                return Err(DomainError::invalid("head.hash", "must be 64 lowercase hex characters"));
+            }
+            Ok(())
+        }
     }
 }
 

@@ -168,6 +168,29 @@ impl AgencyService for Agency {
         }
     }
 
+    async fn list_audit(&self, req: Request<ListAuditRequest>) -> Result<Response<ListAuditResponse>, Status> {
+        let r = req.into_inner();
+        let limit = convert::audit_page(r.page_size)?;
+        let from = r.from_seq.max(1);
+        let head_seq = match answer(self.mesh.app.query(Query::AuditHead).await?)? {
+            Answer::AuditHead(h) => h.map(|h| h.seq).unwrap_or(0),
+            other => return Err(unexpected(other)),
+        };
+        let entries = match answer(self.mesh.app.query(Query::Audit { from, limit }).await?)? {
+            Answer::Audit(e) => e,
+            other => return Err(unexpected(other)),
+        };
+        let next_seq = match entries.last() {
+            Some(e) if e.seq < head_seq && entries.len() == limit => e.seq + 1,
+            _ => 0,
+        };
+        Ok(Response::new(ListAuditResponse {
+            entries: entries.iter().map(convert::audit_entry_pb).collect(),
+            next_seq,
+            head_seq,
+        }))
+    }
+
     async fn get_fund(&self, _req: Request<GetFundRequest>) -> Result<Response<GetFundResponse>, Status> {
         match answer(self.mesh.app.query(Query::Fund).await?)? {
             Answer::Fund(f) => Ok(Response::new(GetFundResponse {

@@ -99,6 +99,17 @@ fn province_nets<'a>(
 
 #[tonic::async_trait]
 impl FederationService for Federation {
+    async fn list_anchors(&self, req: Request<ListAnchorsRequest>) -> Result<Response<ListAnchorsResponse>, Status> {
+        let r = req.into_inner();
+        let province = convert::province("province", &r.province)?;
+        let limit = convert::audit_page(r.page_size)?;
+        let Answer::Anchors(list) = self.ask(Query::Anchors { province, from: r.from_seq, limit }).await? else {
+            return Err(unexpected("anchors"));
+        };
+        let next_seq = if list.len() == limit { list.last().map(|a| a.head.seq + 1).unwrap_or(0) } else { 0 };
+        Ok(Response::new(ListAnchorsResponse { anchors: list.iter().map(convert::anchor_pb).collect(), next_seq }))
+    }
+
     async fn get_positions(
         &self,
         _req: Request<GetPositionsRequest>,

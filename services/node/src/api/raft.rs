@@ -53,7 +53,8 @@ impl RaftService for RaftApi {
         &self,
         req: Request<RaftServiceProposeRequest>,
     ) -> Result<Response<RaftServiceProposeResponse>, Status> {
-        reply(&self.app.propose_local(decode(req)?).await)
+        // A follower forwards its client's command with the client's origin.
+        reply(&self.app.propose_stamped(decode(req)?).await)
     }
 
     async fn query(&self, req: Request<RaftServiceQueryRequest>) -> Result<Response<RaftServiceQueryResponse>, Status> {

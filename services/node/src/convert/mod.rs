@@ -12,9 +12,11 @@ use tonic::Status;
 use crate::pb;
 
 mod agency;
+mod audit;
 mod hospital;
 
 pub use agency::*;
+pub use audit::*;
 pub use hospital::*;
 
 /// Most fee lines in one upload.

@@ -62,13 +62,20 @@ fn totals_above_the_wire_limit_still_read_back() {
 fn each_group_accepts_only_its_role() {
     let mut kv = seeded();
     let top = Command::FedTopUp { province: prov("110000"), serial: ser("T1"), amount: m("5"), warning_below: None };
-    let (r, w) = apply_batch(&kv, &Batch { time: NOW, commands: vec![top] }, Role::Province);
+    let (r, w) = apply_batch(&kv, &Batch { time: NOW, commands: vec![top], origins: Vec::new() }, Role::Province);
     let e = r[0].clone().unwrap_err();
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "command"), "{e}");
-    assert!(w.keys().all(|k| k.as_slice() == keys::TIME.as_bytes()), "nothing but the time is written");
+    assert!(
+        w.keys().all(|k| k.as_slice() == keys::TIME.as_bytes() || k.starts_with(b"~audit/")),
+        "nothing but the time and the refusal's audit entry is written"
+    );
     kv.write(w);
     let fed = MemKv::default();
-    let (r, _) = apply_batch(&fed, &Batch { time: NOW, commands: vec![settle_cmd("S1", "V1")] }, Role::Federation);
+    let (r, _) = apply_batch(
+        &fed,
+        &Batch { time: NOW, commands: vec![settle_cmd("S1", "V1")], origins: Vec::new() },
+        Role::Federation,
+    );
     assert_eq!(r[0].clone().unwrap_err().field, "command");
 }
 
@@ -113,12 +120,16 @@ fn entry_time_is_bounded() {
     let kv = seeded();
     let c = Command::Contribute { serial: ser("TT"), amount: m("1"), source: String::new() };
     for t in [i64::MAX, i64::MIN, 0, LogTime::MAX_VALID.millis() + 1] {
-        let (r, w) = apply_batch(&kv, &Batch { time: LogTime(t), commands: vec![c.clone()] }, Role::Province);
+        let (r, w) = apply_batch(
+            &kv,
+            &Batch { time: LogTime(t), commands: vec![c.clone()], origins: Vec::new() },
+            Role::Province,
+        );
         assert_eq!(r[0].clone().unwrap_err().field, "time", "{t}");
         assert!(w.is_empty(), "nothing written for time {t}");
     }
     let year_ahead = LogTime(NOW.millis() + 365 * 86_400_000);
-    let (r, w) = apply_batch(&kv, &Batch { time: year_ahead, commands: vec![c] }, Role::Province);
+    let (r, w) = apply_batch(&kv, &Batch { time: year_ahead, commands: vec![c], origins: Vec::new() }, Role::Province);
     assert!(r[0].is_ok());
     let mut kv = kv;
     kv.write(w);
@@ -269,10 +280,18 @@ fn mutate_and_apply(corpus: &[Command], pick: usize, edits: &[(usize, u8, u8)], 
     let cmd = bincode::deserialize::<Command>(&bytes).ok()?;
     let base = seeded_with_visit();
     let role = if federation { Role::Federation } else { Role::Province };
-    let (results, writes) = apply_batch(&base, &Batch { time: NOW, commands: vec![cmd] }, role);
+    let (results, writes) = apply_batch(&base, &Batch { time: NOW, commands: vec![cmd], origins: Vec::new() }, role);
     assert_eq!(results.len(), 1);
     if results[0].is_err() {
-        assert!(writes.keys().all(|k| k.as_slice() == keys::TIME.as_bytes()), "a refused command wrote");
+        // A refused command writes nothing but the group's time and its audit entry.
+        let head: Option<crate::audit::AuditHead> = crate::kv::load(&base, keys::AUDIT_HEAD);
+        let audit_entry = keys::audit(head.map(|h| h.seq + 1).unwrap_or(1));
+        assert!(
+            writes
+                .keys()
+                .all(|k| [keys::TIME, keys::AUDIT_HEAD, audit_entry.as_str()].contains(&&*String::from_utf8_lossy(k))),
+            "a refused command wrote"
+        );
     }
     let mut after = base;
     after.write(writes);

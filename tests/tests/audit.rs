@@ -1,0 +1,152 @@
+//! Issue 10.5: the audit chain, through real replica processes.
+//!
+//! Every command a province applies — accepted or refused — extends its chain with who asked
+//! (from the certificate); the province's leader anchors the head at the federation;
+//! `medmesh audit verify` re-walks the chain online (as the national administration, who sees
+//! digests only) and offline on a copy of a replica's data directory, and fails on a copy in
+//! which one stored byte was changed.
+
+use std::process::Command;
+use std::time::Duration;
+
+use medmesh_node::demo;
+use medmesh_node::pb;
+use medmesh_tests::{binary, data_dir, institution, national, wait_until, Mesh};
+
+const HOME: &str = "110000";
+
+/// Runs `medmesh audit verify` with `args` as the national administration.
+fn verify(args: &[&str]) -> std::process::Output {
+    let files = medmesh_tests::pki().ensure(&national(), &[]).expect("certificate");
+    Command::new(binary())
+        .args(["audit", "verify", "--province", HOME])
+        .args(args)
+        .arg("--ca")
+        .arg(&files.ca)
+        .arg("--cert")
+        .arg(&files.cert)
+        .arg("--key")
+        .arg(&files.key)
+        .output()
+        .expect("medmesh runs")
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_chain_names_every_caller_is_anchored_and_detects_tampering() {
+    let mut mesh = Mesh::start(&[HOME], 4).await;
+    let fed_addr = mesh.federation.replica(mesh.federation.leader().await).addr.clone();
+    let g = mesh.province(HOME);
+    let leader = g.leader().await;
+    let addr = g.replica(leader).addr.clone();
+    let inst = demo::institution(HOME, 1);
+
+    // One accepted command (with the caller's request id) and one refused.
+    let mut h = g.hospital(leader);
+    let mut req = tonic::Request::new(demo::visit_request(HOME, "AV1", 1, 1, &demo::today()));
+    req.metadata_mut().insert("x-request-id", "audit-test-1".parse().unwrap());
+    h.register_visit(req).await.expect("visit registered");
+    let refused = h
+        .settle(pb::SettleRequest {
+            institution_id: inst.clone(),
+            serial: "AS1".into(),
+            visit_serial: "NO-SUCH-VISIT".into(),
+            use_individual_account: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
+
+    // The national administration reads the chain: digests and callers, no content.
+    let mut a = pb::agency_service_client::AgencyServiceClient::new(g.channel_as(leader, &national()));
+    let page = a.list_audit(pb::ListAuditRequest { from_seq: 0, page_size: 0 }).await.unwrap().into_inner();
+    let head = page.head_seq;
+    let mut entries = page.entries;
+    let mut next = page.next_seq;
+    while next != 0 {
+        let p = a.list_audit(pb::ListAuditRequest { from_seq: next, page_size: 0 }).await.unwrap().into_inner();
+        entries.extend(p.entries);
+        next = p.next_seq;
+    }
+    assert_eq!(entries.len() as u64, head, "one entry per command, numbered from 1");
+    let who = institution(HOME, 1).uri();
+    let visit = entries.iter().find(|e| e.command == "register_visit").expect("the visit is in the chain");
+    assert_eq!((visit.actor.as_str(), visit.request_id.as_str(), visit.accepted), (who.as_str(), "audit-test-1", true));
+    let settle = entries.iter().find(|e| e.command == "settle").expect("the refused settle is in the chain");
+    assert_eq!((settle.actor.as_str(), settle.accepted), (who.as_str(), false));
+    assert!(
+        entries.iter().any(|e| e.command == "put_person" && e.actor == medmesh_tests::agency(HOME).uri()),
+        "the demo register was written by the agency"
+    );
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1);
+        assert!(!e.actor.contains(&demo::person_id(HOME, 1)), "no content in the chain");
+    }
+
+    // The leader anchors its head at the federation within seconds.
+    let fed = mesh.federation.channel_as(mesh.federation.leader().await, &national());
+    wait_until(Duration::from_secs(60), "the chain head to be anchored", || {
+        let mut f = pb::federation_service_client::FederationServiceClient::new(fed.clone());
+        async move {
+            let r = f
+                .list_anchors(pb::ListAnchorsRequest { province: HOME.into(), from_seq: 0, page_size: 0 })
+                .await
+                .ok()?
+                .into_inner();
+            r.anchors.iter().any(|a| a.seq >= head).then_some(())
+        }
+    })
+    .await;
+
+    // Online: the chain verifies against the anchors.
+    let out = verify(&["--addr", &addr, "--federation", &fed_addr]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("entries verified") && !text.contains("0 anchors match"), "{text}");
+
+    // Offline: a copy of a stopped replica's data verifies; the same copy with one byte of one
+    // entry changed does not.
+    let g = mesh.provinces.iter_mut().find(|g| g.province == HOME).unwrap();
+    g.stop_all().await;
+    let copies = tempfile::tempdir().unwrap();
+    let (good, bad) = (copies.path().join("good"), copies.path().join("bad"));
+    copy_dir(&data_dir(g.replica(leader)), &good);
+    copy_dir(&data_dir(g.replica(leader)), &bad);
+    let out = verify(&["--data-dir", good.to_str().unwrap(), "--federation", &fed_addr]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let tampered = {
+        let db_path = bad.join("db");
+        let opts = rocksdb::Options::default();
+        let cfs = rocksdb::DB::list_cf(&opts, &db_path).unwrap();
+        let db = rocksdb::DB::open_cf(&opts, &db_path, &cfs).unwrap();
+        let cf = db.cf_handle("sm").unwrap();
+        let key = medmesh_state::keys::audit(visit.seq);
+        let mut value = db.get_cf(cf, key.as_bytes()).unwrap().expect("the entry is stored");
+        // One byte of the actor: "medmesh://province/110000/institution/..." names institution 2.
+        let at = value.windows(inst.len()).position(|w| w == inst.as_bytes()).expect("actor in the entry");
+        let last = at + inst.len() - 1;
+        value[last] = if value[last] == b'1' { b'2' } else { b'1' };
+        db.put_cf(cf, key.as_bytes(), &value).unwrap();
+        visit.seq
+    };
+    let out = verify(&["--data-dir", bad.to_str().unwrap(), "--federation", &fed_addr]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("NOT VERIFIED"), "{err}");
+    assert!(
+        err.contains(&format!("entry {tampered}")) || err.contains(&format!("entry {}", tampered + 1)),
+        "names the changed entry or the next: {err}"
+    );
+}
