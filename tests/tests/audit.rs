@@ -94,6 +94,54 @@ async fn the_audit_chain_names_every_caller_is_anchored_and_detects_tampering() 
         assert!(!e.actor.contains(&demo::person_id(HOME, 1)), "no content in the chain");
     }
 
+    // Register records keep their history: who changed them, when, and to what.
+    let mut ag = pb::agency_service_client::AgencyServiceClient::new(g.agency(leader));
+    let inst2 = demo::institution(HOME, 2);
+    let history = |ag: &mut pb::agency_service_client::AgencyServiceClient<tonic::transport::Channel>,
+                   register: pb::RegisterKind,
+                   id: String,
+                   certificate: String| {
+        let mut ag = ag.clone();
+        async move {
+            let req = pb::GetHistoryRequest {
+                register: register as i32,
+                id,
+                certificate_kind: pb::CertificateKind::SocialSecurityCard as i32,
+                certificate,
+                from_seq: 0,
+                page_size: 0,
+            };
+            ag.get_history(req).await.unwrap().into_inner().changes
+        }
+    };
+    let before = history(&mut ag, pb::RegisterKind::Institution, inst2.clone(), String::new()).await;
+    let mut put = match before.last().and_then(|c| c.record.clone()) {
+        Some(pb::record_change::Record::Institution(i)) => i,
+        other => panic!("the demo institution has a history: {other:?}"),
+    };
+    assert!(!put.suspended);
+    put.suspended = true;
+    let mut req = tonic::Request::new(put);
+    req.metadata_mut().insert("x-request-id", "suspend-h2".parse().unwrap());
+    ag.put_institution(req).await.expect("suspended");
+    let after = history(&mut ag, pb::RegisterKind::Institution, inst2.clone(), String::new()).await;
+    assert_eq!(after.len(), before.len() + 1);
+    let last = after.last().unwrap();
+    assert_eq!(
+        (last.actor.as_str(), last.request_id.as_str()),
+        (medmesh_tests::agency(HOME).uri().as_str(), "suspend-h2")
+    );
+    assert!(matches!(&last.record, Some(pb::record_change::Record::Institution(i)) if i.suspended));
+    assert!(last.seq > head && last.time_ms >= after[0].time_ms, "a later audit entry");
+    let person = history(&mut ag, pb::RegisterKind::Person, String::new(), demo::ss_card(HOME, 1)).await;
+    match person.first().and_then(|c| c.record.clone()) {
+        Some(pb::record_change::Record::Person(p)) => {
+            assert_eq!(p.name, "Person 1");
+            assert_eq!(p.masked_id, medmesh_types::mask_identity(&demo::person_id(HOME, 1)));
+        }
+        other => panic!("the person's history: {other:?}"),
+    }
+
     // The leader anchors its head at the federation within seconds.
     let fed = mesh.federation.channel_as(mesh.federation.leader().await, &national());
     wait_until(Duration::from_secs(60), "the chain head to be anchored", || {

@@ -148,6 +148,7 @@ pub const TABLE: &[Rule] = &[
     Rule { method: "/medmesh.v1.AgencyService/RecordDiscipline", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/ListDiscipline", allow: &[AgencyHere, National], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/ListAudit", allow: &[AgencyHere, National], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/GetHistory", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/GetPolicy", allow: &[AgencyHere, National], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/GetInstitution", allow: &[AgencyHere, National], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/GetPersonnel", allow: &[AgencyHere], scope: "" },

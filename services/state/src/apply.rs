@@ -33,6 +33,10 @@ pub fn apply_batch(base: &dyn KvRead, batch: &Batch, role: Role) -> (Vec<Command
             let (result, writes) = apply_command(&tx, cmd, now);
             if result.is_ok() {
                 tx.merge(writes);
+                if let Some((key, record)) = cmd.put_record() {
+                    // Who changed a register record, and to what, under its audit entry.
+                    crate::audit::keep_change(&mut tx, &key, batch.origins.get(i).unwrap_or(&nobody), record, now);
+                }
             }
             result
         };

@@ -87,6 +87,36 @@ pub struct AuditHead {
     pub hash: String,
 }
 
+/// One change of a register record (`Put*`): the record as the command wrote it, who asked and
+/// when, under the audit entry's sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// The audit entry of the command.
+    pub seq: u64,
+    /// When it was applied.
+    pub time: LogTime,
+    /// Who asked.
+    pub actor: String,
+    /// The request id.
+    pub request: String,
+    /// The record as the command put it, bincode (a `Person`, `Institution`, `Personnel`,
+    /// `CatalogueItem` or `Policy`, by the record key's kind).
+    pub record: Vec<u8>,
+}
+
+/// The sequence number the next entry of the chain in `tx` gets.
+pub(crate) fn next_seq(tx: &Tx<'_>) -> u64 {
+    tx.load::<AuditHead>(keys::AUDIT_HEAD).map(|h| h.seq + 1).unwrap_or(1)
+}
+
+/// Keeps a register record's change: `record_key` is the record's storage key.
+pub(crate) fn keep_change(tx: &mut Tx<'_>, record_key: &str, origin: &Origin, record: Vec<u8>, now: LogTime) {
+    let seq = next_seq(tx);
+    let origin = origin.recorded();
+    let change = Change { seq, time: now, actor: origin.actor, request: origin.request, record };
+    tx.store(&keys::history(record_key, seq), &change);
+}
+
 /// A chain head recorded at the federation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Anchor {
@@ -120,6 +150,7 @@ pub(crate) fn append<C: Serialize, R: Serialize>(
         Some(h) => (h.seq + 1, h.hash),
         None => (1, GENESIS.to_string()),
     };
+    debug_assert_eq!(seq, next_seq(tx));
     let origin = origin.recorded();
     let entry = AuditEntry {
         seq,

@@ -154,6 +154,14 @@ pub mod keys {
     pub fn audit(seq: u64) -> String {
         format!("{AUDIT}{seq:020}")
     }
+    /// A change of the register record stored at `record_key`, by audit sequence number.
+    pub fn history(record_key: &str, seq: u64) -> String {
+        format!("hist/{record_key}/{seq:020}")
+    }
+    /// Prefix of the changes of the record stored at `record_key`.
+    pub fn histories(record_key: &str) -> String {
+        format!("hist/{record_key}/")
+    }
     /// Federation: the anchor of `province`'s audit chain at `seq`.
     pub fn fed_anchor(province: &ProvinceCode, seq: u64) -> String {
         format!("fanchor/{province}/{seq:020}")

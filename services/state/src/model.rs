@@ -587,6 +587,20 @@ impl std::fmt::Display for Role {
 }
 
 impl Command {
+    /// For a register command (`Put*`): the record's storage key and the record, encoded (its
+    /// history keeps them).
+    pub fn put_record(&self) -> Option<(String, Vec<u8>)> {
+        use crate::kv::{encode, keys};
+        Some(match self {
+            Command::PutPerson(p) => (keys::person(&p.key), encode(p)),
+            Command::PutInstitution(i) => (keys::institution(&i.id), encode(i)),
+            Command::PutPersonnel(p) => (keys::personnel(&p.code), encode(p)),
+            Command::PutCatalogueItem(i) => (keys::item(&i.code), encode(i)),
+            Command::PutPolicy(p) => (keys::POLICY.to_string(), encode(p)),
+            _ => return None,
+        })
+    }
+
     /// The role of the group that accepts this command; any other group refuses it in apply.
     pub fn role(&self) -> Role {
         match self {

@@ -209,6 +209,16 @@ pub enum Query {
     },
     /// This group's audit-chain head (none before the first command).
     AuditHead,
+    /// The changes of a register record (its storage key, e.g. `inst/H110000-01` or `policy`)
+    /// from audit entry `from` on.
+    History {
+        /// The record's storage key.
+        record: String,
+        /// First audit sequence number.
+        from: u64,
+        /// Most returned.
+        limit: usize,
+    },
     /// Federation: the anchors of a province's audit chain from sequence number `from` on.
     Anchors {
         /// The province.
@@ -263,6 +273,7 @@ impl Query {
             Query::Clearing { .. } => "clearing",
             Query::Audit { .. } => "audit",
             Query::AuditHead => "audit_head",
+            Query::History { .. } => "history",
             Query::Anchors { .. } => "anchors",
         }
     }
@@ -374,6 +385,8 @@ pub enum Answer {
     Audit(Vec<crate::audit::AuditEntry>),
     /// An audit-chain head.
     AuditHead(Option<crate::audit::AuditHead>),
+    /// Changes of a register record, in order.
+    History(Vec<crate::audit::Change>),
     /// Anchors, by sequence number.
     Anchors(Vec<crate::audit::Anchor>),
 }
@@ -624,6 +637,19 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
             Ok(Answer::Audit(rows.iter().map(|(_, v)| decode(v)).collect()))
         }
         Query::AuditHead => Ok(Answer::AuditHead(load(kv, keys::AUDIT_HEAD))),
+        Query::History { record, from, limit } => {
+            let kinds = ["person/", "inst/", "staff/", "item/"];
+            if record != keys::POLICY && !kinds.iter().any(|k| record.starts_with(k)) || record.len() > 128 {
+                return Err(DomainError::invalid("record", "is not a register record"));
+            }
+            let start = keys::history(record, *from);
+            let mut end = keys::histories(record).into_bytes();
+            if let Some(last) = end.last_mut() {
+                *last += 1;
+            }
+            let rows = kv.scan(start.as_bytes(), &end, (*limit).clamp(1, MAX_ROWS));
+            Ok(Answer::History(rows.iter().map(|(_, v)| decode(v)).collect()))
+        }
         Query::Anchors { province, from, limit } => {
             let start = keys::fed_anchor(province, *from);
             let mut end = keys::fed_anchors(province).into_bytes();

@@ -191,6 +191,61 @@ impl AgencyService for Agency {
         }))
     }
 
+    async fn get_history(&self, req: Request<GetHistoryRequest>) -> Result<Response<GetHistoryResponse>, Status> {
+        use medmesh_state::keys;
+        let r = req.into_inner();
+        let limit = convert::audit_page(r.page_size)?;
+        let register = pb::RegisterKind::try_from(r.register).unwrap_or(pb::RegisterKind::Unspecified);
+        let record = match register {
+            pb::RegisterKind::Policy => keys::POLICY.to_string(),
+            pb::RegisterKind::Institution => keys::institution(&convert::institution("id", &r.id)?),
+            pb::RegisterKind::Personnel => keys::personnel(&convert::personnel("id", &r.id)?),
+            pb::RegisterKind::CatalogueItem => keys::item(&convert::item_code("id", &r.id)?),
+            pb::RegisterKind::Person => {
+                let kind = convert::certificate_kind("certificate_kind", r.certificate_kind)?;
+                let key = self.mesh.cert_key(kind, &r.certificate)?;
+                match answer(self.mesh.app.query(Query::Person { kind, key }).await?)? {
+                    Answer::Person(p) => keys::person(&p.key),
+                    other => return Err(unexpected(other)),
+                }
+            }
+            pb::RegisterKind::Unspecified => return Err(Status::invalid_argument("register: must name a register")),
+        };
+        let changes = match answer(self.mesh.app.query(Query::History { record, from: r.from_seq, limit }).await?)? {
+            Answer::History(c) => c,
+            other => return Err(unexpected(other)),
+        };
+        let next_seq = if changes.len() == limit { changes.last().map(|c| c.seq + 1).unwrap_or(0) } else { 0 };
+        let mut out = Vec::with_capacity(changes.len());
+        for c in &changes {
+            fn stored<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, Status> {
+                bincode::deserialize(b).map_err(|e| Status::internal(format!("a stored change does not decode: {e}")))
+            }
+            use pb::record_change::Record;
+            let record = match register {
+                pb::RegisterKind::Policy => Record::Policy(convert::policy_pb(&stored(&c.record)?)),
+                pb::RegisterKind::Institution => Record::Institution(convert::institution_pb(&stored(&c.record)?)),
+                pb::RegisterKind::Personnel => Record::Personnel(convert::personnel_pb(&stored(&c.record)?)),
+                pb::RegisterKind::CatalogueItem => {
+                    Record::CatalogueItem(convert::catalogue_item_pb(&stored(&c.record)?))
+                }
+                _ => {
+                    let p: medmesh_state::Person = stored(&c.record)?;
+                    let name = self.mesh.open_person(&p)?.name;
+                    Record::Person(convert::person_pb(&p, name))
+                }
+            };
+            out.push(RecordChange {
+                seq: c.seq,
+                time_ms: c.time.millis(),
+                actor: c.actor.clone(),
+                request_id: c.request.clone(),
+                record: Some(record),
+            });
+        }
+        Ok(Response::new(GetHistoryResponse { changes: out, next_seq }))
+    }
+
     async fn get_fund(&self, _req: Request<GetFundRequest>) -> Result<Response<GetFundResponse>, Status> {
         match answer(self.mesh.app.query(Query::Fund).await?)? {
             Answer::Fund(f) => Ok(Response::new(GetFundResponse {
