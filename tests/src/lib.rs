@@ -31,12 +31,14 @@ pub fn binary() -> PathBuf {
 }
 
 /// A base port such that base+1..base+99 are free now (public listeners below base+50,
-/// internal ones 50 above each: [`medmesh_node::dev::internal_of`]).
+/// internal ones 50 above each: [`medmesh_node::dev::internal_of`]). Bases lie in
+/// 10000–32699, below Linux's ephemeral range (32768 and up), so no outgoing connection of
+/// another test can take a port between this check and the replica's bind.
 pub fn free_base_port() -> u16 {
     use rand::Rng;
     let mut rng = rand::thread_rng();
     loop {
-        let base: u16 = rng.gen_range(200..600) * 100;
+        let base: u16 = rng.gen_range(100..327) * 100;
         if (1..100).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }
@@ -299,9 +301,22 @@ impl Group {
     pub async fn leader(&self) -> u64 {
         let addrs: Vec<String> =
             self.replicas.iter().filter(|r| r.running() && r.peers.is_empty().not()).map(|r| r.addr.clone()).collect();
-        let addr = wait_for_leader(&addrs, &transport(&operator(&self.province)), Duration::from_secs(60))
-            .await
-            .expect("leader");
+        let addr = match wait_for_leader(&addrs, &transport(&operator(&self.province)), Duration::from_secs(60)).await {
+            Ok(a) => a,
+            Err(e) => {
+                // Say why: the end of each replica's log (a bind failure, a crash).
+                let logs: Vec<String> = self
+                    .replicas
+                    .iter()
+                    .map(|r| {
+                        let log = self.log(r.id);
+                        let tail: Vec<&str> = log.lines().rev().take(8).collect();
+                        format!("replica {}:\n{}", r.id, tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+                    })
+                    .collect();
+                panic!("leader: {e}\n{}", logs.join("\n"));
+            }
+        };
         self.replicas.iter().find(|r| r.addr == addr).map(|r| r.id).expect("leader is a replica")
     }
 
