@@ -198,3 +198,49 @@ async fn the_audit_chain_names_every_caller_is_anchored_and_detects_tampering() 
         "names the changed entry or the next: {err}"
     );
 }
+
+/// The request was refused with INVALID_ARGUMENT naming `field`.
+fn refused<T: std::fmt::Debug>(r: Result<T, tonic::Status>, field: &str) {
+    let e = r.expect_err("refused");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{field}: {e:?}");
+    assert!(e.message().starts_with(&format!("{field}: ")), "{field}: {}", e.message());
+}
+
+/// Bad requests to the audit rpcs get INVALID_ARGUMENT naming the request field, never
+/// INTERNAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_audit_requests_name_their_field() {
+    let mut g = medmesh_tests::Group::start(HOME, 1, medmesh_tests::free_base_port(), &[]);
+    g.leader().await;
+    demo::load(g.agency(1), HOME, 2).await.expect("demo data");
+    let mut ag = pb::agency_service_client::AgencyServiceClient::new(g.agency(1));
+    refused(ag.list_audit(pb::ListAuditRequest { from_seq: 0, page_size: 10_001 }).await, "page_size");
+    let history = |register: pb::RegisterKind, id: &str, certificate: &str| pb::GetHistoryRequest {
+        register: register as i32,
+        id: id.into(),
+        certificate_kind: pb::CertificateKind::SocialSecurityCard as i32,
+        certificate: certificate.into(),
+        from_seq: 0,
+        page_size: 0,
+    };
+    refused(ag.get_history(history(pb::RegisterKind::Unspecified, "", "")).await, "register");
+    refused(ag.get_history(history(pb::RegisterKind::Institution, "a/b", "")).await, "id");
+    refused(ag.get_history(history(pb::RegisterKind::Personnel, "", "")).await, "id");
+    refused(ag.get_history(history(pb::RegisterKind::CatalogueItem, &"x".repeat(200), "")).await, "id");
+    refused(ag.get_history(history(pb::RegisterKind::Person, "", "")).await, "certificate");
+    refused(ag.get_history(history(pb::RegisterKind::Person, "", &"9".repeat(65))).await, "certificate");
+    let mut req = history(pb::RegisterKind::Policy, "", "");
+    req.page_size = 10_001;
+    refused(ag.get_history(req).await, "page_size");
+    // An unknown person is NOT_FOUND on the certificate; an unknown institution has no history.
+    let e = ag.get_history(history(pb::RegisterKind::Person, "", "SS-NOBODY")).await.unwrap_err();
+    assert_eq!((e.code(), e.message().starts_with("certificate: ")), (tonic::Code::NotFound, true), "{e:?}");
+    let none = ag.get_history(history(pb::RegisterKind::Institution, "H-NONE", "")).await.unwrap().into_inner();
+    assert!(none.changes.is_empty());
+    let mut f = pb::federation_service_client::FederationServiceClient::new(g.agency(1));
+    let anchors =
+        |province: &str, page_size| pb::ListAnchorsRequest { province: province.into(), from_seq: 0, page_size };
+    refused(f.list_anchors(anchors("12", 0)).await, "province");
+    refused(f.list_anchors(anchors(HOME, 10_001)).await, "page_size");
+    g.stop_all().await;
+}

@@ -107,7 +107,7 @@ impl Mesh {
     /// The keyed hash of a certificate number under this province's key: how the register
     /// finds its holder. The number is checked here, at the edge, and goes no further.
     pub fn cert_key(&self, kind: CertificateKind, number: &str) -> Result<KeyedHash, Status> {
-        check_certificate("certificate", number)?;
+        crate::convert::certificate_number("certificate", number)?;
         Ok(self.seal()?.hash(kind.key(), number))
     }
 
@@ -137,11 +137,8 @@ impl Mesh {
             Ok(_) => return Err(ForwardError::Unavailable("unexpected answer to a person lookup".into())),
             Err(e) => return Ok(Err(e)),
         };
-        if p.status != medmesh_state::InsuranceStatus::Active {
-            return Ok(Err(DomainError::precondition(
-                "certificate",
-                format!("insurance of {} is not active ({:?})", p.masked_id, p.status),
-            )));
+        if let Err(e) = medmesh_state::require_active(&p) {
+            return Ok(Err(e));
         }
         match self.open_person(&p) {
             Ok(secrets) => Ok(Ok(Answer::RemotePerson(medmesh_state::RemotePerson {
@@ -779,13 +776,4 @@ impl Mesh {
             }
         }
     }
-}
-
-/// A certificate number as a hospital or an agency sends it: 1 to 64 characters, no control
-/// characters and no '/'.
-pub fn check_certificate(field: &str, number: &str) -> Result<(), Status> {
-    if number.is_empty() || number.len() > 64 || number.contains('/') || number.chars().any(char::is_control) {
-        return Err(Status::invalid_argument(format!("{field}: must be 1 to 64 characters without '/'")));
-    }
-    Ok(())
 }

@@ -150,7 +150,6 @@ pub(crate) fn append<C: Serialize, R: Serialize>(
         Some(h) => (h.seq + 1, h.hash),
         None => (1, GENESIS.to_string()),
     };
-    debug_assert_eq!(seq, next_seq(tx));
     let origin = origin.recorded();
     let entry = AuditEntry {
         seq,

@@ -46,7 +46,7 @@ pub use error::{DomainError, ErrorCode};
 pub use kv::{keys, load, KvRead, MemKv, Tx, WriteSet};
 pub use model::*;
 pub use query::{run_query, Answer, FundView, IdentityView, Query, DEFAULT_STATEMENT_PAGE, MAX_ROWS, MAX_STATEMENT};
-pub use rules::{disciplined, find_person};
+pub use rules::{disciplined, find_person, require_active};
 pub use shared::*;
 pub use validate::{validate, MAX_LIST, MAX_TEXT};
 

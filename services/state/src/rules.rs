@@ -184,13 +184,18 @@ pub(crate) fn qualification(
 }
 pub(crate) fn resolve_person(kv: &dyn KvRead, kind: CertificateKind, key: &KeyedHash) -> Result<Person, DomainError> {
     let p = find_person(kv, kind, key)?;
+    require_active(&p)?;
+    Ok(p)
+}
+/// Refuses a person whose insurance is not in force (FAILED_PRECONDITION on `certificate`).
+pub fn require_active(p: &Person) -> Result<(), DomainError> {
     if p.status != InsuranceStatus::Active {
         return Err(DomainError::precondition(
             "certificate",
             format!("insurance of {} is not active ({:?})", p.masked_id, p.status),
         ));
     }
-    Ok(p)
+    Ok(())
 }
 /// The register entry of the holder of a certificate (by the keyed hash of its number),
 /// whatever its insurance status. An identity card's hash is the record's own key; the other

@@ -953,3 +953,63 @@ fn import_graph_has_no_cycles() {
     }
     assert!(edges.len() >= 12, "found the crate's modules: {:?}", edges.keys());
 }
+
+/// A province's audit anchors: recorded once per entry, the same head again changes nothing,
+/// another hash for an anchored entry is refused, bad heads are refused in apply, and a
+/// province may anchor only its own chain.
+#[test]
+fn anchors_are_recorded_once_per_entry_and_checked_in_apply() {
+    use crate::audit::AuditHead;
+    let mut fed = MemKv::default();
+    let anchor =
+        |seq: u64, hash: String| Command::FedAnchor { province: prov("310000"), head: AuditHead { seq, hash } };
+    ok(&one(&mut fed, anchor(3, "a".repeat(64))));
+    ok(&one(&mut fed, anchor(3, "a".repeat(64))));
+    for (cmd, code, field) in [
+        (anchor(3, "b".repeat(64)), ErrorCode::AlreadyExists, "head.hash"),
+        (anchor(0, "a".repeat(64)), ErrorCode::InvalidArgument, "head.seq"),
+        (anchor(4, "A".repeat(64)), ErrorCode::InvalidArgument, "head.hash"),
+        (anchor(4, "a".repeat(63)), ErrorCode::InvalidArgument, "head.hash"),
+    ] {
+        let e = one(&mut fed, cmd).unwrap_err();
+        assert_eq!((e.code, e.field.as_str()), (code, field), "{e}");
+    }
+    match run_query(&fed, &Query::Anchors { province: prov("310000"), from: 0, limit: 10 }).unwrap() {
+        Answer::Anchors(a) => {
+            assert_eq!(a.len(), 1);
+            assert_eq!((a[0].head.seq, a[0].head.hash.clone()), (3, "a".repeat(64)));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(access::foreign_command(&anchor(5, "c".repeat(64)), &prov("310000")).is_ok());
+    assert!(access::foreign_command(&anchor(5, "c".repeat(64)), &prov("440000")).is_err());
+}
+
+/// The history of a register record: each accepted `Put*` under its audit entry, with its
+/// caller; a key that names no register record is refused.
+#[test]
+fn register_history_keeps_each_accepted_put_with_its_caller() {
+    let mut kv = seeded();
+    let mut inst: Institution = kv::load(&kv, &keys::institution(&inst())).unwrap();
+    inst.suspended = true;
+    let batch = Batch {
+        time: NOW,
+        commands: vec![Command::PutInstitution(inst.clone())],
+        origins: vec![crate::audit::Origin::new("medmesh://agency/110000", "r-1")],
+    };
+    let (res, writes) = apply_batch(&kv, &batch, Role::Province);
+    ok(&res[0]);
+    kv.write(writes);
+    let record = keys::institution(&inst.id);
+    let changes = match run_query(&kv, &Query::History { record, from: 0, limit: 10 }).unwrap() {
+        Answer::History(c) => c,
+        other => panic!("{other:?}"),
+    };
+    let last = changes.last().unwrap();
+    assert_eq!((last.actor.as_str(), last.request.as_str()), ("medmesh://agency/110000", "r-1"));
+    assert_eq!(crate::kv::decode::<Institution>(&last.record), inst);
+    let head: crate::audit::AuditHead = kv::load(&kv, keys::AUDIT_HEAD).unwrap();
+    assert_eq!(last.seq, head.seq, "the change is under its command's audit entry");
+    let e = run_query(&kv, &Query::History { record: keys::FUND.into(), from: 0, limit: 10 }).unwrap_err();
+    assert_eq!(e.field, "record");
+}

@@ -285,12 +285,7 @@ impl AgencyService for Agency {
             Answer::Person(p) => p,
             other => return Err(unexpected(other)),
         };
-        if person.status != medmesh_state::InsuranceStatus::Active {
-            return Err(Status::failed_precondition(format!(
-                "certificate: insurance of {} is not active ({:?})",
-                person.masked_id, person.status
-            )));
-        }
+        medmesh_state::require_active(&person).map_err(convert::status)?;
         let f = medmesh_state::Filing {
             id: id.clone(),
             person_key: self.mesh.directory_key(kind, &certificate),
@@ -366,6 +361,7 @@ impl Agency {
             }
             (true, false) => {
                 let kind = convert::certificate_kind("certificate_kind", kind)?;
+                convert::certificate_number("certificate", certificate)?;
                 Ok(medmesh_state::DisciplineSubject::Person(self.mesh.directory_key(kind, certificate)))
             }
             _ => Err(Status::invalid_argument("institution_id: name either an institution or a certificate")),

@@ -28,7 +28,7 @@ pub fn put_person(r: pb::PutPersonRequest, key: &medmesh_seal::SealKey) -> Resul
     let ec = opt_text(&r.e_credential);
     for (field, v) in [("social_security_card", &ss), ("e_credential", &ec)] {
         if let Some(v) = v {
-            crate::mesh::check_certificate(field, v)?;
+            certificate_number(field, v)?;
         }
     }
     let secrets = PersonSecrets {
@@ -169,9 +169,7 @@ pub fn file_nonlocal(r: pb::FileNonLocalRequest) -> Result<FilingRequest, Status
         Ok(pb::FilingKind::OtherTemporary) => medmesh_state::FilingKind::OtherTemporary,
         _ => return Err(bad("kind", "must name a filing kind")),
     };
-    if r.certificate.is_empty() || r.certificate.len() > 64 || r.certificate.contains('/') {
-        return Err(bad("certificate", "must be 1 to 64 characters without '/'"));
-    }
+    certificate_number("certificate", &r.certificate)?;
     let start = date("start", &r.start)?;
     let end = date("end", &r.end)?;
     if end < start {

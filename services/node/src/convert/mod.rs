@@ -34,6 +34,15 @@ pub fn status(e: DomainError) -> Status {
     }
 }
 
+/// A certificate number as a hospital or an agency sends it: 1 to 64 characters, no control
+/// characters and no '/'.
+pub fn certificate_number(field: &str, number: &str) -> Result<(), Status> {
+    if number.is_empty() || number.len() > 64 || number.contains('/') || number.chars().any(char::is_control) {
+        return Err(bad(field, "must be 1 to 64 characters without '/'"));
+    }
+    Ok(())
+}
+
 fn bad(field: &str, why: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: {why}"))
 }
