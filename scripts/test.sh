@@ -15,6 +15,16 @@ cargo fmt --all -- --check
 # documented fields); see proto/buf.yaml.
 (cd proto && buf lint)
 echo "proto: buf lint clean"
+# No silent break for a hospital integration: buf breaking (FILE rules, proto/buf.yaml) against
+# the API as of the commit in proto/BREAKING_BASELINE. A deliberate break moves that file to the
+# breaking commit, with the reason in its message.
+baseline=$(cat proto/BREAKING_BASELINE)
+if ! git cat-file -e "$baseline^{commit}" 2>/dev/null; then
+    echo "proto: baseline commit $baseline is not in this clone (shallow?); fetch it" >&2
+    exit 1
+fi
+(cd proto && buf breaking --against "../.git#ref=$baseline,subdir=proto")
+echo "proto: no breaking change since ${baseline:0:12}"
 # Helm chart: rendered and linted by real Helm (helm-python-sdk) and validated against the
 # Kubernetes schemas offline (kubernetes-validate); compose file: parsed by docker-compose.
 ./scripts/validate-chart.sh

@@ -243,15 +243,19 @@ async fn callers_act_only_for_themselves() {
 }
 
 /// A replica's forwarded command, as bytes of the Raft service's Propose.
-async fn propose_as(addr: &str, who: &Identity, cmd: &medmesh_state::Command) -> Result<Vec<u8>, tonic::Status> {
+async fn propose_as(
+    addr: &str,
+    who: &Identity,
+    cmd: impl Into<medmesh_state::Command>,
+) -> Result<Vec<u8>, tonic::Status> {
     use prost::Message;
-    let body = pb::MeshServiceProposeRequest { data: bincode::serialize(cmd).unwrap() }.encode_to_vec();
+    let body = pb::MeshServiceProposeRequest { data: bincode::serialize(&cmd.into()).unwrap() }.encode_to_vec();
     medmesh_tests::raw::call(channel(addr, &transport(who)).unwrap(), "/medmesh.v1.MeshService/Propose", body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_cross_group_messages_are_refused() {
-    use medmesh_state::{Command, Decision, ProvinceEntry, TransferId};
+    use medmesh_state::{Decision, FederationCommand, ProvinceCommand, ProvinceEntry, TransferId};
     use medmesh_types::{InstitutionId, Money, ProvinceCode, Serial};
     let mut fed = Group::start(medmesh_state::FEDERATION, 1, free_base_port(), &[]);
     fed.leader().await;
@@ -262,7 +266,7 @@ async fn forged_cross_group_messages_are_refused() {
         institution: InstitutionId::new("H110000-01".to_string()).unwrap(),
         serial: Serial::new("S1".to_string()).unwrap(),
     };
-    let decide = Command::FedDecide {
+    let decide = FederationCommand::Decide {
         transfer: transfer.clone(),
         insured: p(OTHER),
         amount: Money::parse_yuan("100").unwrap(),
@@ -271,15 +275,16 @@ async fn forged_cross_group_messages_are_refused() {
     };
     // 440000 is neither side of the transfer.
     let stranger = id("medmesh://replica/440000/1");
-    let err = propose_as(&addr, &stranger, &decide).await.unwrap_err();
+    let err = propose_as(&addr, &stranger, decide.clone()).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     assert!(err.message().contains("440000"), "{}", err.message());
     // Another province's endpoints.
-    let entry = Command::FedRegisterProvince(ProvinceEntry { province: p(HOME), endpoints: vec!["10.0.0.1:1".into()] });
-    let err = propose_as(&addr, &stranger, &entry).await.unwrap_err();
+    let entry =
+        FederationCommand::RegisterProvince(ProvinceEntry { province: p(HOME), endpoints: vec!["10.0.0.1:1".into()] });
+    let err = propose_as(&addr, &stranger, entry.clone()).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     // A province command sent to the federation by a province replica.
-    let err = propose_as(&addr, &stranger, &Command::UnpostReservation { transfer }).await.unwrap_err();
+    let err = propose_as(&addr, &stranger, ProvinceCommand::UnpostReservation { transfer }).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     // A replica of another group may not replicate into this one.
     let err = medmesh_tests::raw::call(
@@ -293,7 +298,7 @@ async fn forged_cross_group_messages_are_refused() {
     // The treatment province itself may propose the decision, but a commit must carry what the
     // insured province vouched for: with no vouch (or another amount) nothing is owed.
     let treatment = id(&format!("medmesh://replica/{HOME}/1"));
-    let bytes = propose_as(&addr, &treatment, &decide).await.expect("an answer");
+    let bytes = propose_as(&addr, &treatment, decide.clone()).await.expect("an answer");
     let data = <pb::MeshServiceProposeResponse as prost::Message>::decode(&bytes[..]).unwrap().data;
     let answer: Result<medmesh_state::CommandResult, medmesh_node::app::ForwardError> =
         bincode::deserialize(&data).unwrap();
@@ -304,9 +309,11 @@ async fn forged_cross_group_messages_are_refused() {
         other => panic!("a commit nobody vouched for was recorded: {other:?}"),
     }
     // The province registering its own endpoints is served.
-    let own =
-        Command::FedRegisterProvince(ProvinceEntry { province: p("440000"), endpoints: vec!["127.0.0.1:1".into()] });
-    propose_as(&addr, &stranger, &own).await.expect("a province registers its own endpoints");
+    let own = FederationCommand::RegisterProvince(ProvinceEntry {
+        province: p("440000"),
+        endpoints: vec!["127.0.0.1:1".into()],
+    });
+    propose_as(&addr, &stranger, own.clone()).await.expect("a province registers its own endpoints");
     fed.stop_all().await;
 }
 
@@ -315,7 +322,9 @@ async fn forged_cross_group_messages_are_refused() {
 /// is the person's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claimed_filing_is_checked_with_the_federation() {
-    use medmesh_state::{directory_key, Answer, CertificateKind, Command, FilingKind, Query, RemoteClaim, TransferId};
+    use medmesh_state::{
+        directory_key, Answer, CertificateKind, FilingKind, ProvinceCommand, Query, RemoteClaim, TransferId,
+    };
     use medmesh_types::{Date, InstitutionId, KeyedHash, ProvinceCode, Serial};
     let mesh = Mesh::start(&[OTHER], 8).await;
     let g = mesh.province(OTHER);
@@ -356,7 +365,7 @@ async fn a_claimed_filing_is_checked_with_the_federation() {
             &medmesh_node::demo::ss_card(OTHER, person),
         )
     };
-    let reserve = |filing: FilingKind, handle: KeyedHash, person_key: String| Command::Reserve {
+    let reserve = |filing: FilingKind, handle: KeyedHash, person_key: String| ProvinceCommand::Reserve {
         transfer: TransferId {
             treatment: ProvinceCode::new(HOME.to_string()).unwrap(),
             institution: InstitutionId::new(medmesh_node::demo::institution(HOME, 1)).unwrap(),
@@ -379,21 +388,19 @@ async fn a_claimed_filing_is_checked_with_the_federation() {
     };
     let four = handle(4).await;
     // Person 4 of the demo has no filing at all: a claimed referral is refused.
-    match answer(
-        propose_as(&addr, &treatment, &reserve(FilingKind::Referral, four.clone(), card_key(4))).await.unwrap(),
-    ) {
+    match answer(propose_as(&addr, &treatment, reserve(FilingKind::Referral, four.clone(), card_key(4))).await.unwrap())
+    {
         Ok(Err(e)) => assert_eq!(e.field, "claim.filing", "{e}"),
         other => panic!("a referral nobody filed was taken: {other:?}"),
     }
     // Person 2 has a referral on file: borrowing that certificate for person 4 is refused.
-    match answer(
-        propose_as(&addr, &treatment, &reserve(FilingKind::Referral, four.clone(), card_key(2))).await.unwrap(),
-    ) {
+    match answer(propose_as(&addr, &treatment, reserve(FilingKind::Referral, four.clone(), card_key(2))).await.unwrap())
+    {
         Ok(Err(e)) => assert_eq!(e.field, "person_key", "{e}"),
         other => panic!("another person's filing was borrowed: {other:?}"),
     }
     // An emergency is taken as declared: the check lets it through to the reserve itself.
-    match answer(propose_as(&addr, &treatment, &reserve(FilingKind::Emergency, four, card_key(4))).await.unwrap()) {
+    match answer(propose_as(&addr, &treatment, reserve(FilingKind::Emergency, four, card_key(4))).await.unwrap()) {
         Ok(Err(e)) => assert!(e.field != "claim.filing" && e.field != "person_key", "{e}"),
         Ok(Ok(_)) => {}
         other => panic!("{other:?}"),

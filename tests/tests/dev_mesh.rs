@@ -359,8 +359,24 @@ async fn nonlocal_settlement_through_the_hospital_api(
         .clearing
         .unwrap();
     let st = run.statements.iter().find(|s| s.insured_province == "310000").expect("a 310000 statement");
-    let lines: medmesh_types::Money =
-        st.lines.iter().map(|l| medmesh_types::Money::parse_yuan(&l.amount).unwrap()).sum();
+    // The lines, read one per page, reconcile with the total to the fen.
+    let (mut lines, mut token) = (medmesh_types::Money::ZERO, String::new());
+    loop {
+        let page = fed
+            .get_clearing(pb::GetClearingRequest { month: month.clone(), page_size: 1, page_token: token })
+            .await
+            .unwrap()
+            .into_inner();
+        let c = page.clearing.unwrap();
+        let s = c.statements.iter().find(|s| s.insured_province == "310000").expect("every page has the totals");
+        assert!(s.lines.len() <= 1);
+        lines +=
+            s.lines.iter().map(|l| medmesh_types::Money::parse_yuan(&l.amount).unwrap()).sum::<medmesh_types::Money>();
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
     assert_eq!(lines.to_string(), st.total, "the total reconciles with the lines to the fen");
     assert_eq!(st.total, positions.total);
     let confirm = |inst: &str, yes| pb::ConfirmClearingLineRequest {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, Mutex, Semaphore};
 use tonic::transport::Channel;
 use tonic::Status;
+use tracing::Instrument;
 
 use crate::clock::{now_ms, offset_from_round_trip, GroupClock};
 use crate::network::{channel, raft_client};
@@ -173,14 +174,15 @@ impl App {
 
     /// Proposes a command through the leader (locally or forwarded) and waits for it to be
     /// committed on a majority and applied. Retrying is safe: every command is idempotent.
-    #[tracing::instrument(skip_all, fields(command = cmd.kind()))]
-    pub async fn propose(&self, cmd: Command) -> Result<CommandResult, Status> {
-        self.on_leader(Stamped { origin: self.origin(), command: cmd }).await
+    pub async fn propose(&self, cmd: impl Into<Command>) -> Result<CommandResult, Status> {
+        let command = cmd.into();
+        let span = tracing::info_span!("propose", command = command.kind());
+        self.on_leader(Stamped { origin: self.origin(), command }).instrument(span).await
     }
 
     /// Proposes on this replica only, for this task's caller (a proposal from another group).
-    pub async fn propose_local(&self, cmd: Command) -> Reply {
-        self.propose_stamped(Stamped { origin: self.origin(), command: cmd }).await
+    pub async fn propose_local(&self, cmd: impl Into<Command>) -> Reply {
+        self.propose_stamped(Stamped { origin: self.origin(), command: cmd.into() }).await
     }
 
     /// Proposes on this replica only (a proposal a follower forwarded, with its origin).

@@ -19,8 +19,8 @@ use medmesh_seal::{PersonSecrets, SealKey};
 use medmesh_state::coordinator::{self, next_action, reserve_answer, void_due, Action, ReserveAnswer};
 use medmesh_state::{
     directory_key, Answer, CertificateKind, Command, CommandResult, Decision, DecisionRecord, DomainError, ErrorCode,
-    Filing, NonLocalVisit, OpenTransfer, Outcome, Person, ProvinceEntry, Query, Reservation, Settlement, TransferId,
-    TransferPhase, TreatmentTransfer, VisitKind,
+    FederationCommand, Filing, NonLocalVisit, OpenTransfer, Outcome, Person, ProvinceCommand, ProvinceEntry, Query,
+    Reservation, Settlement, TransferId, TransferPhase, TreatmentTransfer, VisitKind,
 };
 use medmesh_types::{KeyedHash, LogTime, Money, ProvinceCode, Sealed, Serial};
 use tonic::Status;
@@ -161,7 +161,7 @@ impl Mesh {
     }
 
     /// Proposes to the federation (locally on a federation replica).
-    pub async fn fed_propose(&self, cmd: Command) -> Result<CommandResult, Status> {
+    pub async fn fed_propose(&self, cmd: FederationCommand) -> Result<CommandResult, Status> {
         if self.is_federation() {
             self.app.propose(cmd).await
         } else {
@@ -204,8 +204,8 @@ impl Mesh {
     /// number the hospital read, which goes only to the insured province of a non-local
     /// patient); a certificate unknown here is looked up in the federation's directory and
     /// registered as a non-local visit.
-    pub async fn register_visit(&self, cmd: Command, number: &str, emergency: bool) -> Result<Outcome, Status> {
-        if let Command::RegisterVisit { certificate_kind, certificate, .. } = &cmd {
+    pub async fn register_visit(&self, cmd: ProvinceCommand, number: &str, emergency: bool) -> Result<Outcome, Status> {
+        if let ProvinceCommand::RegisterVisit { certificate_kind, certificate, .. } = &cmd {
             if self.federated() {
                 // A person on the joint-discipline list (recorded in any province) may not
                 // settle directly here.
@@ -230,8 +230,13 @@ impl Mesh {
         }
     }
 
-    async fn register_nonlocal_visit(&self, cmd: Command, number: &str, emergency: bool) -> Result<Outcome, Status> {
-        let Command::RegisterVisit { certificate_kind, admitted, kind, .. } = &cmd else {
+    async fn register_nonlocal_visit(
+        &self,
+        cmd: ProvinceCommand,
+        number: &str,
+        emergency: bool,
+    ) -> Result<Outcome, Status> {
+        let ProvinceCommand::RegisterVisit { certificate_kind, admitted, kind, .. } = &cmd else {
             return Err(unexpected(&cmd));
         };
         let certificate = number;
@@ -279,7 +284,7 @@ impl Mesh {
             sealed_name,
             filing,
         };
-        outcome(self.app.propose(Command::RegisterNonLocalVisit { request: Box::new(cmd), nonlocal }).await?)
+        outcome(self.app.propose(ProvinceCommand::RegisterNonLocalVisit { request: Box::new(cmd), nonlocal }).await?)
     }
 
     /// The federation's filings of the person with `key` for care in `treatment`.
@@ -311,7 +316,9 @@ impl Mesh {
     pub async fn reserve_as_insured(&self, cmd: Command) -> Result<CommandResult, ForwardError> {
         let unavailable =
             |what: &str, e: Status| ForwardError::Unavailable(format!("federation: {what}: {}", e.message()));
-        let Command::Reserve { transfer, .. } = &cmd else { return self.app.propose_local(cmd).await };
+        let Command::Province(ProvinceCommand::Reserve { transfer, .. }) = &cmd else {
+            return self.app.propose_local(cmd).await;
+        };
         let transfer = transfer.clone();
         if self.app.leader().map(|(id, _)| id) == Some(self.app.id) {
             // Followers answer "not leader" below, so the check runs once, where the reserve runs.
@@ -326,7 +333,7 @@ impl Mesh {
         let result = self.app.propose_local(cmd).await?;
         if let Ok(Outcome::Reservation(r)) = &result {
             if r.split.is_some() {
-                let vouch = Command::FedVouch { transfer, insured: self.province.clone(), amount: r.amount() };
+                let vouch = FederationCommand::Vouch { transfer, insured: self.province.clone(), amount: r.amount() };
                 self.fed_propose(vouch)
                     .await
                     .and_then(|v| v.map_err(status))
@@ -340,7 +347,9 @@ impl Mesh {
     /// person's (a handle borrowed for another person's filing), or the federation holds no
     /// filing of the claimed kind by this province covering the admission day.
     async fn claimed_filing_refusal(&self, cmd: &Command) -> Result<Option<DomainError>, Status> {
-        let Command::Reserve { transfer, handle, person_key, claim } = cmd else { return Ok(None) };
+        let Command::Province(ProvinceCommand::Reserve { transfer, handle, person_key, claim }) = cmd else {
+            return Ok(None);
+        };
         let Ok(person) = medmesh_state::find_person(&self.app.view, CertificateKind::IdCard, handle) else {
             // Apply answers "not found" itself.
             return Ok(None);
@@ -370,7 +379,7 @@ impl Mesh {
     }
 
     /// Settles a visit: locally, or as a two-phase transfer for a non-local visit.
-    pub async fn settle(&self, cmd: Command) -> Result<Settlement, Status> {
+    pub async fn settle(&self, cmd: ProvinceCommand) -> Result<Settlement, Status> {
         let mut attached = false;
         loop {
             match self.app.propose(cmd.clone()).await? {
@@ -383,7 +392,7 @@ impl Mesh {
                 Err(e) if e.field == "filing" && !attached && self.federated() => {
                     // An inpatient admitted without a filing: the insured province may have
                     // filed since (late filing before discharge).
-                    let Command::Settle { institution, visit, .. } = &cmd else { return Err(unexpected(&cmd)) };
+                    let ProvinceCommand::Settle { institution, visit, .. } = &cmd else { return Err(unexpected(&cmd)) };
                     let v = match answer(
                         self.app.query(Query::Visit { institution: institution.clone(), visit: visit.clone() }).await?,
                     )? {
@@ -394,8 +403,11 @@ impl Mesh {
                     let Some(kind) = self.filing_for(&nl.person_key, v.admitted).await? else {
                         return Err(status(e));
                     };
-                    let attach =
-                        Command::AttachFiling { institution: institution.clone(), visit: visit.clone(), filing: kind };
+                    let attach = ProvinceCommand::AttachFiling {
+                        institution: institution.clone(),
+                        visit: visit.clone(),
+                        filing: kind,
+                    };
                     outcome(self.app.propose(attach).await?)?;
                     attached = true;
                 }
@@ -439,8 +451,8 @@ impl Mesh {
         )))
     }
 
-    fn reserve_command(open: &OpenTransfer) -> Command {
-        Command::Reserve {
+    fn reserve_command(open: &OpenTransfer) -> ProvinceCommand {
+        ProvinceCommand::Reserve {
             transfer: open.transfer.id.clone(),
             handle: open.nonlocal.handle.clone(),
             person_key: open.nonlocal.person_key.clone(),
@@ -488,7 +500,7 @@ impl Mesh {
             },
         };
         let age_ms = u64::try_from(age(x.started_at).as_millis()).unwrap_or(u64::MAX);
-        let reserve = Command::Reserve {
+        let reserve = ProvinceCommand::Reserve {
             transfer: t.clone(),
             handle: nl.handle.clone(),
             person_key: nl.person_key.clone(),
@@ -497,8 +509,12 @@ impl Mesh {
         let rec = match next_action(&x, recorded.as_ref(), age_ms) {
             Action::Finished(d) => {
                 // The idempotent finish returns the stored outcome.
-                let finish =
-                    Command::FinishTransfer { transfer: t.clone(), decision: d, reason: String::new(), split: None };
+                let finish = ProvinceCommand::FinishTransfer {
+                    transfer: t.clone(),
+                    decision: d,
+                    reason: String::new(),
+                    split: None,
+                };
                 return outcome(self.app.propose(finish).await?).map(Some);
             }
             Action::Apply(rec) => rec,
@@ -515,7 +531,9 @@ impl Mesh {
                     ReserveAnswer::Reserved(split) => {
                         // Recorded here first, so a later step can commit without asking the
                         // insured province again.
-                        outcome(self.app.propose(Command::TransferReserved { transfer: t.clone(), split }).await?)?;
+                        outcome(
+                            self.app.propose(ProvinceCommand::TransferReserved { transfer: t.clone(), split }).await?,
+                        )?;
                         return Ok(None);
                     }
                     ReserveAnswer::Abort(reason) => {
@@ -553,7 +571,7 @@ impl Mesh {
         decision: Decision,
         reason: &str,
     ) -> Result<DecisionRecord, Status> {
-        let cmd = Command::FedDecide {
+        let cmd = FederationCommand::Decide {
             transfer: t.clone(),
             insured: insured.clone(),
             amount,
@@ -570,12 +588,12 @@ impl Mesh {
     async fn apply_decision(
         &self,
         x: &TreatmentTransfer,
-        reserve: &Command,
+        reserve: &ProvinceCommand,
         rec: DecisionRecord,
         mut split: Option<medmesh_settlement::Split>,
     ) -> Result<Outcome, Status> {
         let t = &x.id;
-        let resolve = Command::ResolveReservation { transfer: t.clone(), decision: rec.decision };
+        let resolve = ProvinceCommand::ResolveReservation { transfer: t.clone(), decision: rec.decision };
         let insured_side = self.remote.province_propose(&x.insured, &resolve);
         if rec.decision == Decision::Commit && x.phase == TransferPhase::Reserving && split.is_none() {
             // Committed by another driver whose reservation answer this replica has not
@@ -586,8 +604,12 @@ impl Mesh {
                 split = Some(s);
             }
         }
-        let finish =
-            Command::FinishTransfer { transfer: t.clone(), decision: rec.decision, reason: rec.reason.clone(), split };
+        let finish = ProvinceCommand::FinishTransfer {
+            transfer: t.clone(),
+            decision: rec.decision,
+            reason: rec.reason.clone(),
+            split,
+        };
         let (insured_result, here) = tokio::join!(insured_side, self.app.propose(finish));
         if let Err(s) = insured_result {
             // The insured province's recovery pass resolves its reservation from the decision.
@@ -598,11 +620,11 @@ impl Mesh {
 
     /// Reverses a settlement: locally, or through the federation and the insured province for
     /// a non-local one.
-    pub async fn reverse(&self, cmd: Command) -> Result<Settlement, Status> {
+    pub async fn reverse(&self, cmd: ProvinceCommand) -> Result<Settlement, Status> {
         match outcome(self.app.propose(cmd.clone()).await?)? {
             Outcome::Settlement(s) => Ok(s),
             Outcome::ReversalOpen(s) => {
-                let Command::Reverse { serial, .. } = &cmd else { return Err(unexpected(&cmd)) };
+                let ProvinceCommand::Reverse { serial, .. } = &cmd else { return Err(unexpected(&cmd)) };
                 self.drive_reversal(serial, s, Instant::now() + DRIVE_DEADLINE).await
             }
             other => Err(unexpected(other)),
@@ -634,9 +656,11 @@ impl Mesh {
             institution: s.institution.clone(),
             serial: s.serial.clone(),
         };
-        outcome(self.fed_propose(Command::FedReverse { transfer: t.clone(), reversal: reversal.clone() }).await?)?;
-        outcome(self.remote.province_propose(&insured, &Command::UnpostReservation { transfer: t }).await?)?;
-        let finish = Command::FinishReversal { institution: s.institution.clone(), serial: reversal.clone() };
+        outcome(
+            self.fed_propose(FederationCommand::Reverse { transfer: t.clone(), reversal: reversal.clone() }).await?,
+        )?;
+        outcome(self.remote.province_propose(&insured, &ProvinceCommand::UnpostReservation { transfer: t }).await?)?;
+        let finish = ProvinceCommand::FinishReversal { institution: s.institution.clone(), serial: reversal.clone() };
         match outcome(self.app.propose(finish).await?)? {
             Outcome::Settlement(s) => Ok(s),
             other => Err(unexpected(other)),
@@ -695,7 +719,11 @@ impl Mesh {
                     other => return Err(unexpected(other)),
                 };
                 tracing::info!(transfer = %t, decision = ?rec.decision, "in-doubt reservation resolved");
-                outcome(self.app.propose(Command::ResolveReservation { transfer: t, decision: rec.decision }).await?)?;
+                outcome(
+                    self.app
+                        .propose(ProvinceCommand::ResolveReservation { transfer: t, decision: rec.decision })
+                        .await?,
+                )?;
             }
         }
         self.sync_shared().await
@@ -709,7 +737,7 @@ impl Mesh {
         if let Answer::SharedLog(items) = answer(self.fed_query(Query::SharedLog { after: cursor, limit: 512 }).await?)?
         {
             if !items.is_empty() {
-                outcome(self.app.propose(Command::SyncShared { items }).await?)?;
+                outcome(self.app.propose(ProvinceCommand::SyncShared { items }).await?)?;
             }
         }
         Ok(())
@@ -724,7 +752,7 @@ impl Mesh {
         tokio::spawn(async move {
             let entry = ProvinceEntry { province: self.province.clone(), endpoints: self.endpoints.clone() };
             loop {
-                match self.remote.fed_propose(&Command::FedRegisterProvince(entry.clone())).await {
+                match self.remote.fed_propose(&FederationCommand::RegisterProvince(entry.clone())).await {
                     Ok(Ok(_)) => break,
                     Ok(Err(e)) => {
                         tracing::error!(error = %e, "the federation refused this province's registration");
@@ -766,7 +794,7 @@ impl Mesh {
             other => return Err(unexpected(other)),
         };
         let seq = head.seq;
-        match self.remote.fed_propose(&Command::FedAnchor { province: self.province.clone(), head }).await? {
+        match self.remote.fed_propose(&FederationCommand::Anchor { province: self.province.clone(), head }).await? {
             Ok(_) => Ok(Some(seq)),
             Err(e) => {
                 // Another hash at a sequence number already anchored: this chain is not the one

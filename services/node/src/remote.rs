@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use medmesh_state::{Answer, Command, CommandResult, DomainError, ProvinceEntry, Query};
+use medmesh_state::{
+    Answer, Command, CommandResult, DomainError, FederationCommand, ProvinceCommand, ProvinceEntry, Query,
+};
 use medmesh_types::ProvinceCode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -128,8 +130,8 @@ impl Remote {
     }
 
     /// Proposes a command to the federation.
-    pub async fn fed_propose(&self, cmd: &Command) -> Result<CommandResult, Status> {
-        self.call("federation", &self.federation, Kind::Propose, cmd).await
+    pub async fn fed_propose(&self, cmd: &FederationCommand) -> Result<CommandResult, Status> {
+        self.call("federation", &self.federation, Kind::Propose, &Command::Federation(cmd.clone())).await
     }
 
     /// Runs a linearizable query on the federation.
@@ -173,8 +175,12 @@ impl Remote {
     }
 
     /// Proposes a command to another province's group.
-    pub async fn province_propose(&self, province: &ProvinceCode, cmd: &Command) -> Result<CommandResult, Status> {
-        self.province_call(province, || Kind::Propose, cmd).await
+    pub async fn province_propose(
+        &self,
+        province: &ProvinceCode,
+        cmd: &ProvinceCommand,
+    ) -> Result<CommandResult, Status> {
+        self.province_call(province, || Kind::Propose, &Command::Province(cmd.clone())).await
     }
 
     /// Runs a linearizable query on another province's group.

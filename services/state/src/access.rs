@@ -30,32 +30,44 @@
 
 use medmesh_types::ProvinceCode;
 
-use crate::model::Command;
+use crate::command::Command;
+use crate::federation::FederationCommand;
+use crate::model::ProvinceCommand;
 use crate::query::Query;
 
 /// Checks that a replica of province `from` may propose `cmd` to another group.
 pub fn foreign_command(cmd: &Command, from: &ProvinceCode) -> Result<(), String> {
     let ok = match cmd {
-        Command::Reserve { transfer, .. }
-        | Command::ResolveReservation { transfer, .. }
-        | Command::UnpostReservation { transfer } => &transfer.treatment == from,
-        Command::FedDecide { transfer, insured, .. } => &transfer.treatment == from || insured == from,
-        Command::FedReverse { transfer, .. } => &transfer.treatment == from,
-        Command::FedRegisterProvince(entry) => &entry.province == from,
-        Command::FedDirectory { entries } => entries.iter().all(|(_, p)| p == from),
-        Command::FedFile(filing) => &filing.insured == from,
-        Command::FedRecordDiscipline(entry) => &entry.province == from,
-        Command::FedRecordViolation(v) => &v.province == from,
-        Command::FedTopUp { province, .. } => province == from,
-        Command::FedVouch { insured, .. } => insured == from,
-        Command::FedAnchor { province, .. } => province == from,
-        Command::FedConfirmClearing { treatment, .. } => treatment == from,
-        _ => false,
+        Command::Province(c) => match c {
+            ProvinceCommand::Reserve { transfer, .. }
+            | ProvinceCommand::ResolveReservation { transfer, .. }
+            | ProvinceCommand::UnpostReservation { transfer } => &transfer.treatment == from,
+            _ => false,
+        },
+        Command::Federation(c) => federation(c, from),
     };
     if ok {
         Ok(())
     } else {
         Err(format!("a replica of province {from} may not send {} here", cmd.kind()))
+    }
+}
+
+/// Which federation commands a replica of province `from` may propose.
+fn federation(cmd: &FederationCommand, from: &ProvinceCode) -> bool {
+    match cmd {
+        FederationCommand::Decide { transfer, insured, .. } => &transfer.treatment == from || insured == from,
+        FederationCommand::Reverse { transfer, .. } => &transfer.treatment == from,
+        FederationCommand::RegisterProvince(entry) => &entry.province == from,
+        FederationCommand::Directory { entries } => entries.iter().all(|(_, p)| p == from),
+        FederationCommand::File(filing) => &filing.insured == from,
+        FederationCommand::RecordDiscipline(entry) => &entry.province == from,
+        FederationCommand::RecordViolation(v) => &v.province == from,
+        FederationCommand::TopUp { province, .. } => province == from,
+        FederationCommand::Vouch { insured, .. } => insured == from,
+        FederationCommand::Anchor { province, .. } => province == from,
+        FederationCommand::ConfirmClearing { treatment, .. } => treatment == from,
+        FederationCommand::RunClearing { .. } => false,
     }
 }
 
@@ -106,25 +118,32 @@ mod tests {
 
     #[test]
     fn only_the_treatment_province_drives_a_reservation() {
-        let cmd = Command::UnpostReservation { transfer: transfer("110000") };
-        assert!(foreign_command(&cmd, &p("110000")).is_ok());
-        let err = foreign_command(&cmd, &p("440000")).unwrap_err();
+        let cmd = ProvinceCommand::UnpostReservation { transfer: transfer("110000") };
+        assert!(foreign_command(&Command::from(cmd.clone()), &p("110000")).is_ok());
+        let err = foreign_command(&Command::from(cmd.clone()), &p("440000")).unwrap_err();
         assert!(err.contains("440000"), "{err}");
     }
 
     #[test]
     fn a_province_registers_only_its_own_endpoints() {
-        let cmd = Command::FedRegisterProvince(ProvinceEntry { province: p("310000"), endpoints: vec![] });
-        assert!(foreign_command(&cmd, &p("310000")).is_ok());
-        assert!(foreign_command(&cmd, &p("110000")).is_err());
-        let dir = Command::FedDirectory { entries: vec![("k".into(), p("310000")), ("j".into(), p("110000"))] };
-        assert!(foreign_command(&dir, &p("310000")).is_err(), "one foreign entry spoils the batch");
+        let cmd = FederationCommand::RegisterProvince(ProvinceEntry { province: p("310000"), endpoints: vec![] });
+        assert!(foreign_command(&Command::from(cmd.clone()), &p("310000")).is_ok());
+        assert!(foreign_command(&Command::from(cmd.clone()), &p("110000")).is_err());
+        let dir = FederationCommand::Directory { entries: vec![("k".into(), p("310000")), ("j".into(), p("110000"))] };
+        assert!(
+            foreign_command(&Command::from(dir.clone()), &p("310000")).is_err(),
+            "one foreign entry spoils the batch"
+        );
     }
 
     #[test]
     fn clearing_and_local_writes_never_come_from_another_group() {
-        assert!(foreign_command(&Command::FedRunClearing { month: "2026-11".into() }, &p("110000")).is_err());
-        assert!(foreign_command(&Command::SyncShared { items: vec![] }, &p("110000")).is_err());
+        assert!(foreign_command(
+            &Command::from(FederationCommand::RunClearing { month: "2026-11".into() }),
+            &p("110000")
+        )
+        .is_err());
+        assert!(foreign_command(&Command::from(ProvinceCommand::SyncShared { items: vec![] }), &p("110000")).is_err());
         assert!(foreign_query(&Query::Fund, &p("110000")).is_err());
         assert!(foreign_query(&Query::Positions, &p("110000")).is_ok());
         assert!(foreign_query(&Query::Filings { person_key: "k".into(), treatment: p("310000") }, &p("110000")).is_ok());

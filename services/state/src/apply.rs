@@ -3,9 +3,8 @@
 use medmesh_settlement::{Accumulators, CatalogueItem};
 use medmesh_types::{KeyedHash, LogTime, Money, Serial};
 
-use crate::clearing;
+use crate::command::{Batch, Command};
 use crate::discipline::*;
-use crate::federation::*;
 use crate::insured::*;
 use crate::kv::{decode, keys, KvRead, Tx, WriteSet};
 use crate::model::*;
@@ -77,7 +76,11 @@ pub fn apply_command(base: &dyn KvRead, cmd: &Command, now: LogTime) -> (Command
         return (Err(e), WriteSet::new());
     }
     let mut tx = Tx::new(base);
-    match execute(&mut tx, cmd, now) {
+    let executed = match cmd {
+        Command::Province(c) => execute(&mut tx, c, now),
+        Command::Federation(c) => crate::federation::execute(&mut tx, c, now),
+    };
+    match executed {
         Ok(outcome) => {
             let writes = tx.into_writes();
             debug_assert!(payables_follow_the_ledger(base, &writes), "{} moved payables and ledger apart", cmd.kind());
@@ -104,10 +107,11 @@ pub(crate) fn payables_follow_the_ledger(base: &dyn KvRead, writes: &WriteSet) -
     }
     moved == after.owed_to_institutions() - before.owed_to_institutions()
 }
-fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, DomainError> {
+/// Applies a province command (validated by the caller, [`crate::validate`]).
+fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outcome, DomainError> {
     let today = now.date();
     match cmd {
-        Command::PutPerson(p) => {
+        ProvinceCommand::PutPerson(p) => {
             if p.birth_date > today {
                 return Err(DomainError::invalid("birth_date", "is in the future"));
             }
@@ -144,11 +148,11 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
             tx.store(&key, &rec);
             Ok(Outcome::Stored)
         }
-        Command::PutInstitution(i) => {
+        ProvinceCommand::PutInstitution(i) => {
             tx.store(&keys::institution(&i.id), i);
             Ok(Outcome::Stored)
         }
-        Command::PutPersonnel(p) => {
+        ProvinceCommand::PutPersonnel(p) => {
             if tx.load::<Institution>(&keys::institution(&p.institution)).is_none() {
                 return Err(DomainError::not_found(
                     "institution_id",
@@ -169,21 +173,21 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
             tx.store(&keys::personnel(&p.code), p);
             Ok(Outcome::Stored)
         }
-        Command::PutCatalogueItem(item) => {
+        ProvinceCommand::PutCatalogueItem(item) => {
             tx.store(&keys::item(&item.code), item);
             Ok(Outcome::Stored)
         }
-        Command::PutPolicy(p) => {
+        ProvinceCommand::PutPolicy(p) => {
             tx.store(keys::POLICY, p);
             Ok(Outcome::Stored)
         }
-        Command::Contribute { serial, amount, .. } => idempotent(tx, "~agency", serial, cmd, |tx| {
+        ProvinceCommand::Contribute { serial, amount, .. } => idempotent(tx, "~agency", serial, cmd, |tx| {
             let mut fund: FundLedger = tx.load(keys::FUND).unwrap_or_default();
             fund.contributions += *amount;
             tx.store(keys::FUND, &fund);
             Ok(Outcome::Contributed { balance: fund.balance() })
         }),
-        Command::RecordViolation(v) => {
+        ProvinceCommand::RecordViolation(v) => {
             check_violation(v, Some(today))?;
             let key = keys::violation(&v.personnel, &v.id);
             match tx.load::<medmesh_supervision::Violation>(&key) {
@@ -198,7 +202,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
             }
             Ok(Outcome::Qualification(qualification(tx, &v.personnel, today)?))
         }
-        Command::RegisterVisit {
+        ProvinceCommand::RegisterVisit {
             institution,
             serial,
             certificate_kind,
@@ -229,7 +233,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
             tx.store(&vkey, &visit);
             Ok(Outcome::VisitRegistered(visit))
         }),
-        Command::UploadFees { institution, visit, lines } => {
+        ProvinceCommand::UploadFees { institution, visit, lines } => {
             let vkey = keys::visit(institution, visit);
             let mut v: Visit = tx.load(&vkey).ok_or_else(|| {
                 DomainError::not_found(
@@ -297,7 +301,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
             tx.store(&vkey, &v);
             Ok(Outcome::FeesUploaded { line_count, total })
         }
-        Command::Settle { institution, serial, visit, use_individual_account } => {
+        ProvinceCommand::Settle { institution, serial, visit, use_individual_account } => {
             if tx.load::<IdempotencyRecord>(&keys::idempotency(institution.as_str(), serial)).is_none() {
                 if let Some(v) = tx.load::<Visit>(&keys::visit(institution, visit)) {
                     if v.nonlocal.is_some() {
@@ -354,7 +358,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
                 Ok(Outcome::Settlement(s))
             })
         }
-        Command::Reverse { institution, serial, settlement } => {
+        ProvinceCommand::Reverse { institution, serial, settlement } => {
             if tx.load::<IdempotencyRecord>(&keys::idempotency(institution.as_str(), serial)).is_none() {
                 // A non-local reversal is open until the federation and the insured province
                 // recorded it; its idempotency record is written when it finishes.
@@ -426,35 +430,21 @@ fn execute(tx: &mut Tx<'_>, cmd: &Command, now: LogTime) -> Result<Outcome, Doma
                 Ok(Outcome::Settlement(s))
             })
         }
-        Command::RegisterNonLocalVisit { request, nonlocal } => register_nonlocal_visit(tx, request, nonlocal, now),
-        Command::AttachFiling { institution, visit, filing } => attach_filing(tx, institution, visit, *filing),
-        Command::Reserve { transfer, handle, person_key: _, claim } => reserve(tx, transfer, handle, claim, now),
-        Command::ResolveReservation { transfer, decision } => resolve_reservation(tx, transfer, *decision, now),
-        Command::UnpostReservation { transfer } => unpost_reservation(tx, transfer, now),
-        Command::TransferReserved { transfer, split } => transfer_reserved(tx, transfer, split),
-        Command::FinishTransfer { transfer, decision, reason, split } => {
+        ProvinceCommand::RegisterNonLocalVisit { request, nonlocal } => {
+            register_nonlocal_visit(tx, request, nonlocal, now)
+        }
+        ProvinceCommand::AttachFiling { institution, visit, filing } => attach_filing(tx, institution, visit, *filing),
+        ProvinceCommand::Reserve { transfer, handle, person_key: _, claim } => {
+            reserve(tx, transfer, handle, claim, now)
+        }
+        ProvinceCommand::ResolveReservation { transfer, decision } => resolve_reservation(tx, transfer, *decision, now),
+        ProvinceCommand::UnpostReservation { transfer } => unpost_reservation(tx, transfer, now),
+        ProvinceCommand::TransferReserved { transfer, split } => transfer_reserved(tx, transfer, split),
+        ProvinceCommand::FinishTransfer { transfer, decision, reason, split } => {
             finish_transfer(tx, transfer, *decision, reason, split.as_ref(), now)
         }
-        Command::FinishReversal { institution, serial } => finish_reversal(tx, institution, serial, now),
-        Command::SyncShared { items } => sync_shared(tx, items),
-        Command::RecordDiscipline(e) => record_discipline(tx, e),
-        Command::FedRecordDiscipline(e) => fed_record_discipline(tx, e),
-        Command::FedTopUp { province, serial, amount, warning_below } => {
-            clearing::top_up(tx, province, serial, *amount, *warning_below)
-        }
-        Command::FedRunClearing { month } => clearing::run_clearing(tx, month, now),
-        Command::FedConfirmClearing { month, treatment, institution, serial, confirm } => {
-            clearing::confirm(tx, month, treatment, institution, serial, *confirm)
-        }
-        Command::FedRegisterProvince(e) => fed_register_province(tx, e),
-        Command::FedDirectory { entries } => fed_directory(tx, entries),
-        Command::FedFile(f) => fed_file(tx, f),
-        Command::FedDecide { transfer, insured, amount, decision, reason } => {
-            fed_decide(tx, transfer, insured, *amount, *decision, reason, now)
-        }
-        Command::FedReverse { transfer, reversal } => fed_reverse(tx, transfer, reversal),
-        Command::FedVouch { transfer, insured, amount } => fed_vouch(tx, transfer, insured, *amount),
-        Command::FedAnchor { province, head } => fed_anchor(tx, province, head, now),
-        Command::FedRecordViolation(v) => fed_record_violation(tx, v),
+        ProvinceCommand::FinishReversal { institution, serial } => finish_reversal(tx, institution, serial, now),
+        ProvinceCommand::SyncShared { items } => sync_shared(tx, items),
+        ProvinceCommand::RecordDiscipline(e) => record_discipline(tx, e),
     }
 }

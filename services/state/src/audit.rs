@@ -8,7 +8,7 @@
 //! content, so the chain can be shown to the national level without the province's data.
 //!
 //! Each province's leader anchors its chain head at the federation now and then
-//! ([`crate::Command::FedAnchor`]); an anchor is recorded once per sequence number and never
+//! ([`crate::FederationCommand::Anchor`]); an anchor is recorded once per sequence number and never
 //! replaced, so a province that rewrote its history cannot match its own anchors.
 //! [`verify`] re-walks a chain and checks it against anchors.
 

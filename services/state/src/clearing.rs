@@ -38,7 +38,7 @@ fn month_of(t: LogTime) -> String {
 /// What each province's insured have consumed: committed settlements in force, by insured.
 fn consumed(kv: &dyn KvRead) -> BTreeMap<ProvinceCode, Money> {
     let mut out = BTreeMap::new();
-    for (insured, _, p) in crate::federation::positions(kv) {
+    for (insured, _, p) in positions(kv) {
         *out.entry(insured).or_insert(Money::ZERO) += p.amount;
     }
     out
@@ -125,7 +125,7 @@ pub(crate) fn run_clearing(tx: &mut Tx<'_>, month: &str, now: LogTime) -> Result
     let existing: Vec<ClearingStatement> =
         scan_prefix(tx, &keys::fed_clearing_month(month), usize::MAX).iter().map(|(_, v)| decode(v)).collect();
     if !existing.is_empty() && month < month_of(now).as_str() {
-        return Ok(Outcome::Clearing(existing));
+        return Ok(Outcome::Clearing(existing.iter().map(ClearingStatement::summary).collect()));
     }
     let confirmed: std::collections::BTreeSet<(InstitutionId, Serial)> = existing
         .iter()
@@ -164,7 +164,7 @@ pub(crate) fn run_clearing(tx: &mut Tx<'_>, month: &str, now: LogTime) -> Result
         }
         tx.store(&keys::fed_clearing(month, &s.insured, &s.treatment), s);
     }
-    Ok(Outcome::Clearing(statements.into_values().collect()))
+    Ok(Outcome::Clearing(statements.values().map(ClearingStatement::summary).collect()))
 }
 
 /// Confirms a line, or rolls its confirmation back, for the institution it belongs to.
@@ -206,5 +206,79 @@ pub(crate) fn confirm(
         l.confirmed = yes;
     }
     tx.store(&key, &s);
-    Ok(Outcome::Clearing(vec![s]))
+    Ok(Outcome::Clearing(vec![s.summary()]))
+}
+
+/// Where a page of lines starts: after `(insured, treatment, institution, serial)`.
+type LineCursor = (ProvinceCode, ProvinceCode, InstitutionId, Serial);
+
+fn parse_cursor(token: &str) -> Result<Option<LineCursor>, DomainError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || DomainError::invalid("page_token", "is not a token this list returned");
+    let parts: Vec<&str> = token.split('/').collect();
+    let [insured, treatment, institution, serial] = parts[..] else { return Err(bad()) };
+    Ok(Some((
+        ProvinceCode::new(insured).map_err(|_| bad())?,
+        ProvinceCode::new(treatment).map_err(|_| bad())?,
+        InstitutionId::new(institution).map_err(|_| bad())?,
+        Serial::new(serial).map_err(|_| bad())?,
+    )))
+}
+
+/// A month's statements: every statement's totals, with up to `page_size` lines after the
+/// cursor, across statements in (insured, treatment, institution, serial) order.
+pub(crate) fn page(
+    kv: &dyn KvRead,
+    month: &str,
+    page_token: &str,
+    page_size: usize,
+) -> Result<crate::Answer, DomainError> {
+    check_month(month)?;
+    if !(1..=crate::MAX_ROWS).contains(&page_size) {
+        return Err(DomainError::invalid("page_size", format!("must be 1 to {}", crate::MAX_ROWS)));
+    }
+    let after = parse_cursor(page_token)?;
+    let mut left = page_size;
+    let mut last: Option<LineCursor> = None;
+    let mut more = false;
+    let mut statements = Vec::new();
+    for (_, v) in scan_prefix(kv, &keys::fed_clearing_month(month), usize::MAX) {
+        let s: ClearingStatement = decode(&v);
+        let mut summary = s.summary();
+        for l in &s.lines {
+            let at = (s.insured.clone(), s.treatment.clone(), l.institution.clone(), l.serial.clone());
+            if after.as_ref().is_some_and(|a| &at <= a) {
+                continue;
+            }
+            if left == 0 {
+                more = true;
+                break;
+            }
+            left -= 1;
+            summary.lines.push(l.clone());
+            last = Some(at);
+        }
+        statements.push(summary);
+    }
+    let next_page_token = match (more, last) {
+        (true, Some((i, t, inst, serial))) => format!("{i}/{t}/{inst}/{serial}"),
+        _ => String::new(),
+    };
+    Ok(crate::Answer::Clearing { statements, next_page_token })
+}
+
+/// Every `(insured, treatment, position)` the federation holds, in key order.
+pub(crate) fn positions(kv: &dyn KvRead) -> Vec<(ProvinceCode, ProvinceCode, Position)> {
+    scan_prefix(kv, keys::FED_POSITIONS, usize::MAX)
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let k = String::from_utf8_lossy(&k).to_string();
+            let mut parts = k.split('/').skip(1);
+            let insured = ProvinceCode::new(parts.next()?).ok()?;
+            let treatment = ProvinceCode::new(parts.next()?).ok()?;
+            Some((insured, treatment, decode::<Position>(&v)))
+        })
+        .collect()
 }

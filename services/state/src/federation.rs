@@ -2,14 +2,109 @@
 //! transfer decisions (first writer wins) and positions, and the shared violation log every
 //! province copies. Clearing and prepaid accounts are in [`crate::clearing`].
 
-use medmesh_types::{LogTime, Money, ProvinceCode, Serial};
+use medmesh_types::{InstitutionId, LogTime, Money, ProvinceCode, Serial};
+use serde::{Deserialize, Serialize};
 
 use crate::discipline::store_discipline;
-use crate::kv::{decode, keys, scan_prefix, KvRead, Tx};
+use crate::kv::{keys, Tx};
 use crate::model::*;
 use crate::rules::province;
 use crate::shared::*;
 use crate::DomainError;
+
+/// The federation group's command: one request, applied atomically (all or nothing).
+///
+/// Stored in the Raft log with bincode (inside [`crate::Command`]): a change to this enum must
+/// bump `medmesh_storage::FORMAT_VERSION`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FederationCommand {
+    /// Records the reversal of a committed transfer; idempotent.
+    Reverse {
+        /// The transfer.
+        transfer: crate::shared::TransferId,
+        /// The reversal's serial.
+        reversal: Serial,
+    },
+    /// Records a top-up of a province's prepaid account; idempotent on (province,
+    /// serial). `warning_below`, when given, replaces the warning threshold.
+    TopUp {
+        /// The province.
+        province: medmesh_types::ProvinceCode,
+        /// Its serial for the top-up.
+        serial: Serial,
+        /// Amount.
+        amount: Money,
+        /// New warning threshold.
+        warning_below: Option<Money>,
+    },
+    /// runs the clearing of a month (`YYYY-MM`): one statement per province pair
+    /// from the committed non-local settlements in force decided that month. Running it again
+    /// returns the statements as they are.
+    RunClearing {
+        /// Month, `YYYY-MM`.
+        month: String,
+    },
+    /// an institution confirms (or rolls back its confirmation of) a line.
+    ConfirmClearing {
+        /// Month.
+        month: String,
+        /// The treatment province of the line.
+        treatment: medmesh_types::ProvinceCode,
+        /// The institution confirming (must be the line's).
+        institution: InstitutionId,
+        /// The line's settlement serial.
+        serial: Serial,
+        /// Confirm, or roll the confirmation back.
+        confirm: bool,
+    },
+    /// appends a joint-discipline entry to the shared log.
+    RecordDiscipline(crate::shared::DisciplineEntry),
+    /// registers a province's replica endpoints.
+    RegisterProvince(crate::shared::ProvinceEntry),
+    /// directory entries, `(directory key, insured province)`.
+    Directory {
+        /// The entries.
+        entries: Vec<(String, medmesh_types::ProvinceCode)>,
+    },
+    /// Records a non-local filing; idempotent on (insured, id).
+    File(crate::shared::Filing),
+    /// Records the decision of a transfer unless one exists (first writer wins).
+    Decide {
+        /// The transfer.
+        transfer: crate::shared::TransferId,
+        /// The insured province.
+        insured: medmesh_types::ProvinceCode,
+        /// Fund share plus account part.
+        amount: Money,
+        /// Proposed decision.
+        decision: crate::shared::Decision,
+        /// Why, for an abort.
+        reason: String,
+    },
+    /// Records a violation in the shared log every province copies.
+    RecordViolation(medmesh_supervision::Violation),
+    /// Records a province's audit-chain head (sent by that province's leader now
+    /// and then). Recorded once per sequence number; the same head again changes nothing,
+    /// another hash for a recorded sequence number is refused.
+    Anchor {
+        /// The province whose chain it is.
+        province: medmesh_types::ProvinceCode,
+        /// The chain's head.
+        head: crate::audit::AuditHead,
+    },
+    /// the insured province vouches for what it reserved for a transfer (sent by
+    /// the insured province itself once its reservation holds). A commit must carry exactly
+    /// this amount, so a treatment province cannot make the insured province owe more than it
+    /// reserved. Idempotent; another amount for the same transfer is refused.
+    Vouch {
+        /// The transfer.
+        transfer: crate::shared::TransferId,
+        /// The insured province.
+        insured: medmesh_types::ProvinceCode,
+        /// Fund share plus account part it reserved.
+        amount: Money,
+    },
+}
 
 /// Federation: registers a province's endpoints.
 pub(crate) fn fed_register_province(tx: &mut Tx<'_>, e: &ProvinceEntry) -> Result<Outcome, DomainError> {
@@ -252,16 +347,26 @@ pub(crate) fn fed_record_discipline(tx: &mut Tx<'_>, e: &DisciplineEntry) -> Res
     }
     Ok(Outcome::Stored)
 }
-/// Every `(insured, treatment, position)` the federation holds, in key order.
-pub(crate) fn positions(kv: &dyn KvRead) -> Vec<(ProvinceCode, ProvinceCode, Position)> {
-    scan_prefix(kv, keys::FED_POSITIONS, usize::MAX)
-        .into_iter()
-        .filter_map(|(k, v)| {
-            let k = String::from_utf8_lossy(&k).to_string();
-            let mut parts = k.split('/').skip(1);
-            let insured = ProvinceCode::new(parts.next()?).ok()?;
-            let treatment = ProvinceCode::new(parts.next()?).ok()?;
-            Some((insured, treatment, decode::<Position>(&v)))
-        })
-        .collect()
+/// Applies a federation command (validated by the caller, [`crate::validate`]).
+pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &FederationCommand, now: LogTime) -> Result<Outcome, DomainError> {
+    match cmd {
+        FederationCommand::RecordDiscipline(e) => fed_record_discipline(tx, e),
+        FederationCommand::TopUp { province, serial, amount, warning_below } => {
+            crate::clearing::top_up(tx, province, serial, *amount, *warning_below)
+        }
+        FederationCommand::RunClearing { month } => crate::clearing::run_clearing(tx, month, now),
+        FederationCommand::ConfirmClearing { month, treatment, institution, serial, confirm } => {
+            crate::clearing::confirm(tx, month, treatment, institution, serial, *confirm)
+        }
+        FederationCommand::RegisterProvince(e) => fed_register_province(tx, e),
+        FederationCommand::Directory { entries } => fed_directory(tx, entries),
+        FederationCommand::File(f) => fed_file(tx, f),
+        FederationCommand::Decide { transfer, insured, amount, decision, reason } => {
+            fed_decide(tx, transfer, insured, *amount, *decision, reason, now)
+        }
+        FederationCommand::Reverse { transfer, reversal } => fed_reverse(tx, transfer, reversal),
+        FederationCommand::Vouch { transfer, insured, amount } => fed_vouch(tx, transfer, insured, *amount),
+        FederationCommand::Anchor { province, head } => fed_anchor(tx, province, head, now),
+        FederationCommand::RecordViolation(v) => fed_record_violation(tx, v),
+    }
 }

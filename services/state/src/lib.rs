@@ -27,6 +27,7 @@ pub mod access;
 mod apply;
 pub mod audit;
 mod clearing;
+mod command;
 pub mod coordinator;
 mod discipline;
 mod error;
@@ -42,7 +43,9 @@ mod treatment;
 mod validate;
 
 pub use apply::{apply_batch, apply_command, group_time, MAX_CLOCK_STEP_MS};
+pub use command::{Batch, Command};
 pub use error::{DomainError, ErrorCode};
+pub use federation::FederationCommand;
 pub use kv::{keys, load, KvRead, MemKv, Tx, WriteSet};
 pub use model::*;
 pub use query::{run_query, Answer, FundView, IdentityView, Query, DEFAULT_STATEMENT_PAGE, MAX_ROWS, MAX_STATEMENT};

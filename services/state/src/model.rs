@@ -302,13 +302,13 @@ pub struct Payable {
     pub amount: Money,
 }
 
-/// A command: one client request, applied atomically (all or nothing).
+/// A province group's command: one client request, applied atomically (all or nothing).
 ///
-/// Commands are stored in the Raft log with bincode, which encodes a variant by its index: a
-/// change to this enum, or to any record stored in the state, must bump
-/// `medmesh_storage::FORMAT_VERSION`.
+/// Commands are stored in the Raft log with bincode (inside [`crate::Command`]), which encodes
+/// a variant by its index: a change to this enum, or to any record stored in the state, must
+/// bump `medmesh_storage::FORMAT_VERSION`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Command {
+pub enum ProvinceCommand {
     /// Registers or updates an insured person. On update the individual account balance is
     /// kept (it moves only with settlements and account credits).
     PutPerson(Person),
@@ -385,11 +385,11 @@ pub enum Command {
         settlement: Serial,
     },
     /// Treatment province: registers a visit of a person insured in another province. The
-    /// idempotency record is that of `request`, the hospital's [`Command::RegisterVisit`], so
+    /// idempotency record is that of `request`, the hospital's [`ProvinceCommand::RegisterVisit`], so
     /// a retry of the hospital's request finds it.
     RegisterNonLocalVisit {
-        /// The hospital's request (a [`Command::RegisterVisit`]).
-        request: Box<Command>,
+        /// The hospital's request (a [`ProvinceCommand::RegisterVisit`]).
+        request: Box<ProvinceCommand>,
         /// The link to the insured province.
         nonlocal: crate::shared::NonLocalVisit,
     },
@@ -432,7 +432,7 @@ pub enum Command {
         /// Why it was aborted.
         reason: String,
         /// On commit, the insured province's split, if not recorded by
-        /// [`Command::TransferReserved`] before.
+        /// [`ProvinceCommand::TransferReserved`] before.
         split: Option<Split>,
     },
     /// Treatment province: records the filing found for a non-local inpatient who filed after
@@ -459,13 +459,6 @@ pub enum Command {
         /// The reversal's serial.
         serial: Serial,
     },
-    /// Federation: records the reversal of a committed transfer; idempotent.
-    FedReverse {
-        /// The transfer.
-        transfer: crate::shared::TransferId,
-        /// The reversal's serial.
-        reversal: Serial,
-    },
     /// Province: copies the federation's shared log (violations, joint-discipline entries)
     /// from the cursor on.
     SyncShared {
@@ -474,85 +467,6 @@ pub enum Command {
     },
     /// Province: records a joint-discipline entry here at once (it is also in the shared log).
     RecordDiscipline(crate::shared::DisciplineEntry),
-    /// Federation: records a top-up of a province's prepaid account; idempotent on (province,
-    /// serial). `warning_below`, when given, replaces the warning threshold.
-    FedTopUp {
-        /// The province.
-        province: medmesh_types::ProvinceCode,
-        /// Its serial for the top-up.
-        serial: Serial,
-        /// Amount.
-        amount: Money,
-        /// New warning threshold.
-        warning_below: Option<Money>,
-    },
-    /// Federation: runs the clearing of a month (`YYYY-MM`): one statement per province pair
-    /// from the committed non-local settlements in force decided that month. Running it again
-    /// returns the statements as they are.
-    FedRunClearing {
-        /// Month, `YYYY-MM`.
-        month: String,
-    },
-    /// Federation: an institution confirms (or rolls back its confirmation of) a line.
-    FedConfirmClearing {
-        /// Month.
-        month: String,
-        /// The treatment province of the line.
-        treatment: medmesh_types::ProvinceCode,
-        /// The institution confirming (must be the line's).
-        institution: InstitutionId,
-        /// The line's settlement serial.
-        serial: Serial,
-        /// Confirm, or roll the confirmation back.
-        confirm: bool,
-    },
-    /// Federation: appends a joint-discipline entry to the shared log.
-    FedRecordDiscipline(crate::shared::DisciplineEntry),
-    /// Federation: registers a province's replica endpoints.
-    FedRegisterProvince(crate::shared::ProvinceEntry),
-    /// Federation: directory entries, `(directory key, insured province)`.
-    FedDirectory {
-        /// The entries.
-        entries: Vec<(String, medmesh_types::ProvinceCode)>,
-    },
-    /// Federation: records a non-local filing; idempotent on (insured, id).
-    FedFile(crate::shared::Filing),
-    /// Federation: records the decision of a transfer unless one exists (first writer wins).
-    FedDecide {
-        /// The transfer.
-        transfer: crate::shared::TransferId,
-        /// The insured province.
-        insured: medmesh_types::ProvinceCode,
-        /// Fund share plus account part.
-        amount: Money,
-        /// Proposed decision.
-        decision: crate::shared::Decision,
-        /// Why, for an abort.
-        reason: String,
-    },
-    /// Federation: records a violation in the shared log every province copies.
-    FedRecordViolation(medmesh_supervision::Violation),
-    /// Federation: records a province's audit-chain head (sent by that province's leader now
-    /// and then). Recorded once per sequence number; the same head again changes nothing,
-    /// another hash for a recorded sequence number is refused.
-    FedAnchor {
-        /// The province whose chain it is.
-        province: medmesh_types::ProvinceCode,
-        /// The chain's head.
-        head: crate::audit::AuditHead,
-    },
-    /// Federation: the insured province vouches for what it reserved for a transfer (sent by
-    /// the insured province itself once its reservation holds). A commit must carry exactly
-    /// this amount, so a treatment province cannot make the insured province owe more than it
-    /// reserved. Idempotent; another amount for the same transfer is refused.
-    FedVouch {
-        /// The transfer.
-        transfer: crate::shared::TransferId,
-        /// The insured province.
-        insured: medmesh_types::ProvinceCode,
-        /// Fund share plus account part it reserved.
-        amount: Money,
-    },
 }
 
 /// The role of a Raft group: which commands its state machine accepts.
@@ -584,112 +498,6 @@ impl std::fmt::Display for Role {
             Role::Federation => "federation",
         })
     }
-}
-
-impl Command {
-    /// For a register command (`Put*`): the record's storage key and the record, encoded (its
-    /// history keeps them).
-    pub fn put_record(&self) -> Option<(String, Vec<u8>)> {
-        use crate::kv::{encode, keys};
-        Some(match self {
-            Command::PutPerson(p) => (keys::person(&p.key), encode(p)),
-            Command::PutInstitution(i) => (keys::institution(&i.id), encode(i)),
-            Command::PutPersonnel(p) => (keys::personnel(&p.code), encode(p)),
-            Command::PutCatalogueItem(i) => (keys::item(&i.code), encode(i)),
-            Command::PutPolicy(p) => (keys::POLICY.to_string(), encode(p)),
-            _ => return None,
-        })
-    }
-
-    /// The role of the group that accepts this command; any other group refuses it in apply.
-    pub fn role(&self) -> Role {
-        match self {
-            Command::FedRecordDiscipline(_)
-            | Command::FedTopUp { .. }
-            | Command::FedRunClearing { .. }
-            | Command::FedConfirmClearing { .. }
-            | Command::FedReverse { .. }
-            | Command::FedRegisterProvince(_)
-            | Command::FedDirectory { .. }
-            | Command::FedFile(_)
-            | Command::FedDecide { .. }
-            | Command::FedVouch { .. }
-            | Command::FedAnchor { .. }
-            | Command::FedRecordViolation(_) => Role::Federation,
-            Command::PutPerson(_)
-            | Command::PutInstitution(_)
-            | Command::PutPersonnel(_)
-            | Command::PutCatalogueItem(_)
-            | Command::PutPolicy(_)
-            | Command::Contribute { .. }
-            | Command::RecordViolation(_)
-            | Command::RegisterVisit { .. }
-            | Command::UploadFees { .. }
-            | Command::Settle { .. }
-            | Command::Reverse { .. }
-            | Command::RegisterNonLocalVisit { .. }
-            | Command::Reserve { .. }
-            | Command::ResolveReservation { .. }
-            | Command::TransferReserved { .. }
-            | Command::FinishTransfer { .. }
-            | Command::AttachFiling { .. }
-            | Command::UnpostReservation { .. }
-            | Command::FinishReversal { .. }
-            | Command::SyncShared { .. }
-            | Command::RecordDiscipline(_) => Role::Province,
-        }
-    }
-
-    /// The command's name, for logs and traces (never its content).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Command::PutPerson(_) => "put_person",
-            Command::PutInstitution(_) => "put_institution",
-            Command::PutPersonnel(_) => "put_personnel",
-            Command::PutCatalogueItem(_) => "put_catalogue_item",
-            Command::PutPolicy(_) => "put_policy",
-            Command::Contribute { .. } => "contribute",
-            Command::RecordViolation(_) => "record_violation",
-            Command::RegisterVisit { .. } => "register_visit",
-            Command::UploadFees { .. } => "upload_fees",
-            Command::Settle { .. } => "settle",
-            Command::Reverse { .. } => "reverse",
-            Command::RegisterNonLocalVisit { .. } => "register_nonlocal_visit",
-            Command::Reserve { .. } => "reserve",
-            Command::ResolveReservation { .. } => "resolve_reservation",
-            Command::TransferReserved { .. } => "transfer_reserved",
-            Command::FinishTransfer { .. } => "finish_transfer",
-            Command::SyncShared { .. } => "sync_shared",
-            Command::RecordDiscipline(_) => "record_discipline",
-            Command::FedRecordDiscipline(_) => "fed_record_discipline",
-            Command::FedTopUp { .. } => "fed_top_up",
-            Command::FedRunClearing { .. } => "fed_run_clearing",
-            Command::FedConfirmClearing { .. } => "fed_confirm_clearing",
-            Command::AttachFiling { .. } => "attach_filing",
-            Command::UnpostReservation { .. } => "unpost_reservation",
-            Command::FinishReversal { .. } => "finish_reversal",
-            Command::FedReverse { .. } => "fed_reverse",
-            Command::FedRegisterProvince(_) => "fed_register_province",
-            Command::FedDirectory { .. } => "fed_directory",
-            Command::FedFile(_) => "fed_file",
-            Command::FedDecide { .. } => "fed_decide",
-            Command::FedVouch { .. } => "fed_vouch",
-            Command::FedAnchor { .. } => "fed_anchor",
-            Command::FedRecordViolation(_) => "fed_record_violation",
-        }
-    }
-}
-
-/// A Raft log entry's payload: commands proposed together, with the leader's time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Batch {
-    /// Time of the entry; apply uses `max(time, last applied time)`.
-    pub time: LogTime,
-    /// The commands, applied in order; each succeeds or fails alone.
-    pub commands: Vec<Command>,
-    /// Who asked for each command, by position (a command without one is recorded with an
-    /// empty origin); kept in the audit chain ([`crate::audit`]).
-    pub origins: Vec<crate::audit::Origin>,
 }
 
 /// What an applied command produced.
@@ -733,8 +541,8 @@ pub enum Outcome {
     ReversalOpen(Settlement),
     /// A prepaid account after a top-up.
     Prepaid(crate::shared::PrepaidView),
-    /// A month's clearing statements.
-    Clearing(Vec<crate::shared::ClearingStatement>),
+    /// A month's clearing statements, totals only.
+    Clearing(Vec<crate::shared::StatementSummary>),
     /// Shared-log entries copied; the cursor after them.
     Synced {
         /// Sequence of the last copied violation.

@@ -195,10 +195,17 @@ pub enum Query {
     Positions,
     /// Federation: every province's prepaid account.
     Prepaid,
-    /// Federation: a month's clearing statements (empty until the month is run).
+    /// Federation: a month's clearing statements (empty until the month is run): every
+    /// statement's totals, and one page of lines across statements in (insured, treatment,
+    /// institution, serial) order.
     Clearing {
         /// Month, `YYYY-MM`.
         month: String,
+        /// `insured/treatment/institution/serial` of the last line of the previous page (empty
+        /// for the first page).
+        page_token: String,
+        /// Most lines in the page (1 to [`MAX_ROWS`]).
+        page_size: usize,
     },
     /// This group's audit chain from entry `from` on.
     Audit {
@@ -379,8 +386,13 @@ pub enum Answer {
     },
     /// Prepaid accounts.
     Prepaid(Vec<PrepaidView>),
-    /// Clearing statements.
-    Clearing(Vec<ClearingStatement>),
+    /// Clearing statements' totals with one page of lines.
+    Clearing {
+        /// Every statement of the month, with the lines of this page.
+        statements: Vec<crate::shared::StatementSummary>,
+        /// Token of the next page; empty on the last.
+        next_page_token: String,
+    },
     /// Audit entries, in order.
     Audit(Vec<crate::audit::AuditEntry>),
     /// An audit-chain head.
@@ -624,12 +636,9 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
             Ok(Answer::Filings(rows(kv, &keys::fed_filings(person_key, treatment), MAX_ROWS)))
         }
         Query::Decision { transfer } => Ok(Answer::Decision(load(kv, &keys::fed_decision(transfer)))),
-        Query::Positions => Ok(Answer::Positions(crate::federation::positions(kv))),
+        Query::Positions => Ok(Answer::Positions(crate::clearing::positions(kv))),
         Query::Prepaid => Ok(Answer::Prepaid(crate::clearing::prepaid_views(kv))),
-        Query::Clearing { month } => {
-            crate::clearing::check_month(month)?;
-            Ok(Answer::Clearing(rows(kv, &keys::fed_clearing_month(month), MAX_ROWS)))
-        }
+        Query::Clearing { month, page_token, page_size } => crate::clearing::page(kv, month, page_token, *page_size),
         Query::Audit { from, limit } => {
             let start = keys::audit((*from).max(1));
             let end = keys::audit(u64::MAX);

@@ -18,7 +18,7 @@ pub const MAX_VISIT_LINES: usize = 2_000;
 /// Oldest admission accepted, in days before the entry's date.
 pub const MAX_ADMISSION_AGE_DAYS: i32 = 366;
 
-pub(crate) fn digest(cmd: &Command) -> String {
+pub(crate) fn digest(cmd: &ProvinceCommand) -> String {
     hex::encode(Sha256::digest(encode(cmd)))
 }
 /// Idempotent commands: returns the stored outcome for a retry, rejects a reused serial.
@@ -26,7 +26,7 @@ pub(crate) fn idempotent(
     tx: &mut Tx<'_>,
     scope: &str,
     serial: &Serial,
-    cmd: &Command,
+    cmd: &ProvinceCommand,
     run: impl FnOnce(&mut Tx<'_>) -> Result<Outcome, DomainError>,
 ) -> Result<Outcome, DomainError> {
     let key = keys::idempotency(scope, serial);

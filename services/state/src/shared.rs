@@ -378,6 +378,22 @@ pub struct PrepaidView {
     pub warning: bool,
 }
 
+/// A statement's totals, with the lines of one page (none in the answer of a run or a
+/// confirmation: a month's lines are read a page at a time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementSummary {
+    /// Debtor.
+    pub insured: ProvinceCode,
+    /// Creditor.
+    pub treatment: ProvinceCode,
+    /// Sum of all the statement's lines, to the fen.
+    pub total: Money,
+    /// Sum of its confirmed lines.
+    pub confirmed_total: Money,
+    /// The lines of this page, by institution then serial.
+    pub lines: Vec<ClearingLine>,
+}
+
 /// One line of a clearing statement: one committed non-local settlement of the month.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClearingLine {
@@ -405,6 +421,17 @@ pub struct ClearingStatement {
 }
 
 impl ClearingStatement {
+    /// The statement's totals, without its lines.
+    pub fn summary(&self) -> StatementSummary {
+        StatementSummary {
+            insured: self.insured.clone(),
+            treatment: self.treatment.clone(),
+            total: self.total(),
+            confirmed_total: self.confirmed_total(),
+            lines: Vec::new(),
+        }
+    }
+
     /// Sum of the lines.
     pub fn total(&self) -> Money {
         self.lines.iter().map(|l| l.amount).sum()

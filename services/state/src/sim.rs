@@ -67,14 +67,14 @@ pub fn province_fixture(fund: Money) -> MemKv {
     ratios.insert((InsuranceType::Employee, 3), ratio("0.8"));
     let day = |s: &str| Date::parse(s).unwrap_or_else(|e| unreachable!("literal date: {e}"));
     let commands = vec![
-        Command::PutPolicy(Policy {
+        ProvinceCommand::PutPolicy(Policy {
             deductible: Money::from_fen(10_000),
             ratios,
             annual_cap: Money::from_fen(100_000),
             critical_illness: CriticalIllnessTier { ratio: ratio("0.5"), annual_cap: Money::from_fen(500_000) },
             temporary_visitor_reduction: ratio("0.1"),
         }),
-        Command::PutInstitution(Institution {
+        ProvinceCommand::PutInstitution(Institution {
             id: id(InstitutionId::new("H001")),
             name: "City Hospital".into(),
             level: 3,
@@ -82,13 +82,13 @@ pub fn province_fixture(fund: Money) -> MemKv {
             agreement_end: day("2026-12-31"),
             suspended: false,
         }),
-        Command::PutPersonnel(Personnel {
+        ProvinceCommand::PutPersonnel(Personnel {
             code: id(PersonnelCode::new("D001")),
             name: "Dr Li".into(),
             institution: id(InstitutionId::new("H001")),
             status: QualificationStatus::Active,
         }),
-        Command::PutCatalogueItem(CatalogueItem {
+        ProvinceCommand::PutCatalogueItem(CatalogueItem {
             code: id(ItemCode::new("X1")),
             name: "item".into(),
             class: ItemClass::A,
@@ -96,7 +96,7 @@ pub fn province_fixture(fund: Money) -> MemKv {
             self_pay_share: Ratio::ZERO,
             restrictions: Restrictions::default(),
         }),
-        Command::PutPerson(Person {
+        ProvinceCommand::PutPerson(Person {
             key: person_key(),
             masked_id: "110***********1234".into(),
             sealed: sealed(),
@@ -108,10 +108,9 @@ pub fn province_fixture(fund: Money) -> MemKv {
             social_security_card: Some(ss1()),
             e_credential: None,
         }),
-        Command::Contribute { serial: id(Serial::new("C1")), amount: fund, source: "payroll".into() },
+        ProvinceCommand::Contribute { serial: id(Serial::new("C1")), amount: fund, source: "payroll".into() },
     ];
-    let (results, writes) =
-        apply_batch(&kv, &Batch { time: LogTime(START), commands, origins: Vec::new() }, Role::Province);
+    let (results, writes) = apply_batch(&kv, &Batch::of(LogTime(START), commands), Role::Province);
     assert!(results.iter().all(|r| r.is_ok()), "fixture applies: {results:?}");
     kv.write(writes);
     kv
@@ -186,7 +185,7 @@ pub struct World {
     drivers: BTreeMap<u64, Driver>,
     next_driver: u64,
     network: Vec<Msg>,
-    requests: Vec<(usize, Command)>,
+    requests: Vec<(usize, ProvinceCommand)>,
     outcomes: BTreeMap<usize, Outcome>,
     first_decisions: BTreeMap<TransferId, Decision>,
     last_pass: i64,
@@ -252,7 +251,7 @@ impl World {
         for n in 0..transfers {
             let t = rng.index(2);
             let visit = id(Serial::new(format!("V{n}")));
-            let request = Command::RegisterVisit {
+            let request = ProvinceCommand::RegisterVisit {
                 institution: id(InstitutionId::new("H001")),
                 serial: visit.clone(),
                 certificate_kind: CertificateKind::SocialSecurityCard,
@@ -283,23 +282,22 @@ impl World {
             let kv = groups.get_mut(&Group::Treatment(t)).unwrap_or_else(|| unreachable!("treatment group exists"));
             let (res, writes) = apply_batch(
                 kv,
-                &Batch {
-                    time: LogTime(START),
-                    commands: vec![
-                        Command::RegisterNonLocalVisit { request: Box::new(request), nonlocal },
-                        Command::UploadFees {
+                &Batch::of(
+                    LogTime(START),
+                    vec![
+                        ProvinceCommand::RegisterNonLocalVisit { request: Box::new(request), nonlocal },
+                        ProvinceCommand::UploadFees {
                             institution: id(InstitutionId::new("H001")),
                             visit: visit.clone(),
                             lines: vec![line],
                         },
                     ],
-                    origins: Vec::new(),
-                },
+                ),
                 Role::Province,
             );
             assert!(res.iter().all(|r| r.is_ok()), "workload applies: {res:?}");
             kv.write(writes);
-            let settle = Command::Settle {
+            let settle = ProvinceCommand::Settle {
                 institution: id(InstitutionId::new("H001")),
                 serial: id(Serial::new(format!("S{n}"))),
                 visit,
@@ -310,7 +308,11 @@ impl World {
         let network = requests
             .iter()
             .enumerate()
-            .map(|(n, (t, cmd))| Msg::Request { to: Group::Treatment(*t), cmd: cmd.clone(), from: Client::Hospital(n) })
+            .map(|(n, (t, cmd))| Msg::Request {
+                to: Group::Treatment(*t),
+                cmd: cmd.clone().into(),
+                from: Client::Hospital(n),
+            })
             .collect();
         World {
             now: START,
@@ -344,7 +346,8 @@ impl World {
         self.groups.get(&g).unwrap_or_else(|| unreachable!("every group exists"))
     }
 
-    fn send(&mut self, to: Group, cmd: Command, from: Client) {
+    fn send(&mut self, to: Group, cmd: impl Into<Command>, from: Client) {
+        let cmd: Command = cmd.into();
         self.network.push(Msg::Request { to, cmd, from });
     }
 
@@ -372,7 +375,8 @@ impl World {
             return;
         };
         let age = u64::try_from(self.now - x.started_at.millis()).unwrap_or(0);
-        let reserve = Command::Reserve { transfer: x.id.clone(), handle: nl.handle, person_key: nl.person_key, claim };
+        let reserve =
+            ProvinceCommand::Reserve { transfer: x.id.clone(), handle: nl.handle, person_key: nl.person_key, claim };
         let expect = match next_action(&x, self.decision(&x.id).as_ref(), age) {
             Action::Finished(_) => {
                 self.drivers.remove(&d);
@@ -381,7 +385,7 @@ impl World {
             Action::Apply(rec) => {
                 self.send(
                     Group::Insured,
-                    Command::ResolveReservation { transfer: x.id.clone(), decision: rec.decision },
+                    ProvinceCommand::ResolveReservation { transfer: x.id.clone(), decision: rec.decision },
                     Client::None,
                 );
                 if rec.decision == Decision::Commit && x.phase == TransferPhase::Reserving {
@@ -393,8 +397,13 @@ impl World {
                 }
             }
             Action::Decide { decision, amount, reason } => {
-                let cmd =
-                    Command::FedDecide { transfer: x.id.clone(), insured: x.insured.clone(), amount, decision, reason };
+                let cmd = FederationCommand::Decide {
+                    transfer: x.id.clone(),
+                    insured: x.insured.clone(),
+                    amount,
+                    decision,
+                    reason,
+                };
                 self.send(Group::Federation, cmd, Client::Driver(d));
                 Expect::Decided
             }
@@ -411,8 +420,12 @@ impl World {
 
     fn finish(&mut self, d: u64, t: &TransferId, rec: &DecisionRecord, split: Option<medmesh_settlement::Split>) {
         let treatment = self.drivers.get(&d).map(|x| x.treatment).unwrap_or(0);
-        let cmd =
-            Command::FinishTransfer { transfer: t.clone(), decision: rec.decision, reason: rec.reason.clone(), split };
+        let cmd = ProvinceCommand::FinishTransfer {
+            transfer: t.clone(),
+            decision: rec.decision,
+            reason: rec.reason.clone(),
+            split,
+        };
         self.send(Group::Treatment(treatment), cmd, Client::Driver(d));
     }
 
@@ -430,12 +443,12 @@ impl World {
                 };
                 match answer {
                     ReserveAnswer::Reserved(split) => {
-                        let cmd = Command::TransferReserved { transfer: driver.transfer.clone(), split };
+                        let cmd = ProvinceCommand::TransferReserved { transfer: driver.transfer.clone(), split };
                         self.send(Group::Treatment(driver.treatment), cmd, Client::Driver(d));
                         self.set_expect(d, Expect::Recorded);
                     }
                     ReserveAnswer::Abort(reason) => {
-                        let cmd = Command::FedDecide {
+                        let cmd = FederationCommand::Decide {
                             transfer: driver.transfer.clone(),
                             insured: id(ProvinceCode::new("310000")),
                             amount: Money::ZERO,
@@ -483,13 +496,10 @@ impl World {
             self.record(format!("vouch for {} lost: federation unreachable", transfer.key()));
             return false;
         }
-        let cmd = Command::FedVouch { transfer: transfer.clone(), insured: id(ProvinceCode::new("310000")), amount };
+        let cmd =
+            FederationCommand::Vouch { transfer: transfer.clone(), insured: id(ProvinceCode::new("310000")), amount };
         let kv = self.groups.get_mut(&Group::Federation).unwrap_or_else(|| unreachable!("every group exists"));
-        let (results, writes) = apply_batch(
-            kv,
-            &Batch { time: LogTime(self.now), commands: vec![cmd], origins: Vec::new() },
-            Group::Federation.role(),
-        );
+        let (results, writes) = apply_batch(kv, &Batch::of(LogTime(self.now), vec![cmd]), Group::Federation.role());
         kv.write(writes);
         results.into_iter().all(|r| r.is_ok())
     }
@@ -503,20 +513,21 @@ impl World {
                     return;
                 }
                 let kv = self.groups.get_mut(&to).unwrap_or_else(|| unreachable!("every group exists"));
-                let (mut results, writes) = apply_batch(
-                    kv,
-                    &Batch { time: LogTime(self.now), commands: vec![cmd.clone()], origins: Vec::new() },
-                    to.role(),
-                );
+                let (mut results, writes) =
+                    apply_batch(kv, &Batch::of(LogTime(self.now), vec![cmd.clone()]), to.role());
                 kv.write(writes);
                 let result = results.remove(0);
                 let detail = match (&cmd, &result) {
                     (_, Err(e)) => format!("err {e}"),
-                    (Command::FedDecide { decision, reason, .. }, _) => format!("ok {decision:?} {reason}"),
+                    (Command::Federation(FederationCommand::Decide { decision, reason, .. }), _) => {
+                        format!("ok {decision:?} {reason}")
+                    }
                     _ => "ok".into(),
                 };
                 self.record(format!("{to:?} applied {} -> {detail}", cmd.kind()));
-                if let (Command::Reserve { transfer, .. }, Ok(Outcome::Reservation(r))) = (&cmd, &result) {
+                if let (Command::Province(ProvinceCommand::Reserve { transfer, .. }), Ok(Outcome::Reservation(r))) =
+                    (&cmd, &result)
+                {
                     // The insured province's edge vouches at the federation for what it
                     // reserved before it answers; without the federation, no answer.
                     if r.split.is_some() && !self.vouch(transfer, r.amount()) {
@@ -535,7 +546,7 @@ impl World {
                     if let Ok(Outcome::Decided(rec)) = result {
                         self.send(
                             Group::Insured,
-                            Command::ResolveReservation { transfer: t, decision: rec.decision },
+                            ProvinceCommand::ResolveReservation { transfer: t, decision: rec.decision },
                             Client::None,
                         );
                     }
@@ -551,12 +562,12 @@ impl World {
                 self.start_driver(t, open.transfer.id);
             }
             Ok(o @ (Outcome::Settlement(_) | Outcome::NonLocalAborted { .. })) => {
-                if let (Outcome::Settlement(s), Command::Settle { .. }) = (&o, &self.requests[n].1) {
+                if let (Outcome::Settlement(s), ProvinceCommand::Settle { .. }) = (&o, &self.requests[n].1) {
                     // Every third committed settlement is reversed by its hospital, which
                     // retries the reversal like any request until it has an outcome.
                     if n.is_multiple_of(3) && !self.outcomes.contains_key(&n) {
                         let t = self.requests[n].0;
-                        let reverse = Command::Reverse {
+                        let reverse = ProvinceCommand::Reverse {
                             institution: s.institution.clone(),
                             serial: id(Serial::new(format!("R{n}"))),
                             settlement: s.serial.clone(),
@@ -628,11 +639,14 @@ impl World {
                     match self.decision(&r.transfer) {
                         Some(rec) => self.send(
                             Group::Insured,
-                            Command::ResolveReservation { transfer: r.transfer.clone(), decision: rec.decision },
+                            ProvinceCommand::ResolveReservation {
+                                transfer: r.transfer.clone(),
+                                decision: rec.decision,
+                            },
                             Client::None,
                         ),
                         None => {
-                            let cmd = Command::FedDecide {
+                            let cmd = FederationCommand::Decide {
                                 transfer: r.transfer.clone(),
                                 insured: id(ProvinceCode::new("310000")),
                                 amount: r.amount(),
@@ -655,18 +669,18 @@ impl World {
             TransferId { treatment: treatment_code(t), institution: s.institution.clone(), serial: s.serial };
         let recorded = self.decision(&transfer).is_some_and(|d| d.reversed.is_some());
         if !recorded {
-            self.send(Group::Federation, Command::FedReverse { transfer, reversal }, Client::None);
+            self.send(Group::Federation, FederationCommand::Reverse { transfer, reversal }, Client::None);
             return;
         }
         let given_back = crate::kv::load::<Reservation>(self.kv(Group::Insured), &keys::reservation(&transfer))
             .is_some_and(|r| r.status == ReservationStatus::Reversed);
         if !given_back {
-            self.send(Group::Insured, Command::UnpostReservation { transfer }, Client::None);
+            self.send(Group::Insured, ProvinceCommand::UnpostReservation { transfer }, Client::None);
             return;
         }
         self.send(
             Group::Treatment(t),
-            Command::FinishReversal { institution: s.institution, serial: reversal },
+            ProvinceCommand::FinishReversal { institution: s.institution, serial: reversal },
             Client::None,
         );
     }
@@ -929,7 +943,7 @@ pub fn run(seed: u64, transfers: usize, chaos_steps: usize, keep_trace: bool) ->
     let settles: Vec<&Outcome> = w
         .outcomes
         .iter()
-        .filter(|(n, _)| matches!(w.requests[**n].1, Command::Settle { .. }))
+        .filter(|(n, _)| matches!(w.requests[**n].1, ProvinceCommand::Settle { .. }))
         .map(|(_, o)| o)
         .collect();
     let committed = settles.iter().filter(|o| matches!(o, Outcome::Settlement(_))).count();

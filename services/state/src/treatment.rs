@@ -7,16 +7,16 @@
 //!
 //! | step | group | command |
 //! |---|---|---|
-//! | open | treatment | [`Command::Settle`] on a non-local visit → [`TreatmentTransfer`] |
-//! | reserve | insured | [`Command::Reserve`]: settle with the insured policy, hold fund, accumulators, account |
-//! | record | treatment | [`Command::TransferReserved`] |
-//! | decide | federation | [`Command::FedDecide`]: first writer wins |
-//! | post / void | insured | [`Command::ResolveReservation`] |
-//! | finish | treatment | [`Command::FinishTransfer`]: the settlement, or the serial spent on abort |
+//! | open | treatment | [`ProvinceCommand::Settle`] on a non-local visit → [`TreatmentTransfer`] |
+//! | reserve | insured | [`ProvinceCommand::Reserve`]: settle with the insured policy, hold fund, accumulators, account |
+//! | record | treatment | [`ProvinceCommand::TransferReserved`] |
+//! | decide | federation | [`FederationCommand::Decide`]: first writer wins |
+//! | post / void | insured | [`ProvinceCommand::ResolveReservation`] |
+//! | finish | treatment | [`ProvinceCommand::FinishTransfer`]: the settlement, or the serial spent on abort |
 //!
 //! A reversal is the same shape without a vote: open at the treatment province
-//! ([`Command::Reverse`]), [`Command::FedReverse`], [`Command::UnpostReservation`],
-//! [`Command::FinishReversal`].
+//! ([`ProvinceCommand::Reverse`]), [`FederationCommand::Reverse`], [`ProvinceCommand::UnpostReservation`],
+//! [`ProvinceCommand::FinishReversal`].
 
 use medmesh_settlement::CatalogueItem;
 use medmesh_types::{InstitutionId, LogTime, Serial};
@@ -30,11 +30,11 @@ use crate::DomainError;
 /// Treatment province: registers a visit of a person insured elsewhere.
 pub(crate) fn register_nonlocal_visit(
     tx: &mut Tx<'_>,
-    request: &Command,
+    request: &ProvinceCommand,
     nonlocal: &NonLocalVisit,
     now: LogTime,
 ) -> Result<Outcome, DomainError> {
-    let Command::RegisterVisit {
+    let ProvinceCommand::RegisterVisit {
         institution,
         serial,
         certificate_kind,
@@ -104,7 +104,7 @@ pub(crate) fn attach_filing(
 /// Treatment province: opens (or finds) the transfer of a non-local settlement.
 pub(crate) fn settle_nonlocal(
     tx: &mut Tx<'_>,
-    cmd: &Command,
+    cmd: &ProvinceCommand,
     institution: &medmesh_types::InstitutionId,
     serial: &Serial,
     mut visit: Visit,
@@ -263,7 +263,7 @@ pub(crate) fn finish_transfer(
 }
 /// Treatment province: opens the reversal of a non-local settlement (the caller checked the
 /// idempotency record and that the settlement is in force).
-pub(crate) fn open_reversal(tx: &mut Tx<'_>, cmd: &Command, mut s: Settlement, serial: &Serial) -> Outcome {
+pub(crate) fn open_reversal(tx: &mut Tx<'_>, cmd: &ProvinceCommand, mut s: Settlement, serial: &Serial) -> Outcome {
     s.status = SettlementStatus::Reversing { by: serial.clone() };
     tx.store(&keys::settlement(&s.institution, &s.serial), &s);
     tx.store(&keys::reversal(&s.institution, serial), &(s.serial.clone(), digest(cmd)));

@@ -11,6 +11,8 @@ use medmesh_settlement::{CatalogueItem, FeeLine, Policy, Split, MAX_LINES, MAX_Q
 use medmesh_types::{Money, MAX_YUAN};
 use rust_decimal::Decimal;
 
+use crate::command::Command;
+use crate::federation::FederationCommand;
 use crate::model::*;
 use crate::shared::*;
 use crate::DomainError;
@@ -23,13 +25,21 @@ pub const MAX_LIST: usize = 10_000;
 /// Checks a command's fields without reading state.
 pub fn validate(cmd: &Command) -> Result<(), DomainError> {
     match cmd {
-        Command::PutPerson(p) => {
+        Command::Province(c) => province(c),
+        Command::Federation(c) => federation(c),
+    }
+}
+
+/// Checks a province command's fields.
+fn province(cmd: &ProvinceCommand) -> Result<(), DomainError> {
+    match cmd {
+        ProvinceCommand::PutPerson(p) => {
             // The key, the card hashes and the sealed fields are checked by their types when
             // the command is decoded; apply cannot open the seal and need not.
             masked("masked_id", &p.masked_id)?;
             amount("account_balance", p.account_balance)
         }
-        Command::PutInstitution(i) => {
+        ProvinceCommand::PutInstitution(i) => {
             text("name", &i.name, true)?;
             if !(1..=3).contains(&i.level) {
                 return Err(DomainError::invalid("level", "must be 1, 2 or 3"));
@@ -39,19 +49,19 @@ pub fn validate(cmd: &Command) -> Result<(), DomainError> {
             }
             Ok(())
         }
-        Command::PutPersonnel(p) => text("name", &p.name, true),
-        Command::PutCatalogueItem(item) => catalogue_item("", item),
-        Command::PutPolicy(p) => policy(p),
-        Command::Contribute { amount: a, source, .. } => {
+        ProvinceCommand::PutPersonnel(p) => text("name", &p.name, true),
+        ProvinceCommand::PutCatalogueItem(item) => catalogue_item("", item),
+        ProvinceCommand::PutPolicy(p) => policy(p),
+        ProvinceCommand::Contribute { amount: a, source, .. } => {
             text("source", source, false)?;
             positive("amount", *a)
         }
-        Command::RecordViolation(v) | Command::FedRecordViolation(v) => crate::rules::check_violation(v, None),
-        Command::RegisterVisit { department, diagnosis, .. } => {
+        ProvinceCommand::RecordViolation(v) => crate::rules::check_violation(v, None),
+        ProvinceCommand::RegisterVisit { department, diagnosis, .. } => {
             text("department", department, false)?;
             text("diagnosis", diagnosis, true)
         }
-        Command::UploadFees { lines, .. } => {
+        ProvinceCommand::UploadFees { lines, .. } => {
             if lines.is_empty() {
                 return Err(DomainError::invalid("lines", "at least one fee line is required"));
             }
@@ -60,36 +70,45 @@ pub fn validate(cmd: &Command) -> Result<(), DomainError> {
             }
             fee_lines("lines", lines)
         }
-        Command::Settle { .. } | Command::Reverse { .. } => Ok(()),
-        Command::RegisterNonLocalVisit { request, nonlocal } => {
-            if !matches!(**request, Command::RegisterVisit { .. }) {
+        ProvinceCommand::Settle { .. } | ProvinceCommand::Reverse { .. } => Ok(()),
+        ProvinceCommand::RegisterNonLocalVisit { request, nonlocal } => {
+            if !matches!(**request, ProvinceCommand::RegisterVisit { .. }) {
                 return Err(DomainError::invalid("request", "must be a visit registration"));
             }
-            validate(request)?;
+            province(request)?;
             nonlocal_visit(nonlocal)
         }
-        Command::Reserve { person_key, claim, .. } => {
+        ProvinceCommand::Reserve { person_key, claim, .. } => {
             if !is_directory_key(person_key) {
                 return Err(DomainError::invalid("person_key", "is not a directory key"));
             }
             remote_claim(claim)
         }
-        Command::ResolveReservation { .. } | Command::UnpostReservation { .. } => Ok(()),
-        Command::TransferReserved { split: s, .. } => split(s),
-        Command::FinishTransfer { reason, split: s, .. } => {
+        ProvinceCommand::ResolveReservation { .. } | ProvinceCommand::UnpostReservation { .. } => Ok(()),
+        ProvinceCommand::TransferReserved { split: s, .. } => split(s),
+        ProvinceCommand::FinishTransfer { reason, split: s, .. } => {
             text("reason", reason, false)?;
             s.as_ref().map_or(Ok(()), split)
         }
-        Command::AttachFiling { .. } | Command::FinishReversal { .. } | Command::FedReverse { .. } => Ok(()),
-        Command::SyncShared { items } => list("items", items.len()),
-        Command::RecordDiscipline(e) | Command::FedRecordDiscipline(e) => text("reason", &e.reason, true),
-        Command::FedTopUp { amount: a, warning_below, .. } => {
+        ProvinceCommand::AttachFiling { .. } | ProvinceCommand::FinishReversal { .. } => Ok(()),
+        ProvinceCommand::SyncShared { items } => list("items", items.len()),
+        ProvinceCommand::RecordDiscipline(e) => text("reason", &e.reason, true),
+    }
+}
+
+/// Checks a federation command's fields.
+fn federation(cmd: &FederationCommand) -> Result<(), DomainError> {
+    match cmd {
+        FederationCommand::RecordViolation(v) => crate::rules::check_violation(v, None),
+        FederationCommand::Reverse { .. } => Ok(()),
+        FederationCommand::RecordDiscipline(e) => text("reason", &e.reason, true),
+        FederationCommand::TopUp { amount: a, warning_below, .. } => {
             positive("amount", *a)?;
             warning_below.map_or(Ok(()), |w| amount("warning_below", w))
         }
-        Command::FedRunClearing { month } => text("month", month, true),
-        Command::FedConfirmClearing { month, .. } => text("month", month, true),
-        Command::FedRegisterProvince(e) => {
+        FederationCommand::RunClearing { month } => text("month", month, true),
+        FederationCommand::ConfirmClearing { month, .. } => text("month", month, true),
+        FederationCommand::RegisterProvince(e) => {
             if e.endpoints.is_empty() || e.endpoints.len() > 16 {
                 return Err(DomainError::invalid("endpoints", "must list 1 to 16 endpoints"));
             }
@@ -98,7 +117,7 @@ pub fn validate(cmd: &Command) -> Result<(), DomainError> {
             }
             Ok(())
         }
-        Command::FedDirectory { entries } => {
+        FederationCommand::Directory { entries } => {
             list("entries", entries.len())?;
             for (i, (key, _)) in entries.iter().enumerate() {
                 if !is_directory_key(key) {
@@ -107,7 +126,7 @@ pub fn validate(cmd: &Command) -> Result<(), DomainError> {
             }
             Ok(())
         }
-        Command::FedFile(f) => {
+        FederationCommand::File(f) => {
             if f.end < f.start {
                 return Err(DomainError::invalid("end", format!("{} is before start {}", f.end, f.start)));
             }
@@ -116,12 +135,12 @@ pub fn validate(cmd: &Command) -> Result<(), DomainError> {
             }
             Ok(())
         }
-        Command::FedDecide { amount: a, reason, .. } => {
+        FederationCommand::Decide { amount: a, reason, .. } => {
             amount("amount", *a)?;
             text("reason", reason, false)
         }
-        Command::FedVouch { amount: a, .. } => amount("amount", *a),
-        Command::FedAnchor { head, .. } => {
+        FederationCommand::Vouch { amount: a, .. } => amount("amount", *a),
+        FederationCommand::Anchor { head, .. } => {
             if head.seq == 0 {
                 return Err(DomainError::invalid("head.seq", "must be positive"));
             }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use medmesh_state::{Answer, Command, Outcome, Query};
+use medmesh_state::{Answer, FederationCommand, Outcome, ProvinceCommand, Query};
 use tonic::{Request, Response, Status};
 
 use super::{answer, outcome, unexpected};
@@ -18,7 +18,7 @@ pub struct Agency {
 }
 
 impl Agency {
-    async fn put<T: Default>(&self, cmd: Command) -> Result<Response<T>, Status> {
+    async fn put<T: Default>(&self, cmd: ProvinceCommand) -> Result<Response<T>, Status> {
         match outcome(self.mesh.app.propose(cmd).await?)? {
             Outcome::Stored => Ok(Response::new(T::default())),
             other => Err(unexpected(other)),
@@ -35,7 +35,7 @@ impl AgencyService for Agency {
         if !entries.is_empty() {
             // The directory tells treatment provinces where the person is insured; an
             // acknowledged PutPerson has reached it (a retry is idempotent).
-            outcome(self.mesh.fed_propose(Command::FedDirectory { entries }).await?)?;
+            outcome(self.mesh.fed_propose(FederationCommand::Directory { entries }).await?)?;
         }
         Ok(r)
     }
@@ -75,11 +75,11 @@ impl AgencyService for Agency {
     ) -> Result<Response<RecordViolationResponse>, Status> {
         let cmd = convert::record_violation(req.into_inner())?;
         let code = match &cmd {
-            Command::RecordViolation(v) => {
+            ProvinceCommand::RecordViolation(v) => {
                 if self.mesh.federated() && !self.mesh.is_federation() {
                     // Shared first, so the points count in every province; then here, so the
                     // answer reflects them at once.
-                    outcome(self.mesh.fed_propose(Command::FedRecordViolation(v.clone())).await?)?;
+                    outcome(self.mesh.fed_propose(FederationCommand::RecordViolation(v.clone())).await?)?;
                 }
                 v.personnel.clone()
             }
@@ -295,7 +295,7 @@ impl AgencyService for Agency {
             start,
             end,
         };
-        outcome(self.mesh.fed_propose(Command::FedFile(f)).await?)?;
+        outcome(self.mesh.fed_propose(FederationCommand::File(f)).await?)?;
         Ok(Response::new(FileNonLocalResponse {
             id: id.to_string(),
             masked_id: person.masked_id,
@@ -321,9 +321,9 @@ impl AgencyService for Agency {
             reason: r.reason,
         };
         if self.mesh.federated() && !self.mesh.is_federation() {
-            outcome(self.mesh.fed_propose(Command::FedRecordDiscipline(e.clone())).await?)?;
+            outcome(self.mesh.fed_propose(FederationCommand::RecordDiscipline(e.clone())).await?)?;
         }
-        outcome(self.mesh.app.propose(Command::RecordDiscipline(e.clone())).await?)?;
+        outcome(self.mesh.app.propose(ProvinceCommand::RecordDiscipline(e.clone())).await?)?;
         Ok(Response::new(RecordDisciplineResponse { entry: Some(discipline_pb(&e)) }))
     }
 
@@ -333,10 +333,7 @@ impl AgencyService for Agency {
     ) -> Result<Response<ListDisciplineResponse>, Status> {
         let r = req.into_inner();
         let subject = self.subject(&r.institution_id, r.certificate_kind, &r.certificate)?;
-        let page_size = match r.page_size {
-            0 => medmesh_state::DEFAULT_STATEMENT_PAGE,
-            n => usize::try_from(n).unwrap_or(usize::MAX),
-        };
+        let page_size = convert::page_size(r.page_size);
         match answer(self.mesh.app.query(Query::Disciplines { subject, page_token: r.page_token, page_size }).await?)? {
             Answer::Disciplines { entries, next_page_token } => Ok(Response::new(ListDisciplineResponse {
                 entries: entries.iter().map(discipline_pb).collect(),

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use medmesh_state::{Answer, ClearingStatement, Command, Decision, Outcome, PrepaidView, Query, TransferId};
+use medmesh_state::{Answer, Decision, FederationCommand, Outcome, PrepaidView, Query, StatementSummary, TransferId};
 use medmesh_types::Money;
 use tonic::{Request, Response, Status};
 
@@ -34,7 +34,7 @@ impl Federation {
         answer(self.mesh.fed_query(q).await?)
     }
 
-    async fn act(&self, cmd: Command) -> Result<Outcome, Status> {
+    async fn act(&self, cmd: FederationCommand) -> Result<Outcome, Status> {
         self.federated()?;
         self.mesh.fed_propose(cmd).await?.map_err(crate::convert::status)
     }
@@ -51,8 +51,8 @@ fn prepaid_pb(v: &PrepaidView) -> PrepaidAccount {
     }
 }
 
-fn clearing_pb(month: &str, statements: &[ClearingStatement]) -> Option<Clearing> {
-    let nets = province_nets(statements.iter().map(|s| (&s.insured, &s.treatment, s.total())));
+fn clearing_pb(month: &str, statements: &[StatementSummary]) -> Option<Clearing> {
+    let nets = province_nets(statements.iter().map(|s| (&s.insured, &s.treatment, s.total)));
     Some(Clearing {
         month: month.to_string(),
         statements: statements
@@ -70,8 +70,8 @@ fn clearing_pb(month: &str, statements: &[ClearingStatement]) -> Option<Clearing
                         confirmed: l.confirmed,
                     })
                     .collect(),
-                total: s.total().to_string(),
-                confirmed_total: s.confirmed_total().to_string(),
+                total: s.total.to_string(),
+                confirmed_total: s.confirmed_total.to_string(),
             })
             .collect(),
         provinces: nets,
@@ -184,7 +184,7 @@ impl FederationService for Federation {
         } else {
             Some(convert::money("warning_below", &r.warning_below)?)
         };
-        let cmd = Command::FedTopUp {
+        let cmd = FederationCommand::TopUp {
             province: convert::province("province", &r.province)?,
             serial: convert::serial("serial", &r.serial)?,
             amount: convert::money("amount", &r.amount)?,
@@ -215,16 +215,23 @@ impl FederationService for Federation {
             ));
         }
         let month = req.into_inner().month;
-        match self.act(Command::FedRunClearing { month: month.clone() }).await? {
+        match self.act(FederationCommand::RunClearing { month: month.clone() }).await? {
             Outcome::Clearing(s) => Ok(Response::new(RunClearingResponse { clearing: clearing_pb(&month, &s) })),
             other => Err(unexpected(other)),
         }
     }
 
     async fn get_clearing(&self, req: Request<GetClearingRequest>) -> Result<Response<GetClearingResponse>, Status> {
-        let month = req.into_inner().month;
-        match self.ask(Query::Clearing { month: month.clone() }).await? {
-            Answer::Clearing(s) => Ok(Response::new(GetClearingResponse { clearing: clearing_pb(&month, &s) })),
+        let r = req.into_inner();
+        let q = Query::Clearing {
+            month: r.month.clone(),
+            page_token: r.page_token,
+            page_size: convert::page_size(r.page_size),
+        };
+        match self.ask(q).await? {
+            Answer::Clearing { statements, next_page_token } => {
+                Ok(Response::new(GetClearingResponse { clearing: clearing_pb(&r.month, &statements), next_page_token }))
+            }
             other => Err(unexpected(other)),
         }
     }
@@ -238,7 +245,7 @@ impl FederationService for Federation {
         let treatment = convert::province("treatment_province", &r.treatment_province)?;
         let institution = convert::institution("institution_id", &r.institution_id)?;
         caller.is_institution_of(&r.treatment_province, &r.institution_id)?;
-        let cmd = Command::FedConfirmClearing {
+        let cmd = FederationCommand::ConfirmClearing {
             month: r.month.clone(),
             treatment,
             institution,

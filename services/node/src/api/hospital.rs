@@ -185,11 +185,7 @@ impl HospitalService for Hospital {
             from: convert::date("from", &r.from)?,
             to: convert::date("to", &r.to)?,
             page_token: r.page_token,
-            page_size: if r.page_size == 0 {
-                medmesh_state::DEFAULT_STATEMENT_PAGE
-            } else {
-                usize::try_from(r.page_size).unwrap_or(usize::MAX)
-            },
+            page_size: convert::page_size(r.page_size),
         };
         match answer(self.mesh.app.query(q).await?)? {
             Answer::Statement { settlements, next_page_token } => {

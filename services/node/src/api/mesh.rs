@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use medmesh_state::{Command, Query};
+use medmesh_state::{Command, ProvinceCommand, Query};
 use tonic::{Request, Response, Status};
 
 use super::raft::{decode, reply};
@@ -44,7 +44,7 @@ impl MeshService for MeshApi {
             medmesh_state::access::foreign_command(&cmd, &from).map_err(refused)?;
         }
         let result = match cmd {
-            Command::Reserve { .. } => self.mesh.reserve_as_insured(cmd).await,
+            Command::Province(ProvinceCommand::Reserve { .. }) => self.mesh.reserve_as_insured(cmd).await,
             cmd => self.mesh.app.propose_local(cmd).await,
         };
         reply(&result)

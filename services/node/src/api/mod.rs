@@ -45,7 +45,7 @@ mod tests {
     /// Regression (issue 9): an unexpected outcome never carries a certificate into a status.
     #[test]
     fn unexpected_outcomes_name_only_their_kind() {
-        let cmd = medmesh_state::Command::RegisterVisit {
+        let cmd = medmesh_state::ProvinceCommand::RegisterVisit {
             institution: medmesh_types::InstitutionId::new("H001").unwrap(),
             serial: medmesh_types::Serial::new("V1").unwrap(),
             certificate_kind: medmesh_state::CertificateKind::IdCard,

@@ -3,7 +3,9 @@
 
 use medmesh_seal::PersonSecrets;
 use medmesh_settlement::{CatalogueItem, CriticalIllnessTier, ItemClass, Policy, Restrictions};
-use medmesh_state::{CertificateKind, Command, Institution, InsuranceStatus, Person, Personnel, QualificationStatus};
+use medmesh_state::{
+    CertificateKind, Institution, InsuranceStatus, Person, Personnel, ProvinceCommand, QualificationStatus,
+};
 use medmesh_types::{Date, Money, PersonId, PersonnelCode, Ratio, Serial};
 use tonic::Status;
 
@@ -13,7 +15,10 @@ use crate::pb;
 /// A register entry, sealed here under the province's key: the command that enters the log
 /// holds keyed hashes and sealed fields only. Also returns the opened fields (for the
 /// federation's directory).
-pub fn put_person(r: pb::PutPersonRequest, key: &medmesh_seal::SealKey) -> Result<(Command, PersonSecrets), Status> {
+pub fn put_person(
+    r: pb::PutPersonRequest,
+    key: &medmesh_seal::SealKey,
+) -> Result<(ProvinceCommand, PersonSecrets), Status> {
     let id = PersonId::new(r.id).map_err(|e| bad("id", e))?;
     if r.name.chars().count() > medmesh_state::MAX_TEXT
         || r.name.trim().is_empty()
@@ -39,7 +44,7 @@ pub fn put_person(r: pb::PutPersonRequest, key: &medmesh_seal::SealKey) -> Resul
     };
     let person_key = key.hash(CertificateKind::IdCard.key(), id.expose());
     let sealed = key.seal_person(&person_key, &secrets).map_err(|e| Status::unavailable(format!("sealing: {e}")))?;
-    let cmd = Command::PutPerson(Person {
+    let cmd = ProvinceCommand::PutPerson(Person {
         key: person_key,
         masked_id: id.masked(),
         sealed,
@@ -63,8 +68,8 @@ pub fn put_person(r: pb::PutPersonRequest, key: &medmesh_seal::SealKey) -> Resul
     Ok((cmd, secrets))
 }
 
-pub fn put_institution(r: pb::PutInstitutionRequest) -> Result<Command, Status> {
-    Ok(Command::PutInstitution(Institution {
+pub fn put_institution(r: pb::PutInstitutionRequest) -> Result<ProvinceCommand, Status> {
+    Ok(ProvinceCommand::PutInstitution(Institution {
         id: institution("id", &r.id)?,
         name: r.name,
         level: level("level", r.level)?,
@@ -74,8 +79,8 @@ pub fn put_institution(r: pb::PutInstitutionRequest) -> Result<Command, Status> 
     }))
 }
 
-pub fn put_personnel(r: pb::PutPersonnelRequest) -> Result<Command, Status> {
-    Ok(Command::PutPersonnel(Personnel {
+pub fn put_personnel(r: pb::PutPersonnelRequest) -> Result<ProvinceCommand, Status> {
+    Ok(ProvinceCommand::PutPersonnel(Personnel {
         code: personnel_code("code", &r.code)?,
         name: r.name,
         institution: institution("institution_id", &r.institution_id)?,
@@ -88,7 +93,7 @@ pub fn put_personnel(r: pb::PutPersonnelRequest) -> Result<Command, Status> {
     }))
 }
 
-pub fn put_catalogue_item(r: pb::PutCatalogueItemRequest) -> Result<Command, Status> {
+pub fn put_catalogue_item(r: pb::PutCatalogueItemRequest) -> Result<ProvinceCommand, Status> {
     let class = match r.class.as_str() {
         "A" => ItemClass::A,
         "B" => ItemClass::B,
@@ -97,7 +102,7 @@ pub fn put_catalogue_item(r: pb::PutCatalogueItemRequest) -> Result<Command, Sta
     };
     let share =
         if r.self_pay_share.trim().is_empty() { Ratio::ZERO } else { ratio("self_pay_share", &r.self_pay_share)? };
-    Ok(Command::PutCatalogueItem(CatalogueItem {
+    Ok(ProvinceCommand::PutCatalogueItem(CatalogueItem {
         code: item_code("code", &r.code)?,
         name: r.name,
         class,
@@ -121,7 +126,7 @@ pub fn put_catalogue_item(r: pb::PutCatalogueItemRequest) -> Result<Command, Sta
     }))
 }
 
-pub fn put_policy(r: pb::PutPolicyRequest) -> Result<Command, Status> {
+pub fn put_policy(r: pb::PutPolicyRequest) -> Result<ProvinceCommand, Status> {
     let mut ratios = std::collections::BTreeMap::new();
     for (i, e) in r.ratios.iter().enumerate() {
         let key = (
@@ -132,7 +137,7 @@ pub fn put_policy(r: pb::PutPolicyRequest) -> Result<Command, Status> {
             return Err(bad(&format!("ratios[{i}]"), "duplicate insurance type and level"));
         }
     }
-    Ok(Command::PutPolicy(Policy {
+    Ok(ProvinceCommand::PutPolicy(Policy {
         deductible: money("deductible", &r.deductible)?,
         ratios,
         annual_cap: money("annual_cap", &r.annual_cap)?,
@@ -148,8 +153,8 @@ pub fn put_policy(r: pb::PutPolicyRequest) -> Result<Command, Status> {
     }))
 }
 
-pub fn contribute(r: pb::ContributeRequest) -> Result<Command, Status> {
-    Ok(Command::Contribute {
+pub fn contribute(r: pb::ContributeRequest) -> Result<ProvinceCommand, Status> {
+    Ok(ProvinceCommand::Contribute {
         serial: serial("serial", &r.serial)?,
         amount: money("amount", &r.amount)?,
         source: r.source,
@@ -195,13 +200,13 @@ pub fn filing_kind_pb(k: medmesh_state::FilingKind) -> i32 {
     }
 }
 
-pub fn record_violation(r: pb::RecordViolationRequest) -> Result<Command, Status> {
+pub fn record_violation(r: pb::RecordViolationRequest) -> Result<ProvinceCommand, Status> {
     let points = u8::try_from(r.points).map_err(|_| bad("points", "must be 1 to 12"))?;
     let severity = u8::try_from(r.severity_months)
         .ok()
         .and_then(|m| medmesh_supervision::Severity::new(m).ok())
         .ok_or_else(|| bad("severity_months", "must be 1 to 6"))?;
-    Ok(Command::RecordViolation(medmesh_supervision::Violation {
+    Ok(ProvinceCommand::RecordViolation(medmesh_supervision::Violation {
         personnel: personnel_code("personnel_code", &r.personnel_code)?,
         id: r.id,
         decided_on: date("decided_on", &r.decided_on)?,
@@ -352,7 +357,7 @@ mod read_back_tests {
             },
             temporary_visitor_reduction: Ratio::parse("0.1").unwrap(),
         };
-        assert_eq!(put_policy(policy_pb(&policy)).unwrap(), Command::PutPolicy(policy));
+        assert_eq!(put_policy(policy_pb(&policy)).unwrap(), ProvinceCommand::PutPolicy(policy));
         let item = CatalogueItem {
             code: ItemCode::new("X-1").unwrap(),
             name: "stent".into(),
@@ -367,7 +372,7 @@ mod read_back_tests {
                 min_institution_level: Some(2),
             },
         };
-        assert_eq!(put_catalogue_item(catalogue_item_pb(&item)).unwrap(), Command::PutCatalogueItem(item));
+        assert_eq!(put_catalogue_item(catalogue_item_pb(&item)).unwrap(), ProvinceCommand::PutCatalogueItem(item));
         let inst = Institution {
             id: InstitutionId::new("H1").unwrap(),
             name: "City".into(),
@@ -376,13 +381,13 @@ mod read_back_tests {
             agreement_end: Date::parse("2027-12-31").unwrap(),
             suspended: true,
         };
-        assert_eq!(put_institution(institution_pb(&inst)).unwrap(), Command::PutInstitution(inst));
+        assert_eq!(put_institution(institution_pb(&inst)).unwrap(), ProvinceCommand::PutInstitution(inst));
         let staff = Personnel {
             code: PersonnelCode::new("D1").unwrap(),
             name: "Dr Wang".into(),
             institution: InstitutionId::new("H1").unwrap(),
             status: QualificationStatus::SuspendedUntil(Date::parse("2026-01-01").unwrap()),
         };
-        assert_eq!(put_personnel(personnel_pb(&staff)).unwrap(), Command::PutPersonnel(staff));
+        assert_eq!(put_personnel(personnel_pb(&staff)).unwrap(), ProvinceCommand::PutPersonnel(staff));
     }
 }

@@ -1,15 +1,18 @@
 //! Conversions of the hospital service's messages.
 
 use medmesh_settlement::{FeeLine, ItemClass, LineSplit, SelfPayReason, Split};
-use medmesh_state::{Command, Settlement, SettlementStatus};
+use medmesh_state::{ProvinceCommand, Settlement, SettlementStatus};
 use tonic::Status;
 
 use super::*;
 use crate::pb;
 
 /// A visit registration, with the certificate already hashed at the edge (`certificate`).
-pub fn register_visit(r: pb::RegisterVisitRequest, certificate: medmesh_types::KeyedHash) -> Result<Command, Status> {
-    Ok(Command::RegisterVisit {
+pub fn register_visit(
+    r: pb::RegisterVisitRequest,
+    certificate: medmesh_types::KeyedHash,
+) -> Result<ProvinceCommand, Status> {
+    Ok(ProvinceCommand::RegisterVisit {
         institution: institution("institution_id", &r.institution_id)?,
         serial: serial("serial", &r.serial)?,
         certificate_kind: certificate_kind("certificate_kind", r.certificate_kind)?,
@@ -22,7 +25,7 @@ pub fn register_visit(r: pb::RegisterVisitRequest, certificate: medmesh_types::K
     })
 }
 
-pub fn upload_fees(r: pb::UploadFeesRequest) -> Result<Command, Status> {
+pub fn upload_fees(r: pb::UploadFeesRequest) -> Result<ProvinceCommand, Status> {
     if r.lines.len() > MAX_UPLOAD_LINES {
         return Err(Status::resource_exhausted(format!("lines: at most {MAX_UPLOAD_LINES} lines per upload")));
     }
@@ -37,15 +40,15 @@ pub fn upload_fees(r: pb::UploadFeesRequest) -> Result<Command, Status> {
             date: date(&f("date"), &l.date)?,
         });
     }
-    Ok(Command::UploadFees {
+    Ok(ProvinceCommand::UploadFees {
         institution: institution("institution_id", &r.institution_id)?,
         visit: serial("visit_serial", &r.visit_serial)?,
         lines,
     })
 }
 
-pub fn settle(r: pb::SettleRequest) -> Result<Command, Status> {
-    Ok(Command::Settle {
+pub fn settle(r: pb::SettleRequest) -> Result<ProvinceCommand, Status> {
+    Ok(ProvinceCommand::Settle {
         institution: institution("institution_id", &r.institution_id)?,
         serial: serial("serial", &r.serial)?,
         visit: serial("visit_serial", &r.visit_serial)?,
@@ -53,8 +56,8 @@ pub fn settle(r: pb::SettleRequest) -> Result<Command, Status> {
     })
 }
 
-pub fn reverse(r: pb::ReverseRequest) -> Result<Command, Status> {
-    Ok(Command::Reverse {
+pub fn reverse(r: pb::ReverseRequest) -> Result<ProvinceCommand, Status> {
+    Ok(ProvinceCommand::Reverse {
         institution: institution("institution_id", &r.institution_id)?,
         serial: serial("serial", &r.serial)?,
         settlement: serial("settlement_serial", &r.settlement_serial)?,

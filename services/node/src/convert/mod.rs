@@ -47,6 +47,16 @@ fn bad(field: &str, why: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: {why}"))
 }
 
+/// A list rpc's page size (0: [`medmesh_state::DEFAULT_STATEMENT_PAGE`]); the state machine
+/// refuses one above [`medmesh_state::MAX_ROWS`] naming `page_size`.
+pub fn page_size(n: u32) -> usize {
+    match n {
+        0 => medmesh_state::DEFAULT_STATEMENT_PAGE,
+        n => usize::try_from(n).unwrap_or(usize::MAX),
+    }
+}
+
+/// Parses an amount in yuan.
 pub fn money(field: &str, v: &str) -> Result<Money, Status> {
     Money::parse_yuan(v).map_err(|e| bad(field, e))
 }

@@ -24,7 +24,7 @@ fn quote_of(kv: &MemKv, visit: &str) -> Result<Answer, DomainError> {
 fn an_oversize_fee_line_is_refused_and_the_visit_stays_readable() {
     let mut kv = seeded();
     visit_and_lines(&mut kv, "V1", "300");
-    let huge = Command::UploadFees {
+    let huge = ProvinceCommand::UploadFees {
         institution: inst(),
         visit: ser("V1"),
         lines: vec![fee_line("L2", dec!(99999), m("99999999999"))],
@@ -33,7 +33,8 @@ fn an_oversize_fee_line_is_refused_and_the_visit_stays_readable() {
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "lines[0].unit_price"), "{e}");
     // Lines each within the limit but together above the claim limit are refused as a whole.
     let many: Vec<FeeLine> = (0..11).map(|i| fee_line(&format!("M{i}"), dec!(1), m("10000000"))).collect();
-    let e = one(&mut kv, Command::UploadFees { institution: inst(), visit: ser("V1"), lines: many }).unwrap_err();
+    let e =
+        one(&mut kv, ProvinceCommand::UploadFees { institution: inst(), visit: ser("V1"), lines: many }).unwrap_err();
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "lines"), "{e}");
     // The visit still quotes: 300 yuan, as uploaded before.
     match quote_of(&kv, "V1").unwrap() {
@@ -50,7 +51,11 @@ fn totals_above_the_wire_limit_still_read_back() {
     for i in 0..25 {
         ok(&one(
             &mut kv,
-            Command::Contribute { serial: ser(&format!("BIG{i}")), amount: m("100000000000"), source: "x".into() },
+            ProvinceCommand::Contribute {
+                serial: ser(&format!("BIG{i}")),
+                amount: m("100000000000"),
+                source: "x".into(),
+            },
         ));
     }
     let after = fund(&kv).ledger.contributions;
@@ -61,8 +66,9 @@ fn totals_above_the_wire_limit_still_read_back() {
 #[test]
 fn each_group_accepts_only_its_role() {
     let mut kv = seeded();
-    let top = Command::FedTopUp { province: prov("110000"), serial: ser("T1"), amount: m("5"), warning_below: None };
-    let (r, w) = apply_batch(&kv, &Batch { time: NOW, commands: vec![top], origins: Vec::new() }, Role::Province);
+    let top =
+        FederationCommand::TopUp { province: prov("110000"), serial: ser("T1"), amount: m("5"), warning_below: None };
+    let (r, w) = apply_batch(&kv, &Batch::of(NOW, vec![top]), Role::Province);
     let e = r[0].clone().unwrap_err();
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "command"), "{e}");
     assert!(
@@ -71,11 +77,7 @@ fn each_group_accepts_only_its_role() {
     );
     kv.write(w);
     let fed = MemKv::default();
-    let (r, _) = apply_batch(
-        &fed,
-        &Batch { time: NOW, commands: vec![settle_cmd("S1", "V1")], origins: Vec::new() },
-        Role::Federation,
-    );
+    let (r, _) = apply_batch(&fed, &Batch::of(NOW, vec![settle_cmd("S1", "V1")]), Role::Federation);
     assert_eq!(r[0].clone().unwrap_err().field, "command");
 }
 
@@ -84,13 +86,16 @@ fn each_group_accepts_only_its_role() {
 fn forged_amounts_are_refused_by_apply() {
     let mut kv = seeded();
     let neg = Money::ZERO - m("5");
-    let e = one(&mut kv, Command::Contribute { serial: ser("N1"), amount: neg, source: String::new() }).unwrap_err();
+    let e = one(&mut kv, ProvinceCommand::Contribute { serial: ser("N1"), amount: neg, source: String::new() })
+        .unwrap_err();
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "amount"));
     let vast = Money::from_fen(i64::MAX) + Money::from_fen(i64::MAX);
-    let e = one(&mut kv, Command::Contribute { serial: ser("N2"), amount: vast, source: String::new() }).unwrap_err();
+    let e = one(&mut kv, ProvinceCommand::Contribute { serial: ser("N2"), amount: vast, source: String::new() })
+        .unwrap_err();
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "amount"));
     let mut f = MemKv::default();
-    let top = Command::FedTopUp { province: prov("110000"), serial: ser("T1"), amount: vast, warning_below: None };
+    let top =
+        FederationCommand::TopUp { province: prov("110000"), serial: ser("T1"), amount: vast, warning_below: None };
     assert_eq!(one(&mut f, top).unwrap_err().field, "amount");
     // A forged reservation whose parts do not add up never reaches the treatment ledger.
     let mut t = trio();
@@ -103,7 +108,8 @@ fn forged_amounts_are_refused_by_apply() {
     };
     let mut forged = split.clone();
     forged.pooling_fund += m("1000");
-    let e = one(&mut t.treatment, Command::TransferReserved { transfer: x.id.clone(), split: forged }).unwrap_err();
+    let e =
+        one(&mut t.treatment, ProvinceCommand::TransferReserved { transfer: x.id.clone(), split: forged }).unwrap_err();
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "split.total"), "{e}");
 }
 
@@ -118,18 +124,14 @@ fn seeded_with_visit() -> MemKv {
 #[test]
 fn entry_time_is_bounded() {
     let kv = seeded();
-    let c = Command::Contribute { serial: ser("TT"), amount: m("1"), source: String::new() };
+    let c = ProvinceCommand::Contribute { serial: ser("TT"), amount: m("1"), source: String::new() };
     for t in [i64::MAX, i64::MIN, 0, LogTime::MAX_VALID.millis() + 1] {
-        let (r, w) = apply_batch(
-            &kv,
-            &Batch { time: LogTime(t), commands: vec![c.clone()], origins: Vec::new() },
-            Role::Province,
-        );
+        let (r, w) = apply_batch(&kv, &Batch::of(LogTime(t), vec![c.clone()]), Role::Province);
         assert_eq!(r[0].clone().unwrap_err().field, "time", "{t}");
         assert!(w.is_empty(), "nothing written for time {t}");
     }
     let year_ahead = LogTime(NOW.millis() + 365 * 86_400_000);
-    let (r, w) = apply_batch(&kv, &Batch { time: year_ahead, commands: vec![c], origins: Vec::new() }, Role::Province);
+    let (r, w) = apply_batch(&kv, &Batch::of(year_ahead, vec![c]), Role::Province);
     assert!(r[0].is_ok());
     let mut kv = kv;
     kv.write(w);
@@ -153,9 +155,9 @@ fn an_entry_in_force_after_many_expired_ones_is_found() {
         reason: "old case".into(),
     };
     for i in 0..80 {
-        ok(&one(&mut p, Command::RecordDiscipline(entry(i, "2020-01-01", "2020-12-31"))));
+        ok(&one(&mut p, ProvinceCommand::RecordDiscipline(entry(i, "2020-01-01", "2020-12-31"))));
     }
-    ok(&one(&mut p, Command::RecordDiscipline(entry(900, "2025-03-01", "2025-12-31"))));
+    ok(&one(&mut p, ProvinceCommand::RecordDiscipline(entry(900, "2025-03-01", "2025-12-31"))));
     let e = one(&mut p, settle_cmd("S1", "V1")).unwrap_err();
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "institution_id"), "{e}");
     assert!(e.message.contains("A900"), "{e}");
@@ -184,47 +186,50 @@ fn corpus() -> Vec<Command> {
         Answer::Quote(s) => s,
         o => panic!("{o:?}"),
     };
-    vec![
-        Command::UploadFees {
+    let province = vec![
+        ProvinceCommand::UploadFees {
             institution: inst(),
             visit: ser("V1"),
             lines: vec![fee_line("L7", dec!(2.5), m("12.30"))],
         },
         settle_cmd("S1", "V1"),
-        Command::Reverse { institution: inst(), serial: ser("R1"), settlement: ser("S1") },
-        Command::Contribute { serial: ser("C9"), amount: m("1000"), source: "payroll".into() },
-        Command::RecordViolation(v.clone()),
-        Command::RecordDiscipline(d.clone()),
-        Command::SyncShared {
+        ProvinceCommand::Reverse { institution: inst(), serial: ser("R1"), settlement: ser("S1") },
+        ProvinceCommand::Contribute { serial: ser("C9"), amount: m("1000"), source: "payroll".into() },
+        ProvinceCommand::RecordViolation(v.clone()),
+        ProvinceCommand::RecordDiscipline(d.clone()),
+        ProvinceCommand::SyncShared {
             items: vec![(1, SharedItem::Violation(v.clone())), (2, SharedItem::Discipline(d.clone()))],
         },
-        Command::TransferReserved { transfer: t.clone(), split: split.clone() },
-        Command::FinishTransfer {
+        ProvinceCommand::TransferReserved { transfer: t.clone(), split: split.clone() },
+        ProvinceCommand::FinishTransfer {
             transfer: t.clone(),
             decision: Decision::Commit,
             reason: String::new(),
             split: Some(split),
         },
-        Command::FedTopUp {
+    ];
+    let federation = vec![
+        FederationCommand::TopUp {
             province: prov("110000"),
             serial: ser("T1"),
             amount: m("500"),
             warning_below: Some(m("10")),
         },
-        Command::FedVouch { transfer: t.clone(), insured: prov("310000"), amount: m("10") },
-        Command::FedDecide {
+        FederationCommand::Vouch { transfer: t.clone(), insured: prov("310000"), amount: m("10") },
+        FederationCommand::Decide {
             transfer: t.clone(),
             insured: prov("310000"),
             amount: m("10"),
             decision: Decision::Commit,
             reason: String::new(),
         },
-        Command::FedReverse { transfer: t, reversal: ser("R1") },
-        Command::FedRecordViolation(v),
-        Command::FedRecordDiscipline(d),
-        Command::FedRunClearing { month: "2025-03".into() },
-        Command::FedDirectory { entries: vec![(KEY.into(), prov("310000"))] },
-    ]
+        FederationCommand::Reverse { transfer: t, reversal: ser("R1") },
+        FederationCommand::RecordViolation(v),
+        FederationCommand::RecordDiscipline(d),
+        FederationCommand::RunClearing { month: "2025-03".into() },
+        FederationCommand::Directory { entries: vec![(KEY.into(), prov("310000"))] },
+    ];
+    province.into_iter().map(Command::from).chain(federation.into_iter().map(Command::from)).collect()
 }
 
 /// What a user could read after any command: none of these may panic.
@@ -280,7 +285,7 @@ fn mutate_and_apply(corpus: &[Command], pick: usize, edits: &[(usize, u8, u8)], 
     let cmd = bincode::deserialize::<Command>(&bytes).ok()?;
     let base = seeded_with_visit();
     let role = if federation { Role::Federation } else { Role::Province };
-    let (results, writes) = apply_batch(&base, &Batch { time: NOW, commands: vec![cmd], origins: Vec::new() }, role);
+    let (results, writes) = apply_batch(&base, &Batch::of(NOW, vec![cmd]), role);
     assert_eq!(results.len(), 1);
     if results[0].is_err() {
         // A refused command writes nothing but the group's time and its audit entry.
@@ -382,7 +387,7 @@ fn a_statement_pages_through_a_busy_day() {
 #[test]
 fn the_ledger_check_catches_a_payable_moved_alone() {
     let kv = seeded_with_visit();
-    let (r, writes) = apply_command(&kv, &settle_cmd("S1", "V1"), NOW);
+    let (r, writes) = apply_command(&kv, &settle_cmd("S1", "V1").into(), NOW);
     assert!(r.is_ok());
     assert!(crate::apply::payables_follow_the_ledger(&kv, &writes));
     let mut forged = WriteSet::new();
@@ -403,7 +408,7 @@ fn discipline_entries_page() {
             until: day("2020-12-31"),
             reason: "old case".into(),
         };
-        ok(&one(&mut p, Command::RecordDiscipline(e)));
+        ok(&one(&mut p, ProvinceCommand::RecordDiscipline(e)));
     }
     let (mut seen, mut token, mut pages) = (Vec::new(), String::new(), 0);
     loop {

@@ -1,0 +1,141 @@
+//! What travels in a Raft log entry: a [`Batch`] of [`Command`]s, each one role's.
+//!
+//! A province group applies [`ProvinceCommand`]s ([`crate::model`]), the federation group
+//! [`FederationCommand`]s ([`crate::federation`]); a command of the other role is refused in
+//! apply. Stored with bincode, which encodes a variant by its index: a change here must bump
+//! `medmesh_storage::FORMAT_VERSION`.
+
+use medmesh_types::LogTime;
+use serde::{Deserialize, Serialize};
+
+use crate::federation::FederationCommand;
+use crate::model::{ProvinceCommand, Role};
+
+/// A command of either role, as the log carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// For a province group.
+    Province(ProvinceCommand),
+    /// For the federation group.
+    Federation(FederationCommand),
+}
+
+impl From<ProvinceCommand> for Command {
+    fn from(c: ProvinceCommand) -> Self {
+        Command::Province(c)
+    }
+}
+
+impl From<FederationCommand> for Command {
+    fn from(c: FederationCommand) -> Self {
+        Command::Federation(c)
+    }
+}
+
+impl Command {
+    /// The role of the group that accepts this command; any other group refuses it in apply.
+    pub fn role(&self) -> Role {
+        match self {
+            Command::Province(_) => Role::Province,
+            Command::Federation(_) => Role::Federation,
+        }
+    }
+
+    /// The command's name, for logs, traces and the audit chain (never its content).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::Province(c) => c.kind(),
+            Command::Federation(c) => c.kind(),
+        }
+    }
+
+    /// For a register command (`Put*`): the record's storage key and the record, encoded (its
+    /// history keeps them).
+    pub fn put_record(&self) -> Option<(String, Vec<u8>)> {
+        match self {
+            Command::Province(c) => c.put_record(),
+            Command::Federation(_) => None,
+        }
+    }
+}
+
+impl ProvinceCommand {
+    /// For a register command (`Put*`): the record's storage key and the record, encoded.
+    pub fn put_record(&self) -> Option<(String, Vec<u8>)> {
+        use crate::kv::{encode, keys};
+        Some(match self {
+            Self::PutPerson(p) => (keys::person(&p.key), encode(p)),
+            Self::PutInstitution(i) => (keys::institution(&i.id), encode(i)),
+            Self::PutPersonnel(p) => (keys::personnel(&p.code), encode(p)),
+            Self::PutCatalogueItem(i) => (keys::item(&i.code), encode(i)),
+            Self::PutPolicy(p) => (keys::POLICY.to_string(), encode(p)),
+            _ => return None,
+        })
+    }
+
+    /// The command's name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::PutPerson(_) => "put_person",
+            Self::PutInstitution(_) => "put_institution",
+            Self::PutPersonnel(_) => "put_personnel",
+            Self::PutCatalogueItem(_) => "put_catalogue_item",
+            Self::PutPolicy(_) => "put_policy",
+            Self::Contribute { .. } => "contribute",
+            Self::RecordViolation(_) => "record_violation",
+            Self::RegisterVisit { .. } => "register_visit",
+            Self::UploadFees { .. } => "upload_fees",
+            Self::Settle { .. } => "settle",
+            Self::Reverse { .. } => "reverse",
+            Self::RegisterNonLocalVisit { .. } => "register_nonlocal_visit",
+            Self::Reserve { .. } => "reserve",
+            Self::ResolveReservation { .. } => "resolve_reservation",
+            Self::TransferReserved { .. } => "transfer_reserved",
+            Self::FinishTransfer { .. } => "finish_transfer",
+            Self::SyncShared { .. } => "sync_shared",
+            Self::RecordDiscipline(_) => "record_discipline",
+            Self::AttachFiling { .. } => "attach_filing",
+            Self::UnpostReservation { .. } => "unpost_reservation",
+            Self::FinishReversal { .. } => "finish_reversal",
+        }
+    }
+}
+
+impl FederationCommand {
+    /// The command's name (`fed_` and the variant).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::RecordDiscipline(_) => "fed_record_discipline",
+            Self::TopUp { .. } => "fed_top_up",
+            Self::RunClearing { .. } => "fed_run_clearing",
+            Self::ConfirmClearing { .. } => "fed_confirm_clearing",
+            Self::Reverse { .. } => "fed_reverse",
+            Self::RegisterProvince(_) => "fed_register_province",
+            Self::Directory { .. } => "fed_directory",
+            Self::File(_) => "fed_file",
+            Self::Decide { .. } => "fed_decide",
+            Self::Vouch { .. } => "fed_vouch",
+            Self::Anchor { .. } => "fed_anchor",
+            Self::RecordViolation(_) => "fed_record_violation",
+        }
+    }
+}
+
+/// A Raft log entry's payload: commands proposed together, with the leader's time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    /// Time of the entry; apply uses `max(time, last applied time)`.
+    pub time: LogTime,
+    /// The commands, applied in order; each succeeds or fails alone.
+    pub commands: Vec<Command>,
+    /// Who asked for each command, by position (a command without one is recorded with an
+    /// empty origin); kept in the audit chain ([`crate::audit`]).
+    pub origins: Vec<crate::audit::Origin>,
+}
+
+impl Batch {
+    /// Commands proposed together at `time`, with no recorded origins.
+    pub fn of<C: Into<Command>>(time: LogTime, commands: Vec<C>) -> Batch {
+        Batch { time, commands: commands.into_iter().map(Into::into).collect(), origins: Vec::new() }
+    }
+}
