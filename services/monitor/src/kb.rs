@@ -128,3 +128,69 @@ impl KnowledgeBase {
         self.items.get(code)
     }
 }
+
+/// One knowledge-base entry, as an agency records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Knowledge {
+    /// A diagnosis.
+    Diagnosis(Diagnosis),
+    /// An item.
+    Item(ItemKnowledge),
+}
+
+/// Most entries in one of an item's lists (indications, packages, incompatible items).
+pub const MAX_KB_LIST: usize = 64;
+
+fn code_ok(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 64
+        && code.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+impl Knowledge {
+    /// The entry's code.
+    pub fn code(&self) -> &str {
+        match self {
+            Knowledge::Diagnosis(d) => &d.code,
+            Knowledge::Item(i) => &i.code,
+        }
+    }
+
+    /// Checks the entry's fields; the error names the field.
+    pub fn check(&self) -> Result<(), crate::RuleError> {
+        let bad = |field: &'static str, message: &str| Err(crate::RuleError { field, message: message.into() });
+        if !code_ok(self.code()) {
+            return bad("code", "must be 1 to 64 letters, digits, '.', '_', ':' or '-'");
+        }
+        let age = |a: Option<u32>| a.is_some_and(|a| a > 150);
+        match self {
+            Knowledge::Diagnosis(d) => {
+                if d.name.trim().is_empty() || d.name.len() > 200 {
+                    return bad("name", "must be 1 to 200 bytes");
+                }
+                if age(d.min_age) || age(d.max_age) {
+                    return bad("min_age", "ages are 0 to 150");
+                }
+            }
+            Knowledge::Item(i) => {
+                if age(i.min_age) || age(i.max_age) {
+                    return bad("min_age", "ages are 0 to 150");
+                }
+                if i.min_level.is_some_and(|l| !(1..=3).contains(&l)) {
+                    return bad("min_level", "must be 1 to 3");
+                }
+                if i.max_per_day.is_some_and(|q| q <= Decimal::ZERO || q > Decimal::from(1_000_000) || q.scale() > 4) {
+                    return bad("max_per_day", "must be positive, at most 1,000,000 with at most 4 decimals");
+                }
+                for (field, list) in
+                    [("indications", &i.indications), ("part_of", &i.part_of), ("incompatible", &i.incompatible)]
+                {
+                    if list.len() > MAX_KB_LIST || !list.iter().all(|c| code_ok(c)) {
+                        return bad(field, "must hold at most 64 codes");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

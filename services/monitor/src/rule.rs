@@ -1,6 +1,7 @@
 //! A rule as recorded, and its compiled form.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -106,10 +107,34 @@ pub fn compile(rule: &Rule) -> Result<CompiledRule, RuleError> {
     if rule.condition.trim().is_empty() || rule.condition.len() > MAX_CONDITION {
         return Err(refuse("condition", format!("must be 1 to {MAX_CONDITION} bytes")));
     }
-    let program = cel::Program::compile(&rule.condition).map_err(|e| {
+    Ok(CompiledRule { rule: rule.clone(), program: program(rule.target, &rule.condition)? })
+}
+
+/// Most conditions kept compiled in one process.
+const CACHE_SIZE: usize = 10_000;
+
+/// The compiled condition, from this process's cache when it was compiled before: apply
+/// runs the rules in force on every settlement, and parsing is most of a rule's cost.
+/// Compiling is a pure function of the text, so the cache changes no answer.
+fn program(target: Target, condition: &str) -> Result<Arc<cel::Program>, RuleError> {
+    type Cache = Mutex<BTreeMap<(Target, String), Arc<cel::Program>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = (target, condition.to_string());
+    if let Some(p) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(p);
+    }
+    let program = cel::Program::compile(condition).map_err(|e| {
         let first = e.errors.first().map(|e| e.msg.clone()).unwrap_or_else(|| "does not parse".into());
         refuse("condition", format!("does not parse: {first}"))
     })?;
-    crate::schema::check(program.expression(), rule.target).map_err(|m| refuse("condition", m))?;
-    Ok(CompiledRule { rule: rule.clone(), program: Arc::new(program) })
+    crate::schema::check(program.expression(), target).map_err(|m| refuse("condition", m))?;
+    let program = Arc::new(program);
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= CACHE_SIZE {
+            c.clear();
+        }
+        c.insert(key, program.clone());
+    }
+    Ok(program)
 }

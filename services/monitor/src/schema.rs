@@ -303,9 +303,11 @@ impl Checker {
                     StrList => Str,
                     RecList(r) => Rec(r),
                     AnyList => Unknown,
-                    other => return Err(format!(
+                    other => {
+                        return Err(format!(
                         "ranges (all, exists, exists_one, map, filter) over a {other:?}; only lists may be ranged over"
-                    )),
+                    ))
+                    }
                 };
                 let over_lines = range == RecList(Record::Line);
                 if over_lines && self.line_loops > 0 {

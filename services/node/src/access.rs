@@ -154,6 +154,13 @@ pub const TABLE: &[Rule] = &[
     Rule { method: "/medmesh.v1.AgencyService/GetPersonnel", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/GetCatalogueItem", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/GetPerson", allow: &[AgencyHere], scope: "" },
+    // Monitoring before payment: each province's agency keeps its rule library, knowledge
+    // base and review queue.
+    Rule { method: "/medmesh.v1.AgencyService/PutRule", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/ListRules", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/TestRule", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/PutKnowledge", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/ListAlerts", allow: &[AgencyHere], scope: "" },
     // The federation: provinces read their positions; the nation runs clearing.
     Rule { method: "/medmesh.v1.FederationService/GetPositions", allow: &[AgencyAny, National], scope: "" },
     Rule { method: "/medmesh.v1.FederationService/ListAnchors", allow: &[AgencyAny, National], scope: "" },

@@ -194,6 +194,10 @@ pub struct Claim {
     pub use_individual_account: bool,
     /// Fee lines.
     pub lines: Vec<FeeLine>,
+    /// Lines a monitoring rule moved to the patient's own share, by serial, with the rule's id
+    /// (a catalogue restriction, checked first, takes precedence as the reason).
+    #[serde(default)]
+    pub rule_self_pay: BTreeMap<Serial, String>,
 }
 
 /// Why a line was made fully self-paid.
@@ -209,6 +213,8 @@ pub enum SelfPayReason {
     InstitutionLevelRestriction,
     /// The day's quantity of the item is above its maximum.
     QuantityRestriction,
+    /// A monitoring rule ([`LineSplit::rule`]) moved the line to the patient's own share.
+    MonitoringRule,
 }
 
 /// The split of one fee line.
@@ -232,6 +238,8 @@ pub struct LineSplit {
     pub in_policy: Money,
     /// Why the line was fully self-paid, if it was.
     pub self_pay_reason: Option<SelfPayReason>,
+    /// The monitoring rule, when that is the reason.
+    pub rule: Option<String>,
 }
 
 /// The result of settlement: every part of the split.
@@ -520,6 +528,8 @@ fn split_line(line: &FeeLine, item: &CatalogueItem, claim: &Claim, day_qty: Deci
         Some(SelfPayReason::InstitutionLevelRestriction)
     } else if r.max_quantity_per_day.is_some_and(|q| day_qty > q) {
         Some(SelfPayReason::QuantityRestriction)
+    } else if claim.rule_self_pay.contains_key(&line.serial) {
+        Some(SelfPayReason::MonitoringRule)
     } else {
         None
     };
@@ -533,6 +543,10 @@ fn split_line(line: &FeeLine, item: &CatalogueItem, claim: &Claim, day_qty: Deci
         pre_self_pay: Money::ZERO,
         in_policy: Money::ZERO,
         self_pay_reason: reason,
+        rule: match reason {
+            Some(SelfPayReason::MonitoringRule) => claim.rule_self_pay.get(&line.serial).cloned(),
+            _ => None,
+        },
     };
     if reason.is_some() {
         out.fully_self_paid = amount;

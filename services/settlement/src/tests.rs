@@ -65,6 +65,7 @@ fn claim(lines: Vec<FeeLine>) -> Claim {
         reduced_ratio: false,
         use_individual_account: true,
         lines,
+        rule_self_pay: BTreeMap::new(),
     }
 }
 
@@ -147,6 +148,29 @@ fn restrictions_make_lines_fully_self_paid() {
         ]
     );
     assert_eq!(s.fully_self_paid, s.total);
+    assert_sums(&s);
+}
+
+/// A line a monitoring rule moved to the patient's share is paid by the patient in full, with
+/// the rule named; a catalogue restriction on the same line stays the reason.
+#[test]
+fn a_monitoring_rule_moves_a_line_to_the_patients_share() {
+    let acc = Accumulators { deductible_used: money("800"), ..Default::default() };
+    let clean = claim(vec![line("1", "A1", dec!(1), "40"), line("2", "A1", dec!(1), "40")]);
+    let before = run(&clean, &acc).unwrap();
+    let mut c = clean.clone();
+    c.rule_self_pay.insert(Serial::new("2").unwrap(), "MGT-03".into());
+    c.lines.push(line("3", "F1", dec!(1), "10"));
+    c.rule_self_pay.insert(Serial::new("3").unwrap(), "MED-01".into());
+    let s = run(&c, &acc).unwrap();
+    assert_eq!(s.lines[1].self_pay_reason, Some(SelfPayReason::MonitoringRule));
+    assert_eq!(s.lines[1].rule.as_deref(), Some("MGT-03"));
+    assert_eq!((s.lines[2].self_pay_reason, s.lines[2].rule.as_deref()), (Some(SelfPayReason::SexRestriction), None));
+    assert_eq!(s.lines[0].rule, None);
+    // The fund pays for line 1 only: half of what it paid for both lines (ratio 0.85 of 40).
+    assert_eq!(before.pooling_fund, money("68"));
+    assert_eq!(s.pooling_fund, money("34"));
+    assert_eq!(s.fully_self_paid, money("50"));
     assert_sums(&s);
 }
 

@@ -316,7 +316,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
                 }
             }
             idempotent(tx, institution.as_str(), serial, cmd, |tx| {
-                let (mut v, person, split) = quote(tx, institution, visit, *use_individual_account, now)?;
+                let (mut v, person, split, verdict) = quote(tx, institution, visit, *use_individual_account, now)?;
                 let year = today.year();
                 let akey = keys::accumulators(&person.key, year);
                 let acc: Accumulators = tx.load(&akey).unwrap_or_default();
@@ -355,6 +355,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
                 };
                 tx.store(&keys::settlement(institution, serial), &s);
                 tx.store(&keys::statement(institution, today, serial), &());
+                crate::monitoring::settled(tx, &verdict, &v, &person.key, serial, now);
                 Ok(Outcome::Settlement(s))
             })
         }
@@ -422,6 +423,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
                 tx.store(&pkey, &pay);
                 let vkey = keys::visit(institution, &s.visit);
                 if let Some(mut v) = tx.load::<Visit>(&vkey) {
+                    crate::monitoring::reversed(tx, &v, &s.person);
                     v.settled_by = None;
                     tx.store(&vkey, &v);
                 }
@@ -430,6 +432,8 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
                 Ok(Outcome::Settlement(s))
             })
         }
+        ProvinceCommand::PutRule(r) => crate::monitoring::put_rule(tx, r, false, now),
+        ProvinceCommand::PutKnowledge(k) => crate::monitoring::put_knowledge(tx, k),
         ProvinceCommand::RegisterNonLocalVisit { request, nonlocal } => {
             register_nonlocal_visit(tx, request, nonlocal, now)
         }

@@ -81,6 +81,8 @@ impl ProvinceCommand {
             Self::PutPersonnel(_) => "put_personnel",
             Self::PutCatalogueItem(_) => "put_catalogue_item",
             Self::PutPolicy(_) => "put_policy",
+            Self::PutRule(_) => "put_rule",
+            Self::PutKnowledge(_) => "put_knowledge",
             Self::Contribute { .. } => "contribute",
             Self::RecordViolation(_) => "record_violation",
             Self::RegisterVisit { .. } => "register_visit",

@@ -50,6 +50,7 @@ pub(crate) fn reserve(
         reduced_ratio: claim.filing.reduced_ratio(),
         use_individual_account: claim.use_individual_account,
         lines: claim.lines.clone(),
+        rule_self_pay: Default::default(),
     };
     let split = settle(&c, |code| claim.items.iter().find(|i| &i.code == code), &policy, &acc)
         .map_err(|e| crate::error::settle_error("claim.", e))?;

@@ -148,6 +148,50 @@ pub mod keys {
     pub const TIME: &str = "~meta/time";
     /// The audit chain's head.
     pub const AUDIT_HEAD: &str = "~audit/head";
+    /// Prefix of the monitoring rules (latest version by id).
+    pub const RULES: &str = "rule/";
+    /// A monitoring rule's latest version.
+    pub fn rule(id: &str) -> String {
+        format!("rule/{id}")
+    }
+    /// One version of a monitoring rule.
+    pub fn rule_version(id: &str, version: u32) -> String {
+        format!("rulev/{id}/{version:010}")
+    }
+    /// A knowledge-base diagnosis.
+    pub fn kb_diagnosis(code: &str) -> String {
+        format!("kbdx/{code}")
+    }
+    /// A knowledge-base item.
+    pub fn kb_item(code: &str) -> String {
+        format!("kbitem/{code}")
+    }
+    /// The last alert's sequence number.
+    pub const ALERT_SEQ: &str = "~alertseq";
+    /// An alert of the review queue.
+    pub fn alert(seq: u64) -> String {
+        format!("alert/{seq:020}")
+    }
+    /// A day as a fixed-width, ordered key part (days since 1970 plus 100,000).
+    fn day_key(d: Date) -> String {
+        format!("{:06}", i64::from(d.days()) + 100_000)
+    }
+    /// A settled visit in the person's care index.
+    pub fn care(person: &KeyedHash, admitted: Date, inst: &InstitutionId, visit: &Serial) -> String {
+        format!("care/{person}/{}/{inst}/{visit}", day_key(admitted))
+    }
+    /// Where a person's care admitted on or after `day` starts.
+    pub fn care_from(person: &KeyedHash, day: Date) -> String {
+        format!("care/{person}/{}/", day_key(day))
+    }
+    /// A settled visit's lines of an item on a day, in the person's billing index.
+    pub fn billed(person: &KeyedHash, code: &str, day: Date, inst: &InstitutionId, visit: &Serial) -> String {
+        format!("billed/{person}/{code}/{}/{inst}/{visit}", day_key(day))
+    }
+    /// Prefix of a person's billing of an item on a day (and, as a bound, of every later day).
+    pub fn billed_day(person: &KeyedHash, code: &str, day: Date) -> String {
+        format!("billed/{person}/{code}/{}/", day_key(day))
+    }
     /// Prefix of the audit chain's entries.
     pub const AUDIT: &str = "~audit/e/";
     /// Audit entry `seq`.

@@ -35,6 +35,7 @@ mod federation;
 mod insured;
 mod kv;
 mod model;
+pub mod monitoring;
 mod query;
 mod rules;
 mod shared;

@@ -329,6 +329,11 @@ pub enum ProvinceCommand {
         /// Free-text source (payroll month, subsidy).
         source: String,
     },
+    /// Records a version of one of this province's monitoring rules (issue 11): a new rule
+    /// at version 1, a changed one at the next version; its condition must compile.
+    PutRule(medmesh_monitor::Rule),
+    /// Records (or replaces) a knowledge-base entry the monitoring rules read.
+    PutKnowledge(medmesh_monitor::Knowledge),
     /// Records a violation scored against personnel (points under the 2025 regulation, decided
     /// by this or another province); recording the same id again changes nothing.
     RecordViolation(medmesh_supervision::Violation),

@@ -207,6 +207,26 @@ pub enum Query {
         /// Most lines in the page (1 to [`MAX_ROWS`]).
         page_size: usize,
     },
+    /// Province: the monitoring rules it holds (latest versions).
+    Rules,
+    /// Province: the review queue from alert `from` on.
+    Alerts {
+        /// First sequence number (1 for the start).
+        from: u64,
+        /// Most alerts.
+        limit: usize,
+    },
+    /// Province: runs one rule over a registered visit's claim, as settlement would today.
+    TestRule {
+        /// The rule (recorded or not).
+        rule: medmesh_monitor::Rule,
+        /// The visit's institution.
+        institution: medmesh_types::InstitutionId,
+        /// The visit.
+        visit: Serial,
+        /// Evaluate as of this time.
+        now: LogTime,
+    },
     /// This group's audit chain from entry `from` on.
     Audit {
         /// First sequence number (1 for the start).
@@ -275,6 +295,9 @@ impl Query {
             Query::Filings { .. } => "filings",
             Query::Decision { .. } => "decision",
             Query::Positions => "positions",
+            Query::Rules => "rules",
+            Query::Alerts { .. } => "alerts",
+            Query::TestRule { .. } => "test_rule",
             Query::SharedLog { .. } => "shared_log",
             Query::Prepaid => "prepaid",
             Query::Clearing { .. } => "clearing",
@@ -393,6 +416,12 @@ pub enum Answer {
         /// Token of the next page; empty on the last.
         next_page_token: String,
     },
+    /// Monitoring rules.
+    Rules(Vec<crate::monitoring::RuleRecord>),
+    /// Alerts of the review queue, in order.
+    Alerts(Vec<crate::monitoring::Alert>),
+    /// What rules found on a claim.
+    Verdict(medmesh_monitor::Verdict),
     /// Audit entries, in order.
     Audit(Vec<crate::audit::AuditEntry>),
     /// An audit-chain head.
@@ -438,7 +467,7 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
                     },
                 );
             }
-            let (_, _, split) = quote(kv, institution, visit, *use_individual_account, *now)?;
+            let (_, _, split, _) = quote(kv, institution, visit, *use_individual_account, *now)?;
             Ok(Answer::Quote(split))
         }
         Query::Settlement { institution, serial } => {
@@ -593,6 +622,7 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
                 reduced_ratio: claim.filing.reduced_ratio(),
                 use_individual_account: claim.use_individual_account,
                 lines: claim.lines.clone(),
+                rule_self_pay: Default::default(),
             };
             medmesh_settlement::settle(&c, |code| claim.items.iter().find(|i| &i.code == code), &policy, &acc)
                 .map(Answer::Quote)
@@ -637,6 +667,17 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
         }
         Query::Decision { transfer } => Ok(Answer::Decision(load(kv, &keys::fed_decision(transfer)))),
         Query::Positions => Ok(Answer::Positions(crate::clearing::positions(kv))),
+        Query::Rules => Ok(Answer::Rules(crate::monitoring::rules(kv))),
+        Query::Alerts { from, limit } => {
+            Ok(Answer::Alerts(crate::monitoring::alerts(kv, *from, (*limit).clamp(1, MAX_ROWS))))
+        }
+        Query::TestRule { rule, institution, visit, now } => {
+            let today = now.date();
+            let points = |code: &medmesh_types::PersonnelCode| {
+                crate::rules::qualification(kv, code, today).map(|q| q.year_points).unwrap_or(0)
+            };
+            crate::monitoring::test_rule(kv, rule, institution, visit, today, points).map(Answer::Verdict)
+        }
         Query::Prepaid => Ok(Answer::Prepaid(crate::clearing::prepaid_views(kv))),
         Query::Clearing { month, page_token, page_size } => crate::clearing::page(kv, month, page_token, *page_size),
         Query::Audit { from, limit } => {

@@ -216,7 +216,7 @@ pub(crate) fn quote(
     visit: &Serial,
     use_individual_account: bool,
     now: LogTime,
-) -> Result<(Visit, Person, medmesh_settlement::Split), DomainError> {
+) -> Result<(Visit, Person, medmesh_settlement::Split, medmesh_monitor::Verdict), DomainError> {
     let today = now.date();
     let inst = active_institution(kv, institution, today)?;
     let v: Visit = load(kv, &keys::visit(institution, visit)).ok_or_else(|| {
@@ -229,6 +229,7 @@ pub(crate) fn quote(
         return Err(DomainError::precondition("visit_serial", "no fee lines were uploaded"));
     }
     billing_doctor(kv, &v.doctor, institution, today)?;
+    let doctor_points = qualification(kv, &v.doctor, today)?.year_points;
     let person: Person = load(kv, &keys::person(&v.person))
         .ok_or_else(|| DomainError::not_found("visit_serial", "the visit's person is no longer registered"))?;
     if person.status != InsuranceStatus::Active {
@@ -241,20 +242,33 @@ pub(crate) fn quote(
         load(kv, keys::POLICY).ok_or_else(|| DomainError::precondition("policy", "the province has no policy"))?;
     let acc: Accumulators = load(kv, &keys::accumulators(&person.key, today.year())).unwrap_or_default();
     let age = v.admitted.years_since(person.birth_date).max(0) as u32;
-    let claim = Claim {
-        patient: Patient { sex: person.sex, age, insurance: person.insurance, account_balance: person.account_balance },
-        institution_level: inst.level,
-        reduced_ratio: false,
-        use_individual_account,
-        lines: v.lines.clone(),
-    };
     let items: Vec<CatalogueItem> = {
         let mut codes: Vec<_> = v.lines.iter().map(|l| l.code.clone()).collect();
         codes.sort();
         codes.dedup();
         codes.iter().filter_map(|c| load::<CatalogueItem>(kv, &keys::item(c))).collect()
     };
+    // Monitoring before payment: a blocking rule refuses, a self-pay rule moves lines to the
+    // patient's share; flags are raised when the settlement is recorded.
+    let ctx = crate::monitoring::ClaimContext {
+        visit: &v,
+        person: &person,
+        institution: &inst,
+        items: &items,
+        doctor_points,
+        today,
+    };
+    let verdict = crate::monitoring::check(kv, &ctx);
+    crate::monitoring::blocked(&verdict)?;
+    let claim = Claim {
+        patient: Patient { sex: person.sex, age, insurance: person.insurance, account_balance: person.account_balance },
+        institution_level: inst.level,
+        reduced_ratio: false,
+        use_individual_account,
+        lines: v.lines.clone(),
+        rule_self_pay: crate::monitoring::self_pay(&verdict, &v),
+    };
     let split = settle(&claim, |c| items.iter().find(|i| &i.code == c), &policy, &acc)
         .map_err(|e| crate::error::settle_error("", e))?;
-    Ok((v, person, split))
+    Ok((v, person, split, verdict))
 }

@@ -1061,3 +1061,107 @@ fn register_history_keeps_each_accepted_put_with_its_caller() {
     let e = run_query(&kv, &Query::History { record: keys::FUND.into(), from: 0, limit: 10 }).unwrap_err();
     assert_eq!(e.field, "record");
 }
+
+fn monitoring_rule(id: &str, action: medmesh_monitor::Action, condition: &str) -> medmesh_monitor::Rule {
+    medmesh_monitor::Rule {
+        id: id.into(),
+        version: 1,
+        category: medmesh_monitor::Category::Policy,
+        target: medmesh_monitor::Target::Claim,
+        action,
+        severity: 2,
+        title: format!("test rule {id}"),
+        condition: condition.into(),
+        enabled: true,
+    }
+}
+
+fn alerts_of(kv: &MemKv) -> Vec<crate::monitoring::Alert> {
+    match run_query(kv, &Query::Alerts { from: 0, limit: 100 }).unwrap() {
+        Answer::Alerts(a) => a,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn settled(r: &CommandResult) -> Settlement {
+    match ok(r) {
+        Outcome::Settlement(s) => s,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The rules in force run at every settlement: a flag joins the review queue, the shipped
+/// duplicate-charging rule moves the second visit's line to the patient's share (the fund pays
+/// nothing for it), a block refuses naming the rule and writes nothing, and a reversal takes a
+/// visit out of the person's care index so it no longer counts.
+#[test]
+fn monitoring_rules_run_at_settlement_and_reversals_leave_the_care_index() {
+    use medmesh_monitor::Action;
+    let mut kv = seeded();
+    let dup = medmesh_monitor::shipped_rules().into_iter().find(|r| r.id == "MGT-01").unwrap();
+    for r in [
+        dup,
+        monitoring_rule("T-FLAG", Action::Flag, "claim.total_fen >= 1000"),
+        monitoring_rule("T-BLOCK", Action::Block, "claim.total_fen > 100000"),
+    ] {
+        ok(&one(&mut kv, ProvinceCommand::PutRule(r)));
+    }
+    visit_and_lines(&mut kv, "V1", "300");
+    let s1 = settled(&one(&mut kv, settle_cmd("S1", "V1")));
+    assert_eq!(s1.split.fully_self_paid, Money::ZERO);
+    assert!(s1.split.fund_total() > Money::ZERO);
+    let alerts = alerts_of(&kv);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!((alerts[0].rule.as_str(), alerts[0].settlement.as_str()), ("T-FLAG", "S1"));
+    // Another visit billing X1 on the same day: duplicate charging.
+    visit_and_lines(&mut kv, "V2", "300");
+    let s2 = settled(&one(&mut kv, settle_cmd("S2", "V2")));
+    assert_eq!(s2.split.lines[0].self_pay_reason, Some(medmesh_settlement::SelfPayReason::MonitoringRule));
+    assert_eq!(s2.split.lines[0].rule.as_deref(), Some("MGT-01"));
+    assert_eq!((s2.split.fund_total(), s2.split.fully_self_paid), (Money::ZERO, m("300")));
+    assert_eq!(s2.split.person_total(), m("300"), "the patient pays the line in full");
+    // Both reversed: a third visit the same day is clean again.
+    for (r, s) in [("R1", "S1"), ("R2", "S2")] {
+        ok(&one(&mut kv, ProvinceCommand::Reverse { institution: inst(), serial: ser(r), settlement: ser(s) }));
+    }
+    visit_and_lines(&mut kv, "V3", "300");
+    let s3 = settled(&one(&mut kv, settle_cmd("S3", "V3")));
+    assert_eq!(s3.split.fully_self_paid, Money::ZERO, "reversed visits leave the care index");
+    // Blocked: refused naming the rule, and nothing but the audit entry is written.
+    visit_and_lines(&mut kv, "V4", "2000");
+    let before = fund(&kv);
+    let e = one(&mut kv, settle_cmd("S4", "V4")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "visit_serial"));
+    assert!(e.message.contains("T-BLOCK v1"), "{e}");
+    assert_eq!(fund(&kv), before);
+    assert_eq!(alerts_of(&kv).len(), 3, "S2 and S3 flagged too, the blocked claim raised nothing");
+}
+
+/// Rules are versioned and checked when recorded; what cannot compile never reaches the store.
+#[test]
+fn rules_are_versioned_and_checked_when_recorded() {
+    use medmesh_monitor::Action;
+    let mut kv = seeded();
+    let r = monitoring_rule("T-1", Action::Flag, "claim.total_fen > 10");
+    ok(&one(&mut kv, ProvinceCommand::PutRule(r.clone())));
+    ok(&one(&mut kv, ProvinceCommand::PutRule(r.clone())));
+    let mut other = r.clone();
+    other.condition = "claim.total_fen > 20".into();
+    let e = one(&mut kv, ProvinceCommand::PutRule(other.clone())).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::AlreadyExists, "rule.version"));
+    other.version = 3;
+    assert_eq!(one(&mut kv, ProvinceCommand::PutRule(other.clone())).unwrap_err().field, "rule.version");
+    other.version = 2;
+    ok(&one(&mut kv, ProvinceCommand::PutRule(other)));
+    for bad in ["claim.total_fen >", "claim.patient_id == \"x\"", "claim.total_fen > 1.5"] {
+        let e = one(&mut kv, ProvinceCommand::PutRule(monitoring_rule("T-2", Action::Flag, bad))).unwrap_err();
+        assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "rule.condition"), "{bad}");
+    }
+    match run_query(&kv, &Query::Rules).unwrap() {
+        Answer::Rules(rules) => {
+            assert_eq!(rules.len(), 1);
+            assert_eq!((rules[0].rule.version, rules[0].national), (2, false));
+        }
+        other => panic!("{other:?}"),
+    }
+}

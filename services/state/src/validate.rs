@@ -52,6 +52,16 @@ fn province(cmd: &ProvinceCommand) -> Result<(), DomainError> {
         ProvinceCommand::PutPersonnel(p) => text("name", &p.name, true),
         ProvinceCommand::PutCatalogueItem(item) => catalogue_item("", item),
         ProvinceCommand::PutPolicy(p) => policy(p),
+        ProvinceCommand::PutRule(r) => medmesh_monitor::compile(r)
+            .map(|_| ())
+            .map_err(|e| DomainError::invalid(format!("rule.{}", e.field), e.message)),
+        ProvinceCommand::PutKnowledge(k) => {
+            let entry = match k {
+                medmesh_monitor::Knowledge::Diagnosis(_) => "diagnosis",
+                medmesh_monitor::Knowledge::Item(_) => "item",
+            };
+            k.check().map_err(|e| DomainError::invalid(format!("{entry}.{}", e.field), e.message))
+        }
         ProvinceCommand::Contribute { amount: a, source, .. } => {
             text("source", source, false)?;
             positive("amount", *a)

@@ -168,6 +168,58 @@ impl AgencyService for Agency {
         }
     }
 
+    async fn put_rule(&self, req: Request<PutRuleRequest>) -> Result<Response<PutRuleResponse>, Status> {
+        let rule = convert::rule(req.into_inner().rule)?;
+        self.put(ProvinceCommand::PutRule(rule)).await
+    }
+
+    async fn list_rules(&self, _req: Request<ListRulesRequest>) -> Result<Response<ListRulesResponse>, Status> {
+        match answer(self.mesh.app.query(Query::Rules).await?)? {
+            Answer::Rules(rules) => {
+                Ok(Response::new(ListRulesResponse { rules: rules.iter().map(convert::rule_record_pb).collect() }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn test_rule(&self, req: Request<TestRuleRequest>) -> Result<Response<TestRuleResponse>, Status> {
+        let r = req.into_inner();
+        let q = Query::TestRule {
+            rule: convert::rule(r.rule)?,
+            institution: convert::institution("institution_id", &r.institution_id)?,
+            visit: convert::serial("visit_serial", &r.visit_serial)?,
+            now: crate::mesh::now(),
+        };
+        match answer(self.mesh.app.query(q).await?)? {
+            Answer::Verdict(v) => Ok(Response::new(TestRuleResponse {
+                hits: v.hits.iter().map(convert::hit_pb).collect(),
+                faults: v.faults.iter().map(convert::fault_pb).collect(),
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn put_knowledge(&self, req: Request<PutKnowledgeRequest>) -> Result<Response<PutKnowledgeResponse>, Status> {
+        let k = convert::knowledge(req.into_inner())?;
+        self.put(ProvinceCommand::PutKnowledge(k)).await
+    }
+
+    async fn list_alerts(&self, req: Request<ListAlertsRequest>) -> Result<Response<ListAlertsResponse>, Status> {
+        let r = req.into_inner();
+        let limit = convert::audit_page(r.page_size)?;
+        let from = r.from_seq.max(1);
+        match answer(self.mesh.app.query(Query::Alerts { from, limit: limit + 1 }).await?)? {
+            Answer::Alerts(mut alerts) => {
+                let next_from_seq = if alerts.len() > limit { alerts.pop().map(|a| a.seq).unwrap_or(0) } else { 0 };
+                Ok(Response::new(ListAlertsResponse {
+                    alerts: alerts.iter().map(convert::alert_pb).collect(),
+                    next_from_seq,
+                }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
     async fn list_audit(&self, req: Request<ListAuditRequest>) -> Result<Response<ListAuditResponse>, Status> {
         let r = req.into_inner();
         let limit = convert::audit_page(r.page_size)?;

@@ -80,6 +80,7 @@ fn reason_text(r: Option<SelfPayReason>) -> String {
         Some(SelfPayReason::AgeRestriction) => "AGE_RESTRICTION".into(),
         Some(SelfPayReason::InstitutionLevelRestriction) => "INSTITUTION_LEVEL_RESTRICTION".into(),
         Some(SelfPayReason::QuantityRestriction) => "QUANTITY_RESTRICTION".into(),
+        Some(SelfPayReason::MonitoringRule) => "MONITORING_RULE".into(),
     }
 }
 
@@ -94,6 +95,7 @@ fn line_split(l: &LineSplit) -> pb::LineSplit {
         pre_self_pay: l.pre_self_pay.to_string(),
         in_policy: l.in_policy.to_string(),
         self_pay_reason: reason_text(l.self_pay_reason),
+        rule_id: l.rule.clone().unwrap_or_default(),
     }
 }
 

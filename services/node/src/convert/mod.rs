@@ -14,10 +14,12 @@ use crate::pb;
 mod agency;
 mod audit;
 mod hospital;
+mod monitoring;
 
 pub use agency::*;
 pub use audit::*;
 pub use hospital::*;
+pub use monitoring::*;
 
 /// Most fee lines in one upload.
 pub const MAX_UPLOAD_LINES: usize = 2_000;

@@ -186,7 +186,11 @@ fn corpus() -> Vec<Command> {
         Answer::Quote(s) => s,
         o => panic!("{o:?}"),
     };
+    let kb = medmesh_monitor::demo_knowledge_base();
     let province = vec![
+        ProvinceCommand::PutRule(medmesh_monitor::shipped_rules().remove(5)),
+        ProvinceCommand::PutKnowledge(medmesh_monitor::Knowledge::Item(kb.items["DRUG-CEFTRIAXONE"].clone())),
+        ProvinceCommand::PutKnowledge(medmesh_monitor::Knowledge::Diagnosis(kb.diagnoses["O80"].clone())),
         ProvinceCommand::UploadFees {
             institution: inst(),
             visit: ser("V1"),

@@ -1,0 +1,450 @@
+//! The province's monitoring before payment (issue 11): the rule library and knowledge base as
+//! records, the facts of a claim gathered from the store, the verdict applied at settlement,
+//! and the alerts it raises.
+//!
+//! The rules and their evaluation are [`medmesh_monitor`]'s; this module stores and reads.
+//! Every settlement of a visit runs the enabled rules over its claim inside apply, so every
+//! replica reaches the same verdict: a blocking hit refuses the settlement naming the rule, a
+//! self-pay hit moves the line to the patient's share, a flag (or a rule that failed to
+//! evaluate) becomes an alert in the review queue once the settlement is recorded.
+//!
+//! The person's recent care, which rules such as split hospitalisation and duplicate charging
+//! read, is indexed when a settlement is recorded and removed when it is reversed: `care/`
+//! (one record per settled visit, by person and admission day) and `billed/` (lines by person,
+//! item code and day). Keys hold the person's keyed hash, never an identity.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use medmesh_monitor::{
+    compile, evaluate, ClaimInput, CompiledRule, DoctorFacts, Facts, History, Knowledge, KnowledgeBase, LineInput,
+    Rule, Verdict,
+};
+use medmesh_settlement::CatalogueItem;
+use medmesh_types::{Date, InstitutionId, KeyedHash, LogTime, Serial};
+use serde::{Deserialize, Serialize};
+
+use crate::kv::{decode, keys, load, scan_prefix, KvRead, Tx};
+use crate::model::{Institution, Outcome, Person, Visit, VisitKind};
+use crate::DomainError;
+
+/// Most rules a province holds (national and its own).
+pub const MAX_RULES: usize = 1_000;
+/// How far back the person's care is read, in days.
+pub const HISTORY_DAYS: i32 = 90;
+
+/// A rule as the province holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleRecord {
+    /// The rule.
+    pub rule: Rule,
+    /// Recorded by the national administration (copied through the shared log), or by this
+    /// province's agency.
+    pub national: bool,
+    /// When this version was recorded.
+    pub recorded_at: LogTime,
+}
+
+/// What an alert is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlertKind {
+    /// A flag rule was broken.
+    Flag,
+    /// The rule failed to evaluate on this claim (never a pass).
+    Fault(String),
+}
+
+/// Where an alert stands in review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlertStatus {
+    /// Waiting for a reviewer.
+    Open,
+    /// Dismissed, with the reason.
+    Dismissed(String),
+    /// Accepted: a case was opened.
+    Accepted(String),
+}
+
+/// An entry of the review queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Sequence number in this province, from 1.
+    pub seq: u64,
+    /// When the settlement that raised it was recorded.
+    pub raised_at: LogTime,
+    /// The institution.
+    pub institution: InstitutionId,
+    /// The visit.
+    pub visit: Serial,
+    /// The settlement.
+    pub settlement: Serial,
+    /// The rule.
+    pub rule: String,
+    /// Its version.
+    pub version: u32,
+    /// Its title.
+    pub title: String,
+    /// 1–5.
+    pub severity: u8,
+    /// The line, for a line rule.
+    pub line: Option<String>,
+    /// Flag or fault.
+    pub kind: AlertKind,
+    /// Review status.
+    pub status: AlertStatus,
+}
+
+/// A settled visit in the person's care index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CareRecord {
+    /// The institution.
+    pub institution: InstitutionId,
+    /// The visit.
+    pub visit: Serial,
+    /// Outpatient or inpatient.
+    pub kind: VisitKind,
+    /// Admission day.
+    pub admitted: Date,
+    /// Discharge day (the settlement day).
+    pub discharged: Date,
+}
+
+/// Records a rule version: a new rule starts at version 1, a changed one takes the next
+/// version, the same version again with the same content changes nothing.
+pub(crate) fn put_rule(tx: &mut Tx<'_>, rule: &Rule, national: bool, now: LogTime) -> Result<Outcome, DomainError> {
+    let key = keys::rule(&rule.id);
+    match tx.load::<RuleRecord>(&key) {
+        Some(old) if old.national != national => {
+            let whose = if old.national { "a national rule" } else { "this province's own rule" };
+            return Err(DomainError::precondition("rule.id", format!("{} is {whose}", rule.id)));
+        }
+        Some(old) if old.rule.version == rule.version => {
+            return if old.rule == *rule {
+                Ok(Outcome::Stored)
+            } else {
+                Err(DomainError::exists(
+                    "rule.version",
+                    format!(
+                        "version {} of rule {} was recorded with other content; record version {}",
+                        rule.version,
+                        rule.id,
+                        rule.version + 1
+                    ),
+                ))
+            };
+        }
+        Some(old) if rule.version != old.rule.version + 1 => {
+            return Err(DomainError::invalid(
+                "rule.version",
+                format!("rule {} is at version {}; the next is {}", rule.id, old.rule.version, old.rule.version + 1),
+            ));
+        }
+        Some(_) => {}
+        None => {
+            if rule.version != 1 {
+                return Err(DomainError::invalid("rule.version", "a new rule starts at version 1"));
+            }
+            if scan_prefix(tx, keys::RULES, MAX_RULES).len() >= MAX_RULES {
+                return Err(DomainError::too_large("rule.id", format!("a province holds at most {MAX_RULES} rules")));
+            }
+        }
+    }
+    let rec = RuleRecord { rule: rule.clone(), national, recorded_at: now };
+    tx.store(&key, &rec);
+    tx.store(&keys::rule_version(&rule.id, rule.version), &rec);
+    Ok(Outcome::Stored)
+}
+
+/// Records (or replaces) a knowledge-base entry.
+pub(crate) fn put_knowledge(tx: &mut Tx<'_>, k: &Knowledge) -> Result<Outcome, DomainError> {
+    match k {
+        Knowledge::Diagnosis(d) => tx.store(&keys::kb_diagnosis(&d.code), d),
+        Knowledge::Item(i) => tx.store(&keys::kb_item(&i.code), i),
+    }
+    Ok(Outcome::Stored)
+}
+
+/// Every rule the province holds (latest versions, by id).
+pub fn rules(kv: &dyn KvRead) -> Vec<RuleRecord> {
+    scan_prefix(kv, keys::RULES, MAX_RULES).iter().map(|(_, v)| decode(v)).collect()
+}
+
+/// The enabled rules, compiled (each was checked when recorded; one that no longer compiles
+/// under this build is skipped here and reported by [`rules_in_force`]'s caller as a fault).
+fn rules_in_force(kv: &dyn KvRead) -> (Vec<CompiledRule>, Vec<medmesh_monitor::Fault>) {
+    let mut ok = Vec::new();
+    let mut faults = Vec::new();
+    for r in rules(kv).into_iter().filter(|r| r.rule.enabled) {
+        match compile(&r.rule) {
+            Ok(c) => ok.push(c),
+            Err(e) => faults.push(medmesh_monitor::Fault {
+                rule: r.rule.id.clone(),
+                version: r.rule.version,
+                line: None,
+                message: e.to_string(),
+            }),
+        }
+    }
+    (ok, faults)
+}
+
+/// The knowledge the claim needs: its diagnosis and its items.
+fn knowledge(kv: &dyn KvRead, diagnosis: &str, codes: &BTreeSet<String>) -> KnowledgeBase {
+    let mut kb = KnowledgeBase::default();
+    for code in [diagnosis, diagnosis.get(..3).unwrap_or(diagnosis)] {
+        if let Some(d) = load(kv, &keys::kb_diagnosis(code)) {
+            kb.add_diagnosis(d);
+        }
+    }
+    for c in codes {
+        if let Some(i) = load(kv, &keys::kb_item(c)) {
+            kb.add_item(i);
+        }
+    }
+    kb
+}
+
+/// The person's recent care around a visit, from the care indexes (this visit excluded).
+fn history(kv: &dyn KvRead, person: &KeyedHash, v: &Visit, discharged: Date, kb: &KnowledgeBase) -> History {
+    let mut h = History::default();
+    let this = (&v.institution, &v.serial);
+    let from = v.admitted.plus_days(-HISTORY_DAYS);
+    let start = keys::care_from(person, from);
+    let end = keys::care_from(person, discharged.plus_days(1));
+    let inpatient = v.kind == VisitKind::Inpatient;
+    for (_, bytes) in kv.scan(start.as_bytes(), end.as_bytes(), usize::MAX) {
+        let c: CareRecord = decode(&bytes);
+        if (&c.institution, &c.visit) == this {
+            continue;
+        }
+        let before = v.admitted.days() - c.admitted.days();
+        if (0..=7).contains(&before) {
+            h.visits_last_7_days += 1;
+        }
+        if (0..=30).contains(&before) {
+            h.visits_last_30_days += 1;
+        }
+        if before == 0 && c.institution == v.institution {
+            h.same_day_visits_here += 1;
+        }
+        if c.kind == VisitKind::Inpatient {
+            let gap = v.admitted.days() - c.discharged.days();
+            if gap >= 0 && h.days_since_last_discharge.is_none_or(|g| gap < g) {
+                h.days_since_last_discharge = Some(gap);
+            }
+            if inpatient && c.admitted < discharged && c.discharged > v.admitted {
+                h.overlapping_stays += 1;
+            }
+        }
+    }
+    let mut days: BTreeSet<(String, Date)> = BTreeSet::new();
+    for l in &v.lines {
+        days.insert((l.code.to_string(), l.date));
+    }
+    for (code, day) in &days {
+        let prefix = keys::billed_day(person, code, *day);
+        let n = scan_prefix(kv, &prefix, usize::MAX)
+            .iter()
+            .filter(|(k, _)| !String::from_utf8_lossy(k).ends_with(&format!("/{}/{}", v.institution, v.serial)))
+            .count();
+        if n > 0 {
+            h.billed_elsewhere.insert((code.clone(), day.days()), n as u32);
+        }
+    }
+    let codes: BTreeSet<&String> = days.iter().map(|(c, _)| c).collect();
+    for code in codes {
+        if kb.item(code).is_none_or(|k| k.max_course_days.is_none()) {
+            continue;
+        }
+        let start = keys::billed_day(person, code, from);
+        let end = keys::billed_day(person, code, v.admitted);
+        let before: BTreeSet<String> = kv
+            .scan(start.as_bytes(), end.as_bytes(), usize::MAX)
+            .iter()
+            .filter_map(|(k, _)| String::from_utf8_lossy(k).split('/').nth(3).map(str::to_string))
+            .collect();
+        if !before.is_empty() {
+            h.course_days_before.insert(code.clone(), before.len() as u32);
+        }
+    }
+    h
+}
+
+/// What the monitoring needs to know of a local claim at settlement.
+pub(crate) struct ClaimContext<'a> {
+    /// The visit.
+    pub visit: &'a Visit,
+    /// The person.
+    pub person: &'a Person,
+    /// The institution.
+    pub institution: &'a Institution,
+    /// The catalogue entries of the claim's codes.
+    pub items: &'a [CatalogueItem],
+    /// This year's points of the billing doctor.
+    pub doctor_points: u32,
+    /// The settlement day (the discharge day of an inpatient).
+    pub today: Date,
+}
+
+/// The facts of a local claim.
+pub(crate) fn facts(kv: &dyn KvRead, c: &ClaimContext<'_>) -> Facts {
+    let v = c.visit;
+    let discharged = if v.kind == VisitKind::Inpatient { c.today.max(v.admitted) } else { v.admitted };
+    let codes: BTreeSet<String> = v.lines.iter().map(|l| l.code.to_string()).collect();
+    let kb = knowledge(kv, &v.diagnosis, &codes);
+    let history = history(kv, &c.person.key, v, discharged, &kb);
+    let input = ClaimInput {
+        inpatient: v.kind == VisitKind::Inpatient,
+        admitted: v.admitted,
+        discharged,
+        diagnosis: v.diagnosis.clone(),
+        department: v.department.clone(),
+        nonlocal: v.nonlocal.is_some(),
+        age: v.admitted.years_since(c.person.birth_date).max(0) as u32,
+        sex: c.person.sex,
+        insurance: c.person.insurance,
+        institution: v.institution.to_string(),
+        institution_level: c.institution.level,
+        doctor: DoctorFacts {
+            code: v.doctor.to_string(),
+            suspended: false,
+            terminated: false,
+            points: c.doctor_points,
+        },
+        lines: v
+            .lines
+            .iter()
+            .map(|l| LineInput { line: l.clone(), catalogue: c.items.iter().find(|i| i.code == l.code).cloned() })
+            .collect(),
+    };
+    Facts::build(&input, &kb, &history)
+}
+
+/// Runs the rules in force over a local claim.
+pub(crate) fn check(kv: &dyn KvRead, c: &ClaimContext<'_>) -> Verdict {
+    let (rules, faults) = rules_in_force(kv);
+    if rules.is_empty() && faults.is_empty() {
+        return Verdict::default();
+    }
+    let mut v = evaluate(&rules, &facts(kv, c));
+    v.faults.extend(faults);
+    v
+}
+
+/// Runs one rule (recorded or not) over a registered visit's claim, as it would at settlement
+/// on `today`.
+pub(crate) fn test_rule(
+    kv: &dyn KvRead,
+    rule: &Rule,
+    institution: &InstitutionId,
+    visit: &Serial,
+    today: Date,
+    doctor_points: impl FnOnce(&medmesh_types::PersonnelCode) -> u32,
+) -> Result<Verdict, DomainError> {
+    let compiled = compile(rule).map_err(|e| DomainError::invalid(format!("rule.{}", e.field), e.message))?;
+    let inst: Institution = load(kv, &keys::institution(institution)).ok_or_else(|| {
+        DomainError::not_found("institution_id", format!("institution {institution} is not registered"))
+    })?;
+    let v: Visit = load(kv, &keys::visit(institution, visit)).ok_or_else(|| {
+        DomainError::not_found("visit_serial", format!("visit {visit} of institution {institution} is not registered"))
+    })?;
+    let person: Person = load(kv, &keys::person(&v.person))
+        .ok_or_else(|| DomainError::not_found("visit_serial", "the visit's patient is not registered here"))?;
+    let codes: BTreeSet<medmesh_types::ItemCode> = v.lines.iter().map(|l| l.code.clone()).collect();
+    let items: Vec<CatalogueItem> = codes.iter().filter_map(|c| load(kv, &keys::item(c))).collect();
+    let doctor_points = doctor_points(&v.doctor);
+    let ctx = ClaimContext { visit: &v, person: &person, institution: &inst, items: &items, doctor_points, today };
+    Ok(evaluate(&[compiled], &facts(kv, &ctx)))
+}
+
+/// The refusal of a blocking hit, naming the rule.
+pub(crate) fn blocked(v: &Verdict) -> Result<(), DomainError> {
+    match v.block() {
+        Some(h) => Err(DomainError::precondition(
+            "visit_serial",
+            format!(
+                "refused by monitoring rule {} v{}: {}{}",
+                h.rule,
+                h.version,
+                h.title,
+                h.line.as_ref().map(|l| format!(" (line {l})")).unwrap_or_default()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The lines a verdict moves to the patient's share, with the rule.
+pub(crate) fn self_pay(v: &Verdict, visit: &Visit) -> BTreeMap<Serial, String> {
+    let serials: Vec<String> = visit.lines.iter().map(|l| l.serial.to_string()).collect();
+    v.self_pay(&serials).into_iter().filter_map(|(s, h)| Serial::new(s).ok().map(|s| (s, h.rule.clone()))).collect()
+}
+
+/// After a settlement is recorded: its flags and faults join the review queue, and the visit
+/// joins the person's care index.
+pub(crate) fn settled(
+    tx: &mut Tx<'_>,
+    v: &Verdict,
+    visit: &Visit,
+    person: &KeyedHash,
+    settlement: &Serial,
+    now: LogTime,
+) {
+    let mut seq: u64 = tx.load(keys::ALERT_SEQ).unwrap_or(0);
+    let mut raise = |rule: &str, version: u32, title: &str, severity: u8, line: &Option<String>, kind: AlertKind| {
+        seq += 1;
+        let a = Alert {
+            seq,
+            raised_at: now,
+            institution: visit.institution.clone(),
+            visit: visit.serial.clone(),
+            settlement: settlement.clone(),
+            rule: rule.to_string(),
+            version,
+            title: title.to_string(),
+            severity,
+            line: line.clone(),
+            kind,
+            status: AlertStatus::Open,
+        };
+        tx.store(&keys::alert(seq), &a);
+    };
+    for h in v.flags() {
+        raise(&h.rule, h.version, &h.title, h.severity, &h.line, AlertKind::Flag);
+    }
+    for f in &v.faults {
+        raise(&f.rule, f.version, "the rule failed to evaluate", 3, &f.line, AlertKind::Fault(f.message.clone()));
+    }
+    if !v.hits.is_empty() || !v.faults.is_empty() {
+        tx.store(keys::ALERT_SEQ, &seq);
+    }
+    let today = now.date();
+    let discharged = if visit.kind == VisitKind::Inpatient { today.max(visit.admitted) } else { visit.admitted };
+    let care = CareRecord {
+        institution: visit.institution.clone(),
+        visit: visit.serial.clone(),
+        kind: visit.kind,
+        admitted: visit.admitted,
+        discharged,
+    };
+    tx.store(&keys::care(person, visit.admitted, &visit.institution, &visit.serial), &care);
+    for l in &visit.lines {
+        let k = keys::billed(person, l.code.as_str(), l.date, &visit.institution, &visit.serial);
+        let n: u32 = tx.load(&k).unwrap_or(0);
+        tx.store(&k, &(n + 1));
+    }
+}
+
+/// After a local settlement is reversed: the visit leaves the person's care index.
+pub(crate) fn reversed(tx: &mut Tx<'_>, visit: &Visit, person: &KeyedHash) {
+    tx.put_delete(&keys::care(person, visit.admitted, &visit.institution, &visit.serial));
+    for l in &visit.lines {
+        tx.put_delete(&keys::billed(person, l.code.as_str(), l.date, &visit.institution, &visit.serial));
+    }
+}
+
+/// The review queue from `from` on.
+pub fn alerts(kv: &dyn KvRead, from: u64, limit: usize) -> Vec<Alert> {
+    let start = keys::alert(from.max(1));
+    let end = keys::alert(u64::MAX);
+    kv.scan(start.as_bytes(), end.as_bytes(), limit).iter().map(|(_, v)| decode(v)).collect()
+}
