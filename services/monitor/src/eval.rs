@@ -6,8 +6,9 @@ use std::sync::{Arc, OnceLock};
 use cel::{Context, Env, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::facts::{record, Facts};
+use crate::facts::Facts;
 use crate::rule::{Action, Category, CompiledRule, Target};
+use crate::val::{list, Rec};
 
 /// A broken rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,56 +92,67 @@ fn env() -> Arc<Env> {
     ENV.get_or_init(|| Arc::new(Env::stdlib())).clone()
 }
 
-/// Runs the enabled rules over the facts.
+/// Runs the enabled rules over the facts. Hits and faults come in rule order, then line order.
 pub fn evaluate(rules: &[CompiledRule], facts: &Facts) -> Verdict {
     let mut ctx = Context::with_env(env());
-    ctx.add_variable_from_value("claim", record(&facts.claim));
-    ctx.add_variable_from_value("person", record(&facts.person));
-    ctx.add_variable_from_value("institution", record(&facts.institution));
-    ctx.add_variable_from_value("doctor", record(&facts.doctor));
-    ctx.add_variable_from_value("history", record(&facts.history));
-    let lines: Vec<Value> = facts.lines.iter().map(|l| record(&l.fields())).collect();
-    ctx.add_variable_from_value("lines", Value::List(Arc::new(lines.clone())));
-    let mut v = Verdict::default();
-    for r in rules.iter().filter(|r| r.rule.enabled) {
-        match r.rule.target {
-            Target::Claim => run(r, &ctx, None, &mut v),
-            Target::Line => {
-                for (facts, value) in facts.lines.iter().zip(&lines) {
-                    let mut inner = ctx.new_inner_scope();
-                    inner.add_variable_from_value("line", value.clone());
-                    run(r, &inner, Some(&facts.serial), &mut v);
-                }
+    for (name, record) in [
+        ("claim", &facts.claim),
+        ("person", &facts.person),
+        ("institution", &facts.institution),
+        ("doctor", &facts.doctor),
+        ("history", &facts.history),
+    ] {
+        ctx.add_variable_as_val(name, Box::new(Rec(Arc::new(record.clone()))));
+    }
+    let lines: Vec<Rec> = facts.lines.iter().map(|l| Rec(Arc::new(l.fields()))).collect();
+    ctx.add_variable_as_val("lines", list(&lines));
+    let enabled: Vec<(usize, &CompiledRule)> = rules.iter().enumerate().filter(|(_, r)| r.rule.enabled).collect();
+    // (rule index, line index, outcome): binding a line costs a conversion of its facts, so
+    // each line is bound once and every line rule runs under it; the results are put back in
+    // rule order afterwards.
+    let mut results: Vec<(usize, usize, Result<bool, String>)> = Vec::new();
+    for (i, r) in enabled.iter().filter(|(_, r)| r.rule.target == Target::Claim) {
+        results.push((*i, 0, run(r, &ctx)));
+    }
+    if enabled.iter().any(|(_, r)| r.rule.target == Target::Line) {
+        for (n, value) in lines.into_iter().enumerate() {
+            let mut inner = ctx.new_inner_scope();
+            inner.add_variable_as_val("line", Box::new(value));
+            for (i, r) in enabled.iter().filter(|(_, r)| r.rule.target == Target::Line) {
+                results.push((*i, n, run(r, &inner)));
             }
+        }
+    }
+    results.sort_by_key(|(i, n, _)| (*i, *n));
+    let mut v = Verdict::default();
+    for (i, n, outcome) in results {
+        let rule = &rules[i].rule;
+        let line = match rule.target {
+            Target::Claim => None,
+            Target::Line => facts.lines.get(n).map(|l| l.serial.clone()),
+        };
+        match outcome {
+            Ok(false) => {}
+            Ok(true) => v.hits.push(Hit {
+                rule: rule.id.clone(),
+                version: rule.version,
+                category: rule.category,
+                action: rule.action,
+                severity: rule.severity,
+                title: rule.title.clone(),
+                line,
+            }),
+            Err(message) => v.faults.push(Fault { rule: rule.id.clone(), version: rule.version, line, message }),
         }
     }
     v
 }
 
-fn run(r: &CompiledRule, ctx: &Context<'_, '_>, line: Option<&String>, v: &mut Verdict) {
-    let rule = &r.rule;
+/// Whether the rule is broken, or why it could not be evaluated.
+fn run(r: &CompiledRule, ctx: &Context<'_, '_>) -> Result<bool, String> {
     match r.program.execute(ctx) {
-        Ok(Value::Bool(false)) => {}
-        Ok(Value::Bool(true)) => v.hits.push(Hit {
-            rule: rule.id.clone(),
-            version: rule.version,
-            category: rule.category,
-            action: rule.action,
-            severity: rule.severity,
-            title: rule.title.clone(),
-            line: line.cloned(),
-        }),
-        Ok(other) => v.faults.push(Fault {
-            rule: rule.id.clone(),
-            version: rule.version,
-            line: line.cloned(),
-            message: format!("the condition gave {:?}, not true or false", other.type_of()),
-        }),
-        Err(e) => v.faults.push(Fault {
-            rule: rule.id.clone(),
-            version: rule.version,
-            line: line.cloned(),
-            message: e.to_string(),
-        }),
+        Ok(Value::Bool(b)) => Ok(b),
+        Ok(other) => Err(format!("the condition gave {:?}, not true or false", other.type_of())),
+        Err(e) => Err(e.to_string()),
     }
 }

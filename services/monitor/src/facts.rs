@@ -1,9 +1,7 @@
 //! Facts: a claim and its surroundings as integers and strings, ready for conditions.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
 
-use cel::Value;
 use medmesh_settlement::{CatalogueItem, FeeLine, InsuranceType, ItemClass, Sex};
 use medmesh_types::{Date, Money};
 use rust_decimal::Decimal;
@@ -375,19 +373,6 @@ impl LineFacts {
 }
 
 impl Fact {
-    pub(crate) fn value(&self) -> Value {
-        match self {
-            Fact::Int(v) => Value::Int(*v),
-            Fact::Str(v) => Value::String(Arc::new(v.clone())),
-            Fact::Bool(v) => Value::Bool(*v),
-            Fact::StrList(v) => Value::List(Arc::new(v.iter().map(|s| Value::String(Arc::new(s.clone()))).collect())),
-            Fact::Set(v) => {
-                let m: HashMap<String, bool> = v.iter().map(|s| (s.clone(), true)).collect();
-                Value::from(m)
-            }
-        }
-    }
-
     /// Whether the value has the schema's type.
     #[cfg(test)]
     pub(crate) fn is(&self, t: crate::schema::Ty) -> bool {
@@ -401,12 +386,6 @@ impl Fact {
                 | (Fact::Set(_), Ty::Set)
         )
     }
-}
-
-/// A record's facts as a CEL map.
-pub(crate) fn record(facts: &BTreeMap<&'static str, Fact>) -> Value {
-    let m: HashMap<String, Value> = facts.iter().map(|(k, v)| (k.to_string(), v.value())).collect();
-    Value::from(m)
 }
 
 /// Whether a record's facts are exactly the schema's fields with the schema's types.

@@ -31,6 +31,7 @@ mod kb;
 mod library;
 mod rule;
 pub mod schema;
+mod val;
 
 pub use eval::{evaluate, Fault, Hit, Verdict};
 pub use facts::{ClaimInput, DoctorFacts, Fact, Facts, History, LineFacts, LineInput};

@@ -160,6 +160,26 @@ pub async fn load(ch: Channel, province: &str, persons: u32) -> Result<(), tonic
     Ok(())
 }
 
+/// Records the demo knowledge base and the shipped monitoring rules
+/// ([`medmesh_monitor::demo_knowledge_base`], [`medmesh_monitor::shipped_rules`]) through the
+/// agency API.
+pub async fn load_monitoring(ch: Channel) -> Result<(), tonic::Status> {
+    let mut c = AgencyServiceClient::new(ch);
+    let kb = medmesh_monitor::demo_knowledge_base();
+    let entries = kb
+        .diagnoses
+        .into_values()
+        .map(medmesh_monitor::Knowledge::Diagnosis)
+        .chain(kb.items.into_values().map(medmesh_monitor::Knowledge::Item));
+    for k in entries {
+        c.put_knowledge(crate::convert::knowledge_pb(&k)).await?;
+    }
+    for r in medmesh_monitor::shipped_rules() {
+        c.put_rule(pb::PutRuleRequest { rule: Some(crate::convert::rule_pb(&r)) }).await?;
+    }
+    Ok(())
+}
+
 /// The filing kind of demo person `i` for care in other provinces: persons `4k+1` are
 /// long-term residents, `4k+2` referred, `4k+3` other temporary visitors, `4k` not filed.
 pub fn filing_kind(i: u32) -> Option<pb::FilingKind> {

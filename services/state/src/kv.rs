@@ -150,6 +150,8 @@ pub mod keys {
     pub const AUDIT_HEAD: &str = "~audit/head";
     /// Prefix of the monitoring rules (latest version by id).
     pub const RULES: &str = "rule/";
+    /// The enabled rules' latest versions, by id, in one record (what settlement reads).
+    pub const RULES_IN_FORCE: &str = "~rules/enabled";
     /// A monitoring rule's latest version.
     pub fn rule(id: &str) -> String {
         format!("rule/{id}")
@@ -158,6 +160,8 @@ pub mod keys {
     pub fn rule_version(id: &str, version: u32) -> String {
         format!("rulev/{id}/{version:010}")
     }
+    /// The knowledge base's version: a hash chain over every entry recorded.
+    pub const KB_VERSION: &str = "~kb/version";
     /// A knowledge-base diagnosis.
     pub fn kb_diagnosis(code: &str) -> String {
         format!("kbdx/{code}")
@@ -183,14 +187,6 @@ pub mod keys {
     /// Where a person's care admitted on or after `day` starts.
     pub fn care_from(person: &KeyedHash, day: Date) -> String {
         format!("care/{person}/{}/", day_key(day))
-    }
-    /// A settled visit's lines of an item on a day, in the person's billing index.
-    pub fn billed(person: &KeyedHash, code: &str, day: Date, inst: &InstitutionId, visit: &Serial) -> String {
-        format!("billed/{person}/{code}/{}/{inst}/{visit}", day_key(day))
-    }
-    /// Prefix of a person's billing of an item on a day (and, as a bound, of every later day).
-    pub fn billed_day(person: &KeyedHash, code: &str, day: Date) -> String {
-        format!("billed/{person}/{code}/{}/", day_key(day))
     }
     /// Prefix of the audit chain's entries.
     pub const AUDIT: &str = "~audit/e/";

@@ -9,9 +9,10 @@
 //! evaluate) becomes an alert in the review queue once the settlement is recorded.
 //!
 //! The person's recent care, which rules such as split hospitalisation and duplicate charging
-//! read, is indexed when a settlement is recorded and removed when it is reversed: `care/`
-//! (one record per settled visit, by person and admission day) and `billed/` (lines by person,
-//! item code and day). Keys hold the person's keyed hash, never an identity.
+//! read, is indexed when a settlement is recorded and removed when it is reversed: `care/`, one
+//! record per settled visit (its days, institution and the items billed each day) by person
+//! and admission day, so one range read gives a person's window of care. Keys hold the
+//! person's keyed hash, never an identity.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -106,6 +107,8 @@ pub struct CareRecord {
     pub admitted: Date,
     /// Discharge day (the settlement day).
     pub discharged: Date,
+    /// What was billed: `(day number, item code)`, each once.
+    pub billed: Vec<(i32, String)>,
 }
 
 /// Records a rule version: a new rule starts at version 1, a changed one takes the next
@@ -151,16 +154,61 @@ pub(crate) fn put_rule(tx: &mut Tx<'_>, rule: &Rule, national: bool, now: LogTim
     let rec = RuleRecord { rule: rule.clone(), national, recorded_at: now };
     tx.store(&key, &rec);
     tx.store(&keys::rule_version(&rule.id, rule.version), &rec);
+    let mut in_force: Vec<Rule> = tx.load(keys::RULES_IN_FORCE).unwrap_or_default();
+    in_force.retain(|r| r.id != rule.id);
+    if rule.enabled {
+        let at = in_force.partition_point(|r| r.id < rule.id);
+        in_force.insert(at, rule.clone());
+    }
+    tx.store(keys::RULES_IN_FORCE, &in_force);
     Ok(Outcome::Stored)
 }
 
-/// Records (or replaces) a knowledge-base entry.
+/// Records (or replaces) a knowledge-base entry; the knowledge base's version moves on.
 pub(crate) fn put_knowledge(tx: &mut Tx<'_>, k: &Knowledge) -> Result<Outcome, DomainError> {
     match k {
         Knowledge::Diagnosis(d) => tx.store(&keys::kb_diagnosis(&d.code), d),
         Knowledge::Item(i) => tx.store(&keys::kb_item(&i.code), i),
     }
+    // The version is a hash chain over every entry recorded, so it names the content.
+    let before: String = tx.load(keys::KB_VERSION).unwrap_or_default();
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(before.as_bytes());
+    h.update(crate::kv::encode(k));
+    tx.store(keys::KB_VERSION, &hex::encode(h.finalize()));
     Ok(Outcome::Stored)
+}
+
+/// The whole knowledge base as of its version, read once per version and process: settlement
+/// reads one small record instead of one per item. The version is a hash chain over every
+/// entry ever recorded, so it names the content and the cache changes no answer.
+fn knowledge_base(kv: &dyn KvRead) -> std::sync::Arc<KnowledgeBase> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Cache = Mutex<BTreeMap<String, Arc<KnowledgeBase>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let Some(key) = load::<String>(kv, keys::KB_VERSION) else {
+        return Arc::default();
+    };
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(kb) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return kb;
+    }
+    let mut kb = KnowledgeBase::default();
+    for (_, v) in scan_prefix(kv, "kbdx/", usize::MAX) {
+        kb.add_diagnosis(decode(&v));
+    }
+    for (_, v) in scan_prefix(kv, "kbitem/", usize::MAX) {
+        kb.add_item(decode(&v));
+    }
+    let kb = Arc::new(kb);
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= 64 {
+            c.clear();
+        }
+        c.insert(key, kb.clone());
+    }
+    kb
 }
 
 /// Every rule the province holds (latest versions, by id).
@@ -173,12 +221,13 @@ pub fn rules(kv: &dyn KvRead) -> Vec<RuleRecord> {
 fn rules_in_force(kv: &dyn KvRead) -> (Vec<CompiledRule>, Vec<medmesh_monitor::Fault>) {
     let mut ok = Vec::new();
     let mut faults = Vec::new();
-    for r in rules(kv).into_iter().filter(|r| r.rule.enabled) {
-        match compile(&r.rule) {
+    let in_force: Vec<Rule> = load(kv, keys::RULES_IN_FORCE).unwrap_or_default();
+    for r in in_force {
+        match compile(&r) {
             Ok(c) => ok.push(c),
             Err(e) => faults.push(medmesh_monitor::Fault {
-                rule: r.rule.id.clone(),
-                version: r.rule.version,
+                rule: r.id.clone(),
+                version: r.version,
                 line: None,
                 message: e.to_string(),
             }),
@@ -187,26 +236,14 @@ fn rules_in_force(kv: &dyn KvRead) -> (Vec<CompiledRule>, Vec<medmesh_monitor::F
     (ok, faults)
 }
 
-/// The knowledge the claim needs: its diagnosis and its items.
-fn knowledge(kv: &dyn KvRead, diagnosis: &str, codes: &BTreeSet<String>) -> KnowledgeBase {
-    let mut kb = KnowledgeBase::default();
-    for code in [diagnosis, diagnosis.get(..3).unwrap_or(diagnosis)] {
-        if let Some(d) = load(kv, &keys::kb_diagnosis(code)) {
-            kb.add_diagnosis(d);
-        }
-    }
-    for c in codes {
-        if let Some(i) = load(kv, &keys::kb_item(c)) {
-            kb.add_item(i);
-        }
-    }
-    kb
-}
-
 /// The person's recent care around a visit, from the care indexes (this visit excluded).
 fn history(kv: &dyn KvRead, person: &KeyedHash, v: &Visit, discharged: Date, kb: &KnowledgeBase) -> History {
     let mut h = History::default();
     let this = (&v.institution, &v.serial);
+    let claimed: BTreeSet<(i32, &str)> = v.lines.iter().map(|l| (l.date.days(), l.code.as_str())).collect();
+    let limited: BTreeSet<&str> =
+        claimed.iter().map(|(_, c)| *c).filter(|c| kb.item(c).is_some_and(|k| k.max_course_days.is_some())).collect();
+    let mut course: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
     let from = v.admitted.plus_days(-HISTORY_DAYS);
     let start = keys::care_from(person, from);
     let end = keys::care_from(person, discharged.plus_days(1));
@@ -215,6 +252,14 @@ fn history(kv: &dyn KvRead, person: &KeyedHash, v: &Visit, discharged: Date, kb:
         let c: CareRecord = decode(&bytes);
         if (&c.institution, &c.visit) == this {
             continue;
+        }
+        for (day, code) in &c.billed {
+            if claimed.contains(&(*day, code.as_str())) {
+                *h.billed_elsewhere.entry((code.clone(), *day)).or_insert(0) += 1;
+            }
+            if *day < v.admitted.days() && limited.contains(code.as_str()) {
+                course.entry(code.clone()).or_default().insert(*day);
+            }
         }
         let before = v.admitted.days() - c.admitted.days();
         if (0..=7).contains(&before) {
@@ -236,36 +281,7 @@ fn history(kv: &dyn KvRead, person: &KeyedHash, v: &Visit, discharged: Date, kb:
             }
         }
     }
-    let mut days: BTreeSet<(String, Date)> = BTreeSet::new();
-    for l in &v.lines {
-        days.insert((l.code.to_string(), l.date));
-    }
-    for (code, day) in &days {
-        let prefix = keys::billed_day(person, code, *day);
-        let n = scan_prefix(kv, &prefix, usize::MAX)
-            .iter()
-            .filter(|(k, _)| !String::from_utf8_lossy(k).ends_with(&format!("/{}/{}", v.institution, v.serial)))
-            .count();
-        if n > 0 {
-            h.billed_elsewhere.insert((code.clone(), day.days()), n as u32);
-        }
-    }
-    let codes: BTreeSet<&String> = days.iter().map(|(c, _)| c).collect();
-    for code in codes {
-        if kb.item(code).is_none_or(|k| k.max_course_days.is_none()) {
-            continue;
-        }
-        let start = keys::billed_day(person, code, from);
-        let end = keys::billed_day(person, code, v.admitted);
-        let before: BTreeSet<String> = kv
-            .scan(start.as_bytes(), end.as_bytes(), usize::MAX)
-            .iter()
-            .filter_map(|(k, _)| String::from_utf8_lossy(k).split('/').nth(3).map(str::to_string))
-            .collect();
-        if !before.is_empty() {
-            h.course_days_before.insert(code.clone(), before.len() as u32);
-        }
-    }
+    h.course_days_before = course.into_iter().map(|(c, d)| (c, d.len() as u32)).collect();
     h
 }
 
@@ -289,8 +305,7 @@ pub(crate) struct ClaimContext<'a> {
 pub(crate) fn facts(kv: &dyn KvRead, c: &ClaimContext<'_>) -> Facts {
     let v = c.visit;
     let discharged = if v.kind == VisitKind::Inpatient { c.today.max(v.admitted) } else { v.admitted };
-    let codes: BTreeSet<String> = v.lines.iter().map(|l| l.code.to_string()).collect();
-    let kb = knowledge(kv, &v.diagnosis, &codes);
+    let kb = knowledge_base(kv);
     let history = history(kv, &c.person.key, v, discharged, &kb);
     let input = ClaimInput {
         inpatient: v.kind == VisitKind::Inpatient,
@@ -419,27 +434,21 @@ pub(crate) fn settled(
     }
     let today = now.date();
     let discharged = if visit.kind == VisitKind::Inpatient { today.max(visit.admitted) } else { visit.admitted };
+    let billed: BTreeSet<(i32, String)> = visit.lines.iter().map(|l| (l.date.days(), l.code.to_string())).collect();
     let care = CareRecord {
         institution: visit.institution.clone(),
         visit: visit.serial.clone(),
         kind: visit.kind,
         admitted: visit.admitted,
         discharged,
+        billed: billed.into_iter().collect(),
     };
     tx.store(&keys::care(person, visit.admitted, &visit.institution, &visit.serial), &care);
-    for l in &visit.lines {
-        let k = keys::billed(person, l.code.as_str(), l.date, &visit.institution, &visit.serial);
-        let n: u32 = tx.load(&k).unwrap_or(0);
-        tx.store(&k, &(n + 1));
-    }
 }
 
 /// After a local settlement is reversed: the visit leaves the person's care index.
 pub(crate) fn reversed(tx: &mut Tx<'_>, visit: &Visit, person: &KeyedHash) {
     tx.put_delete(&keys::care(person, visit.admitted, &visit.institution, &visit.serial));
-    for l in &visit.lines {
-        tx.put_delete(&keys::billed(person, l.code.as_str(), l.date, &visit.institution, &visit.serial));
-    }
 }
 
 /// The review queue from `from` on.

@@ -6,7 +6,7 @@
 //! patients insured in 310000 (non-local: a two-phase transfer through the federation).
 //!
 //! Usage: `medmesh-bench [--seconds 15] [--concurrency 256] [--persons 2000] [--base-port 7600]
-//! [--mode both|local|nonlocal]` (`--help` lists them).
+//! [--mode both|local|nonlocal] [--rules]` (`--help` lists them).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,6 +43,10 @@ struct Args {
     /// Run the mesh in plaintext without identity checks (to measure what mTLS costs).
     #[arg(long)]
     insecure: bool,
+    /// Record the demo knowledge base and every shipped monitoring rule in the treatment
+    /// province first (to measure what monitoring before payment costs).
+    #[arg(long)]
+    rules: bool,
 }
 
 /// Which phases run.
@@ -78,16 +82,21 @@ const INSURED: &str = "310000";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Args { seconds, concurrency, persons, base_port: base, mode, insecure } = Args::parse();
+    let Args { seconds, concurrency, persons, base_port: base, mode, insecure, rules } = Args::parse();
     let exe: PathBuf = std::env::current_exe()?.parent().unwrap().join("medmesh");
     let root = tempfile::tempdir()?;
     let (children, groups) = start_mesh(&exe, &[TREATMENT, INSURED], base, root.path(), persons, insecure).await?;
     let hospital = dev::institution(TREATMENT, &demo::institution(TREATMENT, 1))?;
     let client =
         HospitalServiceClient::new(channel(&groups[1].1, &dev::dev_transport(root.path(), &hospital, insecure)?)?);
+    if rules {
+        let agency = dev::agency(TREATMENT)?;
+        demo::load_monitoring(channel(&groups[1].1, &dev::dev_transport(root.path(), &agency, insecure)?)?).await?;
+    }
     let security = if insecure { "plaintext, no identities" } else { "mTLS" };
+    let monitoring = if rules { "all shipped monitoring rules" } else { "no monitoring rules" };
     eprintln!(
-        "mesh ready (federation, {TREATMENT}, {INSURED}; {security}); {seconds}s per phase, {concurrency} concurrent claims"
+        "mesh ready (federation, {TREATMENT}, {INSURED}; {security}; {monitoring}); {seconds}s per phase, {concurrency} concurrent claims"
     );
     if mode != Mode::Nonlocal {
         report("local", run(client.clone(), TREATMENT, seconds, concurrency, persons).await?);
