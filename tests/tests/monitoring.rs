@@ -163,6 +163,17 @@ async fn rules_block_self_pay_and_flag_claims_at_settlement() {
     let alerts = agency.list_alerts(pb::ListAlertsRequest::default()).await.unwrap().into_inner().alerts;
     let fault = alerts.iter().find(|a| a.settlement_serial == "S3" && a.rule_id == "AG-BROKEN").expect("a fault alert");
     assert!(!fault.fault.is_empty(), "{fault:?}");
+    // The reviewer dismisses the flag (saying why) and accepts the fault; each once.
+    let flag = alerts.iter().find(|a| a.rule_id == "MGT-09").unwrap().seq;
+    let review = |seq, accept, reason: &str| pb::ReviewAlertRequest { seq, accept, reason: reason.into() };
+    let e = agency.review_alert(review(flag, false, "")).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().starts_with("reason:"), "{e:?}");
+    let a = agency.review_alert(review(flag, false, "two visits, two doctors")).await.unwrap().into_inner();
+    assert_eq!(a.alert.unwrap().status, pb::AlertStatus::Dismissed as i32);
+    agency.review_alert(review(fault.seq, true, "open a case")).await.unwrap();
+    let e = agency.review_alert(review(fault.seq, false, "no")).await.unwrap_err();
+    assert!(e.code() == Code::FailedPrecondition && e.message().starts_with("seq:"), "{e:?}");
+    assert_eq!(agency.review_alert(review(9_999, true, "")).await.unwrap_err().code(), Code::NotFound);
     // Paged by sequence number.
     let first = agency.list_alerts(pb::ListAlertsRequest { from_seq: 0, page_size: 1 }).await.unwrap().into_inner();
     assert_eq!((first.alerts.len(), first.next_from_seq), (1, first.alerts[0].seq + 1));

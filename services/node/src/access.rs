@@ -161,6 +161,7 @@ pub const TABLE: &[Rule] = &[
     Rule { method: "/medmesh.v1.AgencyService/TestRule", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/PutKnowledge", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/ListAlerts", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/ReviewAlert", allow: &[AgencyHere], scope: "" },
     // The federation: provinces read their positions; the nation runs clearing.
     Rule { method: "/medmesh.v1.FederationService/GetPositions", allow: &[AgencyAny, National], scope: "" },
     Rule { method: "/medmesh.v1.FederationService/ListAnchors", allow: &[AgencyAny, National], scope: "" },

@@ -434,6 +434,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
         }
         ProvinceCommand::PutRule(r) => crate::monitoring::put_rule(tx, r, false, now),
         ProvinceCommand::PutKnowledge(k) => crate::monitoring::put_knowledge(tx, k),
+        ProvinceCommand::ReviewAlert { seq, accept, reason } => crate::monitoring::review(tx, *seq, *accept, reason),
         ProvinceCommand::RegisterNonLocalVisit { request, nonlocal } => {
             register_nonlocal_visit(tx, request, nonlocal, now)
         }

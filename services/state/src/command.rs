@@ -83,6 +83,7 @@ impl ProvinceCommand {
             Self::PutPolicy(_) => "put_policy",
             Self::PutRule(_) => "put_rule",
             Self::PutKnowledge(_) => "put_knowledge",
+            Self::ReviewAlert { .. } => "review_alert",
             Self::Contribute { .. } => "contribute",
             Self::RecordViolation(_) => "record_violation",
             Self::RegisterVisit { .. } => "register_visit",

@@ -334,6 +334,16 @@ pub enum ProvinceCommand {
     PutRule(medmesh_monitor::Rule),
     /// Records (or replaces) a knowledge-base entry the monitoring rules read.
     PutKnowledge(medmesh_monitor::Knowledge),
+    /// A reviewer accepts an open alert (it becomes the ground of a case) or dismisses it with
+    /// a reason. An alert is reviewed once; the same review again changes nothing.
+    ReviewAlert {
+        /// The alert's sequence number.
+        seq: u64,
+        /// Accept (else dismiss).
+        accept: bool,
+        /// Why: required to dismiss, a note when accepting.
+        reason: String,
+    },
     /// Records a violation scored against personnel (points under the 2025 regulation, decided
     /// by this or another province); recording the same id again changes nothing.
     RecordViolation(medmesh_supervision::Violation),
@@ -546,6 +556,8 @@ pub enum Outcome {
     ReversalOpen(Settlement),
     /// A prepaid account after a top-up.
     Prepaid(crate::shared::PrepaidView),
+    /// An alert after its review.
+    Alert(Alert),
     /// A month's clearing statements, totals only.
     Clearing(Vec<crate::shared::StatementSummary>),
     /// Shared-log entries copied; the cursor after them.
@@ -566,3 +578,52 @@ pub struct IdempotencyRecord {
 
 /// The result of one command.
 pub type CommandResult = Result<Outcome, crate::DomainError>;
+
+/// What an alert is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlertKind {
+    /// A flag rule was broken.
+    Flag,
+    /// The rule failed to evaluate on this claim (never a pass).
+    Fault(String),
+}
+
+/// Where an alert stands in review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlertStatus {
+    /// Waiting for a reviewer.
+    Open,
+    /// Dismissed, with the reason.
+    Dismissed(String),
+    /// Accepted: a case was opened.
+    Accepted(String),
+}
+
+/// An entry of the review queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Sequence number in this province, from 1.
+    pub seq: u64,
+    /// When the settlement that raised it was recorded.
+    pub raised_at: LogTime,
+    /// The institution.
+    pub institution: InstitutionId,
+    /// The visit.
+    pub visit: Serial,
+    /// The settlement.
+    pub settlement: Serial,
+    /// The rule.
+    pub rule: String,
+    /// Its version.
+    pub version: u32,
+    /// Its title.
+    pub title: String,
+    /// 1–5.
+    pub severity: u8,
+    /// The line, for a line rule.
+    pub line: Option<String>,
+    /// Flag or fault.
+    pub kind: AlertKind,
+    /// Review status.
+    pub status: AlertStatus,
+}

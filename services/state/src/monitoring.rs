@@ -25,6 +25,7 @@ use medmesh_types::{Date, InstitutionId, KeyedHash, LogTime, Serial};
 use serde::{Deserialize, Serialize};
 
 use crate::kv::{decode, keys, load, scan_prefix, KvRead, Tx};
+pub use crate::model::{Alert, AlertKind, AlertStatus};
 use crate::model::{Institution, Outcome, Person, Visit, VisitKind};
 use crate::DomainError;
 
@@ -43,55 +44,6 @@ pub struct RuleRecord {
     pub national: bool,
     /// When this version was recorded.
     pub recorded_at: LogTime,
-}
-
-/// What an alert is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AlertKind {
-    /// A flag rule was broken.
-    Flag,
-    /// The rule failed to evaluate on this claim (never a pass).
-    Fault(String),
-}
-
-/// Where an alert stands in review.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AlertStatus {
-    /// Waiting for a reviewer.
-    Open,
-    /// Dismissed, with the reason.
-    Dismissed(String),
-    /// Accepted: a case was opened.
-    Accepted(String),
-}
-
-/// An entry of the review queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Alert {
-    /// Sequence number in this province, from 1.
-    pub seq: u64,
-    /// When the settlement that raised it was recorded.
-    pub raised_at: LogTime,
-    /// The institution.
-    pub institution: InstitutionId,
-    /// The visit.
-    pub visit: Serial,
-    /// The settlement.
-    pub settlement: Serial,
-    /// The rule.
-    pub rule: String,
-    /// Its version.
-    pub version: u32,
-    /// Its title.
-    pub title: String,
-    /// 1–5.
-    pub severity: u8,
-    /// The line, for a line rule.
-    pub line: Option<String>,
-    /// Flag or fault.
-    pub kind: AlertKind,
-    /// Review status.
-    pub status: AlertStatus,
 }
 
 /// A settled visit in the person's care index.
@@ -449,6 +401,24 @@ pub(crate) fn settled(
 /// After a local settlement is reversed: the visit leaves the person's care index.
 pub(crate) fn reversed(tx: &mut Tx<'_>, visit: &Visit, person: &KeyedHash) {
     tx.put_delete(&keys::care(person, visit.admitted, &visit.institution, &visit.serial));
+}
+
+/// Reviews an open alert: accepted (the ground of a case) or dismissed with a reason. The same
+/// review again answers the alert as it is; another review of a reviewed alert is refused.
+pub(crate) fn review(tx: &mut Tx<'_>, seq: u64, accept: bool, reason: &str) -> Result<Outcome, DomainError> {
+    let key = keys::alert(seq);
+    let mut a: Alert = tx.load(&key).ok_or_else(|| DomainError::not_found("seq", format!("no alert {seq}")))?;
+    let decided =
+        if accept { AlertStatus::Accepted(reason.to_string()) } else { AlertStatus::Dismissed(reason.to_string()) };
+    match &a.status {
+        AlertStatus::Open => {
+            a.status = decided;
+            tx.store(&key, &a);
+            Ok(Outcome::Alert(a))
+        }
+        s if *s == decided => Ok(Outcome::Alert(a)),
+        _ => Err(DomainError::precondition("seq", format!("alert {seq} was already reviewed"))),
+    }
 }
 
 /// The review queue from `from` on.

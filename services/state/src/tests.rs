@@ -1165,3 +1165,27 @@ fn rules_are_versioned_and_checked_when_recorded() {
         other => panic!("{other:?}"),
     }
 }
+
+/// An alert is reviewed once: dismissed with a reason or accepted; the same review again
+/// changes nothing, another is refused.
+#[test]
+fn an_alert_is_reviewed_once() {
+    use crate::monitoring::AlertStatus;
+    let mut kv = seeded();
+    ok(&one(&mut kv, ProvinceCommand::PutRule(monitoring_rule("T-FLAG", medmesh_monitor::Action::Flag, "true"))));
+    for (v, s) in [("V1", "S1"), ("V2", "S2")] {
+        visit_and_lines(&mut kv, v, "300");
+        ok(&one(&mut kv, settle_cmd(s, v)));
+    }
+    let review = |seq, accept, reason: &str| ProvinceCommand::ReviewAlert { seq, accept, reason: reason.into() };
+    let e = one(&mut kv, review(1, false, " ")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "reason"), "a dismissal says why");
+    ok(&one(&mut kv, review(1, false, "billed correctly")));
+    ok(&one(&mut kv, review(1, false, "billed correctly")));
+    let e = one(&mut kv, review(1, true, "")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "seq"));
+    ok(&one(&mut kv, review(2, true, "")));
+    assert_eq!(one(&mut kv, review(9, true, "")).unwrap_err().code, ErrorCode::NotFound);
+    let statuses: Vec<AlertStatus> = alerts_of(&kv).into_iter().map(|a| a.status).collect();
+    assert_eq!(statuses, vec![AlertStatus::Dismissed("billed correctly".into()), AlertStatus::Accepted(String::new())]);
+}

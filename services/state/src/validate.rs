@@ -55,6 +55,12 @@ fn province(cmd: &ProvinceCommand) -> Result<(), DomainError> {
         ProvinceCommand::PutRule(r) => medmesh_monitor::compile(r)
             .map(|_| ())
             .map_err(|e| DomainError::invalid(format!("rule.{}", e.field), e.message)),
+        ProvinceCommand::ReviewAlert { seq, accept, reason } => {
+            if *seq == 0 {
+                return Err(DomainError::invalid("seq", "must be positive"));
+            }
+            text("reason", reason, !*accept)
+        }
         ProvinceCommand::PutKnowledge(k) => {
             let entry = match k {
                 medmesh_monitor::Knowledge::Diagnosis(_) => "diagnosis",

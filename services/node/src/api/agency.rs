@@ -220,6 +220,15 @@ impl AgencyService for Agency {
         }
     }
 
+    async fn review_alert(&self, req: Request<ReviewAlertRequest>) -> Result<Response<ReviewAlertResponse>, Status> {
+        let r = req.into_inner();
+        let cmd = ProvinceCommand::ReviewAlert { seq: r.seq, accept: r.accept, reason: r.reason };
+        match outcome(self.mesh.app.propose(cmd).await?)? {
+            Outcome::Alert(a) => Ok(Response::new(ReviewAlertResponse { alert: Some(convert::alert_pb(&a)) })),
+            other => Err(unexpected(other)),
+        }
+    }
+
     async fn list_audit(&self, req: Request<ListAuditRequest>) -> Result<Response<ListAuditResponse>, Status> {
         let r = req.into_inner();
         let limit = convert::audit_page(r.page_size)?;
