@@ -174,6 +174,10 @@ async fn rules_block_self_pay_and_flag_claims_at_settlement() {
     let e = agency.review_alert(review(fault.seq, false, "no")).await.unwrap_err();
     assert!(e.code() == Code::FailedPrecondition && e.message().starts_with("seq:"), "{e:?}");
     assert_eq!(agency.review_alert(review(9_999, true, "")).await.unwrap_err().code(), Code::NotFound);
+    let e = agency.review_alert(review(0, true, "")).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().starts_with("seq:"), "{e:?}");
+    let e = agency.list_alerts(pb::ListAlertsRequest { from_seq: 0, page_size: 10_001 }).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().starts_with("page_size:"), "{e:?}");
     // Paged by sequence number.
     let first = agency.list_alerts(pb::ListAlertsRequest { from_seq: 0, page_size: 1 }).await.unwrap().into_inner();
     assert_eq!((first.alerts.len(), first.next_from_seq), (1, first.alerts[0].seq + 1));

@@ -133,12 +133,14 @@ pub fn disciplined(
     }
     Ok(())
 }
+/// Checks that personnel may bill for the institution today; answers their points this year
+/// (which the monitoring rules read).
 pub(crate) fn billing_doctor(
     kv: &dyn KvRead,
     code: &medmesh_types::PersonnelCode,
     institution: &medmesh_types::InstitutionId,
     today: Date,
-) -> Result<Personnel, DomainError> {
+) -> Result<u32, DomainError> {
     let p: Personnel = load(kv, &keys::personnel(code))
         .ok_or_else(|| DomainError::not_found("doctor_code", format!("personnel {code} is not registered")))?;
     if &p.institution != institution {
@@ -165,7 +167,7 @@ pub(crate) fn billing_doctor(
             format!("payment qualification of personnel {code} is {why} ({} points in {})", q.year_points, q.year),
         ));
     }
-    Ok(p)
+    Ok(q.year_points)
 }
 /// The payment qualification of personnel from the violations recorded for them.
 pub(crate) fn qualification(
@@ -228,8 +230,7 @@ pub(crate) fn quote(
     if v.lines.is_empty() {
         return Err(DomainError::precondition("visit_serial", "no fee lines were uploaded"));
     }
-    billing_doctor(kv, &v.doctor, institution, today)?;
-    let doctor_points = qualification(kv, &v.doctor, today)?.year_points;
+    let doctor_points = billing_doctor(kv, &v.doctor, institution, today)?;
     let person: Person = load(kv, &keys::person(&v.person))
         .ok_or_else(|| DomainError::not_found("visit_serial", "the visit's person is no longer registered"))?;
     if person.status != InsuranceStatus::Active {
