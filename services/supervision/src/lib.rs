@@ -1,5 +1,6 @@
 //! Personnel payment-qualification scoring for medmesh, after the 2025 regulation on the
-//! medical-insurance payment qualification of personnel in designated medical institutions.
+//! medical-insurance payment qualification of personnel in designated medical institutions, and
+//! the case state machine with its penalties ([`cases`], after the 2021 regulations).
 //!
 //! Administrative penalties and agreement handling give a person ([`PersonnelCode`]) points, each
 //! recorded as a [`Violation`]. [`status`] turns a person's history and a date into a
@@ -39,6 +40,7 @@ use std::collections::BTreeMap;
 use medmesh_types::{Date, PersonnelCode, ProvinceCode};
 use serde::{Deserialize, Serialize};
 
+pub mod cases;
 #[cfg(test)]
 mod tests;
 
