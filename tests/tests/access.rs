@@ -380,6 +380,10 @@ async fn a_claimed_filing_is_checked_with_the_federation() {
             admitted: Date::parse(&medmesh_node::demo::today()).unwrap(),
             lines: Vec::new(),
             items: Vec::new(),
+            kind: medmesh_state::VisitKind::Outpatient,
+            doctor: medmesh_types::PersonnelCode::new(medmesh_node::demo::doctor(HOME, 1)).unwrap(),
+            department: "internal medicine".into(),
+            diagnosis: "J06.900".into(),
         },
     };
     let answer = |bytes: Vec<u8>| {

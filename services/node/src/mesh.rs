@@ -20,7 +20,7 @@ use medmesh_state::coordinator::{self, next_action, reserve_answer, void_due, Ac
 use medmesh_state::{
     directory_key, Answer, CertificateKind, Command, CommandResult, Decision, DecisionRecord, DomainError, ErrorCode,
     FederationCommand, Filing, NonLocalVisit, OpenTransfer, Outcome, Person, ProvinceCommand, ProvinceEntry, Query,
-    Reservation, Settlement, TransferId, TransferPhase, TreatmentTransfer, VisitKind,
+    Reservation, Settlement, SharedItem, TransferId, TransferPhase, TreatmentTransfer, VisitKind,
 };
 use medmesh_types::{KeyedHash, LogTime, Money, ProvinceCode, Sealed, Serial};
 use tonic::Status;
@@ -672,8 +672,11 @@ impl Mesh {
         &self,
         claim: medmesh_state::RemoteClaim,
         nl: NonLocalVisit,
+        institution: medmesh_types::InstitutionId,
+        visit: Serial,
     ) -> Result<medmesh_settlement::Split, Status> {
-        let q = Query::RemoteQuote { handle: nl.handle, claim, now: now() };
+        let transfer = TransferId { treatment: self.province.clone(), institution, serial: visit };
+        let q = Query::RemoteQuote { handle: nl.handle, claim, now: now(), transfer };
         match answer(self.remote.province_query(&nl.insured, &q).await?)? {
             Answer::Quote(s) => Ok(s),
             other => Err(unexpected(other)),
@@ -726,7 +729,32 @@ impl Mesh {
                 )?;
             }
         }
+        self.publish_outbox().await?;
         self.sync_shared().await
+    }
+
+    /// Publishes what executed cases put in the outbox (points, discipline entries, case
+    /// outcomes) to the federation's shared log, then drops it here. Each federation command
+    /// is idempotent, so publishing again after a crash changes nothing there.
+    pub async fn publish_outbox(&self) -> Result<(), Status> {
+        if self.is_federation() || !self.federated() {
+            return Ok(());
+        }
+        let items = match answer(self.app.query(Query::Outbox { limit: 256 }).await?)? {
+            Answer::SharedLog(items) => items,
+            other => return Err(unexpected(other)),
+        };
+        let Some(through) = items.last().map(|(seq, _)| *seq) else { return Ok(()) };
+        for (_, item) in items {
+            let cmd = match item {
+                SharedItem::Violation(v) => FederationCommand::RecordViolation(v),
+                SharedItem::Discipline(e) => FederationCommand::RecordDiscipline(e),
+                SharedItem::CaseOutcome(o) => FederationCommand::RecordCaseOutcome(o),
+            };
+            outcome(self.fed_propose(cmd).await?)?;
+        }
+        outcome(self.app.propose(ProvinceCommand::Published { through }).await?)?;
+        Ok(())
     }
 
     async fn sync_shared(&self) -> Result<(), Status> {

@@ -15,7 +15,7 @@
 //! | federation | `FedRegisterProvince` | the entry is `from`'s own |
 //! | federation | `FedDirectory` | every entry names `from` as insured province |
 //! | federation | `FedFile` | the filing's insured province is `from` |
-//! | federation | `FedRecordDiscipline`, `FedRecordViolation` | recorded by `from` |
+//! | federation | `FedRecordDiscipline`, `FedRecordViolation`, `FedRecordCaseOutcome` | recorded by `from` |
 //! | federation | `FedTopUp` | the account is `from`'s own |
 //! | federation | `FedConfirmClearing` | the line's treatment province is `from` |
 //!
@@ -63,6 +63,7 @@ fn federation(cmd: &FederationCommand, from: &ProvinceCode) -> bool {
         FederationCommand::File(filing) => &filing.insured == from,
         FederationCommand::RecordDiscipline(entry) => &entry.province == from,
         FederationCommand::RecordViolation(v) => &v.province == from,
+        FederationCommand::RecordCaseOutcome(o) => &o.province == from,
         FederationCommand::TopUp { province, .. } => province == from,
         FederationCommand::Vouch { insured, .. } => insured == from,
         FederationCommand::Anchor { province, .. } => province == from,
@@ -74,8 +75,9 @@ fn federation(cmd: &FederationCommand, from: &ProvinceCode) -> bool {
 /// Checks that a replica of province `from` may run `q` on another group.
 pub fn foreign_query(q: &Query, from: &ProvinceCode) -> Result<(), String> {
     let ok = match q {
+        // A quote of a claim treated in `from`.
+        Query::RemoteQuote { transfer, .. } => &transfer.treatment == from,
         Query::RemotePerson { .. }
-        | Query::RemoteQuote { .. }
         | Query::Directory { .. }
         | Query::ProvinceEndpoints { .. }
         | Query::Provinces

@@ -329,10 +329,14 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
                 fund.critical_illness_paid += split.critical_illness;
                 fund.accounts_paid += split.individual_account;
                 fund.settlements += 1;
-                tx.store(keys::FUND, &fund);
                 let pkey = keys::payable(institution);
                 let mut pay: Payable = tx.load(&pkey).unwrap_or_default();
                 pay.amount += split.fund_total() + split.individual_account;
+                // A recovery a case decided beyond what the fund owed is taken off here.
+                let taken = pay.offset_recovery();
+                fund.recovered += taken;
+                fund.recovery_due -= taken;
+                tx.store(keys::FUND, &fund);
                 tx.store(&pkey, &pay);
                 v.settled_by = Some(serial.clone());
                 tx.store(&keys::visit(institution, visit), &v);
@@ -355,7 +359,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
                 };
                 tx.store(&keys::settlement(institution, serial), &s);
                 tx.store(&keys::statement(institution, today, serial), &());
-                crate::monitoring::settled(tx, &verdict, &v, &person.key, serial, now);
+                crate::monitoring::settled(tx, &verdict, &v, &person.key, serial, None, now);
                 Ok(Outcome::Settlement(s))
             })
         }
@@ -399,6 +403,14 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
                         ));
                     }
                     SettlementStatus::Settled => {}
+                }
+                if let Some(case) = tx.load::<String>(&keys::recovered_settlement(institution, settlement)) {
+                    return Err(DomainError::precondition(
+                        "settlement_serial",
+                        format!(
+                            "case {case} recovered the fund's share of settlement {settlement}: it cannot be reversed"
+                        ),
+                    ));
                 }
 
                 let split = s.split.clone();
@@ -451,5 +463,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
         ProvinceCommand::FinishReversal { institution, serial } => finish_reversal(tx, institution, serial, now),
         ProvinceCommand::SyncShared { items } => sync_shared(tx, items),
         ProvinceCommand::RecordDiscipline(e) => record_discipline(tx, e),
+        ProvinceCommand::Case(c) => crate::cases::execute(tx, c, now),
+        ProvinceCommand::Published { through } => crate::cases::published(tx, *through),
     }
 }

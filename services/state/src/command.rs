@@ -9,7 +9,7 @@ use medmesh_types::LogTime;
 use serde::{Deserialize, Serialize};
 
 use crate::federation::FederationCommand;
-use crate::model::{ProvinceCommand, Role};
+use crate::model::{CaseCommand, ProvinceCommand, Role};
 
 /// A command of either role, as the log carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +100,15 @@ impl ProvinceCommand {
             Self::AttachFiling { .. } => "attach_filing",
             Self::UnpostReservation { .. } => "unpost_reservation",
             Self::FinishReversal { .. } => "finish_reversal",
+            Self::Case(c) => match c {
+                CaseCommand::Open { .. } => "open_case",
+                CaseCommand::Investigate { .. } => "investigate_case",
+                CaseCommand::Decide { .. } => "decide_case",
+                CaseCommand::Execute { .. } => "execute_case",
+                CaseCommand::Close { .. } => "close_case",
+                CaseCommand::PutPolicy(_) => "put_case_policy",
+            },
+            Self::Published { .. } => "published",
         }
     }
 }
@@ -120,6 +129,7 @@ impl FederationCommand {
             Self::Vouch { .. } => "fed_vouch",
             Self::Anchor { .. } => "fed_anchor",
             Self::RecordViolation(_) => "fed_record_violation",
+            Self::RecordCaseOutcome(_) => "fed_record_case_outcome",
         }
     }
 }

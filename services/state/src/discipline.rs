@@ -41,11 +41,22 @@ pub(crate) fn sync_shared(tx: &mut Tx<'_>, items: &[(u64, SharedItem)]) -> Resul
                     put_discipline(tx, e);
                 }
             }
+            SharedItem::CaseOutcome(o) => copy_outcome(tx, o),
         }
         cursor = *seq;
     }
     tx.store(keys::SHARED_CURSOR, &cursor);
     Ok(Outcome::Synced { cursor })
+}
+/// Records a case outcome copied from the shared log (checked: it came from another group).
+fn copy_outcome(tx: &mut Tx<'_>, o: &medmesh_supervision::cases::CaseOutcome) {
+    let key = keys::case_outcome(&o.institution, &o.province, &o.case_id);
+    if tx.load::<medmesh_supervision::cases::CaseOutcome>(&key).is_none()
+        && o.validate().is_ok()
+        && province("province", &o.province).is_ok()
+    {
+        tx.store(&key, o);
+    }
 }
 /// Checks a joint-discipline entry's fields.
 pub(crate) fn check_discipline(e: &DisciplineEntry) -> Result<(), DomainError> {

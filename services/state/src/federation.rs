@@ -83,6 +83,9 @@ pub enum FederationCommand {
     },
     /// Records a violation in the shared log every province copies.
     RecordViolation(medmesh_supervision::Violation),
+    /// Records an executed case's outcome (no personal identity) in the shared log, once per
+    /// province and case id.
+    RecordCaseOutcome(medmesh_supervision::cases::CaseOutcome),
     /// Records a province's audit-chain head (sent by that province's leader now
     /// and then). Recorded once per sequence number; the same head again changes nothing,
     /// another hash for a recorded sequence number is refused.
@@ -335,6 +338,26 @@ pub(crate) fn fed_record_violation(
     tx.store(&key, v);
     Ok(Outcome::Stored)
 }
+/// Federation: appends a case outcome to the shared log (once per province and case id).
+pub(crate) fn fed_record_case_outcome(
+    tx: &mut Tx<'_>,
+    o: &medmesh_supervision::cases::CaseOutcome,
+) -> Result<Outcome, DomainError> {
+    let key = keys::fed_case_outcome(&o.province, &o.case_id);
+    match tx.load::<medmesh_supervision::cases::CaseOutcome>(&key) {
+        Some(old) if &old == o => return Ok(Outcome::Stored),
+        Some(_) => {
+            return Err(DomainError::exists(
+                "case_id",
+                format!("case {} of {} was already shared with different content", o.case_id, o.province),
+            ))
+        }
+        None => {}
+    }
+    append_shared(tx, SharedItem::CaseOutcome(o.clone()));
+    tx.store(&key, o);
+    Ok(Outcome::Stored)
+}
 fn append_shared(tx: &mut Tx<'_>, item: SharedItem) {
     let seq: u64 = tx.load(keys::FED_SHARED_SEQ).unwrap_or(0) + 1;
     tx.store(keys::FED_SHARED_SEQ, &seq);
@@ -368,5 +391,6 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &FederationCommand, now: LogTime) ->
         FederationCommand::Vouch { transfer, insured, amount } => fed_vouch(tx, transfer, insured, *amount),
         FederationCommand::Anchor { province, head } => fed_anchor(tx, province, head, now),
         FederationCommand::RecordViolation(v) => fed_record_violation(tx, v),
+        FederationCommand::RecordCaseOutcome(o) => fed_record_case_outcome(tx, o),
     }
 }

@@ -2,10 +2,10 @@
 //! policy and the person's accumulators, post or void it by the federation's decision, and give
 //! a posted one back when the treatment province reverses it.
 
-use medmesh_settlement::{settle, Accumulators, Claim, Patient, Policy};
+use medmesh_settlement::{settle, Accumulators, Claim, Patient, Policy, Split};
 use medmesh_types::{KeyedHash, LogTime, Money, ProvinceCode};
 
-use crate::kv::{keys, Tx};
+use crate::kv::{keys, load, KvRead, Tx};
 use crate::model::*;
 use crate::rules::{fund, resolve_person, MAX_VISIT_LINES};
 use crate::shared::*;
@@ -38,22 +38,10 @@ pub(crate) fn reserve(
         return Err(DomainError::invalid("claim.institution_level", "must be 1, 2 or 3"));
     }
     let mut person = resolve_person(tx, CertificateKind::IdCard, handle)?;
-    let policy: Policy =
-        tx.load(keys::POLICY).ok_or_else(|| DomainError::precondition("policy", "the province has no policy"))?;
+    let (split, verdict, visit) = quote_remote(tx, &person, transfer, claim, now)?;
     let year = now.date().year();
     let akey = keys::accumulators(&person.key, year);
     let acc: Accumulators = tx.load(&akey).unwrap_or_default();
-    let age = claim.admitted.years_since(person.birth_date).max(0) as u32;
-    let c = Claim {
-        patient: Patient { sex: person.sex, age, insurance: person.insurance, account_balance: person.account_balance },
-        institution_level: claim.institution_level,
-        reduced_ratio: claim.filing.reduced_ratio(),
-        use_individual_account: claim.use_individual_account,
-        lines: claim.lines.clone(),
-        rule_self_pay: Default::default(),
-    };
-    let split = settle(&c, |code| claim.items.iter().find(|i| &i.code == code), &policy, &acc)
-        .map_err(|e| crate::error::settle_error("claim.", e))?;
     let mut f = fund(tx);
     if f.balance() < split.fund_total() {
         return Err(DomainError::precondition(
@@ -78,10 +66,85 @@ pub(crate) fn reserve(
     tx.store(&key, &r);
     tx.store(&keys::reservation_person(transfer), &person.key);
     tx.store(&keys::pending_reservation(transfer), &());
+    // The person's care index holds the non-local stay from now on (the cross-regional rules
+    // read it at the person's next claim, here or anywhere), and flags join the review queue.
+    crate::monitoring::settled(tx, &verdict, &visit, &person.key, &transfer.serial, Some(&transfer.treatment), now);
+    tx.store(
+        &keys::reservation_care(transfer),
+        &keys::care(&person.key, visit.admitted, &visit.institution, &visit.serial),
+    );
     Ok(Outcome::Reservation(r))
+}
+
+/// The insured province's answer to a non-local claim of its insured: its monitoring rules run
+/// over the claim with the person's whole history (a block refuses it, naming the rule), then
+/// its policy and the person's accumulators give the split. `now` is the treatment's time.
+pub(crate) fn quote_remote(
+    kv: &dyn KvRead,
+    person: &Person,
+    transfer: &TransferId,
+    claim: &RemoteClaim,
+    now: LogTime,
+) -> Result<(Split, medmesh_monitor::Verdict, Visit), DomainError> {
+    let policy: Policy =
+        load(kv, keys::POLICY).ok_or_else(|| DomainError::precondition("policy", "the province has no policy"))?;
+    let today = now.date();
+    let acc: Accumulators = load(kv, &keys::accumulators(&person.key, today.year())).unwrap_or_default();
+    // The claim as the rules see it: a visit at the treating institution, over there.
+    let visit = Visit {
+        institution: transfer.institution.clone(),
+        serial: transfer.serial.clone(),
+        person: person.key.clone(),
+        masked_id: person.masked_id.clone(),
+        kind: claim.kind,
+        doctor: claim.doctor.clone(),
+        department: claim.department.clone(),
+        diagnosis: claim.diagnosis.clone(),
+        admitted: claim.admitted,
+        lines: claim.lines.clone(),
+        settled_by: None,
+        nonlocal: None,
+    };
+    let institution = Institution {
+        id: transfer.institution.clone(),
+        name: String::new(),
+        level: claim.institution_level,
+        agreement_start: claim.admitted,
+        agreement_end: today,
+        suspended: false,
+    };
+    let doctor_points = crate::rules::qualification(kv, &claim.doctor, today).map(|q| q.year_points).unwrap_or(0);
+    let ctx = crate::monitoring::ClaimContext {
+        visit: &visit,
+        person,
+        institution: &institution,
+        items: &claim.items,
+        doctor_points,
+        today,
+        place: Some(&transfer.treatment),
+    };
+    let verdict = crate::monitoring::check(kv, &ctx);
+    crate::monitoring::blocked(&verdict)?;
+    let age = claim.admitted.years_since(person.birth_date).max(0) as u32;
+    let c = Claim {
+        patient: Patient { sex: person.sex, age, insurance: person.insurance, account_balance: person.account_balance },
+        institution_level: claim.institution_level,
+        reduced_ratio: claim.filing.reduced_ratio(),
+        use_individual_account: claim.use_individual_account,
+        lines: claim.lines.clone(),
+        rule_self_pay: crate::monitoring::self_pay(&verdict, &visit),
+    };
+    let split = settle(&c, |code| claim.items.iter().find(|i| &i.code == code), &policy, &acc)
+        .map_err(|e| crate::error::settle_error("claim.", e))?;
+    Ok((split, verdict, visit))
 }
 /// Gives back what a reservation holds of the person: accumulators and account.
 fn give_back(tx: &mut Tx<'_>, r: &Reservation) {
+    // The stay leaves the person's care index.
+    if let Some(care) = tx.load::<String>(&keys::reservation_care(&r.transfer)) {
+        tx.put_delete(&care);
+        tx.put_delete(&keys::reservation_care(&r.transfer));
+    }
     let Some(split) = &r.split else { return };
     if let Some(id) = tx.load::<KeyedHash>(&keys::reservation_person(&r.transfer)) {
         let akey = keys::accumulators(&id, r.year);

@@ -176,6 +176,48 @@ pub mod keys {
     pub fn alert(seq: u64) -> String {
         format!("alert/{seq:020}")
     }
+    /// The care-index key of a reserved non-local stay (removed when it is voided or unposted).
+    pub fn reservation_care(t: &TransferId) -> String {
+        format!("rsvcare/{}", t.key())
+    }
+    /// A case.
+    pub fn case(id: &str) -> String {
+        format!("case/{id}")
+    }
+    /// Prefix of the cases.
+    pub const CASES: &str = "case/";
+    /// The province's case policy.
+    pub const CASE_POLICY: &str = "~casepolicy";
+    /// The case an alert opened.
+    pub fn alert_case(seq: u64) -> String {
+        format!("alertcase/{seq:020}")
+    }
+    /// A settlement whose fund share a case recovered (it can no longer be reversed).
+    pub fn recovered_settlement(inst: &InstitutionId, serial: &Serial) -> String {
+        format!("recset/{inst}/{serial}")
+    }
+    /// An institution's agreement held by a case.
+    pub fn agreement_hold(inst: &InstitutionId) -> String {
+        format!("hold/{inst}")
+    }
+    /// The last outbox item's sequence number.
+    pub const OUTBOX_SEQ: &str = "~outbox/seq";
+    /// An item waiting to reach the federation's shared log.
+    pub fn outbox(seq: u64) -> String {
+        format!("outbox/{seq:020}")
+    }
+    /// A case outcome seen here (this province's or another's), by institution.
+    pub fn case_outcome(inst: &InstitutionId, province: &ProvinceCode, case: &str) -> String {
+        format!("outcome/{inst}/{province}/{case}")
+    }
+    /// Prefix of an institution's case outcomes.
+    pub fn case_outcomes(inst: &InstitutionId) -> String {
+        format!("outcome/{inst}/")
+    }
+    /// Federation: a case outcome.
+    pub fn fed_case_outcome(province: &ProvinceCode, case: &str) -> String {
+        format!("fcase/{province}/{case}")
+    }
     /// A day as a fixed-width, ordered key part (days since 1970 plus 100,000).
     fn day_key(d: Date) -> String {
         format!("{:06}", i64::from(d.days()) + 100_000)

@@ -17,6 +17,8 @@
 //! | `insured` | an insured province's part of non-local settlement |
 //! | `federation`, `clearing` | the federation group: directory, filings, decisions, positions, shared log; prepaid accounts and clearing |
 //! | `discipline` | joint-discipline entries and a province's copy of the shared log |
+//! | `monitoring` | monitoring rules, the knowledge base and the review queue (issue 11) |
+//! | `cases` | cases and their penalties around `medmesh_supervision::cases`, and the outbox to the shared log |
 //! | `audit` | the audit chain every applied command extends, its anchors and its verification |
 //! | `rules` | rules that read state, shared by commands and queries (idempotency, billing, insurance, quotes) |
 //! | `query` | read-only questions |
@@ -26,6 +28,7 @@
 pub mod access;
 mod apply;
 pub mod audit;
+pub mod cases;
 mod clearing;
 mod command;
 pub mod coordinator;

@@ -4,7 +4,7 @@ use medmesh_settlement::{CatalogueItem, FeeLine, InsuranceType, Policy, Sex, Spl
 use medmesh_types::{Date, InstitutionId, KeyedHash, LogTime, Money, PersonnelCode, Sealed, Serial};
 use serde::{Deserialize, Serialize};
 
-pub use crate::shared::CertificateKind;
+pub use crate::shared::{CertificateKind, VisitKind};
 
 /// Whether a person's insurance is in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,15 +103,6 @@ impl Personnel {
             QualificationStatus::Terminated => false,
         }
     }
-}
-
-/// Outpatient or inpatient.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum VisitKind {
-    /// Outpatient visit.
-    Outpatient,
-    /// Inpatient stay.
-    Inpatient,
 }
 
 /// A visit registered by an institution.
@@ -236,13 +227,21 @@ pub struct FundLedger {
     pub nonlocal_receivable: Money,
     /// As treatment province: non-local settlements in force here.
     pub nonlocal_treated: u64,
+    /// Recovered from institutions by executed case decisions, back in the pool (taken off
+    /// what the fund owed them).
+    pub recovered: Money,
+    /// Recoveries decided but not yet taken back: institutions owe these to the fund; they are
+    /// offset against the institutions' next settlements.
+    pub recovery_due: Money,
+    /// Memo: fines imposed by executed case decisions (owed to the treasury, not the fund).
+    pub fines_imposed: Money,
 }
 
 impl FundLedger {
     /// Pooling balance: contributions and non-local account parts received, less what the
     /// fund paid and what it holds for pending non-local care.
     pub fn balance(&self) -> Money {
-        self.contributions + self.nonlocal_accounts_in
+        self.contributions + self.nonlocal_accounts_in + self.recovered
             - self.pooling_paid
             - self.critical_illness_paid
             - self.nonlocal_reserved
@@ -251,9 +250,10 @@ impl FundLedger {
     /// What the fund owes institutions by this ledger: every payment in force through
     /// institutions (pooling, critical illness, individual accounts) and what insured
     /// provinces owe for non-local care treated here. The payables to institutions always add
-    /// up to this; apply checks it on every command ([`crate::apply_command`]).
+    /// up to this; apply checks it on every command ([`crate::apply_command`]). Recoveries are
+    /// taken off it.
     pub fn owed_to_institutions(&self) -> Money {
-        self.pooling_paid + self.critical_illness_paid + self.accounts_paid + self.nonlocal_receivable
+        self.pooling_paid + self.critical_illness_paid + self.accounts_paid + self.nonlocal_receivable - self.recovered
     }
 }
 
@@ -298,8 +298,107 @@ impl MoneyTotals {
 /// What the fund owes one institution.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payable {
-    /// Fund share of the institution's settlements in force.
+    /// Fund share of the institution's settlements in force, less what cases recovered.
     pub amount: Money,
+    /// Recovered by cases but not yet taken back (more than was owed when executed): taken off
+    /// the institution's next settlements.
+    pub recovery_due: Money,
+}
+
+impl Payable {
+    /// Takes what is due from recoveries off the amount owed, as far as it goes; answers what
+    /// was taken (the caller adds it to [`FundLedger::recovered`] and takes it off
+    /// [`FundLedger::recovery_due`]).
+    pub fn offset_recovery(&mut self) -> Money {
+        if !self.recovery_due.is_negative() && !self.recovery_due.is_zero() && !self.amount.is_negative() {
+            let taken = self.recovery_due.min(self.amount);
+            self.amount -= taken;
+            self.recovery_due -= taken;
+            taken
+        } else {
+            Money::ZERO
+        }
+    }
+}
+
+/// An institution's agreement held by a case decision: no settlement from `from` through
+/// `until` (for good when `until` is `None`: the agreement was ended).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgreementHold {
+    /// The deciding case.
+    pub case_id: String,
+    /// First day.
+    pub from: Date,
+    /// Last day, or `None` when the agreement was ended.
+    pub until: Option<Date>,
+}
+
+impl AgreementHold {
+    /// Whether the hold is in force on `day`.
+    pub fn holds(&self, day: Date) -> bool {
+        self.from <= day && self.until.is_none_or(|u| day <= u)
+    }
+}
+
+/// A step of a case (issue 11.6): the state machine is [`medmesh_supervision::cases`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CaseCommand {
+    /// Opens a case about settlements of one institution; the same opening again answers the
+    /// case.
+    Open {
+        /// The agency's case id.
+        id: String,
+        /// This province (stamped by the edge: a case is shared under it).
+        province: medmesh_types::ProvinceCode,
+        /// What opened it (an alert is accepted by it).
+        source: medmesh_supervision::cases::CaseSource,
+        /// The institution.
+        institution: InstitutionId,
+        /// Its settlements the case is about (empty for an alert: the alert's settlement).
+        settlements: Vec<Serial>,
+    },
+    /// Records a finding.
+    Investigate {
+        /// The case.
+        id: String,
+        /// What was found.
+        finding: String,
+    },
+    /// Decides the penalty.
+    Decide {
+        /// The case.
+        id: String,
+        /// The decision.
+        decision: medmesh_supervision::cases::DecisionInput,
+    },
+    /// Executes the decision, once.
+    Execute {
+        /// The case.
+        id: String,
+    },
+    /// Closes the case.
+    Close {
+        /// The case.
+        id: String,
+        /// Why (required when nothing was decided).
+        reason: String,
+    },
+    /// Replaces the province's case policy (fine multiples, deadline).
+    PutPolicy(medmesh_supervision::cases::CasePolicy),
+}
+
+impl CaseCommand {
+    /// The case id, for the steps of one case.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            CaseCommand::Open { id, .. }
+            | CaseCommand::Investigate { id, .. }
+            | CaseCommand::Decide { id, .. }
+            | CaseCommand::Execute { id }
+            | CaseCommand::Close { id, .. } => Some(id),
+            CaseCommand::PutPolicy(_) => None,
+        }
+    }
 }
 
 /// A province group's command: one client request, applied atomically (all or nothing).
@@ -482,6 +581,13 @@ pub enum ProvinceCommand {
     },
     /// Province: records a joint-discipline entry here at once (it is also in the shared log).
     RecordDiscipline(crate::shared::DisciplineEntry),
+    /// A step of a case (issue 11.6).
+    Case(CaseCommand),
+    /// Province: the outbox items through `through` reached the federation's shared log.
+    Published {
+        /// Sequence of the last published item.
+        through: u64,
+    },
 }
 
 /// The role of a Raft group: which commands its state machine accepts.
@@ -558,6 +664,10 @@ pub enum Outcome {
     Prepaid(crate::shared::PrepaidView),
     /// An alert after its review.
     Alert(Alert),
+    /// A case after the step.
+    Case(Box<medmesh_supervision::cases::Case>),
+    /// The province's case policy.
+    CasePolicy(medmesh_supervision::cases::CasePolicy),
     /// A month's clearing statements, totals only.
     Clearing(Vec<crate::shared::StatementSummary>),
     /// Shared-log entries copied; the cursor after them.

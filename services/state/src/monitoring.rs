@@ -21,7 +21,7 @@ use medmesh_monitor::{
     Rule, Verdict,
 };
 use medmesh_settlement::CatalogueItem;
-use medmesh_types::{Date, InstitutionId, KeyedHash, LogTime, Serial};
+use medmesh_types::{Date, InstitutionId, KeyedHash, LogTime, ProvinceCode, Serial};
 use serde::{Deserialize, Serialize};
 
 use crate::kv::{decode, keys, load, scan_prefix, KvRead, Tx};
@@ -61,6 +61,11 @@ pub struct CareRecord {
     pub discharged: Date,
     /// What was billed: `(day number, item code)`, each once.
     pub billed: Vec<(i32, String)>,
+    /// Where the care was given: `None` here, else the treatment province of a non-local
+    /// settlement of this province's insured (recorded when the insured province reserved it:
+    /// every fund-paid care of a person passes through the insured province, so its index is
+    /// the person's whole, cross-regional history, and no identity leaves it).
+    pub province: Option<ProvinceCode>,
 }
 
 /// Records a rule version: a new rule starts at version 1, a changed one takes the next
@@ -189,7 +194,18 @@ fn rules_in_force(kv: &dyn KvRead) -> (Vec<CompiledRule>, Vec<medmesh_monitor::F
 }
 
 /// The person's recent care around a visit, from the care indexes (this visit excluded).
-fn history(kv: &dyn KvRead, person: &KeyedHash, v: &Visit, discharged: Date, kb: &KnowledgeBase) -> History {
+///
+/// `place` is where the claim is treated (`None`: here). Care elsewhere than `place` is remote:
+/// for a local claim, the person's non-local care; for a non-local claim checked by the insured
+/// province, the care here and in the other provinces.
+fn history(
+    kv: &dyn KvRead,
+    person: &KeyedHash,
+    v: &Visit,
+    discharged: Date,
+    kb: &KnowledgeBase,
+    place: Option<&ProvinceCode>,
+) -> History {
     let mut h = History::default();
     let this = (&v.institution, &v.serial);
     let claimed: BTreeSet<(i32, &str)> = v.lines.iter().map(|l| (l.date.days(), l.code.as_str())).collect();
@@ -223,13 +239,24 @@ fn history(kv: &dyn KvRead, person: &KeyedHash, v: &Visit, discharged: Date, kb:
         if before == 0 && c.institution == v.institution {
             h.same_day_visits_here += 1;
         }
+        let remote = c.province.as_ref() != place;
+        if remote && c.admitted <= discharged && c.discharged >= v.admitted {
+            h.remote_same_day += 1;
+        }
         if c.kind == VisitKind::Inpatient {
             let gap = v.admitted.days() - c.discharged.days();
             if gap >= 0 && h.days_since_last_discharge.is_none_or(|g| gap < g) {
                 h.days_since_last_discharge = Some(gap);
             }
             if inpatient && c.admitted < discharged && c.discharged > v.admitted {
-                h.overlapping_stays += 1;
+                if remote {
+                    h.remote_overlapping_stays += 1;
+                } else {
+                    h.overlapping_stays += 1;
+                }
+            }
+            if c.province.is_some() && (0..=90).contains(&before) {
+                h.nonlocal_stays_90_days += 1;
             }
         }
     }
@@ -251,6 +278,9 @@ pub(crate) struct ClaimContext<'a> {
     pub doctor_points: u32,
     /// The settlement day (the discharge day of an inpatient).
     pub today: Date,
+    /// Where the claim is treated: `None` here, else the treatment province of a non-local
+    /// claim of this province's insured.
+    pub place: Option<&'a ProvinceCode>,
 }
 
 /// The facts of a local claim.
@@ -258,14 +288,14 @@ pub(crate) fn facts(kv: &dyn KvRead, c: &ClaimContext<'_>) -> Facts {
     let v = c.visit;
     let discharged = if v.kind == VisitKind::Inpatient { c.today.max(v.admitted) } else { v.admitted };
     let kb = knowledge_base(kv);
-    let history = history(kv, &c.person.key, v, discharged, &kb);
+    let history = history(kv, &c.person.key, v, discharged, &kb, c.place);
     let input = ClaimInput {
         inpatient: v.kind == VisitKind::Inpatient,
         admitted: v.admitted,
         discharged,
         diagnosis: v.diagnosis.clone(),
         department: v.department.clone(),
-        nonlocal: v.nonlocal.is_some(),
+        nonlocal: v.nonlocal.is_some() || c.place.is_some(),
         age: v.admitted.years_since(c.person.birth_date).max(0) as u32,
         sex: c.person.sex,
         insurance: c.person.insurance,
@@ -319,7 +349,15 @@ pub(crate) fn test_rule(
     let codes: BTreeSet<medmesh_types::ItemCode> = v.lines.iter().map(|l| l.code.clone()).collect();
     let items: Vec<CatalogueItem> = codes.iter().filter_map(|c| load(kv, &keys::item(c))).collect();
     let doctor_points = doctor_points(&v.doctor);
-    let ctx = ClaimContext { visit: &v, person: &person, institution: &inst, items: &items, doctor_points, today };
+    let ctx = ClaimContext {
+        visit: &v,
+        person: &person,
+        institution: &inst,
+        items: &items,
+        doctor_points,
+        today,
+        place: None,
+    };
     Ok(evaluate(&[compiled], &facts(kv, &ctx)))
 }
 
@@ -354,6 +392,7 @@ pub(crate) fn settled(
     visit: &Visit,
     person: &KeyedHash,
     settlement: &Serial,
+    place: Option<&ProvinceCode>,
     now: LogTime,
 ) {
     let mut seq: u64 = tx.load(keys::ALERT_SEQ).unwrap_or(0);
@@ -394,6 +433,7 @@ pub(crate) fn settled(
         admitted: visit.admitted,
         discharged,
         billed: billed.into_iter().collect(),
+        province: place.cloned(),
     };
     tx.store(&keys::care(person, visit.admitted, &visit.institution, &visit.serial), &care);
 }

@@ -155,6 +155,9 @@ pub enum Query {
         claim: RemoteClaim,
         /// Quote at this time.
         now: LogTime,
+        /// The treatment province, institution and the visit's serial (the monitoring rules see
+        /// the claim as a visit there).
+        transfer: TransferId,
     },
     /// Province: the sequence of the last shared-log entry copied from the federation.
     SharedCursor,
@@ -214,6 +217,32 @@ pub enum Query {
         /// First sequence number (1 for the start).
         from: u64,
         /// Most alerts.
+        limit: usize,
+    },
+    /// Province: one case.
+    Case {
+        /// Its id.
+        id: String,
+    },
+    /// Province: cases by id after `after` (empty for the start).
+    Cases {
+        /// Last id of the page before.
+        after: String,
+        /// Most cases.
+        limit: usize,
+    },
+    /// Province: the case policy in force.
+    CasePolicy,
+    /// Province: outbox items waiting for the federation's shared log.
+    Outbox {
+        /// Most items.
+        limit: usize,
+    },
+    /// Province: an institution's case outcomes from every province.
+    CaseOutcomes {
+        /// The institution.
+        institution: medmesh_types::InstitutionId,
+        /// Most outcomes.
         limit: usize,
     },
     /// Province: runs one rule over a registered visit's claim, as settlement would today.
@@ -298,6 +327,11 @@ impl Query {
             Query::Rules => "rules",
             Query::Alerts { .. } => "alerts",
             Query::TestRule { .. } => "test_rule",
+            Query::Case { .. } => "case",
+            Query::Cases { .. } => "cases",
+            Query::CasePolicy => "case_policy",
+            Query::Outbox { .. } => "outbox",
+            Query::CaseOutcomes { .. } => "case_outcomes",
             Query::SharedLog { .. } => "shared_log",
             Query::Prepaid => "prepaid",
             Query::Clearing { .. } => "clearing",
@@ -422,6 +456,14 @@ pub enum Answer {
     Alerts(Vec<crate::monitoring::Alert>),
     /// What rules found on a claim.
     Verdict(medmesh_monitor::Verdict),
+    /// A case.
+    Case(Box<medmesh_supervision::cases::Case>),
+    /// Cases by id.
+    Cases(Vec<medmesh_supervision::cases::Case>),
+    /// The case policy.
+    CasePolicy(medmesh_supervision::cases::CasePolicy),
+    /// Case outcomes.
+    CaseOutcomes(Vec<medmesh_supervision::cases::CaseOutcome>),
     /// Audit entries, in order.
     Audit(Vec<crate::audit::AuditEntry>),
     /// An audit-chain head.
@@ -606,27 +648,9 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
             "certificate",
             "a certificate number is sealed at the insured province's edge before any lookup",
         )),
-        Query::RemoteQuote { handle, claim, now } => {
+        Query::RemoteQuote { handle, claim, now, transfer } => {
             let person = resolve_person(kv, CertificateKind::IdCard, handle)?;
-            let policy: medmesh_settlement::Policy = load(kv, keys::POLICY)
-                .ok_or_else(|| DomainError::precondition("policy", "the province has no policy"))?;
-            let acc: Accumulators = load(kv, &keys::accumulators(&person.key, now.date().year())).unwrap_or_default();
-            let c = medmesh_settlement::Claim {
-                patient: medmesh_settlement::Patient {
-                    sex: person.sex,
-                    age: claim.admitted.years_since(person.birth_date).max(0) as u32,
-                    insurance: person.insurance,
-                    account_balance: person.account_balance,
-                },
-                institution_level: claim.institution_level,
-                reduced_ratio: claim.filing.reduced_ratio(),
-                use_individual_account: claim.use_individual_account,
-                lines: claim.lines.clone(),
-                rule_self_pay: Default::default(),
-            };
-            medmesh_settlement::settle(&c, |code| claim.items.iter().find(|i| &i.code == code), &policy, &acc)
-                .map(Answer::Quote)
-                .map_err(|e| DomainError::invalid("claim.lines", e.to_string()))
+            crate::insured::quote_remote(kv, &person, transfer, claim, *now).map(|(split, _, _)| Answer::Quote(split))
         }
         Query::SharedCursor => Ok(Answer::Cursor(load(kv, keys::SHARED_CURSOR).unwrap_or(0))),
         Query::Disciplines { subject, page_token, page_size } => {
@@ -670,6 +694,15 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
         Query::Rules => Ok(Answer::Rules(crate::monitoring::rules(kv))),
         Query::Alerts { from, limit } => {
             Ok(Answer::Alerts(crate::monitoring::alerts(kv, *from, (*limit).clamp(1, MAX_ROWS))))
+        }
+        Query::Case { id } => load(kv, &keys::case(id))
+            .map(|c| Answer::Case(Box::new(c)))
+            .ok_or_else(|| DomainError::not_found("case_id", format!("no case {id}"))),
+        Query::Cases { after, limit } => Ok(Answer::Cases(crate::cases::cases(kv, after, (*limit).clamp(1, MAX_ROWS)))),
+        Query::CasePolicy => Ok(Answer::CasePolicy(crate::cases::policy(kv))),
+        Query::Outbox { limit } => Ok(Answer::SharedLog(crate::cases::outbox_items(kv, (*limit).clamp(1, MAX_ROWS)))),
+        Query::CaseOutcomes { institution, limit } => {
+            Ok(Answer::CaseOutcomes(crate::cases::outcomes(kv, institution, (*limit).clamp(1, MAX_ROWS))))
         }
         Query::TestRule { rule, institution, visit, now } => {
             let today = now.date();

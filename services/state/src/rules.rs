@@ -99,6 +99,13 @@ pub(crate) fn active_institution(
             format!("institution {id} has no designated-service agreement in force on {today}"),
         ));
     }
+    if let Some(h) = load::<AgreementHold>(kv, &keys::agreement_hold(id)).filter(|h| h.holds(today)) {
+        let how = h.until.map_or_else(|| "ended".to_string(), |u| format!("suspended through {u}"));
+        return Err(DomainError::precondition(
+            "institution_id",
+            format!("institution {id}'s agreement was {how} by case {}", h.case_id),
+        ));
+    }
     disciplined(kv, &crate::shared::DisciplineSubject::Institution(id.clone()), today, "institution_id")?;
     Ok(inst)
 }
@@ -258,6 +265,7 @@ pub(crate) fn quote(
         items: &items,
         doctor_points,
         today,
+        place: None,
     };
     let verdict = crate::monitoring::check(kv, &ctx);
     crate::monitoring::blocked(&verdict)?;

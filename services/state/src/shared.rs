@@ -10,6 +10,15 @@ use medmesh_types::{Date, InstitutionId, LogTime, Money, ProvinceCode, Serial};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// Outpatient or inpatient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VisitKind {
+    /// Outpatient visit.
+    Outpatient,
+    /// Inpatient stay.
+    Inpatient,
+}
+
 /// Which certificate identified the person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CertificateKind {
@@ -203,6 +212,14 @@ pub struct RemoteClaim {
     pub lines: Vec<FeeLine>,
     /// The treatment place's catalogue entries of the lines' codes.
     pub items: Vec<CatalogueItem>,
+    /// Outpatient or inpatient (the insured province's monitoring rules read it).
+    pub kind: VisitKind,
+    /// The billing doctor (a public registry code).
+    pub doctor: medmesh_types::PersonnelCode,
+    /// Department.
+    pub department: String,
+    /// Diagnosis code.
+    pub diagnosis: String,
 }
 
 /// Where a transfer stands at the treatment province.
@@ -335,6 +352,8 @@ pub enum SharedItem {
     Violation(medmesh_supervision::Violation),
     /// A joint-discipline entry.
     Discipline(DisciplineEntry),
+    /// A decided and executed case, without personal identities (issue 11.6).
+    CaseOutcome(medmesh_supervision::cases::CaseOutcome),
 }
 
 /// What a person looks like to a treatment province: no raw identity number.

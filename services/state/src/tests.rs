@@ -331,6 +331,10 @@ fn trio() -> Trio {
 }
 
 fn nonlocal_visit(t: &mut Trio, visit: &str, price: &str, filing: Option<FilingKind>) {
+    nonlocal_visit_on(t, visit, price, filing, "2025-03-10");
+}
+
+fn nonlocal_visit_on(t: &mut Trio, visit: &str, price: &str, filing: Option<FilingKind>, admitted: &str) {
     let request = ProvinceCommand::RegisterVisit {
         institution: inst(),
         serial: ser(visit),
@@ -340,7 +344,7 @@ fn nonlocal_visit(t: &mut Trio, visit: &str, price: &str, filing: Option<FilingK
         doctor: PersonnelCode::new("D001").unwrap(),
         department: "internal".into(),
         diagnosis: "J06.9".into(),
-        admitted: day("2025-03-10"),
+        admitted: day(admitted),
     };
     let nonlocal = NonLocalVisit {
         treatment: prov("110000"),
@@ -363,7 +367,7 @@ fn nonlocal_visit(t: &mut Trio, visit: &str, price: &str, filing: Option<FilingK
                 code: ItemCode::new("X1").unwrap(),
                 quantity: dec!(1),
                 unit_price: m(price),
-                date: day("2025-03-10"),
+                date: day(admitted),
             }],
         },
     ));
@@ -1188,4 +1192,265 @@ fn an_alert_is_reviewed_once() {
     assert_eq!(one(&mut kv, review(9, true, "")).unwrap_err().code, ErrorCode::NotFound);
     let statuses: Vec<AlertStatus> = alerts_of(&kv).into_iter().map(|a| a.status).collect();
     assert_eq!(statuses, vec![AlertStatus::Dismissed("billed correctly".into()), AlertStatus::Accepted(String::new())]);
+}
+
+fn case_of(r: &CommandResult) -> medmesh_supervision::cases::Case {
+    match ok(r) {
+        Outcome::Case(c) => *c,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A flagged claim becomes a case, and its decision is executed once: the recovery comes off
+/// what the fund owes the institution and back into the pool to the fen, the fine is recorded,
+/// the agreement is suspended (no new visit), the doctor gets the points, the institution goes
+/// on the discipline list, the settlement recovered on cannot be reversed, and the points, the
+/// entry and the outcome wait in the outbox for the shared log.
+#[test]
+fn a_flagged_claim_becomes_a_case_and_its_recovery_reaches_the_ledger_once() {
+    use medmesh_supervision::cases::*;
+    let mut kv = seeded();
+    ok(&one(&mut kv, ProvinceCommand::PutRule(monitoring_rule("T-FLAG", medmesh_monitor::Action::Flag, "true"))));
+    visit_and_lines(&mut kv, "V1", "300");
+    let s1 = settled(&one(&mut kv, settle_cmd("S1", "V1")));
+    let paid = s1.split.fund_total() + s1.split.individual_account;
+    assert!(paid > Money::ZERO);
+    let open = |id: &str, seq| {
+        ProvinceCommand::Case(CaseCommand::Open {
+            id: id.into(),
+            province: prov("110000"),
+            source: CaseSource::Alert(seq),
+            institution: inst(),
+            settlements: vec![],
+        })
+    };
+    let c = case_of(&one(&mut kv, open("C1", 1)));
+    assert_eq!((c.state, c.settlements.clone(), c.involved), (CaseState::Opened, vec![ser("S1")], paid));
+    assert_eq!(alerts_of(&kv)[0].status, crate::monitoring::AlertStatus::Accepted("case C1".into()));
+    assert_eq!(case_of(&one(&mut kv, open("C1", 1))), c, "the same opening again answers the case");
+    let e = one(&mut kv, open("C2", 1)).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::AlreadyExists, "source.alert_seq"));
+    assert_eq!(one(&mut kv, open("C3", 9)).unwrap_err().code, ErrorCode::NotFound);
+
+    let step = |c: CaseCommand| ProvinceCommand::Case(c);
+    let decision = |recover: Money, tenths| DecisionInput {
+        violation: ViolationType::Irregular,
+        recover,
+        fine_tenths: tenths,
+        agreement: AgreementAction::Suspend(1),
+        scored: vec![Scored {
+            personnel: PersonnelCode::new("D001").unwrap(),
+            points: 3,
+            severity: medmesh_supervision::Severity::new(1).unwrap(),
+        }],
+        discipline_days: 30,
+        handoff: Some(Handoff { department: Department::Health, reference: "HC-7".into() }),
+        reason: "item billed without indication".into(),
+    };
+    let decide = |recover, tenths| step(CaseCommand::Decide { id: "C1".into(), decision: decision(recover, tenths) });
+    let e = one(&mut kv, decide(paid, 10)).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "case_id"), "no finding yet");
+    case_of(&one(&mut kv, step(CaseCommand::Investigate { id: "C1".into(), finding: "no indication".into() })));
+    let e = one(&mut kv, decide(paid + m("0.01"), 10)).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "recover"), "more than was paid");
+    let e = one(&mut kv, decide(paid, 25)).unwrap_err();
+    assert_eq!(e.field, "fine_multiple");
+    let c = case_of(&one(&mut kv, decide(paid, 15)));
+    assert_eq!(c.state, CaseState::Decided);
+
+    let before = fund(&kv);
+    let c = case_of(&one(&mut kv, step(CaseCommand::Execute { id: "C1".into() })));
+    assert_eq!(c.state, CaseState::Executed);
+    let after = fund(&kv);
+    // Independently: the fine is 1.5 × the recovery, rounded half away from zero.
+    let fine_fen = (paid.to_fen() * 15 + 5) / 10;
+    assert_eq!(after.ledger.recovered, paid);
+    assert_eq!(after.ledger.fines_imposed, Money::from_fen(fine_fen));
+    assert_eq!(after.payables, before.payables - paid);
+    assert_eq!(after.ledger.balance(), before.ledger.balance() + paid);
+    assert_eq!(after.ledger.recovery_due, Money::ZERO);
+    let again = one(&mut kv, step(CaseCommand::Execute { id: "C1".into() })).unwrap_err();
+    assert_eq!((again.code, again.field.as_str()), (ErrorCode::FailedPrecondition, "case_id"));
+    assert_eq!(fund(&kv), after, "a second execution changes nothing");
+
+    let e = one(&mut kv, ProvinceCommand::Reverse { institution: inst(), serial: ser("R1"), settlement: ser("S1") })
+        .unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "settlement_serial"));
+    let e = run(
+        &mut kv,
+        vec![ProvinceCommand::RegisterVisit {
+            institution: inst(),
+            serial: ser("V9"),
+            certificate_kind: CertificateKind::SocialSecurityCard,
+            certificate: crate::sim::ss1(),
+            kind: VisitKind::Outpatient,
+            doctor: PersonnelCode::new("D002").unwrap(),
+            department: "internal".into(),
+            diagnosis: "J06.9".into(),
+            admitted: day("2025-03-10"),
+        }],
+    )
+    .remove(0)
+    .unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "institution_id"));
+    assert!(e.message.contains("case C1"), "{e}");
+    match run_query(&kv, &Query::Qualification { code: PersonnelCode::new("D001").unwrap(), now: NOW }).unwrap() {
+        Answer::Qualification(q) => assert_eq!(q.year_points, 3),
+        other => panic!("{other:?}"),
+    }
+    let outbox = match run_query(&kv, &Query::Outbox { limit: 10 }).unwrap() {
+        Answer::SharedLog(items) => items,
+        other => panic!("{other:?}"),
+    };
+    let kinds: Vec<&str> = outbox
+        .iter()
+        .map(|(_, i)| match i {
+            SharedItem::Violation(_) => "violation",
+            SharedItem::Discipline(_) => "discipline",
+            SharedItem::CaseOutcome(_) => "outcome",
+        })
+        .collect();
+    assert_eq!(kinds, vec!["violation", "discipline", "outcome"]);
+    assert_eq!(one(&mut kv, ProvinceCommand::Published { through: 4 }).unwrap_err().field, "through");
+    ok(&one(&mut kv, ProvinceCommand::Published { through: 3 }));
+    assert_eq!(run_query(&kv, &Query::Outbox { limit: 10 }).unwrap(), Answer::SharedLog(vec![]));
+    match run_query(&kv, &Query::CaseOutcomes { institution: inst(), limit: 10 }).unwrap() {
+        Answer::CaseOutcomes(o) => {
+            assert_eq!(o.len(), 1);
+            assert_eq!((o[0].recovered, o[0].department), (paid, Some(Department::Health)));
+        }
+        other => panic!("{other:?}"),
+    }
+    let c = case_of(&one(&mut kv, step(CaseCommand::Close { id: "C1".into(), reason: String::new() })));
+    assert_eq!(c.state, CaseState::Closed);
+    assert_eq!(one(&mut kv, decide(paid, 15)).unwrap_err().code, ErrorCode::FailedPrecondition);
+}
+
+/// A recovery beyond what the fund still owes the institution is due from it, and taken off
+/// its next settlements as far as they go.
+#[test]
+fn a_recovery_due_is_taken_off_later_payables() {
+    let mut p = Payable { amount: m("100"), recovery_due: m("30") };
+    assert_eq!(p.offset_recovery(), m("30"));
+    assert_eq!((p.amount, p.recovery_due), (m("70"), Money::ZERO));
+    let mut p = Payable { amount: m("10"), recovery_due: m("30") };
+    assert_eq!(p.offset_recovery(), m("10"));
+    assert_eq!((p.amount, p.recovery_due), (Money::ZERO, m("20")));
+    let mut p = Payable { amount: Money::from_fen(-500), recovery_due: m("30") };
+    assert_eq!(p.offset_recovery(), Money::ZERO);
+}
+
+/// Case outcomes copied from the shared log are checked; a bad one is skipped, never stored.
+#[test]
+fn case_outcomes_from_the_shared_log_are_checked() {
+    use medmesh_supervision::cases::*;
+    let mut kv = seeded();
+    let good = CaseOutcome {
+        province: prov("310000"),
+        case_id: "SH-1".into(),
+        institution: inst(),
+        personnel: vec![],
+        violation: ViolationType::Fraud,
+        recovered: m("10"),
+        fine: m("20"),
+        agreement: AgreementAction::End,
+        department: Some(Department::PublicSecurity),
+        decided_on: day("2025-03-01"),
+        executed_on: day("2025-03-02"),
+        reason: "fraud".into(),
+    };
+    let mut bad = good.clone();
+    bad.case_id = "SH-2".into();
+    bad.executed_on = day("2025-02-01");
+    ok(&one(
+        &mut kv,
+        ProvinceCommand::SyncShared {
+            items: vec![(1, SharedItem::CaseOutcome(good.clone())), (2, SharedItem::CaseOutcome(bad))],
+        },
+    ));
+    assert_eq!(
+        run_query(&kv, &Query::CaseOutcomes { institution: inst(), limit: 10 }).unwrap(),
+        Answer::CaseOutcomes(vec![good])
+    );
+}
+
+/// A local inpatient stay of the test person at the insured province, admitted on `admitted`
+/// and discharged (settled) today.
+fn local_stay(kv: &mut MemKv, visit: &str, serial: &str, admitted: &str) -> CommandResult {
+    let res = run(
+        kv,
+        vec![
+            ProvinceCommand::RegisterVisit {
+                institution: inst(),
+                serial: ser(visit),
+                certificate_kind: CertificateKind::SocialSecurityCard,
+                certificate: crate::sim::ss1(),
+                kind: VisitKind::Inpatient,
+                doctor: PersonnelCode::new("D001").unwrap(),
+                department: "internal".into(),
+                diagnosis: "J06.9".into(),
+                admitted: day(admitted),
+            },
+            ProvinceCommand::UploadFees {
+                institution: inst(),
+                visit: ser(visit),
+                lines: vec![FeeLine {
+                    serial: ser("L1"),
+                    code: ItemCode::new("X1").unwrap(),
+                    quantity: dec!(1),
+                    unit_price: m("200"),
+                    date: day(admitted),
+                }],
+            },
+        ],
+    );
+    assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
+    one(kv, settle_cmd(serial, visit))
+}
+
+fn cross_regional_rules(kv: &mut MemKv) {
+    for r in medmesh_monitor::shipped_rules().into_iter().filter(|r| r.id.starts_with("XR-")) {
+        ok(&one(kv, ProvinceCommand::PutRule(r)));
+    }
+}
+
+/// Issue 11.4: every fund-paid claim of a person passes through the insured province (local
+/// care directly, non-local care at reservation), so its care index is the person's whole,
+/// cross-regional history, kept at home. A non-local stay overlapping a local one is refused
+/// at reservation, before the second payment, and a local stay overlapping a non-local one is
+/// refused at settlement; a voided reservation leaves the index. No national round trip.
+#[test]
+fn overlapping_stays_in_two_provinces_are_caught_before_the_second_payment() {
+    // Local first: the non-local stay is refused by the insured province.
+    let mut t = trio();
+    cross_regional_rules(&mut t.insured);
+    settled(&local_stay(&mut t.insured, "VL", "SL", "2025-03-01"));
+    nonlocal_visit_on(&mut t, "V1", "300", Some(FilingKind::LongTermResident), "2025-03-05");
+    assert!(matches!(ok(&one(&mut t.treatment, settle_cmd("S1", "V1"))), Outcome::TransferOpen(_)));
+    let (_, reserve) = claim_of(&t, "S1");
+    let before = fund(&t.insured);
+    let e = one(&mut t.insured, reserve.clone()).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "visit_serial"));
+    assert!(e.message.contains("XR-01"), "{e}");
+    assert_eq!(fund(&t.insured), before, "nothing reserved");
+    // The pre-settlement quote says so too.
+    let q = match reserve {
+        ProvinceCommand::Reserve { transfer, handle, claim, .. } => {
+            Query::RemoteQuote { handle, claim, now: NOW, transfer }
+        }
+        other => panic!("{other:?}"),
+    };
+    assert!(run_query(&t.insured, &q).unwrap_err().message.contains("XR-01"));
+
+    // Non-local first: the local stay is refused; once the non-local one is voided, it settles.
+    let mut t = trio();
+    cross_regional_rules(&mut t.insured);
+    nonlocal_visit_on(&mut t, "V1", "300", Some(FilingKind::LongTermResident), "2025-03-05");
+    assert!(matches!(ok(&one(&mut t.treatment, settle_cmd("S1", "V1"))), Outcome::TransferOpen(_)));
+    let (x, reserve) = claim_of(&t, "S1");
+    ok(&one(&mut t.insured, reserve));
+    let e = local_stay(&mut t.insured, "VL", "SL", "2025-03-01").unwrap_err();
+    assert!(e.message.contains("XR-01"), "{e}");
+    ok(&one(&mut t.insured, ProvinceCommand::ResolveReservation { transfer: x.id, decision: Decision::Abort }));
+    settled(&one(&mut t.insured, settle_cmd("SL", "VL")));
 }

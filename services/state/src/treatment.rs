@@ -344,6 +344,10 @@ pub(crate) fn remote_claim(
         admitted: v.admitted,
         lines: v.lines,
         items,
+        kind: v.kind,
+        doctor: v.doctor,
+        department: v.department,
+        diagnosis: v.diagnosis,
     };
     Ok((claim, nl))
 }

@@ -109,6 +109,8 @@ fn province(cmd: &ProvinceCommand) -> Result<(), DomainError> {
         ProvinceCommand::AttachFiling { .. } | ProvinceCommand::FinishReversal { .. } => Ok(()),
         ProvinceCommand::SyncShared { items } => list("items", items.len()),
         ProvinceCommand::RecordDiscipline(e) => text("reason", &e.reason, true),
+        ProvinceCommand::Case(c) => crate::cases::validate(c),
+        ProvinceCommand::Published { .. } => Ok(()),
     }
 }
 
@@ -116,6 +118,10 @@ fn province(cmd: &ProvinceCommand) -> Result<(), DomainError> {
 fn federation(cmd: &FederationCommand) -> Result<(), DomainError> {
     match cmd {
         FederationCommand::RecordViolation(v) => crate::rules::check_violation(v, None),
+        FederationCommand::RecordCaseOutcome(o) => {
+            o.validate().map_err(|e| DomainError::invalid("outcome", e.to_string()))?;
+            crate::rules::province("province", &o.province)
+        }
         FederationCommand::Reverse { .. } => Ok(()),
         FederationCommand::RecordDiscipline(e) => text("reason", &e.reason, true),
         FederationCommand::TopUp { amount: a, warning_below, .. } => {

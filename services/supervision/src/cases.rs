@@ -379,16 +379,16 @@ impl Case {
             CaseSource::Alert(_) => {}
         }
         if settlements.len() > MAX_CASE_SETTLEMENTS {
-            return Err(CaseError::invalid("settlements", format!("at most {MAX_CASE_SETTLEMENTS}")));
+            return Err(CaseError::invalid("settlement_serials", format!("at most {MAX_CASE_SETTLEMENTS}")));
         }
         let mut sorted = settlements.clone();
         sorted.sort();
         sorted.dedup();
         if sorted.len() != settlements.len() {
-            return Err(CaseError::invalid("settlements", "names a settlement twice"));
+            return Err(CaseError::invalid("settlement_serials", "names a settlement twice"));
         }
         if involved.is_negative() {
-            return Err(CaseError::invalid("settlements", "the fund share paid is negative"));
+            return Err(CaseError::invalid("settlement_serials", "the fund share paid is negative"));
         }
         Ok(Case {
             id: id.to_string(),

@@ -177,7 +177,7 @@ fn bad_openings_name_their_field() {
     assert_eq!(o(&"x".repeat(65), CaseSource::Alert(1), vec![]), Err("case_id".into()));
     assert_eq!(o("C1", CaseSource::Alert(0), vec![]), Err("source.alert_seq".into()));
     assert_eq!(o("C1", CaseSource::Report("".into()), vec![]), Err("source.reference".into()));
-    assert_eq!(o("C1", CaseSource::Alert(1), vec!["S1", "S1"]), Err("settlements".into()));
+    assert_eq!(o("C1", CaseSource::Alert(1), vec!["S1", "S1"]), Err("settlement_serials".into()));
     assert_eq!(o("C1", CaseSource::Inspection("I-1".into()), vec!["S1"]), Ok(()));
 }
 

@@ -126,16 +126,18 @@ impl HospitalService for Hospital {
 
     async fn pre_settle(&self, req: Request<PreSettleRequest>) -> Result<Response<PreSettleResponse>, Status> {
         let r = own(req)?;
+        let institution = convert::institution("institution_id", &r.institution_id)?;
+        let visit = convert::serial("visit_serial", &r.visit_serial)?;
         let q = Query::PreSettle {
-            institution: convert::institution("institution_id", &r.institution_id)?,
-            visit: convert::serial("visit_serial", &r.visit_serial)?,
+            institution: institution.clone(),
+            visit: visit.clone(),
             use_individual_account: r.use_individual_account,
             now: now(),
         };
         match answer(self.mesh.app.query(q).await?)? {
             Answer::Quote(s) => Ok(Response::new(PreSettleResponse { split: Some(convert::split(&s)) })),
             Answer::VisitClaim { claim, nonlocal } => {
-                let s = self.mesh.remote_quote(claim, nonlocal).await?;
+                let s = self.mesh.remote_quote(claim, nonlocal, institution, visit).await?;
                 Ok(Response::new(PreSettleResponse { split: Some(convert::split(&s)) }))
             }
             other => Err(unexpected(other)),

@@ -13,11 +13,13 @@ use crate::pb;
 
 mod agency;
 mod audit;
+mod cases;
 mod hospital;
 mod monitoring;
 
 pub use agency::*;
 pub use audit::*;
+pub use cases::*;
 pub use hospital::*;
 pub use monitoring::*;
 

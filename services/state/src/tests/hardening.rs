@@ -164,6 +164,24 @@ fn an_entry_in_force_after_many_expired_ones_is_found() {
 }
 
 /// Valid commands of every role, the seeds of the mutation test.
+fn case_decision() -> medmesh_supervision::cases::DecisionInput {
+    use medmesh_supervision::cases::*;
+    DecisionInput {
+        violation: ViolationType::Irregular,
+        recover: m("1"),
+        fine_tenths: 10,
+        agreement: AgreementAction::Suspend(2),
+        scored: vec![Scored {
+            personnel: PersonnelCode::new("D001").unwrap(),
+            points: 2,
+            severity: medmesh_supervision::Severity::new(1).unwrap(),
+        }],
+        discipline_days: 10,
+        handoff: None,
+        reason: "r".into(),
+    }
+}
+
 fn corpus() -> Vec<Command> {
     let v = medmesh_supervision::Violation {
         personnel: PersonnelCode::new("D001").unwrap(),
@@ -211,6 +229,17 @@ fn corpus() -> Vec<Command> {
             reason: String::new(),
             split: Some(split),
         },
+        ProvinceCommand::Case(CaseCommand::Open {
+            id: "C1".into(),
+            province: prov("110000"),
+            source: medmesh_supervision::cases::CaseSource::Inspection("I-1".into()),
+            institution: inst(),
+            settlements: vec![ser("S1")],
+        }),
+        ProvinceCommand::Case(CaseCommand::Investigate { id: "C1".into(), finding: "f".into() }),
+        ProvinceCommand::Case(CaseCommand::Decide { id: "C1".into(), decision: case_decision() }),
+        ProvinceCommand::Case(CaseCommand::Execute { id: "C1".into() }),
+        ProvinceCommand::Published { through: 1 },
     ];
     let federation = vec![
         FederationCommand::TopUp {
@@ -230,6 +259,20 @@ fn corpus() -> Vec<Command> {
         FederationCommand::Reverse { transfer: t, reversal: ser("R1") },
         FederationCommand::RecordViolation(v),
         FederationCommand::RecordDiscipline(d),
+        FederationCommand::RecordCaseOutcome(medmesh_supervision::cases::CaseOutcome {
+            province: prov("440000"),
+            case_id: "GD-1".into(),
+            institution: inst(),
+            personnel: vec![PersonnelCode::new("D001").unwrap()],
+            violation: medmesh_supervision::cases::ViolationType::Fraud,
+            recovered: m("10"),
+            fine: m("20"),
+            agreement: medmesh_supervision::cases::AgreementAction::Suspend(6),
+            department: None,
+            decided_on: day("2025-03-01"),
+            executed_on: day("2025-03-02"),
+            reason: "r".into(),
+        }),
         FederationCommand::RunClearing { month: "2025-03".into() },
         FederationCommand::Directory { entries: vec![(KEY.into(), prov("310000"))] },
     ];
@@ -261,6 +304,11 @@ fn read_everything(kv: &MemKv) {
             page_size: 10,
         },
         Query::Qualification { code: PersonnelCode::new("D001").unwrap(), now: NOW },
+        Query::Case { id: "C1".into() },
+        Query::Cases { after: String::new(), limit: 10 },
+        Query::CasePolicy,
+        Query::Outbox { limit: 10 },
+        Query::CaseOutcomes { institution: inst(), limit: 10 },
     ];
     for q in &queries {
         let _ = run_query(kv, q);
@@ -395,7 +443,10 @@ fn the_ledger_check_catches_a_payable_moved_alone() {
     assert!(r.is_ok());
     assert!(crate::apply::payables_follow_the_ledger(&kv, &writes));
     let mut forged = WriteSet::new();
-    forged.insert(keys::payable(&inst()).into_bytes(), Some(crate::kv::encode(&Payable { amount: m("5") })));
+    forged.insert(
+        keys::payable(&inst()).into_bytes(),
+        Some(crate::kv::encode(&Payable { amount: m("5"), ..Payable::default() })),
+    );
     assert!(!crate::apply::payables_follow_the_ledger(&kv, &forged));
 }
 

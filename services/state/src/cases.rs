@@ -1,0 +1,311 @@
+//! Cases and penalties in a province (issue 11.6): the store around the pure state machine of
+//! [`medmesh_supervision::cases`].
+//!
+//! A case is about local settlements in force of one institution. Executing its decision, in
+//! the same command:
+//! - takes the recovery off what the fund owes the institution (its payable) and back into the
+//!   pool; what exceeds the payable is due from the institution and taken off its next
+//!   settlements ([`Payable::offset_recovery`]). The settlements recovered on can no longer be
+//!   reversed;
+//! - records the fine (owed to the treasury, a memo in the ledger);
+//! - holds the agreement (suspension or end): settlements at the institution are refused;
+//! - records the personnel points and the joint-discipline entry here at once;
+//! - puts the points, the entry and the case outcome (no identity) in the outbox, which the
+//!   leader publishes to the federation's shared log so every province sees them.
+
+use medmesh_supervision::cases::{Case, CaseError, CaseOutcome, CasePolicy, CaseSource, CaseState};
+use medmesh_types::{Date, InstitutionId, LogTime, Money, ProvinceCode, Serial};
+
+use crate::discipline::store_discipline;
+use crate::kv::{decode, keys, KvRead, Tx};
+use crate::model::*;
+use crate::rules::{check_violation, province};
+use crate::shared::{DisciplineEntry, DisciplineSubject, SharedItem};
+use crate::DomainError;
+
+fn case_error(e: CaseError) -> DomainError {
+    match e {
+        CaseError::Invalid { field, message } => DomainError::invalid(field, message),
+        CaseError::State { field, message } => DomainError::precondition(field, message),
+    }
+}
+
+/// The province's case policy (the 2021 regulations' defaults until one is put).
+pub fn policy(kv: &dyn KvRead) -> CasePolicy {
+    crate::kv::load(kv, keys::CASE_POLICY).unwrap_or_default()
+}
+
+fn load_case(tx: &Tx<'_>, id: &str) -> Result<Case, DomainError> {
+    tx.load(&keys::case(id)).ok_or_else(|| DomainError::not_found("case_id", format!("no case {id}")))
+}
+
+/// The fund share paid on the case's settlements still in force (what can be recovered). A
+/// settlement is recovered on by one case only, so the recoveries of two cases never add up to
+/// more than the fund paid.
+fn involved(tx: &Tx<'_>, case: &str, inst: &InstitutionId, settlements: &[Serial]) -> Result<Money, DomainError> {
+    let mut sum = Money::ZERO;
+    for (i, serial) in settlements.iter().enumerate() {
+        let field = format!("settlement_serials[{i}]");
+        if let Some(other) = tx.load::<String>(&keys::recovered_settlement(inst, serial)).filter(|o| o != case) {
+            return Err(DomainError::precondition(
+                field,
+                format!("case {other} already recovered on settlement {serial}"),
+            ));
+        }
+        let s: Settlement = tx.load(&keys::settlement(inst, serial)).ok_or_else(|| {
+            DomainError::not_found(&field, format!("settlement {serial} of institution {inst} does not exist"))
+        })?;
+        if s.insured.is_some() {
+            return Err(DomainError::precondition(
+                field,
+                format!("settlement {serial} is non-local: its fund share belongs to the insured province"),
+            ));
+        }
+        if s.status == SettlementStatus::Settled {
+            sum += s.split.fund_total() + s.split.individual_account;
+        }
+    }
+    Ok(sum)
+}
+
+/// Applies a case command.
+pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &CaseCommand, now: LogTime) -> Result<Outcome, DomainError> {
+    let today = now.date();
+    let policy = policy(tx);
+    let case = match cmd {
+        CaseCommand::PutPolicy(p) => {
+            p.validate().map_err(case_error)?;
+            tx.store(keys::CASE_POLICY, p);
+            return Ok(Outcome::CasePolicy(p.clone()));
+        }
+        CaseCommand::Open { id, province, source, institution, settlements } => {
+            return open(tx, id, source, institution, settlements, province, today, &policy)
+        }
+        CaseCommand::Investigate { id, finding } => {
+            let mut c = load_case(tx, id)?;
+            // The same finding again on the same day is a retry: recorded once.
+            if c.findings.last().is_some_and(|f| f.on == today && &f.text == finding) {
+                return Ok(Outcome::Case(Box::new(c)));
+            }
+            c.investigate(finding, today).map_err(case_error)?;
+            c
+        }
+        CaseCommand::Decide { id, decision } => {
+            let mut c = load_case(tx, id)?;
+            if c.state == CaseState::Investigating {
+                // What can be recovered is what the fund paid on settlements still in force.
+                c.involved = involved(tx, &c.id, &c.institution, &c.settlements)?;
+            }
+            c.decide(decision.clone(), today, &policy).map_err(case_error)?;
+            c
+        }
+        CaseCommand::Execute { id } => {
+            let mut c = load_case(tx, id)?;
+            let effects = c.execute(today).map_err(case_error)?;
+            carry_out(tx, &c, effects, today)?;
+            c
+        }
+        CaseCommand::Close { id, reason } => {
+            let mut c = load_case(tx, id)?;
+            c.close(reason, today).map_err(case_error)?;
+            c
+        }
+    };
+    tx.store(&keys::case(&case.id), &case);
+    Ok(Outcome::Case(Box::new(case)))
+}
+
+#[allow(clippy::too_many_arguments)] // the fields of the opening
+fn open(
+    tx: &mut Tx<'_>,
+    id: &str,
+    source: &CaseSource,
+    institution: &InstitutionId,
+    settlements: &[Serial],
+    province_code: &ProvinceCode,
+    today: Date,
+    policy: &CasePolicy,
+) -> Result<Outcome, DomainError> {
+    let mut settlements = settlements.to_vec();
+    if let CaseSource::Alert(seq) = source {
+        let a: Alert = tx
+            .load(&keys::alert(*seq))
+            .ok_or_else(|| DomainError::not_found("source.alert_seq", format!("no alert {seq}")))?;
+        if &a.institution != institution {
+            return Err(DomainError::invalid(
+                "institution_id",
+                format!("alert {seq} is about institution {}, not {institution}", a.institution),
+            ));
+        }
+        if settlements.is_empty() {
+            settlements.push(a.settlement.clone());
+        }
+    }
+    if let Some(old) = tx.load::<Case>(&keys::case(id)) {
+        let mut sorted = settlements.clone();
+        sorted.sort();
+        if &old.source == source && &old.institution == institution && old.settlements == sorted {
+            return Ok(Outcome::Case(Box::new(old)));
+        }
+        return Err(DomainError::exists("case_id", format!("case {id} was already opened with other content")));
+    }
+    if tx.load::<Institution>(&keys::institution(institution)).is_none() {
+        return Err(DomainError::not_found("institution_id", format!("institution {institution} is not registered")));
+    }
+    let paid = involved(tx, id, institution, &settlements)?;
+    let case =
+        Case::open(id, province_code.clone(), source.clone(), institution.clone(), settlements, paid, today, policy)
+            .map_err(case_error)?;
+    if let CaseSource::Alert(seq) = source {
+        let akey = keys::alert(*seq);
+        let mut a: Alert = tx.load(&akey).ok_or_else(|| DomainError::not_found("source.alert_seq", "is gone"))?;
+        match &a.status {
+            AlertStatus::Dismissed(_) => {
+                return Err(DomainError::precondition("source.alert_seq", format!("alert {seq} was dismissed")))
+            }
+            AlertStatus::Open | AlertStatus::Accepted(_) => {}
+        }
+        if let Some(other) = tx.load::<String>(&keys::alert_case(*seq)) {
+            return Err(DomainError::exists("source.alert_seq", format!("alert {seq} already opened case {other}")));
+        }
+        if a.status == AlertStatus::Open {
+            a.status = AlertStatus::Accepted(format!("case {id}"));
+            tx.store(&akey, &a);
+        }
+        tx.store(&keys::alert_case(*seq), &id.to_string());
+    }
+    tx.store(&keys::case(id), &case);
+    Ok(Outcome::Case(Box::new(case)))
+}
+
+/// Carries out an executed decision's effects (see the module docs).
+fn carry_out(
+    tx: &mut Tx<'_>,
+    case: &Case,
+    effects: medmesh_supervision::cases::Effects,
+    today: Date,
+) -> Result<(), DomainError> {
+    let inst = &case.institution;
+    // Recovery: never more than what the fund still paid on the case's settlements.
+    let paid = involved(tx, &case.id, inst, &case.settlements)?;
+    if effects.recover > paid {
+        return Err(DomainError::precondition(
+            "recover",
+            format!(
+                "{} is more than the fund share still in force on the case's settlements ({paid})",
+                effects.recover
+            ),
+        ));
+    }
+    let mut fund: FundLedger = tx.load(keys::FUND).unwrap_or_default();
+    if !effects.recover.is_zero() {
+        let pkey = keys::payable(inst);
+        let mut pay: Payable = tx.load(&pkey).unwrap_or_default();
+        let from_payable = effects.recover.min(pay.amount.max(Money::ZERO));
+        pay.amount -= from_payable;
+        pay.recovery_due += effects.recover - from_payable;
+        fund.recovered += from_payable;
+        fund.recovery_due += effects.recover - from_payable;
+        tx.store(&pkey, &pay);
+        for s in &case.settlements {
+            tx.store(&keys::recovered_settlement(inst, s), &case.id);
+        }
+    }
+    fund.fines_imposed += effects.fine;
+    tx.store(keys::FUND, &fund);
+    if let Some((from, until)) = effects.hold {
+        tx.store(&keys::agreement_hold(inst), &AgreementHold { case_id: case.id.clone(), from, until });
+    }
+    for v in &effects.violations {
+        check_violation(v, Some(today))?;
+        let key = keys::violation(&v.personnel, &v.id);
+        if tx.load::<medmesh_supervision::Violation>(&key).is_none() {
+            tx.store(&key, v);
+        }
+        outbox(tx, SharedItem::Violation(v.clone()));
+    }
+    if let Some((from, until)) = effects.discipline {
+        let reason = case.decision.as_ref().map(|d| d.input.reason.clone()).unwrap_or_default();
+        let e = DisciplineEntry {
+            id: format!("case-{}", case.id),
+            subject: DisciplineSubject::Institution(inst.clone()),
+            province: case.province.clone(),
+            from,
+            until,
+            reason: reason.chars().take(256).collect(),
+        };
+        store_discipline(tx, &e)?;
+        outbox(tx, SharedItem::Discipline(e));
+    }
+    if let Some(o) = case.outcome() {
+        tx.store(&keys::case_outcome(inst, &o.province, &o.case_id), &o);
+        outbox(tx, SharedItem::CaseOutcome(o));
+    }
+    Ok(())
+}
+
+fn outbox(tx: &mut Tx<'_>, item: SharedItem) {
+    let seq: u64 = tx.load(keys::OUTBOX_SEQ).unwrap_or(0) + 1;
+    tx.store(keys::OUTBOX_SEQ, &seq);
+    tx.store(&keys::outbox(seq), &item);
+}
+
+/// Province: drops the outbox items through `through` (they reached the shared log).
+pub(crate) fn published(tx: &mut Tx<'_>, through: u64) -> Result<Outcome, DomainError> {
+    let last: u64 = tx.load(keys::OUTBOX_SEQ).unwrap_or(0);
+    if through > last {
+        return Err(DomainError::invalid("through", format!("{through} is past the last outbox item {last}")));
+    }
+    let start = keys::outbox(0);
+    let end = keys::outbox(through.saturating_add(1));
+    let gone: Vec<Vec<u8>> =
+        tx.scan(start.as_bytes(), end.as_bytes(), usize::MAX).into_iter().map(|(k, _)| k).collect();
+    for k in gone {
+        tx.put_delete(&String::from_utf8_lossy(&k));
+    }
+    Ok(Outcome::Stored)
+}
+
+/// Outbox items waiting for the federation, in order.
+pub fn outbox_items(kv: &dyn KvRead, limit: usize) -> Vec<(u64, SharedItem)> {
+    let start = keys::outbox(0);
+    let end = keys::outbox(u64::MAX);
+    kv.scan(start.as_bytes(), end.as_bytes(), limit)
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let seq = std::str::from_utf8(&k).ok()?.strip_prefix("outbox/")?.parse().ok()?;
+            Some((seq, decode(&v)))
+        })
+        .collect()
+}
+
+/// Cases by id from `after` (exclusive), at most `limit`.
+pub fn cases(kv: &dyn KvRead, after: &str, limit: usize) -> Vec<Case> {
+    let start = if after.is_empty() { keys::CASES.to_string() } else { format!("{}\u{0}", keys::case(after)) };
+    kv.scan(start.as_bytes(), b"case0", limit).iter().map(|(_, v)| decode(v)).collect()
+}
+
+/// An institution's case outcomes from every province.
+pub fn outcomes(kv: &dyn KvRead, inst: &InstitutionId, limit: usize) -> Vec<CaseOutcome> {
+    let prefix = keys::case_outcomes(inst);
+    let mut end = prefix.clone().into_bytes();
+    if let Some(b) = end.last_mut() {
+        *b += 1;
+    }
+    kv.scan(prefix.as_bytes(), &end, limit).iter().map(|(_, v)| decode(v)).collect()
+}
+
+/// Checks a case command's fields before any state is read.
+pub(crate) fn validate(cmd: &CaseCommand) -> Result<(), DomainError> {
+    if let Some(id) = cmd.id() {
+        medmesh_supervision::cases::check_case_id(id).map_err(case_error)?;
+    }
+    match cmd {
+        CaseCommand::PutPolicy(p) => p.validate().map_err(case_error),
+        CaseCommand::Open { province: p, .. } => province("province", p),
+        CaseCommand::Investigate { finding, .. } if finding.trim().is_empty() => {
+            Err(DomainError::invalid("finding", "is required"))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,272 @@
+//! Issue 11.6: a flagged claim becomes a case, and its decision is executed once, through the
+//! public API of a real mesh (the federation and two 3-replica provinces, as processes).
+//!
+//! In 110000 a claim is flagged by a monitoring rule; the agency opens a case from the alert,
+//! records a finding, decides (recover what the fund paid, a fine of 1.5 times, the agreement
+//! suspended for a month, points for the billing doctor, a month on the joint-discipline list,
+//! a transfer to public security) and executes. The fund is checked to the fen against the
+//! settlement's own split; a second execution changes nothing; the institution can no longer
+//! register visits; and 310000 sees the outcome and the doctor's points through the federation's
+//! shared log, with no personal identity in them. Bad input is refused naming the field.
+
+use std::time::Duration;
+
+use medmesh_node::demo;
+use medmesh_node::pb;
+use medmesh_node::pb::agency_service_client::AgencyServiceClient;
+use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
+use medmesh_tests::{institution, wait_until, Mesh};
+use medmesh_types::Money;
+use tonic::Code;
+
+const HOME: &str = "110000";
+const OTHER: &str = "310000";
+
+fn yuan(s: &str) -> Money {
+    Money::parse_yuan(s).unwrap()
+}
+
+fn fund(f: &pb::GetFundResponse) -> (Money, Money, Money, Money) {
+    (yuan(&f.balance), yuan(&f.payables), yuan(&f.recovered), yuan(&f.fines_imposed))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flagged_claim_becomes_a_case_executed_once_and_shared() {
+    let mut mesh = Mesh::start(&[HOME, OTHER], 4).await;
+    let g = mesh.province(HOME);
+    let leader = g.leader().await;
+    let mut agency = AgencyServiceClient::new(g.agency(leader));
+    agency
+        .put_rule(pb::PutRuleRequest {
+            rule: Some(pb::MonitoringRule {
+                id: "AG-REVIEW".into(),
+                version: 1,
+                category: pb::RuleCategory::Management as i32,
+                target: pb::RuleTarget::Claim as i32,
+                action: pb::RuleAction::Flag as i32,
+                severity: 2,
+                title: "claims above 100 yuan are reviewed".into(),
+                condition: "claim.total_fen > 10000".into(),
+                enabled: true,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+
+    // A hospital settles a claim; the rule flags it.
+    let day = demo::today();
+    let inst = demo::institution(HOME, 1);
+    let mut h = HospitalServiceClient::new(g.channel_as(leader, &institution(HOME, 1)));
+    h.register_visit(demo::visit_request(HOME, "V1", 1, 1, &day)).await.unwrap();
+    h.upload_fees(pb::UploadFeesRequest {
+        institution_id: inst.clone(),
+        visit_serial: "V1".into(),
+        lines: demo::fee_lines(3, &day),
+    })
+    .await
+    .unwrap();
+    let split = h
+        .settle(pb::SettleRequest {
+            institution_id: inst.clone(),
+            serial: "S1".into(),
+            visit_serial: "V1".into(),
+            use_individual_account: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .split
+        .unwrap();
+    // What the fund paid the institution for it: every part but the patient's cash.
+    let paid = yuan(&split.pooling_fund) + yuan(&split.critical_illness) + yuan(&split.individual_account);
+    assert!(paid > Money::ZERO, "{split:?}");
+    let alert = agency.list_alerts(pb::ListAlertsRequest::default()).await.unwrap().into_inner().alerts.remove(0);
+    assert_eq!((alert.rule_id.as_str(), alert.settlement_serial.as_str()), ("AG-REVIEW", "S1"));
+
+    // The case, from the alert.
+    let open = pb::OpenCaseRequest {
+        case_id: "BJ-2026-0001".into(),
+        alert_seq: alert.seq,
+        institution_id: inst.clone(),
+        ..Default::default()
+    };
+    let c = agency.open_case(open.clone()).await.unwrap().into_inner().case.unwrap();
+    assert_eq!(c.state, pb::CaseState::Opened as i32);
+    assert_eq!((c.settlement_serials.clone(), yuan(&c.involved)), (vec!["S1".to_string()], paid));
+    assert_eq!(agency.open_case(open.clone()).await.unwrap().into_inner().case.unwrap(), c, "an opening is idempotent");
+    let listed = agency.list_alerts(pb::ListAlertsRequest::default()).await.unwrap().into_inner().alerts;
+    assert_eq!(listed[0].status, pb::AlertStatus::Accepted as i32);
+    let e = agency.open_case(pb::OpenCaseRequest { case_id: "BJ-2".into(), ..open.clone() }).await.unwrap_err();
+    assert!(e.code() == Code::AlreadyExists && e.message().starts_with("source.alert_seq:"), "{e:?}");
+
+    let doctor = demo::doctor(HOME, 1);
+    let decide = |recover: String, multiple: &str| pb::DecideCaseRequest {
+        case_id: "BJ-2026-0001".into(),
+        violation_type: pb::ViolationType::Irregular as i32,
+        recover,
+        fine_multiple: multiple.into(),
+        agreement: pb::AgreementAction::Suspend as i32,
+        suspend_months: 1,
+        points: vec![pb::CasePoints { personnel_code: doctor.clone(), points: 3, severity_months: 1 }],
+        discipline_days: 30,
+        transfer_department: pb::Department::PublicSecurity as i32,
+        transfer_reference: "PS-BJ-77".into(),
+        reason: "items billed without indication".into(),
+    };
+    let e = agency.decide_case(decide(paid.to_string(), "1.5")).await.unwrap_err();
+    assert!(e.code() == Code::FailedPrecondition && e.message().starts_with("case_id:"), "no finding yet: {e:?}");
+    agency
+        .investigate_case(pb::InvestigateCaseRequest {
+            case_id: "BJ-2026-0001".into(),
+            finding: "the notes show no indication for two items".into(),
+        })
+        .await
+        .unwrap();
+    let over = paid + yuan("0.01");
+    let e = agency.decide_case(decide(over.to_string(), "1.5")).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().starts_with("recover:"), "{e:?}");
+    let e = agency.decide_case(decide(paid.to_string(), "2.5")).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().starts_with("fine_multiple:"), "{e:?}");
+    let e = agency.decide_case(decide(paid.to_string(), "1.55")).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().starts_with("fine_multiple:"), "{e:?}");
+    let c = agency.decide_case(decide(paid.to_string(), "1.5")).await.unwrap().into_inner().case.unwrap();
+    assert_eq!(c.state, pb::CaseState::Decided as i32);
+
+    // Executed: the ledger moves by exactly the recovery, once.
+    let before = fund(&agency.get_fund(pb::GetFundRequest {}).await.unwrap().into_inner());
+    let c = agency
+        .execute_case(pb::ExecuteCaseRequest { case_id: "BJ-2026-0001".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .case
+        .unwrap();
+    assert_eq!(c.state, pb::CaseState::Executed as i32);
+    let after = fund(&agency.get_fund(pb::GetFundRequest {}).await.unwrap().into_inner());
+    let fine = Money::from_fen((paid.to_fen() * 15 + 5) / 10);
+    assert_eq!(after, (before.0 + paid, before.1 - paid, before.2 + paid, before.3 + fine));
+    assert_eq!(yuan(&c.decision.unwrap().fine), fine);
+    let e = agency.execute_case(pb::ExecuteCaseRequest { case_id: "BJ-2026-0001".into() }).await.unwrap_err();
+    assert!(e.code() == Code::FailedPrecondition && e.message().starts_with("case_id:"), "{e:?}");
+    assert_eq!(fund(&agency.get_fund(pb::GetFundRequest {}).await.unwrap().into_inner()), after);
+    // The settlement recovered on stays; the suspended institution registers no visit.
+    let e = h
+        .reverse(pb::ReverseRequest {
+            institution_id: inst.clone(),
+            serial: "R1".into(),
+            settlement_serial: "S1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(e.code() == Code::FailedPrecondition && e.message().starts_with("settlement_serial:"), "{e:?}");
+    let e = h.register_visit(demo::visit_request(HOME, "V2", 2, 1, &day)).await.unwrap_err();
+    assert!(e.code() == Code::FailedPrecondition && e.message().contains("BJ-2026-0001"), "{e:?}");
+
+    // Another province sees the outcome and the doctor's points through the shared log.
+    let o = mesh.province(OTHER);
+    let mut other = AgencyServiceClient::new(o.agency(o.leader().await));
+    let outcomes = wait_until(Duration::from_secs(60), "the outcome to reach 310000", || {
+        let mut other = other.clone();
+        let inst = inst.clone();
+        async move {
+            let r = other
+                .list_case_outcomes(pb::ListCaseOutcomesRequest { institution_id: inst, page_size: 0 })
+                .await
+                .ok()?
+                .into_inner();
+            (!r.outcomes.is_empty()).then_some(r.outcomes)
+        }
+    })
+    .await;
+    assert_eq!(outcomes.len(), 1);
+    let shared = &outcomes[0];
+    assert_eq!((shared.province.as_str(), shared.case_id.as_str()), (HOME, "BJ-2026-0001"));
+    assert_eq!((yuan(&shared.recovered), yuan(&shared.fine)), (paid, fine));
+    assert_eq!(shared.transfer_department, pb::Department::PublicSecurity as i32);
+    assert_eq!(shared.personnel_codes, vec![doctor.clone()]);
+    let q = other
+        .get_qualification(pb::GetQualificationRequest { personnel_code: doctor.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .qualification
+        .unwrap();
+    assert_eq!(q.year_points, 3, "one score in every province");
+
+    // Closed; a closed case takes no decision.
+    let c = agency
+        .close_case(pb::CloseCaseRequest { case_id: "BJ-2026-0001".into(), reason: String::new() })
+        .await
+        .unwrap()
+        .into_inner()
+        .case
+        .unwrap();
+    assert_eq!(c.state, pb::CaseState::Closed as i32);
+    let e = agency.decide_case(decide(paid.to_string(), "1.5")).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    let got = agency.get_case(pb::GetCaseRequest { case_id: "BJ-2026-0001".into() }).await.unwrap().into_inner();
+    assert_eq!(got.case.unwrap().findings.len(), 1);
+    let page = agency.list_cases(pb::ListCasesRequest { page_token: String::new(), page_size: 1 }).await.unwrap();
+    assert_eq!(page.into_inner().next_page_token, "BJ-2026-0001");
+
+    // Bad input, each named.
+    let named = |e: tonic::Status, code: Code, field: &str| {
+        assert!(e.code() == code && e.message().starts_with(&format!("{field}:")), "{field}: {e:?}");
+    };
+    let e = agency
+        .open_case(pb::OpenCaseRequest { case_id: "X1".into(), institution_id: inst.clone(), ..Default::default() })
+        .await
+        .unwrap_err();
+    named(e, Code::InvalidArgument, "source");
+    let e = agency.open_case(pb::OpenCaseRequest { case_id: "a/b".into(), ..open.clone() }).await.unwrap_err();
+    named(e, Code::InvalidArgument, "case_id");
+    let e = agency
+        .open_case(pb::OpenCaseRequest {
+            case_id: "X2".into(),
+            alert_seq: 0,
+            inspection_id: "INS-1".into(),
+            institution_id: inst.clone(),
+            settlement_serials: vec!["S1".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    named(e, Code::FailedPrecondition, "settlement_serials[0]");
+    let e = agency
+        .open_case(pb::OpenCaseRequest {
+            case_id: "X3".into(),
+            report_id: "REP-1".into(),
+            institution_id: inst.clone(),
+            settlement_serials: vec!["NOPE".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    named(e, Code::NotFound, "settlement_serials[0]");
+    named(agency.get_case(pb::GetCaseRequest { case_id: "NONE".into() }).await.unwrap_err(), Code::NotFound, "case_id");
+    named(
+        agency.list_cases(pb::ListCasesRequest { page_token: String::new(), page_size: 10_001 }).await.unwrap_err(),
+        Code::InvalidArgument,
+        "page_size",
+    );
+    named(
+        agency.put_case_policy(pb::PutCasePolicyRequest { policy: None }).await.unwrap_err(),
+        Code::InvalidArgument,
+        "policy",
+    );
+    let mut policy = agency.get_case_policy(pb::GetCasePolicyRequest {}).await.unwrap().into_inner().policy.unwrap();
+    assert_eq!(policy.fine_multiples.len(), 3);
+    assert_eq!((policy.fine_multiples[1].min.as_str(), policy.fine_multiples[1].max.as_str()), ("2.0", "5.0"));
+    policy.fine_multiples[0].min = "3.0".into();
+    let e = agency.put_case_policy(pb::PutCasePolicyRequest { policy: Some(policy.clone()) }).await.unwrap_err();
+    named(e, Code::InvalidArgument, "policy.fine_multiples");
+    policy.fine_multiples[0].min = "1.0".into();
+    policy.investigate_days = 30;
+    let p = agency.put_case_policy(pb::PutCasePolicyRequest { policy: Some(policy.clone()) }).await.unwrap();
+    assert_eq!(p.into_inner().policy.unwrap(), policy);
+    mesh.federation.stop_all().await;
+    for g in &mut mesh.provinces {
+        g.stop_all().await;
+    }
+}
