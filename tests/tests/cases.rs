@@ -270,3 +270,75 @@ async fn a_flagged_claim_becomes_a_case_executed_once_and_shared() {
         g.stop_all().await;
     }
 }
+
+/// Issue 11.4 on real processes: a person insured in 310000 is in a 310000 hospital since
+/// yesterday (settled today); a 110000 hospital then claims a stay since yesterday for the same
+/// person. The insured province, which every fund-paid claim of its insured passes through,
+/// refuses the second stay before any money moves (XR-01), and the reverse order is caught the
+/// same way when the local stay settles. No identity reaches the federation or 110000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_stays_in_two_provinces_are_refused_before_the_second_payment() {
+    let mut mesh = Mesh::start(&[HOME, OTHER], 8).await;
+    let ins = mesh.province(OTHER);
+    let mut insured = AgencyServiceClient::new(ins.agency(ins.leader().await));
+    for r in medmesh_monitor::shipped_rules().iter().filter(|r| r.id.starts_with("XR-")) {
+        insured.put_rule(pb::PutRuleRequest { rule: Some(medmesh_node::convert::rule_pb(r)) }).await.unwrap();
+    }
+    let today = demo::today();
+    let yesterday = medmesh_types::Date::parse(&today).unwrap().plus_days(-1).to_string();
+    let stay = |treatment: &str, serial: &str, person: u32| {
+        let mut r = demo::nonlocal_visit_request(treatment, OTHER, serial, person, 1, &yesterday);
+        r.kind = pb::VisitKind::Inpatient as i32;
+        r
+    };
+    let settle = |treatment: &str, serial: &str, visit: &str| pb::SettleRequest {
+        institution_id: demo::institution(treatment, 1),
+        serial: serial.into(),
+        visit_serial: visit.into(),
+        use_individual_account: false,
+    };
+    let claim = |g: &medmesh_tests::Group, treatment: &'static str, visit: &'static str, person: u32| {
+        let ch = g.channel_as(1, &institution(treatment, 1));
+        let (req, day) = (stay(treatment, visit, person), yesterday.clone());
+        async move {
+            let mut h = HospitalServiceClient::new(ch);
+            h.register_visit(req).await.unwrap();
+            h.upload_fees(pb::UploadFeesRequest {
+                institution_id: demo::institution(treatment, 1),
+                visit_serial: visit.into(),
+                lines: demo::fee_lines(2, &day),
+            })
+            .await
+            .unwrap();
+            h
+        }
+    };
+    let fund = |mut a: AgencyServiceClient<tonic::transport::Channel>| async move {
+        a.get_fund(pb::GetFundRequest {}).await.unwrap().into_inner()
+    };
+
+    // Person 1 (a long-term resident filed for 110000): the local stay first.
+    let (home, other) = (mesh.province(HOME), mesh.province(OTHER));
+    let mut local = claim(other, OTHER, "VL1", 1).await;
+    local.settle(settle(OTHER, "SL1", "VL1")).await.unwrap();
+    let before = fund(insured.clone()).await;
+    let mut remote = claim(home, HOME, "VR1", 1).await;
+    let e = remote.settle(settle(HOME, "SR1", "VR1")).await.unwrap_err();
+    assert!(e.code() == Code::FailedPrecondition && e.message().contains("XR-01"), "{e:?}");
+    let after = fund(insured.clone()).await;
+    assert_eq!(
+        (after.nonlocal_settlements, after.nonlocal_reserved.clone()),
+        (before.nonlocal_settlements, before.nonlocal_reserved)
+    );
+
+    // Person 5 (also long-term): the non-local stay first, then the local one is refused.
+    let mut remote = claim(home, HOME, "VR5", 5).await;
+    remote.settle(settle(HOME, "SR5", "VR5")).await.unwrap();
+    let mut local = claim(other, OTHER, "VL5", 5).await;
+    let e = local.settle(settle(OTHER, "SL5", "VL5")).await.unwrap_err();
+    assert!(e.code() == Code::FailedPrecondition && e.message().contains("XR-01"), "{e:?}");
+    mesh.federation.stop_all().await;
+    for g in &mut mesh.provinces {
+        g.stop_all().await;
+    }
+}
