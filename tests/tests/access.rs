@@ -61,7 +61,7 @@ fn expected(method: &str, who: Option<&Identity>) -> bool {
         "medmesh.v1.FederationService" => match name {
             "ListProvinces" => who.is_some(),
             "TopUp" => any_agency,
-            "RunClearing" => national,
+            "RunClearing" | "PutNationalRule" => national,
             "ConfirmClearingLine" => any_institution,
             _ => any_agency || national,
         },

@@ -280,10 +280,37 @@ async fn a_flagged_claim_becomes_a_case_executed_once_and_shared() {
 async fn overlapping_stays_in_two_provinces_are_refused_before_the_second_payment() {
     let mut mesh = Mesh::start(&[HOME, OTHER], 8).await;
     let ins = mesh.province(OTHER);
-    let mut insured = AgencyServiceClient::new(ins.agency(ins.leader().await));
-    for r in medmesh_monitor::shipped_rules().iter().filter(|r| r.id.starts_with("XR-")) {
-        insured.put_rule(pb::PutRuleRequest { rule: Some(medmesh_node::convert::rule_pb(r)) }).await.unwrap();
+    let insured = AgencyServiceClient::new(ins.agency(ins.leader().await));
+    // The cross-regional rules are national: recorded at the federation, copied everywhere.
+    let fed = mesh.federation.channel_as(mesh.federation.leader().await, &medmesh_tests::national());
+    let mut national = pb::federation_service_client::FederationServiceClient::new(fed);
+    let xr: Vec<_> = medmesh_monitor::shipped_rules().into_iter().filter(|r| r.id.starts_with("XR-")).collect();
+    for r in &xr {
+        let rule = Some(medmesh_node::convert::rule_pb(r));
+        national.put_national_rule(pb::PutNationalRuleRequest { rule }).await.unwrap();
     }
+    let listed = national.list_national_rules(pb::ListNationalRulesRequest {}).await.unwrap().into_inner().rules;
+    assert_eq!(listed.len(), xr.len());
+    wait_until(Duration::from_secs(60), "the national rules to reach 310000", || {
+        let mut a = insured.clone();
+        let n = xr.len();
+        async move {
+            let rules = a.list_rules(pb::ListRulesRequest {}).await.ok()?.into_inner().rules;
+            (rules.iter().filter(|r| r.national).count() == n).then_some(())
+        }
+    })
+    .await;
+    // Through a province's replica the national rules read the same; a province cannot take
+    // a national rule's id.
+    let mut via_province = pb::federation_service_client::FederationServiceClient::new(ins.agency(1));
+    let listed = via_province.list_national_rules(pb::ListNationalRulesRequest {}).await.unwrap().into_inner().rules;
+    assert_eq!(listed.len(), xr.len());
+    let mut own = medmesh_node::convert::rule_pb(&xr[0]);
+    own.version = 2;
+    let e = insured.clone().put_rule(pb::PutRuleRequest { rule: Some(own.clone()) }).await.unwrap_err();
+    assert!(e.code() == Code::FailedPrecondition && e.message().starts_with("rule.id:"), "{e:?}");
+    let e = via_province.put_national_rule(pb::PutNationalRuleRequest { rule: Some(own) }).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "an agency records no national rule: {e:?}");
     let today = demo::today();
     let yesterday = medmesh_types::Date::parse(&today).unwrap().plus_days(-1).to_string();
     let stay = |treatment: &str, serial: &str, person: u32| {

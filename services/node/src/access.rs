@@ -184,6 +184,8 @@ pub const TABLE: &[Rule] = &[
     },
     Rule { method: "/medmesh.v1.FederationService/GetPrepaid", allow: &[AgencyAny, National], scope: "" },
     Rule { method: "/medmesh.v1.FederationService/RunClearing", allow: &[National], scope: "" },
+    Rule { method: "/medmesh.v1.FederationService/PutNationalRule", allow: &[National], scope: "" },
+    Rule { method: "/medmesh.v1.FederationService/ListNationalRules", allow: &[AgencyAny, National], scope: "" },
     Rule { method: "/medmesh.v1.FederationService/GetClearing", allow: &[AgencyAny, National], scope: "" },
     Rule {
         method: "/medmesh.v1.FederationService/ConfirmClearingLine",

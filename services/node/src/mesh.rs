@@ -750,6 +750,7 @@ impl Mesh {
                 SharedItem::Violation(v) => FederationCommand::RecordViolation(v),
                 SharedItem::Discipline(e) => FederationCommand::RecordDiscipline(e),
                 SharedItem::CaseOutcome(o) => FederationCommand::RecordCaseOutcome(o),
+                SharedItem::Rule(r) => FederationCommand::PutRule(r),
             };
             outcome(self.fed_propose(cmd).await?)?;
         }

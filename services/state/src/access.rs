@@ -19,8 +19,8 @@
 //! | federation | `FedTopUp` | the account is `from`'s own |
 //! | federation | `FedConfirmClearing` | the line's treatment province is `from` |
 //!
-//! `FedRunClearing` never comes from a province: the national administration calls the
-//! federation's replicas itself.
+//! `FedRunClearing` and `FedPutRule` never come from a province: the national administration
+//! calls the federation's replicas itself.
 //!
 //! Queries: a province may ask another province `RemotePerson` and `RemoteQuote` (the
 //! treatment side of non-local care), and the federation `Directory`, `ProvinceEndpoints`,
@@ -68,7 +68,7 @@ fn federation(cmd: &FederationCommand, from: &ProvinceCode) -> bool {
         FederationCommand::Vouch { insured, .. } => insured == from,
         FederationCommand::Anchor { province, .. } => province == from,
         FederationCommand::ConfirmClearing { treatment, .. } => treatment == from,
-        FederationCommand::RunClearing { .. } => false,
+        FederationCommand::RunClearing { .. } | FederationCommand::PutRule(_) => false,
     }
 }
 
@@ -78,6 +78,8 @@ pub fn foreign_query(q: &Query, from: &ProvinceCode) -> Result<(), String> {
         // A quote of a claim treated in `from`.
         Query::RemoteQuote { transfer, .. } => &transfer.treatment == from,
         Query::RemotePerson { .. }
+        // Rules are no personal data: a province replica reads the national rules for its agency.
+        | Query::Rules
         | Query::Directory { .. }
         | Query::ProvinceEndpoints { .. }
         | Query::Provinces

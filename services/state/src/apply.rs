@@ -461,7 +461,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
             finish_transfer(tx, transfer, *decision, reason, split.as_ref(), now)
         }
         ProvinceCommand::FinishReversal { institution, serial } => finish_reversal(tx, institution, serial, now),
-        ProvinceCommand::SyncShared { items } => sync_shared(tx, items),
+        ProvinceCommand::SyncShared { items } => sync_shared(tx, items, now),
         ProvinceCommand::RecordDiscipline(e) => record_discipline(tx, e),
         ProvinceCommand::Case(c) => crate::cases::execute(tx, c, now),
         ProvinceCommand::Published { through } => crate::cases::published(tx, *through),

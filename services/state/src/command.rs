@@ -130,6 +130,7 @@ impl FederationCommand {
             Self::Anchor { .. } => "fed_anchor",
             Self::RecordViolation(_) => "fed_record_violation",
             Self::RecordCaseOutcome(_) => "fed_record_case_outcome",
+            Self::PutRule(_) => "fed_put_rule",
         }
     }
 }

@@ -9,7 +9,11 @@ use crate::shared::*;
 use crate::DomainError;
 
 /// Province: copies the federation's shared log.
-pub(crate) fn sync_shared(tx: &mut Tx<'_>, items: &[(u64, SharedItem)]) -> Result<Outcome, DomainError> {
+pub(crate) fn sync_shared(
+    tx: &mut Tx<'_>,
+    items: &[(u64, SharedItem)],
+    now: medmesh_types::LogTime,
+) -> Result<Outcome, DomainError> {
     let mut cursor: u64 = tx.load(keys::SHARED_CURSOR).unwrap_or(0);
     // The federation numbers its shared log 1, 2, 3, …: a batch that would move the cursor
     // past an item it does not carry is refused whole (issue 10: cursors never skip), so a
@@ -42,6 +46,14 @@ pub(crate) fn sync_shared(tx: &mut Tx<'_>, items: &[(u64, SharedItem)]) -> Resul
                 }
             }
             SharedItem::CaseOutcome(o) => copy_outcome(tx, o),
+            // A national rule: compiled again here (it came from another group); one that
+            // cannot be recorded (a version out of order, an id this province uses for its own
+            // rule) is skipped, never half-stored.
+            SharedItem::Rule(r) => {
+                if medmesh_monitor::compile(r).is_ok() {
+                    let _ = crate::monitoring::put_rule(tx, r, true, now);
+                }
+            }
         }
         cursor = *seq;
     }

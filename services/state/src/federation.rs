@@ -83,6 +83,9 @@ pub enum FederationCommand {
     },
     /// Records a violation in the shared log every province copies.
     RecordViolation(medmesh_supervision::Violation),
+    /// Records a version of a national monitoring rule (the national administration's), copied
+    /// into every province through the shared log; versioned like a province's own rules.
+    PutRule(medmesh_monitor::Rule),
     /// Records an executed case's outcome (no personal identity) in the shared log, once per
     /// province and case id.
     RecordCaseOutcome(medmesh_supervision::cases::CaseOutcome),
@@ -338,6 +341,18 @@ pub(crate) fn fed_record_violation(
     tx.store(&key, v);
     Ok(Outcome::Stored)
 }
+/// Federation: records a national rule version and appends it to the shared log (a version
+/// recorded again with the same content changes nothing).
+fn fed_put_rule(tx: &mut Tx<'_>, r: &medmesh_monitor::Rule, now: LogTime) -> Result<Outcome, DomainError> {
+    let again = tx
+        .load::<crate::monitoring::RuleRecord>(&keys::rule(&r.id))
+        .is_some_and(|old| old.rule.version == r.version && &old.rule == r);
+    crate::monitoring::put_rule(tx, r, true, now)?;
+    if !again {
+        append_shared(tx, SharedItem::Rule(r.clone()));
+    }
+    Ok(Outcome::Stored)
+}
 /// Federation: appends a case outcome to the shared log (once per province and case id).
 pub(crate) fn fed_record_case_outcome(
     tx: &mut Tx<'_>,
@@ -392,5 +407,6 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &FederationCommand, now: LogTime) ->
         FederationCommand::Anchor { province, head } => fed_anchor(tx, province, head, now),
         FederationCommand::RecordViolation(v) => fed_record_violation(tx, v),
         FederationCommand::RecordCaseOutcome(o) => fed_record_case_outcome(tx, o),
+        FederationCommand::PutRule(r) => fed_put_rule(tx, r, now),
     }
 }

@@ -354,6 +354,8 @@ pub enum SharedItem {
     Discipline(DisciplineEntry),
     /// A decided and executed case, without personal identities (issue 11.6).
     CaseOutcome(medmesh_supervision::cases::CaseOutcome),
+    /// A version of a national monitoring rule.
+    Rule(medmesh_monitor::Rule),
 }
 
 /// What a person looks like to a treatment province: no raw identity number.

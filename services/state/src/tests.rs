@@ -1308,6 +1308,7 @@ fn a_flagged_claim_becomes_a_case_and_its_recovery_reaches_the_ledger_once() {
             SharedItem::Violation(_) => "violation",
             SharedItem::Discipline(_) => "discipline",
             SharedItem::CaseOutcome(_) => "outcome",
+            SharedItem::Rule(_) => "rule",
         })
         .collect();
     assert_eq!(kinds, vec!["violation", "discipline", "outcome"]);
@@ -1453,4 +1454,46 @@ fn overlapping_stays_in_two_provinces_are_caught_before_the_second_payment() {
     assert!(e.message.contains("XR-01"), "{e}");
     ok(&one(&mut t.insured, ProvinceCommand::ResolveReservation { transfer: x.id, decision: Decision::Abort }));
     settled(&one(&mut t.insured, settle_cmd("SL", "VL")));
+}
+
+/// National rules are recorded at the federation and copied into every province through the
+/// shared log; a province cannot take over a national rule's id, and a rule that does not
+/// compile is never stored, wherever it comes from.
+#[test]
+fn national_rules_reach_provinces_through_the_shared_log() {
+    use medmesh_monitor::Action;
+    let mut t = trio();
+    let r1 = monitoring_rule("NAT-1", Action::Flag, "claim.total_fen > 100");
+    ok(&one(&mut t.federation, FederationCommand::PutRule(r1.clone())));
+    ok(&one(&mut t.federation, FederationCommand::PutRule(r1.clone())));
+    let mut r2 = r1.clone();
+    r2.version = 2;
+    r2.condition = "claim.total_fen > 200".into();
+    ok(&one(&mut t.federation, FederationCommand::PutRule(r2.clone())));
+    let bad = monitoring_rule("NAT-2", Action::Flag, "claim.total_fen > 1.5");
+    assert_eq!(one(&mut t.federation, FederationCommand::PutRule(bad.clone())).unwrap_err().field, "rule.condition");
+    let mut items = match run_query(&t.federation, &Query::SharedLog { after: 0, limit: 10 }).unwrap() {
+        Answer::SharedLog(items) => items,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(items.len(), 2, "one entry per new version");
+    // A forged item that does not compile is skipped by the province.
+    items.push((3, SharedItem::Rule(bad)));
+    ok(&one(&mut t.insured, ProvinceCommand::SyncShared { items }));
+    match run_query(&t.insured, &Query::Rules).unwrap() {
+        Answer::Rules(rules) => {
+            assert_eq!(rules.len(), 1);
+            assert_eq!((rules[0].rule.version, rules[0].national), (2, true));
+            assert_eq!(rules[0].rule.condition, r2.condition);
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut own = r2.clone();
+    own.version = 3;
+    let e = one(&mut t.insured, ProvinceCommand::PutRule(own)).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "rule.id"));
+    // The national rule runs at settlement like the province's own.
+    visit_and_lines(&mut t.insured, "V1", "300");
+    settled(&one(&mut t.insured, settle_cmd("S1", "V1")));
+    assert_eq!(alerts_of(&t.insured)[0].rule, "NAT-1");
 }

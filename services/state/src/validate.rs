@@ -118,6 +118,9 @@ fn province(cmd: &ProvinceCommand) -> Result<(), DomainError> {
 fn federation(cmd: &FederationCommand) -> Result<(), DomainError> {
     match cmd {
         FederationCommand::RecordViolation(v) => crate::rules::check_violation(v, None),
+        FederationCommand::PutRule(r) => medmesh_monitor::compile(r)
+            .map(|_| ())
+            .map_err(|e| DomainError::invalid(format!("rule.{}", e.field), e.message)),
         FederationCommand::RecordCaseOutcome(o) => {
             o.validate().map_err(|e| DomainError::invalid("outcome", e.to_string()))?;
             crate::rules::province("province", &o.province)

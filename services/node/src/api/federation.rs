@@ -221,6 +221,34 @@ impl FederationService for Federation {
         }
     }
 
+    async fn put_national_rule(
+        &self,
+        req: Request<PutNationalRuleRequest>,
+    ) -> Result<Response<PutNationalRuleResponse>, Status> {
+        if !self.mesh.is_federation() {
+            return Err(Status::failed_precondition(
+                "federation: national rules are recorded at the federation's replicas (province 000000); call one of them",
+            ));
+        }
+        let rule = convert::rule(req.into_inner().rule)?;
+        match self.act(FederationCommand::PutRule(rule)).await? {
+            Outcome::Stored => Ok(Response::new(PutNationalRuleResponse {})),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn list_national_rules(
+        &self,
+        _req: Request<ListNationalRulesRequest>,
+    ) -> Result<Response<ListNationalRulesResponse>, Status> {
+        match self.ask(Query::Rules).await? {
+            Answer::Rules(rules) => Ok(Response::new(ListNationalRulesResponse {
+                rules: rules.iter().map(convert::rule_record_pb).collect(),
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+
     async fn get_clearing(&self, req: Request<GetClearingRequest>) -> Result<Response<GetClearingResponse>, Status> {
         let r = req.into_inner();
         let q = Query::Clearing {
