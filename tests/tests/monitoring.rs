@@ -197,6 +197,43 @@ async fn rules_block_self_pay_and_flag_claims_at_settlement() {
     let e = agency.test_rule(test(own_rule("TRY", pb::RuleAction::Flag, "true"), "V9")).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
 
+    // A post-payment scan: a rule recorded after the claims were paid runs over them a step at
+    // a time; each paid claim (S1, S2, S3) is alerted once, however often the scan runs.
+    agency
+        .put_rule(pb::PutRuleRequest { rule: Some(own_rule("LATE", pb::RuleAction::Block, "claim.line_count >= 1")) })
+        .await
+        .unwrap();
+    let step = |token: String| pb::ScanSettlementsRequest {
+        rule_id: "LATE".into(),
+        from: day.clone(),
+        to: day.clone(),
+        page_token: token,
+        page_size: 1,
+    };
+    let (mut token, mut raised, mut steps) = (String::new(), 0, 0);
+    loop {
+        let r = agency.scan_settlements(step(token)).await.unwrap().into_inner();
+        raised += r.alerts_raised;
+        steps += 1;
+        assert!(steps < 20, "the scan ends");
+        if r.next_page_token.is_empty() {
+            break;
+        }
+        token = r.next_page_token;
+    }
+    assert_eq!(raised, 3);
+    let again = agency.scan_settlements(pb::ScanSettlementsRequest { page_size: 0, ..step(String::new()) }).await;
+    assert_eq!(again.unwrap().into_inner().alerts_raised, 0);
+    let e = agency.scan_settlements(pb::ScanSettlementsRequest { rule_id: "NONE".into(), ..step(String::new()) });
+    let e = e.await.unwrap_err();
+    assert!(e.code() == Code::NotFound && e.message().starts_with("rule_id:"), "{e:?}");
+    let e = agency.scan_settlements(pb::ScanSettlementsRequest { page_size: 1001, ..step(String::new()) });
+    let e = e.await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().starts_with("page_size:"), "{e:?}");
+    let e = agency.scan_settlements(pb::ScanSettlementsRequest { to: "2000-01-01".into(), ..step(String::new()) });
+    let e = e.await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().starts_with("to:"), "{e:?}");
+
     // Bad rules and entries: refused naming the field, nothing recorded.
     let bad_rules = [
         (pb::PutRuleRequest { rule: None }, "rule:"),
@@ -256,6 +293,10 @@ async fn rules_block_self_pay_and_flag_claims_at_settlement() {
         assert!(e.message().starts_with(field), "{field}: {}", e.message());
     }
     let after = agency.list_rules(pb::ListRulesRequest {}).await.unwrap().into_inner().rules;
-    assert_eq!(after.len(), shipped.len() + 2, "nothing bad was recorded");
+    assert_eq!(
+        after.len(),
+        shipped.len() + 3,
+        "nothing bad was recorded (the agency's own: AG-CEILING, AG-BROKEN, LATE)"
+    );
     g.stop_all().await;
 }

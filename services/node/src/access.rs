@@ -162,6 +162,7 @@ pub const TABLE: &[Rule] = &[
     Rule { method: "/medmesh.v1.AgencyService/PutKnowledge", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/ListAlerts", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/ReviewAlert", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/ScanSettlements", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/OpenCase", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/InvestigateCase", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/DecideCase", allow: &[AgencyHere], scope: "" },

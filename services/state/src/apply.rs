@@ -1,7 +1,7 @@
 //! Deterministic apply of commands.
 
 use medmesh_settlement::{Accumulators, CatalogueItem};
-use medmesh_types::{KeyedHash, LogTime, Money, Serial};
+use medmesh_types::{Date, KeyedHash, LogTime, Money, PersonnelCode, Serial};
 
 use crate::command::{Batch, Command};
 use crate::discipline::*;
@@ -465,5 +465,11 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
         ProvinceCommand::RecordDiscipline(e) => record_discipline(tx, e),
         ProvinceCommand::Case(c) => crate::cases::execute(tx, c, now),
         ProvinceCommand::Published { through } => crate::cases::published(tx, *through),
+        ProvinceCommand::ScanRule { rule_id, from, to, after, limit } => {
+            let points = |kv: &dyn KvRead, code: &PersonnelCode, day: Date| {
+                qualification(kv, code, day).map(|q| q.year_points).unwrap_or(0)
+            };
+            crate::monitoring::scan(tx, rule_id, *from, *to, after, *limit as usize, now, points)
+        }
     }
 }

@@ -109,6 +109,7 @@ impl ProvinceCommand {
                 CaseCommand::PutPolicy(_) => "put_case_policy",
             },
             Self::Published { .. } => "published",
+            Self::ScanRule { .. } => "scan_rule",
         }
     }
 }

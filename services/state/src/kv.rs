@@ -180,6 +180,10 @@ pub mod keys {
     pub fn reservation_care(t: &TransferId) -> String {
         format!("rsvcare/{}", t.key())
     }
+    /// A settlement a post-payment scan of a rule version already raised alerts on.
+    pub fn scan_hit(rule: &str, version: u32, inst: &InstitutionId, serial: &Serial) -> String {
+        format!("scanhit/{rule}/{version}/{inst}/{serial}")
+    }
     /// A case.
     pub fn case(id: &str) -> String {
         format!("case/{id}")

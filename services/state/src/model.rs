@@ -583,6 +583,20 @@ pub enum ProvinceCommand {
     RecordDiscipline(crate::shared::DisciplineEntry),
     /// A step of a case (issue 11.6).
     Case(CaseCommand),
+    /// A post-payment scan step: runs one recorded rule over the period's local settlements,
+    /// at most `limit` (1 to 1,000) settlements after `after`.
+    ScanRule {
+        /// The rule.
+        rule_id: String,
+        /// First settlement day.
+        from: Date,
+        /// Last settlement day.
+        to: Date,
+        /// Where to resume (the `next` of the step before; empty to start).
+        after: String,
+        /// Most settlements read.
+        limit: u32,
+    },
     /// Province: the outbox items through `through` reached the federation's shared log.
     Published {
         /// Sequence of the last published item.
@@ -668,6 +682,8 @@ pub enum Outcome {
     Case(Box<medmesh_supervision::cases::Case>),
     /// The province's case policy.
     CasePolicy(medmesh_supervision::cases::CasePolicy),
+    /// A post-payment scan step.
+    Scanned(ScanReport),
     /// A month's clearing statements, totals only.
     Clearing(Vec<crate::shared::StatementSummary>),
     /// Shared-log entries copied; the cursor after them.
@@ -736,4 +752,17 @@ pub struct Alert {
     pub kind: AlertKind,
     /// Review status.
     pub status: AlertStatus,
+}
+
+/// What one post-payment scan command did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanReport {
+    /// Settlements read.
+    pub scanned: u32,
+    /// Settlements in the period the rule was run on.
+    pub checked: u32,
+    /// Alerts raised.
+    pub raised: u32,
+    /// Where the next command starts; empty when the scan is done.
+    pub next: String,
 }

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kv::{decode, keys, load, scan_prefix, KvRead, Tx};
 pub use crate::model::{Alert, AlertKind, AlertStatus};
-use crate::model::{Institution, Outcome, Person, Visit, VisitKind};
+use crate::model::{Institution, Outcome, Person, ScanReport, Settlement, Visit, VisitKind};
 use crate::DomainError;
 
 /// Most rules a province holds (national and its own).
@@ -327,6 +327,26 @@ pub(crate) fn check(kv: &dyn KvRead, c: &ClaimContext<'_>) -> Verdict {
     v
 }
 
+/// A registered visit's claim with what the rules read of it: the institution, the visit, the
+/// person and the catalogue entries of its codes.
+fn load_claim(
+    kv: &dyn KvRead,
+    institution: &InstitutionId,
+    visit: &Serial,
+) -> Result<(Institution, Visit, Person, Vec<CatalogueItem>), DomainError> {
+    let inst: Institution = load(kv, &keys::institution(institution)).ok_or_else(|| {
+        DomainError::not_found("institution_id", format!("institution {institution} is not registered"))
+    })?;
+    let v: Visit = load(kv, &keys::visit(institution, visit)).ok_or_else(|| {
+        DomainError::not_found("visit_serial", format!("visit {visit} of institution {institution} is not registered"))
+    })?;
+    let person: Person = load(kv, &keys::person(&v.person))
+        .ok_or_else(|| DomainError::not_found("visit_serial", "the visit's patient is not registered here"))?;
+    let codes: BTreeSet<medmesh_types::ItemCode> = v.lines.iter().map(|l| l.code.clone()).collect();
+    let items: Vec<CatalogueItem> = codes.iter().filter_map(|c| load(kv, &keys::item(c))).collect();
+    Ok((inst, v, person, items))
+}
+
 /// Runs one rule (recorded or not) over a registered visit's claim, as it would at settlement
 /// on `today`.
 pub(crate) fn test_rule(
@@ -338,16 +358,7 @@ pub(crate) fn test_rule(
     doctor_points: impl FnOnce(&medmesh_types::PersonnelCode) -> u32,
 ) -> Result<Verdict, DomainError> {
     let compiled = compile(rule).map_err(|e| DomainError::invalid(format!("rule.{}", e.field), e.message))?;
-    let inst: Institution = load(kv, &keys::institution(institution)).ok_or_else(|| {
-        DomainError::not_found("institution_id", format!("institution {institution} is not registered"))
-    })?;
-    let v: Visit = load(kv, &keys::visit(institution, visit)).ok_or_else(|| {
-        DomainError::not_found("visit_serial", format!("visit {visit} of institution {institution} is not registered"))
-    })?;
-    let person: Person = load(kv, &keys::person(&v.person))
-        .ok_or_else(|| DomainError::not_found("visit_serial", "the visit's patient is not registered here"))?;
-    let codes: BTreeSet<medmesh_types::ItemCode> = v.lines.iter().map(|l| l.code.clone()).collect();
-    let items: Vec<CatalogueItem> = codes.iter().filter_map(|c| load(kv, &keys::item(c))).collect();
+    let (inst, v, person, items) = load_claim(kv, institution, visit)?;
     let doctor_points = doctor_points(&v.doctor);
     let ctx = ClaimContext {
         visit: &v,
@@ -395,7 +406,34 @@ pub(crate) fn settled(
     place: Option<&ProvinceCode>,
     now: LogTime,
 ) {
+    raise_alerts(tx, v, visit, settlement, now, false);
+    let today = now.date();
+    let discharged = if visit.kind == VisitKind::Inpatient { today.max(visit.admitted) } else { visit.admitted };
+    let billed: BTreeSet<(i32, String)> = visit.lines.iter().map(|l| (l.date.days(), l.code.to_string())).collect();
+    let care = CareRecord {
+        institution: visit.institution.clone(),
+        visit: visit.serial.clone(),
+        kind: visit.kind,
+        admitted: visit.admitted,
+        discharged,
+        billed: billed.into_iter().collect(),
+        province: place.cloned(),
+    };
+    tx.store(&keys::care(person, visit.admitted, &visit.institution, &visit.serial), &care);
+}
+
+/// Adds a verdict's alerts to the review queue: every flag and fault (and, for a post-payment
+/// scan, every hit: the claim was paid already). Answers how many were raised.
+fn raise_alerts(
+    tx: &mut Tx<'_>,
+    v: &Verdict,
+    visit: &Visit,
+    settlement: &Serial,
+    now: LogTime,
+    every_hit: bool,
+) -> u32 {
     let mut seq: u64 = tx.load(keys::ALERT_SEQ).unwrap_or(0);
+    let first = seq;
     let mut raise = |rule: &str, version: u32, title: &str, severity: u8, line: &Option<String>, kind: AlertKind| {
         seq += 1;
         let a = Alert {
@@ -414,28 +452,80 @@ pub(crate) fn settled(
         };
         tx.store(&keys::alert(seq), &a);
     };
-    for h in v.flags() {
+    let hits: Vec<&medmesh_monitor::Hit> = if every_hit { v.hits.iter().collect() } else { v.flags().collect() };
+    for h in hits {
         raise(&h.rule, h.version, &h.title, h.severity, &h.line, AlertKind::Flag);
     }
     for f in &v.faults {
         raise(&f.rule, f.version, "the rule failed to evaluate", 3, &f.line, AlertKind::Fault(f.message.clone()));
     }
-    if !v.hits.is_empty() || !v.faults.is_empty() {
+    if seq > first {
         tx.store(keys::ALERT_SEQ, &seq);
     }
-    let today = now.date();
-    let discharged = if visit.kind == VisitKind::Inpatient { today.max(visit.admitted) } else { visit.admitted };
-    let billed: BTreeSet<(i32, String)> = visit.lines.iter().map(|l| (l.date.days(), l.code.to_string())).collect();
-    let care = CareRecord {
-        institution: visit.institution.clone(),
-        visit: visit.serial.clone(),
-        kind: visit.kind,
-        admitted: visit.admitted,
-        discharged,
-        billed: billed.into_iter().collect(),
-        province: place.cloned(),
-    };
-    tx.store(&keys::care(person, visit.admitted, &visit.institution, &visit.serial), &care);
+    (seq - first) as u32
+}
+
+/// Most settlements one post-payment scan command reads.
+pub const MAX_SCAN: usize = 1_000;
+
+/// A post-payment scan step (issue 11.5): runs the rule in force under `rule_id` over the
+/// local settlements in force settled from `from` through `to`, reading at most `limit`
+/// settlements after `after` (in key order); every hit and fault becomes an alert, once per
+/// rule version and settlement however often the scan is run. Answers where to resume.
+#[allow(clippy::too_many_arguments)] // the scan's parameters
+pub(crate) fn scan(
+    tx: &mut Tx<'_>,
+    rule_id: &str,
+    from: Date,
+    to: Date,
+    after: &str,
+    limit: usize,
+    now: LogTime,
+    doctor_points: impl Fn(&dyn KvRead, &medmesh_types::PersonnelCode, Date) -> u32,
+) -> Result<Outcome, DomainError> {
+    let rec: RuleRecord =
+        tx.load(&keys::rule(rule_id)).ok_or_else(|| DomainError::not_found("rule_id", format!("no rule {rule_id}")))?;
+    let compiled = compile(&rec.rule).map_err(|e| DomainError::invalid(format!("rule.{}", e.field), e.message))?;
+    let start = if after.is_empty() { "stl/".to_string() } else { format!("stl/{after}\u{0}") };
+    let rows = tx.scan(start.as_bytes(), b"stl0", limit);
+    let mut report = ScanReport { scanned: rows.len() as u32, checked: 0, raised: 0, next: String::new() };
+    if rows.len() == limit {
+        if let Some((k, _)) = rows.last() {
+            report.next = String::from_utf8_lossy(&k[4..]).into_owned();
+        }
+    }
+    for (_, bytes) in rows {
+        let st: Settlement = decode(&bytes);
+        if st.insured.is_some() || st.status != crate::model::SettlementStatus::Settled {
+            continue;
+        }
+        if st.settled_on < from || st.settled_on > to {
+            continue;
+        }
+        let marker = keys::scan_hit(rule_id, rec.rule.version, &st.institution, &st.serial);
+        if tx.load::<()>(&marker).is_some() {
+            continue;
+        }
+        let Ok((inst, v, person, items)) = load_claim(tx, &st.institution, &st.visit) else { continue };
+        let points = doctor_points(tx, &v.doctor, st.settled_on);
+        let ctx = ClaimContext {
+            visit: &v,
+            person: &person,
+            institution: &inst,
+            items: &items,
+            doctor_points: points,
+            today: st.settled_on,
+            place: None,
+        };
+        report.checked += 1;
+        let verdict = evaluate(std::slice::from_ref(&compiled), &facts(tx, &ctx));
+        let raised = raise_alerts(tx, &verdict, &v, &st.serial, now, true);
+        if raised > 0 {
+            tx.store(&marker, &());
+            report.raised += raised;
+        }
+    }
+    Ok(Outcome::Scanned(report))
 }
 
 /// After a local settlement is reversed: the visit leaves the person's care index.

@@ -111,6 +111,19 @@ fn province(cmd: &ProvinceCommand) -> Result<(), DomainError> {
         ProvinceCommand::RecordDiscipline(e) => text("reason", &e.reason, true),
         ProvinceCommand::Case(c) => crate::cases::validate(c),
         ProvinceCommand::Published { .. } => Ok(()),
+        ProvinceCommand::ScanRule { rule_id, from, to, after, limit } => {
+            text("rule_id", rule_id, true)?;
+            if to < from {
+                return Err(DomainError::invalid("to", format!("{to} is before from {from}")));
+            }
+            if after.len() > 300 || after.chars().any(char::is_control) {
+                return Err(DomainError::invalid("page_token", "is not a token this scan returned"));
+            }
+            if !(1..=crate::monitoring::MAX_SCAN as u32).contains(limit) {
+                return Err(DomainError::invalid("page_size", format!("must be 1 to {}", crate::monitoring::MAX_SCAN)));
+            }
+            Ok(())
+        }
     }
 }
 

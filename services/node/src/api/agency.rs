@@ -229,6 +229,29 @@ impl AgencyService for Agency {
         }
     }
 
+    async fn scan_settlements(
+        &self,
+        req: Request<ScanSettlementsRequest>,
+    ) -> Result<Response<ScanSettlementsResponse>, Status> {
+        let r = req.into_inner();
+        let cmd = ProvinceCommand::ScanRule {
+            rule_id: r.rule_id,
+            from: convert::date("from", &r.from)?,
+            to: convert::date("to", &r.to)?,
+            after: r.page_token,
+            limit: if r.page_size == 0 { 500 } else { r.page_size },
+        };
+        match outcome(self.mesh.app.propose(cmd).await?)? {
+            Outcome::Scanned(s) => Ok(Response::new(ScanSettlementsResponse {
+                scanned: s.scanned,
+                checked: s.checked,
+                alerts_raised: s.raised,
+                next_page_token: s.next,
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+
     async fn open_case(&self, req: Request<OpenCaseRequest>) -> Result<Response<OpenCaseResponse>, Status> {
         let cmd = convert::open_case(req.into_inner(), &self.mesh.province)?;
         Ok(Response::new(OpenCaseResponse { case: Some(self.case_step(cmd).await?) }))

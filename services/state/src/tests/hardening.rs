@@ -240,6 +240,13 @@ fn corpus() -> Vec<Command> {
         ProvinceCommand::Case(CaseCommand::Decide { id: "C1".into(), decision: case_decision() }),
         ProvinceCommand::Case(CaseCommand::Execute { id: "C1".into() }),
         ProvinceCommand::Published { through: 1 },
+        ProvinceCommand::ScanRule {
+            rule_id: medmesh_monitor::shipped_rules().remove(5).id,
+            from: day("2025-03-01"),
+            to: day("2025-03-31"),
+            after: String::new(),
+            limit: 10,
+        },
     ];
     let federation = vec![
         FederationCommand::TopUp {
@@ -273,6 +280,7 @@ fn corpus() -> Vec<Command> {
             executed_on: day("2025-03-02"),
             reason: "r".into(),
         }),
+        FederationCommand::PutRule(medmesh_monitor::shipped_rules().remove(7)),
         FederationCommand::RunClearing { month: "2025-03".into() },
         FederationCommand::Directory { entries: vec![(KEY.into(), prov("310000"))] },
     ];
