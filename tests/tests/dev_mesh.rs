@@ -235,6 +235,9 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
 
     // Reverse: the fund gets the money back.
     let mut agency = AgencyServiceClient::new(dev_ch(dir, &p110[0], &agency("110000")));
+    // The dev mesh's provinces hold the shipped monitoring rules from the start.
+    let rules = agency.list_rules(pb::ListRulesRequest {}).await.unwrap().into_inner().rules;
+    assert_eq!(rules.len(), medmesh_monitor::shipped_rules().len());
     let before = agency.get_fund(pb::GetFundRequest {}).await.unwrap().into_inner();
     let r = h
         .reverse(pb::ReverseRequest {

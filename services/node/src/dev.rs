@@ -299,6 +299,14 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
             return Ok(());
         }
     };
+    // The demo knowledge base and the shipped monitoring rules, in every province, before any
+    // claim: what the dev mesh settles meets the rules as production would.
+    for (province, leader, _) in groups.iter().filter(|(p, _, _)| p != medmesh_state::FEDERATION) {
+        let agency = dev_transport(&opts.data_dir, &agency(province)?, opts.insecure)?;
+        crate::demo::load_monitoring(channel(leader, &agency)?)
+            .await
+            .map_err(|s| anyhow::anyhow!("loading the monitoring rules of {province}: {}", s.message()))?;
+    }
     let provinces: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
     println!(
         "medmesh dev: federation and {} provinces x 3 replicas, data in {}",
