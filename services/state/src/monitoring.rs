@@ -173,16 +173,37 @@ pub fn rules(kv: &dyn KvRead) -> Vec<RuleRecord> {
     scan_prefix(kv, keys::RULES, MAX_RULES).iter().map(|(_, v)| decode(v)).collect()
 }
 
-/// The enabled rules, compiled (each was checked when recorded; one that no longer compiles
-/// under this build is skipped here and reported by [`rules_in_force`]'s caller as a fault).
-fn rules_in_force(kv: &dyn KvRead) -> (Vec<CompiledRule>, Vec<medmesh_monitor::Fault>) {
-    let mut ok = Vec::new();
-    let mut faults = Vec::new();
-    let in_force: Vec<Rule> = load(kv, keys::RULES_IN_FORCE).unwrap_or_default();
+/// The enabled rules, compiled, with a fault for each one that no longer compiles under this
+/// build (each was checked when recorded).
+pub(crate) struct RuleSet {
+    /// The rules that compile, by id.
+    pub rules: Vec<CompiledRule>,
+    /// The others, as faults.
+    pub faults: Vec<medmesh_monitor::Fault>,
+}
+
+/// The rules in force. Decoding and compiling them is a pure function of the stored record's
+/// bytes, so the last set is kept per process and reused while the record's bytes are the same
+/// (apply runs the rules on every settlement; the record changes only when a rule does).
+fn rules_in_force(kv: &dyn KvRead) -> std::sync::Arc<RuleSet> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Last = Mutex<Option<(Vec<u8>, Arc<RuleSet>)>>;
+    static LAST: OnceLock<Last> = OnceLock::new();
+    let raw = kv.get(keys::RULES_IN_FORCE.as_bytes()).unwrap_or_default();
+    let last = LAST.get_or_init(|| Mutex::new(None));
+    if let Ok(guard) = last.lock() {
+        if let Some((bytes, set)) = guard.as_ref() {
+            if *bytes == raw {
+                return set.clone();
+            }
+        }
+    }
+    let in_force: Vec<Rule> = if raw.is_empty() { Vec::new() } else { decode(&raw) };
+    let mut set = RuleSet { rules: Vec::new(), faults: Vec::new() };
     for r in in_force {
         match compile(&r) {
-            Ok(c) => ok.push(c),
-            Err(e) => faults.push(medmesh_monitor::Fault {
+            Ok(c) => set.rules.push(c),
+            Err(e) => set.faults.push(medmesh_monitor::Fault {
                 rule: r.id.clone(),
                 version: r.version,
                 line: None,
@@ -190,7 +211,11 @@ fn rules_in_force(kv: &dyn KvRead) -> (Vec<CompiledRule>, Vec<medmesh_monitor::F
             }),
         }
     }
-    (ok, faults)
+    let set = Arc::new(set);
+    if let Ok(mut guard) = last.lock() {
+        *guard = Some((raw, set.clone()));
+    }
+    set
 }
 
 /// The person's recent care around a visit, from the care indexes (this visit excluded).
@@ -318,12 +343,12 @@ pub(crate) fn facts(kv: &dyn KvRead, c: &ClaimContext<'_>) -> Facts {
 
 /// Runs the rules in force over a local claim.
 pub(crate) fn check(kv: &dyn KvRead, c: &ClaimContext<'_>) -> Verdict {
-    let (rules, faults) = rules_in_force(kv);
-    if rules.is_empty() && faults.is_empty() {
+    let set = rules_in_force(kv);
+    if set.rules.is_empty() && set.faults.is_empty() {
         return Verdict::default();
     }
-    let mut v = evaluate(&rules, &facts(kv, c));
-    v.faults.extend(faults);
+    let mut v = evaluate(&set.rules, &facts(kv, c));
+    v.faults.extend(set.faults.iter().cloned());
     v
 }
 
