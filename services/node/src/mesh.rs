@@ -752,7 +752,12 @@ impl Mesh {
                 SharedItem::CaseOutcome(o) => FederationCommand::RecordCaseOutcome(o),
                 SharedItem::Rule(r) => FederationCommand::PutRule(r),
             };
-            outcome(self.fed_propose(cmd).await?)?;
+            if let Err(e) = self.fed_propose(cmd).await? {
+                // Loud: a refused item stays in the outbox (and holds back those after it)
+                // until an operator looks; it is never dropped silently.
+                tracing::error!(error = %e, "the federation refused an outbox item; it stays in the outbox");
+                return Err(status(e));
+            }
         }
         outcome(self.app.propose(ProvinceCommand::Published { through }).await?)?;
         Ok(())

@@ -214,7 +214,19 @@ fn carry_out(
     fund.fines_imposed += effects.fine;
     tx.store(keys::FUND, &fund);
     if let Some((from, until)) = effects.hold {
-        tx.store(&keys::agreement_hold(inst), &AgreementHold { case_id: case.id.clone(), from, until });
+        // One hold per institution: an ended agreement stays ended, and of two suspensions the
+        // one that lasts longer stands (a later, shorter one never lifts an earlier one).
+        let new = AgreementHold { case_id: case.id.clone(), from, until };
+        let stands = match tx.load::<AgreementHold>(&keys::agreement_hold(inst)) {
+            Some(old) => match (old.until, until) {
+                (None, _) => old,
+                (Some(_), None) => new,
+                (Some(o), Some(n)) if o >= n => old,
+                _ => new,
+            },
+            None => new,
+        };
+        tx.store(&keys::agreement_hold(inst), &stands);
     }
     for v in &effects.violations {
         check_violation(v, Some(today))?;
@@ -227,7 +239,7 @@ fn carry_out(
     if let Some((from, until)) = effects.discipline {
         let reason = case.decision.as_ref().map(|d| d.input.reason.clone()).unwrap_or_default();
         let e = DisciplineEntry {
-            id: format!("case-{}", case.id),
+            id: format!("case-{}-{}", case.province, case.id),
             subject: DisciplineSubject::Institution(inst.clone()),
             province: case.province.clone(),
             from,

@@ -1554,3 +1554,43 @@ fn a_post_payment_scan_is_batched_resumable_and_raises_each_alert_once() {
     let e = one(&mut kv, scan("", 0, "2025-03-01")).unwrap_err();
     assert_eq!(e.field, "page_size");
 }
+
+/// Of two cases' agreement holds, the stronger stands: an ended agreement stays ended.
+#[test]
+fn a_later_shorter_suspension_never_lifts_an_ended_agreement() {
+    use medmesh_supervision::cases::*;
+    let mut kv = seeded();
+    for (v, s) in [("V1", "S1"), ("V2", "S2")] {
+        visit_and_lines(&mut kv, v, "300");
+        settled(&one(&mut kv, settle_cmd(s, v)));
+    }
+    for (id, settlement, agreement) in [("C1", "S1", AgreementAction::End), ("C2", "S2", AgreementAction::Suspend(1))] {
+        let step = |c| ProvinceCommand::Case(c);
+        case_of(&one(
+            &mut kv,
+            step(CaseCommand::Open {
+                id: id.into(),
+                province: prov("110000"),
+                source: CaseSource::Inspection("I-1".into()),
+                institution: inst(),
+                settlements: vec![ser(settlement)],
+            }),
+        ));
+        case_of(&one(&mut kv, step(CaseCommand::Investigate { id: id.into(), finding: "f".into() })));
+        let decision = DecisionInput {
+            violation: ViolationType::Fraud,
+            recover: m("1"),
+            fine_tenths: 20,
+            agreement,
+            scored: vec![],
+            discipline_days: 0,
+            handoff: None,
+            reason: "r".into(),
+        };
+        case_of(&one(&mut kv, step(CaseCommand::Decide { id: id.into(), decision })));
+        case_of(&one(&mut kv, step(CaseCommand::Execute { id: id.into() })));
+    }
+    let hold: AgreementHold = crate::kv::load(&kv, &keys::agreement_hold(&inst())).unwrap();
+    assert_eq!((hold.case_id.as_str(), hold.until), ("C1", None));
+    assert_eq!(fund(&kv).ledger.recovered, m("2"));
+}
