@@ -35,6 +35,11 @@ fn seeded() -> MemKv {
 }
 
 fn visit_and_lines(kv: &mut MemKv, visit: &str, price: &str) {
+    visit_of(kv, visit, price, VisitKind::Outpatient, "2025-03-10");
+}
+
+/// Registers a visit of the test person admitted on `admitted` with one line of `price`.
+fn visit_of(kv: &mut MemKv, visit: &str, price: &str, kind: VisitKind, admitted: &str) {
     let res = run(
         kv,
         vec![
@@ -43,11 +48,11 @@ fn visit_and_lines(kv: &mut MemKv, visit: &str, price: &str) {
                 serial: ser(visit),
                 certificate_kind: CertificateKind::SocialSecurityCard,
                 certificate: crate::sim::ss1(),
-                kind: VisitKind::Outpatient,
+                kind,
                 doctor: PersonnelCode::new("D001").unwrap(),
                 department: "internal".into(),
                 diagnosis: "J06.9".into(),
-                admitted: day("2025-03-10"),
+                admitted: day(admitted),
             },
             ProvinceCommand::UploadFees {
                 institution: inst(),
@@ -57,7 +62,7 @@ fn visit_and_lines(kv: &mut MemKv, visit: &str, price: &str) {
                     code: ItemCode::new("X1").unwrap(),
                     quantity: dec!(1),
                     unit_price: m(price),
-                    date: day("2025-03-10"),
+                    date: day(admitted),
                 }],
             },
         ],
@@ -1378,34 +1383,7 @@ fn case_outcomes_from_the_shared_log_are_checked() {
 /// A local inpatient stay of the test person at the insured province, admitted on `admitted`
 /// and discharged (settled) today.
 fn local_stay(kv: &mut MemKv, visit: &str, serial: &str, admitted: &str) -> CommandResult {
-    let res = run(
-        kv,
-        vec![
-            ProvinceCommand::RegisterVisit {
-                institution: inst(),
-                serial: ser(visit),
-                certificate_kind: CertificateKind::SocialSecurityCard,
-                certificate: crate::sim::ss1(),
-                kind: VisitKind::Inpatient,
-                doctor: PersonnelCode::new("D001").unwrap(),
-                department: "internal".into(),
-                diagnosis: "J06.9".into(),
-                admitted: day(admitted),
-            },
-            ProvinceCommand::UploadFees {
-                institution: inst(),
-                visit: ser(visit),
-                lines: vec![FeeLine {
-                    serial: ser("L1"),
-                    code: ItemCode::new("X1").unwrap(),
-                    quantity: dec!(1),
-                    unit_price: m("200"),
-                    date: day(admitted),
-                }],
-            },
-        ],
-    );
-    assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
+    visit_of(kv, visit, "200", VisitKind::Inpatient, admitted);
     one(kv, settle_cmd(serial, visit))
 }
 
