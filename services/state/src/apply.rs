@@ -444,7 +444,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
                 Ok(Outcome::Settlement(s))
             })
         }
-        ProvinceCommand::PutRule(r) => crate::monitoring::put_rule(tx, r, false, now),
+        ProvinceCommand::PutRule(r) => crate::monitoring::put_rule(tx, r, false, now).map(|_| Outcome::Stored),
         ProvinceCommand::PutKnowledge(k) => crate::monitoring::put_knowledge(tx, k),
         ProvinceCommand::ReviewAlert { seq, accept, reason } => crate::monitoring::review(tx, *seq, *accept, reason),
         ProvinceCommand::RegisterNonLocalVisit { request, nonlocal } => {

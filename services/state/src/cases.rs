@@ -71,7 +71,6 @@ fn involved(tx: &Tx<'_>, case: &str, inst: &InstitutionId, settlements: &[Serial
 /// Applies a case command.
 pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &CaseCommand, now: LogTime) -> Result<Outcome, DomainError> {
     let today = now.date();
-    let policy = policy(tx);
     let case = match cmd {
         CaseCommand::PutPolicy(p) => {
             p.validate().map_err(case_error)?;
@@ -79,7 +78,7 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &CaseCommand, now: LogTime) -> Resul
             return Ok(Outcome::CasePolicy(p.clone()));
         }
         CaseCommand::Open { id, province, source, institution, settlements } => {
-            return open(tx, id, source, institution, settlements, province, today, &policy)
+            return open(tx, id, source, institution, settlements, province, today, &policy(tx))
         }
         CaseCommand::Investigate { id, finding } => {
             let mut c = load_case(tx, id)?;
@@ -96,7 +95,7 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &CaseCommand, now: LogTime) -> Resul
                 // What can be recovered is what the fund paid on settlements still in force.
                 c.involved = involved(tx, &c.id, &c.institution, &c.settlements)?;
             }
-            c.decide(decision.clone(), today, &policy).map_err(case_error)?;
+            c.decide(decision.clone(), today, &policy(tx)).map_err(case_error)?;
             c
         }
         CaseCommand::Execute { id } => {
@@ -127,20 +126,24 @@ fn open(
     policy: &CasePolicy,
 ) -> Result<Outcome, DomainError> {
     let mut settlements = settlements.to_vec();
-    if let CaseSource::Alert(seq) = source {
-        let a: Alert = tx
-            .load(&keys::alert(*seq))
-            .ok_or_else(|| DomainError::not_found("source.alert_seq", format!("no alert {seq}")))?;
-        if &a.institution != institution {
-            return Err(DomainError::invalid(
-                "institution_id",
-                format!("alert {seq} is about institution {}, not {institution}", a.institution),
-            ));
+    let alert = match source {
+        CaseSource::Alert(seq) => {
+            let a: Alert = tx
+                .load(&keys::alert(*seq))
+                .ok_or_else(|| DomainError::not_found("source.alert_seq", format!("no alert {seq}")))?;
+            if &a.institution != institution {
+                return Err(DomainError::invalid(
+                    "institution_id",
+                    format!("alert {seq} is about institution {}, not {institution}", a.institution),
+                ));
+            }
+            if settlements.is_empty() {
+                settlements.push(a.settlement.clone());
+            }
+            Some(a)
         }
-        if settlements.is_empty() {
-            settlements.push(a.settlement.clone());
-        }
-    }
+        CaseSource::Report(_) | CaseSource::Inspection(_) => None,
+    };
     if let Some(old) = tx.load::<Case>(&keys::case(id)) {
         let mut sorted = settlements.clone();
         sorted.sort();
@@ -156,23 +159,19 @@ fn open(
     let case =
         Case::open(id, province_code.clone(), source.clone(), institution.clone(), settlements, paid, today, policy)
             .map_err(case_error)?;
-    if let CaseSource::Alert(seq) = source {
-        let akey = keys::alert(*seq);
-        let mut a: Alert = tx.load(&akey).ok_or_else(|| DomainError::not_found("source.alert_seq", "is gone"))?;
-        match &a.status {
-            AlertStatus::Dismissed(_) => {
-                return Err(DomainError::precondition("source.alert_seq", format!("alert {seq} was dismissed")))
-            }
-            AlertStatus::Open | AlertStatus::Accepted(_) => {}
+    if let Some(mut a) = alert {
+        let seq = a.seq;
+        if let AlertStatus::Dismissed(_) = a.status {
+            return Err(DomainError::precondition("source.alert_seq", format!("alert {seq} was dismissed")));
         }
-        if let Some(other) = tx.load::<String>(&keys::alert_case(*seq)) {
+        if let Some(other) = tx.load::<String>(&keys::alert_case(seq)) {
             return Err(DomainError::exists("source.alert_seq", format!("alert {seq} already opened case {other}")));
         }
         if a.status == AlertStatus::Open {
             a.status = AlertStatus::Accepted(format!("case {id}"));
-            tx.store(&akey, &a);
+            tx.store(&keys::alert(seq), &a);
         }
-        tx.store(&keys::alert_case(*seq), &id.to_string());
+        tx.store(&keys::alert_case(seq), &id.to_string());
     }
     tx.store(&keys::case(id), &case);
     Ok(Outcome::Case(Box::new(case)))

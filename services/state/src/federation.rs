@@ -344,11 +344,7 @@ pub(crate) fn fed_record_violation(
 /// Federation: records a national rule version and appends it to the shared log (a version
 /// recorded again with the same content changes nothing).
 fn fed_put_rule(tx: &mut Tx<'_>, r: &medmesh_monitor::Rule, now: LogTime) -> Result<Outcome, DomainError> {
-    let again = tx
-        .load::<crate::monitoring::RuleRecord>(&keys::rule(&r.id))
-        .is_some_and(|old| old.rule.version == r.version && &old.rule == r);
-    crate::monitoring::put_rule(tx, r, true, now)?;
-    if !again {
+    if crate::monitoring::put_rule(tx, r, true, now)? {
         append_shared(tx, SharedItem::Rule(r.clone()));
     }
     Ok(Outcome::Stored)

@@ -310,14 +310,10 @@ impl Payable {
     /// was taken (the caller adds it to [`FundLedger::recovered`] and takes it off
     /// [`FundLedger::recovery_due`]).
     pub fn offset_recovery(&mut self) -> Money {
-        if !self.recovery_due.is_negative() && !self.recovery_due.is_zero() && !self.amount.is_negative() {
-            let taken = self.recovery_due.min(self.amount);
-            self.amount -= taken;
-            self.recovery_due -= taken;
-            taken
-        } else {
-            Money::ZERO
-        }
+        let taken = self.recovery_due.min(self.amount).max(Money::ZERO);
+        self.amount -= taken;
+        self.recovery_due -= taken;
+        taken
     }
 }
 

@@ -69,8 +69,9 @@ pub struct CareRecord {
 }
 
 /// Records a rule version: a new rule starts at version 1, a changed one takes the next
-/// version, the same version again with the same content changes nothing.
-pub(crate) fn put_rule(tx: &mut Tx<'_>, rule: &Rule, national: bool, now: LogTime) -> Result<Outcome, DomainError> {
+/// version, the same version again with the same content changes nothing. Answers whether a
+/// version was recorded (false for the same version again).
+pub(crate) fn put_rule(tx: &mut Tx<'_>, rule: &Rule, national: bool, now: LogTime) -> Result<bool, DomainError> {
     let key = keys::rule(&rule.id);
     match tx.load::<RuleRecord>(&key) {
         Some(old) if old.national != national => {
@@ -79,7 +80,7 @@ pub(crate) fn put_rule(tx: &mut Tx<'_>, rule: &Rule, national: bool, now: LogTim
         }
         Some(old) if old.rule.version == rule.version => {
             return if old.rule == *rule {
-                Ok(Outcome::Stored)
+                Ok(false)
             } else {
                 Err(DomainError::exists(
                     "rule.version",
@@ -118,7 +119,7 @@ pub(crate) fn put_rule(tx: &mut Tx<'_>, rule: &Rule, national: bool, now: LogTim
         in_force.insert(at, rule.clone());
     }
     tx.store(keys::RULES_IN_FORCE, &in_force);
-    Ok(Outcome::Stored)
+    Ok(true)
 }
 
 /// Records (or replaces) a knowledge-base entry; the knowledge base's version moves on.

@@ -485,6 +485,15 @@ fn key_tail(k: &[u8], skip: usize) -> Vec<String> {
     String::from_utf8_lossy(k).split('/').skip(skip).map(str::to_string).collect()
 }
 
+/// Refuses a page size outside 1 to [`MAX_ROWS`], naming `page_size`.
+fn page(size: usize) -> Result<(), DomainError> {
+    if (1..=MAX_ROWS).contains(&size) {
+        Ok(())
+    } else {
+        Err(DomainError::invalid("page_size", format!("must be 1 to {MAX_ROWS}")))
+    }
+}
+
 /// Answers a query.
 pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
     match q {
@@ -654,9 +663,7 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
         }
         Query::SharedCursor => Ok(Answer::Cursor(load(kv, keys::SHARED_CURSOR).unwrap_or(0))),
         Query::Disciplines { subject, page_token, page_size } => {
-            if !(1..=MAX_ROWS).contains(page_size) {
-                return Err(DomainError::invalid("page_size", format!("must be 1 to {MAX_ROWS}")));
-            }
+            page(*page_size)?;
             let prefix = keys::disciplines(subject);
             let mut start = prefix.clone().into_bytes();
             if !page_token.is_empty() {
@@ -698,11 +705,15 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
         Query::Case { id } => load(kv, &keys::case(id))
             .map(|c| Answer::Case(Box::new(c)))
             .ok_or_else(|| DomainError::not_found("case_id", format!("no case {id}"))),
-        Query::Cases { after, limit } => Ok(Answer::Cases(crate::cases::cases(kv, after, (*limit).clamp(1, MAX_ROWS)))),
+        Query::Cases { after, limit } => {
+            page(*limit)?;
+            Ok(Answer::Cases(crate::cases::cases(kv, after, *limit)))
+        }
         Query::CasePolicy => Ok(Answer::CasePolicy(crate::cases::policy(kv))),
         Query::Outbox { limit } => Ok(Answer::SharedLog(crate::cases::outbox_items(kv, (*limit).clamp(1, MAX_ROWS)))),
         Query::CaseOutcomes { institution, limit } => {
-            Ok(Answer::CaseOutcomes(crate::cases::outcomes(kv, institution, (*limit).clamp(1, MAX_ROWS))))
+            page(*limit)?;
+            Ok(Answer::CaseOutcomes(crate::cases::outcomes(kv, institution, *limit)))
         }
         Query::TestRule { rule, institution, visit, now } => {
             let today = now.date();

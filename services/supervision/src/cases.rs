@@ -68,6 +68,12 @@ pub enum CaseError {
 }
 
 impl CaseError {
+    /// The field at fault.
+    pub fn field(&self) -> &str {
+        match self {
+            CaseError::Invalid { field, .. } | CaseError::State { field, .. } => field,
+        }
+    }
     fn invalid(field: impl Into<String>, message: impl Into<String>) -> CaseError {
         CaseError::Invalid { field: field.into(), message: message.into() }
     }

@@ -40,9 +40,7 @@ fn input(recover: &str, tenths: u32) -> DecisionInput {
     }
 }
 fn field(e: CaseError) -> String {
-    match e {
-        CaseError::Invalid { field, .. } | CaseError::State { field, .. } => field,
-    }
+    e.field().to_string()
 }
 
 #[test]

@@ -302,9 +302,6 @@ impl AgencyService for Agency {
     async fn list_cases(&self, req: Request<ListCasesRequest>) -> Result<Response<ListCasesResponse>, Status> {
         let r = req.into_inner();
         let limit = convert::page_size(r.page_size);
-        if limit > medmesh_state::MAX_ROWS {
-            return Err(Status::invalid_argument(format!("page_size: at most {}", medmesh_state::MAX_ROWS)));
-        }
         if !r.page_token.is_empty() {
             medmesh_supervision::cases::check_case_id(&r.page_token)
                 .map_err(|_| Status::invalid_argument("page_token: is not a token ListCases gave"))?;
@@ -359,9 +356,6 @@ impl AgencyService for Agency {
         let r = req.into_inner();
         let institution = convert::institution("institution_id", &r.institution_id)?;
         let limit = convert::page_size(r.page_size);
-        if limit > medmesh_state::MAX_ROWS {
-            return Err(Status::invalid_argument(format!("page_size: at most {}", medmesh_state::MAX_ROWS)));
-        }
         match answer(self.mesh.app.query(Query::CaseOutcomes { institution, limit }).await?)? {
             Answer::CaseOutcomes(o) => Ok(Response::new(ListCaseOutcomesResponse {
                 outcomes: o.iter().map(convert::case_outcome_pb).collect(),

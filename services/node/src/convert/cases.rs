@@ -108,7 +108,7 @@ pub fn decide_case(r: pb::DecideCaseRequest) -> Result<CaseCommand, Status> {
         Ok(pb::AgreementAction::End) => AgreementAction::End,
         Err(_) => return Err(bad("agreement", "must be KEEP, SUSPEND or END")),
     };
-    if agreement != AgreementAction::Suspend(r.suspend_months) && r.suspend_months != 0 {
+    if !matches!(agreement, AgreementAction::Suspend(_)) && r.suspend_months != 0 {
         return Err(bad("suspend_months", "is given only with agreement SUSPEND"));
     }
     if r.points.len() > medmesh_supervision::cases::MAX_SCORED {
@@ -176,15 +176,8 @@ pub fn case_policy(p: Option<pb::CasePolicy>) -> Result<CasePolicy, Status> {
             return Err(bad(&format!("policy.fine_multiples[{i}].violation_type"), "is given twice"));
         }
     }
-    out.validate().map_err(|e| bad(&format!("policy.{}", field_of(&e)), e))?;
+    out.validate().map_err(|e| bad(&format!("policy.{}", e.field()), &e))?;
     Ok(out)
-}
-
-fn field_of(e: &medmesh_supervision::cases::CaseError) -> String {
-    match e {
-        medmesh_supervision::cases::CaseError::Invalid { field, .. }
-        | medmesh_supervision::cases::CaseError::State { field, .. } => field.clone(),
-    }
 }
 
 /// A case policy on the wire.
