@@ -246,6 +246,73 @@ async fn a_flagged_claim_becomes_a_case_executed_once_and_shared() {
     named(e, Code::NotFound, "settlement_serials[0]");
     named(agency.get_case(pb::GetCaseRequest { case_id: "NONE".into() }).await.unwrap_err(), Code::NotFound, "case_id");
     named(
+        agency.get_case(pb::GetCaseRequest { case_id: "a/b".into() }).await.unwrap_err(),
+        Code::InvalidArgument,
+        "case_id",
+    );
+    let investigate =
+        |case_id: &str, finding: &str| pb::InvestigateCaseRequest { case_id: case_id.into(), finding: finding.into() };
+    named(agency.investigate_case(investigate("NONE", "f")).await.unwrap_err(), Code::NotFound, "case_id");
+    named(
+        agency.investigate_case(investigate("BJ-2026-0001", " ")).await.unwrap_err(),
+        Code::InvalidArgument,
+        "finding",
+    );
+    named(
+        agency.execute_case(pb::ExecuteCaseRequest { case_id: "NONE".into() }).await.unwrap_err(),
+        Code::NotFound,
+        "case_id",
+    );
+    named(
+        agency.close_case(pb::CloseCaseRequest { case_id: String::new(), reason: "r".into() }).await.unwrap_err(),
+        Code::InvalidArgument,
+        "case_id",
+    );
+    type Edit = Box<dyn Fn(&mut pb::DecideCaseRequest)>;
+    let bad_decisions: Vec<(Edit, &str)> = vec![
+        (Box::new(|d| d.violation_type = 0), "violation_type"),
+        (Box::new(|d| d.points[0].severity_months = 7), "points[0].severity_months"),
+        (Box::new(|d| d.points[0].personnel_code = "a b".into()), "points[0].personnel_code"),
+        (
+            Box::new(|d| {
+                d.agreement = pb::AgreementAction::Keep as i32;
+                d.suspend_months = 2
+            }),
+            "suspend_months",
+        ),
+        (
+            Box::new(|d| {
+                d.transfer_department = 0;
+                d.transfer_reference = "X".into()
+            }),
+            "transfer_reference",
+        ),
+        (Box::new(|d| d.recover = "-1".into()), "recover"),
+    ];
+    for (edit, field) in bad_decisions {
+        let mut d = decide(paid.to_string(), "1.5");
+        edit(&mut d);
+        named(agency.decide_case(d).await.unwrap_err(), Code::InvalidArgument, field);
+    }
+    named(
+        agency.list_cases(pb::ListCasesRequest { page_token: "a/b".into(), page_size: 0 }).await.unwrap_err(),
+        Code::InvalidArgument,
+        "page_token",
+    );
+    let outcomes = |institution_id: &str, page_size| pb::ListCaseOutcomesRequest {
+        institution_id: institution_id.into(),
+        page_size,
+    };
+    named(agency.list_case_outcomes(outcomes("", 0)).await.unwrap_err(), Code::InvalidArgument, "institution_id");
+    named(agency.list_case_outcomes(outcomes(&inst, 10_001)).await.unwrap_err(), Code::InvalidArgument, "page_size");
+    let scan = pb::ScanSettlementsRequest {
+        rule_id: "AG-REVIEW".into(),
+        from: "2025-02-30".into(),
+        to: day.clone(),
+        ..Default::default()
+    };
+    named(agency.scan_settlements(scan).await.unwrap_err(), Code::InvalidArgument, "from");
+    named(
         agency.list_cases(pb::ListCasesRequest { page_token: String::new(), page_size: 10_001 }).await.unwrap_err(),
         Code::InvalidArgument,
         "page_size",
@@ -290,6 +357,13 @@ async fn overlapping_stays_in_two_provinces_are_refused_before_the_second_paymen
         national.put_national_rule(pb::PutNationalRuleRequest { rule }).await.unwrap();
     }
     let listed = national.list_national_rules(pb::ListNationalRulesRequest {}).await.unwrap().into_inner().rules;
+    let mut bad = medmesh_node::convert::rule_pb(&xr[0]);
+    bad.id = "NAT-BAD".into();
+    bad.condition = "claim.total_fen > 1.5".into();
+    let e = national.put_national_rule(pb::PutNationalRuleRequest { rule: Some(bad) }).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().starts_with("rule.condition:"), "{e:?}");
+    let e = national.put_national_rule(pb::PutNationalRuleRequest { rule: None }).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().starts_with("rule:"), "{e:?}");
     assert_eq!(listed.len(), xr.len());
     wait_until(Duration::from_secs(60), "the national rules to reach 310000", || {
         let mut a = insured.clone();
