@@ -29,6 +29,8 @@ use crate::Period;
 pub const MAX_DEDUCTIONS: usize = 1000;
 /// Longest free text (reason, note), in bytes.
 pub const MAX_TEXT_LEN: usize = 1024;
+/// Most payments of one declaration.
+pub const MAX_PAYMENTS: usize = 100;
 /// Days after the review within which the institution may contest a deducted line.
 pub const CONTEST_DAYS: i32 = 15;
 
@@ -212,8 +214,8 @@ pub struct Declaration {
     pub paid: Money,
     /// Settled from a prepayment.
     pub offset: Money,
-    /// Payments recorded.
-    pub payments: u32,
+    /// References of the payments recorded, in order.
+    pub payments: Vec<Serial>,
 }
 
 impl Declaration {
@@ -245,7 +247,7 @@ impl Declaration {
             deductions: Vec::new(),
             paid: Money::ZERO,
             offset: Money::ZERO,
-            payments: 0,
+            payments: Vec::new(),
         })
     }
 
@@ -381,9 +383,9 @@ impl Declaration {
         Ok(if accept { d.amount } else { Money::ZERO })
     }
 
-    /// Records a payment of `amount` in money and `offset` from a prepayment: together
-    /// positive and at most what is outstanding.
-    pub fn pay(&mut self, amount: Money, offset: Money) -> Result<(), PayError> {
+    /// Records payment `reference` of `amount` in money and `offset` from a prepayment:
+    /// together positive and at most what is outstanding; at most [`MAX_PAYMENTS`] per month.
+    pub fn pay(&mut self, reference: &Serial, amount: Money, offset: Money) -> Result<(), PayError> {
         if self.status != DeclarationStatus::Reviewed {
             return Err(PayError::state("period", format!("{} is not reviewed yet: nothing is approved", self.period)));
         }
@@ -411,9 +413,12 @@ impl Declaration {
                 ),
             ));
         }
+        if self.payments.len() >= MAX_PAYMENTS {
+            return Err(PayError::state("reference", format!("{} already has {MAX_PAYMENTS} payments", self.period)));
+        }
         self.paid += amount;
         self.offset += offset;
-        self.payments += 1;
+        self.payments.push(reference.clone());
         Ok(())
     }
 }

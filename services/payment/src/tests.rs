@@ -173,18 +173,18 @@ fn an_accepted_contest_withdraws_the_deduction_a_rejected_one_does_not() {
 #[test]
 fn payments_never_exceed_what_is_approved() {
     let mut d = march();
-    assert_eq!(d.pay(yuan("1.00"), Money::ZERO).unwrap_err().field(), "period");
+    assert_eq!(d.pay(&serial("P1"), yuan("1.00"), Money::ZERO).unwrap_err().field(), "period");
     d.review(vec![ded("S1", "50.00")], "", at("2025-04-10"), cap).unwrap();
     // Approved 800.00.
-    assert_eq!(d.pay(yuan("800.01"), Money::ZERO).unwrap_err().field(), "amount");
-    assert_eq!(d.pay(Money::ZERO, Money::ZERO).unwrap_err().field(), "amount");
-    assert_eq!(d.pay(yuan("-1.00"), Money::ZERO).unwrap_err().field(), "amount");
-    assert_eq!(d.pay(Money::ZERO, yuan("-1.00")).unwrap_err().field(), "offset");
-    d.pay(yuan("500.00"), yuan("100.00")).unwrap();
+    assert_eq!(d.pay(&serial("P1"), yuan("800.01"), Money::ZERO).unwrap_err().field(), "amount");
+    assert_eq!(d.pay(&serial("P1"), Money::ZERO, Money::ZERO).unwrap_err().field(), "amount");
+    assert_eq!(d.pay(&serial("P1"), yuan("-1.00"), Money::ZERO).unwrap_err().field(), "amount");
+    assert_eq!(d.pay(&serial("P1"), Money::ZERO, yuan("-1.00")).unwrap_err().field(), "offset");
+    d.pay(&serial("P1"), yuan("500.00"), yuan("100.00")).unwrap();
     assert_eq!(d.outstanding(), yuan("200.00"));
-    assert_eq!(d.pay(yuan("150.00"), yuan("50.01")).unwrap_err().field(), "amount");
-    d.pay(yuan("200.00"), Money::ZERO).unwrap();
-    assert_eq!((d.paid, d.offset, d.outstanding(), d.payments), (yuan("700.00"), yuan("100.00"), Money::ZERO, 2));
+    assert_eq!(d.pay(&serial("P1"), yuan("150.00"), yuan("50.01")).unwrap_err().field(), "amount");
+    d.pay(&serial("P1"), yuan("200.00"), Money::ZERO).unwrap();
+    assert_eq!((d.paid, d.offset, d.outstanding(), d.payments.len()), (yuan("700.00"), yuan("100.00"), Money::ZERO, 2));
 }
 
 #[derive(Debug, Clone)]
@@ -231,7 +231,7 @@ proptest! {
             let r = match o {
                 Op::Contest(i) => d.contest(&serial(&format!("S{i}")), "c", at("2025-04-11")).map(|_| ()),
                 Op::Resolve(i, a) => d.resolve(&serial(&format!("S{i}")), a, "r", at("2025-04-12")).map(|_| ()),
-                Op::Pay(a, o) => d.pay(Money::from_fen(a), Money::from_fen(o)).map(|_| paid_total += Money::from_fen(a + o)),
+                Op::Pay(a, o) => d.pay(&serial("P1"), Money::from_fen(a), Money::from_fen(o)).map(|_| paid_total += Money::from_fen(a + o)),
             };
             if r.is_err() {
                 prop_assert_eq!(&d, &before);

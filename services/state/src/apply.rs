@@ -359,6 +359,13 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
                 };
                 tx.store(&keys::settlement(institution, serial), &s);
                 tx.store(&keys::statement(institution, today, serial), &());
+                crate::payment::count_settled(
+                    tx,
+                    institution,
+                    today,
+                    s.split.fund_total() + s.split.individual_account,
+                    s.split.pooling_fund + s.split.critical_illness,
+                );
                 crate::monitoring::settled(tx, &verdict, &v, &person.key, serial, None, now);
                 Ok(Outcome::Settlement(s))
             })
@@ -433,6 +440,14 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
                 let mut pay: Payable = tx.load(&pkey).unwrap_or_default();
                 pay.amount -= split.fund_total() + split.individual_account;
                 tx.store(&pkey, &pay);
+                crate::payment::count_reversed(
+                    tx,
+                    institution,
+                    s.settled_on,
+                    today,
+                    split.fund_total() + split.individual_account,
+                    split.pooling_fund + split.critical_illness,
+                );
                 let vkey = keys::visit(institution, &s.visit);
                 if let Some(mut v) = tx.load::<Visit>(&vkey) {
                     crate::monitoring::reversed(tx, &v, &s.person);
@@ -465,6 +480,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
         ProvinceCommand::RecordDiscipline(e) => record_discipline(tx, e),
         ProvinceCommand::Case(c) => crate::cases::execute(tx, c, now),
         ProvinceCommand::Published { through } => crate::cases::published(tx, *through),
+        ProvinceCommand::Payment(step) => crate::payment::execute(tx, step, cmd, now),
         ProvinceCommand::ScanRule { rule_id, from, to, after, limit } => {
             let points = |kv: &dyn KvRead, code: &PersonnelCode, day: Date| {
                 qualification(kv, code, day).map(|q| q.year_points).unwrap_or(0)

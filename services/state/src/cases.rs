@@ -206,6 +206,7 @@ fn carry_out(
         fund.recovered += from_payable;
         fund.recovery_due += effects.recover - from_payable;
         tx.store(&pkey, &pay);
+        crate::payment::count_recovered(tx, inst, today, effects.recover);
         for s in &case.settlements {
             tx.store(&keys::recovered_settlement(inst, s), &case.id);
         }

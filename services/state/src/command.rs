@@ -9,7 +9,7 @@ use medmesh_types::LogTime;
 use serde::{Deserialize, Serialize};
 
 use crate::federation::FederationCommand;
-use crate::model::{CaseCommand, ProvinceCommand, Role};
+use crate::model::{CaseCommand, PaymentCommand, ProvinceCommand, Role};
 
 /// A command of either role, as the log carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +109,17 @@ impl ProvinceCommand {
                 CaseCommand::PutPolicy(_) => "put_case_policy",
             },
             Self::Published { .. } => "published",
+            Self::Payment(c) => match c {
+                PaymentCommand::Declare { .. } => "declare_month",
+                PaymentCommand::Review { .. } => "review_declaration",
+                PaymentCommand::Contest { .. } => "contest_deduction",
+                PaymentCommand::Resolve { .. } => "resolve_contest",
+                PaymentCommand::Pay { .. } => "pay_institution",
+                PaymentCommand::PutPolicy(_) => "put_prepayment_policy",
+                PaymentCommand::Prepay { .. } => "grant_prepayment",
+                PaymentCommand::Repay { .. } => "repay_prepayment",
+                PaymentCommand::WriteOff { .. } => "write_off_prepayment",
+            },
             Self::ScanRule { .. } => "scan_rule",
         }
     }

@@ -301,6 +301,40 @@ pub mod keys {
     pub fn statement_day(inst: &InstitutionId, date: Date) -> String {
         format!("sti/{inst}/{date}/")
     }
+    /// What the fund owes an institution for a month ([`medmesh_payment::MonthAccount`]).
+    pub fn month_account(inst: &InstitutionId, period: medmesh_payment::Period) -> String {
+        format!("imonth/{inst}/{}", period.key())
+    }
+    /// The pooling fund's expenditure (pooling and critical illness) of a month.
+    pub fn fund_month(period: medmesh_payment::Period) -> String {
+        format!("fundm/{}", period.key())
+    }
+    /// An institution's declaration of a month.
+    pub fn declaration(inst: &InstitutionId, period: medmesh_payment::Period) -> String {
+        format!("decl/{inst}/{}", period.key())
+    }
+    /// Prefix of an institution's declarations.
+    pub fn declarations(inst: &InstitutionId) -> String {
+        format!("decl/{inst}/")
+    }
+    /// A payment to an institution.
+    pub fn payment(inst: &InstitutionId, reference: &Serial) -> String {
+        format!("paid/{inst}/{reference}")
+    }
+    /// The province's prepayment policy.
+    pub const PREPAYMENT_POLICY: &str = "~prepaypolicy";
+    /// A prepayment to an institution.
+    pub fn prepayment(inst: &InstitutionId, reference: &Serial) -> String {
+        format!("prepay/{inst}/{reference}")
+    }
+    /// Prefix of an institution's prepayments.
+    pub fn prepayments(inst: &InstitutionId) -> String {
+        format!("prepay/{inst}/")
+    }
+    /// An institution's prepayment account.
+    pub fn prepayment_account(inst: &InstitutionId) -> String {
+        format!("prepaid/{inst}")
+    }
     /// Idempotency record of an institution's serial.
     pub fn idempotency(scope: &str, serial: &Serial) -> String {
         format!("idem/{scope}/{serial}")

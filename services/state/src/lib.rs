@@ -39,6 +39,7 @@ mod insured;
 mod kv;
 mod model;
 pub mod monitoring;
+pub mod payment;
 mod query;
 mod rules;
 mod shared;

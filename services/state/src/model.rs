@@ -235,39 +235,73 @@ pub struct FundLedger {
     pub recovery_due: Money,
     /// Memo: fines imposed by executed case decisions (owed to the treasury, not the fund).
     pub fines_imposed: Money,
+    /// Deducted from institutions' declarations in review (拒付), back in the pool.
+    pub deducted: Money,
+    /// Paid to institutions against their approved declarations (left the fund).
+    pub institution_payments: Money,
+    /// Prepaid to institutions (2024 notice; left the fund).
+    pub prepaid_out: Money,
+    /// Prepayments settled by offset against monthly payments (the payable they stood for is
+    /// back in the pool).
+    pub prepaid_offset: Money,
+    /// Prepayments repaid by institutions (back in the pool).
+    pub prepaid_repaid: Money,
 }
 
 impl FundLedger {
     /// Pooling balance: contributions and non-local account parts received, less what the
     /// fund paid and what it holds for pending non-local care.
     pub fn balance(&self) -> Money {
-        self.contributions + self.nonlocal_accounts_in + self.recovered
+        self.contributions
+            + self.nonlocal_accounts_in
+            + self.recovered
+            + self.deducted
+            + self.prepaid_offset
+            + self.prepaid_repaid
             - self.pooling_paid
             - self.critical_illness_paid
             - self.nonlocal_reserved
+            - self.prepaid_out
+    }
+
+    /// Prepayments to institutions not yet offset or repaid.
+    pub fn prepayments_outstanding(&self) -> Money {
+        self.prepaid_out - self.prepaid_offset - self.prepaid_repaid
+    }
+
+    /// What left the fund to institutions: payments, and prepayments not repaid.
+    pub fn paid_out(&self) -> Money {
+        self.institution_payments + self.prepaid_out - self.prepaid_repaid
     }
 
     /// What the fund owes institutions by this ledger: every payment in force through
     /// institutions (pooling, critical illness, individual accounts) and what insured
     /// provinces owe for non-local care treated here. The payables to institutions always add
     /// up to this; apply checks it on every command ([`crate::apply_command`]). Recoveries are
-    /// taken off it.
+    /// taken off it, and so are deductions and what was paid (in money or from a prepayment).
     pub fn owed_to_institutions(&self) -> Money {
-        self.pooling_paid + self.critical_illness_paid + self.accounts_paid + self.nonlocal_receivable - self.recovered
+        self.pooling_paid + self.critical_illness_paid + self.accounts_paid + self.nonlocal_receivable
+            - self.recovered
+            - self.deducted
+            - self.institution_payments
+            - self.prepaid_offset
     }
 }
 
 /// Money conserved across the mesh, to the fen: pools, pending non-local holds, prepaid
-/// balances and institution payables together (`held`) change only by what came in from
-/// outside — contributions, top-ups and individual-account payments (`came_in`). Each argument
-/// is summed over every province (prepaid over every account). Holds between the steps of a
-/// transfer are in flight; it is exact once every transfer is resolved.
+/// balances and institution payables together (`held`), with what was paid out to
+/// institutions (`paid_out`: payments and prepayments not repaid), change only by what came in
+/// from outside — contributions, top-ups and individual-account payments (`came_in`). Each
+/// argument is summed over every province (prepaid over every account). Holds between the
+/// steps of a transfer are in flight; it is exact once every transfer is resolved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MoneyTotals {
     /// Σ pool balances + Σ pending holds + Σ prepaid balances + Σ payables.
     pub held: Money,
     /// Σ contributions + Σ top-ups + Σ account payments (local and non-local).
     pub came_in: Money,
+    /// Σ paid to institutions and prepaid to them, less prepayments repaid.
+    pub paid_out: Money,
 }
 
 impl MoneyTotals {
@@ -275,6 +309,7 @@ impl MoneyTotals {
     pub fn add_province(&mut self, f: &FundLedger, payables: Money) {
         self.held += f.balance() + f.nonlocal_reserved + payables;
         self.came_in += f.contributions + f.accounts_paid + f.nonlocal_accounts_in;
+        self.paid_out += f.paid_out();
     }
 
     /// Adds the prepaid accounts.
@@ -287,10 +322,10 @@ impl MoneyTotals {
 
     /// The invariant.
     pub fn conserved(&self) -> Result<(), String> {
-        if self.held == self.came_in {
+        if self.held + self.paid_out == self.came_in {
             Ok(())
         } else {
-            Err(format!("money held {} but {} came in", self.held, self.came_in))
+            Err(format!("money held {} and paid out {} but {} came in", self.held, self.paid_out, self.came_in))
         }
     }
 }
@@ -395,6 +430,195 @@ impl CaseCommand {
             CaseCommand::PutPolicy(_) => None,
         }
     }
+}
+
+/// A step of paying an institution (issue 12): the monthly cycle of
+/// [`medmesh_payment::cycle`] and prepayment ([`medmesh_payment::prepay`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PaymentCommand {
+    /// The institution declares a month that is over; idempotent on its serial.
+    Declare {
+        /// The institution.
+        institution: InstitutionId,
+        /// The institution's declaration serial.
+        serial: Serial,
+        /// The month.
+        period: medmesh_payment::Period,
+    },
+    /// The agency reviews a declaration, once, deducting lines.
+    Review {
+        /// The institution.
+        institution: InstitutionId,
+        /// The month.
+        period: medmesh_payment::Period,
+        /// The deductions.
+        deductions: Vec<medmesh_payment::DeductionInput>,
+        /// The reviewer's note.
+        note: String,
+    },
+    /// The institution contests a deducted line, once.
+    Contest {
+        /// The institution.
+        institution: InstitutionId,
+        /// The month.
+        period: medmesh_payment::Period,
+        /// The deducted settlement.
+        settlement: Serial,
+        /// Why.
+        reason: String,
+    },
+    /// The agency answers a contest.
+    Resolve {
+        /// The institution.
+        institution: InstitutionId,
+        /// The month.
+        period: medmesh_payment::Period,
+        /// The contested settlement.
+        settlement: Serial,
+        /// Accept (the deduction is withdrawn) or reject.
+        accept: bool,
+        /// Why.
+        reason: String,
+    },
+    /// The agency pays an approved month; idempotent on the payment reference.
+    Pay {
+        /// The institution.
+        institution: InstitutionId,
+        /// The month.
+        period: medmesh_payment::Period,
+        /// The payment's reference (bank transfer number).
+        reference: Serial,
+        /// Paid in money.
+        amount: Money,
+        /// Settled from the institution's outstanding prepayments.
+        offset: Money,
+    },
+    /// Replaces the province's prepayment policy.
+    PutPolicy(medmesh_payment::PrepaymentPolicy),
+    /// The agency grants a prepayment if the 2024 notice's conditions hold; idempotent on the
+    /// reference.
+    Prepay {
+        /// The institution.
+        institution: InstitutionId,
+        /// The prepayment's reference.
+        reference: Serial,
+        /// General or central procurement.
+        kind: medmesh_payment::PrepaymentKind,
+        /// The agreed annual procurement amount (central procurement only; zero otherwise).
+        procurement: Money,
+    },
+    /// The institution repaid (part of) a prepayment in money; idempotent on the receipt.
+    Repay {
+        /// The institution.
+        institution: InstitutionId,
+        /// The prepayment.
+        reference: Serial,
+        /// The receipt of the repayment.
+        receipt: Serial,
+        /// Repaid.
+        amount: Money,
+    },
+    /// A prepayment cannot be recovered: payments to the institution stop and the case is
+    /// marked for judicial proceedings.
+    WriteOff {
+        /// The institution.
+        institution: InstitutionId,
+        /// The prepayment.
+        reference: Serial,
+        /// The case handed to the courts.
+        case_id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl PaymentCommand {
+    /// The institution the step is about (`None` for the policy).
+    pub fn institution(&self) -> Option<&InstitutionId> {
+        match self {
+            PaymentCommand::Declare { institution, .. }
+            | PaymentCommand::Review { institution, .. }
+            | PaymentCommand::Contest { institution, .. }
+            | PaymentCommand::Resolve { institution, .. }
+            | PaymentCommand::Pay { institution, .. }
+            | PaymentCommand::Prepay { institution, .. }
+            | PaymentCommand::Repay { institution, .. }
+            | PaymentCommand::WriteOff { institution, .. } => Some(institution),
+            PaymentCommand::PutPolicy(_) => None,
+        }
+    }
+}
+
+/// A payment to an institution against a declaration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRecord {
+    /// The institution.
+    pub institution: InstitutionId,
+    /// The month paid.
+    pub period: medmesh_payment::Period,
+    /// The reference.
+    pub reference: Serial,
+    /// Paid in money.
+    pub amount: Money,
+    /// Settled from prepayments.
+    pub offset: Money,
+    /// When.
+    pub at: LogTime,
+}
+
+/// A prepayment that cannot be recovered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrittenOff {
+    /// The case handed to the courts.
+    pub case_id: String,
+    /// Why.
+    pub reason: String,
+    /// When.
+    pub at: LogTime,
+}
+
+/// What the prepayment is for (2024 notice): nothing else may be named.
+pub const PREPAYMENT_PURPOSE: &str = "procurement of drugs and medical consumables";
+
+/// A prepayment to an institution, written into its agreement record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prepayment {
+    /// The institution.
+    pub institution: InstitutionId,
+    /// The reference.
+    pub reference: Serial,
+    /// General or central procurement.
+    pub kind: medmesh_payment::PrepaymentKind,
+    /// How it was sized.
+    pub sizing: medmesh_payment::Sizing,
+    /// Granted.
+    pub amount: Money,
+    /// When.
+    pub granted_at: LogTime,
+    /// Settled by offset against monthly payments.
+    pub offset: Money,
+    /// Repaid in money.
+    pub repaid: Money,
+    /// Marked unrecoverable.
+    pub written_off: Option<WrittenOff>,
+}
+
+impl Prepayment {
+    /// Not yet offset or repaid.
+    pub fn remaining(&self) -> Money {
+        self.amount - self.offset - self.repaid
+    }
+}
+
+/// An institution's prepayments in force and whether payments to it are stopped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrepaymentAccount {
+    /// References of the prepayments with something remaining, oldest first.
+    pub open: Vec<Serial>,
+    /// Remaining on them together.
+    pub outstanding: Money,
+    /// Payments stopped: why (an unrecoverable prepayment).
+    pub stopped: Option<String>,
 }
 
 /// A province group's command: one client request, applied atomically (all or nothing).
@@ -598,6 +822,8 @@ pub enum ProvinceCommand {
         /// Sequence of the last published item.
         through: u64,
     },
+    /// A step of paying an institution (issue 12).
+    Payment(PaymentCommand),
 }
 
 /// The role of a Raft group: which commands its state machine accepts.
@@ -680,6 +906,14 @@ pub enum Outcome {
     CasePolicy(medmesh_supervision::cases::CasePolicy),
     /// A post-payment scan step.
     Scanned(ScanReport),
+    /// A declaration after the step.
+    Declaration(Box<medmesh_payment::Declaration>),
+    /// A payment recorded, and the declaration after it.
+    Paid(Box<(PaymentRecord, medmesh_payment::Declaration)>),
+    /// The province's prepayment policy.
+    PrepaymentPolicy(medmesh_payment::PrepaymentPolicy),
+    /// A prepayment after the step.
+    Prepayment(Box<Prepayment>),
     /// A month's clearing statements, totals only.
     Clearing(Vec<crate::shared::StatementSummary>),
     /// Shared-log entries copied; the cursor after them.

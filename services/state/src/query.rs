@@ -284,6 +284,42 @@ pub enum Query {
         /// Most returned.
         limit: usize,
     },
+    /// Province: an institution's payment statement of a month (issue 12).
+    PaymentStatement {
+        /// The institution.
+        institution: medmesh_types::InstitutionId,
+        /// The month.
+        period: medmesh_payment::Period,
+    },
+    /// Province: an institution's declarations after `after`, oldest first.
+    Declarations {
+        /// The institution.
+        institution: medmesh_types::InstitutionId,
+        /// The last month of the page before (`None` for the start).
+        after: Option<medmesh_payment::Period>,
+        /// Most returned.
+        limit: usize,
+    },
+    /// Province: an institution's prepayments and whether payments to it are stopped.
+    Prepayments {
+        /// The institution.
+        institution: medmesh_types::InstitutionId,
+        /// Most returned.
+        limit: usize,
+    },
+    /// Province: what a prepayment would be now, or which condition fails.
+    PrepaymentQuote {
+        /// The institution.
+        institution: medmesh_types::InstitutionId,
+        /// The kind.
+        kind: medmesh_payment::PrepaymentKind,
+        /// The agreed annual procurement amount (central procurement).
+        procurement: Money,
+        /// As of this time.
+        now: LogTime,
+    },
+    /// Province: the prepayment policy in force.
+    PrepaymentPolicy,
     /// Federation: the shared log after a sequence.
     SharedLog {
         /// Entries with a sequence above this.
@@ -328,6 +364,11 @@ impl Query {
             Query::Alerts { .. } => "alerts",
             Query::TestRule { .. } => "test_rule",
             Query::Case { .. } => "case",
+            Query::PaymentStatement { .. } => "payment_statement",
+            Query::Declarations { .. } => "declarations",
+            Query::Prepayments { .. } => "prepayments",
+            Query::PrepaymentQuote { .. } => "prepayment_quote",
+            Query::PrepaymentPolicy => "prepayment_policy",
             Query::Cases { .. } => "cases",
             Query::CasePolicy => "case_policy",
             Query::Outbox { .. } => "outbox",
@@ -472,6 +513,16 @@ pub enum Answer {
     History(Vec<crate::audit::Change>),
     /// Anchors, by sequence number.
     Anchors(Vec<crate::audit::Anchor>),
+    /// An institution's month.
+    PaymentStatement(Box<crate::payment::PaymentStatement>),
+    /// Declarations, oldest first.
+    Declarations(Vec<medmesh_payment::Declaration>),
+    /// An institution's prepayment account and prepayments.
+    Prepayments(PrepaymentAccount, Vec<Prepayment>),
+    /// What a prepayment would be.
+    PrepaymentQuote(medmesh_payment::Sizing),
+    /// The prepayment policy.
+    PrepaymentPolicy(medmesh_payment::PrepaymentPolicy),
 }
 
 /// Most rows any list query returns.
@@ -710,6 +761,22 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
             Ok(Answer::Cases(crate::cases::cases(kv, after, *limit)))
         }
         Query::CasePolicy => Ok(Answer::CasePolicy(crate::cases::policy(kv))),
+        Query::PaymentStatement { institution, period } => {
+            crate::payment::statement(kv, institution, *period).map(|s| Answer::PaymentStatement(Box::new(s)))
+        }
+        Query::Declarations { institution, after, limit } => {
+            page(*limit)?;
+            Ok(Answer::Declarations(crate::payment::declarations(kv, institution, *after, *limit)))
+        }
+        Query::Prepayments { institution, limit } => {
+            page(*limit)?;
+            let (account, list) = crate::payment::prepayments(kv, institution, *limit);
+            Ok(Answer::Prepayments(account, list))
+        }
+        Query::PrepaymentQuote { institution, kind, procurement, now } => {
+            crate::payment::assess(kv, institution, *kind, *procurement, now.date()).map(Answer::PrepaymentQuote)
+        }
+        Query::PrepaymentPolicy => Ok(Answer::PrepaymentPolicy(crate::payment::policy(kv))),
         Query::Outbox { limit } => Ok(Answer::SharedLog(crate::cases::outbox_items(kv, (*limit).clamp(1, MAX_ROWS)))),
         Query::CaseOutcomes { institution, limit } => {
             page(*limit)?;

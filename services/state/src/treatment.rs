@@ -19,7 +19,7 @@
 //! [`ProvinceCommand::FinishReversal`].
 
 use medmesh_settlement::CatalogueItem;
-use medmesh_types::{InstitutionId, LogTime, Serial};
+use medmesh_types::{InstitutionId, LogTime, Money, Serial};
 
 use crate::kv::{keys, load, KvRead, Tx};
 use crate::model::*;
@@ -245,6 +245,7 @@ pub(crate) fn finish_transfer(
             tx.store(keys::FUND, &f);
             tx.store(&keys::settlement(inst, serial), &s);
             tx.store(&keys::statement(inst, today, serial), &());
+            crate::payment::count_settled(tx, inst, today, amount, Money::ZERO);
             Outcome::Settlement(s)
         }
         Decision::Abort => {
@@ -295,6 +296,7 @@ pub(crate) fn finish_reversal(
     f.nonlocal_receivable -= amount;
     f.nonlocal_treated -= 1;
     tx.store(keys::FUND, &f);
+    crate::payment::count_reversed(tx, institution, s.settled_on, now.date(), amount, Money::ZERO);
     let vkey = keys::visit(institution, &s.visit);
     if let Some(mut v) = tx.load::<Visit>(&vkey) {
         v.settled_by = None;

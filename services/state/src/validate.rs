@@ -111,6 +111,7 @@ fn province(cmd: &ProvinceCommand) -> Result<(), DomainError> {
         ProvinceCommand::RecordDiscipline(e) => text("reason", &e.reason, true),
         ProvinceCommand::Case(c) => crate::cases::validate(c),
         ProvinceCommand::Published { .. } => Ok(()),
+        ProvinceCommand::Payment(c) => crate::payment::validate(c),
         ProvinceCommand::ScanRule { rule_id, from, to, after, limit } => {
             text("rule_id", rule_id, true)?;
             if to < from {

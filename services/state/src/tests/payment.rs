@@ -1,0 +1,453 @@
+//! Paying institutions (issue 12) over the in-memory store: the month's cycle, late lines,
+//! prepayment, and money conserved to the fen, against figures recomputed from the settlement
+//! records.
+
+use medmesh_payment::{DeductionInput, Period, PrepaymentKind, PrepaymentPolicy};
+use medmesh_settlement::FeeLine;
+use medmesh_types::{Date, InstitutionId, ItemCode, LogTime, Money, PersonnelCode, Serial};
+use rust_decimal_macros::dec;
+
+use crate::*;
+
+fn m(s: &str) -> Money {
+    Money::parse_yuan(s).unwrap()
+}
+fn inst() -> InstitutionId {
+    InstitutionId::new("H001").unwrap()
+}
+fn ser(s: &str) -> Serial {
+    Serial::new(s).unwrap()
+}
+fn period(s: &str) -> Period {
+    Period::parse(s).unwrap()
+}
+/// Noon in Beijing of `d`.
+fn at(d: &str) -> LogTime {
+    LogTime(i64::from(Date::parse(d).unwrap().days()) * 86_400_000 + 4 * 3_600_000)
+}
+
+/// Applies the commands one by one at `time` (the group clock's step limit is apply_batch's
+/// business, not this test's: months pass here).
+fn run_at(kv: &mut MemKv, time: &str, cmds: Vec<ProvinceCommand>) -> Vec<CommandResult> {
+    cmds.into_iter()
+        .map(|c| {
+            let (r, writes) = apply_command(kv, &Command::Province(c), at(time));
+            kv.write(writes);
+            r
+        })
+        .collect()
+}
+
+fn one(kv: &mut MemKv, time: &str, cmd: ProvinceCommand) -> CommandResult {
+    run_at(kv, time, vec![cmd]).remove(0)
+}
+
+fn step(kv: &mut MemKv, time: &str, c: PaymentCommand) -> CommandResult {
+    one(kv, time, ProvinceCommand::Payment(c))
+}
+
+/// Registers visit `visit` on `time` with one line of `price`, settles it as `serial`, and
+/// answers what the fund owes the institution for it.
+fn settle(kv: &mut MemKv, time: &str, visit: &str, serial: &str, price: &str) -> Money {
+    let res = run_at(
+        kv,
+        time,
+        vec![
+            ProvinceCommand::RegisterVisit {
+                institution: inst(),
+                serial: ser(visit),
+                certificate_kind: CertificateKind::SocialSecurityCard,
+                certificate: crate::sim::ss1(),
+                kind: VisitKind::Outpatient,
+                doctor: PersonnelCode::new("D001").unwrap(),
+                department: "internal".into(),
+                diagnosis: "J06.9".into(),
+                admitted: Date::parse(time).unwrap(),
+            },
+            ProvinceCommand::UploadFees {
+                institution: inst(),
+                visit: ser(visit),
+                lines: vec![FeeLine {
+                    serial: ser("L1"),
+                    code: ItemCode::new("X1").unwrap(),
+                    quantity: dec!(1),
+                    unit_price: m(price),
+                    date: Date::parse(time).unwrap(),
+                }],
+            },
+            ProvinceCommand::Settle {
+                institution: inst(),
+                serial: ser(serial),
+                visit: ser(visit),
+                use_individual_account: false,
+            },
+        ],
+    );
+    assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
+    match res.into_iter().last().unwrap().unwrap() {
+        Outcome::Settlement(s) => s.split.fund_total() + s.split.individual_account,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn ledger(kv: &MemKv) -> (FundLedger, Money) {
+    match run_query(kv, &Query::Fund).unwrap() {
+        Answer::Fund(f) => (f.ledger, f.payables),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn declaration(r: CommandResult) -> medmesh_payment::Declaration {
+    match r.unwrap() {
+        Outcome::Declaration(d) => *d,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Held + paid out = came in, and the payable is what was settled less what was deducted,
+/// paid and offset (recomputed here from the records, not from the ledger's own sums).
+fn balanced(kv: &MemKv, contributed: Money) {
+    let (f, payables) = ledger(kv);
+    let mut totals = MoneyTotals::default();
+    totals.add_province(&f, payables);
+    totals.conserved().unwrap();
+    assert_eq!(totals.came_in, contributed + f.accounts_paid);
+    let mut settled = Money::ZERO;
+    for (_, v) in kv.0.range(b"stl/".to_vec()..b"stl0".to_vec()) {
+        let s: Settlement = crate::kv::decode(v);
+        if s.status == SettlementStatus::Settled {
+            settled += s.split.fund_total() + s.split.individual_account;
+        }
+    }
+    let (mut deducted, mut paid, mut offset) = (Money::ZERO, Money::ZERO, Money::ZERO);
+    for (_, v) in kv.0.range(b"decl/".to_vec()..b"decl0".to_vec()) {
+        let d: medmesh_payment::Declaration = crate::kv::decode(v);
+        deducted += d.deducted();
+    }
+    for (_, v) in kv.0.range(b"paid/".to_vec()..b"paid0".to_vec()) {
+        let p: PaymentRecord = crate::kv::decode(v);
+        paid += p.amount;
+        offset += p.offset;
+    }
+    assert_eq!(payables, settled - deducted - paid - offset, "payables follow the records");
+}
+
+#[test]
+fn a_month_is_declared_reviewed_contested_and_paid_exactly_once() {
+    let contributed = m("100000");
+    let mut kv = crate::sim::province_fixture(contributed);
+    let a = settle(&mut kv, "2025-03-12", "V1", "S1", "300");
+    let b = settle(&mut kv, "2025-03-12", "V2", "S2", "200");
+    assert!(a > Money::ZERO && b > Money::ZERO);
+    let declare =
+        |serial: &str, p: &str| PaymentCommand::Declare { institution: inst(), serial: ser(serial), period: period(p) };
+
+    // Not before the month is over.
+    let early = step(&mut kv, "2025-03-31", declare("D0", "2025-03")).unwrap_err();
+    assert_eq!((early.code, early.field.as_str()), (ErrorCode::FailedPrecondition, "period"));
+    let d = declaration(step(&mut kv, "2025-04-02", declare("D1", "2025-03")));
+    assert_eq!((d.declared, d.account.settlements), (a + b, 2));
+    // A retry answers the same; a second declaration of the month is refused.
+    assert_eq!(declaration(step(&mut kv, "2025-04-02", declare("D1", "2025-03"))), d);
+    let twice = step(&mut kv, "2025-04-02", declare("D2", "2025-03")).unwrap_err();
+    assert_eq!((twice.code, twice.field.as_str()), (ErrorCode::FailedPrecondition, "period"));
+    let april = step(&mut kv, "2025-04-02", declare("D3", "2025-04")).unwrap_err();
+    assert_eq!(april.field, "period");
+    balanced(&kv, contributed);
+
+    // Review: 10.00 off S1; the payable falls and the pool gains it.
+    let (before, payable_before) = ledger(&kv);
+    let review = |lines: Vec<DeductionInput>| PaymentCommand::Review {
+        institution: inst(),
+        period: period("2025-03"),
+        deductions: lines,
+        note: "monthly review".into(),
+    };
+    let line = |s: &str, amount: &str| DeductionInput {
+        settlement: ser(s),
+        amount: m(amount),
+        reason: "no indication for the item".into(),
+        alert: None,
+    };
+    let too_much = step(&mut kv, "2025-04-03", review(vec![line("S2", "0.01"), line("S1", "300")])).unwrap_err();
+    assert_eq!(too_much.field, "deductions[1].amount");
+    let unknown = step(&mut kv, "2025-04-03", review(vec![line("S9", "1")])).unwrap_err();
+    assert_eq!(unknown.field, "deductions[0].settlement");
+    let d = declaration(step(&mut kv, "2025-04-03", review(vec![line("S1", "10.00")])));
+    assert_eq!((d.deducted(), d.approved()), (m("10.00"), a + b - m("10.00")));
+    let (after, payable_after) = ledger(&kv);
+    assert_eq!(payable_after, payable_before - m("10.00"));
+    assert_eq!(after.balance(), before.balance() + m("10.00"));
+    let again = step(&mut kv, "2025-04-03", review(vec![])).unwrap_err();
+    assert_eq!((again.code, again.field.as_str()), (ErrorCode::FailedPrecondition, "period"));
+    balanced(&kv, contributed);
+
+    // The institution contests once; the agency accepts: the 10.00 is payable again.
+    let contest = PaymentCommand::Contest {
+        institution: inst(),
+        period: period("2025-03"),
+        settlement: ser("S1"),
+        reason: "the item was indicated".into(),
+    };
+    declaration(step(&mut kv, "2025-04-05", contest.clone()));
+    assert_eq!(step(&mut kv, "2025-04-05", contest).unwrap_err().field, "settlement");
+    let d = declaration(step(
+        &mut kv,
+        "2025-04-06",
+        PaymentCommand::Resolve {
+            institution: inst(),
+            period: period("2025-03"),
+            settlement: ser("S1"),
+            accept: true,
+            reason: "indicated by the notes".into(),
+        },
+    ));
+    assert_eq!(d.approved(), a + b);
+    assert_eq!(ledger(&kv).1, payable_before);
+    balanced(&kv, contributed);
+
+    // Payment: exactly once per reference, never beyond what is approved.
+    let pay = |reference: &str, amount: Money| PaymentCommand::Pay {
+        institution: inst(),
+        period: period("2025-03"),
+        reference: ser(reference),
+        amount,
+        offset: Money::ZERO,
+    };
+    let first = step(&mut kv, "2025-04-07", pay("P1", a + b - m("1.00"))).unwrap();
+    assert_eq!(step(&mut kv, "2025-04-07", pay("P1", a + b - m("1.00"))).unwrap(), first, "a retry pays nothing more");
+    let reused = step(&mut kv, "2025-04-07", pay("P1", m("1.00"))).unwrap_err();
+    assert_eq!((reused.code, reused.field.as_str()), (ErrorCode::AlreadyExists, "reference"));
+    let over = step(&mut kv, "2025-04-07", pay("P2", m("1.01"))).unwrap_err();
+    assert_eq!((over.code, over.field.as_str()), (ErrorCode::FailedPrecondition, "amount"));
+    let Outcome::Paid(paid) = step(&mut kv, "2025-04-07", pay("P2", m("1.00"))).unwrap() else { panic!() };
+    assert_eq!(paid.1.outstanding(), Money::ZERO);
+    let (f, payables) = ledger(&kv);
+    assert_eq!(f.institution_payments, a + b);
+    assert_eq!(payables, Money::ZERO, "everything settled was paid");
+    balanced(&kv, contributed);
+
+    // A reversal of a declared month's settlement is a late line of the month open now.
+    one(
+        &mut kv,
+        "2025-04-08",
+        ProvinceCommand::Reverse { institution: inst(), serial: ser("R1"), settlement: ser("S2") },
+    )
+    .unwrap();
+    let statement = |p: &str| match run_query(&kv, &Query::PaymentStatement { institution: inst(), period: period(p) })
+    {
+        Ok(Answer::PaymentStatement(s)) => *s,
+        other => panic!("{other:?}"),
+    };
+    let march = statement("2025-03");
+    assert_eq!(march.declaration.as_ref().unwrap().declared, a + b, "a declared month never changes");
+    assert_eq!(march.payments.len(), 2);
+    let april = statement("2025-04");
+    assert_eq!((april.account.reversed, april.account.late, april.account.net()), (b, 1, Money::ZERO - b));
+    assert_eq!(ledger(&kv).1, Money::ZERO - b, "the institution owes back what was reversed after payment");
+    balanced(&kv, contributed);
+}
+
+#[test]
+fn prepayment_is_sized_from_the_history_granted_once_offset_and_repaid() {
+    let contributed = m("100000");
+    let mut kv = crate::sim::province_fixture(contributed);
+    let march = settle(&mut kv, "2025-03-12", "V1", "S1", "300");
+    let april = settle(&mut kv, "2025-04-10", "V2", "S2", "500");
+    let grant = |reference: &str, kind: PrepaymentKind, procurement: Money| PaymentCommand::Prepay {
+        institution: inst(),
+        reference: ser(reference),
+        kind,
+        procurement,
+    };
+    // One year of history before 2025-05: 2024-05 .. 2025-04 (the agreement began 2024-01-01).
+    let Outcome::Prepayment(p) =
+        step(&mut kv, "2025-05-06", grant("PP1", PrepaymentKind::General, Money::ZERO)).unwrap()
+    else {
+        panic!()
+    };
+    let expected = Money::from_fen(((march + april).fen() / 12) as i64);
+    assert_eq!((p.amount, p.sizing.months, p.sizing.base), (expected, 12, march + april));
+    assert!(p.sizing.rule.contains("2024-05") && p.sizing.rule.contains("2025-04"), "{}", p.sizing.rule);
+    let (f, _) = ledger(&kv);
+    assert_eq!((f.prepaid_out, f.prepayments_outstanding()), (expected, expected));
+    balanced(&kv, contributed);
+    // A second general prepayment while one is outstanding is refused, naming the condition.
+    let twice = step(&mut kv, "2025-05-06", grant("PP2", PrepaymentKind::General, Money::ZERO)).unwrap_err();
+    assert_eq!(twice.field, "institution_id");
+    assert!(twice.message.contains("PP1"), "{}", twice.message);
+    // A central procurement prepayment is its own kind: 30% of the agreed amount.
+    let Outcome::Prepayment(c) =
+        step(&mut kv, "2025-05-06", grant("PP3", PrepaymentKind::CentralProcurement, m("100.01"))).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(c.amount, m("30.00"));
+
+    // Offset against a monthly payment: April is declared and paid partly from the prepayment.
+    step(
+        &mut kv,
+        "2025-05-06",
+        PaymentCommand::Declare { institution: inst(), serial: ser("D4"), period: period("2025-04") },
+    )
+    .unwrap();
+    step(
+        &mut kv,
+        "2025-05-07",
+        PaymentCommand::Review {
+            institution: inst(),
+            period: period("2025-04"),
+            deductions: vec![],
+            note: String::new(),
+        },
+    )
+    .unwrap();
+    let offset = m("5.00").min(expected);
+    let pay = |reference: &str, amount: Money, offset: Money| PaymentCommand::Pay {
+        institution: inst(),
+        period: period("2025-04"),
+        reference: ser(reference),
+        amount,
+        offset,
+    };
+    let too_much = step(&mut kv, "2025-05-08", pay("P1", Money::ZERO, expected + m("30.00") + m("0.01"))).unwrap_err();
+    assert!(too_much.field == "offset" || too_much.field == "amount", "{too_much:?}");
+    step(&mut kv, "2025-05-08", pay("P1", april - offset, offset)).unwrap();
+    let (f, payables) = ledger(&kv);
+    assert_eq!(f.prepaid_offset, offset);
+    assert_eq!(f.prepayments_outstanding(), expected + m("30.00") - offset);
+    assert_eq!(payables, march, "April is paid; March was never declared");
+    balanced(&kv, contributed);
+
+    // Repaid in money; over-repayment refused.
+    let repay = |receipt: &str, reference: &str, amount: Money| PaymentCommand::Repay {
+        institution: inst(),
+        reference: ser(reference),
+        receipt: ser(receipt),
+        amount,
+    };
+    let over = step(&mut kv, "2025-05-09", repay("RC1", "PP3", m("30.01"))).unwrap_err();
+    assert_eq!(over.field, "amount");
+    let first = step(&mut kv, "2025-05-09", repay("RC1", "PP3", m("30.00"))).unwrap();
+    assert_eq!(
+        step(&mut kv, "2025-05-09", repay("RC1", "PP3", m("30.00"))).unwrap(),
+        first,
+        "a retry repays nothing more"
+    );
+    assert_eq!(step(&mut kv, "2025-05-09", repay("RC2", "PP3", m("0.01"))).unwrap_err().field, "amount");
+    assert_eq!(ledger(&kv).0.prepaid_repaid, m("30.00"));
+    balanced(&kv, contributed);
+}
+
+#[test]
+fn an_unrecoverable_prepayment_stops_payments() {
+    let mut kv = crate::sim::province_fixture(m("100000"));
+    settle(&mut kv, "2025-03-12", "V1", "S1", "300");
+    step(
+        &mut kv,
+        "2025-04-02",
+        PaymentCommand::Prepay {
+            institution: inst(),
+            reference: ser("PP1"),
+            kind: PrepaymentKind::General,
+            procurement: Money::ZERO,
+        },
+    )
+    .unwrap();
+    let write_off = |case: &str| PaymentCommand::WriteOff {
+        institution: inst(),
+        reference: ser("PP1"),
+        case_id: case.into(),
+        reason: "the institution closed".into(),
+    };
+    assert_eq!(step(&mut kv, "2025-04-03", write_off("K1")).unwrap_err().field, "case_id");
+    one(
+        &mut kv,
+        "2025-04-03",
+        ProvinceCommand::Case(CaseCommand::Open {
+            id: "K1".into(),
+            province: medmesh_types::ProvinceCode::new("110000").unwrap(),
+            source: medmesh_supervision::cases::CaseSource::Inspection("I1".into()),
+            institution: inst(),
+            settlements: vec![ser("S1")],
+        }),
+    )
+    .unwrap();
+    step(&mut kv, "2025-04-03", write_off("K1")).unwrap();
+    assert_eq!(step(&mut kv, "2025-04-03", write_off("K1")).unwrap_err().field, "reference");
+    step(
+        &mut kv,
+        "2025-04-03",
+        PaymentCommand::Declare { institution: inst(), serial: ser("D3"), period: period("2025-03") },
+    )
+    .unwrap();
+    step(
+        &mut kv,
+        "2025-04-03",
+        PaymentCommand::Review {
+            institution: inst(),
+            period: period("2025-03"),
+            deductions: vec![],
+            note: String::new(),
+        },
+    )
+    .unwrap();
+    let stopped = step(
+        &mut kv,
+        "2025-04-04",
+        PaymentCommand::Pay {
+            institution: inst(),
+            period: period("2025-03"),
+            reference: ser("P1"),
+            amount: m("1.00"),
+            offset: Money::ZERO,
+        },
+    )
+    .unwrap_err();
+    assert_eq!((stopped.code, stopped.field.as_str()), (ErrorCode::FailedPrecondition, "institution_id"));
+    assert!(stopped.message.contains("K1"), "{}", stopped.message);
+}
+
+#[test]
+fn prepayment_conditions_are_named_in_the_quote() {
+    let mut kv = crate::sim::province_fixture(m("100000"));
+    let quote = |kv: &MemKv, time: &str| {
+        run_query(
+            kv,
+            &Query::PrepaymentQuote {
+                institution: inst(),
+                kind: PrepaymentKind::General,
+                procurement: Money::ZERO,
+                now: at(time),
+            },
+        )
+    };
+    // No expenditure yet: nothing to base it on.
+    let none = quote(&kv, "2025-04-02").unwrap_err();
+    assert_eq!(none.field, "institution_id");
+    settle(&mut kv, "2025-03-12", "V1", "S1", "300");
+    assert!(matches!(quote(&kv, "2025-04-02"), Ok(Answer::PrepaymentQuote(_))));
+    // The fund's risk level: a policy asking 120 months of a fund that holds fewer.
+    step(
+        &mut kv,
+        "2025-04-02",
+        PaymentCommand::PutPolicy(PrepaymentPolicy { min_months_covered: 120, ..PrepaymentPolicy::default() }),
+    )
+    .unwrap();
+    let spent: Money = crate::kv::load(&kv, &keys::fund_month(period("2025-03"))).unwrap();
+    let avg = Money::from_fen((spent.fen() / 12) as i64);
+    let (f, _) = ledger(&kv);
+    let answer = quote(&kv, "2025-04-02");
+    if f.balance() < Money::from_fen((avg.fen() * 120) as i64) {
+        assert_eq!(answer.unwrap_err().field, "fund");
+    } else {
+        assert!(answer.is_ok());
+    }
+    step(&mut kv, "2025-04-02", PaymentCommand::PutPolicy(PrepaymentPolicy::default())).unwrap();
+    // A suspended agreement.
+    let mut i: Institution = crate::kv::load(&kv, &keys::institution(&inst())).unwrap();
+    i.suspended = true;
+    one(&mut kv, "2025-04-02", ProvinceCommand::PutInstitution(i)).unwrap();
+    let e = quote(&kv, "2025-04-02").unwrap_err();
+    assert!(e.message.contains("agreement is not in force"), "{}", e.message);
+}
