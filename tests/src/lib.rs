@@ -251,6 +251,14 @@ impl Group {
         r.child = Some(child);
     }
 
+    /// Sets an environment variable of every replica for its next (re)start.
+    pub fn set_env(&mut self, key: &'static str, value: &str) {
+        for r in &mut self.replicas {
+            r.env.retain(|(k, _)| *k != key);
+            r.env.push((key, value.to_string()));
+        }
+    }
+
     /// Kills replica `id` with SIGKILL and waits for it to exit.
     pub async fn kill(&mut self, id: u64) {
         if let Some(mut c) = self.replica_mut(id).child.take() {

@@ -134,6 +134,17 @@ pub const TABLE: &[Rule] = &[
         scope: OWN_INSTITUTION,
     },
     Rule { method: "/medmesh.v1.HospitalService/ListSettlements", allow: &[InstitutionHere], scope: OWN_INSTITUTION },
+    // An institution declares and contests its own months and reads its own statements.
+    Rule { method: "/medmesh.v1.HospitalService/DeclareMonth", allow: &[InstitutionHere], scope: OWN_INSTITUTION },
+    Rule { method: "/medmesh.v1.HospitalService/ContestDeduction", allow: &[InstitutionHere], scope: OWN_INSTITUTION },
+    Rule {
+        method: "/medmesh.v1.HospitalService/GetPaymentStatement",
+        allow: &[InstitutionHere],
+        scope: OWN_INSTITUTION,
+    },
+    Rule { method: "/medmesh.v1.HospitalService/ListDeclarations", allow: &[InstitutionHere], scope: OWN_INSTITUTION },
+    Rule { method: "/medmesh.v1.HospitalService/QuotePrepayment", allow: &[InstitutionHere], scope: OWN_INSTITUTION },
+    Rule { method: "/medmesh.v1.HospitalService/ListPrepayments", allow: &[InstitutionHere], scope: OWN_INSTITUTION },
     // A province's agency keeps its own province's registers; the nation reads its aggregates.
     Rule { method: "/medmesh.v1.AgencyService/PutPerson", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/PutInstitution", allow: &[AgencyHere], scope: "" },
@@ -173,6 +184,18 @@ pub const TABLE: &[Rule] = &[
     Rule { method: "/medmesh.v1.AgencyService/PutCasePolicy", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/GetCasePolicy", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/ListCaseOutcomes", allow: &[AgencyHere], scope: "" },
+    // The agency reviews, pays and prepays its own province's institutions.
+    Rule { method: "/medmesh.v1.AgencyService/ReviewDeclaration", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/ResolveContest", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/PayInstitution", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/GetInstitutionStatement", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/ListInstitutionDeclarations", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/PutPrepaymentPolicy", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/GetPrepaymentPolicy", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/GrantPrepayment", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/RepayPrepayment", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/WriteOffPrepayment", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/ListInstitutionPrepayments", allow: &[AgencyHere], scope: "" },
     // The federation: provinces read their positions; the nation runs clearing.
     Rule { method: "/medmesh.v1.FederationService/GetPositions", allow: &[AgencyAny, National], scope: "" },
     Rule { method: "/medmesh.v1.FederationService/ListAnchors", allow: &[AgencyAny, National], scope: "" },

@@ -31,9 +31,19 @@ pub const FRESH: Duration = Duration::from_secs(5);
 /// Offset from the group's median above which the leader warns about its own clock.
 pub const SKEW_WARN_MS: i64 = 1_000;
 
-/// Milliseconds since the epoch, from this machine's clock.
+/// The replica's configured clock offset (`clock_offset_ms`), set once at start.
+static OFFSET_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Sets the replica's clock offset (at start, from its configuration).
+pub fn set_offset_ms(offset: i64) {
+    OFFSET_MS.store(offset, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Milliseconds since the epoch, from this machine's clock shifted by the configured offset.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    let real =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    real.saturating_add(OFFSET_MS.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// The median of the offsets: with an even count, the lower middle one (no averaging, so the

@@ -25,6 +25,7 @@
 //! | `MEDMESH_TLS_DENY` | `tls_deny` (comma-separated SHA-256 fingerprints) |
 //! | `MEDMESH_INSECURE` | `insecure` (`true`/`false`) |
 //! | `MEDMESH_SEAL_KEY` | `seal_key` |
+//! | `MEDMESH_CLOCK_OFFSET_MS` | `clock_offset_ms` |
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -95,6 +96,12 @@ pub struct NodeConfig {
     /// Required for a province replica (`medmesh dev` and `deploy/make-pki.sh` generate one);
     /// the federation holds no identities and needs none.
     pub seal_key: PathBuf,
+    /// Shifts this replica's clock by this many milliseconds (signed; 0 by default). For
+    /// drills and tests of month-end work — declarations, clearing — without waiting for the
+    /// calendar: every replica of a group runs with the same offset, and the group's time then
+    /// follows it (backwards only for a fresh group: apply never moves time back). Logged
+    /// loudly at start when not 0. At most ten years either way.
+    pub clock_offset_ms: i64,
 }
 
 impl Default for NodeConfig {
@@ -121,6 +128,7 @@ impl Default for NodeConfig {
             tls_deny: Vec::new(),
             insecure: false,
             seal_key: PathBuf::new(),
+            clock_offset_ms: 0,
         }
     }
 }
@@ -180,6 +188,9 @@ impl NodeConfig {
         }
         if let Some(v) = get("MEDMESH_ELECTION_TIMEOUT_MS") {
             self.election_timeout_ms = v.parse().context("MEDMESH_ELECTION_TIMEOUT_MS")?;
+        }
+        if let Some(v) = get("MEDMESH_CLOCK_OFFSET_MS") {
+            self.clock_offset_ms = v.parse().context("MEDMESH_CLOCK_OFFSET_MS")?;
         }
         if let Some(v) = get("MEDMESH_FEDERATION") {
             self.federation = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
@@ -298,6 +309,9 @@ impl NodeConfig {
                     );
                 }
             }
+        }
+        if self.clock_offset_ms.unsigned_abs() > 10 * 366 * 86_400_000 {
+            bail!("clock_offset_ms: {} is more than ten years", self.clock_offset_ms);
         }
         for (i, f) in self.tls_deny.iter().enumerate() {
             if f.len() != 64 || !f.chars().all(|c| c.is_ascii_hexdigit()) {

@@ -46,6 +46,13 @@ pub async fn run(
     .validate()
     .context("raft config")?;
 
+    crate::clock::set_offset_ms(cfg.clock_offset_ms);
+    if cfg.clock_offset_ms != 0 {
+        tracing::warn!(
+            offset_ms = cfg.clock_offset_ms,
+            "CLOCK OFFSET: this replica's clock is shifted; for drills and tests of month-end work only"
+        );
+    }
     let transport = if cfg.insecure {
         tracing::warn!("INSECURE: this replica serves and calls in plaintext and checks no identity; never use this outside a throwaway local run");
         eprintln!("medmesh: WARNING: --insecure: plaintext, no identities, every rpc open to anyone");

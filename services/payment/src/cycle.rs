@@ -301,7 +301,7 @@ impl Declaration {
         for (i, l) in lines.into_iter().enumerate() {
             if !seen.insert(l.settlement.clone()) {
                 return Err(PayError::invalid(
-                    format!("deductions[{i}].settlement"),
+                    format!("deductions[{i}].settlement_serial"),
                     format!("{} appears twice", l.settlement),
                 ));
             }
@@ -309,7 +309,8 @@ impl Declaration {
                 return Err(PayError::invalid(format!("deductions[{i}].amount"), "must be positive"));
             }
             check_text(&format!("deductions[{i}].reason"), &l.reason)?;
-            let most = cap(&l.settlement).map_err(|m| PayError::state(format!("deductions[{i}].settlement"), m))?;
+            let most =
+                cap(&l.settlement).map_err(|m| PayError::state(format!("deductions[{i}].settlement_serial"), m))?;
             if l.amount > most {
                 return Err(PayError::invalid(
                     format!("deductions[{i}].amount"),
@@ -344,7 +345,7 @@ impl Declaration {
     fn line(&mut self, settlement: &Serial) -> Result<&mut Deduction, PayError> {
         let period = self.period;
         self.deductions.iter_mut().find(|d| &d.settlement == settlement).ok_or_else(|| {
-            PayError::not_found("settlement", format!("settlement {settlement} was not deducted in {period}"))
+            PayError::not_found("settlement_serial", format!("settlement {settlement} was not deducted in {period}"))
         })
     }
 
@@ -356,13 +357,16 @@ impl Declaration {
         };
         if at.date() > until {
             return Err(PayError::state(
-                "settlement",
+                "settlement_serial",
                 format!("deductions of {} could be contested until {until}", self.period),
             ));
         }
         let d = self.line(settlement)?;
         if d.contest.is_some() {
-            return Err(PayError::state("settlement", format!("the deduction on {settlement} was already contested")));
+            return Err(PayError::state(
+                "settlement_serial",
+                format!("the deduction on {settlement} was already contested"),
+            ));
         }
         d.contest = Some(Contest { reason: reason.to_string(), at, resolution: None });
         Ok(())
@@ -374,10 +378,16 @@ impl Declaration {
         check_text("reason", reason)?;
         let d = self.line(settlement)?;
         let Some(c) = d.contest.as_mut() else {
-            return Err(PayError::state("settlement", format!("the deduction on {settlement} is not contested")));
+            return Err(PayError::state(
+                "settlement_serial",
+                format!("the deduction on {settlement} is not contested"),
+            ));
         };
         if c.resolution.is_some() {
-            return Err(PayError::state("settlement", format!("the contest of {settlement} was already answered")));
+            return Err(PayError::state(
+                "settlement_serial",
+                format!("the contest of {settlement} was already answered"),
+            ));
         }
         c.resolution = Some(Resolution { accepted: accept, reason: reason.to_string(), at });
         Ok(if accept { d.amount } else { Money::ZERO })

@@ -107,12 +107,12 @@ fn review_deducts_line_by_line_within_each_lines_share() {
 #[test]
 fn bad_reviews_name_the_line_and_change_nothing() {
     let cases: Vec<(Vec<DeductionInput>, &str)> = vec![
-        (vec![ded("S1", "1.00"), ded("S1", "2.00")], "deductions[1].settlement"),
+        (vec![ded("S1", "1.00"), ded("S1", "2.00")], "deductions[1].settlement_serial"),
         (vec![ded("S1", "0.00")], "deductions[0].amount"),
         (vec![ded("S1", "-1.00")], "deductions[0].amount"),
         (vec![ded("S2", "300.01")], "deductions[0].amount"),
-        (vec![ded("S1", "1.00"), ded("S3", "1.00")], "deductions[1].settlement"),
-        (vec![ded("S9", "1.00")], "deductions[0].settlement"),
+        (vec![ded("S1", "1.00"), ded("S3", "1.00")], "deductions[1].settlement_serial"),
+        (vec![ded("S9", "1.00")], "deductions[0].settlement_serial"),
         (
             vec![DeductionInput { settlement: serial("S1"), amount: yuan("1.00"), reason: " ".into(), alert: None }],
             "deductions[0].reason",
@@ -142,16 +142,16 @@ fn a_deducted_line_is_contested_once_within_the_window() {
     let mut d = march();
     assert_eq!(d.contest(&serial("S1"), "it was indicated", at("2025-04-05")).unwrap_err().field(), "period");
     d.review(vec![ded("S1", "120.00"), ded("S2", "30.00")], "", at("2025-04-10"), cap).unwrap();
-    assert_eq!(d.contest(&serial("S3"), "x", at("2025-04-11")).unwrap_err().field(), "settlement");
+    assert_eq!(d.contest(&serial("S3"), "x", at("2025-04-11")).unwrap_err().field(), "settlement_serial");
     assert_eq!(d.contest(&serial("S1"), "", at("2025-04-11")).unwrap_err().field(), "reason");
     d.contest(&serial("S1"), "it was indicated", at("2025-04-11")).unwrap();
     assert_eq!(d.contests_open(), 1);
-    assert_eq!(d.contest(&serial("S1"), "again", at("2025-04-12")).unwrap_err().field(), "settlement");
+    assert_eq!(d.contest(&serial("S1"), "again", at("2025-04-12")).unwrap_err().field(), "settlement_serial");
     // The window: the review day plus CONTEST_DAYS, inclusive.
     let last = day("2025-04-10").plus_days(CONTEST_DAYS);
     assert_eq!(d.contest_until(), Some(last));
     let late = cst(last.plus_days(1), 0);
-    assert_eq!(d.contest(&serial("S2"), "late", late).unwrap_err().field(), "settlement");
+    assert_eq!(d.contest(&serial("S2"), "late", late).unwrap_err().field(), "settlement_serial");
     let on_time = cst(last, 86_399_999);
     d.contest(&serial("S2"), "on the last day", on_time).unwrap();
 }
@@ -164,7 +164,10 @@ fn an_accepted_contest_withdraws_the_deduction_a_rejected_one_does_not() {
     d.contest(&serial("S2"), "indicated", at("2025-04-11")).unwrap();
     assert_eq!(d.resolve(&serial("S1"), true, "agreed", at("2025-04-12")).unwrap(), yuan("120.00"));
     assert_eq!(d.resolve(&serial("S2"), false, "not indicated", at("2025-04-12")).unwrap(), Money::ZERO);
-    assert_eq!(d.resolve(&serial("S2"), true, "changed my mind", at("2025-04-13")).unwrap_err().field(), "settlement");
+    assert_eq!(
+        d.resolve(&serial("S2"), true, "changed my mind", at("2025-04-13")).unwrap_err().field(),
+        "settlement_serial"
+    );
     assert_eq!(d.deducted(), yuan("30.00"));
     assert_eq!(d.approved(), yuan("820.00"));
     assert_eq!(d.contests_open(), 0);

@@ -463,6 +463,12 @@ impl AgencyService for Agency {
                 recovered: f.ledger.recovered.to_string(),
                 recovery_due: f.ledger.recovery_due.to_string(),
                 fines_imposed: f.ledger.fines_imposed.to_string(),
+                deducted: f.ledger.deducted.to_string(),
+                institution_payments: f.ledger.institution_payments.to_string(),
+                prepaid_out: f.ledger.prepaid_out.to_string(),
+                prepaid_offset: f.ledger.prepaid_offset.to_string(),
+                prepaid_repaid: f.ledger.prepaid_repaid.to_string(),
+                prepayments_outstanding: f.ledger.prepayments_outstanding().to_string(),
             })),
             other => Err(unexpected(other)),
         }
@@ -540,6 +546,132 @@ impl AgencyService for Agency {
             })),
             other => Err(unexpected(other)),
         }
+    }
+
+    async fn review_declaration(
+        &self,
+        req: Request<ReviewDeclarationRequest>,
+    ) -> Result<Response<ReviewDeclarationResponse>, Status> {
+        let cmd = convert::review_declaration(req.into_inner())?;
+        Ok(Response::new(ReviewDeclarationResponse {
+            declaration: Some(super::payment::declaration(&self.mesh, cmd).await?),
+        }))
+    }
+
+    async fn resolve_contest(
+        &self,
+        req: Request<ResolveContestRequest>,
+    ) -> Result<Response<ResolveContestResponse>, Status> {
+        let r = req.into_inner();
+        let cmd = medmesh_state::PaymentCommand::Resolve {
+            institution: convert::institution("institution_id", &r.institution_id)?,
+            period: convert::period("period", &r.period)?,
+            settlement: convert::serial("settlement_serial", &r.settlement_serial)?,
+            accept: r.accept,
+            reason: r.reason,
+        };
+        Ok(Response::new(ResolveContestResponse {
+            declaration: Some(super::payment::declaration(&self.mesh, cmd).await?),
+        }))
+    }
+
+    async fn pay_institution(
+        &self,
+        req: Request<PayInstitutionRequest>,
+    ) -> Result<Response<PayInstitutionResponse>, Status> {
+        let cmd = convert::pay_institution(req.into_inner())?;
+        match outcome(self.mesh.app.propose(ProvinceCommand::Payment(cmd)).await?)? {
+            Outcome::Paid(p) => Ok(Response::new(PayInstitutionResponse {
+                payment: Some(convert::payment_pb(&p.0)),
+                declaration: Some(convert::declaration_pb(&p.1)),
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn get_institution_statement(
+        &self,
+        req: Request<GetInstitutionStatementRequest>,
+    ) -> Result<Response<GetInstitutionStatementResponse>, Status> {
+        let r = req.into_inner();
+        let statement = super::payment::statement(&self.mesh, &r.institution_id, &r.period).await?;
+        Ok(Response::new(GetInstitutionStatementResponse { statement: Some(statement) }))
+    }
+
+    async fn list_institution_declarations(
+        &self,
+        req: Request<ListInstitutionDeclarationsRequest>,
+    ) -> Result<Response<ListInstitutionDeclarationsResponse>, Status> {
+        let r = req.into_inner();
+        let (declarations, next_page_token) =
+            super::payment::declarations(&self.mesh, &r.institution_id, &r.page_token, r.page_size).await?;
+        Ok(Response::new(ListInstitutionDeclarationsResponse { declarations, next_page_token }))
+    }
+
+    async fn put_prepayment_policy(
+        &self,
+        req: Request<PutPrepaymentPolicyRequest>,
+    ) -> Result<Response<PutPrepaymentPolicyResponse>, Status> {
+        let p = convert::prepayment_policy(req.into_inner().policy)?;
+        let cmd = ProvinceCommand::Payment(medmesh_state::PaymentCommand::PutPolicy(p));
+        match outcome(self.mesh.app.propose(cmd).await?)? {
+            Outcome::PrepaymentPolicy(p) => {
+                Ok(Response::new(PutPrepaymentPolicyResponse { policy: Some(convert::prepayment_policy_pb(&p)) }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn get_prepayment_policy(
+        &self,
+        _req: Request<GetPrepaymentPolicyRequest>,
+    ) -> Result<Response<GetPrepaymentPolicyResponse>, Status> {
+        match answer(self.mesh.app.query(Query::PrepaymentPolicy).await?)? {
+            Answer::PrepaymentPolicy(p) => {
+                Ok(Response::new(GetPrepaymentPolicyResponse { policy: Some(convert::prepayment_policy_pb(&p)) }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn grant_prepayment(
+        &self,
+        req: Request<GrantPrepaymentRequest>,
+    ) -> Result<Response<GrantPrepaymentResponse>, Status> {
+        let cmd = convert::grant_prepayment(req.into_inner())?;
+        Ok(Response::new(GrantPrepaymentResponse {
+            prepayment: Some(super::payment::prepayment(&self.mesh, cmd).await?),
+        }))
+    }
+
+    async fn repay_prepayment(
+        &self,
+        req: Request<RepayPrepaymentRequest>,
+    ) -> Result<Response<RepayPrepaymentResponse>, Status> {
+        let cmd = convert::repay_prepayment(req.into_inner())?;
+        Ok(Response::new(RepayPrepaymentResponse {
+            prepayment: Some(super::payment::prepayment(&self.mesh, cmd).await?),
+        }))
+    }
+
+    async fn write_off_prepayment(
+        &self,
+        req: Request<WriteOffPrepaymentRequest>,
+    ) -> Result<Response<WriteOffPrepaymentResponse>, Status> {
+        let cmd = convert::write_off_prepayment(req.into_inner())?;
+        Ok(Response::new(WriteOffPrepaymentResponse {
+            prepayment: Some(super::payment::prepayment(&self.mesh, cmd).await?),
+        }))
+    }
+
+    async fn list_institution_prepayments(
+        &self,
+        req: Request<ListInstitutionPrepaymentsRequest>,
+    ) -> Result<Response<ListInstitutionPrepaymentsResponse>, Status> {
+        let r = req.into_inner();
+        let (prepayments, outstanding, payments_stopped) =
+            super::payment::prepayments(&self.mesh, &r.institution_id).await?;
+        Ok(Response::new(ListInstitutionPrepaymentsResponse { prepayments, outstanding, payments_stopped }))
     }
 }
 

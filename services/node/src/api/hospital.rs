@@ -41,7 +41,13 @@ for_institution!(
     SettleRequest,
     ReverseRequest,
     GetExpenseDocumentRequest,
-    ListSettlementsRequest
+    ListSettlementsRequest,
+    DeclareMonthRequest,
+    ContestDeductionRequest,
+    GetPaymentStatementRequest,
+    ListDeclarationsRequest,
+    QuotePrepaymentRequest,
+    ListPrepaymentsRequest
 );
 
 /// The request's message once its `institution_id` is checked (a well-formed code, and the
@@ -203,5 +209,83 @@ impl HospitalService for Hospital {
             }
             other => Err(unexpected(other)),
         }
+    }
+
+    async fn declare_month(&self, req: Request<DeclareMonthRequest>) -> Result<Response<DeclareMonthResponse>, Status> {
+        let r = own(req)?;
+        let cmd = medmesh_state::PaymentCommand::Declare {
+            institution: convert::institution("institution_id", &r.institution_id)?,
+            serial: convert::serial("serial", &r.serial)?,
+            period: convert::period("period", &r.period)?,
+        };
+        Ok(Response::new(DeclareMonthResponse {
+            declaration: Some(super::payment::declaration(&self.mesh, cmd).await?),
+        }))
+    }
+
+    async fn contest_deduction(
+        &self,
+        req: Request<ContestDeductionRequest>,
+    ) -> Result<Response<ContestDeductionResponse>, Status> {
+        let r = own(req)?;
+        let cmd = medmesh_state::PaymentCommand::Contest {
+            institution: convert::institution("institution_id", &r.institution_id)?,
+            period: convert::period("period", &r.period)?,
+            settlement: convert::serial("settlement_serial", &r.settlement_serial)?,
+            reason: r.reason,
+        };
+        Ok(Response::new(ContestDeductionResponse {
+            declaration: Some(super::payment::declaration(&self.mesh, cmd).await?),
+        }))
+    }
+
+    async fn get_payment_statement(
+        &self,
+        req: Request<GetPaymentStatementRequest>,
+    ) -> Result<Response<GetPaymentStatementResponse>, Status> {
+        let r = own(req)?;
+        let statement = super::payment::statement(&self.mesh, &r.institution_id, &r.period).await?;
+        Ok(Response::new(GetPaymentStatementResponse { statement: Some(statement) }))
+    }
+
+    async fn list_declarations(
+        &self,
+        req: Request<ListDeclarationsRequest>,
+    ) -> Result<Response<ListDeclarationsResponse>, Status> {
+        let r = own(req)?;
+        let (declarations, next_page_token) =
+            super::payment::declarations(&self.mesh, &r.institution_id, &r.page_token, r.page_size).await?;
+        Ok(Response::new(ListDeclarationsResponse { declarations, next_page_token }))
+    }
+
+    async fn quote_prepayment(
+        &self,
+        req: Request<QuotePrepaymentRequest>,
+    ) -> Result<Response<QuotePrepaymentResponse>, Status> {
+        let r = own(req)?;
+        let institution = convert::institution("institution_id", &r.institution_id)?;
+        let kind = convert::prepayment_kind("kind", r.kind)?;
+        let procurement = if r.procurement_amount.trim().is_empty() {
+            Money::ZERO
+        } else {
+            convert::money("procurement_amount", &r.procurement_amount)?
+        };
+        match answer(self.mesh.app.query(Query::PrepaymentQuote { institution, kind, procurement, now: now() }).await?)?
+        {
+            Answer::PrepaymentQuote(s) => {
+                Ok(Response::new(QuotePrepaymentResponse { sizing: Some(convert::sizing_pb(&s)) }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn list_prepayments(
+        &self,
+        req: Request<ListPrepaymentsRequest>,
+    ) -> Result<Response<ListPrepaymentsResponse>, Status> {
+        let r = own(req)?;
+        let (prepayments, outstanding, payments_stopped) =
+            super::payment::prepayments(&self.mesh, &r.institution_id).await?;
+        Ok(Response::new(ListPrepaymentsResponse { prepayments, outstanding, payments_stopped }))
     }
 }

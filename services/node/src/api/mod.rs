@@ -6,6 +6,7 @@ pub mod agency;
 pub mod federation;
 pub mod hospital;
 pub mod mesh;
+mod payment;
 pub mod raft;
 
 use medmesh_state::{Answer, CommandResult, DomainError, Outcome};

@@ -16,12 +16,14 @@ mod audit;
 mod cases;
 mod hospital;
 mod monitoring;
+mod payment;
 
 pub use agency::*;
 pub use audit::*;
 pub use cases::*;
 pub use hospital::*;
 pub use monitoring::*;
+pub use payment::*;
 
 /// Most fee lines in one upload.
 pub const MAX_UPLOAD_LINES: usize = 2_000;

@@ -172,7 +172,7 @@ fn a_month_is_declared_reviewed_contested_and_paid_exactly_once() {
     let too_much = step(&mut kv, "2025-04-03", review(vec![line("S2", "0.01"), line("S1", "300")])).unwrap_err();
     assert_eq!(too_much.field, "deductions[1].amount");
     let unknown = step(&mut kv, "2025-04-03", review(vec![line("S9", "1")])).unwrap_err();
-    assert_eq!(unknown.field, "deductions[0].settlement");
+    assert_eq!(unknown.field, "deductions[0].settlement_serial");
     let d = declaration(step(&mut kv, "2025-04-03", review(vec![line("S1", "10.00")])));
     assert_eq!((d.deducted(), d.approved()), (m("10.00"), a + b - m("10.00")));
     let (after, payable_after) = ledger(&kv);
@@ -190,7 +190,7 @@ fn a_month_is_declared_reviewed_contested_and_paid_exactly_once() {
         reason: "the item was indicated".into(),
     };
     declaration(step(&mut kv, "2025-04-05", contest.clone()));
-    assert_eq!(step(&mut kv, "2025-04-05", contest).unwrap_err().field, "settlement");
+    assert_eq!(step(&mut kv, "2025-04-05", contest).unwrap_err().field, "settlement_serial");
     let d = declaration(step(
         &mut kv,
         "2025-04-06",
