@@ -51,7 +51,7 @@ async fn a_month_is_declared_reviewed_contested_paid_and_prepaid() {
     demo::load(g.agency(leader), HOME, 4).await.unwrap();
     let inst = demo::institution(HOME, 1);
     let mut h = HospitalServiceClient::new(g.channel_as(leader, &institution(HOME, 1)));
-    let mut owed = Money::ZERO;
+    let (mut owed, mut spent) = (Money::ZERO, Money::ZERO);
     for (visit, serial, person) in [("V1", "S1", 1u32), ("V2", "S2", 2)] {
         h.register_visit(demo::visit_request(HOME, visit, person, 1, &day)).await.unwrap();
         h.upload_fees(pb::UploadFeesRequest {
@@ -74,8 +74,39 @@ async fn a_month_is_declared_reviewed_contested_paid_and_prepaid() {
             .split
             .unwrap();
         owed += yuan(&split.pooling_fund) + yuan(&split.critical_illness) + yuan(&split.individual_account);
+        spent += yuan(&split.pooling_fund) + yuan(&split.critical_illness);
     }
     assert!(owed > Money::ZERO);
+    // The year's budget, set after the care: what the year consumed counts, and the 50%
+    // threshold was reached (the budget is 1.5 times the consumption).
+    let year = LogTime(real + offset).date().year();
+    let mut agency = AgencyServiceClient::new(g.agency(leader));
+    let budget_amount = Money::from_fen(owed.to_fen() * 3 / 2);
+    let b = agency
+        .put_budget(pb::PutBudgetRequest {
+            institution_id: inst.clone(),
+            year,
+            amount: budget_amount.to_string(),
+            thresholds: vec![50, 100],
+            overspend_fund_percent: 40,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .budget
+        .unwrap();
+    assert_eq!(yuan(&b.consumed), owed);
+    assert_eq!(b.warnings.iter().map(|w| w.threshold).collect::<Vec<_>>(), vec![50]);
+    let bad = |thresholds: Vec<u32>, percent: u32, institution_id: &str| pb::PutBudgetRequest {
+        institution_id: institution_id.into(),
+        year,
+        amount: "100.00".into(),
+        thresholds,
+        overspend_fund_percent: percent,
+    };
+    fails(agency.put_budget(bad(vec![90, 80], 0, &inst)).await, Code::InvalidArgument, "thresholds[1]");
+    fails(agency.put_budget(bad(vec![], 101, &inst)).await, Code::InvalidArgument, "overspend_fund_percent");
+    fails(agency.put_budget(bad(vec![], 0, "H310000-01")).await, Code::NotFound, "institution_id");
     let declare = |serial: &str, period: &str| pb::DeclareMonthRequest {
         institution_id: inst.clone(),
         serial: serial.into(),
@@ -210,6 +241,23 @@ async fn a_month_is_declared_reviewed_contested_paid_and_prepaid() {
     let f = agency.get_fund(pb::GetFundRequest {}).await.unwrap().into_inner();
     assert_eq!((yuan(&f.institution_payments), yuan(&f.payables)), (owed, Money::ZERO));
     conserved(&f);
+    // The fund's risk level: months of the average monthly expenditure over the last 12 full
+    // months (only last month spent) that the balance covers.
+    let monthly = Money::from_fen(spent.to_fen() / 12);
+    let tenths = yuan(&f.balance).to_fen() * 10 / monthly.to_fen();
+    assert_eq!(yuan(&f.monthly_expenditure), monthly);
+    assert_eq!(f.months_covered, format!("{}.{}", tenths / 10, tenths % 10));
+    assert_eq!((f.risk_threshold_months, f.risk_warning.is_empty()), (6, tenths >= 60), "{f:?}");
+    // The budget: the year-end closing waits for the year to be over.
+    let b = h.get_budget(pb::GetBudgetRequest { institution_id: inst.clone(), year }).await.unwrap().into_inner();
+    assert_eq!(yuan(&b.budget.unwrap().consumed), owed);
+    let close = agency.close_budget_year(pb::CloseBudgetYearRequest { institution_id: inst.clone(), year }).await;
+    if year == LogTime(real).date().year() {
+        fails(close, Code::FailedPrecondition, "year");
+    } else {
+        let closed = close.unwrap().into_inner().budget.unwrap().closed.unwrap();
+        assert_eq!((yuan(&closed.overspend), yuan(&closed.underspend)), (Money::ZERO, budget_amount - owed));
+    }
     let listed = h
         .list_declarations(pb::ListDeclarationsRequest { institution_id: inst.clone(), ..Default::default() })
         .await

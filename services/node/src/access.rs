@@ -145,6 +145,7 @@ pub const TABLE: &[Rule] = &[
     Rule { method: "/medmesh.v1.HospitalService/ListDeclarations", allow: &[InstitutionHere], scope: OWN_INSTITUTION },
     Rule { method: "/medmesh.v1.HospitalService/QuotePrepayment", allow: &[InstitutionHere], scope: OWN_INSTITUTION },
     Rule { method: "/medmesh.v1.HospitalService/ListPrepayments", allow: &[InstitutionHere], scope: OWN_INSTITUTION },
+    Rule { method: "/medmesh.v1.HospitalService/GetBudget", allow: &[InstitutionHere], scope: OWN_INSTITUTION },
     // A province's agency keeps its own province's registers; the nation reads its aggregates.
     Rule { method: "/medmesh.v1.AgencyService/PutPerson", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/PutInstitution", allow: &[AgencyHere], scope: "" },
@@ -196,6 +197,9 @@ pub const TABLE: &[Rule] = &[
     Rule { method: "/medmesh.v1.AgencyService/RepayPrepayment", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/WriteOffPrepayment", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/ListInstitutionPrepayments", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/PutBudget", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/GetInstitutionBudget", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/CloseBudgetYear", allow: &[AgencyHere], scope: "" },
     // The federation: provinces read their positions; the nation runs clearing.
     Rule { method: "/medmesh.v1.FederationService/GetPositions", allow: &[AgencyAny, National], scope: "" },
     Rule { method: "/medmesh.v1.FederationService/ListAnchors", allow: &[AgencyAny, National], scope: "" },

@@ -362,3 +362,70 @@ fn policies_out_of_range_are_refused() {
         assert_eq!(bad.validate().unwrap_err().field(), field);
     }
 }
+
+fn terms(amount: &str, thresholds: Vec<u32>, fund_percent: u32) -> BudgetTerms {
+    BudgetTerms { amount: yuan(amount), thresholds, overspend_fund_percent: fund_percent }
+}
+
+#[test]
+fn a_budget_warns_once_at_each_threshold_and_shares_an_overspend_at_year_end() {
+    let h = InstitutionId::new("H001").unwrap();
+    let mut b =
+        Budget::put(None, h.clone(), 2025, terms("1000.00", vec![80, 100], 60), yuan("100.00"), day("2025-03-01"))
+            .unwrap();
+    assert!(b.warnings.is_empty());
+    assert!(!b.consume(yuan("699.99"), day("2025-06-01")));
+    assert_eq!(b.used_tenths(), 799);
+    assert!(b.consume(yuan("0.01"), day("2025-06-02")), "800.00 is 80%");
+    assert_eq!(b.warnings[0], BudgetWarning { threshold: 80, on: day("2025-06-02"), consumed: yuan("800.00") });
+    // Down and up again: nothing new.
+    assert!(!b.consume(yuan("-50.00"), day("2025-06-03")));
+    assert!(!b.consume(yuan("50.00"), day("2025-06-04")));
+    assert!(b.consume(yuan("300.01"), day("2025-11-30")), "1100.01 is past 100%");
+    assert_eq!(b.warnings.len(), 2);
+    // A revision keeps what was consumed and warned.
+    let revised = Budget::put(
+        Some(b.clone()),
+        h.clone(),
+        2025,
+        terms("1050.00", vec![80, 100], 60),
+        Money::ZERO,
+        day("2025-12-01"),
+    )
+    .unwrap();
+    assert_eq!((revised.consumed, revised.warnings.len()), (yuan("1100.01"), 2));
+    // Not before the year is over; then once.
+    assert_eq!(b.close_year(day("2025-12-31")).unwrap_err().field(), "year");
+    let end = b.close_year(day("2026-01-02")).unwrap();
+    // Overspend 100.01: the fund bears 60% = 60.006 → 60.00, the institution 40.01.
+    assert_eq!(
+        (end.overspend, end.fund_bears, end.institution_bears, end.underspend),
+        (yuan("100.01"), yuan("60.00"), yuan("40.01"), Money::ZERO)
+    );
+    assert_eq!(b.close_year(day("2026-01-03")).unwrap_err().field(), "year");
+    assert!(!b.consume(yuan("1.00"), day("2026-01-03")), "a closed budget no longer moves");
+    assert_eq!(b.consumed, yuan("1100.01"));
+    let e = Budget::put(Some(b), h, 2025, terms("2000.00", vec![], 0), Money::ZERO, day("2025-12-31")).unwrap_err();
+    assert_eq!(e.field(), "year");
+}
+
+#[test]
+fn an_underspent_budget_withholds_nothing_and_bad_terms_are_named() {
+    let h = InstitutionId::new("H001").unwrap();
+    let mut b =
+        Budget::put(None, h.clone(), 2025, terms("1000.00", vec![], 0), yuan("400.00"), day("2025-01-10")).unwrap();
+    let end = b.close_year(day("2026-01-01")).unwrap();
+    assert_eq!((end.overspend, end.institution_bears, end.underspend), (Money::ZERO, Money::ZERO, yuan("600.00")));
+    for (t, field) in [
+        (terms("0.00", vec![], 0), "amount"),
+        (terms("1.00", vec![0], 0), "thresholds[0]"),
+        (terms("1.00", vec![201], 0), "thresholds[0]"),
+        (terms("1.00", vec![90, 80], 0), "thresholds[1]"),
+        (terms("1.00", vec![10, 20, 30, 40, 50, 60], 0), "thresholds"),
+        (terms("1.00", vec![], 101), "overspend_fund_percent"),
+    ] {
+        assert_eq!(Budget::put(None, h.clone(), 2025, t, Money::ZERO, day("2025-01-10")).unwrap_err().field(), field);
+    }
+    let late = Budget::put(None, h, 2024, terms("1.00", vec![], 0), Money::ZERO, day("2025-01-10")).unwrap_err();
+    assert_eq!(late.field(), "year");
+}

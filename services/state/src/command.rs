@@ -119,6 +119,8 @@ impl ProvinceCommand {
                 PaymentCommand::Prepay { .. } => "grant_prepayment",
                 PaymentCommand::Repay { .. } => "repay_prepayment",
                 PaymentCommand::WriteOff { .. } => "write_off_prepayment",
+                PaymentCommand::PutBudget { .. } => "put_budget",
+                PaymentCommand::CloseBudgetYear { .. } => "close_budget_year",
             },
             Self::ScanRule { .. } => "scan_rule",
         }

@@ -321,6 +321,10 @@ pub mod keys {
     pub fn payment(inst: &InstitutionId, reference: &Serial) -> String {
         format!("paid/{inst}/{reference}")
     }
+    /// An institution's budget of a year.
+    pub fn budget(inst: &InstitutionId, year: i32) -> String {
+        format!("budget/{inst}/{year}")
+    }
     /// The province's prepayment policy.
     pub const PREPAYMENT_POLICY: &str = "~prepaypolicy";
     /// A prepayment to an institution.

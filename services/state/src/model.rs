@@ -246,6 +246,8 @@ pub struct FundLedger {
     pub prepaid_offset: Money,
     /// Prepayments repaid by institutions (back in the pool).
     pub prepaid_repaid: Money,
+    /// Institutions' share of budget overspends withheld at year end (back in the pool).
+    pub budget_withheld: Money,
 }
 
 impl FundLedger {
@@ -258,6 +260,7 @@ impl FundLedger {
             + self.deducted
             + self.prepaid_offset
             + self.prepaid_repaid
+            + self.budget_withheld
             - self.pooling_paid
             - self.critical_illness_paid
             - self.nonlocal_reserved
@@ -285,6 +288,7 @@ impl FundLedger {
             - self.deducted
             - self.institution_payments
             - self.prepaid_offset
+            - self.budget_withheld
     }
 }
 
@@ -518,6 +522,23 @@ pub enum PaymentCommand {
         /// Repaid.
         amount: Money,
     },
+    /// Sets (or revises, while its year runs) an institution's annual budget.
+    PutBudget {
+        /// The institution (registered here).
+        institution: InstitutionId,
+        /// The year.
+        year: i32,
+        /// What was agreed.
+        terms: medmesh_payment::BudgetTerms,
+    },
+    /// Closes a budget year once it is over: the institution's share of an overspend is
+    /// withheld from what the fund owes it.
+    CloseBudgetYear {
+        /// The institution.
+        institution: InstitutionId,
+        /// The year.
+        year: i32,
+    },
     /// A prepayment cannot be recovered: payments to the institution stop and the case is
     /// marked for judicial proceedings.
     WriteOff {
@@ -543,7 +564,9 @@ impl PaymentCommand {
             | PaymentCommand::Pay { institution, .. }
             | PaymentCommand::Prepay { institution, .. }
             | PaymentCommand::Repay { institution, .. }
-            | PaymentCommand::WriteOff { institution, .. } => Some(institution),
+            | PaymentCommand::WriteOff { institution, .. }
+            | PaymentCommand::PutBudget { institution, .. }
+            | PaymentCommand::CloseBudgetYear { institution, .. } => Some(institution),
             PaymentCommand::PutPolicy(_) => None,
         }
     }
@@ -914,6 +937,8 @@ pub enum Outcome {
     PrepaymentPolicy(medmesh_payment::PrepaymentPolicy),
     /// A prepayment after the step.
     Prepayment(Box<Prepayment>),
+    /// A budget after the step.
+    Budget(Box<medmesh_payment::Budget>),
     /// A month's clearing statements, totals only.
     Clearing(Vec<crate::shared::StatementSummary>),
     /// Shared-log entries copied; the cursor after them.

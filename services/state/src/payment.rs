@@ -20,7 +20,7 @@
 //! `history_years × 12` month accounts, an institution's prepayments.
 
 use medmesh_payment::prepay::{self, Conditions};
-use medmesh_payment::{Declaration, MonthAccount, PayError, Period, PrepaymentKind, PrepaymentPolicy, Sizing};
+use medmesh_payment::{Budget, Declaration, MonthAccount, PayError, Period, PrepaymentKind, PrepaymentPolicy, Sizing};
 use medmesh_types::{Date, InstitutionId, LogTime, Money, Serial};
 
 use crate::kv::{decode, keys, load, KvRead, Tx};
@@ -54,6 +54,17 @@ fn add_fund_month(tx: &mut Tx<'_>, today: Date, spent: Money) {
     tx.store(&key, &(m + spent));
 }
 
+/// Adds `delta` to the consumption of the institution's budget of `year`, if it has one.
+fn consume_budget(tx: &mut Tx<'_>, inst: &InstitutionId, year: i32, delta: Money, today: Date) {
+    let key = keys::budget(inst, year);
+    if let Some(mut b) = tx.load::<Budget>(&key) {
+        if b.closed.is_none() {
+            b.consume(delta, today);
+            tx.store(&key, &b);
+        }
+    }
+}
+
 /// Counts a settlement made today: `owed` is what the fund owes the institution for it, `spent`
 /// what the pool paid (pooling and critical illness; zero for a non-local patient).
 pub(crate) fn count_settled(tx: &mut Tx<'_>, inst: &InstitutionId, today: Date, owed: Money, spent: Money) {
@@ -62,6 +73,7 @@ pub(crate) fn count_settled(tx: &mut Tx<'_>, inst: &InstitutionId, today: Date, 
         m.settlements += 1;
     });
     add_fund_month(tx, today, spent);
+    consume_budget(tx, inst, today.year(), owed, today);
 }
 
 /// Counts a reversal made today of a settlement of `settled_on` (see the module docs).
@@ -84,11 +96,27 @@ pub(crate) fn count_reversed(
         }
     });
     add_fund_month(tx, today, Money::ZERO - spent);
+    consume_budget(tx, inst, settled_on.year(), Money::ZERO - owed, today);
 }
 
 /// Counts a recovery executed today.
 pub(crate) fn count_recovered(tx: &mut Tx<'_>, inst: &InstitutionId, today: Date, amount: Money) {
     update_month(tx, inst, Period::of(today), |m| m.recovered += amount);
+    consume_budget(tx, inst, today.year(), Money::ZERO - amount, today);
+}
+
+/// Takes `amount` off what the fund owes `inst` as far as it goes, the rest becoming due from
+/// it (taken off its next settlements, as a case's recovery beyond the payable is); answers
+/// what was taken off the payable.
+fn withhold(tx: &mut Tx<'_>, inst: &InstitutionId, amount: Money, fund: &mut FundLedger) -> Money {
+    let pkey = keys::payable(inst);
+    let mut pay: Payable = tx.load(&pkey).unwrap_or_default();
+    let taken = amount.min(pay.amount.max(Money::ZERO));
+    pay.amount -= taken;
+    pay.recovery_due += amount - taken;
+    fund.recovery_due += amount - taken;
+    tx.store(&pkey, &pay);
+    taken
 }
 
 fn load_declaration(tx: &Tx<'_>, inst: &InstitutionId, period: Period) -> Result<Declaration, DomainError> {
@@ -262,6 +290,45 @@ pub(crate) fn execute(
                 tx.store(&pkey, &p);
                 Ok(Outcome::Prepayment(Box::new(p)))
             })
+        }
+        PaymentCommand::PutBudget { institution, year, terms } => {
+            registered(tx, institution)?;
+            let key = keys::budget(institution, *year);
+            let previous: Option<Budget> = tx.load(&key);
+            let (Some(first), Some(last)) = (Period::new(*year, 1), Period::new(*year, 12)) else {
+                return Err(DomainError::invalid("year", "must be 2000 to 2199"));
+            };
+            let consumed = if previous.is_none() {
+                // What the year consumed before it had a budget.
+                months(tx, first, Period::of(today).min(last), |p| {
+                    load::<MonthAccount>(tx, &keys::month_account(institution, p)).map(|m| m.net())
+                })
+                .into_iter()
+                .fold(Money::ZERO, |s, (_, m)| s + m)
+            } else {
+                Money::ZERO
+            };
+            let b =
+                Budget::put(previous, institution.clone(), *year, terms.clone(), consumed, today).map_err(pay_error)?;
+            tx.store(&key, &b);
+            Ok(Outcome::Budget(Box::new(b)))
+        }
+        PaymentCommand::CloseBudgetYear { institution, year } => {
+            let key = keys::budget(institution, *year);
+            let mut b: Budget = tx.load(&key).ok_or_else(|| {
+                DomainError::not_found("year", format!("institution {institution} has no budget for {year}"))
+            })?;
+            let end = b.close_year(today).map_err(pay_error)?;
+            if !end.institution_bears.is_zero() {
+                let mut fund: FundLedger = tx.load(keys::FUND).unwrap_or_default();
+                let taken = withhold(tx, institution, end.institution_bears, &mut fund);
+                fund.budget_withheld += taken;
+                tx.store(keys::FUND, &fund);
+                // The month open now declares less by it.
+                update_month(tx, institution, Period::of(today), |m| m.recovered += end.institution_bears);
+            }
+            tx.store(&key, &b);
+            Ok(Outcome::Budget(Box::new(b)))
         }
         PaymentCommand::WriteOff { institution, reference, case_id, reason } => {
             let pkey = keys::prepayment(institution, reference);
@@ -486,6 +553,50 @@ fn months(_kv: &dyn KvRead, from: Period, to: Period, get: impl Fn(Period) -> Op
     out
 }
 
+/// An institution's budget of `year`.
+pub fn budget(kv: &dyn KvRead, inst: &InstitutionId, year: i32) -> Result<Budget, DomainError> {
+    load(kv, &keys::budget(inst, year))
+        .ok_or_else(|| DomainError::not_found("year", format!("institution {inst} has no budget for {year}")))
+}
+
+/// The pooling fund's risk level: months of its average monthly expenditure (over the 12 full
+/// months before the group's current month) its balance covers, against the policy's
+/// `min_months_covered`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FundRisk {
+    /// Average monthly expenditure (pooling and critical illness) over the window.
+    pub monthly_expenditure: Money,
+    /// Months covered, in tenths (rounded down); `None` when nothing was spent.
+    pub months_covered_tenths: Option<i64>,
+    /// The threshold, in months.
+    pub threshold_months: u32,
+    /// Why the fund is at risk; `None` when it is not.
+    pub warning: Option<String>,
+}
+
+/// The fund's risk level on `today` (the group's time; `None` before the first command).
+pub fn fund_risk(kv: &dyn KvRead, balance: Money, today: Option<Date>) -> FundRisk {
+    let threshold_months = policy(kv).min_months_covered;
+    let Some(today) = today else { return FundRisk { threshold_months, ..FundRisk::default() } };
+    let to = Period::of(today).prev();
+    let from = to.minus_months(11);
+    let spent = months(kv, from, to, |p| load::<Money>(kv, &keys::fund_month(p)));
+    let (total, n) = prepay::total_over(&spent, from, to);
+    let monthly_expenditure = prepay::average(total, n);
+    if monthly_expenditure <= Money::ZERO {
+        return FundRisk { monthly_expenditure, months_covered_tenths: None, threshold_months, warning: None };
+    }
+    let tenths = (balance.fen().max(0) * 10 / monthly_expenditure.fen()) as i64;
+    let warning = (tenths < i64::from(threshold_months) * 10).then(|| {
+        format!(
+            "the pooling fund's balance {balance} covers {}.{} months of its average monthly expenditure {monthly_expenditure} ({from} to {to}), below {threshold_months}",
+            tenths / 10,
+            tenths % 10
+        )
+    });
+    FundRisk { monthly_expenditure, months_covered_tenths: Some(tenths), threshold_months, warning }
+}
+
 /// An institution's month: its account so far, its declaration and the payments against it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PaymentStatement {
@@ -587,6 +698,8 @@ pub(crate) fn validate(cmd: &PaymentCommand) -> Result<(), DomainError> {
             }
             Ok(())
         }
+        PaymentCommand::PutBudget { terms, .. } => money("amount", terms.amount),
+        PaymentCommand::CloseBudgetYear { .. } => Ok(()),
         PaymentCommand::WriteOff { case_id, reason, .. } => {
             medmesh_supervision::cases::check_case_id(case_id)
                 .map_err(|e| DomainError::invalid("case_id", e.to_string()))?;

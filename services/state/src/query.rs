@@ -320,6 +320,13 @@ pub enum Query {
     },
     /// Province: the prepayment policy in force.
     PrepaymentPolicy,
+    /// Province: an institution's budget of a year.
+    Budget {
+        /// The institution.
+        institution: medmesh_types::InstitutionId,
+        /// The year.
+        year: i32,
+    },
     /// Federation: the shared log after a sequence.
     SharedLog {
         /// Entries with a sequence above this.
@@ -369,6 +376,7 @@ impl Query {
             Query::Prepayments { .. } => "prepayments",
             Query::PrepaymentQuote { .. } => "prepayment_quote",
             Query::PrepaymentPolicy => "prepayment_policy",
+            Query::Budget { .. } => "budget",
             Query::Cases { .. } => "cases",
             Query::CasePolicy => "case_policy",
             Query::Outbox { .. } => "outbox",
@@ -402,6 +410,8 @@ pub struct FundView {
     pub ledger: FundLedger,
     /// Sum of what the fund owes institutions.
     pub payables: Money,
+    /// The fund's risk level.
+    pub risk: crate::payment::FundRisk,
 }
 
 /// An answer to a [`Query`].
@@ -523,6 +533,8 @@ pub enum Answer {
     PrepaymentQuote(medmesh_payment::Sizing),
     /// The prepayment policy.
     PrepaymentPolicy(medmesh_payment::PrepaymentPolicy),
+    /// A budget.
+    Budget(Box<medmesh_payment::Budget>),
 }
 
 /// Most rows any list query returns.
@@ -777,6 +789,9 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
             crate::payment::assess(kv, institution, *kind, *procurement, now.date()).map(Answer::PrepaymentQuote)
         }
         Query::PrepaymentPolicy => Ok(Answer::PrepaymentPolicy(crate::payment::policy(kv))),
+        Query::Budget { institution, year } => {
+            crate::payment::budget(kv, institution, *year).map(|b| Answer::Budget(Box::new(b)))
+        }
         Query::Outbox { limit } => Ok(Answer::SharedLog(crate::cases::outbox_items(kv, (*limit).clamp(1, MAX_ROWS)))),
         Query::CaseOutcomes { institution, limit } => {
             page(*limit)?;
@@ -837,7 +852,9 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
                 .into_iter()
                 .map(|(_, v)| decode::<Payable>(&v).amount)
                 .sum();
-            Ok(Answer::Fund(FundView { ledger, payables }))
+            let today = load::<LogTime>(kv, keys::TIME).map(|t| t.date());
+            let risk = crate::payment::fund_risk(kv, ledger.balance(), today);
+            Ok(Answer::Fund(FundView { ledger, payables, risk }))
         }
         Query::Policy => load(kv, keys::POLICY)
             .map(Answer::Policy)

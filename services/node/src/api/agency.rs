@@ -469,6 +469,15 @@ impl AgencyService for Agency {
                 prepaid_offset: f.ledger.prepaid_offset.to_string(),
                 prepaid_repaid: f.ledger.prepaid_repaid.to_string(),
                 prepayments_outstanding: f.ledger.prepayments_outstanding().to_string(),
+                budget_withheld: f.ledger.budget_withheld.to_string(),
+                monthly_expenditure: f.risk.monthly_expenditure.to_string(),
+                months_covered: f
+                    .risk
+                    .months_covered_tenths
+                    .map(|t| format!("{}.{}", t / 10, t % 10))
+                    .unwrap_or_default(),
+                risk_threshold_months: f.risk.threshold_months,
+                risk_warning: f.risk.warning.clone().unwrap_or_default(),
             })),
             other => Err(unexpected(other)),
         }
@@ -672,6 +681,32 @@ impl AgencyService for Agency {
         let (prepayments, outstanding, payments_stopped) =
             super::payment::prepayments(&self.mesh, &r.institution_id).await?;
         Ok(Response::new(ListInstitutionPrepaymentsResponse { prepayments, outstanding, payments_stopped }))
+    }
+
+    async fn put_budget(&self, req: Request<PutBudgetRequest>) -> Result<Response<PutBudgetResponse>, Status> {
+        let cmd = convert::put_budget(req.into_inner())?;
+        Ok(Response::new(PutBudgetResponse { budget: Some(super::payment::budget_step(&self.mesh, cmd).await?) }))
+    }
+
+    async fn get_institution_budget(
+        &self,
+        req: Request<GetInstitutionBudgetRequest>,
+    ) -> Result<Response<GetInstitutionBudgetResponse>, Status> {
+        let r = req.into_inner();
+        let budget = super::payment::budget(&self.mesh, &r.institution_id, r.year).await?;
+        Ok(Response::new(GetInstitutionBudgetResponse { budget: Some(budget) }))
+    }
+
+    async fn close_budget_year(
+        &self,
+        req: Request<CloseBudgetYearRequest>,
+    ) -> Result<Response<CloseBudgetYearResponse>, Status> {
+        let r = req.into_inner();
+        let cmd = medmesh_state::PaymentCommand::CloseBudgetYear {
+            institution: convert::institution("institution_id", &r.institution_id)?,
+            year: r.year,
+        };
+        Ok(Response::new(CloseBudgetYearResponse { budget: Some(super::payment::budget_step(&self.mesh, cmd).await?) }))
     }
 }
 

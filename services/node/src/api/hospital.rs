@@ -47,7 +47,8 @@ for_institution!(
     GetPaymentStatementRequest,
     ListDeclarationsRequest,
     QuotePrepaymentRequest,
-    ListPrepaymentsRequest
+    ListPrepaymentsRequest,
+    GetBudgetRequest
 );
 
 /// The request's message once its `institution_id` is checked (a well-formed code, and the
@@ -287,5 +288,11 @@ impl HospitalService for Hospital {
         let (prepayments, outstanding, payments_stopped) =
             super::payment::prepayments(&self.mesh, &r.institution_id).await?;
         Ok(Response::new(ListPrepaymentsResponse { prepayments, outstanding, payments_stopped }))
+    }
+
+    async fn get_budget(&self, req: Request<GetBudgetRequest>) -> Result<Response<GetBudgetResponse>, Status> {
+        let r = own(req)?;
+        let budget = super::payment::budget(&self.mesh, &r.institution_id, r.year).await?;
+        Ok(Response::new(GetBudgetResponse { budget: Some(budget) }))
     }
 }

@@ -77,3 +77,20 @@ pub(crate) async fn prepayments(
         other => Err(unexpected(other)),
     }
 }
+
+/// Proposes a step that answers a budget.
+pub(crate) async fn budget_step(mesh: &Mesh, cmd: PaymentCommand) -> Result<pb::Budget, Status> {
+    match outcome(mesh.app.propose(ProvinceCommand::Payment(cmd)).await?)? {
+        Outcome::Budget(b) => Ok(convert::budget_pb(&b)),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// An institution's budget of a year.
+pub(crate) async fn budget(mesh: &Mesh, institution_id: &str, year: i32) -> Result<pb::Budget, Status> {
+    let institution = convert::institution("institution_id", institution_id)?;
+    match answer(mesh.app.query(Query::Budget { institution, year }).await?)? {
+        Answer::Budget(b) => Ok(convert::budget_pb(&b)),
+        other => Err(unexpected(other)),
+    }
+}

@@ -1,7 +1,9 @@
 //! Declarations, deductions, payments, statements and prepayments on the wire, both ways.
 
 use medmesh_payment::cycle::DeclarationStatus;
-use medmesh_payment::{Declaration, DeductionInput, MonthAccount, Period, PrepaymentKind, PrepaymentPolicy, Sizing};
+use medmesh_payment::{
+    Budget, BudgetTerms, Declaration, DeductionInput, MonthAccount, Period, PrepaymentKind, PrepaymentPolicy, Sizing,
+};
 use medmesh_state::payment::PaymentStatement;
 use medmesh_state::{PaymentCommand, PaymentRecord, Prepayment, PREPAYMENT_PURPOSE};
 use medmesh_types::Money;
@@ -244,5 +246,48 @@ pub fn write_off_prepayment(r: pb::WriteOffPrepaymentRequest) -> Result<PaymentC
         reference: serial("reference", &r.reference)?,
         case_id: r.case_id,
         reason: r.reason,
+    })
+}
+
+/// A budget.
+pub fn budget_pb(b: &Budget) -> pb::Budget {
+    let tenths = b.used_tenths();
+    pb::Budget {
+        institution_id: b.institution.to_string(),
+        year: b.year,
+        amount: b.amount.to_string(),
+        thresholds: b.thresholds.clone(),
+        overspend_fund_percent: b.overspend_fund_percent,
+        consumed: b.consumed.to_string(),
+        used_percent: format!("{}{}.{}", if tenths < 0 { "-" } else { "" }, tenths.abs() / 10, tenths.abs() % 10),
+        warnings: b
+            .warnings
+            .iter()
+            .map(|w| pb::BudgetWarning {
+                threshold: w.threshold,
+                reached_on: w.on.to_string(),
+                consumed: w.consumed.to_string(),
+            })
+            .collect(),
+        closed: b.closed.as_ref().map(|c| pb::BudgetYearEnd {
+            overspend: c.overspend.to_string(),
+            fund_bears: c.fund_bears.to_string(),
+            institution_bears: c.institution_bears.to_string(),
+            underspend: c.underspend.to_string(),
+            closed_on: c.on.to_string(),
+        }),
+    }
+}
+
+/// A budget from the wire.
+pub fn put_budget(r: pb::PutBudgetRequest) -> Result<PaymentCommand, Status> {
+    Ok(PaymentCommand::PutBudget {
+        institution: institution("institution_id", &r.institution_id)?,
+        year: r.year,
+        terms: BudgetTerms {
+            amount: money("amount", &r.amount)?,
+            thresholds: r.thresholds,
+            overspend_fund_percent: r.overspend_fund_percent,
+        },
     })
 }

@@ -2,7 +2,7 @@
 //! prepayment, and money conserved to the fen, against figures recomputed from the settlement
 //! records.
 
-use medmesh_payment::{DeductionInput, Period, PrepaymentKind, PrepaymentPolicy};
+use medmesh_payment::{DeductionInput, MonthAccount, Period, PrepaymentKind, PrepaymentPolicy};
 use medmesh_settlement::FeeLine;
 use medmesh_types::{Date, InstitutionId, ItemCode, LogTime, Money, PersonnelCode, Serial};
 use rust_decimal_macros::dec;
@@ -450,4 +450,89 @@ fn prepayment_conditions_are_named_in_the_quote() {
     one(&mut kv, "2025-04-02", ProvinceCommand::PutInstitution(i)).unwrap();
     let e = quote(&kv, "2025-04-02").unwrap_err();
     assert!(e.message.contains("agreement is not in force"), "{}", e.message);
+}
+
+fn budget_of(r: CommandResult) -> medmesh_payment::Budget {
+    match r.unwrap() {
+        Outcome::Budget(b) => *b,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_budget_counts_consumption_warns_and_withholds_the_institutions_share_of_an_overspend() {
+    let contributed = m("100000");
+    let mut kv = crate::sim::province_fixture(contributed);
+    let a = settle(&mut kv, "2025-03-12", "V1", "S1", "300");
+    // Set after the first settlement: what the year consumed so far counts.
+    let amount = Money::from_fen(a.to_fen() * 3 / 2);
+    let put = |amount: Money| PaymentCommand::PutBudget {
+        institution: inst(),
+        year: 2025,
+        terms: medmesh_payment::BudgetTerms { amount, thresholds: vec![50, 100], overspend_fund_percent: 50 },
+    };
+    let b = budget_of(step(&mut kv, "2025-03-13", put(amount)));
+    assert_eq!(b.consumed, a);
+    assert_eq!(b.warnings.iter().map(|w| w.threshold).collect::<Vec<_>>(), vec![50], "a is two thirds of the budget");
+    let other = PaymentCommand::PutBudget {
+        institution: InstitutionId::new("H999").unwrap(),
+        year: 2025,
+        terms: medmesh_payment::BudgetTerms { amount, thresholds: vec![], overspend_fund_percent: 0 },
+    };
+    let e = step(&mut kv, "2025-03-13", other).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::NotFound, "institution_id"));
+    let c = settle(&mut kv, "2025-06-01", "V2", "S2", "300");
+    let b = match run_query(&kv, &Query::Budget { institution: inst(), year: 2025 }).unwrap() {
+        Answer::Budget(b) => *b,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(b.consumed, a + c);
+    assert_eq!(b.warnings[1].threshold, 100);
+    let close = PaymentCommand::CloseBudgetYear { institution: inst(), year: 2025 };
+    assert_eq!(step(&mut kv, "2025-12-31", close.clone()).unwrap_err().field, "year");
+    let (before, payable_before) = ledger(&kv);
+    let b = budget_of(step(&mut kv, "2026-01-02", close.clone()));
+    let end = b.closed.clone().unwrap();
+    let overspend = a + c - amount;
+    let fund_bears = Money::from_fen(overspend.to_fen() / 2);
+    assert_eq!((end.overspend, end.fund_bears, end.institution_bears), (overspend, fund_bears, overspend - fund_bears));
+    let (after, payable_after) = ledger(&kv);
+    assert_eq!(payable_after, payable_before - end.institution_bears);
+    assert_eq!(after.budget_withheld, end.institution_bears);
+    assert_eq!(after.balance(), before.balance() + end.institution_bears);
+    let january: MonthAccount = crate::kv::load(&kv, &keys::month_account(&inst(), period("2026-01"))).unwrap();
+    assert_eq!(january.recovered, end.institution_bears, "the month open declares less by it");
+    assert_eq!(step(&mut kv, "2026-01-02", close).unwrap_err().field, "year");
+    let mut totals = MoneyTotals::default();
+    totals.add_province(&after, payable_after);
+    totals.conserved().unwrap();
+}
+
+#[test]
+fn the_fund_warns_when_its_balance_covers_too_few_months() {
+    let mut kv = crate::sim::province_fixture(m("1000"));
+    settle(&mut kv, "2025-03-12", "V1", "S1", "300");
+    let spent: Money = crate::kv::load(&kv, &keys::fund_month(period("2025-03"))).unwrap();
+    // The group's time is April: the window is 2024-04 .. 2025-03.
+    kv.0.insert(keys::TIME.as_bytes().to_vec(), crate::kv::encode(&at("2025-04-02")));
+    let risk = |kv: &MemKv| match run_query(kv, &Query::Fund).unwrap() {
+        Answer::Fund(f) => (f.ledger.balance(), f.risk),
+        other => panic!("{other:?}"),
+    };
+    let (balance, r) = risk(&kv);
+    let monthly = Money::from_fen((spent.fen() / 12) as i64);
+    let tenths = (balance.fen() * 10 / monthly.fen()) as i64;
+    assert_eq!((r.monthly_expenditure, r.months_covered_tenths), (monthly, Some(tenths)));
+    assert!(tenths / 10 < 119, "the fixture's fund covers {tenths} tenths of a month");
+    assert_eq!(r.warning, None, "6 months by default: {tenths} tenths");
+    let threshold = (tenths / 10 + 1) as u32;
+    step(
+        &mut kv,
+        "2025-04-02",
+        PaymentCommand::PutPolicy(PrepaymentPolicy { min_months_covered: threshold, ..PrepaymentPolicy::default() }),
+    )
+    .unwrap();
+    let (_, r) = risk(&kv);
+    let warning = r.warning.unwrap();
+    assert!(warning.contains(&format!("{}.{} months", tenths / 10, tenths % 10)), "{warning}");
 }
