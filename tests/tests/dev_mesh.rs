@@ -272,6 +272,22 @@ async fn nonlocal_settlement_through_the_hospital_api(
     day: &str,
 ) {
     let inst = demo::institution("110000", 1);
+    // Before admitting, the hospital checks the visitor's entitlement: through the federation
+    // and the insured province, masked and minimal (issue 12.6).
+    let who = h
+        .lookup_identity(pb::LookupIdentityRequest {
+            institution_id: inst.clone(),
+            certificate_kind: pb::CertificateKind::SocialSecurityCard as i32,
+            certificate: demo::ss_card("310000", 1),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((who.insured_province.as_str(), who.insurance_status.as_str()), ("310000", "ACTIVE"));
+    assert_eq!(who.nonlocal_filing, demo::filing_kind(1).unwrap() as i32, "person 1 is filed as a long-term resident");
+    assert!(who.masked_id.starts_with("310") && who.masked_id.contains("****"), "{}", who.masked_id);
+    assert!(!who.name.is_empty());
+    assert!(who.accumulators.is_none() && who.account_balance.is_empty() && who.birth_date.is_empty(), "{who:?}");
     let v = h
         .register_visit(demo::nonlocal_visit_request("110000", "310000", "NV1", 1, 1, day))
         .await

@@ -287,6 +287,48 @@ impl Mesh {
         outcome(self.app.propose(ProvinceCommand::RegisterNonLocalVisit { request: Box::new(cmd), nonlocal }).await?)
     }
 
+    /// Treatment province: a hospital's identity lookup of a person insured elsewhere, through
+    /// the federation's directory and the insured province (masked and minimal: see
+    /// `HospitalService.LookupIdentity`).
+    pub async fn lookup_nonlocal(
+        &self,
+        kind: CertificateKind,
+        number: &str,
+    ) -> Result<crate::pb::LookupIdentityResponse, Status> {
+        let key = self.directory_key(kind, number);
+        let insured = match self.fed_query(Query::Directory { key: key.clone() }).await? {
+            Ok(Answer::Province(p)) if p != self.province => p,
+            Ok(Answer::Province(_)) | Err(DomainError { code: ErrorCode::NotFound, .. }) => {
+                return Err(Status::not_found("certificate: no insured person holds this certificate in any province"))
+            }
+            Ok(other) => return Err(unexpected(other)),
+            Err(e) => return Err(status(e)),
+        };
+        let person_query = Query::RemotePerson { kind, number: number.to_string() };
+        let (person, filing) =
+            tokio::join!(self.remote.province_query(&insured, &person_query), self.filing_for(&key, now().date()));
+        let person = match person? {
+            Ok(Answer::RemotePerson(p)) => p,
+            Ok(other) => return Err(unexpected(other)),
+            Err(e) => return Err(status(e)),
+        };
+        let nonlocal_filing = match filing? {
+            None => crate::pb::FilingKind::Unspecified,
+            Some(medmesh_state::FilingKind::LongTermResident) => crate::pb::FilingKind::LongTermResident,
+            Some(medmesh_state::FilingKind::Referral) => crate::pb::FilingKind::Referral,
+            Some(medmesh_state::FilingKind::Emergency) => crate::pb::FilingKind::Emergency,
+            Some(medmesh_state::FilingKind::OtherTemporary) => crate::pb::FilingKind::OtherTemporary,
+        };
+        Ok(crate::pb::LookupIdentityResponse {
+            masked_id: person.masked_id,
+            name: person.name,
+            insurance_status: "ACTIVE".into(),
+            insured_province: insured.to_string(),
+            nonlocal_filing: nonlocal_filing as i32,
+            ..Default::default()
+        })
+    }
+
     /// The federation's filings of the person with `key` for care in `treatment`.
     async fn filings(&self, key: &str, treatment: &ProvinceCode) -> Result<Vec<Filing>, Status> {
         let q = Query::Filings { person_key: key.to_string(), treatment: treatment.clone() };

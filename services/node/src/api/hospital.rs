@@ -75,7 +75,13 @@ impl HospitalService for Hospital {
         let institution = convert::institution("institution_id", &r.institution_id)?;
         let kind = convert::certificate_kind("certificate_kind", r.certificate_kind)?;
         let key = self.mesh.cert_key(kind, &r.certificate)?;
-        match answer(self.mesh.app.query(Query::Identity { institution, kind, key, now: now() }).await?)? {
+        let found = self.mesh.app.query(Query::Identity { institution, kind, key, now: now() }).await?;
+        if let Err(e) = &found {
+            if e.code == medmesh_state::ErrorCode::NotFound && e.field == "certificate" && self.mesh.federated() {
+                return self.mesh.lookup_nonlocal(kind, &r.certificate).await.map(Response::new);
+            }
+        }
+        match answer(found)? {
             Answer::Identity(v) => {
                 let p = v.person;
                 let a = v.accumulators;
@@ -95,6 +101,8 @@ impl HospitalService for Hospital {
                         critical_illness_paid: a.critical_illness_paid.to_string(),
                         in_policy_total: a.in_policy_total.to_string(),
                     }),
+                    insured_province: String::new(),
+                    nonlocal_filing: FilingKind::Unspecified as i32,
                 }))
             }
             other => Err(unexpected(other)),

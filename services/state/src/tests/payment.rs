@@ -4,20 +4,13 @@
 
 use medmesh_payment::{DeductionInput, MonthAccount, Period, PrepaymentKind, PrepaymentPolicy};
 use medmesh_settlement::FeeLine;
-use medmesh_types::{Date, InstitutionId, ItemCode, LogTime, Money, PersonnelCode, Serial};
+use medmesh_types::{Date, InstitutionId, ItemCode, LogTime, Money, PersonnelCode};
 use rust_decimal_macros::dec;
 
 use crate::*;
 
-fn m(s: &str) -> Money {
-    Money::parse_yuan(s).unwrap()
-}
-fn inst() -> InstitutionId {
-    InstitutionId::new("H001").unwrap()
-}
-fn ser(s: &str) -> Serial {
-    Serial::new(s).unwrap()
-}
+use super::{inst, m, ser};
+
 fn period(s: &str) -> Period {
     Period::parse(s).unwrap()
 }
