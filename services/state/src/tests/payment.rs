@@ -529,3 +529,208 @@ fn the_fund_warns_when_its_balance_covers_too_few_months() {
     let warning = r.warning.unwrap();
     assert!(warning.contains(&format!("{}.{} months", tenths / 10, tenths % 10)), "{warning}");
 }
+
+mod conservation {
+    //! Any sequence of settlements, reversals and payment steps keeps money conserved to the
+    //! fen, keeps every payable equal to what its records say, and never changes a declared
+    //! month.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Settle(u32),
+        Reverse(usize),
+        Advance(u8),
+        Declare,
+        Review(usize, u32),
+        Contest,
+        Resolve(bool),
+        Pay(u32, u32),
+        Prepay,
+        Repay(u32),
+        /// Moves to the 2nd of next month, declares the month before and reviews it.
+        MonthEnd,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (10u32..900).prop_map(Op::Settle),
+            1 => (0usize..50).prop_map(Op::Reverse),
+            3 => (1u8..20).prop_map(Op::Advance),
+            2 => Just(Op::Declare),
+            2 => ((0usize..50), (1u32..20_000)).prop_map(|(i, f)| Op::Review(i, f)),
+            1 => Just(Op::Contest),
+            1 => any::<bool>().prop_map(Op::Resolve),
+            3 => ((0u32..=110), (0u32..5_000)).prop_map(|(a, o)| Op::Pay(a, o)),
+            1 => Just(Op::Prepay),
+            1 => (1u32..5_000).prop_map(Op::Repay),
+            2 => Just(Op::MonthEnd),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        #[test]
+        fn money_is_conserved_after_any_sequence(ops in proptest::collection::vec(op(), 1..80)) {
+            let contributed = m("100000");
+            let mut kv = crate::sim::province_fixture(contributed);
+            let mut day = Date::parse("2025-03-11").unwrap();
+            let mut settled: Vec<(String, Period)> = Vec::new();
+            let mut declared: Vec<(Period, medmesh_payment::Declaration)> = Vec::new();
+            let mut n = 0u32;
+            for op in ops {
+                let today = day.to_string();
+                let last_month = Period::of(day).prev();
+                match op {
+                    Op::Settle(yuan) => {
+                        n += 1;
+                        settle(&mut kv, &today, &format!("V{n}"), &format!("S{n}"), &yuan.to_string());
+                        settled.push((format!("S{n}"), Period::of(day)));
+                    }
+                    Op::Reverse(i) if !settled.is_empty() => {
+                        let (s, _) = settled[i % settled.len()].clone();
+                        n += 1;
+                        let _ = one(&mut kv, &today, ProvinceCommand::Reverse {
+                            institution: inst(),
+                            serial: ser(&format!("R{n}")),
+                            settlement: ser(&s),
+                        });
+                    }
+                    Op::Reverse(_) => {}
+                    Op::Advance(d) => day = day.plus_days(i32::from(d)),
+                    Op::MonthEnd => {
+                        day = Period::of(day).next().first_day().plus_days(1);
+                        let month = Period::of(day).prev();
+                        let at_day = day.to_string();
+                        if let Ok(Outcome::Declaration(d)) = step(&mut kv, &at_day, PaymentCommand::Declare {
+                            institution: inst(),
+                            serial: ser(&format!("D{}", month.key())),
+                            period: month,
+                        }) {
+                            if !declared.iter().any(|(p, _)| *p == month) {
+                                declared.push((month, *d));
+                            }
+                        }
+                        let _ = step(&mut kv, &at_day, PaymentCommand::Review {
+                            institution: inst(),
+                            period: month,
+                            deductions: vec![],
+                            note: String::new(),
+                        });
+                    }
+                    Op::Declare => {
+                        let r = step(&mut kv, &today, PaymentCommand::Declare {
+                            institution: inst(),
+                            serial: ser(&format!("D{}", last_month.key())),
+                            period: last_month,
+                        });
+                        if let Ok(Outcome::Declaration(d)) = r {
+                            if !declared.iter().any(|(p, _)| *p == last_month) {
+                                declared.push((last_month, *d));
+                            }
+                        }
+                    }
+                    Op::Review(i, fen) => {
+                        let lines: Vec<DeductionInput> = settled
+                            .iter()
+                            .filter(|(_, p)| *p == last_month)
+                            .nth(i % 3)
+                            .map(|(s, _)| DeductionInput {
+                                settlement: ser(s),
+                                amount: Money::from_fen(i64::from(fen)),
+                                reason: "r".into(),
+                                alert: None,
+                            })
+                            .into_iter()
+                            .collect();
+                        let _ = step(&mut kv, &today, PaymentCommand::Review {
+                            institution: inst(),
+                            period: last_month,
+                            deductions: lines,
+                            note: String::new(),
+                        });
+                    }
+                    Op::Contest | Op::Resolve(_) => {
+                        let first = settled.iter().find(|(_, p)| *p == last_month).map(|(s, _)| ser(s));
+                        if let Some(settlement) = first {
+                            let cmd = match op {
+                                Op::Contest => PaymentCommand::Contest {
+                                    institution: inst(),
+                                    period: last_month,
+                                    settlement,
+                                    reason: "c".into(),
+                                },
+                                _ => PaymentCommand::Resolve {
+                                    institution: inst(),
+                                    period: last_month,
+                                    settlement,
+                                    accept: matches!(op, Op::Resolve(true)),
+                                    reason: "r".into(),
+                                },
+                            };
+                            let _ = step(&mut kv, &today, cmd);
+                        }
+                    }
+                    Op::Pay(percent, o) => {
+                        // A share of what is outstanding (above 100%: more than approved).
+                        let outstanding = crate::kv::load::<medmesh_payment::Declaration>(
+                            &kv,
+                            &keys::declaration(&inst(), last_month),
+                        )
+                        .map(|d| d.outstanding().max(Money::ZERO))
+                        .unwrap_or(Money::from_fen(100));
+                        let offset = Money::from_fen(i64::from(o)).min(outstanding);
+                        let amount = Money::from_fen((outstanding - offset).to_fen() * i64::from(percent) / 100);
+                        n += 1;
+                        let _ = step(&mut kv, &today, PaymentCommand::Pay {
+                            institution: inst(),
+                            period: last_month,
+                            reference: ser(&format!("P{n}")),
+                            amount,
+                            offset,
+                        });
+                    }
+                    Op::Prepay => {
+                        n += 1;
+                        let _ = step(&mut kv, &today, PaymentCommand::Prepay {
+                            institution: inst(),
+                            reference: ser(&format!("PP{n}")),
+                            kind: PrepaymentKind::General,
+                            procurement: Money::ZERO,
+                        });
+                    }
+                    Op::Repay(fen) => {
+                        let (account, _) = crate::payment::prepayments(&kv, &inst(), 10);
+                        if let Some(reference) = account.open.first() {
+                            n += 1;
+                            let _ = step(&mut kv, &today, PaymentCommand::Repay {
+                                institution: inst(),
+                                reference: reference.clone(),
+                                receipt: ser(&format!("RC{n}")),
+                                amount: Money::from_fen(i64::from(fen)),
+                            });
+                        }
+                    }
+                }
+                balanced(&kv, contributed);
+                for (p, first) in &declared {
+                    let now: medmesh_payment::Declaration =
+                        crate::kv::load(&kv, &keys::declaration(&inst(), *p)).unwrap();
+                    prop_assert_eq!((&now.account, now.declared), (&first.account, first.declared));
+                    // Never paid beyond what was approved (a month of late reversals only is
+                    // approved below zero: nothing is paid for it, the payable nets it).
+                    let out = now.paid + now.offset;
+                    prop_assert!(out.is_zero() || out <= now.approved());
+                }
+                let (f, _) = ledger(&kv);
+                let (account, list) = crate::payment::prepayments(&kv, &inst(), 100);
+                let remaining = list.iter().fold(Money::ZERO, |s, p| s + p.remaining());
+                prop_assert_eq!(f.prepayments_outstanding(), remaining);
+                prop_assert_eq!(account.outstanding, remaining);
+            }
+        }
+    }
+}
