@@ -355,5 +355,35 @@ async fn a_month_is_declared_reviewed_contested_paid_and_prepaid() {
         })
         .await;
     fails(r, Code::InvalidArgument, "page_token");
+
+    // Individual accounts: an employee's month credited once; a resident has no account.
+    let account = |h: &mut HospitalServiceClient<tonic::transport::Channel>, person: u32| {
+        let req = pb::LookupIdentityRequest {
+            institution_id: inst.clone(),
+            certificate_kind: pb::CertificateKind::SocialSecurityCard as i32,
+            certificate: demo::ss_card(HOME, person),
+        };
+        let mut h = h.clone();
+        async move { yuan(&h.lookup_identity(req).await.unwrap().into_inner().account_balance) }
+    };
+    let before = account(&mut h, 1).await;
+    let credit = |serial: &str, person: u32| pb::CreditAccountsRequest {
+        serial: serial.into(),
+        period: month.clone(),
+        credits: vec![pb::AccountCredit {
+            certificate_kind: pb::CertificateKind::SocialSecurityCard as i32,
+            certificate: demo::ss_card(HOME, person),
+            amount: "150.25".into(),
+        }],
+    };
+    let c = agency.credit_accounts(credit("AC1", 1)).await.unwrap().into_inner();
+    assert_eq!((c.persons, yuan(&c.total)), (1, yuan("150.25")));
+    assert_eq!(agency.credit_accounts(credit("AC1", 1)).await.unwrap().into_inner(), c, "a retry credits once");
+    assert_eq!(account(&mut h, 1).await, before + yuan("150.25"));
+    fails(agency.credit_accounts(credit("AC2", 1)).await, Code::FailedPrecondition, "credits[0].certificate");
+    fails(agency.credit_accounts(credit("AC3", 3)).await, Code::FailedPrecondition, "credits[0].certificate");
+    let f = agency.get_fund(pb::GetFundRequest {}).await.unwrap().into_inner();
+    assert_eq!(yuan(&f.accounts_credited), yuan("150.25"));
+    conserved(&f);
     g.stop_all().await;
 }

@@ -481,6 +481,9 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
         ProvinceCommand::Case(c) => crate::cases::execute(tx, c, now),
         ProvinceCommand::Published { through } => crate::cases::published(tx, *through),
         ProvinceCommand::Payment(step) => crate::payment::execute(tx, step, cmd, now),
+        ProvinceCommand::CreditAccounts { serial, period, credits } => {
+            crate::accounts::credit(tx, cmd, serial, *period, credits, now)
+        }
         ProvinceCommand::ScanRule { rule_id, from, to, after, limit } => {
             let points = |kv: &dyn KvRead, code: &PersonnelCode, day: Date| {
                 qualification(kv, code, day).map(|q| q.year_points).unwrap_or(0)

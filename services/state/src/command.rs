@@ -109,6 +109,7 @@ impl ProvinceCommand {
                 CaseCommand::PutPolicy(_) => "put_case_policy",
             },
             Self::Published { .. } => "published",
+            Self::CreditAccounts { .. } => "credit_accounts",
             Self::Payment(c) => match c {
                 PaymentCommand::Declare { .. } => "declare_month",
                 PaymentCommand::Review { .. } => "review_declaration",

@@ -321,6 +321,10 @@ pub mod keys {
     pub fn payment(inst: &InstitutionId, reference: &Serial) -> String {
         format!("paid/{inst}/{reference}")
     }
+    /// A person's individual account credited for a month (the crediting serial).
+    pub fn account_credit(person: &KeyedHash, period: medmesh_payment::Period) -> String {
+        format!("acctcredit/{person}/{}", period.key())
+    }
     /// An institution's budget of a year.
     pub fn budget(inst: &InstitutionId, year: i32) -> String {
         format!("budget/{inst}/{year}")

@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod accounts;
 mod apply;
 pub mod audit;
 pub mod cases;

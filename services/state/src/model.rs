@@ -248,6 +248,8 @@ pub struct FundLedger {
     pub prepaid_repaid: Money,
     /// Institutions' share of budget overspends withheld at year end (back in the pool).
     pub budget_withheld: Money,
+    /// Memo: credited to employees' individual accounts (their own money, outside the pool).
+    pub accounts_credited: Money,
 }
 
 impl FundLedger {
@@ -644,6 +646,20 @@ pub struct PrepaymentAccount {
     pub stopped: Option<String>,
 }
 
+/// Most persons credited by one command.
+pub const MAX_CREDITS: usize = 1_000;
+
+/// One person's individual-account credit ([`crate::accounts`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountCredit {
+    /// Certificate kind.
+    pub certificate_kind: CertificateKind,
+    /// Keyed hash of the certificate number (computed at the edge).
+    pub certificate: KeyedHash,
+    /// Amount credited.
+    pub amount: Money,
+}
+
 /// A province group's command: one client request, applied atomically (all or nothing).
 ///
 /// Commands are stored in the Raft log with bincode (inside [`crate::Command`]), which encodes
@@ -847,6 +863,16 @@ pub enum ProvinceCommand {
     },
     /// A step of paying an institution (issue 12).
     Payment(PaymentCommand),
+    /// Credits a month's account parts to employees' individual accounts; idempotent on the
+    /// agency's serial (issue 12.5, [`crate::accounts`]).
+    CreditAccounts {
+        /// The agency's serial.
+        serial: Serial,
+        /// The month credited.
+        period: medmesh_payment::Period,
+        /// The credits, at most [`MAX_CREDITS`].
+        credits: Vec<AccountCredit>,
+    },
 }
 
 /// The role of a Raft group: which commands its state machine accepts.
@@ -939,6 +965,13 @@ pub enum Outcome {
     Prepayment(Box<Prepayment>),
     /// A budget after the step.
     Budget(Box<medmesh_payment::Budget>),
+    /// Individual accounts credited.
+    Credited {
+        /// Persons credited.
+        persons: u32,
+        /// Amount credited.
+        total: Money,
+    },
     /// A month's clearing statements, totals only.
     Clearing(Vec<crate::shared::StatementSummary>),
     /// Shared-log entries copied; the cursor after them.

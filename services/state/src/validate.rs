@@ -112,6 +112,18 @@ fn province(cmd: &ProvinceCommand) -> Result<(), DomainError> {
         ProvinceCommand::Case(c) => crate::cases::validate(c),
         ProvinceCommand::Published { .. } => Ok(()),
         ProvinceCommand::Payment(c) => crate::payment::validate(c),
+        ProvinceCommand::CreditAccounts { credits, .. } => {
+            if credits.is_empty() {
+                return Err(DomainError::invalid("credits", "at least one credit is required"));
+            }
+            if credits.len() > MAX_CREDITS {
+                return Err(DomainError::too_large("credits", format!("at most {} persons per command", MAX_CREDITS)));
+            }
+            for (i, c) in credits.iter().enumerate() {
+                positive(&format!("credits[{i}].amount"), c.amount)?;
+            }
+            Ok(())
+        }
         ProvinceCommand::ScanRule { rule_id, from, to, after, limit } => {
             text("rule_id", rule_id, true)?;
             if to < from {

@@ -478,6 +478,7 @@ impl AgencyService for Agency {
                     .unwrap_or_default(),
                 risk_threshold_months: f.risk.threshold_months,
                 risk_warning: f.risk.warning.clone().unwrap_or_default(),
+                accounts_credited: f.ledger.accounts_credited.to_string(),
             })),
             other => Err(unexpected(other)),
         }
@@ -695,6 +696,40 @@ impl AgencyService for Agency {
         let r = req.into_inner();
         let budget = super::payment::budget(&self.mesh, &r.institution_id, r.year).await?;
         Ok(Response::new(GetInstitutionBudgetResponse { budget: Some(budget) }))
+    }
+
+    async fn credit_accounts(
+        &self,
+        req: Request<CreditAccountsRequest>,
+    ) -> Result<Response<CreditAccountsResponse>, Status> {
+        let r = req.into_inner();
+        if r.credits.len() > medmesh_state::MAX_CREDITS {
+            return Err(Status::resource_exhausted(format!(
+                "credits: at most {} persons per call",
+                medmesh_state::MAX_CREDITS
+            )));
+        }
+        let mut credits = Vec::with_capacity(r.credits.len());
+        for (i, c) in r.credits.iter().enumerate() {
+            let kind = convert::certificate_kind(&format!("credits[{i}].certificate_kind"), c.certificate_kind)?;
+            convert::certificate_number(&format!("credits[{i}].certificate"), &c.certificate)?;
+            credits.push(medmesh_state::AccountCredit {
+                certificate_kind: kind,
+                certificate: self.mesh.cert_key(kind, &c.certificate)?,
+                amount: convert::money(&format!("credits[{i}].amount"), &c.amount)?,
+            });
+        }
+        let cmd = ProvinceCommand::CreditAccounts {
+            serial: convert::serial("serial", &r.serial)?,
+            period: convert::period("period", &r.period)?,
+            credits,
+        };
+        match outcome(self.mesh.app.propose(cmd).await?)? {
+            Outcome::Credited { persons, total } => {
+                Ok(Response::new(CreditAccountsResponse { persons, total: total.to_string() }))
+            }
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn close_budget_year(

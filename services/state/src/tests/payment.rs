@@ -734,3 +734,40 @@ mod conservation {
         }
     }
 }
+
+#[test]
+fn individual_accounts_are_credited_once_per_month_and_all_or_nothing() {
+    let mut kv = crate::sim::province_fixture(m("1000"));
+    let balance = |kv: &MemKv| {
+        crate::find_person(kv, CertificateKind::SocialSecurityCard, &crate::sim::ss1()).unwrap().account_balance
+    };
+    let before = balance(&kv);
+    let credit = |serial: &str, certs: Vec<medmesh_types::KeyedHash>| ProvinceCommand::CreditAccounts {
+        serial: ser(serial),
+        period: period("2025-03"),
+        credits: certs
+            .into_iter()
+            .map(|c| crate::AccountCredit {
+                certificate_kind: CertificateKind::SocialSecurityCard,
+                certificate: c,
+                amount: m("150.25"),
+            })
+            .collect(),
+    };
+    let first = one(&mut kv, "2025-03-31", credit("AC1", vec![crate::sim::ss1()])).unwrap();
+    assert_eq!(first, Outcome::Credited { persons: 1, total: m("150.25") });
+    assert_eq!(balance(&kv), before + m("150.25"));
+    assert_eq!(one(&mut kv, "2025-03-31", credit("AC1", vec![crate::sim::ss1()])).unwrap(), first, "a retry");
+    let again = one(&mut kv, "2025-03-31", credit("AC2", vec![crate::sim::ss1()])).unwrap_err();
+    assert_eq!((again.code, again.field.as_str()), (ErrorCode::FailedPrecondition, "credits[0].certificate"));
+    // All or nothing: a line naming nobody refuses the whole command.
+    let nobody = medmesh_types::KeyedHash::new("ab".repeat(32)).unwrap();
+    let mut april = credit("AC3", vec![crate::sim::ss1(), nobody]);
+    if let ProvinceCommand::CreditAccounts { period: p, .. } = &mut april {
+        *p = period("2025-04");
+    }
+    let e = one(&mut kv, "2025-04-30", april).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::NotFound, "credits[1].certificate"));
+    assert_eq!(balance(&kv), before + m("150.25"), "nothing of the refused command was credited");
+    assert_eq!(ledger(&kv).0.accounts_credited, m("150.25"));
+}
