@@ -355,6 +355,52 @@ async fn a_month_is_declared_reviewed_contested_paid_and_prepaid() {
         })
         .await;
     fails(r, Code::InvalidArgument, "page_token");
+    // The reads refuse what they cannot answer, naming the field.
+    let r = agency
+        .get_institution_statement(pb::GetInstitutionStatementRequest {
+            institution_id: inst.clone(),
+            period: "2026-1".into(),
+        })
+        .await;
+    fails(r, Code::InvalidArgument, "period");
+    let r = agency
+        .list_institution_declarations(pb::ListInstitutionDeclarationsRequest {
+            institution_id: inst.clone(),
+            page_token: "2026/01".into(),
+            page_size: 0,
+        })
+        .await;
+    fails(r, Code::InvalidArgument, "page_token");
+    let r = agency
+        .list_institution_prepayments(pb::ListInstitutionPrepaymentsRequest { institution_id: "bad id!".into() })
+        .await;
+    fails(r, Code::InvalidArgument, "institution_id");
+    let r = agency
+        .get_institution_budget(pb::GetInstitutionBudgetRequest { institution_id: inst.clone(), year: 2001 })
+        .await;
+    fails(r, Code::NotFound, "year");
+    fails(
+        h.get_budget(pb::GetBudgetRequest { institution_id: inst.clone(), year: 2001 }).await,
+        Code::NotFound,
+        "year",
+    );
+    let r = h
+        .quote_prepayment(pb::QuotePrepaymentRequest {
+            institution_id: inst.clone(),
+            kind: 9,
+            procurement_amount: String::new(),
+        })
+        .await;
+    fails(r, Code::InvalidArgument, "kind");
+    let r = h
+        .contest_deduction(pb::ContestDeductionRequest {
+            institution_id: inst.clone(),
+            period: month.clone(),
+            settlement_serial: "S1".into(),
+            reason: String::new(),
+        })
+        .await;
+    fails(r, Code::InvalidArgument, "reason");
 
     // Individual accounts: an employee's month credited once; a resident has no account.
     let account = |h: &mut HospitalServiceClient<tonic::transport::Channel>, person: u32| {
@@ -382,6 +428,11 @@ async fn a_month_is_declared_reviewed_contested_paid_and_prepaid() {
     assert_eq!(account(&mut h, 1).await, before + yuan("150.25"));
     fails(agency.credit_accounts(credit("AC2", 1)).await, Code::FailedPrecondition, "credits[0].certificate");
     fails(agency.credit_accounts(credit("AC3", 3)).await, Code::FailedPrecondition, "credits[0].certificate");
+    let mut zero = credit("AC4", 2);
+    zero.credits[0].amount = "0".into();
+    fails(agency.credit_accounts(zero).await, Code::InvalidArgument, "credits[0].amount");
+    let r = agency.credit_accounts(pb::CreditAccountsRequest { credits: vec![], ..credit("AC5", 2) }).await;
+    fails(r, Code::InvalidArgument, "credits");
     let f = agency.get_fund(pb::GetFundRequest {}).await.unwrap().into_inner();
     assert_eq!(yuan(&f.accounts_credited), yuan("150.25"));
     conserved(&f);

@@ -167,6 +167,12 @@ pub fn size_special(procurement: Money, percent: u32) -> Result<Sizing, PayError
     })
 }
 
+/// Months of `monthly` expenditure that `balance` covers, in tenths rounded down; `None` when
+/// nothing is spent (no risk to measure).
+pub fn months_covered_tenths(balance: Money, monthly: Money) -> Option<i64> {
+    (monthly > Money::ZERO).then(|| (balance.fen().max(0) * 10 / monthly.fen()) as i64)
+}
+
 /// What the store knows when an institution applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conditions {
@@ -210,11 +216,7 @@ pub fn check_conditions(policy: &PrepaymentPolicy, c: &Conditions) -> Result<(),
     }
     let need = Money::from_fen((c.fund_monthly_expenditure.fen() * i128::from(policy.min_months_covered)) as i64);
     if c.fund_balance < need {
-        let tenths = if c.fund_monthly_expenditure > Money::ZERO {
-            c.fund_balance.fen().max(0) * 10 / c.fund_monthly_expenditure.fen()
-        } else {
-            0
-        };
+        let tenths = months_covered_tenths(c.fund_balance, c.fund_monthly_expenditure).unwrap_or(0);
         return Err(PayError::state(
             "fund",
             format!(

@@ -200,9 +200,7 @@ fn carry_out(
     if !effects.recover.is_zero() {
         let pkey = keys::payable(inst);
         let mut pay: Payable = tx.load(&pkey).unwrap_or_default();
-        let from_payable = effects.recover.min(pay.amount.max(Money::ZERO));
-        pay.amount -= from_payable;
-        pay.recovery_due += effects.recover - from_payable;
+        let from_payable = pay.withhold(effects.recover);
         fund.recovered += from_payable;
         fund.recovery_due += effects.recover - from_payable;
         tx.store(&pkey, &pay);

@@ -347,6 +347,17 @@ pub struct Payable {
 }
 
 impl Payable {
+    /// Takes `amount` off what is owed as far as it goes; the rest becomes due from the
+    /// institution (taken off its next settlements by [`Payable::offset_recovery`]). Answers
+    /// what was taken off the amount owed (the caller books it, and the rest as
+    /// [`FundLedger::recovery_due`]).
+    pub fn withhold(&mut self, amount: Money) -> Money {
+        let taken = amount.min(self.amount.max(Money::ZERO));
+        self.amount -= taken;
+        self.recovery_due += amount - taken;
+        taken
+    }
+
     /// Takes what is due from recoveries off the amount owed, as far as it goes; answers what
     /// was taken (the caller adds it to [`FundLedger::recovered`] and takes it off
     /// [`FundLedger::recovery_due`]).

@@ -23,7 +23,7 @@ use medmesh_payment::prepay::{self, Conditions};
 use medmesh_payment::{Budget, Declaration, MonthAccount, PayError, Period, PrepaymentKind, PrepaymentPolicy, Sizing};
 use medmesh_types::{Date, InstitutionId, LogTime, Money, Serial};
 
-use crate::kv::{decode, keys, load, KvRead, Tx};
+use crate::kv::{decode, keys, load, scan_prefix, KvRead, Tx};
 use crate::model::*;
 use crate::DomainError;
 
@@ -103,20 +103,6 @@ pub(crate) fn count_reversed(
 pub(crate) fn count_recovered(tx: &mut Tx<'_>, inst: &InstitutionId, today: Date, amount: Money) {
     update_month(tx, inst, Period::of(today), |m| m.recovered += amount);
     consume_budget(tx, inst, today.year(), Money::ZERO - amount, today);
-}
-
-/// Takes `amount` off what the fund owes `inst` as far as it goes, the rest becoming due from
-/// it (taken off its next settlements, as a case's recovery beyond the payable is); answers
-/// what was taken off the payable.
-fn withhold(tx: &mut Tx<'_>, inst: &InstitutionId, amount: Money, fund: &mut FundLedger) -> Money {
-    let pkey = keys::payable(inst);
-    let mut pay: Payable = tx.load(&pkey).unwrap_or_default();
-    let taken = amount.min(pay.amount.max(Money::ZERO));
-    pay.amount -= taken;
-    pay.recovery_due += amount - taken;
-    fund.recovery_due += amount - taken;
-    tx.store(&pkey, &pay);
-    taken
 }
 
 fn load_declaration(tx: &Tx<'_>, inst: &InstitutionId, period: Period) -> Result<Declaration, DomainError> {
@@ -300,7 +286,7 @@ pub(crate) fn execute(
             };
             let consumed = if previous.is_none() {
                 // What the year consumed before it had a budget.
-                months(tx, first, Period::of(today).min(last), |p| {
+                months(first, Period::of(today).min(last), |p| {
                     load::<MonthAccount>(tx, &keys::month_account(institution, p)).map(|m| m.net())
                 })
                 .into_iter()
@@ -320,9 +306,13 @@ pub(crate) fn execute(
             })?;
             let end = b.close_year(today).map_err(pay_error)?;
             if !end.institution_bears.is_zero() {
+                let pkey = keys::payable(institution);
+                let mut pay: Payable = tx.load(&pkey).unwrap_or_default();
+                let taken = pay.withhold(end.institution_bears);
+                tx.store(&pkey, &pay);
                 let mut fund: FundLedger = tx.load(keys::FUND).unwrap_or_default();
-                let taken = withhold(tx, institution, end.institution_bears, &mut fund);
                 fund.budget_withheld += taken;
+                fund.recovery_due += end.institution_bears - taken;
                 tx.store(keys::FUND, &fund);
                 // The month open now declares less by it.
                 update_month(tx, institution, Period::of(today), |m| m.recovered += end.institution_bears);
@@ -494,7 +484,7 @@ pub fn assess(
                 return Err(DomainError::invalid("procurement_amount", "is for a central procurement prepayment only"));
             }
             let from = this_month.minus_months(12 * policy.history_years);
-            let monthly = months(kv, from, this_month.prev(), |p| {
+            let monthly = months(from, this_month.prev(), |p| {
                 load::<MonthAccount>(kv, &keys::month_account(inst, p)).map(|m| m.net())
             });
             prepay::size_general(&monthly, this_month, institution.agreement_start, policy.history_years)
@@ -503,27 +493,17 @@ pub fn assess(
     }
     .map_err(pay_error)?;
     let fund: FundLedger = load(kv, keys::FUND).unwrap_or_default();
-    let (from, to) = (this_month.minus_months(12 * policy.history_years), this_month.prev());
-    let spent = months(kv, from, to, |p| load::<Money>(kv, &keys::fund_month(p)));
-    let (total, n) = prepay::total_over(&spent, from, to);
     let account: PrepaymentAccount = load(kv, &keys::prepayment_account(inst)).unwrap_or_default();
     let outstanding = account.open.iter().find(|r| {
         load::<Prepayment>(kv, &keys::prepayment(inst, r)).is_some_and(|p| p.kind == kind && !p.remaining().is_zero())
     });
-    let last_case = {
-        let prefix = keys::case_outcomes(inst);
-        let mut end = prefix.clone().into_bytes();
-        if let Some(b) = end.last_mut() {
-            *b += 1;
-        }
-        kv.scan(prefix.as_bytes(), &end, MAX_OUTCOMES_READ)
-            .iter()
-            .map(|(_, v)| decode::<medmesh_supervision::cases::CaseOutcome>(v).decided_on)
-            .max()
-    };
+    let last_case = scan_prefix(kv, &keys::case_outcomes(inst), MAX_OUTCOMES_READ)
+        .iter()
+        .map(|(_, v)| decode::<medmesh_supervision::cases::CaseOutcome>(v).decided_on)
+        .max();
     let conditions = Conditions {
         fund_balance: fund.balance(),
-        fund_monthly_expenditure: prepay::average(total, n),
+        fund_monthly_expenditure: fund_monthly_expenditure(kv, today).2,
         agreement: crate::rules::active_institution(kv, inst, today).map(|_| ()).map_err(|e| e.message),
         last_case,
         outstanding: outstanding.map(|r| r.to_string()),
@@ -541,7 +521,7 @@ pub fn assess(
 }
 
 /// The months `from..=to` with a value (at most 36 point reads).
-fn months(_kv: &dyn KvRead, from: Period, to: Period, get: impl Fn(Period) -> Option<Money>) -> Vec<(Period, Money)> {
+fn months(from: Period, to: Period, get: impl Fn(Period) -> Option<Money>) -> Vec<(Period, Money)> {
     let mut out = Vec::new();
     let mut p = from;
     while p <= to {
@@ -574,19 +554,25 @@ pub struct FundRisk {
     pub warning: Option<String>,
 }
 
+/// The pooling fund's average monthly expenditure (pooling and critical illness) over the 12
+/// full months before `today`'s month, with the window: the figure of its risk level and of the
+/// prepayment condition.
+fn fund_monthly_expenditure(kv: &dyn KvRead, today: Date) -> (Period, Period, Money) {
+    let to = Period::of(today).prev();
+    let from = to.minus_months(11);
+    let spent = months(from, to, |p| load::<Money>(kv, &keys::fund_month(p)));
+    let (total, n) = prepay::total_over(&spent, from, to);
+    (from, to, prepay::average(total, n))
+}
+
 /// The fund's risk level on `today` (the group's time; `None` before the first command).
 pub fn fund_risk(kv: &dyn KvRead, balance: Money, today: Option<Date>) -> FundRisk {
     let threshold_months = policy(kv).min_months_covered;
     let Some(today) = today else { return FundRisk { threshold_months, ..FundRisk::default() } };
-    let to = Period::of(today).prev();
-    let from = to.minus_months(11);
-    let spent = months(kv, from, to, |p| load::<Money>(kv, &keys::fund_month(p)));
-    let (total, n) = prepay::total_over(&spent, from, to);
-    let monthly_expenditure = prepay::average(total, n);
-    if monthly_expenditure <= Money::ZERO {
+    let (from, to, monthly_expenditure) = fund_monthly_expenditure(kv, today);
+    let Some(tenths) = prepay::months_covered_tenths(balance, monthly_expenditure) else {
         return FundRisk { monthly_expenditure, months_covered_tenths: None, threshold_months, warning: None };
-    }
-    let tenths = (balance.fen().max(0) * 10 / monthly_expenditure.fen()) as i64;
+    };
     let warning = (tenths < i64::from(threshold_months) * 10).then(|| {
         format!(
             "the pooling fund's balance {balance} covers {}.{} months of its average monthly expenditure {monthly_expenditure} ({from} to {to}), below {threshold_months}",
@@ -645,12 +631,7 @@ pub fn declarations(kv: &dyn KvRead, inst: &InstitutionId, after: Option<Period>
 
 /// An institution's prepayment account and prepayments (at most `limit`).
 pub fn prepayments(kv: &dyn KvRead, inst: &InstitutionId, limit: usize) -> (PrepaymentAccount, Vec<Prepayment>) {
-    let prefix = keys::prepayments(inst);
-    let mut end = prefix.clone().into_bytes();
-    if let Some(b) = end.last_mut() {
-        *b += 1;
-    }
-    let list = kv.scan(prefix.as_bytes(), &end, limit).iter().map(|(_, v)| decode(v)).collect();
+    let list = scan_prefix(kv, &keys::prepayments(inst), limit).iter().map(|(_, v)| decode(v)).collect();
     (load(kv, &keys::prepayment_account(inst)).unwrap_or_default(), list)
 }
 

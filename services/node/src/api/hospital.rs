@@ -274,11 +274,7 @@ impl HospitalService for Hospital {
         let r = own(req)?;
         let institution = convert::institution("institution_id", &r.institution_id)?;
         let kind = convert::prepayment_kind("kind", r.kind)?;
-        let procurement = if r.procurement_amount.trim().is_empty() {
-            Money::ZERO
-        } else {
-            convert::money("procurement_amount", &r.procurement_amount)?
-        };
+        let procurement = convert::money_or_zero("procurement_amount", &r.procurement_amount)?;
         match answer(self.mesh.app.query(Query::PrepaymentQuote { institution, kind, procurement, now: now() }).await?)?
         {
             Answer::PrepaymentQuote(s) => {

@@ -18,7 +18,7 @@ pub fn period(field: &str, v: &str) -> Result<Period, Status> {
 }
 
 /// An amount that may be left empty (zero).
-fn money_or_zero(field: &str, v: &str) -> Result<Money, Status> {
+pub fn money_or_zero(field: &str, v: &str) -> Result<Money, Status> {
     if v.trim().is_empty() {
         Ok(Money::ZERO)
     } else {
