@@ -103,8 +103,8 @@ pub fn caller_for(path: &str, group: &str) -> Identity {
         agency(group)
     } else if path.contains("FederationService/") {
         match method {
-            "RunClearing" => national(),
-            "ConfirmClearingLine" => institution(group, 1),
+            "RunClearing" | "SettleClearing" | "ResolveClearingDispute" => national(),
+            "ConfirmClearingLine" | "DisputeClearingLine" => institution(group, 1),
             _ => agency(if group == medmesh_state::FEDERATION { "110000" } else { group }),
         }
     } else if path.contains("RaftService/") {
@@ -393,10 +393,16 @@ impl Mesh {
     /// Starts the federation and `provinces` (group `i` at `base + 10 (i + 1)`), loads
     /// `persons` demo persons per province and files them for care in the other provinces.
     pub async fn start(provinces: &[&str], persons: u32) -> Mesh {
+        Mesh::start_with_env(provinces, persons, &[]).await
+    }
+
+    /// [`Mesh::start`] with `env` set for every replica, the federation's included.
+    pub async fn start_with_env(provinces: &[&str], persons: u32, env: &[(&'static str, String)]) -> Mesh {
         let base = free_base_port();
-        let federation = Group::start(medmesh_state::FEDERATION, 3, base, &[]);
+        let federation = Group::start(medmesh_state::FEDERATION, 3, base, env);
         let fed_addrs = federation.replicas.iter().map(|r| r.addr.clone()).collect::<Vec<_>>().join(",");
-        let env = [("MEDMESH_FEDERATION", fed_addrs)];
+        let mut env = env.to_vec();
+        env.push(("MEDMESH_FEDERATION", fed_addrs));
         let groups: Vec<Group> =
             provinces.iter().enumerate().map(|(i, p)| Group::start(p, 3, base + 10 * (i as u16 + 1), &env)).collect();
         federation.leader().await;

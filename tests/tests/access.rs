@@ -61,8 +61,8 @@ fn expected(method: &str, who: Option<&Identity>) -> bool {
         "medmesh.v1.FederationService" => match name {
             "ListProvinces" => who.is_some(),
             "TopUp" => any_agency,
-            "RunClearing" | "PutNationalRule" => national,
-            "ConfirmClearingLine" => any_institution,
+            "RunClearing" | "SettleClearing" | "ResolveClearingDispute" | "PutNationalRule" => national,
+            "ConfirmClearingLine" | "DisputeClearingLine" => any_institution,
             _ => any_agency || national,
         },
         "medmesh.v1.RaftService" => home_replica,

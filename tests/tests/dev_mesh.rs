@@ -362,21 +362,29 @@ async fn nonlocal_settlement_through_the_hospital_api(
         .unwrap();
     assert_eq!(acct.consumed, positions.total);
     assert!(acct.warning, "a balance below the threshold warns (and care goes on)");
-    // Then cleared: this month's statement reconciles with its lines and the positions, the
-    // institution confirms its line and may roll the confirmation back, another cannot.
+    // Then clearing: this month is open, so its statement stands as the settlements came; it
+    // reconciles with its lines and the positions, the institution confirms its line and may
+    // roll the confirmation back, another cannot. The month is cleared and settled only after
+    // it ends (the payment test walks a whole month through).
     let month = day[..7].to_string();
-    // The national administration runs clearing at the federation's own replicas; a province
-    // replica does not forward it.
+    // The national administration clears at the federation's own replicas; a province replica
+    // does not forward it.
     let err = fed.run_clearing(pb::RunClearingRequest { month: month.clone() }).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     let mut national_fed = FederationServiceClient::new(dev_ch(dir, &fedp[0], &national()));
-    let run = national_fed
-        .run_clearing(pb::RunClearingRequest { month: month.clone() })
+    let err = national_fed.run_clearing(pb::RunClearingRequest { month: month.clone() }).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().starts_with("month:"), "a month is cleared after it ends: {}", err.message());
+    let err = national_fed.settle_clearing(pb::SettleClearingRequest { month: month.clone() }).await.unwrap_err();
+    assert!(err.message().starts_with("month:"), "nor settled before it is cleared: {}", err.message());
+    let run = fed
+        .get_clearing(pb::GetClearingRequest { month: month.clone(), page_size: 1, page_token: String::new() })
         .await
         .unwrap()
         .into_inner()
         .clearing
         .unwrap();
+    assert_eq!(run.status, "OPEN");
     let st = run.statements.iter().find(|s| s.insured_province == "310000").expect("a 310000 statement");
     // The lines, read one per page, reconcile with the total to the fen.
     let (mut lines, mut token) = (medmesh_types::Money::ZERO, String::new());

@@ -213,11 +213,18 @@ pub const TABLE: &[Rule] = &[
     },
     Rule { method: "/medmesh.v1.FederationService/GetPrepaid", allow: &[AgencyAny, National], scope: "" },
     Rule { method: "/medmesh.v1.FederationService/RunClearing", allow: &[National], scope: "" },
+    Rule { method: "/medmesh.v1.FederationService/SettleClearing", allow: &[National], scope: "" },
+    Rule { method: "/medmesh.v1.FederationService/ResolveClearingDispute", allow: &[National], scope: "" },
     Rule { method: "/medmesh.v1.FederationService/PutNationalRule", allow: &[National], scope: "" },
     Rule { method: "/medmesh.v1.FederationService/ListNationalRules", allow: &[AgencyAny, National], scope: "" },
     Rule { method: "/medmesh.v1.FederationService/GetClearing", allow: &[AgencyAny, National], scope: "" },
     Rule {
         method: "/medmesh.v1.FederationService/ConfirmClearingLine",
+        allow: &[InstitutionAny],
+        scope: "the line's institution and treatment province must be the caller's own",
+    },
+    Rule {
+        method: "/medmesh.v1.FederationService/DisputeClearingLine",
         allow: &[InstitutionAny],
         scope: "the line's institution and treatment province must be the caller's own",
     },

@@ -18,9 +18,10 @@
 //! | federation | `FedRecordDiscipline`, `FedRecordViolation`, `FedRecordCaseOutcome` | recorded by `from` |
 //! | federation | `FedTopUp` | the account is `from`'s own |
 //! | federation | `FedConfirmClearing` | the line's treatment province is `from` |
+//! | federation | `FedDisputeClearing` | the line's treatment province is `from` |
 //!
-//! `FedRunClearing` and `FedPutRule` never come from a province: the national administration
-//! calls the federation's replicas itself.
+//! `FedRunClearing`, `FedSettleClearing`, `FedResolveDispute` and `FedPutRule` never come from
+//! a province: the national administration calls the federation's replicas itself.
 //!
 //! Queries: a province may ask another province `RemotePerson` and `RemoteQuote` (the
 //! treatment side of non-local care), and the federation `Directory`, `ProvinceEndpoints`,
@@ -68,7 +69,11 @@ fn federation(cmd: &FederationCommand, from: &ProvinceCode) -> bool {
         FederationCommand::Vouch { insured, .. } => insured == from,
         FederationCommand::Anchor { province, .. } => province == from,
         FederationCommand::ConfirmClearing { treatment, .. } => treatment == from,
-        FederationCommand::RunClearing { .. } | FederationCommand::PutRule(_) => false,
+        FederationCommand::DisputeClearing { transfer, .. } => &transfer.treatment == from,
+        FederationCommand::RunClearing { .. }
+        | FederationCommand::SettleClearing { .. }
+        | FederationCommand::ResolveDispute { .. }
+        | FederationCommand::PutRule(_) => false,
     }
 }
 
@@ -144,6 +149,11 @@ mod tests {
     fn clearing_and_local_writes_never_come_from_another_group() {
         assert!(foreign_command(
             &Command::from(FederationCommand::RunClearing { month: "2026-11".into() }),
+            &p("110000")
+        )
+        .is_err());
+        assert!(foreign_command(
+            &Command::from(FederationCommand::SettleClearing { month: "2026-11".into() }),
             &p("110000")
         )
         .is_err());

@@ -3,10 +3,17 @@
 //!
 //! A province's prepaid account is its top-ups less what committed non-local settlements of its
 //! insured (in force) have consumed; below its threshold it raises a warning, and care is never
-//! refused for it. A clearing run for a month turns that month's committed settlements in force
-//! into one statement per (insured, treatment) pair, line by line; institutions confirm their
-//! lines (and may roll a confirmation back); a statement's total is the sum of its lines to the
-//! fen, and the net positions follow from the statements.
+//! refused for it.
+//!
+//! Clearing is kept as it happens, indexed by month, so that no command reads history: a commit
+//! puts one line into the month open at the time, and a reversal takes it out again while that
+//! month is open. A month is cleared (fixed) once it has ended, which costs one record however
+//! many lines it has; a reversal of a line in a cleared month, or a decision whose log time ran
+//! behind a cleared month, goes into the month open then as an adjustment line. Settling a
+//! cleared month pays each province pair's statement total from the insured province's prepaid
+//! account to the treatment province, once, and the positions fall back by it: what a pair owes
+//! is always the sum of the lines of its months not yet settled. Institutions confirm their
+//! lines (and may roll a confirmation back); statements' totals are their lines' sums to the fen.
 
 use std::collections::BTreeMap;
 
@@ -35,18 +42,69 @@ fn month_of(t: LogTime) -> String {
     format!("{y:04}-{m:02}")
 }
 
-/// What each province's insured have consumed: committed settlements in force, by insured.
-fn consumed(kv: &dyn KvRead) -> BTreeMap<ProvinceCode, Money> {
-    let mut out = BTreeMap::new();
-    for (insured, _, p) in positions(kv) {
-        *out.entry(insured).or_insert(Money::ZERO) += p.amount;
+/// The month after a checked `YYYY-MM`.
+fn next_month(month: &str) -> String {
+    let (y, m): (u32, u32) = (month[..4].parse().unwrap_or(0), month[5..].parse().unwrap_or(12));
+    if m >= 12 {
+        format!("{:04}-01", y + 1)
+    } else {
+        format!("{y:04}-{:02}", m + 1)
+    }
+}
+
+/// The month new lines go into: the month of `now`, or the month after the latest cleared
+/// month when the log's time runs behind it (a cleared month never changes).
+fn open_month(kv: &dyn KvRead, now: LogTime) -> String {
+    let current = month_of(now);
+    match load::<String>(kv, keys::FED_CLEARED_LAST) {
+        Some(last) if last >= current => next_month(&last),
+        _ => current,
+    }
+}
+
+/// Days after a month is cleared during which an institution may dispute one of its lines.
+pub const DISPUTE_DAYS: i64 = 15;
+
+/// Where a transfer's settlement line is, and the adjustment an upheld dispute made to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct LineAt {
+    month: String,
+    adjusted: Money,
+}
+
+fn month_record(kv: &dyn KvRead, month: &str) -> ClearingMonth {
+    load(kv, &keys::fed_clearing_month(month)).unwrap_or_default()
+}
+
+/// What one province's prepaid account reflects of the positions.
+#[derive(Debug, Clone, Copy, Default)]
+struct Flows {
+    /// As insured province: in force, with upheld disputes' adjustments.
+    consumed: Money,
+    /// As insured province: paid by settled months.
+    paid: Money,
+    /// As treatment province: received by settled months.
+    received: Money,
+    /// As treatment province: upheld disputes' adjustments.
+    adjusted: Money,
+}
+
+fn flows(kv: &dyn KvRead) -> BTreeMap<ProvinceCode, Flows> {
+    let mut out: BTreeMap<ProvinceCode, Flows> = BTreeMap::new();
+    for (insured, treatment, p) in positions(kv) {
+        let i = out.entry(insured).or_default();
+        i.consumed += p.amount + p.adjusted;
+        i.paid += p.settled;
+        let t = out.entry(treatment).or_default();
+        t.received += p.settled;
+        t.adjusted += p.adjusted;
     }
     out
 }
 
 /// Every province with a prepaid account or a position, with its prepaid view.
 pub(crate) fn prepaid_views(kv: &dyn KvRead) -> Vec<PrepaidView> {
-    let used = consumed(kv);
+    let flows = flows(kv);
     let mut accounts: BTreeMap<ProvinceCode, PrepaidAccount> = BTreeMap::new();
     for (k, v) in scan_prefix(kv, keys::FED_PREPAID, usize::MAX) {
         let k = String::from_utf8_lossy(&k).to_string();
@@ -54,13 +112,13 @@ pub(crate) fn prepaid_views(kv: &dyn KvRead) -> Vec<PrepaidView> {
             accounts.insert(p, decode(&v));
         }
     }
-    for p in used.keys() {
+    for p in flows.keys() {
         accounts.entry(p.clone()).or_default();
     }
     accounts
         .into_iter()
         .map(|(province, a)| {
-            let consumed = used.get(&province).copied().unwrap_or(Money::ZERO);
+            let Flows { consumed, paid, received, adjusted } = flows.get(&province).copied().unwrap_or_default();
             let balance = a.topped_up - consumed;
             PrepaidView {
                 province,
@@ -69,6 +127,10 @@ pub(crate) fn prepaid_views(kv: &dyn KvRead) -> Vec<PrepaidView> {
                 balance,
                 warning_below: a.warning_below,
                 warning: balance < a.warning_below,
+                paid,
+                owed: consumed - paid,
+                received,
+                adjusted,
             }
         })
         .collect()
@@ -115,59 +177,295 @@ pub(crate) fn top_up(
     view.map(Outcome::Prepaid).ok_or_else(|| DomainError::not_found("province", "no prepaid account"))
 }
 
-/// Runs the clearing of a month. A month that is over is fixed once run (running it again
-/// returns its statements); a month not yet over is computed again, keeping confirmations.
-pub(crate) fn run_clearing(tx: &mut Tx<'_>, month: &str, now: LogTime) -> Result<Outcome, DomainError> {
-    check_month(month)?;
-    if month > month_of(now).as_str() {
-        return Err(DomainError::invalid("month", format!("{month} has not begun")));
-    }
-    let existing: Vec<ClearingStatement> =
-        scan_prefix(tx, &keys::fed_clearing_month(month), usize::MAX).iter().map(|(_, v)| decode(v)).collect();
-    if !existing.is_empty() && month < month_of(now).as_str() {
-        return Ok(Outcome::Clearing(existing.iter().map(ClearingStatement::summary).collect()));
-    }
-    let confirmed: std::collections::BTreeSet<(InstitutionId, Serial)> = existing
-        .iter()
-        .flat_map(|s| s.lines.iter().filter(|l| l.confirmed).map(|l| (l.institution.clone(), l.serial.clone())))
-        .collect();
-    let mut statements: BTreeMap<(ProvinceCode, ProvinceCode), ClearingStatement> = BTreeMap::new();
-    for (_, v) in scan_prefix(tx, keys::FED_DECISIONS, usize::MAX) {
-        let d: DecisionRecord = decode(&v);
-        if d.decision != Decision::Commit || d.reversed.is_some() || month_of(d.decided_at) != month {
-            continue;
-        }
-        let t = &d.transfer;
-        let s = statements.entry((d.insured.clone(), t.treatment.clone())).or_insert_with(|| ClearingStatement {
-            month: month.to_string(),
-            insured: d.insured.clone(),
-            treatment: t.treatment.clone(),
-            lines: Vec::new(),
-        });
-        s.lines.push(ClearingLine {
-            institution: t.institution.clone(),
-            serial: t.serial.clone(),
-            amount: d.amount,
-            confirmed: confirmed.contains(&(t.institution.clone(), t.serial.clone())),
-        });
-    }
-    for s in &existing {
-        tx.put_delete(&keys::fed_clearing(month, &s.insured, &s.treatment));
-        for l in &s.lines {
-            tx.put_delete(&keys::fed_clearing_line(month, &s.treatment, &l.institution, &l.serial));
-        }
-    }
-    for s in statements.values_mut() {
-        s.lines.sort_by(|a, b| (&a.institution, &a.serial).cmp(&(&b.institution, &b.serial)));
-        for l in &s.lines {
-            tx.store(&keys::fed_clearing_line(month, &s.treatment, &l.institution, &l.serial), &s.insured);
-        }
-        tx.store(&keys::fed_clearing(month, &s.insured, &s.treatment), s);
-    }
-    Ok(Outcome::Clearing(statements.values().map(ClearingStatement::summary).collect()))
+/// Puts a line into a month's statement of `(insured, treatment)`.
+fn add_line(tx: &mut Tx<'_>, month: &str, insured: &ProvinceCode, treatment: &ProvinceCode, line: ClearingLine) {
+    let (inst, serial) = (&line.institution, &line.serial);
+    tx.store(&keys::fed_clearing_index(month, treatment, inst, serial), insured);
+    tx.store(&keys::fed_clearing_line(month, insured, treatment, inst, serial, line.kind), &line);
+    let tk = keys::fed_clearing_totals(month, insured, treatment);
+    let mut t: StatementTotals = tx.load(&tk).unwrap_or_default();
+    t.lines += 1;
+    t.total += line.amount;
+    tx.store(&tk, &t);
 }
 
-/// Confirms a line, or rolls its confirmation back, for the institution it belongs to.
+/// A committed transfer's line goes into the month open now.
+pub(crate) fn on_commit(tx: &mut Tx<'_>, transfer: &TransferId, insured: &ProvinceCode, amount: Money, now: LogTime) {
+    let month = open_month(tx, now);
+    let line = ClearingLine {
+        institution: transfer.institution.clone(),
+        serial: transfer.serial.clone(),
+        amount,
+        kind: LineKind::Settlement,
+        confirmed: false,
+        dispute: None,
+    };
+    add_line(tx, &month, insured, &transfer.treatment, line);
+    tx.store(&keys::fed_clearing_at(transfer), &LineAt { month, adjusted: Money::ZERO });
+}
+
+/// A reversed transfer's line leaves its month while that month is open; once the month is
+/// cleared, an adjustment line of minus the amount (and of an upheld dispute's adjustment) goes
+/// into the month open now.
+pub(crate) fn on_reverse(tx: &mut Tx<'_>, transfer: &TransferId, insured: &ProvinceCode, amount: Money, now: LogTime) {
+    let Some(LineAt { month, adjusted }) = tx.load::<LineAt>(&keys::fed_clearing_at(transfer)) else { return };
+    let (treatment, inst, serial) = (&transfer.treatment, &transfer.institution, &transfer.serial);
+    if month_record(tx, &month).status() == MonthStatus::Open {
+        let lk = keys::fed_clearing_line(&month, insured, treatment, inst, serial, LineKind::Settlement);
+        let Some(line) = tx.load::<ClearingLine>(&lk) else { return };
+        tx.put_delete(&lk);
+        tx.put_delete(&keys::fed_clearing_index(&month, treatment, inst, serial));
+        tx.put_delete(&keys::fed_clearing_at(transfer));
+        let tk = keys::fed_clearing_totals(&month, insured, treatment);
+        let mut t: StatementTotals = tx.load(&tk).unwrap_or_default();
+        t.lines = t.lines.saturating_sub(1);
+        t.total -= line.amount;
+        if line.confirmed {
+            t.confirmed_total -= line.amount;
+        }
+        if t.lines == 0 {
+            tx.put_delete(&tk);
+        } else {
+            tx.store(&tk, &t);
+        }
+    } else {
+        let open = open_month(tx, now);
+        let line = ClearingLine {
+            institution: inst.clone(),
+            serial: serial.clone(),
+            amount: Money::ZERO - amount - adjusted,
+            kind: LineKind::Reversal,
+            confirmed: false,
+            dispute: None,
+        };
+        add_line(tx, &open, insured, treatment, line);
+        if !adjusted.is_zero() {
+            let pkey = keys::fed_position(insured, treatment);
+            let mut p: Position = tx.load(&pkey).unwrap_or_default();
+            p.adjusted -= adjusted;
+            tx.store(&pkey, &p);
+        }
+    }
+}
+
+/// Every statement's totals of a month, in (insured, treatment) order (at most one per
+/// province pair).
+fn statements(kv: &dyn KvRead, month: &str) -> Vec<StatementSummary> {
+    scan_prefix(kv, &keys::fed_clearing_statements(month), usize::MAX)
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let k = String::from_utf8_lossy(&k).to_string();
+            let mut parts = k.rsplit('/');
+            let treatment = ProvinceCode::new(parts.next()?).ok()?;
+            let insured = ProvinceCode::new(parts.next()?).ok()?;
+            let t: StatementTotals = decode(&v);
+            Some(StatementSummary {
+                insured,
+                treatment,
+                line_count: t.lines,
+                total: t.total,
+                confirmed_total: t.confirmed_total,
+                lines: Vec::new(),
+            })
+        })
+        .collect()
+}
+
+fn view(kv: &dyn KvRead, month: &str) -> ClearingView {
+    ClearingView { month: month.to_string(), record: month_record(kv, month), statements: statements(kv, month) }
+}
+
+/// Clears a month that has ended: its lines are fixed from now on. Clearing it again changes
+/// nothing and answers the same.
+pub(crate) fn run_clearing(tx: &mut Tx<'_>, month: &str, now: LogTime) -> Result<Outcome, DomainError> {
+    check_month(month)?;
+    let current = month_of(now);
+    if month >= current.as_str() {
+        return Err(DomainError::precondition(
+            "month",
+            format!("{month} has not ended (it is {current}); a month is cleared after it ends"),
+        ));
+    }
+    let key = keys::fed_clearing_month(month);
+    let mut record = month_record(tx, month);
+    if record.cleared_at.is_none() {
+        record.cleared_at = Some(now);
+        tx.store(&key, &record);
+        if tx.load::<String>(keys::FED_CLEARED_LAST).is_none_or(|last| last.as_str() < month) {
+            tx.store(keys::FED_CLEARED_LAST, &month.to_string());
+        }
+    }
+    Ok(Outcome::Clearing(view(tx, month)))
+}
+
+/// Settles a cleared month: each statement's total is paid from the insured province's
+/// prepaid account to the treatment province, once; the positions fall back by it. Settling
+/// it again changes nothing and answers the same.
+pub(crate) fn settle(tx: &mut Tx<'_>, month: &str, now: LogTime) -> Result<Outcome, DomainError> {
+    check_month(month)?;
+    let key = keys::fed_clearing_month(month);
+    let mut record = month_record(tx, month);
+    match record.status() {
+        MonthStatus::Open => {
+            return Err(DomainError::precondition(
+                "month",
+                format!("{month} has not been cleared; clear it (RunClearing) once it has ended"),
+            ))
+        }
+        MonthStatus::Settled => return Ok(Outcome::Clearing(view(tx, month))),
+        MonthStatus::Cleared => {}
+    }
+    for s in statements(tx, month) {
+        let pkey = keys::fed_position(&s.insured, &s.treatment);
+        let mut p: Position = tx.load(&pkey).unwrap_or_default();
+        p.settled += s.total;
+        tx.store(&pkey, &p);
+    }
+    record.settled_at = Some(now);
+    tx.store(&key, &record);
+    Ok(Outcome::Clearing(view(tx, month)))
+}
+
+/// The insured province of an institution's line (treatment, serial) of a month.
+fn line_insured(
+    kv: &dyn KvRead,
+    month: &str,
+    treatment: &ProvinceCode,
+    institution: &InstitutionId,
+    serial: &Serial,
+) -> Result<ProvinceCode, DomainError> {
+    check_month(month)?;
+    if let Some(insured) = load::<ProvinceCode>(kv, &keys::fed_clearing_index(month, treatment, institution, serial)) {
+        return Ok(insured);
+    }
+    // Not this institution's: another's line with that serial is refused, naming the
+    // institution; no line at all is NOT_FOUND.
+    let prefix = format!("fclrx/{month}/{treatment}/");
+    let elsewhere = scan_prefix(kv, &prefix, usize::MAX)
+        .iter()
+        .any(|(k, _)| String::from_utf8_lossy(k).rsplit('/').next() == Some(serial.as_str()));
+    Err(if elsewhere {
+        DomainError::precondition(
+            "institution_id",
+            format!("line {serial} belongs to another institution; an institution acts only on its own lines"),
+        )
+    } else {
+        DomainError::not_found("serial", format!("no clearing line {serial} of {treatment} in {month}"))
+    })
+}
+
+/// An institution disputes its settlement line of a cleared month, within [`DISPUTE_DAYS`] of
+/// the clearing, once; the same dispute again changes nothing.
+pub(crate) fn dispute(
+    tx: &mut Tx<'_>,
+    month: &str,
+    transfer: &TransferId,
+    claimed: Money,
+    reason: &str,
+    now: LogTime,
+) -> Result<Outcome, DomainError> {
+    let (treatment, inst, serial) = (&transfer.treatment, &transfer.institution, &transfer.serial);
+    let insured = line_insured(tx, month, treatment, inst, serial)?;
+    let lk = keys::fed_clearing_line(month, &insured, treatment, inst, serial, LineKind::Settlement);
+    let Some(mut line) = tx.load::<ClearingLine>(&lk) else {
+        return Err(DomainError::precondition(
+            "serial",
+            format!("{serial} has only an adjustment line in {month}; dispute the settlement's own line"),
+        ));
+    };
+    if let Some(d) = &line.dispute {
+        if d.claimed == claimed && d.reason == reason {
+            return Ok(Outcome::Clearing(view(tx, month)));
+        }
+        return Err(DomainError::exists("serial", format!("line {serial} of {month} was disputed already")));
+    }
+    let record = month_record(tx, month);
+    let Some(cleared_at) = record.cleared_at else {
+        return Err(DomainError::precondition(
+            "month",
+            format!("{month} is not cleared: its lines can still change; dispute once it is cleared"),
+        ));
+    };
+    let closes = LogTime(cleared_at.millis() + DISPUTE_DAYS * 86_400_000);
+    if now > closes {
+        return Err(DomainError::precondition(
+            "month",
+            format!("the {DISPUTE_DAYS}-day dispute window of {month} closed on {}", closes.date()),
+        ));
+    }
+    if load::<DecisionRecord>(tx, &keys::fed_decision(transfer)).is_some_and(|d| d.reversed.is_some()) {
+        return Err(DomainError::precondition("serial", format!("{serial} was reversed: nothing is owed for it")));
+    }
+    if claimed == line.amount {
+        return Err(DomainError::invalid(
+            "claimed_amount",
+            format!("is the line's amount {claimed}: nothing to dispute"),
+        ));
+    }
+    line.dispute = Some(LineDispute { claimed, reason: reason.to_string(), raised_at: now, outcome: None });
+    tx.store(&lk, &line);
+    Ok(Outcome::Clearing(view(tx, month)))
+}
+
+/// The national administration upholds or rejects a dispute, once. Upheld, an adjustment
+/// line of the amount claimed less the line's amount goes into the month open now.
+pub(crate) fn resolve(
+    tx: &mut Tx<'_>,
+    month: &str,
+    transfer: &TransferId,
+    uphold: bool,
+    note: &str,
+    now: LogTime,
+) -> Result<Outcome, DomainError> {
+    let (treatment, inst, serial) = (&transfer.treatment, &transfer.institution, &transfer.serial);
+    let insured = line_insured(tx, month, treatment, inst, serial)?;
+    let lk = keys::fed_clearing_line(month, &insured, treatment, inst, serial, LineKind::Settlement);
+    let mut line = tx.load::<ClearingLine>(&lk);
+    let Some(d) = line.as_mut().and_then(|l| l.dispute.as_mut()) else {
+        return Err(DomainError::precondition("serial", format!("line {serial} of {month} is not disputed")));
+    };
+    if let Some(o) = &d.outcome {
+        if o.upheld == uphold {
+            return Ok(Outcome::Clearing(view(tx, month)));
+        }
+        let was = if o.upheld { "upheld" } else { "rejected" };
+        return Err(DomainError::precondition("serial", format!("the dispute of {serial} was {was} already")));
+    }
+    if uphold && load::<DecisionRecord>(tx, &keys::fed_decision(transfer)).is_some_and(|d| d.reversed.is_some()) {
+        return Err(DomainError::precondition(
+            "serial",
+            format!("{serial} was reversed since: nothing is owed for it"),
+        ));
+    }
+    let claimed = d.claimed;
+    d.outcome = Some(DisputeOutcome { upheld: uphold, note: note.to_string(), decided_at: now });
+    let Some(line) = line else { return Err(DomainError::not_found("serial", "line is gone")) };
+    tx.store(&lk, &line);
+    if uphold {
+        let delta = claimed - line.amount;
+        let open = open_month(tx, now);
+        let adj = ClearingLine {
+            institution: inst.clone(),
+            serial: serial.clone(),
+            amount: delta,
+            kind: LineKind::Dispute,
+            confirmed: false,
+            dispute: None,
+        };
+        add_line(tx, &open, &insured, treatment, adj);
+        let pkey = keys::fed_position(&insured, treatment);
+        let mut p: Position = tx.load(&pkey).unwrap_or_default();
+        p.adjusted += delta;
+        tx.store(&pkey, &p);
+        let ak = keys::fed_clearing_at(transfer);
+        let mut at: LineAt = tx.load(&ak).unwrap_or_default();
+        at.adjusted += delta;
+        tx.store(&ak, &at);
+    }
+    Ok(Outcome::Clearing(view(tx, month)))
+}
+
+/// Confirms an institution's line of a month, or rolls its confirmation back.
 pub(crate) fn confirm(
     tx: &mut Tx<'_>,
     month: &str,
@@ -176,59 +474,30 @@ pub(crate) fn confirm(
     serial: &Serial,
     yes: bool,
 ) -> Result<Outcome, DomainError> {
-    check_month(month)?;
-    let insured = match tx.load::<ProvinceCode>(&keys::fed_clearing_line(month, treatment, institution, serial)) {
-        Some(insured) => insured,
-        None => {
-            // Not this institution's: another's line with that serial is refused, naming the
-            // institution; no line at all is NOT_FOUND.
-            let prefix = format!("fclrline/{month}/{treatment}/");
-            let elsewhere = scan_prefix(tx, &prefix, usize::MAX)
-                .iter()
-                .any(|(k, _)| String::from_utf8_lossy(k).rsplit('/').next() == Some(serial.as_str()));
-            return Err(if elsewhere {
-                DomainError::precondition(
-                    "institution_id",
-                    format!("line {serial} belongs to another institution; an institution confirms only its own lines"),
-                )
-            } else {
-                DomainError::not_found(
-                    "serial",
-                    format!("no clearing line {serial} of {treatment} in {month} (has the month been run?)"),
-                )
-            });
+    let insured = line_insured(tx, month, treatment, institution, serial)?;
+    let tk = keys::fed_clearing_totals(month, &insured, treatment);
+    let mut totals: StatementTotals = tx.load(&tk).unwrap_or_default();
+    for kind in LineKind::ALL {
+        let lk = keys::fed_clearing_line(month, &insured, treatment, institution, serial, kind);
+        if let Some(mut line) = tx.load::<ClearingLine>(&lk) {
+            if line.confirmed != yes {
+                line.confirmed = yes;
+                if yes {
+                    totals.confirmed_total += line.amount;
+                } else {
+                    totals.confirmed_total -= line.amount;
+                }
+                tx.store(&lk, &line);
+            }
         }
-    };
-    let key = keys::fed_clearing(month, &insured, treatment);
-    let mut s: ClearingStatement =
-        load(tx, &key).ok_or_else(|| DomainError::not_found("month", "statement is gone"))?;
-    if let Some(l) = s.lines.iter_mut().find(|l| &l.institution == institution && &l.serial == serial) {
-        l.confirmed = yes;
     }
-    tx.store(&key, &s);
-    Ok(Outcome::Clearing(vec![s.summary()]))
+    tx.store(&tk, &totals);
+    Ok(Outcome::Clearing(view(tx, month)))
 }
 
-/// Where a page of lines starts: after `(insured, treatment, institution, serial)`.
-type LineCursor = (ProvinceCode, ProvinceCode, InstitutionId, Serial);
-
-fn parse_cursor(token: &str) -> Result<Option<LineCursor>, DomainError> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let bad = || DomainError::invalid("page_token", "is not a token this list returned");
-    let parts: Vec<&str> = token.split('/').collect();
-    let [insured, treatment, institution, serial] = parts[..] else { return Err(bad()) };
-    Ok(Some((
-        ProvinceCode::new(insured).map_err(|_| bad())?,
-        ProvinceCode::new(treatment).map_err(|_| bad())?,
-        InstitutionId::new(institution).map_err(|_| bad())?,
-        Serial::new(serial).map_err(|_| bad())?,
-    )))
-}
-
-/// A month's statements: every statement's totals, with up to `page_size` lines after the
-/// cursor, across statements in (insured, treatment, institution, serial) order.
+/// A month's clearing: its status, every statement's totals, and up to `page_size` lines after
+/// the cursor, across statements in (insured, treatment, institution, serial, kind) order. The
+/// cursor is the last line's key below the month, so a page reads only its own lines.
 pub(crate) fn page(
     kv: &dyn KvRead,
     month: &str,
@@ -239,34 +508,45 @@ pub(crate) fn page(
     if !(1..=crate::MAX_ROWS).contains(&page_size) {
         return Err(DomainError::invalid("page_size", format!("must be 1 to {}", crate::MAX_ROWS)));
     }
-    let after = parse_cursor(page_token)?;
-    let mut left = page_size;
-    let mut last: Option<LineCursor> = None;
-    let mut more = false;
-    let mut statements = Vec::new();
-    for (_, v) in scan_prefix(kv, &keys::fed_clearing_month(month), usize::MAX) {
-        let s: ClearingStatement = decode(&v);
-        let mut summary = s.summary();
-        for l in &s.lines {
-            let at = (s.insured.clone(), s.treatment.clone(), l.institution.clone(), l.serial.clone());
-            if after.as_ref().is_some_and(|a| &at <= a) {
-                continue;
-            }
-            if left == 0 {
-                more = true;
-                break;
-            }
-            left -= 1;
-            summary.lines.push(l.clone());
-            last = Some(at);
+    let prefix = keys::fed_clearing_lines(month);
+    let start = if page_token.is_empty() {
+        prefix.clone()
+    } else {
+        let parts: Vec<&str> = page_token.split('/').collect();
+        let well_formed = parts.len() == 5
+            && ProvinceCode::new(parts[0]).is_ok()
+            && ProvinceCode::new(parts[1]).is_ok()
+            && InstitutionId::new(parts[2]).is_ok()
+            && Serial::new(parts[3]).is_ok()
+            && matches!(parts[4], "s" | "r" | "d");
+        if !well_formed {
+            return Err(DomainError::invalid("page_token", "is not a token this list returned"));
         }
-        statements.push(summary);
-    }
-    let next_page_token = match (more, last) {
-        (true, Some((i, t, inst, serial))) => format!("{i}/{t}/{inst}/{serial}"),
-        _ => String::new(),
+        // Just after the last line returned.
+        format!("{prefix}{page_token}\u{0}")
     };
-    Ok(crate::Answer::Clearing { statements, next_page_token })
+    let mut end = prefix.clone().into_bytes();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    let rows = kv.scan(start.as_bytes(), &end, page_size + 1);
+    let more = rows.len() > page_size;
+    let mut v = view(kv, month);
+    let mut last = String::new();
+    for (k, val) in rows.into_iter().take(page_size) {
+        let k = String::from_utf8_lossy(&k).to_string();
+        let rest = &k[prefix.len()..];
+        let mut parts = rest.split('/');
+        let (Some(insured), Some(treatment)) = (parts.next(), parts.next()) else { continue };
+        if let Some(s) =
+            v.statements.iter_mut().find(|s| s.insured.as_str() == insured && s.treatment.as_str() == treatment)
+        {
+            s.lines.push(decode(&val));
+        }
+        last = rest.to_string();
+    }
+    let next_page_token = if more { last } else { String::new() };
+    Ok(crate::Answer::Clearing { view: v, next_page_token })
 }
 
 /// Every `(insured, treatment, position)` the federation holds, in key order.

@@ -37,12 +37,41 @@ pub enum FederationCommand {
         /// New warning threshold.
         warning_below: Option<Money>,
     },
-    /// runs the clearing of a month (`YYYY-MM`): one statement per province pair
-    /// from the committed non-local settlements in force decided that month. Running it again
-    /// returns the statements as they are.
+    /// Clears a month (`YYYY-MM`) that has ended: its statements (one per province pair, kept
+    /// line by line as transfers were decided and reversed) are fixed. Clearing it again
+    /// returns them as they are.
     RunClearing {
         /// Month, `YYYY-MM`.
         month: String,
+    },
+    /// Settles a cleared month: each statement's total is paid from the insured province's
+    /// prepaid account to the treatment province, once; positions fall back by it.
+    SettleClearing {
+        /// Month, `YYYY-MM`.
+        month: String,
+    },
+    /// An institution disputes its settlement line of a cleared month (within the window),
+    /// claiming another amount, with a reason; once.
+    DisputeClearing {
+        /// Month of the line.
+        month: String,
+        /// The line's transfer (treatment province, institution, serial).
+        transfer: crate::shared::TransferId,
+        /// What the institution says the line should be.
+        claimed: Money,
+        /// Why.
+        reason: String,
+    },
+    /// The national administration upholds (an adjustment line follows) or rejects a dispute.
+    ResolveDispute {
+        /// Month of the line.
+        month: String,
+        /// The line's transfer.
+        transfer: crate::shared::TransferId,
+        /// Uphold, or reject.
+        uphold: bool,
+        /// The decision's note.
+        note: String,
     },
     /// an institution confirms (or rolls back its confirmation of) a line.
     ConfirmClearing {
@@ -238,6 +267,7 @@ pub(crate) fn fed_decide(
         p.settlements += 1;
         p.amount += amount;
         tx.store(&pkey, &p);
+        crate::clearing::on_commit(tx, transfer, insured, amount, now);
     }
     tx.store(&key, &rec);
     Ok(Outcome::Decided(rec))
@@ -299,7 +329,12 @@ pub(crate) fn fed_anchor(
 }
 
 /// Federation: records the reversal of a committed transfer.
-pub(crate) fn fed_reverse(tx: &mut Tx<'_>, transfer: &TransferId, reversal: &Serial) -> Result<Outcome, DomainError> {
+pub(crate) fn fed_reverse(
+    tx: &mut Tx<'_>,
+    transfer: &TransferId,
+    reversal: &Serial,
+    now: LogTime,
+) -> Result<Outcome, DomainError> {
     let key = keys::fed_decision(transfer);
     let mut rec: DecisionRecord =
         tx.load(&key).ok_or_else(|| DomainError::not_found("transfer", format!("{transfer} has no decision")))?;
@@ -316,6 +351,7 @@ pub(crate) fn fed_reverse(tx: &mut Tx<'_>, transfer: &TransferId, reversal: &Ser
     p.settlements -= 1;
     p.amount -= rec.amount;
     tx.store(&pkey, &p);
+    crate::clearing::on_reverse(tx, transfer, &rec.insured, rec.amount, now);
     rec.reversed = Some(reversal.clone());
     tx.store(&key, &rec);
     Ok(Outcome::Decided(rec))
@@ -389,6 +425,13 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &FederationCommand, now: LogTime) ->
             crate::clearing::top_up(tx, province, serial, *amount, *warning_below)
         }
         FederationCommand::RunClearing { month } => crate::clearing::run_clearing(tx, month, now),
+        FederationCommand::SettleClearing { month } => crate::clearing::settle(tx, month, now),
+        FederationCommand::DisputeClearing { month, transfer, claimed, reason } => {
+            crate::clearing::dispute(tx, month, transfer, *claimed, reason, now)
+        }
+        FederationCommand::ResolveDispute { month, transfer, uphold, note } => {
+            crate::clearing::resolve(tx, month, transfer, *uphold, note, now)
+        }
         FederationCommand::ConfirmClearing { month, treatment, institution, serial, confirm } => {
             crate::clearing::confirm(tx, month, treatment, institution, serial, *confirm)
         }
@@ -398,7 +441,7 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &FederationCommand, now: LogTime) ->
         FederationCommand::Decide { transfer, insured, amount, decision, reason } => {
             fed_decide(tx, transfer, insured, *amount, *decision, reason, now)
         }
-        FederationCommand::Reverse { transfer, reversal } => fed_reverse(tx, transfer, reversal),
+        FederationCommand::Reverse { transfer, reversal } => fed_reverse(tx, transfer, reversal, now),
         FederationCommand::Vouch { transfer, insured, amount } => fed_vouch(tx, transfer, insured, *amount),
         FederationCommand::Anchor { province, head } => fed_anchor(tx, province, head, now),
         FederationCommand::RecordViolation(v) => fed_record_violation(tx, v),

@@ -471,20 +471,45 @@ pub mod keys {
     pub fn fed_topup(p: &ProvinceCode, serial: &Serial) -> String {
         format!("ftopup/{p}/{serial}")
     }
-    /// Federation: a month's clearing statement of one province pair.
-    pub fn fed_clearing(month: &str, insured: &ProvinceCode, treatment: &ProvinceCode) -> String {
-        format!("fclr/{month}/{insured}/{treatment}")
+    /// Federation: one clearing line of a month, in (insured, treatment, institution, serial,
+    /// kind) order, so that a month's lines page in statement order.
+    pub fn fed_clearing_line(
+        month: &str,
+        insured: &ProvinceCode,
+        treatment: &ProvinceCode,
+        inst: &InstitutionId,
+        serial: &Serial,
+        kind: crate::shared::LineKind,
+    ) -> String {
+        format!("fclrl/{month}/{insured}/{treatment}/{inst}/{serial}/{}", kind.key())
     }
-    /// Federation: prefix of a month's clearing statements.
+    /// Federation: prefix of a month's clearing lines.
+    pub fn fed_clearing_lines(month: &str) -> String {
+        format!("fclrl/{month}/")
+    }
+    /// Federation: the insured province of a month's line (treatment, institution, serial): a
+    /// serial has at most one line in a month.
+    pub fn fed_clearing_index(month: &str, treatment: &ProvinceCode, inst: &InstitutionId, serial: &Serial) -> String {
+        format!("fclrx/{month}/{treatment}/{inst}/{serial}")
+    }
+    /// Federation: a month's statement totals of one province pair.
+    pub fn fed_clearing_totals(month: &str, insured: &ProvinceCode, treatment: &ProvinceCode) -> String {
+        format!("fclrs/{month}/{insured}/{treatment}")
+    }
+    /// Federation: prefix of a month's statement totals.
+    pub fn fed_clearing_statements(month: &str) -> String {
+        format!("fclrs/{month}/")
+    }
+    /// Federation: the month whose statement holds a transfer's settlement line.
+    pub fn fed_clearing_at(t: &TransferId) -> String {
+        format!("fclrat/{}", t.key())
+    }
+    /// Federation: a month's clearing record.
     pub fn fed_clearing_month(month: &str) -> String {
-        format!("fclr/{month}/")
+        format!("fclrm/{month}")
     }
-    /// Federation: which statement holds a line (treatment, institution, serial) of a month.
-    pub fn fed_clearing_line(month: &str, treatment: &ProvinceCode, inst: &InstitutionId, serial: &Serial) -> String {
-        format!("fclrline/{month}/{treatment}/{inst}/{serial}")
-    }
-    /// Prefix of the decisions.
-    pub const FED_DECISIONS: &str = "fdec/";
+    /// Federation: the latest month cleared (new lines never go into a month at or before it).
+    pub const FED_CLEARED_LAST: &str = "fclrlast";
     /// Federation: the last sequence of the shared log.
     pub const FED_SHARED_SEQ: &str = "fsharedseq";
     /// Federation: one entry of the shared log.

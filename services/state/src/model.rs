@@ -321,7 +321,9 @@ impl MoneyTotals {
     /// Adds the prepaid accounts.
     pub fn add_prepaid(&mut self, accounts: &[crate::shared::PrepaidView]) {
         for a in accounts {
-            self.held += a.balance;
+            // An upheld dispute's adjustment leaves the insured province's balance for the
+            // treatment province's claim at the federation.
+            self.held += a.balance + a.adjusted;
             self.came_in += a.topped_up;
         }
     }
@@ -983,8 +985,8 @@ pub enum Outcome {
         /// Amount credited.
         total: Money,
     },
-    /// A month's clearing statements, totals only.
-    Clearing(Vec<crate::shared::StatementSummary>),
+    /// A month's clearing: its status and statements' totals.
+    Clearing(crate::shared::ClearingView),
     /// Shared-log entries copied; the cursor after them.
     Synced {
         /// Sequence of the last copied violation.

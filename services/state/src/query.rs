@@ -198,14 +198,14 @@ pub enum Query {
     Positions,
     /// Federation: every province's prepaid account.
     Prepaid,
-    /// Federation: a month's clearing statements (empty until the month is run): every
-    /// statement's totals, and one page of lines across statements in (insured, treatment,
-    /// institution, serial) order.
+    /// Federation: a month's clearing (an open month's statements as they stand): its status,
+    /// every statement's totals, and one page of lines across statements in (insured,
+    /// treatment, institution, serial, kind) order.
     Clearing {
         /// Month, `YYYY-MM`.
         month: String,
-        /// `insured/treatment/institution/serial` of the last line of the previous page (empty
-        /// for the first page).
+        /// `insured/treatment/institution/serial/kind` of the last line of the previous page
+        /// (empty for the first page).
         page_token: String,
         /// Most lines in the page (1 to [`MAX_ROWS`]).
         page_size: usize,
@@ -494,10 +494,10 @@ pub enum Answer {
     },
     /// Prepaid accounts.
     Prepaid(Vec<PrepaidView>),
-    /// Clearing statements' totals with one page of lines.
+    /// A month's clearing with one page of lines.
     Clearing {
-        /// Every statement of the month, with the lines of this page.
-        statements: Vec<crate::shared::StatementSummary>,
+        /// The month's status and every statement, with the lines of this page.
+        view: crate::shared::ClearingView,
         /// Token of the next page; empty on the last.
         next_page_token: String,
     },

@@ -162,13 +162,25 @@ pub struct DecisionRecord {
     pub reversed: Option<Serial>,
 }
 
-/// What one insured province owes one treatment province (real time, before clearing).
+/// What one insured province owes one treatment province, in real time.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
     /// Committed non-local settlements in force (not reversed).
     pub settlements: u64,
     /// Their total.
     pub amount: Money,
+    /// Paid through settled clearing months (net of adjustment lines).
+    pub settled: Money,
+    /// Upheld disputes' adjustments of settlements in force (claimed less the line's amount).
+    pub adjusted: Money,
+}
+
+impl Position {
+    /// Owed now: in force with upheld disputes' adjustments, less what settled clearing months
+    /// paid. It falls back to the lines of months not yet settled (adjustment lines included).
+    pub fn owed(&self) -> Money {
+        self.amount + self.adjusted - self.settled
+    }
 }
 
 /// A non-local visit's link to the insured province, kept at the treatment province.
@@ -397,69 +409,157 @@ pub struct PrepaidView {
     pub warning_below: Money,
     /// Whether the balance is below the threshold.
     pub warning: bool,
+    /// Of `consumed`, paid to treatment provinces by settled clearing months.
+    pub paid: Money,
+    /// `consumed - paid`: what settled months have not paid yet.
+    pub owed: Money,
+    /// Paid to this province (as treatment province) by settled clearing months: the money
+    /// behind what its fund owes its institutions for visitors' care, not a prepaid balance.
+    pub received: Money,
+    /// Upheld disputes' adjustments in this province's favour as treatment province (net):
+    /// owed to it by clearing beyond what its own ledger records, held at the federation.
+    pub adjusted: Money,
 }
 
-/// A statement's totals, with the lines of one page (none in the answer of a run or a
-/// confirmation: a month's lines are read a page at a time).
+/// A statement's totals, with the lines of one page (none in the answer of a run, a
+/// settlement or a confirmation: a month's lines are read a page at a time).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatementSummary {
     /// Debtor.
     pub insured: ProvinceCode,
     /// Creditor.
     pub treatment: ProvinceCode,
-    /// Sum of all the statement's lines, to the fen.
+    /// Number of lines.
+    pub line_count: u64,
+    /// Sum of all the statement's lines, to the fen (adjustment lines are negative).
     pub total: Money,
     /// Sum of its confirmed lines.
     pub confirmed_total: Money,
-    /// The lines of this page, by institution then serial.
+    /// The lines of this page, by institution, serial and kind.
     pub lines: Vec<ClearingLine>,
 }
 
-/// One line of a clearing statement: one committed non-local settlement of the month.
+/// What a clearing line stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum LineKind {
+    /// A committed non-local settlement: the insured province owes its amount.
+    Settlement,
+    /// The reversal of a settlement whose line was in a month cleared already: an adjustment
+    /// line of minus its amount (with any upheld dispute's adjustment) in the month open when
+    /// the reversal was recorded.
+    Reversal,
+    /// An upheld dispute: an adjustment line of the amount claimed less the line's amount, in
+    /// the month open when the dispute was upheld.
+    Dispute,
+}
+
+impl LineKind {
+    /// Every kind, in key order.
+    pub const ALL: [LineKind; 3] = [LineKind::Dispute, LineKind::Reversal, LineKind::Settlement];
+
+    /// The kind's part of a line's key.
+    pub fn key(self) -> &'static str {
+        match self {
+            LineKind::Settlement => "s",
+            LineKind::Reversal => "r",
+            LineKind::Dispute => "d",
+        }
+    }
+}
+
+/// An institution's dispute of a settlement line of a cleared month.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineDispute {
+    /// What the institution says the line should be.
+    pub claimed: Money,
+    /// Why.
+    pub reason: String,
+    /// When it was raised (log time).
+    pub raised_at: LogTime,
+    /// The national administration's decision, once made.
+    pub outcome: Option<DisputeOutcome>,
+}
+
+/// How a dispute was decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisputeOutcome {
+    /// Upheld (an adjustment line follows) or rejected.
+    pub upheld: bool,
+    /// The decision's note.
+    pub note: String,
+    /// When (log time).
+    pub decided_at: LogTime,
+}
+
+/// One line of a clearing statement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClearingLine {
     /// The treating institution.
     pub institution: InstitutionId,
     /// Its settlement serial.
     pub serial: Serial,
-    /// What the insured province owes for it.
+    /// What the insured province owes for it; negative on an adjustment line.
     pub amount: Money,
+    /// Settlement or adjustment.
+    pub kind: LineKind,
     /// Confirmed by the institution (a confirmation can be rolled back).
     pub confirmed: bool,
+    /// The institution's dispute of a settlement line, if raised.
+    pub dispute: Option<LineDispute>,
 }
 
-/// What one insured province owes one treatment province for a month, line by line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClearingStatement {
-    /// Month, `YYYY-MM`.
-    pub month: String,
-    /// Debtor.
-    pub insured: ProvinceCode,
-    /// Creditor.
-    pub treatment: ProvinceCode,
-    /// Lines by institution then serial.
-    pub lines: Vec<ClearingLine>,
+/// The running totals of one month's statement of one province pair (kept as lines come and
+/// go, so that neither a run nor a confirmation reads the lines).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementTotals {
+    /// Number of lines.
+    pub lines: u64,
+    /// Sum of the lines.
+    pub total: Money,
+    /// Sum of the confirmed lines.
+    pub confirmed_total: Money,
 }
 
-impl ClearingStatement {
-    /// The statement's totals, without its lines.
-    pub fn summary(&self) -> StatementSummary {
-        StatementSummary {
-            insured: self.insured.clone(),
-            treatment: self.treatment.clone(),
-            total: self.total(),
-            confirmed_total: self.confirmed_total(),
-            lines: Vec::new(),
+/// Where a month's clearing stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MonthStatus {
+    /// Not yet cleared: lines still come (new settlements) and go (reversals).
+    Open,
+    /// Cleared after it ended: its lines are fixed; later reversals and decisions go into the
+    /// month open then as adjustment lines.
+    Cleared,
+    /// Its net positions were paid between the provinces' prepaid accounts.
+    Settled,
+}
+
+/// A month's clearing record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClearingMonth {
+    /// When it was cleared (log time).
+    pub cleared_at: Option<LogTime>,
+    /// When it was settled (log time).
+    pub settled_at: Option<LogTime>,
+}
+
+impl ClearingMonth {
+    /// Its status.
+    pub fn status(&self) -> MonthStatus {
+        match (self.cleared_at, self.settled_at) {
+            (_, Some(_)) => MonthStatus::Settled,
+            (Some(_), None) => MonthStatus::Cleared,
+            _ => MonthStatus::Open,
         }
     }
+}
 
-    /// Sum of the lines.
-    pub fn total(&self) -> Money {
-        self.lines.iter().map(|l| l.amount).sum()
-    }
-
-    /// Sum of the confirmed lines.
-    pub fn confirmed_total(&self) -> Money {
-        self.lines.iter().filter(|l| l.confirmed).map(|l| l.amount).sum()
-    }
+/// A month's clearing: its status and every statement's totals (with one page of lines where
+/// read a page at a time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClearingView {
+    /// Month, `YYYY-MM`.
+    pub month: String,
+    /// Its record.
+    pub record: ClearingMonth,
+    /// Statements by insured then treatment province.
+    pub statements: Vec<StatementSummary>,
 }

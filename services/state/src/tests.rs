@@ -835,72 +835,62 @@ fn prepaid_accounts_are_consumed_by_commits_and_warn_when_low() {
     assert!(!prepaid_of(&t.federation, "310000").warning);
 }
 
+/// Applies one command at `time` (a month can pass between two commands here).
+fn one_at(kv: &mut MemKv, time: LogTime, cmd: impl Into<Command>) -> CommandResult {
+    let (r, writes) = apply_command(kv, &cmd.into(), time);
+    kv.write(writes);
+    r
+}
+
+/// The full non-local flow through the three groups, then clearing: the month's statement is
+/// its lines' sum and the positions' total, cleared once the month has ended and settled once.
 #[test]
-fn a_clearing_run_reconciles_to_the_line_and_confirmations_roll_back() {
+fn a_cleared_month_reconciles_to_the_line_and_settles_once() {
     let mut t = trio();
     nonlocal_visit(&mut t, "V1", "300", Some(FilingKind::LongTermResident));
     nonlocal_visit(&mut t, "V2", "500", Some(FilingKind::LongTermResident));
     let a = commit(&mut t, "S1", "V1");
     let b = commit(&mut t, "S2", "V2");
     let month = "2025-03".to_string();
-    let statements = match ok(&one(&mut t.federation, FederationCommand::RunClearing { month: month.clone() })) {
-        Outcome::Clearing(s) => s,
+    let e = one(&mut t.federation, FederationCommand::RunClearing { month: month.clone() }).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "month"), "March has not ended: {e}");
+    let april = LogTime(NOW.0 + 25 * 86_400_000);
+    let view = match ok(&one_at(&mut t.federation, april, FederationCommand::RunClearing { month: month.clone() })) {
+        Outcome::Clearing(v) => v,
         o => panic!("{o:?}"),
     };
-    assert_eq!(statements.len(), 1);
-    let st = &statements[0];
+    assert_eq!((view.record.status(), view.statements.len()), (MonthStatus::Cleared, 1));
+    let st = &view.statements[0];
     let owed = |s: &Settlement| s.split.fund_total() + s.split.individual_account;
     assert_eq!(st.total, owed(&a) + owed(&b), "the statement's total is its lines' sum, to the fen");
-    assert_eq!(st.total, positions_total(&t.federation));
-    assert_eq!(st.confirmed_total, Money::ZERO);
+    assert_eq!((st.total, st.line_count), (positions_total(&t.federation), 2));
     assert!(st.lines.is_empty(), "a run answers totals; lines are read a page at a time");
-    // Read one line per page: the pages hold every line once, in (institution, serial) order,
-    // and every page carries the statement's totals.
     let mut token = String::new();
     let mut seen = Vec::new();
     loop {
         let q = Query::Clearing { month: month.clone(), page_token: token.clone(), page_size: 1 };
-        let Ok(Answer::Clearing { statements, next_page_token }) = run_query(&t.federation, &q) else {
+        let Ok(Answer::Clearing { view, next_page_token }) = run_query(&t.federation, &q) else {
             panic!("clearing page")
         };
-        assert_eq!((statements.len(), statements[0].total), (1, st.total));
-        seen.extend(statements[0].lines.iter().map(|l| (l.serial.to_string(), l.amount)));
+        assert_eq!((view.statements.len(), view.statements[0].total), (1, st.total));
+        seen.extend(view.statements[0].lines.iter().map(|l| (l.serial.to_string(), l.amount)));
         if next_page_token.is_empty() {
             break;
         }
         token = next_page_token;
     }
     assert_eq!(seen, vec![("S1".to_string(), owed(&a)), ("S2".to_string(), owed(&b))]);
-    let bad = Query::Clearing { month: month.clone(), page_token: "nonsense".into(), page_size: 1 };
-    assert_eq!(run_query(&t.federation, &bad).unwrap_err().field, "page_token");
-    let bad = Query::Clearing { month: month.clone(), page_token: String::new(), page_size: 0 };
-    assert_eq!(run_query(&t.federation, &bad).unwrap_err().field, "page_size");
-    let confirm = |serial: &str, institution: &str, yes| FederationCommand::ConfirmClearing {
-        month: month.clone(),
-        treatment: prov("110000"),
-        institution: InstitutionId::new(institution).unwrap(),
-        serial: ser(serial),
-        confirm: yes,
-    };
-    ok(&one(&mut t.federation, confirm("S1", "H001", true)));
-    let e = one(&mut t.federation, confirm("S2", "H999", true)).unwrap_err();
-    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "institution_id"));
-    let e = one(&mut t.federation, confirm("S9", "H001", true)).unwrap_err();
-    assert_eq!(e.code, ErrorCode::NotFound);
-    let after = match ok(&one(&mut t.federation, confirm("S1", "H001", false))) {
-        Outcome::Clearing(s) => s,
-        o => panic!("{o:?}"),
-    };
-    assert_eq!(after[0].confirmed_total, Money::ZERO, "a confirmation can be rolled back");
-    // Running the month again returns the same statements; another month has none.
-    match ok(&one(&mut t.federation, FederationCommand::RunClearing { month: month.clone() })) {
-        Outcome::Clearing(s) => assert_eq!(s[0].total, st.total),
+    // Settled once: the positions fall back to zero; the prepaid account shows it paid.
+    let settled = one_at(&mut t.federation, april, FederationCommand::SettleClearing { month: month.clone() });
+    assert_eq!(ok(&settled), ok(&one_at(&mut t.federation, april, FederationCommand::SettleClearing { month })));
+    match run_query(&t.federation, &Query::Positions).unwrap() {
+        Answer::Positions(p) => assert_eq!(p[0].2.owed(), Money::ZERO, "{p:?}"),
         o => panic!("{o:?}"),
     }
-    let e = one(&mut t.federation, FederationCommand::RunClearing { month: "2025-04".into() }).unwrap_err();
-    assert_eq!(e.field, "month", "a month not begun cannot be cleared");
-    let e = one(&mut t.federation, FederationCommand::RunClearing { month: "2025-13".into() }).unwrap_err();
-    assert_eq!(e.field, "month");
+    let v = prepaid_of(&t.federation, "310000");
+    assert_eq!((v.consumed, v.paid, v.owed), (st.total, st.total, Money::ZERO));
+    assert_eq!(prepaid_of(&t.federation, "110000").received, st.total);
+    mesh_conserved(&t);
 }
 
 /// Found by the bank test under a stalled insured province: the treatment province finished a
@@ -953,6 +943,7 @@ fn reversing_before_the_insured_province_posted_still_gives_everything_back() {
     mesh_conserved(&t);
 }
 
+mod clearing;
 mod hardening;
 mod payment;
 

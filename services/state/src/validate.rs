@@ -157,8 +157,19 @@ fn federation(cmd: &FederationCommand) -> Result<(), DomainError> {
             positive("amount", *a)?;
             warning_below.map_or(Ok(()), |w| amount("warning_below", w))
         }
-        FederationCommand::RunClearing { month } => text("month", month, true),
+        FederationCommand::RunClearing { month } | FederationCommand::SettleClearing { month } => {
+            text("month", month, true)
+        }
         FederationCommand::ConfirmClearing { month, .. } => text("month", month, true),
+        FederationCommand::DisputeClearing { month, claimed, reason, .. } => {
+            text("month", month, true)?;
+            amount("claimed_amount", *claimed)?;
+            text("reason", reason, true)
+        }
+        FederationCommand::ResolveDispute { month, note, .. } => {
+            text("month", month, true)?;
+            text("note", note, false)
+        }
         FederationCommand::RegisterProvince(e) => {
             if e.endpoints.is_empty() || e.endpoints.len() > 16 {
                 return Err(DomainError::invalid("endpoints", "must list 1 to 16 endpoints"));

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use medmesh_state::{Answer, Decision, FederationCommand, Outcome, PrepaidView, Query, StatementSummary, TransferId};
+use medmesh_state::{
+    Answer, ClearingView, Decision, FederationCommand, LineKind, MonthStatus, Outcome, PrepaidView, Query, TransferId,
+};
 use medmesh_types::Money;
 use tonic::{Request, Response, Status};
 
@@ -34,6 +36,17 @@ impl Federation {
         answer(self.mesh.fed_query(q).await?)
     }
 
+    /// Refuses what only the federation's own replicas do, at a province replica.
+    fn at_federation(&self, what: &str) -> Result<(), Status> {
+        if self.mesh.is_federation() {
+            Ok(())
+        } else {
+            Err(Status::failed_precondition(format!(
+                "federation: {what} at the federation's replicas (province 000000); call one of them"
+            )))
+        }
+    }
+
     async fn act(&self, cmd: FederationCommand) -> Result<Outcome, Status> {
         self.federated()?;
         self.mesh.fed_propose(cmd).await?.map_err(crate::convert::status)
@@ -48,14 +61,27 @@ fn prepaid_pb(v: &PrepaidView) -> PrepaidAccount {
         balance: v.balance.to_string(),
         warning_below: v.warning_below.to_string(),
         warning: v.warning,
+        paid: v.paid.to_string(),
+        owed: v.owed.to_string(),
+        received: v.received.to_string(),
+        adjusted: v.adjusted.to_string(),
     }
 }
 
-fn clearing_pb(month: &str, statements: &[StatementSummary]) -> Option<Clearing> {
-    let nets = province_nets(statements.iter().map(|s| (&s.insured, &s.treatment, s.total)));
+fn clearing_pb(v: &ClearingView) -> Option<Clearing> {
+    let nets = province_nets(v.statements.iter().map(|s| (&s.insured, &s.treatment, s.total)));
     Some(Clearing {
-        month: month.to_string(),
-        statements: statements
+        month: v.month.clone(),
+        status: match v.record.status() {
+            MonthStatus::Open => "OPEN",
+            MonthStatus::Cleared => "CLEARED",
+            MonthStatus::Settled => "SETTLED",
+        }
+        .into(),
+        cleared_at_ms: v.record.cleared_at.map(|t| t.millis()).unwrap_or(0),
+        settled_at_ms: v.record.settled_at.map(|t| t.millis()).unwrap_or(0),
+        statements: v
+            .statements
             .iter()
             .map(|s| pb::ClearingStatement {
                 insured_province: s.insured.to_string(),
@@ -68,10 +94,26 @@ fn clearing_pb(month: &str, statements: &[StatementSummary]) -> Option<Clearing>
                         serial: l.serial.to_string(),
                         amount: l.amount.to_string(),
                         confirmed: l.confirmed,
+                        kind: match l.kind {
+                            LineKind::Settlement => "SETTLEMENT",
+                            LineKind::Reversal => "REVERSAL",
+                            LineKind::Dispute => "DISPUTE",
+                        }
+                        .into(),
+                        dispute_status: match l.dispute.as_ref().map(|d| d.outcome.as_ref().map(|o| o.upheld)) {
+                            None => "",
+                            Some(None) => "OPEN",
+                            Some(Some(true)) => "UPHELD",
+                            Some(Some(false)) => "REJECTED",
+                        }
+                        .into(),
+                        claimed_amount: l.dispute.as_ref().map(|d| d.claimed.to_string()).unwrap_or_default(),
+                        dispute_reason: l.dispute.as_ref().map(|d| d.reason.clone()).unwrap_or_default(),
                     })
                     .collect(),
                 total: s.total.to_string(),
                 confirmed_total: s.confirmed_total.to_string(),
+                line_count: s.line_count,
             })
             .collect(),
         provinces: nets,
@@ -117,18 +159,21 @@ impl FederationService for Federation {
         let Answer::Positions(list) = self.ask(Query::Positions).await? else {
             return Err(unexpected("positions"));
         };
-        let provinces = province_nets(list.iter().map(|(i, t, p)| (i, t, p.amount)));
+        let provinces = province_nets(list.iter().map(|(i, t, p)| (i, t, p.owed())));
         let mut total = Money::ZERO;
         let mut settlements = 0;
         let mut positions = Vec::with_capacity(list.len());
         for (insured, treatment, p) in list {
-            total += p.amount;
+            total += p.owed();
             settlements += p.settlements;
             positions.push(Position {
                 insured_province: insured.to_string(),
                 treatment_province: treatment.to_string(),
                 settlements: p.settlements,
-                amount: p.amount.to_string(),
+                amount: p.owed().to_string(),
+                in_force: p.amount.to_string(),
+                settled: p.settled.to_string(),
+                adjusted: p.adjusted.to_string(),
             });
         }
         Ok(Response::new(GetPositionsResponse { positions, provinces, total: total.to_string(), settlements }))
@@ -209,14 +254,22 @@ impl FederationService for Federation {
     }
 
     async fn run_clearing(&self, req: Request<RunClearingRequest>) -> Result<Response<RunClearingResponse>, Status> {
-        if !self.mesh.is_federation() {
-            return Err(Status::failed_precondition(
-                "federation: clearing runs on the federation's replicas (province 000000); call one of them",
-            ));
-        }
+        self.at_federation("clearing runs")?;
         let month = req.into_inner().month;
-        match self.act(FederationCommand::RunClearing { month: month.clone() }).await? {
-            Outcome::Clearing(s) => Ok(Response::new(RunClearingResponse { clearing: clearing_pb(&month, &s) })),
+        match self.act(FederationCommand::RunClearing { month }).await? {
+            Outcome::Clearing(v) => Ok(Response::new(RunClearingResponse { clearing: clearing_pb(&v) })),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn settle_clearing(
+        &self,
+        req: Request<SettleClearingRequest>,
+    ) -> Result<Response<SettleClearingResponse>, Status> {
+        self.at_federation("clearing is settled")?;
+        let month = req.into_inner().month;
+        match self.act(FederationCommand::SettleClearing { month }).await? {
+            Outcome::Clearing(v) => Ok(Response::new(SettleClearingResponse { clearing: clearing_pb(&v) })),
             other => Err(unexpected(other)),
         }
     }
@@ -257,9 +310,51 @@ impl FederationService for Federation {
             page_size: convert::page_size(r.page_size),
         };
         match self.ask(q).await? {
-            Answer::Clearing { statements, next_page_token } => {
-                Ok(Response::new(GetClearingResponse { clearing: clearing_pb(&r.month, &statements), next_page_token }))
+            Answer::Clearing { view, next_page_token } => {
+                Ok(Response::new(GetClearingResponse { clearing: clearing_pb(&view), next_page_token }))
             }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn dispute_clearing_line(
+        &self,
+        req: Request<DisputeClearingLineRequest>,
+    ) -> Result<Response<DisputeClearingLineResponse>, Status> {
+        let caller = Caller::of(&req);
+        let r = req.into_inner();
+        let transfer = TransferId {
+            treatment: convert::province("treatment_province", &r.treatment_province)?,
+            institution: convert::institution("institution_id", &r.institution_id)?,
+            serial: convert::serial("serial", &r.serial)?,
+        };
+        caller.is_institution_of(&r.treatment_province, &r.institution_id)?;
+        let cmd = FederationCommand::DisputeClearing {
+            month: r.month,
+            transfer,
+            claimed: convert::money("claimed_amount", &r.claimed_amount)?,
+            reason: r.reason,
+        };
+        match self.act(cmd).await? {
+            Outcome::Clearing(v) => Ok(Response::new(DisputeClearingLineResponse { clearing: clearing_pb(&v) })),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn resolve_clearing_dispute(
+        &self,
+        req: Request<ResolveClearingDisputeRequest>,
+    ) -> Result<Response<ResolveClearingDisputeResponse>, Status> {
+        self.at_federation("disputes are decided")?;
+        let r = req.into_inner();
+        let transfer = TransferId {
+            treatment: convert::province("treatment_province", &r.treatment_province)?,
+            institution: convert::institution("institution_id", &r.institution_id)?,
+            serial: convert::serial("serial", &r.serial)?,
+        };
+        let cmd = FederationCommand::ResolveDispute { month: r.month, transfer, uphold: r.uphold, note: r.note };
+        match self.act(cmd).await? {
+            Outcome::Clearing(v) => Ok(Response::new(ResolveClearingDisputeResponse { clearing: clearing_pb(&v) })),
             other => Err(unexpected(other)),
         }
     }
@@ -281,9 +376,7 @@ impl FederationService for Federation {
             confirm: r.confirm,
         };
         match self.act(cmd).await? {
-            Outcome::Clearing(s) => {
-                Ok(Response::new(ConfirmClearingLineResponse { clearing: clearing_pb(&r.month, &s) }))
-            }
+            Outcome::Clearing(v) => Ok(Response::new(ConfirmClearingLineResponse { clearing: clearing_pb(&v) })),
             other => Err(unexpected(other)),
         }
     }

@@ -281,6 +281,8 @@ fn corpus() -> Vec<Command> {
             reason: "r".into(),
         }),
         FederationCommand::PutRule(medmesh_monitor::shipped_rules().remove(7)),
+        FederationCommand::RunClearing { month: "2025-02".into() },
+        FederationCommand::SettleClearing { month: "2025-02".into() },
         FederationCommand::RunClearing { month: "2025-03".into() },
         FederationCommand::Directory { entries: vec![(KEY.into(), prov("310000"))] },
     ];
@@ -306,6 +308,8 @@ fn read_everything(kv: &MemKv) {
         Query::SharedLog { after: 0, limit: 100 },
         Query::Positions,
         Query::Prepaid,
+        Query::Clearing { month: "2025-03".into(), page_token: String::new(), page_size: 10 },
+        Query::Clearing { month: "2025-02".into(), page_token: String::new(), page_size: 10 },
         Query::Disciplines {
             subject: DisciplineSubject::Institution(inst()),
             page_token: String::new(),
