@@ -117,6 +117,17 @@ pub fn caller_for(path: &str, group: &str) -> Identity {
     }
 }
 
+/// An amount in yuan as the API writes it (negative where an adjustment gives money back).
+pub fn yuan(s: &str) -> medmesh_types::Money {
+    medmesh_types::Money::parse_signed_yuan(s).unwrap_or_else(|e| panic!("{s:?} is not an amount: {e:?}"))
+}
+
+/// Asserts that a call was refused with `code`, its message naming `field` first.
+pub fn fails(r: Result<impl std::fmt::Debug, tonic::Status>, code: tonic::Code, field: &str) {
+    let e = r.expect_err("refused");
+    assert!(e.code() == code && e.message().starts_with(&format!("{field}:")), "want {code:?} naming {field}: {e:?}");
+}
+
 /// A channel to `addr` as `identity`.
 pub fn channel_as(addr: &str, identity: &Identity) -> Channel {
     channel(addr, &transport(identity)).expect("channel")

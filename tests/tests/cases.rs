@@ -15,16 +15,12 @@ use medmesh_node::demo;
 use medmesh_node::pb;
 use medmesh_node::pb::agency_service_client::AgencyServiceClient;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
-use medmesh_tests::{institution, wait_until, Mesh};
+use medmesh_tests::{institution, wait_until, yuan, Mesh};
 use medmesh_types::Money;
 use tonic::Code;
 
 const HOME: &str = "110000";
 const OTHER: &str = "310000";
-
-fn yuan(s: &str) -> Money {
-    Money::parse_yuan(s).unwrap()
-}
 
 fn fund(f: &pb::GetFundResponse) -> (Money, Money, Money, Money) {
     (yuan(&f.balance), yuan(&f.payables), yuan(&f.recovered), yuan(&f.fines_imposed))

@@ -16,7 +16,7 @@ use medmesh_node::demo;
 use medmesh_node::pb;
 use medmesh_node::pb::federation_service_client::FederationServiceClient;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
-use medmesh_tests::{institution, national, wait_until, Mesh};
+use medmesh_tests::{fails, institution, national, wait_until, yuan, Mesh};
 use medmesh_types::{LogTime, Money};
 use tonic::transport::Channel;
 use tonic::Code;
@@ -24,15 +24,6 @@ use tonic::Code;
 const TREATMENT: &str = "110000";
 const INSURED: &str = "310000";
 const DAY_MS: i64 = 86_400_000;
-
-fn yuan(s: &str) -> Money {
-    Money::parse_signed_yuan(s).unwrap()
-}
-
-fn fails(r: Result<impl std::fmt::Debug, tonic::Status>, code: Code, field: &str) {
-    let e = r.expect_err("refused");
-    assert!(e.code() == code && e.message().starts_with(&format!("{field}:")), "want {code:?} naming {field}: {e:?}");
-}
 
 /// Registers, uploads and settles a non-local visit of person `person` of 310000 on `day`;
 /// answers what 310000 owes for it (fund share; no individual account used).

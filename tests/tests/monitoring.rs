@@ -12,7 +12,7 @@ use medmesh_node::pb;
 use medmesh_node::pb::agency_service_client::AgencyServiceClient;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
 use medmesh_node::{convert, demo};
-use medmesh_tests::{free_base_port, institution, Group};
+use medmesh_tests::{free_base_port, institution, yuan, Group};
 use medmesh_types::Money;
 use tonic::Code;
 
@@ -26,10 +26,6 @@ fn line(serial: &str, code: &str, price: &str, day: &str) -> pb::FeeLine {
         unit_price: price.into(),
         date: day.into(),
     }
-}
-
-fn yuan(s: &str) -> Money {
-    Money::parse_yuan(s).unwrap()
 }
 
 fn own_rule(id: &str, action: pb::RuleAction, condition: &str) -> pb::MonitoringRule {

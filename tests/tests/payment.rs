@@ -13,21 +13,12 @@ use medmesh_node::demo;
 use medmesh_node::pb;
 use medmesh_node::pb::agency_service_client::AgencyServiceClient;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
-use medmesh_tests::{free_base_port, institution, wait_until, Group};
+use medmesh_tests::{fails, free_base_port, institution, wait_until, yuan, Group};
 use medmesh_types::{LogTime, Money};
 use tonic::Code;
 
 const HOME: &str = "110000";
 const DAY_MS: i64 = 86_400_000;
-
-fn yuan(s: &str) -> Money {
-    Money::parse_signed_yuan(s).unwrap()
-}
-
-fn fails(r: Result<impl std::fmt::Debug, tonic::Status>, code: Code, field: &str) {
-    let e = r.expect_err("refused");
-    assert!(e.code() == code && e.message().starts_with(&format!("{field}:")), "want {code:?} naming {field}: {e:?}");
-}
 
 /// Money held in the province plus what left it equals what came in (GetFund alone).
 fn conserved(f: &pb::GetFundResponse) {

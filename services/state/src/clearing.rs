@@ -240,12 +240,17 @@ pub(crate) fn on_reverse(tx: &mut Tx<'_>, transfer: &TransferId, insured: &Provi
         };
         add_line(tx, &open, insured, treatment, line);
         if !adjusted.is_zero() {
-            let pkey = keys::fed_position(insured, treatment);
-            let mut p: Position = tx.load(&pkey).unwrap_or_default();
-            p.adjusted -= adjusted;
-            tx.store(&pkey, &p);
+            adjust_position(tx, insured, treatment, Money::ZERO - adjusted);
         }
     }
+}
+
+/// Moves what a pair owes by an upheld dispute's adjustment (or gives it back).
+fn adjust_position(tx: &mut Tx<'_>, insured: &ProvinceCode, treatment: &ProvinceCode, delta: Money) {
+    let pkey = keys::fed_position(insured, treatment);
+    let mut p: Position = tx.load(&pkey).unwrap_or_default();
+    p.adjusted += delta;
+    tx.store(&pkey, &p);
 }
 
 /// Every statement's totals of a month, in (insured, treatment) order (at most one per
@@ -453,10 +458,7 @@ pub(crate) fn resolve(
             dispute: None,
         };
         add_line(tx, &open, &insured, treatment, adj);
-        let pkey = keys::fed_position(&insured, treatment);
-        let mut p: Position = tx.load(&pkey).unwrap_or_default();
-        p.adjusted += delta;
-        tx.store(&pkey, &p);
+        adjust_position(tx, &insured, treatment, delta);
         let ak = keys::fed_clearing_at(transfer);
         let mut at: LineAt = tx.load(&ak).unwrap_or_default();
         at.adjusted += delta;

@@ -53,6 +53,15 @@ impl Federation {
     }
 }
 
+/// A transfer named by its fields in a request.
+fn transfer_id(treatment: &str, institution: &str, serial: &str) -> Result<TransferId, Status> {
+    Ok(TransferId {
+        treatment: convert::province("treatment_province", treatment)?,
+        institution: convert::institution("institution_id", institution)?,
+        serial: convert::serial("serial", serial)?,
+    })
+}
+
 fn prepaid_pb(v: &PrepaidView) -> PrepaidAccount {
     PrepaidAccount {
         province: v.province.to_string(),
@@ -181,11 +190,7 @@ impl FederationService for Federation {
 
     async fn get_transfer(&self, req: Request<GetTransferRequest>) -> Result<Response<GetTransferResponse>, Status> {
         let r = req.into_inner();
-        let transfer = TransferId {
-            treatment: convert::province("treatment_province", &r.treatment_province)?,
-            institution: convert::institution("institution_id", &r.institution_id)?,
-            serial: convert::serial("serial", &r.serial)?,
-        };
+        let transfer = transfer_id(&r.treatment_province, &r.institution_id, &r.serial)?;
         match self.ask(Query::Decision { transfer: transfer.clone() }).await? {
             Answer::Decision(Some(d)) => Ok(Response::new(GetTransferResponse {
                 decision: match d.decision {
@@ -278,11 +283,7 @@ impl FederationService for Federation {
         &self,
         req: Request<PutNationalRuleRequest>,
     ) -> Result<Response<PutNationalRuleResponse>, Status> {
-        if !self.mesh.is_federation() {
-            return Err(Status::failed_precondition(
-                "federation: national rules are recorded at the federation's replicas (province 000000); call one of them",
-            ));
-        }
+        self.at_federation("national rules are recorded")?;
         let rule = convert::rule(req.into_inner().rule)?;
         match self.act(FederationCommand::PutRule(rule)).await? {
             Outcome::Stored => Ok(Response::new(PutNationalRuleResponse {})),
@@ -323,11 +324,7 @@ impl FederationService for Federation {
     ) -> Result<Response<DisputeClearingLineResponse>, Status> {
         let caller = Caller::of(&req);
         let r = req.into_inner();
-        let transfer = TransferId {
-            treatment: convert::province("treatment_province", &r.treatment_province)?,
-            institution: convert::institution("institution_id", &r.institution_id)?,
-            serial: convert::serial("serial", &r.serial)?,
-        };
+        let transfer = transfer_id(&r.treatment_province, &r.institution_id, &r.serial)?;
         caller.is_institution_of(&r.treatment_province, &r.institution_id)?;
         let cmd = FederationCommand::DisputeClearing {
             month: r.month,
@@ -347,11 +344,7 @@ impl FederationService for Federation {
     ) -> Result<Response<ResolveClearingDisputeResponse>, Status> {
         self.at_federation("disputes are decided")?;
         let r = req.into_inner();
-        let transfer = TransferId {
-            treatment: convert::province("treatment_province", &r.treatment_province)?,
-            institution: convert::institution("institution_id", &r.institution_id)?,
-            serial: convert::serial("serial", &r.serial)?,
-        };
+        let transfer = transfer_id(&r.treatment_province, &r.institution_id, &r.serial)?;
         let cmd = FederationCommand::ResolveDispute { month: r.month, transfer, uphold: r.uphold, note: r.note };
         match self.act(cmd).await? {
             Outcome::Clearing(v) => Ok(Response::new(ResolveClearingDisputeResponse { clearing: clearing_pb(&v) })),
