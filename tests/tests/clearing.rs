@@ -292,6 +292,22 @@ async fn a_month_of_non_local_care_is_cleared_after_it_ends_and_settled_once() {
         Code::InvalidArgument,
         "month",
     );
+    // Disputes: an open month's line, a month written otherwise, a province that is not one, a
+    // decision on a line nobody disputed, a serial left empty.
+    let mut this = dispute(c, "x");
+    this.month = this_month.clone();
+    this.serial = ns3.clone();
+    fails(own.dispute_clearing_line(this.clone()).await, Code::FailedPrecondition, "month");
+    this.month = "2026-13".into();
+    fails(own.dispute_clearing_line(this.clone()).await, Code::InvalidArgument, "month");
+    this.treatment_province = "11".into();
+    fails(own.dispute_clearing_line(this).await, Code::InvalidArgument, "treatment_province");
+    let mut undisputed = resolve(true);
+    undisputed.month = this_month.clone();
+    undisputed.serial = ns3.clone();
+    fails(fed.resolve_clearing_dispute(undisputed.clone()).await, Code::FailedPrecondition, "serial");
+    undisputed.serial = String::new();
+    fails(fed.resolve_clearing_dispute(undisputed).await, Code::InvalidArgument, "serial");
     let bad = pb::GetClearingRequest { month: month.clone(), page_size: 1, page_token: "310000/110000".into() };
     fails(fed.get_clearing(bad).await, Code::InvalidArgument, "page_token");
     let g = mesh.province(INSURED);

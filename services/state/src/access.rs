@@ -157,6 +157,23 @@ mod tests {
             &p("110000")
         )
         .is_err());
+        // A dispute comes only from the line's treatment province; a decision never from one.
+        let transfer = crate::TransferId {
+            treatment: p("110000"),
+            institution: medmesh_types::InstitutionId::new("H001").unwrap(),
+            serial: medmesh_types::Serial::new("S1").unwrap(),
+        };
+        let dispute = Command::from(FederationCommand::DisputeClearing {
+            month: "2026-11".into(),
+            transfer: transfer.clone(),
+            claimed: medmesh_types::Money::ZERO,
+            reason: "r".into(),
+        });
+        assert!(foreign_command(&dispute, &p("110000")).is_ok());
+        assert!(foreign_command(&dispute, &p("310000")).is_err());
+        let resolve =
+            FederationCommand::ResolveDispute { month: "2026-11".into(), transfer, uphold: true, note: String::new() };
+        assert!(foreign_command(&Command::from(resolve), &p("110000")).is_err());
         assert!(foreign_command(&Command::from(ProvinceCommand::SyncShared { items: vec![] }), &p("110000")).is_err());
         assert!(foreign_query(&Query::Fund, &p("110000")).is_err());
         assert!(foreign_query(&Query::Positions, &p("110000")).is_ok());

@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 
+use medmesh_payment::Period;
 use medmesh_types::{InstitutionId, LogTime, Money, ProvinceCode, Serial};
 
 use crate::kv::{decode, keys, load, scan_prefix, KvRead, Tx};
@@ -24,42 +25,21 @@ use crate::model::Outcome;
 use crate::shared::*;
 use crate::DomainError;
 
-/// Checks a month written `YYYY-MM`.
-pub(crate) fn check_month(month: &str) -> Result<(), DomainError> {
-    let ok = month.len() == 7
-        && month.as_bytes()[4] == b'-'
-        && month[..4].bytes().all(|b| b.is_ascii_digit())
-        && month[5..].parse::<u32>().is_ok_and(|m| (1..=12).contains(&m));
-    if ok {
-        Ok(())
-    } else {
-        Err(DomainError::invalid("month", format!("{month:?} is not a month written YYYY-MM")))
-    }
-}
-
-fn month_of(t: LogTime) -> String {
-    let (y, m, _) = t.date().ymd();
-    format!("{y:04}-{m:02}")
-}
-
-/// The month after a checked `YYYY-MM`.
-fn next_month(month: &str) -> String {
-    let (y, m): (u32, u32) = (month[..4].parse().unwrap_or(0), month[5..].parse().unwrap_or(12));
-    if m >= 12 {
-        format!("{:04}-01", y + 1)
-    } else {
-        format!("{y:04}-{:02}", m + 1)
-    }
+/// Checks a month written `YYYY-MM` (the payment cycle's [`Period`]).
+fn check_month(month: &str) -> Result<Period, DomainError> {
+    Period::parse(month)
+        .ok_or_else(|| DomainError::invalid("month", format!("{month:?} is not a month written YYYY-MM")))
 }
 
 /// The month new lines go into: the month of `now`, or the month after the latest cleared
 /// month when the log's time runs behind it (a cleared month never changes).
 fn open_month(kv: &dyn KvRead, now: LogTime) -> String {
-    let current = month_of(now);
-    match load::<String>(kv, keys::FED_CLEARED_LAST) {
-        Some(last) if last >= current => next_month(&last),
+    let current = Period::of(now.date());
+    let open = match load::<String>(kv, keys::FED_CLEARED_LAST).and_then(|l| Period::parse(&l)) {
+        Some(last) if last >= current => last.next(),
         _ => current,
-    }
+    };
+    open.to_string()
 }
 
 /// Days after a month is cleared during which an institution may dispute one of its lines.
@@ -189,6 +169,19 @@ fn add_line(tx: &mut Tx<'_>, month: &str, insured: &ProvinceCode, treatment: &Pr
     tx.store(&tk, &t);
 }
 
+/// Updates what a pair owes.
+pub(crate) fn update_position(
+    tx: &mut Tx<'_>,
+    insured: &ProvinceCode,
+    treatment: &ProvinceCode,
+    change: impl FnOnce(&mut Position),
+) {
+    let pkey = keys::fed_position(insured, treatment);
+    let mut p: Position = tx.load(&pkey).unwrap_or_default();
+    change(&mut p);
+    tx.store(&pkey, &p);
+}
+
 /// A committed transfer's line goes into the month open now.
 pub(crate) fn on_commit(tx: &mut Tx<'_>, transfer: &TransferId, insured: &ProvinceCode, amount: Money, now: LogTime) {
     let month = open_month(tx, now);
@@ -240,17 +233,9 @@ pub(crate) fn on_reverse(tx: &mut Tx<'_>, transfer: &TransferId, insured: &Provi
         };
         add_line(tx, &open, insured, treatment, line);
         if !adjusted.is_zero() {
-            adjust_position(tx, insured, treatment, Money::ZERO - adjusted);
+            update_position(tx, insured, treatment, |p| p.adjusted -= adjusted);
         }
     }
-}
-
-/// Moves what a pair owes by an upheld dispute's adjustment (or gives it back).
-fn adjust_position(tx: &mut Tx<'_>, insured: &ProvinceCode, treatment: &ProvinceCode, delta: Money) {
-    let pkey = keys::fed_position(insured, treatment);
-    let mut p: Position = tx.load(&pkey).unwrap_or_default();
-    p.adjusted += delta;
-    tx.store(&pkey, &p);
 }
 
 /// Every statement's totals of a month, in (insured, treatment) order (at most one per
@@ -283,9 +268,8 @@ fn view(kv: &dyn KvRead, month: &str) -> ClearingView {
 /// Clears a month that has ended: its lines are fixed from now on. Clearing it again changes
 /// nothing and answers the same.
 pub(crate) fn run_clearing(tx: &mut Tx<'_>, month: &str, now: LogTime) -> Result<Outcome, DomainError> {
-    check_month(month)?;
-    let current = month_of(now);
-    if month >= current.as_str() {
+    let current = Period::of(now.date());
+    if check_month(month)? >= current {
         return Err(DomainError::precondition(
             "month",
             format!("{month} has not ended (it is {current}); a month is cleared after it ends"),
@@ -321,10 +305,7 @@ pub(crate) fn settle(tx: &mut Tx<'_>, month: &str, now: LogTime) -> Result<Outco
         MonthStatus::Cleared => {}
     }
     for s in statements(tx, month) {
-        let pkey = keys::fed_position(&s.insured, &s.treatment);
-        let mut p: Position = tx.load(&pkey).unwrap_or_default();
-        p.settled += s.total;
-        tx.store(&pkey, &p);
+        update_position(tx, &s.insured, &s.treatment, |p| p.settled += s.total);
     }
     record.settled_at = Some(now);
     tx.store(&key, &record);
@@ -344,11 +325,8 @@ fn line_insured(
         return Ok(insured);
     }
     // Not this institution's: another's line with that serial is refused, naming the
-    // institution; no line at all is NOT_FOUND.
-    let prefix = format!("fclrx/{month}/{treatment}/");
-    let elsewhere = scan_prefix(kv, &prefix, usize::MAX)
-        .iter()
-        .any(|(k, _)| String::from_utf8_lossy(k).rsplit('/').next() == Some(serial.as_str()));
+    // institution (one read of the serial's few institutions); no line at all is NOT_FOUND.
+    let elsewhere = !scan_prefix(kv, &keys::fed_clearing_serial(month, treatment, serial), 1).is_empty();
     Err(if elsewhere {
         DomainError::precondition(
             "institution_id",
@@ -357,6 +335,25 @@ fn line_insured(
     } else {
         DomainError::not_found("serial", format!("no clearing line {serial} of {treatment} in {month}"))
     })
+}
+
+/// The insured province of a transfer's lines in `month`, the key of its settlement line
+/// there, and that line if it is there (a serial may have only adjustment lines in a month).
+fn settlement_line(
+    kv: &dyn KvRead,
+    month: &str,
+    transfer: &TransferId,
+) -> Result<(ProvinceCode, String, Option<ClearingLine>), DomainError> {
+    let (treatment, inst, serial) = (&transfer.treatment, &transfer.institution, &transfer.serial);
+    let insured = line_insured(kv, month, treatment, inst, serial)?;
+    let key = keys::fed_clearing_line(month, &insured, treatment, inst, serial, LineKind::Settlement);
+    let line = load(kv, &key);
+    Ok((insured, key, line))
+}
+
+/// Whether the transfer was reversed.
+fn reversed(kv: &dyn KvRead, transfer: &TransferId) -> bool {
+    load::<DecisionRecord>(kv, &keys::fed_decision(transfer)).is_some_and(|d| d.reversed.is_some())
 }
 
 /// An institution disputes its settlement line of a cleared month, within [`DISPUTE_DAYS`] of
@@ -369,10 +366,9 @@ pub(crate) fn dispute(
     reason: &str,
     now: LogTime,
 ) -> Result<Outcome, DomainError> {
-    let (treatment, inst, serial) = (&transfer.treatment, &transfer.institution, &transfer.serial);
-    let insured = line_insured(tx, month, treatment, inst, serial)?;
-    let lk = keys::fed_clearing_line(month, &insured, treatment, inst, serial, LineKind::Settlement);
-    let Some(mut line) = tx.load::<ClearingLine>(&lk) else {
+    let serial = &transfer.serial;
+    let (_, lk, line) = settlement_line(tx, month, transfer)?;
+    let Some(mut line) = line else {
         return Err(DomainError::precondition(
             "serial",
             format!("{serial} has only an adjustment line in {month}; dispute the settlement's own line"),
@@ -398,7 +394,7 @@ pub(crate) fn dispute(
             format!("the {DISPUTE_DAYS}-day dispute window of {month} closed on {}", closes.date()),
         ));
     }
-    if load::<DecisionRecord>(tx, &keys::fed_decision(transfer)).is_some_and(|d| d.reversed.is_some()) {
+    if reversed(tx, transfer) {
         return Err(DomainError::precondition("serial", format!("{serial} was reversed: nothing is owed for it")));
     }
     if claimed == line.amount {
@@ -423,10 +419,8 @@ pub(crate) fn resolve(
     now: LogTime,
 ) -> Result<Outcome, DomainError> {
     let (treatment, inst, serial) = (&transfer.treatment, &transfer.institution, &transfer.serial);
-    let insured = line_insured(tx, month, treatment, inst, serial)?;
-    let lk = keys::fed_clearing_line(month, &insured, treatment, inst, serial, LineKind::Settlement);
-    let mut line = tx.load::<ClearingLine>(&lk);
-    let Some(d) = line.as_mut().and_then(|l| l.dispute.as_mut()) else {
+    let (insured, lk, line) = settlement_line(tx, month, transfer)?;
+    let Some((mut line, mut d)) = line.and_then(|mut l| l.dispute.take().map(|d| (l, d))) else {
         return Err(DomainError::precondition("serial", format!("line {serial} of {month} is not disputed")));
     };
     if let Some(o) = &d.outcome {
@@ -436,18 +430,17 @@ pub(crate) fn resolve(
         let was = if o.upheld { "upheld" } else { "rejected" };
         return Err(DomainError::precondition("serial", format!("the dispute of {serial} was {was} already")));
     }
-    if uphold && load::<DecisionRecord>(tx, &keys::fed_decision(transfer)).is_some_and(|d| d.reversed.is_some()) {
+    if uphold && reversed(tx, transfer) {
         return Err(DomainError::precondition(
             "serial",
             format!("{serial} was reversed since: nothing is owed for it"),
         ));
     }
-    let claimed = d.claimed;
+    let delta = d.claimed - line.amount;
     d.outcome = Some(DisputeOutcome { upheld: uphold, note: note.to_string(), decided_at: now });
-    let Some(line) = line else { return Err(DomainError::not_found("serial", "line is gone")) };
+    line.dispute = Some(d);
     tx.store(&lk, &line);
     if uphold {
-        let delta = claimed - line.amount;
         let open = open_month(tx, now);
         let adj = ClearingLine {
             institution: inst.clone(),
@@ -458,7 +451,7 @@ pub(crate) fn resolve(
             dispute: None,
         };
         add_line(tx, &open, &insured, treatment, adj);
-        adjust_position(tx, &insured, treatment, delta);
+        update_position(tx, &insured, treatment, |p| p.adjusted += delta);
         let ak = keys::fed_clearing_at(transfer);
         let mut at: LineAt = tx.load(&ak).unwrap_or_default();
         at.adjusted += delta;
@@ -479,21 +472,21 @@ pub(crate) fn confirm(
     let insured = line_insured(tx, month, treatment, institution, serial)?;
     let tk = keys::fed_clearing_totals(month, &insured, treatment);
     let mut totals: StatementTotals = tx.load(&tk).unwrap_or_default();
+    let before = totals.clone();
     for kind in LineKind::ALL {
         let lk = keys::fed_clearing_line(month, &insured, treatment, institution, serial, kind);
-        if let Some(mut line) = tx.load::<ClearingLine>(&lk) {
-            if line.confirmed != yes {
-                line.confirmed = yes;
-                if yes {
-                    totals.confirmed_total += line.amount;
-                } else {
-                    totals.confirmed_total -= line.amount;
-                }
-                tx.store(&lk, &line);
-            }
+        let Some(mut line) = tx.load::<ClearingLine>(&lk).filter(|l| l.confirmed != yes) else { continue };
+        line.confirmed = yes;
+        if yes {
+            totals.confirmed_total += line.amount;
+        } else {
+            totals.confirmed_total -= line.amount;
         }
+        tx.store(&lk, &line);
     }
-    tx.store(&tk, &totals);
+    if totals != before {
+        tx.store(&tk, &totals);
+    }
     Ok(Outcome::Clearing(view(tx, month)))
 }
 
@@ -520,7 +513,7 @@ pub(crate) fn page(
             && ProvinceCode::new(parts[1]).is_ok()
             && InstitutionId::new(parts[2]).is_ok()
             && Serial::new(parts[3]).is_ok()
-            && matches!(parts[4], "s" | "r" | "d");
+            && LineKind::ALL.iter().any(|k| k.key() == parts[4]);
         if !well_formed {
             return Err(DomainError::invalid("page_token", "is not a token this list returned"));
         }
@@ -535,13 +528,18 @@ pub(crate) fn page(
     let more = rows.len() > page_size;
     let mut v = view(kv, month);
     let mut last = String::new();
+    // Lines and statements are both in (insured, treatment) order: walk them in step.
+    let mut at = 0;
     for (k, val) in rows.into_iter().take(page_size) {
         let k = String::from_utf8_lossy(&k).to_string();
         let rest = &k[prefix.len()..];
         let mut parts = rest.split('/');
         let (Some(insured), Some(treatment)) = (parts.next(), parts.next()) else { continue };
+        while v.statements.get(at).is_some_and(|s| (s.insured.as_str(), s.treatment.as_str()) < (insured, treatment)) {
+            at += 1;
+        }
         if let Some(s) =
-            v.statements.iter_mut().find(|s| s.insured.as_str() == insured && s.treatment.as_str() == treatment)
+            v.statements.get_mut(at).filter(|s| s.insured.as_str() == insured && s.treatment.as_str() == treatment)
         {
             s.lines.push(decode(&val));
         }

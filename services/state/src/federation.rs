@@ -262,11 +262,10 @@ pub(crate) fn fed_decide(
                 ))
             }
         }
-        let pkey = keys::fed_position(insured, &transfer.treatment);
-        let mut p: Position = tx.load(&pkey).unwrap_or_default();
-        p.settlements += 1;
-        p.amount += amount;
-        tx.store(&pkey, &p);
+        crate::clearing::update_position(tx, insured, &transfer.treatment, |p| {
+            p.settlements += 1;
+            p.amount += amount;
+        });
         crate::clearing::on_commit(tx, transfer, insured, amount, now);
     }
     tx.store(&key, &rec);
@@ -346,11 +345,10 @@ pub(crate) fn fed_reverse(
         Some(by) => return Err(DomainError::precondition("settlement", format!("already reversed by {by}"))),
         None => {}
     }
-    let pkey = keys::fed_position(&rec.insured, &transfer.treatment);
-    let mut p: Position = tx.load(&pkey).unwrap_or_default();
-    p.settlements -= 1;
-    p.amount -= rec.amount;
-    tx.store(&pkey, &p);
+    crate::clearing::update_position(tx, &rec.insured, &transfer.treatment, |p| {
+        p.settlements -= 1;
+        p.amount -= rec.amount;
+    });
     crate::clearing::on_reverse(tx, transfer, &rec.insured, rec.amount, now);
     rec.reversed = Some(reversal.clone());
     tx.store(&key, &rec);

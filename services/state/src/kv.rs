@@ -487,10 +487,14 @@ pub mod keys {
     pub fn fed_clearing_lines(month: &str) -> String {
         format!("fclrl/{month}/")
     }
-    /// Federation: the insured province of a month's line (treatment, institution, serial): a
-    /// serial has at most one line in a month.
+    /// Federation: the insured province of an institution's lines of a serial in a month,
+    /// keyed by serial first so that the institutions holding a serial are one short read.
     pub fn fed_clearing_index(month: &str, treatment: &ProvinceCode, inst: &InstitutionId, serial: &Serial) -> String {
-        format!("fclrx/{month}/{treatment}/{inst}/{serial}")
+        format!("fclrx/{month}/{treatment}/{serial}/{inst}")
+    }
+    /// Federation: prefix of [`fed_clearing_index`] over the institutions holding a serial.
+    pub fn fed_clearing_serial(month: &str, treatment: &ProvinceCode, serial: &Serial) -> String {
+        format!("fclrx/{month}/{treatment}/{serial}/")
     }
     /// Federation: a month's statement totals of one province pair.
     pub fn fed_clearing_totals(month: &str, insured: &ProvinceCode, treatment: &ProvinceCode) -> String {
