@@ -56,7 +56,15 @@ fn expected(method: &str, who: Option<&Identity>) -> bool {
         "medmesh.v1.AgencyService" => {
             home_agency
                 || (national
-                    && matches!(name, "GetFund" | "ListDiscipline" | "GetPolicy" | "GetInstitution" | "ListAudit"))
+                    && matches!(
+                        name,
+                        "GetFund"
+                            | "ListDiscipline"
+                            | "GetPolicy"
+                            | "GetInstitution"
+                            | "ListAudit"
+                            | "ReconcileClearing"
+                    ))
         }
         "medmesh.v1.FederationService" => match name {
             "ListProvinces" => who.is_some(),

@@ -23,6 +23,7 @@ pub mod mesh;
 pub mod network;
 pub mod pb;
 pub mod pki;
+pub mod reconcile;
 pub mod remote;
 pub mod server;
 pub mod telemetry;

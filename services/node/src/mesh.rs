@@ -10,9 +10,14 @@
 //! aborted; a reservation with no decision after [`VOID_AFTER`] asks the federation and
 //! proposes abort if nothing was recorded; the recovery pass runs every [`RECOVERY_EVERY`] on
 //! each group's leader. So once the mesh heals, nothing stays pending longer than
-//! `VOID_AFTER + RECOVERY_EVERY` plus the time to reach the groups (about 15 s).
+//! `VOID_AFTER + RECOVERY_EVERY` plus the time to reach the groups (about 15 s), and one more
+//! timeout where a new leader takes the work over (ages count from when the replica driving a
+//! transfer first saw it, so a log time behind the clock never ages a transfer early; see
+//! `FirstSeen`). The timeouts bound waiting only: the federation records one decision per
+//! transfer, whoever asks first.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use medmesh_seal::{PersonSecrets, SealKey};
@@ -57,6 +62,46 @@ pub struct Mesh {
     endpoints: Vec<String>,
     /// This province's seal key (`None` on the federation, which holds no identities).
     seal: Option<Arc<SealKey>>,
+    /// When this replica first saw each transfer in flight.
+    seen: FirstSeen,
+}
+
+/// When this replica first saw each transfer (or reservation) in flight, so that its age is
+/// never overstated by a log time that runs behind the clock. A group's log time catches up with
+/// its clock in bounded steps after the clock jumps forward (entry time is bounded in apply), so
+/// for a while a transfer opened just now carries a log time minutes in the past; measured by
+/// that alone it would look older than the reserve timeout and be aborted at once.
+///
+/// The age used is the smaller of the age by log time and the time since this replica first saw
+/// the transfer. Only timeouts depend on it, never safety: the federation records one decision
+/// per transfer whoever asks first. A replica that takes over in-flight transfers (after a
+/// restart or leader change) first sees them then, so it waits up to one timeout more before
+/// aborting one that has no answer.
+#[derive(Default)]
+struct FirstSeen(Mutex<BTreeMap<TransferId, Instant>>);
+
+/// Above this many entries, those seen longer ago than [`FirstSeen::KEEP`] are dropped.
+const FIRST_SEEN_CAP: usize = 65_536;
+
+impl FirstSeen {
+    /// Entries kept this long at least: longer than any timeout they measure.
+    const KEEP: Duration = Duration::from_secs(120);
+
+    /// The age of transfer `t`, logged at `logged`.
+    fn age(&self, t: &TransferId, logged: LogTime) -> Duration {
+        let now = Instant::now();
+        let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.len() >= FIRST_SEEN_CAP {
+            seen.retain(|_, at| now.duration_since(*at) < Self::KEEP);
+        }
+        let first = *seen.entry(t.clone()).or_insert(now);
+        age(logged).min(now.duration_since(first))
+    }
+
+    /// Forgets a transfer that is done.
+    fn forget(&self, t: &TransferId) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(t);
+    }
 }
 
 /// The wall-clock time, for queries and ages (never for apply).
@@ -81,6 +126,15 @@ pub fn aborted(reason: &str) -> Status {
     Status::failed_precondition(format!("serial: the non-local settlement was not made: {reason}"))
 }
 
+/// The hospital's answer for a transfer that is done.
+fn settled(done: Outcome) -> Result<Settlement, Status> {
+    match done {
+        Outcome::Settlement(s) => Ok(s),
+        Outcome::NonLocalAborted { reason, .. } => Err(aborted(&reason)),
+        other => Err(unexpected(other)),
+    }
+}
+
 impl Mesh {
     /// Wraps a replica.
     pub fn new(
@@ -92,7 +146,7 @@ impl Mesh {
         seal: Option<Arc<SealKey>>,
     ) -> Mesh {
         let remote = Remote::new(federation, app.transport.clone());
-        Mesh { app, remote, province, secret, endpoints, seal }
+        Mesh { app, remote, province, secret, endpoints, seal, seen: FirstSeen::default() }
     }
 
     /// This province's seal key.
@@ -467,7 +521,7 @@ impl Mesh {
     pub async fn drive_transfer(&self, open: OpenTransfer, deadline: Instant) -> Result<Settlement, Status> {
         let t = open.transfer.id.clone();
         let mut fast = (open.transfer.phase == TransferPhase::Reserving
-            && age(open.transfer.started_at) < RESERVE_TIMEOUT)
+            && self.seen.age(&t, open.transfer.started_at) < RESERVE_TIMEOUT)
             .then_some(open);
         let mut last = Status::unavailable("transfer not driven");
         while Instant::now() < deadline {
@@ -476,9 +530,10 @@ impl Mesh {
                 None => self.drive_step(&t).await,
             };
             match step {
-                Ok(Some(Outcome::Settlement(s))) => return Ok(s),
-                Ok(Some(Outcome::NonLocalAborted { reason, .. })) => return Err(aborted(&reason)),
-                Ok(Some(other)) => return Err(unexpected(other)),
+                Ok(Some(done)) => {
+                    self.seen.forget(&t);
+                    return settled(done);
+                }
                 Ok(None) => continue,
                 Err(s) => {
                     tracing::debug!(transfer = %t, error = %s.message(), "transfer step failed; retrying");
@@ -541,7 +596,7 @@ impl Mesh {
                 other => return Err(unexpected(other)),
             },
         };
-        let age_ms = u64::try_from(age(x.started_at).as_millis()).unwrap_or(u64::MAX);
+        let age_ms = u64::try_from(self.seen.age(t, x.started_at).as_millis()).unwrap_or(u64::MAX);
         let reserve = ProvinceCommand::Reserve {
             transfer: t.clone(),
             handle: nl.handle.clone(),
@@ -592,9 +647,10 @@ impl Mesh {
         let mut last = Status::unavailable("transfer not driven");
         while Instant::now() < deadline {
             match self.drive_step(t).await {
-                Ok(Some(Outcome::Settlement(s))) => return Ok(s),
-                Ok(Some(Outcome::NonLocalAborted { reason, .. })) => return Err(aborted(&reason)),
-                Ok(Some(other)) => return Err(unexpected(other)),
+                Ok(Some(done)) => {
+                    self.seen.forget(t);
+                    return settled(done);
+                }
                 Ok(None) => continue,
                 Err(s) => {
                     last = s;
@@ -737,7 +793,7 @@ impl Mesh {
             return Ok(());
         }
         if let Answer::Transfers(open) = answer(self.app.query(Query::OpenTransfers { limit: 256 }).await?)? {
-            for x in open.into_iter().filter(|x| age(x.started_at) > Duration::from_secs(2)) {
+            for x in open.into_iter().filter(|x| self.seen.age(&x.id, x.started_at) > Duration::from_secs(2)) {
                 let t = x.id.clone();
                 if let Err(s) = self.drive_by_id(&t, Instant::now() + Duration::from_secs(3)).await {
                     if s.code() == tonic::Code::Unavailable {
@@ -753,8 +809,10 @@ impl Mesh {
         }
         if let Answer::Reservations(pending) = answer(self.app.query(Query::PendingReservations { limit: 256 }).await?)?
         {
-            let now_ms = now().millis();
-            for r in pending.into_iter().filter(|r| void_due(r, now_ms)) {
+            let due = |r: &Reservation| {
+                void_due(r, u64::try_from(self.seen.age(&r.transfer, r.reserved_at).as_millis()).unwrap_or(u64::MAX))
+            };
+            for r in pending.into_iter().filter(due) {
                 let t = r.transfer.clone();
                 let rec = match answer(self.fed_query(Query::Decision { transfer: t.clone() }).await?)? {
                     Answer::Decision(Some(rec)) => rec,
@@ -766,9 +824,10 @@ impl Mesh {
                 tracing::info!(transfer = %t, decision = ?rec.decision, "in-doubt reservation resolved");
                 outcome(
                     self.app
-                        .propose(ProvinceCommand::ResolveReservation { transfer: t, decision: rec.decision })
+                        .propose(ProvinceCommand::ResolveReservation { transfer: t.clone(), decision: rec.decision })
                         .await?,
                 )?;
+                self.seen.forget(&t);
             }
         }
         self.publish_outbox().await?;

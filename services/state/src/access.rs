@@ -93,6 +93,7 @@ pub fn foreign_query(q: &Query, from: &ProvinceCode) -> Result<(), String> {
         | Query::Positions
         | Query::Prepaid
         | Query::Clearing { .. }
+        | Query::FedRecords { .. }
         | Query::Anchors { .. } => true,
         // The treatment province looks up a visitor's filing; the insured province checks the
         // filing a treatment province claims (only a holder of the directory secret and the

@@ -351,6 +351,11 @@ fn settlement_line(
     Ok((insured, key, line))
 }
 
+/// The month of a transfer's settlement line, while it has one.
+pub(crate) fn line_month(kv: &dyn KvRead, transfer: &TransferId) -> Option<String> {
+    load::<LineAt>(kv, &keys::fed_clearing_at(transfer)).map(|at| at.month)
+}
+
 /// Whether the transfer was reversed.
 fn reversed(kv: &dyn KvRead, transfer: &TransferId) -> bool {
     load::<DecisionRecord>(kv, &keys::fed_decision(transfer)).is_some_and(|d| d.reversed.is_some())

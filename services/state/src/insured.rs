@@ -198,6 +198,7 @@ pub(crate) fn resolve_reservation(
             f.nonlocal_settlements += 1;
             f.nonlocal_owed += r.amount();
             add_owed(tx, &transfer.treatment, r.amount());
+            crate::reconcile::index(tx, transfer, now);
             r.status = ReservationStatus::Posted;
         }
         Decision::Abort => {

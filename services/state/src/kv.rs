@@ -395,6 +395,15 @@ pub mod keys {
     }
     /// Prefix of [`open_reversal`].
     pub const OPEN_REVERSALS: &str = "xropen/";
+    /// Either side: a non-local transfer committed here in a month (by this group's log time),
+    /// for reconciliation with the federation's lines.
+    pub fn nonlocal_month(month: &str, t: &TransferId) -> String {
+        format!("nlm/{month}/{}", t.key())
+    }
+    /// Prefix of [`nonlocal_month`] for one month.
+    pub fn nonlocal_months(month: &str) -> String {
+        format!("nlm/{month}/")
+    }
     /// Insured province: what it owes a treatment province.
     pub fn owed(treatment: &ProvinceCode) -> String {
         format!("owed/{treatment}")

@@ -42,6 +42,7 @@ mod model;
 pub mod monitoring;
 pub mod payment;
 mod query;
+pub mod reconcile;
 mod rules;
 mod shared;
 pub mod sim;

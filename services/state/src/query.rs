@@ -334,6 +334,31 @@ pub enum Query {
         /// Most returned.
         limit: usize,
     },
+    /// Federation: its records of these transfers (decision, month of the settlement line),
+    /// for a province's reconciliation; at most [`MAX_ROWS`].
+    FedRecords {
+        /// The transfers.
+        transfers: Vec<crate::shared::TransferId>,
+    },
+    /// Province: the non-local transfers committed here in a month (by its log time), in key
+    /// order, for reconciliation.
+    NonLocalMonth {
+        /// Month, `YYYY-MM`.
+        month: String,
+        /// `treatment/institution/serial` of the last transfer of the previous page (empty for
+        /// the first page).
+        after: String,
+        /// Most returned (1 to [`MAX_ROWS`]).
+        limit: usize,
+    },
+    /// Province `own`: its own committed records of these non-local transfers; at most
+    /// [`MAX_ROWS`].
+    LocalRecords {
+        /// This province.
+        own: ProvinceCode,
+        /// The transfers.
+        transfers: Vec<crate::shared::TransferId>,
+    },
 }
 
 impl Query {
@@ -388,6 +413,9 @@ impl Query {
             Query::AuditHead => "audit_head",
             Query::History { .. } => "history",
             Query::Anchors { .. } => "anchors",
+            Query::FedRecords { .. } => "fed_records",
+            Query::NonLocalMonth { .. } => "nonlocal_month",
+            Query::LocalRecords { .. } => "local_records",
         }
     }
 }
@@ -535,6 +563,17 @@ pub enum Answer {
     PrepaymentPolicy(medmesh_payment::PrepaymentPolicy),
     /// A budget.
     Budget(Box<medmesh_payment::Budget>),
+    /// The federation's records of the transfers asked, in the order asked.
+    FedRecords(Vec<crate::reconcile::FedRecord>),
+    /// Transfers committed in a month, and the cursor after the last (empty on the last page).
+    MonthTransfers {
+        /// The transfers.
+        transfers: Vec<crate::shared::TransferId>,
+        /// `after` for the next page; empty on the last.
+        next: String,
+    },
+    /// A province's committed records of the transfers asked, in the order asked.
+    LocalRecords(Vec<Option<crate::reconcile::LocalRecord>>),
 }
 
 /// Most rows any list query returns.
@@ -826,6 +865,9 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
             let rows = kv.scan(start.as_bytes(), &end, (*limit).clamp(1, MAX_ROWS));
             Ok(Answer::History(rows.iter().map(|(_, v)| decode(v)).collect()))
         }
+        Query::FedRecords { transfers } => crate::reconcile::fed_records(kv, transfers),
+        Query::NonLocalMonth { month, after, limit } => crate::reconcile::month_transfers(kv, month, after, *limit),
+        Query::LocalRecords { own, transfers } => crate::reconcile::local_records(kv, own, transfers),
         Query::Anchors { province, from, limit } => {
             let start = keys::fed_anchor(province, *from);
             let mut end = keys::fed_anchors(province).into_bytes();

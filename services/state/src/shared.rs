@@ -465,6 +465,15 @@ impl LineKind {
             LineKind::Dispute => "d",
         }
     }
+
+    /// The kind's name in the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            LineKind::Settlement => "SETTLEMENT",
+            LineKind::Reversal => "REVERSAL",
+            LineKind::Dispute => "DISPUTE",
+        }
+    }
 }
 
 /// An institution's dispute of a settlement line of a cleared month.

@@ -635,7 +635,10 @@ impl World {
                 run_query(self.kv(Group::Insured), &Query::PendingReservations { limit: 256 })
             {
                 let now = self.now;
-                for r in pending.into_iter().filter(|r| void_due(r, now)) {
+                for r in pending
+                    .into_iter()
+                    .filter(|r| void_due(r, u64::try_from(now - r.reserved_at.millis()).unwrap_or(0)))
+                {
                     match self.decision(&r.transfer) {
                         Some(rec) => self.send(
                             Group::Insured,

@@ -946,6 +946,7 @@ fn reversing_before_the_insured_province_posted_still_gives_everything_back() {
 mod clearing;
 mod hardening;
 mod payment;
+mod reconcile;
 
 /// Files of this crate import one another only one way: no module reaches back to one that
 /// reaches it (issue 9 found apply ↔ nonlocal ↔ query ↔ clearing and model ↔ shared).

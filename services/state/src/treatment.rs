@@ -246,6 +246,7 @@ pub(crate) fn finish_transfer(
             tx.store(&keys::settlement(inst, serial), &s);
             tx.store(&keys::statement(inst, today, serial), &());
             crate::payment::count_settled(tx, inst, today, amount, Money::ZERO);
+            crate::reconcile::index(tx, transfer, now);
             Outcome::Settlement(s)
         }
         Decision::Abort => {

@@ -732,6 +732,33 @@ impl AgencyService for Agency {
         }
     }
 
+    async fn reconcile_clearing(
+        &self,
+        req: Request<ReconcileClearingRequest>,
+    ) -> Result<Response<ReconcileClearingResponse>, Status> {
+        let r = req.into_inner();
+        let page = self.mesh.reconcile(&r.month, &r.page_token, convert::page_size(r.page_size)).await?;
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Ok(Response::new(ReconcileClearingResponse {
+            differences: page
+                .differences
+                .iter()
+                .map(|d| ClearingDifference {
+                    kind: d.kind.name().into(),
+                    treatment_province: d.transfer.treatment.to_string(),
+                    institution_id: d.transfer.institution.to_string(),
+                    serial: d.transfer.serial.to_string(),
+                    line_kind: d.line.map(|k| k.name().to_string()).unwrap_or_default(),
+                    federation_amount: d.federation_amount.to_string(),
+                    local_amount: d.local_amount.to_string(),
+                })
+                .collect(),
+            lines_checked: count(page.lines_checked),
+            records_checked: count(page.records_checked),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
     async fn close_budget_year(
         &self,
         req: Request<CloseBudgetYearRequest>,

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use medmesh_state::{
-    Answer, ClearingView, Decision, FederationCommand, LineKind, MonthStatus, Outcome, PrepaidView, Query, TransferId,
+    Answer, ClearingView, Decision, FederationCommand, MonthStatus, Outcome, PrepaidView, Query, TransferId,
 };
 use medmesh_types::Money;
 use tonic::{Request, Response, Status};
@@ -103,12 +103,7 @@ fn clearing_pb(v: &ClearingView) -> Option<Clearing> {
                         serial: l.serial.to_string(),
                         amount: l.amount.to_string(),
                         confirmed: l.confirmed,
-                        kind: match l.kind {
-                            LineKind::Settlement => "SETTLEMENT",
-                            LineKind::Reversal => "REVERSAL",
-                            LineKind::Dispute => "DISPUTE",
-                        }
-                        .into(),
+                        kind: l.kind.name().into(),
                         dispute_status: match l.dispute.as_ref().map(|d| d.outcome.as_ref().map(|o| o.upheld)) {
                             None => "",
                             Some(None) => "OPEN",
