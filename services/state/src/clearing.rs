@@ -26,7 +26,7 @@ use crate::shared::*;
 use crate::DomainError;
 
 /// Checks a month written `YYYY-MM` (the payment cycle's [`Period`]).
-fn check_month(month: &str) -> Result<Period, DomainError> {
+pub(crate) fn check_month(month: &str) -> Result<Period, DomainError> {
     Period::parse(month)
         .ok_or_else(|| DomainError::invalid("month", format!("{month:?} is not a month written YYYY-MM")))
 }

@@ -239,9 +239,7 @@ pub(crate) fn local_records(
 
 /// Province: up to `limit` transfers committed here in `month` after the cursor `after`.
 pub(crate) fn month_transfers(kv: &dyn KvRead, month: &str, after: &str, limit: usize) -> Result<Answer, DomainError> {
-    let month = Period::parse(month)
-        .ok_or_else(|| DomainError::invalid("month", format!("{month:?} is not a month written YYYY-MM")))?
-        .to_string();
+    let month = crate::clearing::check_month(month)?.to_string();
     if !(1..=MAX_ROWS).contains(&limit) {
         return Err(DomainError::invalid("page_size", format!("must be 1 to {MAX_ROWS}")));
     }
