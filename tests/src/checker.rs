@@ -122,14 +122,17 @@ pub fn ledgers_balance(s: &Snapshot) -> Result<(), String> {
 }
 
 /// Money is conserved across the mesh, to the fen: pools, pending holds, prepaid balances and
-/// institution payables together equal what came in — contributions, top-ups and
-/// individual-account payments. (Only exact once no transfer is in flight.)
+/// institution payables together equal what came in — contributions and individual-account
+/// payments. A top-up moves money from a pool into its prepaid account: it counts as coming
+/// in only while the province has not followed it yet. (Only exact once no transfer is in
+/// flight.)
 pub fn money_conserved(s: &Snapshot) -> Result<(), String> {
     let mut held = Money::ZERO;
     let mut came = Money::ZERO;
     for f in s.funds.values() {
         held += yuan(&f.balance) + yuan(&f.nonlocal_reserved) + yuan(&f.payables);
-        came += yuan(&f.contributions) + yuan(&f.accounts_paid) + yuan(&f.nonlocal_accounts_in);
+        came += yuan(&f.contributions) + yuan(&f.accounts_paid) + yuan(&f.nonlocal_accounts_in)
+            - yuan(&f.prepaid_topped_up);
     }
     for a in &s.prepaid.accounts {
         held += yuan(&a.balance);
@@ -137,6 +140,23 @@ pub fn money_conserved(s: &Snapshot) -> Result<(), String> {
     }
     if held != came {
         return Err(format!("money held (pools, holds, prepaid, payables) {held} but {came} came in"));
+    }
+    Ok(())
+}
+
+/// Each pool has followed its province's top-ups at the federation: what left the pool for the
+/// prepaid account is what the account received, to the fen. (Only once the provinces' leaders
+/// have had a pass since the last top-up.)
+pub fn pools_follow_top_ups(s: &Snapshot) -> Result<(), String> {
+    for (p, f) in &s.funds {
+        let at_federation =
+            s.prepaid.accounts.iter().find(|a| &a.province == p).map_or(Money::ZERO, |a| yuan(&a.topped_up));
+        if yuan(&f.prepaid_topped_up) != at_federation {
+            return Err(format!(
+                "{p}: the pool paid {} into its prepaid account; the federation received {at_federation}",
+                f.prepaid_topped_up
+            ));
+        }
     }
     Ok(())
 }
@@ -264,6 +284,7 @@ pub fn check(s: &Snapshot, acked: &[Acked], unknown_reversals: &[(String, String
     nothing_pending(s)?;
     positions_match(s)?;
     money_conserved(s)?;
+    pools_follow_top_ups(s)?;
     payables_match_settlements(s)?;
     acknowledged_survive(s, acked, unknown_reversals)
 }

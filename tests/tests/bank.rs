@@ -3,7 +3,10 @@
 //! leaders of the federation and of provinces (then restarts them on their data) and stalls a
 //! whole province with SIGSTOP. After healing, the public-API checker must find every
 //! invariant true: ledgers balance, nothing stays pending, both sides and the federation agree,
-//! every acknowledged settlement is present exactly once as acknowledged.
+//! every acknowledged settlement is present exactly once as acknowledged. Meanwhile each
+//! province's agency tops up its prepaid account through the federation's replicas: every
+//! acknowledged top-up must be held there once, and every pool must have paid exactly what its
+//! account received.
 //!
 //! The schedule comes from a seed (`MEDMESH_BANK_SEED`, printed); the processes' timing is
 //! real, so a seed fixes the nemesis and the workload's choices, not the interleaving.
@@ -14,10 +17,12 @@ use std::time::{Duration, Instant};
 
 use medmesh_node::demo;
 use medmesh_node::pb;
+use medmesh_node::pb::federation_service_client::FederationServiceClient;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
 use medmesh_tests::checker::{check, snapshot, Acked};
 use medmesh_tests::workload::{fee_lines, today, with_retry};
-use medmesh_tests::Mesh;
+use medmesh_tests::{agency, channel_as, Mesh};
+use medmesh_types::Money;
 use rand::{Rng, SeedableRng};
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
@@ -165,6 +170,58 @@ async fn nemesis(mesh: Arc<Mutex<Mesh>>, seed: u64) -> Vec<String> {
     log
 }
 
+/// Top-ups each province's agency made (acknowledged, and given up on with the outcome unknown).
+#[derive(Debug, Default)]
+struct TopUps {
+    acked: BTreeMap<String, Money>,
+    unknown: BTreeMap<String, Money>,
+}
+
+/// Tops up every province's prepaid account once a round until `stop`, through the
+/// federation's replicas in turn, retrying a call whose outcome is unknown with its serial.
+async fn top_ups(federation: Vec<String>, stop: Arc<std::sync::atomic::AtomicBool>) -> TopUps {
+    let mut done = TopUps::default();
+    for round in 0u32.. {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
+        for p in PROVINCES {
+            let amount = Money::parse_yuan(&format!("{}.{:02}", 1000 + round, round % 100)).expect("amount");
+            let req = pb::TopUpRequest {
+                province: p.into(),
+                serial: format!("BT-{round}"),
+                amount: amount.to_string(),
+                warning_below: String::new(),
+            };
+            let mut outcome = None;
+            for attempt in 0..40usize {
+                let addr = &federation[(round as usize + attempt) % federation.len()];
+                let mut c = FederationServiceClient::new(channel_as(addr, &agency(p)));
+                match tokio::time::timeout(Duration::from_secs(5), c.top_up(req.clone())).await {
+                    Ok(Ok(_)) => {
+                        outcome = Some(());
+                        break;
+                    }
+                    Ok(Err(s))
+                        if !matches!(
+                            s.code(),
+                            Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Cancelled
+                        ) =>
+                    {
+                        panic!("top-up {p}/BT-{round} refused: {s:?}")
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(250)).await,
+                }
+            }
+            let book = if outcome.is_some() { &mut done.acked } else { &mut done.unknown };
+            *book.entry(p.to_string()).or_default() += amount;
+        }
+        // Pacing: a few top-ups over the run, not a load.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    done
+}
+
 /// Money is conserved, nothing is settled twice and nothing acknowledged is lost across three
 /// provinces and the federation while leaders die and a province stalls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,6 +237,7 @@ async fn bank_invariants_hold_under_leader_kills_and_a_stalled_province() {
         .map(|g| (g.province.clone(), g.replicas[0].addr.clone(), vec![demo::institution(&g.province, 1)]))
         .collect();
     let federation_addr = mesh.provinces[0].replicas[1].addr.clone();
+    let federation_replicas: Vec<String> = mesh.federation.replicas.iter().map(|r| r.addr.clone()).collect();
     let mesh = Arc::new(Mutex::new(mesh));
     let record = Arc::new(Mutex::new(Record::default()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -195,6 +253,7 @@ async fn bank_invariants_hold_under_leader_kills_and_a_stalled_province() {
     };
 
     let started = Instant::now();
+    let topping = tokio::spawn(top_ups(federation_replicas, stop.clone()));
     let mut workers = Vec::new();
     for w in 0..WORKERS {
         let clients = clients.clone();
@@ -225,6 +284,7 @@ async fn bank_invariants_hold_under_leader_kills_and_a_stalled_province() {
     for w in workers {
         w.await.expect("worker");
     }
+    let topped = topping.await.expect("top-ups");
     println!("bank: workload done in {:.1?}; nemesis: {log:?}", started.elapsed());
 
     // Heal: every replica running and resumed.
@@ -269,6 +329,24 @@ async fn bank_invariants_hold_under_leader_kills_and_a_stalled_province() {
         assert!(Instant::now() < deadline, "invariants still broken 90 s after healing (seed {seed}): {last}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // Every acknowledged top-up reached the federation once; one given up on at most once.
+    let s = snapshot(&endpoints, &federation_addr).await.expect("snapshot");
+    for p in PROVINCES {
+        let at = s
+            .prepaid
+            .accounts
+            .iter()
+            .find(|a| a.province == p)
+            .map_or(Money::ZERO, |a| Money::parse_signed_yuan(&a.topped_up).expect("topped_up"));
+        let acked = topped.acked.get(p).copied().unwrap_or_default();
+        let unknown = topped.unknown.get(p).copied().unwrap_or_default();
+        assert!(acked > Money::ZERO, "{p}: no top-up was acknowledged: {topped:?}");
+        assert!(
+            at >= acked && at <= acked + unknown,
+            "{p}: the federation holds {at} of top-ups; acknowledged {acked}, unknown {unknown}"
+        );
+    }
+    println!("bank: top-ups {topped:?}");
     let attempted = rec.acked.len() as u64 + rec.aborted + rec.unknown;
     assert!(rec.acked.len() as u64 * 2 >= attempted, "most claims settle despite the faults");
     assert!(rec.acked.iter().any(|a| !a.settlement.insured_province.is_empty()), "non-local settlements were made");

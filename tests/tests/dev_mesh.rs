@@ -10,7 +10,7 @@ use medmesh_node::pb::agency_service_client::AgencyServiceClient;
 use medmesh_node::pb::federation_service_client::FederationServiceClient;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
 use medmesh_tests::workload::{fee_lines, today};
-use medmesh_tests::{agency, binary, dev_endpoints, free_base_port, institution, national, wait_until};
+use medmesh_tests::{agency, binary, dev_endpoints, free_base_port, institution, national, wait_until, yuan};
 use tonic::Code;
 
 /// A channel to a replica of the dev mesh whose data directory is `dir`, as `identity`, with
@@ -362,6 +362,16 @@ async fn nonlocal_settlement_through_the_hospital_api(
         .unwrap();
     assert_eq!(acct.consumed, positions.total);
     assert!(acct.warning, "a balance below the threshold warns (and care goes on)");
+    // The pool pays for the prepaid account: 310000's balance falls by the top-up, once.
+    let after = wait_until(Duration::from_secs(30), "310000's pool to follow its top-up", || {
+        let mut insured = insured.clone();
+        async move {
+            let f = insured.get_fund(pb::GetFundRequest {}).await.ok()?.into_inner();
+            (f.prepaid_topped_up == "100.00").then_some(f)
+        }
+    })
+    .await;
+    assert_eq!(yuan(&after.balance), yuan(&f.balance) - yuan("100"), "{f:?} then {after:?}");
     // Then clearing: this month is open, so its statement stands as the settlements came; it
     // reconciles with its lines and the positions, the institution confirms its line and may
     // roll the confirmation back, another cannot. The month is cleared and settled only after

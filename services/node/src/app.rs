@@ -27,6 +27,9 @@ pub const MAX_BATCH: usize = 512;
 pub const MAX_IN_FLIGHT: usize = 8;
 /// How long a request may wait for a leader before it gets UNAVAILABLE.
 pub const LEADER_WAIT: Duration = Duration::from_secs(10);
+/// How long a leader keeps asking its followers to confirm a read index before a read is
+/// UNAVAILABLE (see [`App::query_local`]).
+pub const QUORUM_WAIT: Duration = Duration::from_secs(3);
 
 /// Exit code of a replica process whose storage failed (`EX_TEMPFAIL`): a supervisor restarts
 /// it, and it serves again once the disk has room (or is replaced).
@@ -236,12 +239,27 @@ impl App {
 
     /// Runs a query on this replica after confirming leadership and applying up to the read
     /// index.
+    ///
+    /// A leader that has not heard from a quorum in this round (just elected, or its followers
+    /// slow to answer on a loaded machine) asks again with a growing pause for up to
+    /// [`QUORUM_WAIT`]; only a leader still cut off from a majority after that is UNAVAILABLE.
     pub async fn query_local(&self, q: Query) -> QueryReply {
-        match self.raft.ensure_linearizable().await {
-            Ok(_) => {}
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => return Err(ForwardError::NotLeader),
-            Err(RaftError::APIError(e)) => return Err(ForwardError::Unavailable(e.to_string())),
-            Err(RaftError::Fatal(f)) => return Err(ForwardError::Unavailable(f.to_string())),
+        let deadline = Instant::now() + QUORUM_WAIT;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match self.raft.ensure_linearizable().await {
+                Ok(_) => break,
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
+                    return Err(ForwardError::NotLeader)
+                }
+                Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) if Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "read index without a quorum; asking again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Err(RaftError::APIError(e)) => return Err(ForwardError::Unavailable(e.to_string())),
+                Err(RaftError::Fatal(f)) => return Err(ForwardError::Unavailable(f.to_string())),
+            }
         }
         let view = self.view.clone();
         tokio::task::spawn_blocking(move || run_query(&view, &q))

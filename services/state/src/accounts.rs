@@ -54,3 +54,18 @@ pub(crate) fn credit(
         Ok(Outcome::Credited { persons: credits.len() as u32, total })
     })
 }
+
+/// Applies [`ProvinceCommand::PrepaidSeen`]: the pool follows the federation's total of this
+/// province's top-ups (issue 12.5). What was topped up left the pool into the prepaid account
+/// that pays the province's insured's non-local care, so the balance falls by each top-up
+/// once. The federation's total only grows, so a total at or below the one recorded is an
+/// older reading and changes nothing (idempotent, and safe whichever of two readings commits
+/// first).
+pub(crate) fn prepaid_seen(tx: &mut Tx<'_>, topped_up: Money) -> Outcome {
+    let mut fund: FundLedger = tx.load(keys::FUND).unwrap_or_default();
+    if topped_up > fund.prepaid_topped_up {
+        fund.prepaid_topped_up = topped_up;
+        tx.store(keys::FUND, &fund);
+    }
+    Outcome::Stored
+}

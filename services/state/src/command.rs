@@ -110,6 +110,7 @@ impl ProvinceCommand {
             },
             Self::Published { .. } => "published",
             Self::CreditAccounts { .. } => "credit_accounts",
+            Self::PrepaidSeen { .. } => "prepaid_seen",
             Self::Payment(c) => match c {
                 PaymentCommand::Declare { .. } => "declare_month",
                 PaymentCommand::Review { .. } => "review_declaration",

@@ -250,11 +250,18 @@ pub struct FundLedger {
     pub budget_withheld: Money,
     /// Memo: credited to employees' individual accounts (their own money, outside the pool).
     pub accounts_credited: Money,
+    /// As insured province: top-ups of this province's prepaid account for non-local care at
+    /// the federation, as this province last saw them there (left the pool: the prepaid
+    /// account pays this province's insured's non-local care, so the balance includes that
+    /// spending through them). The federation's account is the record; the province follows
+    /// it ([`ProvinceCommand::PrepaidSeen`]).
+    pub prepaid_topped_up: Money,
 }
 
 impl FundLedger {
     /// Pooling balance: contributions and non-local account parts received, less what the
-    /// fund paid and what it holds for pending non-local care.
+    /// fund paid, what it holds for pending non-local care and what it put into its prepaid
+    /// account for non-local care.
     pub fn balance(&self) -> Money {
         self.contributions
             + self.nonlocal_accounts_in
@@ -267,6 +274,7 @@ impl FundLedger {
             - self.critical_illness_paid
             - self.nonlocal_reserved
             - self.prepaid_out
+            - self.prepaid_topped_up
     }
 
     /// Prepayments to institutions not yet offset or repaid.
@@ -311,10 +319,13 @@ pub struct MoneyTotals {
 }
 
 impl MoneyTotals {
-    /// Adds one province's ledger and payables.
+    /// Adds one province's ledger and payables. Top-ups come out of the province's pool: only
+    /// those the province has not seen yet (in flight, see [`ProvinceCommand::PrepaidSeen`])
+    /// count as money from outside, so they are taken off what [`MoneyTotals::add_prepaid`]
+    /// counts in once the province has them.
     pub fn add_province(&mut self, f: &FundLedger, payables: Money) {
         self.held += f.balance() + f.nonlocal_reserved + payables;
-        self.came_in += f.contributions + f.accounts_paid + f.nonlocal_accounts_in;
+        self.came_in += f.contributions + f.accounts_paid + f.nonlocal_accounts_in - f.prepaid_topped_up;
         self.paid_out += f.paid_out();
     }
 
@@ -885,6 +896,14 @@ pub enum ProvinceCommand {
         period: medmesh_payment::Period,
         /// The credits, at most [`MAX_CREDITS`].
         credits: Vec<AccountCredit>,
+    },
+    /// Province: the total of top-ups of this province's prepaid account as the federation
+    /// records it ([`crate::accounts::prepaid_seen`]). Proposed by the province's own leader
+    /// after reading the federation; the total only grows there, so an older reading (a
+    /// deposed leader's, a retry's) changes nothing.
+    PrepaidSeen {
+        /// The federation's total of top-ups for this province.
+        topped_up: Money,
     },
 }
 

@@ -7,8 +7,10 @@
 //! message may be delivered next (reordering), dropped (request or reply lost: an unknown
 //! outcome), or duplicated; a group may be unreachable for a while (leader election); a
 //! treatment province's coordinator may crash, losing every transfer it was driving, and come
-//! back with only its recovery pass; hospitals retry with the same serial; time advances and
-//! timers fire. After the chaos phase the network heals and everything is delivered.
+//! back with only its recovery pass; hospitals retry with the same serial; the insured
+//! province's agency tops up its prepaid account and its leader proposes the federation's total
+//! of top-ups to its pool (readings late, repeated or out of order); time advances and timers
+//! fire. After the chaos phase the network heals and everything is delivered.
 //!
 //! The invariants are written once as the functions below: the safety ones are checked after
 //! every step, the liveness ones after healing. A seed replays exactly:
@@ -188,6 +190,10 @@ pub struct World {
     requests: Vec<(usize, ProvinceCommand)>,
     outcomes: BTreeMap<usize, Outcome>,
     first_decisions: BTreeMap<TransferId, Decision>,
+    /// Top-ups of the insured province's prepaid account sent so far.
+    top_ups: u32,
+    /// The most the insured province's pool has recorded as paid into its prepaid account.
+    top_ups_seen: Money,
     last_pass: i64,
     trace_hash: u64,
     /// Event lines, when tracing.
@@ -326,6 +332,8 @@ impl World {
             requests,
             outcomes: BTreeMap::new(),
             first_decisions: BTreeMap::new(),
+            top_ups: 0,
+            top_ups_seen: Money::ZERO,
             last_pass: START,
             trace_hash: 0xcbf2_9ce4_8422_2325,
             trace: Vec::new(),
@@ -721,7 +729,31 @@ impl World {
                 }
                 self.record(format!("{g:?} reachable: {}", !self.unreachable.contains(&g)));
             }
+            // The insured province's agency tops up its prepaid account (a message that may be
+            // lost, duplicated or delayed like any other).
+            70 if self.top_ups < 20 => {
+                self.top_ups += 1;
+                let top = FederationCommand::TopUp {
+                    province: id(ProvinceCode::new("310000")),
+                    serial: id(Serial::new(format!("T{}", self.top_ups))),
+                    amount: Money::from_fen(i64::from(self.top_ups)),
+                    warning_below: None,
+                };
+                self.send(Group::Federation, top, Client::None);
+            }
+            // Its leader reads the federation's total and proposes it: readings arrive late,
+            // twice or out of order.
+            71 => self.follow_top_ups(),
             _ => self.tick(20 + 20 * rng.below(6) as i64),
+        }
+    }
+
+    fn follow_top_ups(&mut self) {
+        if let Ok(Answer::Prepaid(accounts)) = run_query(self.kv(Group::Federation), &Query::Prepaid) {
+            let topped_up =
+                accounts.iter().find(|a| a.province.as_str() == "310000").map_or(Money::ZERO, |a| a.topped_up);
+            self.record(format!("follow top-ups {topped_up}"));
+            self.send(Group::Insured, ProvinceCommand::PrepaidSeen { topped_up }, Client::None);
         }
     }
 
@@ -783,7 +815,7 @@ type Check = Result<(), String>;
 /// The insured province's ledger equals what its reservation records say, recomputed from
 /// them: the pool holds the fund share of every pending reservation and received the account
 /// part of every posted one; nothing else moved its pool (its only income is the fixture's
-/// contribution), and the balance never goes below zero.
+/// contribution; its only other outflow the top-ups it followed), and holds never take the balance below zero.
 pub fn ledger_balances(w: &World) -> Check {
     let kv = w.kv(Group::Insured);
     let f = fund(kv);
@@ -803,7 +835,24 @@ pub fn ledger_balances(w: &World) -> Check {
             f.nonlocal_reserved, f.nonlocal_accounts_in
         ));
     }
-    if f.contributions != w.insured_fund || !f.pooling_paid.is_zero() || f.balance().is_negative() {
+    let topped_up = match run_query(w.kv(Group::Federation), &Query::Prepaid) {
+        Ok(Answer::Prepaid(accounts)) => {
+            accounts.iter().find(|a| a.province.as_str() == "310000").map_or(Money::ZERO, |a| a.topped_up)
+        }
+        _ => Money::ZERO,
+    };
+    if f.prepaid_topped_up > topped_up {
+        return Err(format!(
+            "the pool paid {} into its prepaid account; the federation holds {topped_up} of top-ups",
+            f.prepaid_topped_up
+        ));
+    }
+    // Holds never overdraw the pool; only following a top-up (money the agency chose to move
+    // into its prepaid account) may take the balance below zero.
+    if f.contributions != w.insured_fund
+        || !f.pooling_paid.is_zero()
+        || (f.balance() + f.prepaid_topped_up).is_negative()
+    {
         return Err(format!(
             "contributions {}, pooling paid {}, balance {}",
             f.contributions,
@@ -826,6 +875,17 @@ pub fn decisions_never_change(w: &mut World) -> Check {
             return Err(format!("{} changed from {first:?} to {:?}", r.transfer, r.decision));
         }
     }
+    Ok(())
+}
+
+/// What the pool paid into its prepaid account never falls (an older reading of the
+/// federation's total, arriving late, changes nothing).
+pub fn top_ups_never_fall(w: &mut World) -> Check {
+    let now = fund(w.kv(Group::Insured)).prepaid_topped_up;
+    if now < w.top_ups_seen {
+        return Err(format!("the pool's top-ups fell from {} to {now}", w.top_ups_seen));
+    }
+    w.top_ups_seen = now;
     Ok(())
 }
 
@@ -882,6 +942,14 @@ pub fn nothing_pending_after_heal(w: &World) -> Check {
     let t: Vec<FundLedger> = (0..2).map(|t| fund(w.kv(Group::Treatment(t)))).collect();
     let receivable: Money = t.iter().map(|f| f.nonlocal_receivable).sum();
     let treated: u64 = t.iter().map(|f| f.nonlocal_treated).sum();
+    if w.network.is_empty() {
+        if let Ok(Answer::Prepaid(accounts)) = run_query(w.kv(Group::Federation), &Query::Prepaid) {
+            let at = accounts.iter().find(|a| a.province.as_str() == "310000").map_or(Money::ZERO, |a| a.topped_up);
+            if i.prepaid_topped_up != at {
+                return Err(format!("the pool paid {} for top-ups; the account received {at}", i.prepaid_topped_up));
+            }
+        }
+    }
     let mut totals = MoneyTotals::default();
     for g in [Group::Insured, Group::Treatment(0), Group::Treatment(1)] {
         if let Ok(Answer::Fund(f)) = run_query(w.kv(g), &Query::Fund) {
@@ -911,9 +979,10 @@ pub fn run(seed: u64, transfers: usize, chaos_steps: usize, keep_trace: bool) ->
     let fail = |invariant, detail| Failure { seed, invariant, detail };
     for step in 0..chaos_steps {
         w.chaos_step(&mut rng);
-        let checks: [(&'static str, Check); 4] = [
+        let checks: [(&'static str, Check); 5] = [
             ("ledger_balances", ledger_balances(&w)),
             ("decisions_never_change", decisions_never_change(&mut w)),
+            ("top_ups_never_fall", top_ups_never_fall(&mut w)),
             ("sides_follow_the_decision", sides_follow_the_decision(&w)),
             ("nothing_moves_without_commit", nothing_moves_without_commit(&w)),
         ];
@@ -941,6 +1010,12 @@ pub fn run(seed: u64, transfers: usize, chaos_steps: usize, keep_trace: bool) ->
         }
         sides_follow_the_decision(&w).map_err(|e| fail("sides_follow_the_decision", e))?;
         ledger_balances(&w).map_err(|e| fail("ledger_balances", e))?;
+    }
+    // One more pass of the insured province's leader: its pool has then paid exactly what its
+    // prepaid account received.
+    w.follow_top_ups();
+    while !w.network.is_empty() {
+        w.deliver(0);
     }
     nothing_pending_after_heal(&w).map_err(|e| fail("nothing_pending_after_heal", e))?;
     let settles: Vec<&Outcome> = w

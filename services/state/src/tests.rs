@@ -835,6 +835,43 @@ fn prepaid_accounts_are_consumed_by_commits_and_warn_when_low() {
     assert!(!prepaid_of(&t.federation, "310000").warning);
 }
 
+/// Issue 12.5: the insured province's pool pays for its prepaid account, so its balance falls
+/// by each top-up once the province has seen the federation's total, and money is conserved
+/// before (the top-up in flight) and after.
+#[test]
+fn the_pool_follows_the_federation_s_top_ups_once() {
+    let mut t = trio();
+    let before = fund(&t.insured).ledger.balance();
+    for (serial, amount) in [("T1", "300"), ("T2", "50.25")] {
+        let top = FederationCommand::TopUp {
+            province: prov("310000"),
+            serial: ser(serial),
+            amount: m(amount),
+            warning_below: None,
+        };
+        ok(&one(&mut t.federation, top));
+    }
+    nonlocal_visit(&mut t, "V1", "300", Some(FilingKind::LongTermResident));
+    commit(&mut t, "S1", "V1");
+    mesh_conserved(&t);
+    let seen =
+        |t: &mut Trio, total: &str| ok(&one(&mut t.insured, ProvinceCommand::PrepaidSeen { topped_up: m(total) }));
+    seen(&mut t, "300");
+    seen(&mut t, "350.25");
+    // The same reading again, and an older one arriving late (a deposed leader's), change
+    // nothing.
+    seen(&mut t, "350.25");
+    seen(&mut t, "300");
+    let l = fund(&t.insured).ledger;
+    assert_eq!(l.prepaid_topped_up, m("350.25"));
+    // The pool's balance: before, less the top-ups; the non-local settlement itself was paid
+    // by the prepaid account (its account part came into the pool from the person's account).
+    assert_eq!(l.balance(), before - m("350.25") + l.nonlocal_accounts_in);
+    mesh_conserved(&t);
+    let e = one(&mut t.insured, ProvinceCommand::PrepaidSeen { topped_up: Money::ZERO - m("1") }).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "topped_up"), "{e}");
+}
+
 /// Applies one command at `time` (a month can pass between two commands here).
 fn one_at(kv: &mut MemKv, time: LogTime, cmd: impl Into<Command>) -> CommandResult {
     let (r, writes) = apply_command(kv, &cmd.into(), time);

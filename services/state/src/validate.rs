@@ -124,6 +124,12 @@ fn province(cmd: &ProvinceCommand) -> Result<(), DomainError> {
             }
             Ok(())
         }
+        ProvinceCommand::PrepaidSeen { topped_up } => {
+            if topped_up.is_negative() {
+                return Err(DomainError::invalid("topped_up", "must not be negative"));
+            }
+            Ok(())
+        }
         ProvinceCommand::ScanRule { rule_id, from, to, after, limit } => {
             text("rule_id", rule_id, true)?;
             if to < from {

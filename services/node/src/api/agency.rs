@@ -479,6 +479,7 @@ impl AgencyService for Agency {
                 risk_threshold_months: f.risk.threshold_months,
                 risk_warning: f.risk.warning.clone().unwrap_or_default(),
                 accounts_credited: f.ledger.accounts_credited.to_string(),
+                prepaid_topped_up: f.ledger.prepaid_topped_up.to_string(),
             })),
             other => Err(unexpected(other)),
         }
