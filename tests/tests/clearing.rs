@@ -299,6 +299,21 @@ async fn a_month_of_non_local_care_is_cleared_after_it_ends_and_settled_once() {
     let (ins, tr) = (of(INSURED), of(TREATMENT));
     assert_eq!((yuan(&ins.consumed), yuan(&ins.paid), yuan(&ins.owed)), (c, a, c - a));
     assert_eq!((yuan(&tr.received), yuan(&tr.adjusted)), (a, Money::ZERO));
+    // Each province's ledger follows: the treatment province received the month's statement,
+    // the insured province's account paid it.
+    for (p, field, want) in [(TREATMENT, "clearing_received", a), (INSURED, "clearing_paid", a)] {
+        let g = mesh.province(p);
+        let ag = AgencyServiceClient::new(g.channel_as(g.leader().await, &agency(p)));
+        wait_until(Duration::from_secs(30), &format!("{p}'s ledger to show the settled month ({field})"), || {
+            let mut ag = ag.clone();
+            async move {
+                let f = ag.get_fund(pb::GetFundRequest {}).await.ok()?.into_inner();
+                let got = if field == "clearing_received" { &f.clearing_received } else { &f.clearing_paid };
+                (yuan(got) == want).then_some(())
+            }
+        })
+        .await;
+    }
 
     // Reconciled with each province's own ledger: last month agrees on both sides (NS-1
     // reversed at both since, NS-2 reversed while its month was open); this month differs by

@@ -905,8 +905,8 @@ impl Mesh {
                 if let Err(s) = self.recover_once().await {
                     tracing::debug!(error = %s.message(), "recovery pass incomplete");
                 }
-                if let Err(s) = self.follow_top_ups().await {
-                    tracing::debug!(error = %s.message(), "prepaid top-ups not followed yet");
+                if let Err(s) = self.follow_prepaid().await {
+                    tracing::debug!(error = %s.message(), "prepaid account not followed yet");
                 }
                 if last_anchor.elapsed() >= ANCHOR_EVERY {
                     last_anchor = Instant::now();
@@ -920,29 +920,35 @@ impl Mesh {
         });
     }
 
-    /// On the leader: brings the pool's record of this province's prepaid top-ups up to the
-    /// federation's total (issue 12.5), so the fund's balance falls by each top-up once,
-    /// whichever replica the agency topped up through. One read of the federation per pass;
-    /// nothing is proposed while the totals agree.
-    pub async fn follow_top_ups(&self) -> Result<(), Status> {
+    /// On the leader: brings the pool's record of this province's prepaid account up to the
+    /// federation's (issue 12.5): the fund's balance falls by each top-up once, whichever
+    /// replica the agency topped up through, and the ledger shows what settled clearing months
+    /// paid and received. One read of the federation per pass; nothing is proposed while the
+    /// two agree.
+    pub async fn follow_prepaid(&self) -> Result<(), Status> {
         if !self.leads() || self.is_federation() || !self.federated() {
             return Ok(());
         }
-        let topped_up = match answer(self.fed_query(Query::Prepaid).await?)? {
-            Answer::Prepaid(accounts) => {
-                accounts.into_iter().find(|a| a.province == self.province).map_or(Money::ZERO, |a| a.topped_up)
-            }
+        let account = match answer(self.fed_query(Query::Prepaid).await?)? {
+            Answer::Prepaid(accounts) => accounts.into_iter().find(|a| a.province == self.province),
             other => return Err(unexpected(other)),
         };
-        // This replica's own view is enough: an older one only proposes a total apply then
+        let Some(a) = account else { return Ok(()) };
+        // This replica's own view is enough: an older one only proposes a reading apply then
         // finds already recorded.
         let seen = match medmesh_state::run_query(&self.app.view, &Query::Fund).map_err(status)? {
-            Answer::Fund(f) => f.ledger.prepaid_topped_up,
+            Answer::Fund(f) => f.ledger,
             other => return Err(unexpected(other)),
         };
-        if topped_up > seen {
-            outcome(self.app.propose(ProvinceCommand::PrepaidSeen { topped_up }).await?)?;
-            tracing::info!(%topped_up, "the pool follows the federation's prepaid top-ups");
+        if a.topped_up > seen.prepaid_topped_up || a.settled_months > seen.clearing_months_seen {
+            let cmd = ProvinceCommand::PrepaidSeen {
+                topped_up: a.topped_up,
+                settled_months: a.settled_months,
+                received: a.received,
+                paid: a.paid,
+            };
+            outcome(self.app.propose(cmd).await?)?;
+            tracing::info!(topped_up = %a.topped_up, settled_months = a.settled_months, "the pool follows the federation's prepaid account");
         }
         Ok(())
     }

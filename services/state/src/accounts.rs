@@ -55,16 +55,34 @@ pub(crate) fn credit(
     })
 }
 
-/// Applies [`ProvinceCommand::PrepaidSeen`]: the pool follows the federation's total of this
-/// province's top-ups (issue 12.5). What was topped up left the pool into the prepaid account
-/// that pays the province's insured's non-local care, so the balance falls by each top-up
-/// once. The federation's total only grows, so a total at or below the one recorded is an
-/// older reading and changes nothing (idempotent, and safe whichever of two readings commits
-/// first).
-pub(crate) fn prepaid_seen(tx: &mut Tx<'_>, topped_up: Money) -> Outcome {
+/// Applies [`ProvinceCommand::PrepaidSeen`]: the pool follows the federation's record of this
+/// province's prepaid account (issue 12.5). What was topped up left the pool into the prepaid
+/// account that pays the province's insured's non-local care, so the balance falls by each
+/// top-up once. The federation's total only grows, so a total at or below the one recorded is
+/// an older reading and changes nothing (idempotent, and safe whichever of two readings
+/// commits first). What settled clearing months paid and received are memos, ordered by the
+/// federation's count of settled months the same way (they can fall: a month of adjustment
+/// lines gives money back).
+pub(crate) fn prepaid_seen(
+    tx: &mut Tx<'_>,
+    topped_up: Money,
+    settled_months: u64,
+    received: Money,
+    paid: Money,
+) -> Outcome {
     let mut fund: FundLedger = tx.load(keys::FUND).unwrap_or_default();
+    let mut changed = false;
     if topped_up > fund.prepaid_topped_up {
         fund.prepaid_topped_up = topped_up;
+        changed = true;
+    }
+    if settled_months > fund.clearing_months_seen {
+        fund.clearing_months_seen = settled_months;
+        fund.clearing_received = received;
+        fund.clearing_paid = paid;
+        changed = true;
+    }
+    if changed {
         tx.store(keys::FUND, &fund);
     }
     Outcome::Stored

@@ -484,7 +484,9 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
         ProvinceCommand::CreditAccounts { serial, period, credits } => {
             crate::accounts::credit(tx, cmd, serial, *period, credits, now)
         }
-        ProvinceCommand::PrepaidSeen { topped_up } => Ok(crate::accounts::prepaid_seen(tx, *topped_up)),
+        ProvinceCommand::PrepaidSeen { topped_up, settled_months, received, paid } => {
+            Ok(crate::accounts::prepaid_seen(tx, *topped_up, *settled_months, *received, *paid))
+        }
         ProvinceCommand::ScanRule { rule_id, from, to, after, limit } => {
             let points = |kv: &dyn KvRead, code: &PersonnelCode, day: Date| {
                 qualification(kv, code, day).map(|q| q.year_points).unwrap_or(0)

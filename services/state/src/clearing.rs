@@ -85,6 +85,7 @@ fn flows(kv: &dyn KvRead) -> BTreeMap<ProvinceCode, Flows> {
 /// Every province with a prepaid account or a position, with its prepaid view.
 pub(crate) fn prepaid_views(kv: &dyn KvRead) -> Vec<PrepaidView> {
     let flows = flows(kv);
+    let settled_months = load::<u64>(kv, keys::FED_SETTLED_SEQ).unwrap_or(0);
     let mut accounts: BTreeMap<ProvinceCode, PrepaidAccount> = BTreeMap::new();
     for (k, v) in scan_prefix(kv, keys::FED_PREPAID, usize::MAX) {
         let k = String::from_utf8_lossy(&k).to_string();
@@ -111,6 +112,7 @@ pub(crate) fn prepaid_views(kv: &dyn KvRead) -> Vec<PrepaidView> {
                 owed: consumed - paid,
                 received,
                 adjusted,
+                settled_months,
             }
         })
         .collect()
@@ -309,6 +311,8 @@ pub(crate) fn settle(tx: &mut Tx<'_>, month: &str, now: LogTime) -> Result<Outco
     }
     record.settled_at = Some(now);
     tx.store(&key, &record);
+    let seq = load::<u64>(tx, keys::FED_SETTLED_SEQ).unwrap_or(0) + 1;
+    tx.store(keys::FED_SETTLED_SEQ, &seq);
     Ok(Outcome::Clearing(view(tx, month)))
 }
 

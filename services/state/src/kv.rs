@@ -523,6 +523,8 @@ pub mod keys {
     }
     /// Federation: the latest month cleared (new lines never go into a month at or before it).
     pub const FED_CLEARED_LAST: &str = "fclrlast";
+    /// Federation: how many clearing months have been settled (a `u64`, one more with each).
+    pub const FED_SETTLED_SEQ: &str = "fclrseq";
     /// Federation: the last sequence of the shared log.
     pub const FED_SHARED_SEQ: &str = "fsharedseq";
     /// Federation: one entry of the shared log.

@@ -256,6 +256,16 @@ pub struct FundLedger {
     /// spending through them). The federation's account is the record; the province follows
     /// it ([`ProvinceCommand::PrepaidSeen`]).
     pub prepaid_topped_up: Money,
+    /// Memo, as treatment province: paid to this province by settled clearing months, as it
+    /// last saw the federation's account (the money behind `nonlocal_receivable`, which the
+    /// fund owes its institutions for visitors' care).
+    pub clearing_received: Money,
+    /// Memo, as insured province: paid from its prepaid account to treatment provinces by
+    /// settled clearing months, as last seen.
+    pub clearing_paid: Money,
+    /// The federation's count of settled months at the reading `clearing_received` and
+    /// `clearing_paid` come from (a later reading has a higher count).
+    pub clearing_months_seen: u64,
 }
 
 impl FundLedger {
@@ -897,13 +907,20 @@ pub enum ProvinceCommand {
         /// The credits, at most [`MAX_CREDITS`].
         credits: Vec<AccountCredit>,
     },
-    /// Province: the total of top-ups of this province's prepaid account as the federation
-    /// records it ([`crate::accounts::prepaid_seen`]). Proposed by the province's own leader
-    /// after reading the federation; the total only grows there, so an older reading (a
-    /// deposed leader's, a retry's) changes nothing.
+    /// Province: this province's prepaid account as the federation records it — the total of
+    /// top-ups, and what settled clearing months paid from it and to the province
+    /// ([`crate::accounts::prepaid_seen`]). Proposed by the province's own leader after reading
+    /// the federation; the total of top-ups and the count of settled months only grow there,
+    /// so an older reading (a deposed leader's, a retry's) changes nothing.
     PrepaidSeen {
         /// The federation's total of top-ups for this province.
         topped_up: Money,
+        /// The federation's count of settled clearing months at the reading.
+        settled_months: u64,
+        /// Paid to this province by settled months (treatment province).
+        received: Money,
+        /// Paid from its prepaid account by settled months (insured province).
+        paid: Money,
     },
 }
 

@@ -419,6 +419,9 @@ pub struct PrepaidView {
     /// Upheld disputes' adjustments in this province's favour as treatment province (net):
     /// owed to it by clearing beyond what its own ledger records, held at the federation.
     pub adjusted: Money,
+    /// Clearing months settled so far, over every pair (one more with each settlement):
+    /// orders readings of `paid` and `received`, which a month of adjustment lines can lower.
+    pub settled_months: u64,
 }
 
 /// A statement's totals, with the lines of one page (none in the answer of a run, a

@@ -750,10 +750,15 @@ impl World {
 
     fn follow_top_ups(&mut self) {
         if let Ok(Answer::Prepaid(accounts)) = run_query(self.kv(Group::Federation), &Query::Prepaid) {
-            let topped_up =
-                accounts.iter().find(|a| a.province.as_str() == "310000").map_or(Money::ZERO, |a| a.topped_up);
-            self.record(format!("follow top-ups {topped_up}"));
-            self.send(Group::Insured, ProvinceCommand::PrepaidSeen { topped_up }, Client::None);
+            let Some(a) = accounts.into_iter().find(|a| a.province.as_str() == "310000") else { return };
+            self.record(format!("follow top-ups {}", a.topped_up));
+            let seen = ProvinceCommand::PrepaidSeen {
+                topped_up: a.topped_up,
+                settled_months: a.settled_months,
+                received: a.received,
+                paid: a.paid,
+            };
+            self.send(Group::Insured, seen, Client::None);
         }
     }
 

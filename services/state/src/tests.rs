@@ -835,6 +835,22 @@ fn prepaid_accounts_are_consumed_by_commits_and_warn_when_low() {
     assert!(!prepaid_of(&t.federation, "310000").warning);
 }
 
+fn seen_cmd(topped_up: Money) -> ProvinceCommand {
+    ProvinceCommand::PrepaidSeen { topped_up, settled_months: 0, received: Money::ZERO, paid: Money::ZERO }
+}
+
+/// A province's leader proposes what the federation's view of its account says.
+fn follow(fed: &MemKv, province: &mut MemKv, code: &str) {
+    let a = prepaid_of(fed, code);
+    let cmd = ProvinceCommand::PrepaidSeen {
+        topped_up: a.topped_up,
+        settled_months: a.settled_months,
+        received: a.received,
+        paid: a.paid,
+    };
+    ok(&one(province, cmd));
+}
+
 /// Issue 12.5: the insured province's pool pays for its prepaid account, so its balance falls
 /// by each top-up once the province has seen the federation's total, and money is conserved
 /// before (the top-up in flight) and after.
@@ -854,8 +870,7 @@ fn the_pool_follows_the_federation_s_top_ups_once() {
     nonlocal_visit(&mut t, "V1", "300", Some(FilingKind::LongTermResident));
     commit(&mut t, "S1", "V1");
     mesh_conserved(&t);
-    let seen =
-        |t: &mut Trio, total: &str| ok(&one(&mut t.insured, ProvinceCommand::PrepaidSeen { topped_up: m(total) }));
+    let seen = |t: &mut Trio, total: &str| ok(&one(&mut t.insured, seen_cmd(m(total))));
     seen(&mut t, "300");
     seen(&mut t, "350.25");
     // The same reading again, and an older one arriving late (a deposed leader's), change
@@ -868,7 +883,7 @@ fn the_pool_follows_the_federation_s_top_ups_once() {
     // by the prepaid account (its account part came into the pool from the person's account).
     assert_eq!(l.balance(), before - m("350.25") + l.nonlocal_accounts_in);
     mesh_conserved(&t);
-    let e = one(&mut t.insured, ProvinceCommand::PrepaidSeen { topped_up: Money::ZERO - m("1") }).unwrap_err();
+    let e = one(&mut t.insured, seen_cmd(Money::ZERO - m("1"))).unwrap_err();
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "topped_up"), "{e}");
 }
 
@@ -927,6 +942,19 @@ fn a_cleared_month_reconciles_to_the_line_and_settles_once() {
     let v = prepaid_of(&t.federation, "310000");
     assert_eq!((v.consumed, v.paid, v.owed), (st.total, st.total, Money::ZERO));
     assert_eq!(prepaid_of(&t.federation, "110000").received, st.total);
+    mesh_conserved(&t);
+    // Both provinces follow: the treatment province's ledger shows the month's money received,
+    // the insured's what its account paid; a reading from before the settlement arriving late
+    // changes nothing.
+    let before =
+        ProvinceCommand::PrepaidSeen { topped_up: Money::ZERO, settled_months: 0, received: m("1"), paid: m("1") };
+    follow(&t.federation, &mut t.treatment, "110000");
+    follow(&t.federation, &mut t.insured, "310000");
+    ok(&one(&mut t.treatment, before.clone()));
+    ok(&one(&mut t.insured, before));
+    let (tr, i) = (fund(&t.treatment).ledger, fund(&t.insured).ledger);
+    assert_eq!((tr.clearing_received, tr.clearing_paid, tr.clearing_months_seen), (st.total, Money::ZERO, 1));
+    assert_eq!((i.clearing_received, i.clearing_paid, i.clearing_months_seen), (Money::ZERO, st.total, 1));
     mesh_conserved(&t);
 }
 

@@ -124,7 +124,7 @@ fn province(cmd: &ProvinceCommand) -> Result<(), DomainError> {
             }
             Ok(())
         }
-        ProvinceCommand::PrepaidSeen { topped_up } => {
+        ProvinceCommand::PrepaidSeen { topped_up, .. } => {
             if topped_up.is_negative() {
                 return Err(DomainError::invalid("topped_up", "must not be negative"));
             }

@@ -480,6 +480,8 @@ impl AgencyService for Agency {
                 risk_warning: f.risk.warning.clone().unwrap_or_default(),
                 accounts_credited: f.ledger.accounts_credited.to_string(),
                 prepaid_topped_up: f.ledger.prepaid_topped_up.to_string(),
+                clearing_received: f.ledger.clearing_received.to_string(),
+                clearing_paid: f.ledger.clearing_paid.to_string(),
             })),
             other => Err(unexpected(other)),
         }

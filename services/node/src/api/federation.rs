@@ -74,6 +74,7 @@ fn prepaid_pb(v: &PrepaidView) -> PrepaidAccount {
         owed: v.owed.to_string(),
         received: v.received.to_string(),
         adjusted: v.adjusted.to_string(),
+        settled_months: v.settled_months,
     }
 }
 
