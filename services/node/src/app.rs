@@ -29,7 +29,9 @@ pub const MAX_IN_FLIGHT: usize = 8;
 pub const LEADER_WAIT: Duration = Duration::from_secs(10);
 /// How long a leader keeps asking its followers to confirm a read index before a read is
 /// UNAVAILABLE (see [`App::query_local`]).
-pub const QUORUM_WAIT: Duration = Duration::from_secs(3);
+/// Well below the mesh's call timeout, so a caller from another group still hears UNAVAILABLE
+/// from a deposed leader in time to try the next replica.
+pub const QUORUM_WAIT: Duration = Duration::from_secs(1);
 
 /// Exit code of a replica process whose storage failed (`EX_TEMPFAIL`): a supervisor restarts
 /// it, and it serves again once the disk has room (or is replaced).

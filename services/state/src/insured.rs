@@ -43,10 +43,16 @@ pub(crate) fn reserve(
     let akey = keys::accumulators(&person.key, year);
     let acc: Accumulators = tx.load(&akey).unwrap_or_default();
     let mut f = fund(tx);
-    if f.balance() < split.fund_total() {
+    // The hold is the pool's; the prepaid account pays on commit, so what the pool moved into
+    // that account still counts here: a top-up never refuses care.
+    let holds = f.balance() + f.prepaid_topped_up;
+    if holds < split.fund_total() {
         return Err(DomainError::precondition(
             "amount",
-            format!("the pooling fund holds {}, less than the fund share {}", f.balance(), split.fund_total()),
+            format!(
+                "the pooling fund holds {holds} (with what it topped up its prepaid account by), less than the fund share {}",
+                split.fund_total()
+            ),
         ));
     }
     tx.store(&akey, &acc.apply(&split));

@@ -315,14 +315,17 @@ impl FundLedger {
 /// Money conserved across the mesh, to the fen: pools, pending non-local holds, prepaid
 /// balances and institution payables together (`held`), with what was paid out to
 /// institutions (`paid_out`: payments and prepayments not repaid), change only by what came in
-/// from outside — contributions, top-ups and individual-account payments (`came_in`). Each
-/// argument is summed over every province (prepaid over every account). Holds between the
-/// steps of a transfer are in flight; it is exact once every transfer is resolved.
+/// from outside — contributions and individual-account payments (`came_in`). A top-up moves
+/// money from a pool into its prepaid account; one the province has not followed yet counts as
+/// come in (in flight). Each argument is summed over every province (prepaid over every
+/// account). Holds between the steps of a transfer are in flight; it is exact once every
+/// transfer is resolved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MoneyTotals {
     /// Σ pool balances + Σ pending holds + Σ prepaid balances + Σ payables.
     pub held: Money,
-    /// Σ contributions + Σ top-ups + Σ account payments (local and non-local).
+    /// Σ contributions + Σ account payments (local and non-local) + Σ top-ups not yet
+    /// followed by their province.
     pub came_in: Money,
     /// Σ paid to institutions and prepaid to them, less prepayments repaid.
     pub paid_out: Money,

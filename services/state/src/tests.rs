@@ -853,35 +853,37 @@ fn follow(fed: &MemKv, province: &mut MemKv, code: &str) {
 
 /// Issue 12.5: the insured province's pool pays for its prepaid account, so its balance falls
 /// by each top-up once the province has seen the federation's total, and money is conserved
-/// before (the top-up in flight) and after.
+/// before (the top-up in flight) and after. A top-up larger than the pool takes the balance
+/// below zero and still refuses no care: the prepaid account pays.
 #[test]
 fn the_pool_follows_the_federation_s_top_ups_once() {
     let mut t = trio();
     let before = fund(&t.insured).ledger.balance();
-    for (serial, amount) in [("T1", "300"), ("T2", "50.25")] {
-        let top = FederationCommand::TopUp {
-            province: prov("310000"),
-            serial: ser(serial),
-            amount: m(amount),
-            warning_below: None,
-        };
+    let big = before + m("1000");
+    for (serial, amount) in [("T1", m("300")), ("T2", big)] {
+        let top =
+            FederationCommand::TopUp { province: prov("310000"), serial: ser(serial), amount, warning_below: None };
         ok(&one(&mut t.federation, top));
     }
-    nonlocal_visit(&mut t, "V1", "300", Some(FilingKind::LongTermResident));
-    commit(&mut t, "S1", "V1");
+    let total = m("300") + big;
     mesh_conserved(&t);
-    let seen = |t: &mut Trio, total: &str| ok(&one(&mut t.insured, seen_cmd(m(total))));
-    seen(&mut t, "300");
-    seen(&mut t, "350.25");
+    let seen = |t: &mut Trio, total: Money| ok(&one(&mut t.insured, seen_cmd(total)));
+    seen(&mut t, m("300"));
+    seen(&mut t, total);
     // The same reading again, and an older one arriving late (a deposed leader's), change
     // nothing.
-    seen(&mut t, "350.25");
-    seen(&mut t, "300");
+    seen(&mut t, total);
+    seen(&mut t, m("300"));
     let l = fund(&t.insured).ledger;
-    assert_eq!(l.prepaid_topped_up, m("350.25"));
-    // The pool's balance: before, less the top-ups; the non-local settlement itself was paid
-    // by the prepaid account (its account part came into the pool from the person's account).
-    assert_eq!(l.balance(), before - m("350.25") + l.nonlocal_accounts_in);
+    assert_eq!((l.prepaid_topped_up, l.balance()), (total, before - total));
+    assert!(l.balance().is_negative());
+    mesh_conserved(&t);
+    nonlocal_visit(&mut t, "V1", "300", Some(FilingKind::LongTermResident));
+    commit(&mut t, "S1", "V1");
+    // The settlement itself was paid by the prepaid account; its account part came into the
+    // pool from the person's account.
+    let l = fund(&t.insured).ledger;
+    assert_eq!(l.balance(), before - total + l.nonlocal_accounts_in);
     mesh_conserved(&t);
     let e = one(&mut t.insured, seen_cmd(Money::ZERO - m("1"))).unwrap_err();
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "topped_up"), "{e}");
