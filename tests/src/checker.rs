@@ -39,6 +39,13 @@ pub struct Snapshot {
     pub prepaid: pb::GetPrepaidResponse,
 }
 
+impl Snapshot {
+    /// The federation's total of top-ups of `province`'s prepaid account (zero without one).
+    pub fn topped_up(&self, province: &str) -> Money {
+        self.prepaid.accounts.iter().find(|a| a.province == province).map_or(Money::ZERO, |a| yuan(&a.topped_up))
+    }
+}
+
 fn yuan(s: &str) -> Money {
     Money::parse_signed_yuan(s).unwrap_or_else(|e| panic!("amount {s:?} from the API does not parse: {e}"))
 }
@@ -49,7 +56,10 @@ fn part(s: &pb::SettleResponse, f: fn(&pb::Split) -> &String) -> Money {
 
 /// Fund share plus account part: what institutions are owed for a settlement.
 fn payable(s: &pb::SettleResponse) -> Money {
-    part(s, |x| &x.pooling_fund) + part(s, |x| &x.critical_illness) + part(s, |x| &x.individual_account)
+    part(s, |x| &x.pooling_fund)
+        + part(s, |x| &x.critical_illness)
+        + part(s, |x| &x.medical_assistance)
+        + part(s, |x| &x.individual_account)
 }
 
 /// Reads a snapshot. `provinces` maps each province to an endpoint and the institutions to
@@ -96,8 +106,8 @@ pub async fn snapshot(
 }
 
 /// Each province's pool paid what its local settlements in force say, recomputed from the
-/// statements: Σ pooling fund and Σ critical illness of the listed local settlements equal the
-/// ledger's pooling and critical-illness payments, to the fen.
+/// statements: Σ pooling fund, Σ critical illness and Σ medical assistance of the listed local
+/// settlements equal the ledger's payments, to the fen, and the assistance fund adds up.
 pub fn ledgers_balance(s: &Snapshot) -> Result<(), String> {
     for (p, f) in &s.funds {
         let local = s
@@ -106,10 +116,19 @@ pub fn ledgers_balance(s: &Snapshot) -> Result<(), String> {
             .filter(|((q, _), _)| q == p)
             .flat_map(|(_, l)| l.iter())
             .filter(|x| x.status == "SETTLED" && x.insured_province.is_empty());
-        let (mut pooling, mut ci) = (Money::ZERO, Money::ZERO);
+        let (mut pooling, mut ci, mut assistance) = (Money::ZERO, Money::ZERO, Money::ZERO);
         for x in local {
             pooling += part(x, |y| &y.pooling_fund);
             ci += part(x, |y| &y.critical_illness);
+            assistance += part(x, |y| &y.medical_assistance);
+        }
+        if assistance != yuan(&f.assistance_paid)
+            || yuan(&f.assistance_funded) != yuan(&f.assistance_balance) + assistance
+        {
+            return Err(format!(
+                "{p}: local settlements in force paid {assistance} of medical assistance; the ledger says {} paid, {} funded, {} left",
+                f.assistance_paid, f.assistance_funded, f.assistance_balance
+            ));
         }
         if (pooling, ci) != (yuan(&f.pooling_paid), yuan(&f.critical_illness_paid)) {
             return Err(format!(
@@ -130,8 +149,11 @@ pub fn money_conserved(s: &Snapshot) -> Result<(), String> {
     let mut held = Money::ZERO;
     let mut came = Money::ZERO;
     for f in s.funds.values() {
-        held += yuan(&f.balance) + yuan(&f.nonlocal_reserved) + yuan(&f.payables);
-        came += yuan(&f.contributions) + yuan(&f.accounts_paid) + yuan(&f.nonlocal_accounts_in)
+        held += yuan(&f.balance) + yuan(&f.assistance_balance) + yuan(&f.nonlocal_reserved) + yuan(&f.payables);
+        came += yuan(&f.contributions)
+            + yuan(&f.assistance_funded)
+            + yuan(&f.accounts_paid)
+            + yuan(&f.nonlocal_accounts_in)
             - yuan(&f.prepaid_topped_up);
     }
     for a in &s.prepaid.accounts {
@@ -149,8 +171,7 @@ pub fn money_conserved(s: &Snapshot) -> Result<(), String> {
 /// have had a pass since the last top-up.)
 pub fn pools_follow_top_ups(s: &Snapshot) -> Result<(), String> {
     for (p, f) in &s.funds {
-        let at_federation =
-            s.prepaid.accounts.iter().find(|a| &a.province == p).map_or(Money::ZERO, |a| yuan(&a.topped_up));
+        let at_federation = s.topped_up(p);
         if yuan(&f.prepaid_topped_up) != at_federation {
             return Err(format!(
                 "{p}: the pool paid {} into its prepaid account; the federation received {at_federation}",

@@ -332,12 +332,7 @@ async fn bank_invariants_hold_under_leader_kills_and_a_stalled_province() {
     // Every acknowledged top-up reached the federation once; one given up on at most once.
     let s = snapshot(&endpoints, &federation_addr).await.expect("snapshot");
     for p in PROVINCES {
-        let at = s
-            .prepaid
-            .accounts
-            .iter()
-            .find(|a| a.province == p)
-            .map_or(Money::ZERO, |a| Money::parse_signed_yuan(&a.topped_up).expect("topped_up"));
+        let at = s.topped_up(p);
         let acked = topped.acked.get(p).copied().unwrap_or_default();
         let unknown = topped.unknown.get(p).copied().unwrap_or_default();
         assert!(acked > Money::ZERO, "{p}: no top-up was acknowledged: {topped:?}");

@@ -301,15 +301,17 @@ async fn a_month_of_non_local_care_is_cleared_after_it_ends_and_settled_once() {
     assert_eq!((yuan(&tr.received), yuan(&tr.adjusted)), (a, Money::ZERO));
     // Each province's ledger follows: the treatment province received the month's statement,
     // the insured province's account paid it.
-    for (p, field, want) in [(TREATMENT, "clearing_received", a), (INSURED, "clearing_paid", a)] {
+    type Field = fn(&pb::GetFundResponse) -> &str;
+    let sides: [(&str, &str, Field); 2] =
+        [(TREATMENT, "clearing_received", |f| &f.clearing_received), (INSURED, "clearing_paid", |f| &f.clearing_paid)];
+    for (p, field, read) in sides {
         let g = mesh.province(p);
         let ag = AgencyServiceClient::new(g.channel_as(g.leader().await, &agency(p)));
         wait_until(Duration::from_secs(30), &format!("{p}'s ledger to show the settled month ({field})"), || {
             let mut ag = ag.clone();
             async move {
                 let f = ag.get_fund(pb::GetFundRequest {}).await.ok()?.into_inner();
-                let got = if field == "clearing_received" { &f.clearing_received } else { &f.clearing_paid };
-                (yuan(got) == want).then_some(())
+                (yuan(read(&f)) == a).then_some(())
             }
         })
         .await;

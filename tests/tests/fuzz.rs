@@ -139,6 +139,7 @@ async fn one(
                 serial: nasty(rng, &serial),
                 amount: nasty(rng, "1000"),
                 source: nasty(rng, "payroll"),
+                fund: rng.below(4) as i32 - 1,
             })
             .await
             .map(|_| ()),
@@ -357,11 +358,41 @@ async fn each_refusal_names_the_request_field() {
         ),
         (
             "negative contribution",
-            a.contribute(pb::ContributeRequest { serial: "C-9".into(), amount: "-1".into(), source: String::new() })
-                .await
-                .map(|_| ()),
+            a.contribute(pb::ContributeRequest {
+                serial: "C-9".into(),
+                amount: "-1".into(),
+                source: String::new(),
+                fund: 0,
+            })
+            .await
+            .map(|_| ()),
             Code::InvalidArgument,
             "amount:",
+        ),
+        (
+            "a contribution to no fund",
+            a.contribute(pb::ContributeRequest {
+                serial: "C-10".into(),
+                amount: "1".into(),
+                source: String::new(),
+                fund: 7,
+            })
+            .await
+            .map(|_| ()),
+            Code::InvalidArgument,
+            "fund:",
+        ),
+        (
+            "an assistance ratio above one",
+            a.put_policy(pb::PutPolicyRequest { assistance_ratio: "1.5".into(), ..demo::policy() }).await.map(|_| ()),
+            Code::InvalidArgument,
+            "assistance_ratio:",
+        ),
+        (
+            "a negative assistance cap",
+            a.put_policy(pb::PutPolicyRequest { assistance_cap: "-1".into(), ..demo::policy() }).await.map(|_| ()),
+            Code::InvalidArgument,
+            "assistance_cap:",
         ),
         (
             "unknown institution read",
@@ -484,7 +515,8 @@ async fn mutated_protobuf_bytes_get_clear_statuses() {
         ("/medmesh.v1.AgencyService/PutPerson", demo::person(PROVINCE, 500).encode_to_vec()),
         (
             "/medmesh.v1.AgencyService/Contribute",
-            pb::ContributeRequest { serial: "MC1".into(), amount: "10".into(), source: "x".into() }.encode_to_vec(),
+            pb::ContributeRequest { serial: "MC1".into(), amount: "10".into(), source: "x".into(), fund: 0 }
+                .encode_to_vec(),
         ),
         (
             "/medmesh.v1.HospitalService/ListSettlements",

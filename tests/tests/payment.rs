@@ -20,11 +20,13 @@ use tonic::Code;
 const HOME: &str = "110000";
 const DAY_MS: i64 = 86_400_000;
 
-/// Money held in the province plus what left it equals what came in (GetFund alone).
+/// Money held in the province (both funds and the payables) plus what left it equals what came
+/// in (GetFund alone).
 fn conserved(f: &pb::GetFundResponse) {
-    let held = yuan(&f.balance) + yuan(&f.payables);
+    let held = yuan(&f.balance) + yuan(&f.assistance_balance) + yuan(&f.payables);
     let out = yuan(&f.institution_payments) + yuan(&f.prepaid_out) - yuan(&f.prepaid_repaid);
-    assert_eq!(held + out, yuan(&f.contributions) + yuan(&f.accounts_paid), "{f:?}");
+    let came = yuan(&f.contributions) + yuan(&f.assistance_funded) + yuan(&f.accounts_paid);
+    assert_eq!(held + out, came, "{f:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,9 +42,13 @@ async fn a_month_is_declared_reviewed_contested_paid_and_prepaid() {
     let mut g = Group::start(HOME, 3, free_base_port(), &[("MEDMESH_CLOCK_OFFSET_MS", offset.to_string())]);
     let leader = g.leader().await;
     demo::load(g.agency(leader), HOME, 4).await.unwrap();
+    // Person 2 is entitled to medical assistance (the demo policy: 70% of what the person
+    // still bears in policy, from the assistance fund the demo funds with 1,000,000).
+    let mut agency = AgencyServiceClient::new(g.agency(leader));
+    agency.put_person(pb::PutPersonRequest { medical_assistance: true, ..demo::person(HOME, 2) }).await.unwrap();
     let inst = demo::institution(HOME, 1);
     let mut h = HospitalServiceClient::new(g.channel_as(leader, &institution(HOME, 1)));
-    let (mut owed, mut spent) = (Money::ZERO, Money::ZERO);
+    let (mut owed, mut spent, mut assisted) = (Money::ZERO, Money::ZERO, Money::ZERO);
     for (visit, serial, person) in [("V1", "S1", 1u32), ("V2", "S2", 2)] {
         h.register_visit(demo::visit_request(HOME, visit, person, 1, &day)).await.unwrap();
         h.upload_fees(pb::UploadFeesRequest {
@@ -64,14 +70,26 @@ async fn a_month_is_declared_reviewed_contested_paid_and_prepaid() {
             .into_inner()
             .split
             .unwrap();
-        owed += yuan(&split.pooling_fund) + yuan(&split.critical_illness) + yuan(&split.individual_account);
+        let burden = yuan(&split.in_policy) - yuan(&split.pooling_fund) - yuan(&split.critical_illness);
+        let assistance = if person == 2 { Money::from_fen((burden.to_fen() * 7 + 5) / 10) } else { Money::ZERO };
+        assert_eq!(yuan(&split.medical_assistance), assistance, "person {person}: {split:?}");
+        owed += yuan(&split.pooling_fund)
+            + yuan(&split.critical_illness)
+            + yuan(&split.medical_assistance)
+            + yuan(&split.individual_account);
         spent += yuan(&split.pooling_fund) + yuan(&split.critical_illness);
+        assisted += assistance;
     }
-    assert!(owed > Money::ZERO);
+    assert!(owed > Money::ZERO && assisted > Money::ZERO);
+    let f = agency.get_fund(pb::GetFundRequest {}).await.unwrap().into_inner();
+    assert_eq!(
+        (yuan(&f.assistance_funded), yuan(&f.assistance_paid), yuan(&f.assistance_balance)),
+        (yuan("1000000"), assisted, yuan("1000000") - assisted)
+    );
+    conserved(&f);
     // The year's budget, set after the care: what the year consumed counts, and the 50%
     // threshold was reached (the budget is 1.5 times the consumption).
     let year = LogTime(real + offset).date().year();
-    let mut agency = AgencyServiceClient::new(g.agency(leader));
     let budget_amount = Money::from_fen(owed.to_fen() * 3 / 2);
     let b = agency
         .put_budget(pb::PutBudgetRequest {

@@ -202,6 +202,9 @@ pub const TABLE: &[Rule] = &[
     Rule { method: "/medmesh.v1.AgencyService/CloseBudgetYear", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/CreditAccounts", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/ReconcileClearing", allow: &[AgencyHere, National], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/PutInspectionPlan", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/DrawInspection", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/GetInspectionPlan", allow: &[AnyIdentity], scope: "" },
     // The federation: provinces read their positions; the nation runs clearing.
     Rule { method: "/medmesh.v1.FederationService/GetPositions", allow: &[AgencyAny, National], scope: "" },
     Rule { method: "/medmesh.v1.FederationService/ListAnchors", allow: &[AgencyAny, National], scope: "" },

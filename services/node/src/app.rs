@@ -28,9 +28,8 @@ pub const MAX_IN_FLIGHT: usize = 8;
 /// How long a request may wait for a leader before it gets UNAVAILABLE.
 pub const LEADER_WAIT: Duration = Duration::from_secs(10);
 /// How long a leader keeps asking its followers to confirm a read index before a read is
-/// UNAVAILABLE (see [`App::query_local`]).
-/// Well below the mesh's call timeout, so a caller from another group still hears UNAVAILABLE
-/// from a deposed leader in time to try the next replica.
+/// UNAVAILABLE (see [`App::query_local`]): well below the mesh's call timeout, so a caller from
+/// another group still hears UNAVAILABLE from a deposed leader in time to try the next replica.
 pub const QUORUM_WAIT: Duration = Duration::from_secs(1);
 
 /// Exit code of a replica process whose storage failed (`EX_TEMPFAIL`): a supervisor restarts

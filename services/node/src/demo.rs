@@ -44,7 +44,8 @@ pub fn ss_card(province: &str, i: u32) -> String {
     format!("SS{province}{i:07}")
 }
 
-fn policy() -> pb::PutPolicyRequest {
+/// The demo policy (assistance: 70% of the remaining in-policy burden, up to 20,000 a year).
+pub fn policy() -> pb::PutPolicyRequest {
     let mut ratios = Vec::new();
     for (level, emp, res) in [(1, "0.9", "0.7"), (2, "0.85", "0.6"), (3, "0.8", "0.5")] {
         ratios.push(pb::RatioEntry {
@@ -65,6 +66,8 @@ fn policy() -> pb::PutPolicyRequest {
         critical_illness_ratio: "0.6".into(),
         critical_illness_cap: "400000".into(),
         temporary_visitor_reduction: "0.1".into(),
+        assistance_ratio: "0.7".into(),
+        assistance_cap: "20000".into(),
     }
 }
 
@@ -105,6 +108,7 @@ pub fn person(province: &str, i: u32) -> pb::PutPersonRequest {
         account_balance: "500".into(),
         social_security_card: ss_card(province, i),
         e_credential: format!("EC{province}{i:07}"),
+        medical_assistance: false,
     }
 }
 
@@ -155,6 +159,14 @@ pub async fn load(ch: Channel, province: &str, persons: u32) -> Result<(), tonic
         serial: "DEMO-OPENING".into(),
         amount: "100000000".into(),
         source: "demo opening balance".into(),
+        fund: pb::Fund::Pooling as i32,
+    })
+    .await?;
+    c.contribute(pb::ContributeRequest {
+        serial: "DEMO-ASSISTANCE".into(),
+        amount: "1000000".into(),
+        source: "demo: civil affairs' medical-assistance funding".into(),
+        fund: pb::Fund::MedicalAssistance as i32,
     })
     .await?;
     Ok(())

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 use medmesh_seal::{PersonSecrets, SealKey};
 use medmesh_state::coordinator::{self, next_action, reserve_answer, void_due, Action, ReserveAnswer};
 use medmesh_state::{
-    directory_key, Answer, CertificateKind, Command, CommandResult, Decision, DecisionRecord, DomainError, ErrorCode,
-    FederationCommand, Filing, NonLocalVisit, OpenTransfer, Outcome, Person, ProvinceCommand, ProvinceEntry, Query,
-    Reservation, Settlement, SharedItem, TransferId, TransferPhase, TreatmentTransfer, VisitKind,
+    directory_key, keys, Answer, CertificateKind, Command, CommandResult, Decision, DecisionRecord, DomainError,
+    ErrorCode, FederationCommand, Filing, FundLedger, NonLocalVisit, OpenTransfer, Outcome, Person, ProvinceCommand,
+    ProvinceEntry, Query, Reservation, Settlement, SharedItem, TransferId, TransferPhase, TreatmentTransfer, VisitKind,
 };
 use medmesh_types::{KeyedHash, LogTime, Money, ProvinceCode, Sealed, Serial};
 use tonic::Status;
@@ -934,20 +934,11 @@ impl Mesh {
             other => return Err(unexpected(other)),
         };
         let Some(a) = account else { return Ok(()) };
-        // This replica's own view is enough: an older one only proposes a reading apply then
-        // finds already recorded.
-        let seen = match medmesh_state::run_query(&self.app.view, &Query::Fund).map_err(status)? {
-            Answer::Fund(f) => f.ledger,
-            other => return Err(unexpected(other)),
-        };
+        // This replica's own ledger record is enough: an older one only proposes a reading
+        // apply then finds already recorded.
+        let seen: FundLedger = medmesh_state::load(&self.app.view, keys::FUND).unwrap_or_default();
         if a.topped_up > seen.prepaid_topped_up || a.settled_months > seen.clearing_months_seen {
-            let cmd = ProvinceCommand::PrepaidSeen {
-                topped_up: a.topped_up,
-                settled_months: a.settled_months,
-                received: a.received,
-                paid: a.paid,
-            };
-            outcome(self.app.propose(cmd).await?)?;
+            outcome(self.app.propose(a.followed()).await?)?;
             tracing::info!(topped_up = %a.topped_up, settled_months = a.settled_months, "the pool follows the federation's prepaid account");
         }
         Ok(())

@@ -96,6 +96,18 @@ pub struct CriticalIllnessTier {
     pub annual_cap: Money,
 }
 
+/// Medical assistance (医疗救助): the third payer, for persons the province entitles (by civil
+/// affairs' identification: the extremely poor, subsistence-allowance recipients, those at risk
+/// of returning to poverty). It pays a share of the in-policy expense the person still bears
+/// after the pooling fund and the critical-illness tier, from its own fund.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssistancePolicy {
+    /// Share of that remaining in-policy burden the assistance fund pays (zero: none).
+    pub ratio: Ratio,
+    /// Most assistance pays a person in a calendar year.
+    pub annual_cap: Money,
+}
+
 /// The insured place's policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
@@ -109,6 +121,8 @@ pub struct Policy {
     pub critical_illness: CriticalIllnessTier,
     /// Reduction of the ratio for temporary non-local visitors who are not referred.
     pub temporary_visitor_reduction: Ratio,
+    /// Medical assistance for entitled persons.
+    pub assistance: AssistancePolicy,
 }
 
 impl Policy {
@@ -129,6 +143,8 @@ pub struct Accumulators {
     pub critical_illness_paid: Money,
     /// In-policy expense so far.
     pub in_policy_total: Money,
+    /// Medical assistance paid so far.
+    pub assistance_paid: Money,
 }
 
 impl Accumulators {
@@ -139,6 +155,7 @@ impl Accumulators {
             pooling_paid: self.pooling_paid + split.pooling_fund,
             critical_illness_paid: self.critical_illness_paid + split.critical_illness,
             in_policy_total: self.in_policy_total + split.in_policy,
+            assistance_paid: self.assistance_paid + split.medical_assistance,
         }
     }
 
@@ -149,6 +166,7 @@ impl Accumulators {
             pooling_paid: self.pooling_paid - split.pooling_fund,
             critical_illness_paid: self.critical_illness_paid - split.critical_illness,
             in_policy_total: self.in_policy_total - split.in_policy,
+            assistance_paid: self.assistance_paid - split.medical_assistance,
         }
     }
 }
@@ -179,6 +197,8 @@ pub struct Patient {
     pub insurance: InsuranceType,
     /// Balance of the individual account.
     pub account_balance: Money,
+    /// Entitled to medical assistance ([`AssistancePolicy`]) for this claim.
+    pub medical_assistance: bool,
 }
 
 /// A claim to settle.
@@ -198,6 +218,9 @@ pub struct Claim {
     /// (a catalogue restriction, checked first, takes precedence as the reason).
     #[serde(default)]
     pub rule_self_pay: BTreeMap<Serial, String>,
+    /// What the medical-assistance fund holds now: assistance never pays more (a fund with
+    /// nothing in it pays nothing; the person's share is paid as usual).
+    pub assistance_fund: Money,
 }
 
 /// Why a line was made fully self-paid.
@@ -261,6 +284,8 @@ pub struct Split {
     pub pooling_fund: Money,
     /// Paid by the critical-illness tier.
     pub critical_illness: Money,
+    /// Paid by medical assistance (the third payer).
+    pub medical_assistance: Money,
     /// Paid from the individual account.
     pub individual_account: Money,
     /// Paid in cash by the person.
@@ -272,9 +297,9 @@ pub struct Split {
 }
 
 impl Split {
-    /// What the funds pay (pooling + critical illness).
+    /// What the funds pay (pooling + critical illness + medical assistance).
     pub fn fund_total(&self) -> Money {
-        self.pooling_fund + self.critical_illness
+        self.pooling_fund + self.critical_illness + self.medical_assistance
     }
 
     /// What the person pays (individual account + cash).
@@ -296,6 +321,7 @@ impl Split {
             ("deductible_applied", self.deductible_applied),
             ("pooling_fund", self.pooling_fund),
             ("critical_illness", self.critical_illness),
+            ("medical_assistance", self.medical_assistance),
             ("individual_account", self.individual_account),
             ("cash", self.cash),
         ];
@@ -493,7 +519,18 @@ pub fn settle<'a>(
     let ci_left = policy.critical_illness.annual_cap.saturating_sub(acc.critical_illness_paid);
     let critical_illness = eligible_over_cap.times(policy.critical_illness.ratio).min(ci_left);
 
-    let person_share = total - pooling_fund - critical_illness;
+    // Medical assistance: a share of the in-policy expense the person still bears (the
+    // deductible, the co-payment and what is above both caps), within its annual cap and what
+    // its fund holds.
+    let medical_assistance = if claim.patient.medical_assistance {
+        let burden = in_policy - pooling_fund - critical_illness;
+        let left = policy.assistance.annual_cap.saturating_sub(acc.assistance_paid);
+        burden.times(policy.assistance.ratio).min(left).min(claim.assistance_fund.max(Money::ZERO))
+    } else {
+        Money::ZERO
+    };
+
+    let person_share = total - pooling_fund - critical_illness - medical_assistance;
     let individual_account =
         if claim.use_individual_account { person_share.min(claim.patient.account_balance) } else { Money::ZERO };
     let cash = person_share - individual_account;
@@ -507,6 +544,7 @@ pub fn settle<'a>(
         deductible_applied,
         pooling_fund,
         critical_illness,
+        medical_assistance,
         individual_account,
         cash,
         ratio,

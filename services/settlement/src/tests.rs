@@ -33,6 +33,7 @@ fn policy() -> Policy {
         annual_cap: money("300000"),
         critical_illness: CriticalIllnessTier { ratio: Ratio::parse("0.6").unwrap(), annual_cap: money("400000") },
         temporary_visitor_reduction: Ratio::parse("0.1").unwrap(),
+        assistance: AssistancePolicy { ratio: Ratio::parse("0.7").unwrap(), annual_cap: money("20000") },
     }
 }
 
@@ -60,12 +61,19 @@ fn catalogue() -> Vec<CatalogueItem> {
 
 fn claim(lines: Vec<FeeLine>) -> Claim {
     Claim {
-        patient: Patient { sex: Sex::Male, age: 40, insurance: InsuranceType::Employee, account_balance: money("100") },
+        patient: Patient {
+            sex: Sex::Male,
+            age: 40,
+            insurance: InsuranceType::Employee,
+            account_balance: money("100"),
+            medical_assistance: false,
+        },
         institution_level: 2,
         reduced_ratio: false,
         use_individual_account: true,
         lines,
         rule_self_pay: BTreeMap::new(),
+        assistance_fund: money("1000000"),
     }
 }
 
@@ -77,7 +85,7 @@ fn run(c: &Claim, acc: &Accumulators) -> Result<Split, SettleError> {
 
 fn assert_sums(s: &Split) {
     assert_eq!(s.total, s.fully_self_paid + s.over_ceiling + s.pre_self_pay + s.in_policy);
-    assert_eq!(s.total, s.pooling_fund + s.critical_illness + s.individual_account + s.cash);
+    assert_eq!(s.total, s.pooling_fund + s.critical_illness + s.medical_assistance + s.individual_account + s.cash);
     assert!(!s.cash.is_negative() && !s.individual_account.is_negative());
 }
 
@@ -184,6 +192,52 @@ fn temporary_visitor_ratio_is_reduced() {
     assert_eq!(s.pooling_fund, money("37.50"));
 }
 
+/// Medical assistance pays 70% of what the person still bears in policy after the pooling fund
+/// and the critical-illness tier, before the individual account and cash.
+#[test]
+fn medical_assistance_pays_a_share_of_the_remaining_in_policy_burden() {
+    // In policy: 1,000 (A1 at its ceiling: 20 x 50); deductible 800 met earlier.
+    let acc = Accumulators { deductible_used: money("800"), ..Default::default() };
+    let mut c = claim(vec![line("1", "A1", dec!(20), "50"), line("2", "C1", dec!(1), "30")]);
+    let plain = run(&c, &acc).unwrap();
+    assert_eq!(plain.medical_assistance, Money::ZERO, "not entitled: nothing");
+    c.patient.medical_assistance = true;
+    let s = run(&c, &acc).unwrap();
+    // Pooling 85% of 1,000 = 850; the person bears 150 in policy; assistance 70% = 105.
+    assert_eq!((s.pooling_fund, s.medical_assistance), (money("850"), money("105")));
+    // The rest (45 in policy + 30 class C = 75) from the account (100), then cash.
+    assert_eq!((s.individual_account, s.cash), (money("75"), Money::ZERO));
+    assert_eq!(s.fund_total(), money("955"));
+    assert_sums(&s);
+    assert_eq!(acc.apply(&s).assistance_paid, money("105"));
+
+    // With the deductible still to meet, assistance covers 70% of it too: in policy 1,000,
+    // deductible 800, pooling 85% of 200 = 170, burden 830, assistance 581.
+    let s = run(&c, &Accumulators::default()).unwrap();
+    assert_eq!((s.pooling_fund, s.medical_assistance), (money("170"), money("581")));
+    assert_sums(&s);
+}
+
+#[test]
+fn medical_assistance_stays_within_its_cap_and_its_fund() {
+    let mut c = claim(vec![line("1", "A1", dec!(20), "50")]);
+    c.patient.medical_assistance = true;
+    let acc = Accumulators { deductible_used: money("800"), assistance_paid: money("19950"), ..Default::default() };
+    // 105 due; 50 left of the 20,000 cap.
+    let s = run(&c, &acc).unwrap();
+    assert_eq!(s.medical_assistance, money("50"));
+    assert_eq!(acc.apply(&s).assistance_paid, money("20000"));
+    assert_sums(&s);
+    // A fund holding 12.34 pays 12.34; an empty or overdrawn one pays nothing.
+    let acc = Accumulators { deductible_used: money("800"), ..Default::default() };
+    for (fund, want) in [("12.34", "12.34"), ("0", "0"), ("-5", "0")] {
+        c.assistance_fund = Money::parse_signed_yuan(fund).unwrap();
+        let s = run(&c, &acc).unwrap();
+        assert_eq!(s.medical_assistance, money(want), "fund {fund}");
+        assert_sums(&s);
+    }
+}
+
 #[test]
 fn bad_claims_name_the_line() {
     let c = claim(vec![line("1", "ZZ", dec!(1), "1")]);
@@ -205,6 +259,7 @@ fn arb_acc() -> impl Strategy<Value = Accumulators> {
         pooling_paid: Money::from_fen(p * 1000).min(money("300000")),
         critical_illness_paid: Money::from_fen(c * 1000).min(money("400000")),
         in_policy_total: Money::ZERO,
+        assistance_paid: Money::from_fen(d * 100).min(money("20000")),
     })
 }
 
@@ -228,6 +283,8 @@ fn build_claim(raw: &[(usize, u32, i64)], level: u8, resident: bool, reduced: bo
     if resident {
         c.patient.insurance = InsuranceType::Resident;
     }
+    // Entitled to medical assistance on odd balances, so every property covers both.
+    c.patient.medical_assistance = balance % 2 == 1;
     c
 }
 
@@ -240,11 +297,16 @@ proptest! {
         let c = build_claim(&raw, level, resident, reduced, balance);
         let s = run(&c, &acc).unwrap();
         prop_assert_eq!(s.total, s.fully_self_paid + s.over_ceiling + s.pre_self_pay + s.in_policy);
-        prop_assert_eq!(s.total, s.pooling_fund + s.critical_illness + s.individual_account + s.cash);
+        prop_assert_eq!(
+            s.total,
+            s.pooling_fund + s.critical_illness + s.medical_assistance + s.individual_account + s.cash
+        );
         prop_assert_eq!(s.total, s.lines.iter().map(|l| l.amount).sum::<Money>());
         prop_assert!(!s.cash.is_negative());
         prop_assert!(s.individual_account <= c.patient.account_balance);
         prop_assert!(s.deductible_applied + s.pooling_fund + s.critical_illness <= s.in_policy);
+        prop_assert!(s.pooling_fund + s.critical_illness + s.medical_assistance <= s.in_policy);
+        prop_assert!(c.patient.medical_assistance || s.medical_assistance.is_zero());
     }
 
     #[test]
@@ -254,7 +316,7 @@ proptest! {
         let p = policy();
         let mut acc = Accumulators::default();
         for (raw, level) in claims {
-            let mut c = build_claim(&raw, level, false, false, 0);
+            let mut c = build_claim(&raw, level, false, false, 1);
             for l in &mut c.lines { l.unit_price = Money::from_fen(l.unit_price.to_fen() * 97); }
             // Claims past the line or claim limit are refused, never settled.
             let Ok(s) = run(&c, &acc) else {
@@ -265,6 +327,7 @@ proptest! {
             prop_assert!(acc.pooling_paid <= p.annual_cap);
             prop_assert!(acc.critical_illness_paid <= p.critical_illness.annual_cap);
             prop_assert!(acc.deductible_used <= p.deductible);
+            prop_assert!(acc.assistance_paid <= p.assistance.annual_cap);
         }
     }
 

@@ -181,11 +181,20 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
             tx.store(keys::POLICY, p);
             Ok(Outcome::Stored)
         }
-        ProvinceCommand::Contribute { serial, amount, .. } => idempotent(tx, "~agency", serial, cmd, |tx| {
+        ProvinceCommand::Contribute { serial, amount, fund: to, .. } => idempotent(tx, "~agency", serial, cmd, |tx| {
             let mut fund: FundLedger = tx.load(keys::FUND).unwrap_or_default();
-            fund.contributions += *amount;
+            let balance = match to {
+                Fund::Pooling => {
+                    fund.contributions += *amount;
+                    fund.balance()
+                }
+                Fund::MedicalAssistance => {
+                    fund.assistance_funded += *amount;
+                    fund.assistance_balance()
+                }
+            };
             tx.store(keys::FUND, &fund);
-            Ok(Outcome::Contributed { balance: fund.balance() })
+            Ok(Outcome::Contributed { balance })
         }),
         ProvinceCommand::RecordViolation(v) => {
             check_violation(v, Some(today))?;
@@ -327,6 +336,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
                 let mut fund: FundLedger = tx.load(keys::FUND).unwrap_or_default();
                 fund.pooling_paid += split.pooling_fund;
                 fund.critical_illness_paid += split.critical_illness;
+                fund.assistance_paid += split.medical_assistance;
                 fund.accounts_paid += split.individual_account;
                 fund.settlements += 1;
                 let pkey = keys::payable(institution);
@@ -432,6 +442,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
                 let mut fund: FundLedger = tx.load(keys::FUND).unwrap_or_default();
                 fund.pooling_paid -= split.pooling_fund;
                 fund.critical_illness_paid -= split.critical_illness;
+                fund.assistance_paid -= split.medical_assistance;
                 fund.accounts_paid -= split.individual_account;
                 fund.settlements -= 1;
                 fund.reversals += 1;
@@ -481,6 +492,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
         ProvinceCommand::Case(c) => crate::cases::execute(tx, c, now),
         ProvinceCommand::Published { through } => crate::cases::published(tx, *through),
         ProvinceCommand::Payment(step) => crate::payment::execute(tx, step, cmd, now),
+        ProvinceCommand::Inspection(c) => crate::inspection::execute(tx, c, now),
         ProvinceCommand::CreditAccounts { serial, period, credits } => {
             crate::accounts::credit(tx, cmd, serial, *period, credits, now)
         }

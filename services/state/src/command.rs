@@ -9,7 +9,7 @@ use medmesh_types::LogTime;
 use serde::{Deserialize, Serialize};
 
 use crate::federation::FederationCommand;
-use crate::model::{CaseCommand, PaymentCommand, ProvinceCommand, Role};
+use crate::model::{CaseCommand, InspectionCommand, PaymentCommand, ProvinceCommand, Role};
 
 /// A command of either role, as the log carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +125,10 @@ impl ProvinceCommand {
                 PaymentCommand::CloseBudgetYear { .. } => "close_budget_year",
             },
             Self::ScanRule { .. } => "scan_rule",
+            Self::Inspection(c) => match c {
+                InspectionCommand::PutPlan { .. } => "put_inspection_plan",
+                InspectionCommand::Draw { .. } => "draw_inspection",
+            },
         }
     }
 }

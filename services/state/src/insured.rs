@@ -43,9 +43,7 @@ pub(crate) fn reserve(
     let akey = keys::accumulators(&person.key, year);
     let acc: Accumulators = tx.load(&akey).unwrap_or_default();
     let mut f = fund(tx);
-    // The hold is the pool's; the prepaid account pays on commit, so what the pool moved into
-    // that account still counts here: a top-up never refuses care.
-    let holds = f.balance() + f.prepaid_topped_up;
+    let holds = f.for_holds();
     if holds < split.fund_total() {
         return Err(DomainError::precondition(
             "amount",
@@ -132,13 +130,22 @@ pub(crate) fn quote_remote(
     let verdict = crate::monitoring::check(kv, &ctx);
     crate::monitoring::blocked(&verdict)?;
     let age = claim.admitted.years_since(person.birth_date).max(0) as u32;
+    // Medical assistance is paid at home: a non-local settlement's funds are the pool's only
+    // (the person claims assistance for care elsewhere from this province's agency).
     let c = Claim {
-        patient: Patient { sex: person.sex, age, insurance: person.insurance, account_balance: person.account_balance },
+        patient: Patient {
+            sex: person.sex,
+            age,
+            insurance: person.insurance,
+            account_balance: person.account_balance,
+            medical_assistance: false,
+        },
         institution_level: claim.institution_level,
         reduced_ratio: claim.filing.reduced_ratio(),
         use_individual_account: claim.use_individual_account,
         lines: claim.lines.clone(),
         rule_self_pay: crate::monitoring::self_pay(&verdict, &visit),
+        assistance_fund: Money::ZERO,
     };
     let split = settle(&c, |code| claim.items.iter().find(|i| &i.code == code), &policy, &acc)
         .map_err(|e| crate::error::settle_error("claim.", e))?;

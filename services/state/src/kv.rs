@@ -190,6 +190,10 @@ pub mod keys {
     }
     /// Prefix of the cases.
     pub const CASES: &str = "case/";
+    /// An inspection plan and its draw.
+    pub fn inspection(id: &str) -> String {
+        format!("insp/{id}")
+    }
     /// The province's case policy.
     pub const CASE_POLICY: &str = "~casepolicy";
     /// The case an alert opened.

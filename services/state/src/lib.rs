@@ -36,6 +36,7 @@ pub mod coordinator;
 mod discipline;
 mod error;
 mod federation;
+pub mod inspection;
 mod insured;
 mod kv;
 mod model;

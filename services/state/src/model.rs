@@ -44,6 +44,9 @@ pub struct Person {
     pub social_security_card: Option<KeyedHash>,
     /// Keyed hash of the medical-security e-credential token, if activated.
     pub e_credential: Option<KeyedHash>,
+    /// Entitled to medical assistance (医疗救助) by the province's policy (identified by civil
+    /// affairs); paid at settlements in this province.
+    pub medical_assistance: bool,
 }
 
 /// Status of an institution's designated-service agreement.
@@ -193,6 +196,16 @@ pub struct Settlement {
     pub masked_id: String,
 }
 
+/// A fund of the province that receives income ([`ProvinceCommand::Contribute`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Fund {
+    /// The pooling fund (basic medical insurance).
+    #[default]
+    Pooling,
+    /// The medical-assistance fund (医疗救助; civil affairs and finance fund it).
+    MedicalAssistance,
+}
+
 /// The province's pooling-fund ledger.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FundLedger {
@@ -266,6 +279,11 @@ pub struct FundLedger {
     /// The federation's count of settled months at the reading `clearing_received` and
     /// `clearing_paid` come from (a later reading has a higher count).
     pub clearing_months_seen: u64,
+    /// Income to the medical-assistance fund (its own fund, outside the pool).
+    pub assistance_funded: Money,
+    /// Paid by medical assistance (net of reversals; owed to institutions like the pool's
+    /// payments).
+    pub assistance_paid: Money,
 }
 
 impl FundLedger {
@@ -287,6 +305,17 @@ impl FundLedger {
             - self.prepaid_topped_up
     }
 
+    /// What the pool may hold for pending non-local care: its balance with what it moved into
+    /// its prepaid account, which pays on commit (so a top-up never refuses care).
+    pub fn for_holds(&self) -> Money {
+        self.balance() + self.prepaid_topped_up
+    }
+
+    /// The medical-assistance fund's balance: its income less what it paid.
+    pub fn assistance_balance(&self) -> Money {
+        self.assistance_funded - self.assistance_paid
+    }
+
     /// Prepayments to institutions not yet offset or repaid.
     pub fn prepayments_outstanding(&self) -> Money {
         self.prepaid_out - self.prepaid_offset - self.prepaid_repaid
@@ -299,11 +328,15 @@ impl FundLedger {
 
     /// What the fund owes institutions by this ledger: every payment in force through
     /// institutions (pooling, critical illness, individual accounts) and what insured
-    /// provinces owe for non-local care treated here. The payables to institutions always add
+    /// provinces owe for non-local care treated here, and medical assistance. The payables to institutions always add
     /// up to this; apply checks it on every command ([`crate::apply_command`]). Recoveries are
     /// taken off it, and so are deductions and what was paid (in money or from a prepayment).
     pub fn owed_to_institutions(&self) -> Money {
-        self.pooling_paid + self.critical_illness_paid + self.accounts_paid + self.nonlocal_receivable
+        self.pooling_paid
+            + self.critical_illness_paid
+            + self.assistance_paid
+            + self.accounts_paid
+            + self.nonlocal_receivable
             - self.recovered
             - self.deducted
             - self.institution_payments
@@ -337,8 +370,9 @@ impl MoneyTotals {
     /// count as money from outside, so they are taken off what [`MoneyTotals::add_prepaid`]
     /// counts in once the province has them.
     pub fn add_province(&mut self, f: &FundLedger, payables: Money) {
-        self.held += f.balance() + f.nonlocal_reserved + payables;
-        self.came_in += f.contributions + f.accounts_paid + f.nonlocal_accounts_in - f.prepaid_topped_up;
+        self.held += f.balance() + f.assistance_balance() + f.nonlocal_reserved + payables;
+        self.came_in +=
+            f.contributions + f.assistance_funded + f.accounts_paid + f.nonlocal_accounts_in - f.prepaid_topped_up;
         self.paid_out += f.paid_out();
     }
 
@@ -715,7 +749,8 @@ pub enum ProvinceCommand {
     PutCatalogueItem(CatalogueItem),
     /// Replaces the province's policy.
     PutPolicy(Policy),
-    /// Records income to the pooling fund; idempotent on the agency's serial.
+    /// Records income to the pooling fund or the medical-assistance fund; idempotent on the
+    /// agency's serial.
     Contribute {
         /// The agency's serial.
         serial: Serial,
@@ -723,6 +758,8 @@ pub enum ProvinceCommand {
         amount: Money,
         /// Free-text source (payroll month, subsidy).
         source: String,
+        /// The fund it goes to.
+        fund: Fund,
     },
     /// Records a version of one of this province's monitoring rules (issue 11): a new rule
     /// at version 1, a changed one at the next version; its condition must compile.
@@ -925,6 +962,57 @@ pub enum ProvinceCommand {
         /// Paid from its prepaid account by settled months (insured province).
         paid: Money,
     },
+    /// Province: an inspection plan or its draw (issue 13.1).
+    Inspection(InspectionCommand),
+}
+
+/// An inspection command of a province's agency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InspectionCommand {
+    /// Records a plan with the commitment to its nonce; a plan is never changed afterwards.
+    PutPlan {
+        /// The plan.
+        plan: medmesh_inspection::Plan,
+        /// Its title, published with it.
+        title: String,
+    },
+    /// Draws a plan: reveals the nonce; recorded once.
+    Draw {
+        /// The plan's id.
+        plan: String,
+        /// The nonce whose SHA-256 the plan committed to.
+        nonce: [u8; 32],
+    },
+}
+
+/// A recorded plan, with its draw once drawn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InspectionRecord {
+    /// The plan, its pools and conflicts sorted (the draw's order).
+    pub plan: medmesh_inspection::Plan,
+    /// Its title.
+    pub title: String,
+    /// When it was recorded.
+    pub recorded: LogTime,
+    /// The draw, once drawn.
+    pub draw: Option<InspectionDraw>,
+}
+
+/// A plan's draw: everything needed to re-derive it, and the result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InspectionDraw {
+    /// The revealed nonce.
+    pub nonce: [u8; 32],
+    /// The beacon: the hash of the audit entry at `beacon_seq` (zeros before the first).
+    pub beacon: [u8; 32],
+    /// The audit entry whose hash is the beacon (the last before the draw's own).
+    pub beacon_seq: u64,
+    /// When it was drawn.
+    pub drawn: LogTime,
+    /// The version of the algorithm.
+    pub version: u32,
+    /// The drawn targets and their inspectors, in draw order.
+    pub assignments: Vec<medmesh_inspection::Assignment>,
 }
 
 /// The role of a Raft group: which commands its state machine accepts.
@@ -1031,6 +1119,8 @@ pub enum Outcome {
         /// Sequence of the last copied violation.
         cursor: u64,
     },
+    /// An inspection plan after the step.
+    Inspection(Box<InspectionRecord>),
 }
 
 /// Idempotency record: the digest of the first request and its outcome.

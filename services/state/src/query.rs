@@ -359,6 +359,11 @@ pub enum Query {
         /// The transfers.
         transfers: Vec<crate::shared::TransferId>,
     },
+    /// Province: an inspection plan.
+    Inspection {
+        /// Its id.
+        id: String,
+    },
 }
 
 impl Query {
@@ -396,6 +401,7 @@ impl Query {
             Query::Alerts { .. } => "alerts",
             Query::TestRule { .. } => "test_rule",
             Query::Case { .. } => "case",
+            Query::Inspection { .. } => "inspection",
             Query::PaymentStatement { .. } => "payment_statement",
             Query::Declarations { .. } => "declarations",
             Query::Prepayments { .. } => "prepayments",
@@ -574,6 +580,8 @@ pub enum Answer {
     },
     /// A province's committed records of the transfers asked, in the order asked.
     LocalRecords(Vec<Option<crate::reconcile::LocalRecord>>),
+    /// An inspection plan, with its draw once drawn.
+    Inspection(Box<crate::model::InspectionRecord>),
 }
 
 /// Most rows any list query returns.
@@ -804,6 +812,7 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
         Query::Alerts { from, limit } => {
             Ok(Answer::Alerts(crate::monitoring::alerts(kv, *from, (*limit).clamp(1, MAX_ROWS))))
         }
+        Query::Inspection { id } => crate::inspection::plan(kv, id).map(|r| Answer::Inspection(Box::new(r))),
         Query::Case { id } => load(kv, &keys::case(id))
             .map(|c| Answer::Case(Box::new(c)))
             .ok_or_else(|| DomainError::not_found("case_id", format!("no case {id}"))),

@@ -269,13 +269,21 @@ pub(crate) fn quote(
     };
     let verdict = crate::monitoring::check(kv, &ctx);
     crate::monitoring::blocked(&verdict)?;
+    let fund: crate::FundLedger = load(kv, keys::FUND).unwrap_or_default();
     let claim = Claim {
-        patient: Patient { sex: person.sex, age, insurance: person.insurance, account_balance: person.account_balance },
+        patient: Patient {
+            sex: person.sex,
+            age,
+            insurance: person.insurance,
+            account_balance: person.account_balance,
+            medical_assistance: person.medical_assistance,
+        },
         institution_level: inst.level,
         reduced_ratio: false,
         use_individual_account,
         lines: v.lines.clone(),
         rule_self_pay: crate::monitoring::self_pay(&verdict, &v),
+        assistance_fund: fund.assistance_balance(),
     };
     let split = settle(&claim, |c| items.iter().find(|i| &i.code == c), &policy, &acc)
         .map_err(|e| crate::error::settle_error("", e))?;

@@ -424,6 +424,18 @@ pub struct PrepaidView {
     pub settled_months: u64,
 }
 
+impl PrepaidView {
+    /// The command by which the account's province follows this reading of it.
+    pub fn followed(&self) -> crate::ProvinceCommand {
+        crate::ProvinceCommand::PrepaidSeen {
+            topped_up: self.topped_up,
+            settled_months: self.settled_months,
+            received: self.received,
+            paid: self.paid,
+        }
+    }
+}
+
 /// A statement's totals, with the lines of one page (none in the answer of a run, a
 /// settlement or a confirmation: a month's lines are read a page at a time).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use medmesh_settlement::{
-    CatalogueItem, CriticalIllnessTier, FeeLine, InsuranceType, ItemClass, Policy, Restrictions, Sex,
+    AssistancePolicy, CatalogueItem, CriticalIllnessTier, FeeLine, InsuranceType, ItemClass, Policy, Restrictions, Sex,
 };
 use medmesh_types::{
     Date, InstitutionId, ItemCode, KeyedHash, LogTime, Money, PersonnelCode, ProvinceCode, Ratio, Sealed, Serial,
@@ -75,6 +75,7 @@ pub fn province_fixture(fund: Money) -> MemKv {
             annual_cap: Money::from_fen(100_000),
             critical_illness: CriticalIllnessTier { ratio: ratio("0.5"), annual_cap: Money::from_fen(500_000) },
             temporary_visitor_reduction: ratio("0.1"),
+            assistance: AssistancePolicy::default(),
         }),
         ProvinceCommand::PutInstitution(Institution {
             id: id(InstitutionId::new("H001")),
@@ -109,8 +110,14 @@ pub fn province_fixture(fund: Money) -> MemKv {
             account_balance: Money::from_fen(5_000),
             social_security_card: Some(ss1()),
             e_credential: None,
+            medical_assistance: false,
         }),
-        ProvinceCommand::Contribute { serial: id(Serial::new("C1")), amount: fund, source: "payroll".into() },
+        ProvinceCommand::Contribute {
+            serial: id(Serial::new("C1")),
+            amount: fund,
+            source: "payroll".into(),
+            fund: Fund::Pooling,
+        },
     ];
     let (results, writes) = apply_batch(&kv, &Batch::of(LogTime(START), commands), Role::Province);
     assert!(results.iter().all(|r| r.is_ok()), "fixture applies: {results:?}");
@@ -749,16 +756,9 @@ impl World {
     }
 
     fn follow_top_ups(&mut self) {
-        if let Ok(Answer::Prepaid(accounts)) = run_query(self.kv(Group::Federation), &Query::Prepaid) {
-            let Some(a) = accounts.into_iter().find(|a| a.province.as_str() == "310000") else { return };
+        if let Some(a) = insured_account(self) {
             self.record(format!("follow top-ups {}", a.topped_up));
-            let seen = ProvinceCommand::PrepaidSeen {
-                topped_up: a.topped_up,
-                settled_months: a.settled_months,
-                received: a.received,
-                paid: a.paid,
-            };
-            self.send(Group::Insured, seen, Client::None);
+            self.send(Group::Insured, a.followed(), Client::None);
         }
     }
 
@@ -787,6 +787,14 @@ fn fund(kv: &MemKv) -> FundLedger {
     match run_query(kv, &Query::Fund) {
         Ok(Answer::Fund(f)) => f.ledger,
         _ => FundLedger::default(),
+    }
+}
+
+/// The insured province's prepaid account at the federation, once it has one.
+fn insured_account(w: &World) -> Option<PrepaidView> {
+    match run_query(w.kv(Group::Federation), &Query::Prepaid) {
+        Ok(Answer::Prepaid(accounts)) => accounts.into_iter().find(|a| a.province.as_str() == "310000"),
+        _ => None,
     }
 }
 
@@ -840,12 +848,7 @@ pub fn ledger_balances(w: &World) -> Check {
             f.nonlocal_reserved, f.nonlocal_accounts_in
         ));
     }
-    let topped_up = match run_query(w.kv(Group::Federation), &Query::Prepaid) {
-        Ok(Answer::Prepaid(accounts)) => {
-            accounts.iter().find(|a| a.province.as_str() == "310000").map_or(Money::ZERO, |a| a.topped_up)
-        }
-        _ => Money::ZERO,
-    };
+    let topped_up = insured_account(w).map_or(Money::ZERO, |a| a.topped_up);
     if f.prepaid_topped_up > topped_up {
         return Err(format!(
             "the pool paid {} into its prepaid account; the federation holds {topped_up} of top-ups",
@@ -854,10 +857,7 @@ pub fn ledger_balances(w: &World) -> Check {
     }
     // Holds never overdraw the pool; only following a top-up (money the agency chose to move
     // into its prepaid account) may take the balance below zero.
-    if f.contributions != w.insured_fund
-        || !f.pooling_paid.is_zero()
-        || (f.balance() + f.prepaid_topped_up).is_negative()
-    {
+    if f.contributions != w.insured_fund || !f.pooling_paid.is_zero() || f.for_holds().is_negative() {
         return Err(format!(
             "contributions {}, pooling paid {}, balance {}",
             f.contributions,
@@ -947,13 +947,9 @@ pub fn nothing_pending_after_heal(w: &World) -> Check {
     let t: Vec<FundLedger> = (0..2).map(|t| fund(w.kv(Group::Treatment(t)))).collect();
     let receivable: Money = t.iter().map(|f| f.nonlocal_receivable).sum();
     let treated: u64 = t.iter().map(|f| f.nonlocal_treated).sum();
-    if w.network.is_empty() {
-        if let Ok(Answer::Prepaid(accounts)) = run_query(w.kv(Group::Federation), &Query::Prepaid) {
-            let at = accounts.iter().find(|a| a.province.as_str() == "310000").map_or(Money::ZERO, |a| a.topped_up);
-            if i.prepaid_topped_up != at {
-                return Err(format!("the pool paid {} for top-ups; the account received {at}", i.prepaid_topped_up));
-            }
-        }
+    let at = insured_account(w).map_or(Money::ZERO, |a| a.topped_up);
+    if w.network.is_empty() && i.prepaid_topped_up != at {
+        return Err(format!("the pool paid {} for top-ups; the account received {at}", i.prepaid_topped_up));
     }
     let mut totals = MoneyTotals::default();
     for g in [Group::Insured, Group::Treatment(0), Group::Treatment(1)] {

@@ -89,6 +89,7 @@ fn fund(kv: &MemKv) -> FundView {
 fn conserved(kv: &MemKv) {
     // Recomputed from the settlement records, independently of how apply keeps the ledger.
     let (mut pooling, mut ci, mut account, mut receivable) = (Money::ZERO, Money::ZERO, Money::ZERO, Money::ZERO);
+    let mut assistance = Money::ZERO;
     for (_, v) in kv.0.range(b"stl/".to_vec()..b"stl0".to_vec()) {
         let s: Settlement = crate::kv::decode(v);
         if s.status != SettlementStatus::Settled {
@@ -99,6 +100,7 @@ fn conserved(kv: &MemKv) {
         } else {
             pooling += s.split.pooling_fund;
             ci += s.split.critical_illness;
+            assistance += s.split.medical_assistance;
             account += s.split.individual_account;
         }
     }
@@ -106,7 +108,12 @@ fn conserved(kv: &MemKv) {
     let l = &f.ledger;
     assert_eq!((l.pooling_paid, l.critical_illness_paid, l.accounts_paid), (pooling, ci, account));
     assert_eq!(l.nonlocal_receivable, receivable);
-    assert_eq!(f.payables, pooling + ci + account + receivable, "the fund owes institutions what they settled");
+    assert_eq!(l.assistance_paid, assistance);
+    assert_eq!(
+        f.payables,
+        pooling + ci + assistance + account + receivable,
+        "the fund owes institutions what they settled"
+    );
 }
 
 #[test]
@@ -841,14 +848,7 @@ fn seen_cmd(topped_up: Money) -> ProvinceCommand {
 
 /// A province's leader proposes what the federation's view of its account says.
 fn follow(fed: &MemKv, province: &mut MemKv, code: &str) {
-    let a = prepaid_of(fed, code);
-    let cmd = ProvinceCommand::PrepaidSeen {
-        topped_up: a.topped_up,
-        settled_months: a.settled_months,
-        received: a.received,
-        paid: a.paid,
-    };
-    ok(&one(province, cmd));
+    ok(&one(province, prepaid_of(fed, code).followed()));
 }
 
 /// Issue 12.5: the insured province's pool pays for its prepaid account, so its balance falls
@@ -1010,8 +1010,10 @@ fn reversing_before_the_insured_province_posted_still_gives_everything_back() {
     mesh_conserved(&t);
 }
 
+mod assistance;
 mod clearing;
 mod hardening;
+mod inspection;
 mod payment;
 mod reconcile;
 

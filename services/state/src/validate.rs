@@ -112,6 +112,7 @@ fn province(cmd: &ProvinceCommand) -> Result<(), DomainError> {
         ProvinceCommand::Case(c) => crate::cases::validate(c),
         ProvinceCommand::Published { .. } => Ok(()),
         ProvinceCommand::Payment(c) => crate::payment::validate(c),
+        ProvinceCommand::Inspection(c) => crate::inspection::validate(c),
         ProvinceCommand::CreditAccounts { credits, .. } => {
             if credits.is_empty() {
                 return Err(DomainError::invalid("credits", "at least one credit is required"));
@@ -323,7 +324,8 @@ fn policy(p: &Policy) -> Result<(), DomainError> {
     }
     amount("deductible", p.deductible)?;
     amount("annual_cap", p.annual_cap)?;
-    amount("critical_illness_annual_cap", p.critical_illness.annual_cap)
+    amount("critical_illness_annual_cap", p.critical_illness.annual_cap)?;
+    amount("assistance_cap", p.assistance.annual_cap)
 }
 
 fn nonlocal_visit(nl: &NonLocalVisit) -> Result<(), DomainError> {
@@ -354,6 +356,14 @@ fn remote_claim(c: &RemoteClaim) -> Result<(), DomainError> {
     Ok(())
 }
 
+/// A non-local split from the insured province.
 fn split(s: &Split) -> Result<(), DomainError> {
-    s.check().map_err(|(field, why)| DomainError::invalid(field, why))
+    s.check().map_err(|(field, why)| DomainError::invalid(field, why))?;
+    if !s.medical_assistance.is_zero() {
+        return Err(DomainError::invalid(
+            "split.medical_assistance",
+            "medical assistance for care in another province is paid at home, never through a non-local settlement",
+        ));
+    }
+    Ok(())
 }

@@ -18,6 +18,16 @@ pub struct Agency {
 }
 
 impl Agency {
+    async fn inspection_step(
+        &self,
+        cmd: medmesh_state::inspection::InspectionCommand,
+    ) -> Result<medmesh_state::inspection::InspectionRecord, Status> {
+        match outcome(self.mesh.app.propose(ProvinceCommand::Inspection(cmd)).await?)? {
+            Outcome::Inspection(r) => Ok(*r),
+            other => Err(unexpected(other)),
+        }
+    }
+
     async fn put<T: Default>(&self, cmd: ProvinceCommand) -> Result<Response<T>, Status> {
         match outcome(self.mesh.app.propose(cmd).await?)? {
             Outcome::Stored => Ok(Response::new(T::default())),
@@ -482,6 +492,9 @@ impl AgencyService for Agency {
                 prepaid_topped_up: f.ledger.prepaid_topped_up.to_string(),
                 clearing_received: f.ledger.clearing_received.to_string(),
                 clearing_paid: f.ledger.clearing_paid.to_string(),
+                assistance_funded: f.ledger.assistance_funded.to_string(),
+                assistance_paid: f.ledger.assistance_paid.to_string(),
+                assistance_balance: f.ledger.assistance_balance().to_string(),
             })),
             other => Err(unexpected(other)),
         }
@@ -731,6 +744,43 @@ impl AgencyService for Agency {
             Outcome::Credited { persons, total } => {
                 Ok(Response::new(CreditAccountsResponse { persons, total: total.to_string() }))
             }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn put_inspection_plan(
+        &self,
+        req: Request<PutInspectionPlanRequest>,
+    ) -> Result<Response<PutInspectionPlanResponse>, Status> {
+        let cmd = convert::put_inspection_plan(req.into_inner())?;
+        let r = self.inspection_step(cmd).await?;
+        Ok(Response::new(PutInspectionPlanResponse { plan: Some(convert::inspection_plan_pb(&r)) }))
+    }
+
+    async fn draw_inspection(
+        &self,
+        req: Request<DrawInspectionRequest>,
+    ) -> Result<Response<DrawInspectionResponse>, Status> {
+        let cmd = convert::draw_inspection(req.into_inner())?;
+        let r = self.inspection_step(cmd).await?;
+        let draw = r.draw.as_ref().map(convert::inspection_draw_pb);
+        Ok(Response::new(DrawInspectionResponse { draw }))
+    }
+
+    async fn get_inspection_plan(
+        &self,
+        req: Request<GetInspectionPlanRequest>,
+    ) -> Result<Response<GetInspectionPlanResponse>, Status> {
+        let id = req.into_inner().plan_id;
+        if id.is_empty() || id.len() > medmesh_inspection::MAX_ID {
+            return Err(Status::invalid_argument("plan_id: is not a plan id"));
+        }
+        match answer(self.mesh.app.query(Query::Inspection { id }).await?)? {
+            Answer::Inspection(r) => Ok(Response::new(GetInspectionPlanResponse {
+                plan: Some(convert::inspection_plan_pb(&r)),
+                draw: r.draw.as_ref().map(convert::inspection_draw_pb),
+                recorded_time_ms: r.recorded.millis(),
+            })),
             other => Err(unexpected(other)),
         }
     }

@@ -100,6 +100,7 @@ impl HospitalService for Hospital {
                         pooling_paid: a.pooling_paid.to_string(),
                         critical_illness_paid: a.critical_illness_paid.to_string(),
                         in_policy_total: a.in_policy_total.to_string(),
+                        assistance_paid: a.assistance_paid.to_string(),
                     }),
                     insured_province: String::new(),
                     nonlocal_filing: FilingKind::Unspecified as i32,

@@ -2,9 +2,9 @@
 //! back.
 
 use medmesh_seal::PersonSecrets;
-use medmesh_settlement::{CatalogueItem, CriticalIllnessTier, ItemClass, Policy, Restrictions};
+use medmesh_settlement::{AssistancePolicy, CatalogueItem, CriticalIllnessTier, ItemClass, Policy, Restrictions};
 use medmesh_state::{
-    CertificateKind, Institution, InsuranceStatus, Person, Personnel, ProvinceCommand, QualificationStatus,
+    CertificateKind, Fund, Institution, InsuranceStatus, Person, Personnel, ProvinceCommand, QualificationStatus,
 };
 use medmesh_types::{Date, Money, PersonId, PersonnelCode, Ratio, Serial};
 use tonic::Status;
@@ -64,6 +64,7 @@ pub fn put_person(
         },
         social_security_card: ss.map(|n| key.hash(CertificateKind::SocialSecurityCard.key(), &n)),
         e_credential: ec.map(|n| key.hash(CertificateKind::ECredential.key(), &n)),
+        medical_assistance: r.medical_assistance,
     });
     Ok((cmd, secrets))
 }
@@ -150,6 +151,14 @@ pub fn put_policy(r: pb::PutPolicyRequest) -> Result<ProvinceCommand, Status> {
         } else {
             ratio("temporary_visitor_reduction", &r.temporary_visitor_reduction)?
         },
+        assistance: AssistancePolicy {
+            ratio: if r.assistance_ratio.trim().is_empty() {
+                Ratio::ZERO
+            } else {
+                ratio("assistance_ratio", &r.assistance_ratio)?
+            },
+            annual_cap: money_or_zero("assistance_cap", &r.assistance_cap)?,
+        },
     }))
 }
 
@@ -158,6 +167,11 @@ pub fn contribute(r: pb::ContributeRequest) -> Result<ProvinceCommand, Status> {
         serial: serial("serial", &r.serial)?,
         amount: money("amount", &r.amount)?,
         source: r.source,
+        fund: match pb::Fund::try_from(r.fund) {
+            Ok(pb::Fund::Unspecified | pb::Fund::Pooling) => Fund::Pooling,
+            Ok(pb::Fund::MedicalAssistance) => Fund::MedicalAssistance,
+            Err(_) => return Err(bad("fund", format!("{} is not a fund", r.fund))),
+        },
     })
 }
 
@@ -264,6 +278,8 @@ pub fn policy_pb(p: &Policy) -> pb::PutPolicyRequest {
         critical_illness_ratio: p.critical_illness.ratio.to_string(),
         critical_illness_cap: p.critical_illness.annual_cap.to_string(),
         temporary_visitor_reduction: p.temporary_visitor_reduction.to_string(),
+        assistance_ratio: p.assistance.ratio.to_string(),
+        assistance_cap: p.assistance.annual_cap.to_string(),
     }
 }
 
@@ -330,6 +346,7 @@ pub fn person_pb(p: &Person, name: String) -> pb::GetPersonResponse {
         account_balance: p.account_balance.to_string(),
         has_social_security_card: p.social_security_card.is_some(),
         has_e_credential: p.e_credential.is_some(),
+        medical_assistance: p.medical_assistance,
     }
 }
 
@@ -356,6 +373,10 @@ mod read_back_tests {
                 annual_cap: Money::parse_yuan("400000.5").unwrap(),
             },
             temporary_visitor_reduction: Ratio::parse("0.1").unwrap(),
+            assistance: AssistancePolicy {
+                ratio: Ratio::parse("0.7").unwrap(),
+                annual_cap: Money::parse_yuan("20000").unwrap(),
+            },
         };
         assert_eq!(put_policy(policy_pb(&policy)).unwrap(), ProvinceCommand::PutPolicy(policy));
         let item = CatalogueItem {

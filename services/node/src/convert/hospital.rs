@@ -109,6 +109,7 @@ pub fn split(s: &Split) -> pb::Split {
         deductible_applied: s.deductible_applied.to_string(),
         pooling_fund: s.pooling_fund.to_string(),
         critical_illness: s.critical_illness.to_string(),
+        medical_assistance: s.medical_assistance.to_string(),
         individual_account: s.individual_account.to_string(),
         cash: s.cash.to_string(),
         ratio: s.ratio.to_string(),

@@ -15,6 +15,7 @@ mod agency;
 mod audit;
 mod cases;
 mod hospital;
+mod inspection;
 mod monitoring;
 mod payment;
 
@@ -22,6 +23,7 @@ pub use agency::*;
 pub use audit::*;
 pub use cases::*;
 pub use hospital::*;
+pub use inspection::*;
 pub use monitoring::*;
 pub use payment::*;
 
@@ -65,6 +67,15 @@ pub fn page_size(n: u32) -> usize {
 /// Parses an amount in yuan.
 pub fn money(field: &str, v: &str) -> Result<Money, Status> {
     Money::parse_yuan(v).map_err(|e| bad(field, e))
+}
+
+/// An amount that may be left empty (zero).
+pub fn money_or_zero(field: &str, v: &str) -> Result<Money, Status> {
+    if v.trim().is_empty() {
+        Ok(Money::ZERO)
+    } else {
+        money(field, v)
+    }
 }
 
 fn opt_money(field: &str, v: &str) -> Result<Option<Money>, Status> {

@@ -6,24 +6,14 @@ use medmesh_payment::{
 };
 use medmesh_state::payment::PaymentStatement;
 use medmesh_state::{PaymentCommand, PaymentRecord, Prepayment, PREPAYMENT_PURPOSE};
-use medmesh_types::Money;
 use tonic::Status;
 
-use super::{bad, institution, money, serial};
+use super::{bad, institution, money, money_or_zero, serial};
 use crate::pb;
 
 /// A month, `YYYY-MM`.
 pub fn period(field: &str, v: &str) -> Result<Period, Status> {
     Period::parse(v).ok_or_else(|| bad(field, "must be a month, YYYY-MM (2000-01 to 2199-12)"))
-}
-
-/// An amount that may be left empty (zero).
-pub fn money_or_zero(field: &str, v: &str) -> Result<Money, Status> {
-    if v.trim().is_empty() {
-        Ok(Money::ZERO)
-    } else {
-        money(field, v)
-    }
 }
 
 /// A prepayment kind.

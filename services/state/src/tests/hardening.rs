@@ -55,6 +55,7 @@ fn totals_above_the_wire_limit_still_read_back() {
                 serial: ser(&format!("BIG{i}")),
                 amount: m("100000000000"),
                 source: "x".into(),
+                fund: Fund::Pooling,
             },
         ));
     }
@@ -86,12 +87,18 @@ fn each_group_accepts_only_its_role() {
 fn forged_amounts_are_refused_by_apply() {
     let mut kv = seeded();
     let neg = Money::ZERO - m("5");
-    let e = one(&mut kv, ProvinceCommand::Contribute { serial: ser("N1"), amount: neg, source: String::new() })
-        .unwrap_err();
+    let e = one(
+        &mut kv,
+        ProvinceCommand::Contribute { serial: ser("N1"), amount: neg, source: String::new(), fund: Fund::Pooling },
+    )
+    .unwrap_err();
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "amount"));
     let vast = Money::from_fen(i64::MAX) + Money::from_fen(i64::MAX);
-    let e = one(&mut kv, ProvinceCommand::Contribute { serial: ser("N2"), amount: vast, source: String::new() })
-        .unwrap_err();
+    let e = one(
+        &mut kv,
+        ProvinceCommand::Contribute { serial: ser("N2"), amount: vast, source: String::new(), fund: Fund::Pooling },
+    )
+    .unwrap_err();
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "amount"));
     let mut f = MemKv::default();
     let top =
@@ -124,7 +131,8 @@ fn seeded_with_visit() -> MemKv {
 #[test]
 fn entry_time_is_bounded() {
     let kv = seeded();
-    let c = ProvinceCommand::Contribute { serial: ser("TT"), amount: m("1"), source: String::new() };
+    let c =
+        ProvinceCommand::Contribute { serial: ser("TT"), amount: m("1"), source: String::new(), fund: Fund::Pooling };
     for t in [i64::MAX, i64::MIN, 0, LogTime::MAX_VALID.millis() + 1] {
         let (r, w) = apply_batch(&kv, &Batch::of(LogTime(t), vec![c.clone()]), Role::Province);
         assert_eq!(r[0].clone().unwrap_err().field, "time", "{t}");
@@ -216,7 +224,12 @@ fn corpus() -> Vec<Command> {
         },
         settle_cmd("S1", "V1"),
         ProvinceCommand::Reverse { institution: inst(), serial: ser("R1"), settlement: ser("S1") },
-        ProvinceCommand::Contribute { serial: ser("C9"), amount: m("1000"), source: "payroll".into() },
+        ProvinceCommand::Contribute {
+            serial: ser("C9"),
+            amount: m("1000"),
+            source: "payroll".into(),
+            fund: Fund::Pooling,
+        },
         ProvinceCommand::RecordViolation(v.clone()),
         ProvinceCommand::RecordDiscipline(d.clone()),
         ProvinceCommand::SyncShared {
@@ -510,6 +523,7 @@ fn a_person_debug_shows_no_sealed_bytes() {
         account_balance: m("10"),
         social_security_card: Some(crate::sim::ss1()),
         e_credential: None,
+        medical_assistance: false,
     };
     let text = format!("{p:?}");
     assert!(!text.contains("sealed-bytes") && !text.contains("48, 49"), "{text}");

@@ -1,0 +1,117 @@
+//! Conversions of inspection plans and draws (issue 13.1), both ways.
+
+use medmesh_inspection::{Conflict, Grade, Inspector, Plan, Target};
+use medmesh_state::inspection::{InspectionCommand, InspectionDraw, InspectionRecord};
+use tonic::Status;
+
+use super::bad;
+use crate::pb;
+
+fn grade(field: &str, v: i32) -> Result<Grade, Status> {
+    match pb::CreditGrade::try_from(v) {
+        Ok(pb::CreditGrade::A) => Ok(Grade::A),
+        Ok(pb::CreditGrade::B) => Ok(Grade::B),
+        Ok(pb::CreditGrade::C) => Ok(Grade::C),
+        Ok(pb::CreditGrade::D) => Ok(Grade::D),
+        _ => Err(bad(field, "must be a credit grade, A to D")),
+    }
+}
+
+fn grade_pb(g: Grade) -> i32 {
+    (match g {
+        Grade::A => pb::CreditGrade::A,
+        Grade::B => pb::CreditGrade::B,
+        Grade::C => pb::CreditGrade::C,
+        Grade::D => pb::CreditGrade::D,
+    }) as i32
+}
+
+fn hex32(field: &str, v: &str) -> Result<[u8; 32], Status> {
+    medmesh_inspection::parse_hex32(field, v).map_err(|e| bad(field, e.message))
+}
+
+/// A `PutInspectionPlan` request as a command (the plan's own rules are checked in apply).
+pub fn put_inspection_plan(r: pb::PutInspectionPlanRequest) -> Result<InspectionCommand, Status> {
+    let p = r.plan.ok_or_else(|| bad("plan", "is required"))?;
+    let targets = p
+        .targets
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| Ok(Target { grade: grade(&format!("plan.targets[{i}].grade"), t.grade)?, id: t.id }))
+        .collect::<Result<Vec<_>, Status>>()?;
+    let inspectors = p
+        .inspectors
+        .into_iter()
+        .map(|x| Inspector {
+            id: x.id,
+            home: (!x.home_institution.is_empty()).then_some(x.home_institution),
+            region: x.region,
+        })
+        .collect();
+    let conflicts =
+        p.conflicts.into_iter().map(|c| Conflict { inspector: c.inspector, institution: c.institution }).collect();
+    Ok(InspectionCommand::PutPlan {
+        plan: Plan {
+            id: p.id,
+            targets,
+            inspectors,
+            conflicts,
+            draw_targets: p.draw_targets,
+            per_target: p.inspectors_per_target,
+            commitment: hex32("plan.commitment", &p.commitment)?,
+        },
+        title: p.title,
+    })
+}
+
+/// A `DrawInspection` request as a command.
+pub fn draw_inspection(r: pb::DrawInspectionRequest) -> Result<InspectionCommand, Status> {
+    Ok(InspectionCommand::Draw { plan: r.plan_id, nonce: hex32("nonce", &r.nonce)? })
+}
+
+/// A recorded plan as the API shows it.
+pub fn inspection_plan_pb(r: &InspectionRecord) -> pb::InspectionPlan {
+    let p = &r.plan;
+    pb::InspectionPlan {
+        id: p.id.clone(),
+        title: r.title.clone(),
+        targets: p
+            .targets
+            .iter()
+            .map(|t| pb::InspectionTarget { id: t.id.clone(), grade: grade_pb(t.grade) })
+            .collect(),
+        inspectors: p
+            .inspectors
+            .iter()
+            .map(|x| pb::InspectionInspector {
+                id: x.id.clone(),
+                home_institution: x.home.clone().unwrap_or_default(),
+                region: x.region.clone(),
+            })
+            .collect(),
+        conflicts: p
+            .conflicts
+            .iter()
+            .map(|c| pb::InspectionConflict { inspector: c.inspector.clone(), institution: c.institution.clone() })
+            .collect(),
+        draw_targets: p.draw_targets,
+        inspectors_per_target: p.per_target,
+        commitment: hex::encode(p.commitment),
+    }
+}
+
+/// A draw as the API shows it.
+pub fn inspection_draw_pb(d: &InspectionDraw) -> pb::InspectionDraw {
+    pb::InspectionDraw {
+        nonce: hex::encode(d.nonce),
+        beacon: hex::encode(d.beacon),
+        beacon_seq: d.beacon_seq,
+        drawn_time_ms: d.drawn.millis(),
+        version: d.version,
+        assignments: d
+            .assignments
+            .iter()
+            .map(|a| pb::InspectionAssignment { target: a.target.clone(), inspectors: a.inspectors.clone() })
+            .collect(),
+    }
+}

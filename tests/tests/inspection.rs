@@ -1,0 +1,172 @@
+//! Issue 13.1: a double-random inspection plan is recorded with its commitment, drawn once by
+//! revealing the nonce, and re-derived by an independent script (`scripts/verify_draw.py`,
+//! Python) from what `GetInspectionPlan` publishes, through the public API of a real
+//! 3-replica province (processes, RocksDB, TLS). Bad plans and draws are refused naming the
+//! field.
+
+use std::path::PathBuf;
+
+use medmesh_node::demo;
+use medmesh_node::pb;
+use medmesh_node::pb::agency_service_client::AgencyServiceClient;
+use medmesh_tests::{fails, free_base_port, institution, Group};
+use tonic::Code;
+
+const HOME: &str = "110000";
+
+fn nonce() -> [u8; 32] {
+    std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11))
+}
+
+/// Five institutions of 110000 graded A to C, eight inspectors (two working at institutions
+/// of the pool), one recorded conflict; two targets with two inspectors each.
+fn plan() -> pb::InspectionPlan {
+    let grades = [pb::CreditGrade::A, pb::CreditGrade::C, pb::CreditGrade::B, pb::CreditGrade::C, pb::CreditGrade::A];
+    pb::InspectionPlan {
+        id: "DR-2026-Q4".into(),
+        title: "Q4 double-random inspection of designated institutions".into(),
+        targets: (1..=5u32)
+            .map(|n| pb::InspectionTarget { id: demo::institution(HOME, n), grade: grades[n as usize - 1] as i32 })
+            .collect(),
+        inspectors: (1..=8u32)
+            .map(|n| pb::InspectionInspector {
+                id: format!("INSP-{n:02}"),
+                home_institution: if n <= 2 { demo::institution(HOME, n) } else { String::new() },
+                region: if n % 2 == 0 { "110000".into() } else { "110100".into() },
+            })
+            .collect(),
+        conflicts: vec![pb::InspectionConflict {
+            inspector: "INSP-03".into(),
+            institution: demo::institution(HOME, 4),
+        }],
+        draw_targets: 2,
+        inspectors_per_target: 2,
+        commitment: hex::encode(medmesh_inspection::commitment(&nonce())),
+    }
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("the tests crate is in the workspace").to_path_buf()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_is_drawn_once_and_anyone_re_derives_the_draw() {
+    let mut g = Group::start(HOME, 3, free_base_port(), &[]);
+    let leader = g.leader().await;
+    demo::load(g.agency(leader), HOME, 1).await.unwrap();
+    let mut a = AgencyServiceClient::new(g.agency(leader));
+    for n in 3..=5u32 {
+        a.put_institution(pb::PutInstitutionRequest {
+            id: demo::institution(HOME, n),
+            name: format!("Hospital {n}"),
+            level: 2,
+            agreement_start: "2020-01-01".into(),
+            agreement_end: "2099-12-31".into(),
+            suspended: false,
+        })
+        .await
+        .unwrap();
+    }
+    let put = |plan: pb::InspectionPlan| pb::PutInspectionPlanRequest { plan: Some(plan) };
+    let draw = |nonce: String| pb::DrawInspectionRequest { plan_id: plan().id, nonce };
+
+    // Bad plans name the field; nothing is recorded.
+    fails(a.draw_inspection(draw(hex::encode(nonce()))).await, Code::NotFound, "plan_id");
+    let mut p = plan();
+    p.targets[3].id = "H310000-01".into();
+    fails(a.put_inspection_plan(put(p)).await, Code::NotFound, "plan.targets[3].id");
+    let mut p = plan();
+    p.targets[0].grade = 0;
+    fails(a.put_inspection_plan(put(p)).await, Code::InvalidArgument, "plan.targets[0].grade");
+    let mut p = plan();
+    p.commitment = "abc".into();
+    fails(a.put_inspection_plan(put(p)).await, Code::InvalidArgument, "plan.commitment");
+    let mut p = plan();
+    p.inspectors_per_target = 4; // 2 x 4 + 1 in conflict with one target > 8
+    fails(a.put_inspection_plan(put(p)).await, Code::InvalidArgument, "plan.inspectors");
+    let mut p = plan();
+    p.draw_targets = 6;
+    fails(a.put_inspection_plan(put(p)).await, Code::InvalidArgument, "plan.draw_targets");
+    fails(a.put_inspection_plan(pb::PutInspectionPlanRequest { plan: None }).await, Code::InvalidArgument, "plan");
+    // A hospital neither plans nor draws.
+    let mut h = AgencyServiceClient::new(g.channel_as(leader, &institution(HOME, 1)));
+    let denied = h.put_inspection_plan(put(plan())).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+
+    // Recorded once, pools sorted; the same plan again answers it; another is refused.
+    let recorded = a.put_inspection_plan(put(plan())).await.unwrap().into_inner().plan.unwrap();
+    let ids: Vec<&str> = recorded.inspectors.iter().map(|i| i.id.as_str()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert_eq!(a.put_inspection_plan(put(plan())).await.unwrap().into_inner().plan.unwrap(), recorded);
+    let mut changed = plan();
+    changed.draw_targets = 1;
+    fails(a.put_inspection_plan(put(changed)).await, Code::AlreadyExists, "plan.id");
+
+    // The draw: a nonce that is not the committed one is refused; the right one draws once.
+    let mut wrong = nonce();
+    wrong[0] ^= 0x80;
+    fails(a.draw_inspection(draw(hex::encode(wrong))).await, Code::InvalidArgument, "nonce");
+    fails(a.draw_inspection(draw("not hex".into())).await, Code::InvalidArgument, "nonce");
+    let d = a.draw_inspection(draw(hex::encode(nonce()))).await.unwrap().into_inner().draw.unwrap();
+    assert_eq!((d.nonce.as_str(), d.version, d.assignments.len()), (hex::encode(nonce()).as_str(), 1, 2));
+    fails(a.draw_inspection(draw(hex::encode(nonce()))).await, Code::AlreadyExists, "plan_id");
+
+    // Published: any identity reads the plan and its draw.
+    let got = h.get_inspection_plan(pb::GetInspectionPlanRequest { plan_id: plan().id }).await.unwrap().into_inner();
+    assert_eq!((got.plan.as_ref(), got.draw.as_ref()), (Some(&recorded), Some(&d)));
+    fails(
+        h.get_inspection_plan(pb::GetInspectionPlanRequest { plan_id: "NOPE".into() }).await,
+        Code::NotFound,
+        "plan_id",
+    );
+
+    // The beacon is the audit entry before the draw's own.
+    let audit = a
+        .list_audit(pb::ListAuditRequest { from_seq: d.beacon_seq, page_size: 1 })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries
+        .remove(0);
+    assert_eq!((audit.seq, audit.hash.as_str()), (d.beacon_seq, d.beacon.as_str()));
+
+    // Anyone re-derives the draw with the published script, from the published answer alone.
+    let targets: Vec<serde_json::Value> = recorded
+        .targets
+        .iter()
+        .map(|t| {
+            let grade = pb::CreditGrade::try_from(t.grade).unwrap().as_str_name();
+            serde_json::json!({"id": t.id, "grade": grade})
+        })
+        .collect();
+    let inspectors: Vec<serde_json::Value> = recorded
+        .inspectors
+        .iter()
+        .map(|i| serde_json::json!({"id": i.id, "homeInstitution": i.home_institution, "region": i.region}))
+        .collect();
+    let conflicts: Vec<serde_json::Value> = recorded
+        .conflicts
+        .iter()
+        .map(|c| serde_json::json!({"inspector": c.inspector, "institution": c.institution}))
+        .collect();
+    let doc = serde_json::json!({
+        "plan": {
+            "id": recorded.id, "targets": targets, "inspectors": inspectors, "conflicts": conflicts,
+            "drawTargets": recorded.draw_targets, "inspectorsPerTarget": recorded.inspectors_per_target,
+            "commitment": recorded.commitment,
+        },
+        "draw": {"nonce": d.nonce, "beacon": d.beacon},
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plan.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(repo_root().join("scripts/verify_draw.py"))
+        .arg(&file)
+        .output()
+        .expect("python3 runs (CI installs it): the draw must be re-derived by an independent script");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let want: String = d.assignments.iter().map(|x| format!("{}: {}\n", x.target, x.inspectors.join(" "))).collect();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), want);
+    g.stop_all().await;
+}
