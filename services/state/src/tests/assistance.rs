@@ -10,24 +10,38 @@ use crate::*;
 use super::{conserved, fund, inst, m, ok, one, run, seeded, ser, settle_cmd, visit_and_lines};
 
 /// The fixture (deductible 100, ratio 0.8, 50 in the account) with assistance paying half the
-/// remaining in-policy burden up to 75 a year, the test person entitled and 1,000 in the
-/// assistance fund.
-fn entitled() -> MemKv {
+/// remaining in-policy burden up to 75 a year.
+fn with_assistance_policy() -> MemKv {
     let mut kv = seeded();
     let mut policy: Policy = kv::load(&kv, keys::POLICY).unwrap();
     policy.assistance = AssistancePolicy { ratio: Ratio::parse("0.5").unwrap(), annual_cap: m("75") };
-    let key = crate::sim::person_key();
-    let mut person: Person = kv::load(&kv, &keys::person(&key)).unwrap();
+    ok(&one(&mut kv, ProvinceCommand::PutPolicy(policy)));
+    kv
+}
+
+/// Entitles the test person.
+fn entitle(kv: &mut MemKv) {
+    let mut person: Person = kv::load(kv, &keys::person(&crate::sim::person_key())).unwrap();
     person.medical_assistance = true;
-    let contribute = ProvinceCommand::Contribute {
+    ok(&one(kv, ProvinceCommand::PutPerson(person)));
+}
+
+/// Funds the assistance fund; returns the outcome.
+fn fund_assistance(kv: &mut MemKv, amount: &str) -> Outcome {
+    let c = ProvinceCommand::Contribute {
         serial: ser("MA1"),
-        amount: m("1000"),
+        amount: m(amount),
         source: "civil affairs".into(),
         fund: Fund::MedicalAssistance,
     };
-    ok(&one(&mut kv, ProvinceCommand::PutPolicy(policy)));
-    ok(&one(&mut kv, ProvinceCommand::PutPerson(person)));
-    assert_eq!(ok(&one(&mut kv, contribute)), Outcome::Contributed { balance: m("1000") });
+    ok(&one(kv, c))
+}
+
+/// The person entitled and 1,000 in the assistance fund.
+fn entitled() -> MemKv {
+    let mut kv = with_assistance_policy();
+    entitle(&mut kv);
+    assert_eq!(fund_assistance(&mut kv, "1000"), Outcome::Contributed { balance: m("1000") });
     kv
 }
 
@@ -75,22 +89,10 @@ fn assistance_pays_its_share_within_its_cap_from_its_own_fund() {
 #[test]
 fn without_entitlement_or_money_in_its_fund_assistance_pays_nothing() {
     // Entitled, but the fund holds 12.34: it pays 12.34.
-    let mut kv = seeded();
-    let mut policy: Policy = kv::load(&kv, keys::POLICY).unwrap();
-    policy.assistance = AssistancePolicy { ratio: Ratio::parse("0.5").unwrap(), annual_cap: m("75") };
-    ok(&one(&mut kv, ProvinceCommand::PutPolicy(policy)));
-    let plain = kv.clone();
-    let key = crate::sim::person_key();
-    let mut person: Person = kv::load(&kv, &keys::person(&key)).unwrap();
-    person.medical_assistance = true;
-    ok(&one(&mut kv, ProvinceCommand::PutPerson(person)));
-    let little = ProvinceCommand::Contribute {
-        serial: ser("MA1"),
-        amount: m("12.34"),
-        source: "civil affairs".into(),
-        fund: Fund::MedicalAssistance,
-    };
-    ok(&one(&mut kv, little));
+    let plain = with_assistance_policy();
+    let mut kv = plain.clone();
+    entitle(&mut kv);
+    fund_assistance(&mut kv, "12.34");
     visit_and_lines(&mut kv, "V1", "300");
     assert_eq!(settled(&mut kv, "S1", "V1").split.medical_assistance, m("12.34"));
     visit_and_lines(&mut kv, "V2", "300");
@@ -100,13 +102,7 @@ fn without_entitlement_or_money_in_its_fund_assistance_pays_nothing() {
 
     // Not entitled: nothing, whatever the fund holds.
     let mut kv = plain;
-    let c = ProvinceCommand::Contribute {
-        serial: ser("MA1"),
-        amount: m("1000"),
-        source: "civil affairs".into(),
-        fund: Fund::MedicalAssistance,
-    };
-    ok(&one(&mut kv, c));
+    fund_assistance(&mut kv, "1000");
     visit_and_lines(&mut kv, "V1", "300");
     assert_eq!(settled(&mut kv, "S1", "V1").split.medical_assistance, Money::ZERO);
     conserved(&kv);
