@@ -3,8 +3,17 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["common.proto", "payment.proto", "hospital.proto", "agency.proto", "federation.proto", "raft.proto"]
-        .map(|f| root.join("medmesh/v1").join(f));
+    let files = [
+        "common.proto",
+        "payment.proto",
+        "hospital.proto",
+        "agency.proto",
+        "federation.proto",
+        "raft.proto",
+        "disclosure.proto",
+        "reports.proto",
+    ]
+    .map(|f| root.join("medmesh/v1").join(f));
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }

@@ -88,6 +88,11 @@ pub fn operator(group: &str) -> Identity {
     medmesh_node::dev::operator(group).expect("group code")
 }
 
+/// The report officer of `province`.
+pub fn report_officer(province: &str) -> Identity {
+    id(&format!("medmesh://report-officer/{province}"))
+}
+
 /// The national administration.
 pub fn national() -> Identity {
     Identity::National
@@ -107,6 +112,14 @@ pub fn caller_for(path: &str, group: &str) -> Identity {
             "ConfirmClearingLine" | "DisputeClearingLine" => institution(group, 1),
             _ => agency(if group == medmesh_state::FEDERATION { "110000" } else { group }),
         }
+    } else if path.contains("ReportService/") {
+        if method == "OpenReporter" {
+            report_officer(group)
+        } else {
+            agency(group)
+        }
+    } else if path.contains("DisclosureService/") {
+        institution(group, 1)
     } else if path.contains("RaftService/") {
         id(&format!("medmesh://replica/{group}/1"))
     } else if path.contains("MeshService/") {

@@ -14,7 +14,9 @@ use medmesh_node::identity::Identity;
 use medmesh_node::network::channel;
 use medmesh_node::pb;
 use medmesh_node::pki::{Pki, Transport};
-use medmesh_tests::{agency, free_base_port, id, institution, national, operator, transport, Group, Mesh};
+use medmesh_tests::{
+    agency, free_base_port, id, institution, national, operator, report_officer, transport, Group, Mesh,
+};
 use tonic::Code;
 
 const HOME: &str = "110000";
@@ -33,6 +35,8 @@ fn callers() -> Vec<(String, Option<Identity>)> {
         id(&format!("medmesh://replica/{OTHER}/1")),
         operator(HOME),
         operator(OTHER),
+        report_officer(HOME),
+        report_officer(OTHER),
     ] {
         v.push((who.uri(), Some(who)));
     }
@@ -74,6 +78,16 @@ fn expected(method: &str, who: Option<&Identity>) -> bool {
             "RunClearing" | "SettleClearing" | "ResolveClearingDispute" | "PutNationalRule" => national,
             "ConfirmClearingLine" | "DisputeClearingLine" => any_institution,
             _ => any_agency || national,
+        },
+        // Disclosure is public ("信息公开") to anyone the mesh knows.
+        "medmesh.v1.DisclosureService" => who.is_some(),
+        // Reports: anyone reports and follows a report; the agency handles; only the report
+        // officer of the province reads who reported.
+        "medmesh.v1.ReportService" => match name {
+            "SubmitReport" | "GetReportStatus" => true,
+            "OpenReporter" => matches!(who, Some(Identity::ReportOfficer { province }) if province.as_str() == HOME),
+            "GetReportPolicy" => home_agency || national,
+            _ => home_agency,
         },
         "medmesh.v1.RaftService" => home_replica,
         "medmesh.v1.MeshService" => any_replica && !home_replica,

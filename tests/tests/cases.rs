@@ -14,6 +14,7 @@ use std::time::Duration;
 use medmesh_node::demo;
 use medmesh_node::pb;
 use medmesh_node::pb::agency_service_client::AgencyServiceClient;
+use medmesh_node::pb::disclosure_service_client::DisclosureServiceClient;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
 use medmesh_tests::{institution, wait_until, yuan, Mesh};
 use medmesh_types::Money;
@@ -129,6 +130,30 @@ async fn a_flagged_claim_becomes_a_case_executed_once_and_shared() {
     let c = agency.decide_case(decide(paid.to_string(), "1.5")).await.unwrap().into_inner().case.unwrap();
     assert_eq!(c.state, pb::CaseState::Decided as i32);
 
+    // Disclosure, read by the hospital: this month's report carries the settlement's split to
+    // the fen; no case is disclosed before it is executed.
+    let month = day[..7].to_string();
+    let mut public = DisclosureServiceClient::new(g.channel_as(leader, &institution(HOME, 1)));
+    let report = |public: &mut DisclosureServiceClient<_>| {
+        let mut public = public.clone();
+        let month = month.clone();
+        async move { public.get_fund_report(pb::GetFundReportRequest { month }).await.unwrap().into_inner() }
+    };
+    let r = report(&mut public).await;
+    assert_eq!((r.province.as_str(), r.month.as_str(), r.r#final), (HOME, month.as_str(), false));
+    assert_eq!((r.settlements, r.reversals), (1, 0));
+    assert_eq!(
+        (yuan(&r.pooling_paid), yuan(&r.critical_illness_paid), yuan(&r.accounts_paid)),
+        (yuan(&split.pooling_fund), yuan(&split.critical_illness), yuan(&split.individual_account))
+    );
+    let disclosed = |public: &mut DisclosureServiceClient<_>| {
+        let mut public = public.clone();
+        async move {
+            public.list_disclosed_cases(pb::ListDisclosedCasesRequest::default()).await.unwrap().into_inner().cases
+        }
+    };
+    assert!(disclosed(&mut public).await.is_empty(), "a decided case is not yet public");
+
     // Executed: the ledger moves by exactly the recovery, once.
     let before = fund(&agency.get_fund(pb::GetFundRequest {}).await.unwrap().into_inner());
     let c = agency
@@ -146,6 +171,36 @@ async fn a_flagged_claim_becomes_a_case_executed_once_and_shared() {
     let e = agency.execute_case(pb::ExecuteCaseRequest { case_id: "BJ-2026-0001".into() }).await.unwrap_err();
     assert!(e.code() == Code::FailedPrecondition && e.message().starts_with("case_id:"), "{e:?}");
     assert_eq!(fund(&agency.get_fund(pb::GetFundRequest {}).await.unwrap().into_inner()), after);
+    // The month's report shows the recovery and the fine; the case is published, anonymised.
+    let r2 = report(&mut public).await;
+    assert_eq!(
+        (yuan(&r2.recovered), yuan(&r2.fines_imposed)),
+        (yuan(&r.recovered) + paid, yuan(&r.fines_imposed) + fine)
+    );
+    assert_eq!(yuan(&r2.closing_balance), yuan(&r.closing_balance) + paid);
+    let cases = disclosed(&mut public).await;
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    let d = &cases[0];
+    assert_eq!(
+        (d.case_id.as_str(), d.institution_id.as_str(), d.source.as_str()),
+        ("BJ-2026-0001", inst.as_str(), "alert")
+    );
+    assert_eq!((yuan(&d.recovered), yuan(&d.fine)), (paid, fine));
+    assert_eq!(
+        (d.agreement, d.violation_type),
+        (pb::AgreementAction::Suspend as i32, pb::ViolationType::Irregular as i32)
+    );
+    assert_eq!((d.executed_on.as_str(), d.reason.as_str()), (day.as_str(), "items billed without indication"));
+    let e = public.get_fund_report(pb::GetFundReportRequest { month: "2026-13".into() }).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().starts_with("month:"), "{e:?}");
+    let next_year: i32 = day[..4].parse::<i32>().unwrap() + 1;
+    let e = public.get_fund_report(pb::GetFundReportRequest { month: format!("{next_year}-01") }).await.unwrap_err();
+    assert!(e.code() == Code::FailedPrecondition && e.message().starts_with("month:"), "{e:?}");
+    let e = public
+        .list_disclosed_cases(pb::ListDisclosedCasesRequest { page_token: "../x".into(), page_size: 0 })
+        .await
+        .unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().starts_with("page_token:"), "{e:?}");
     // The settlement recovered on stays; the suspended institution registers no visit.
     let e = h
         .reverse(pb::ReverseRequest {

@@ -250,6 +250,28 @@ async fn each_refusal_names_the_request_field() {
             date: day.clone(),
         }],
     };
+    let mut r = pb::report_service_client::ReportServiceClient::new(g.agency(leader));
+    let report = |f: &dyn Fn(&mut pb::SubmitReportRequest)| {
+        let mut x = pb::SubmitReportRequest {
+            serial: "CH-1".into(),
+            institution_id: inst.clone(),
+            summary: "billed twice".into(),
+            reporter: None,
+        };
+        f(&mut x);
+        x
+    };
+    let policy = |f: &dyn Fn(&mut pb::ReportPolicy)| {
+        let mut p = pb::ReportPolicy {
+            reward_share: "0.05".into(),
+            min_reward: "200.00".into(),
+            max_reward: "200000.00".into(),
+            acknowledge_days: 15,
+        };
+        f(&mut p);
+        pb::PutReportPolicyRequest { policy: Some(p) }
+    };
+    r.submit_report(report(&|_| {})).await.expect("a report");
     let cases: Vec<(&str, Result<(), tonic::Status>, Code, &str)> = vec![
         (
             "empty institution",
@@ -465,6 +487,105 @@ async fn each_refusal_names_the_request_field() {
             a.get_qualification(pb::GetQualificationRequest { personnel_code: String::new() }).await.map(|_| ()),
             Code::InvalidArgument,
             "personnel_code:",
+        ),
+        (
+            "report without a summary",
+            r.submit_report(report(&|x| x.summary.clear())).await.map(|_| ()),
+            Code::InvalidArgument,
+            "summary:",
+        ),
+        (
+            "report with a control character",
+            r.submit_report(report(&|x| x.summary = "a\u{7}b".into())).await.map(|_| ()),
+            Code::InvalidArgument,
+            "summary:",
+        ),
+        (
+            "report with a bad serial",
+            r.submit_report(report(&|x| x.serial = "a b".into())).await.map(|_| ()),
+            Code::InvalidArgument,
+            "serial:",
+        ),
+        (
+            "report with a long name",
+            r.submit_report(report(&|x| {
+                x.reporter = Some(pb::Reporter { name: "x".repeat(101), contact: String::new() })
+            }))
+            .await
+            .map(|_| ()),
+            Code::InvalidArgument,
+            "reporter.name:",
+        ),
+        (
+            "report about nobody",
+            r.submit_report(report(&|x| {
+                x.institution_id = "H-NONE".into();
+                x.serial = "CH-2".into();
+            }))
+            .await
+            .map(|_| ()),
+            Code::NotFound,
+            "institution_id:",
+        ),
+        (
+            "report policy of no share",
+            r.put_report_policy(policy(&|p| p.reward_share = "0".into())).await.map(|_| ()),
+            Code::InvalidArgument,
+            "policy.reward_share:",
+        ),
+        (
+            "report policy share of a tenth of a per mille",
+            r.put_report_policy(policy(&|p| p.reward_share = "0.0505".into())).await.map(|_| ()),
+            Code::InvalidArgument,
+            "policy.reward_share:",
+        ),
+        (
+            "report policy below the measures' minimum",
+            r.put_report_policy(policy(&|p| p.min_reward = "199.99".into())).await.map(|_| ()),
+            Code::InvalidArgument,
+            "policy.min_reward:",
+        ),
+        (
+            "report policy of no days",
+            r.put_report_policy(policy(&|p| p.acknowledge_days = 0)).await.map(|_| ()),
+            Code::InvalidArgument,
+            "policy.acknowledge_days:",
+        ),
+        (
+            "rejection without a note",
+            r.acknowledge_report(pb::AcknowledgeReportRequest {
+                report_id: "R-00000001".into(),
+                accept: false,
+                note: String::new(),
+            })
+            .await
+            .map(|_| ()),
+            Code::InvalidArgument,
+            "note:",
+        ),
+        (
+            "unknown report",
+            r.conclude_report(pb::ConcludeReportRequest { report_id: "R-99".into(), reply: "done".into() })
+                .await
+                .map(|_| ()),
+            Code::NotFound,
+            "report_id:",
+        ),
+        (
+            "reward reference with a slash",
+            r.pay_report_reward(pb::PayReportRewardRequest { report_id: "R-00000001".into(), reference: "a/b".into() })
+                .await
+                .map(|_| ()),
+            Code::InvalidArgument,
+            "reference:",
+        ),
+        (
+            "malformed report page token",
+            r.list_reports(pb::ListReportsRequest { page_token: "../x".into(), ..Default::default() })
+                .await
+                .map(|_| ()),
+            Code::InvalidArgument,
+            "page_token:",
         ),
     ];
     let mut wrong = Vec::new();

@@ -1,8 +1,9 @@
 //! Issue 13.1: a double-random inspection plan is recorded with its commitment, drawn once by
 //! revealing the nonce, and re-derived by an independent script (`scripts/verify_draw.py`,
 //! Python) from what `GetInspectionPlan` publishes, through the public API of a real
-//! 3-replica province (processes, RocksDB, TLS). Bad plans and draws are refused naming the
-//! field.
+//! 3-replica province (processes, RocksDB, TLS); each drawn target's finding (a case opened by
+//! the inspection, or clean) is published with the plan. Bad plans, draws and findings are
+//! refused naming the field.
 
 use std::path::PathBuf;
 
@@ -111,9 +112,37 @@ async fn a_plan_is_drawn_once_and_anyone_re_derives_the_draw() {
     assert_eq!((d.nonce.as_str(), d.version, d.assignments.len()), (hex::encode(nonce()).as_str(), 1, 2));
     fails(a.draw_inspection(draw(hex::encode(nonce()))).await, Code::AlreadyExists, "plan_id");
 
-    // Published: any identity reads the plan and its draw.
+    // Findings: the first target's inspection opens a case, the second is clean; each once.
+    let (t0, t1) = (d.assignments[0].target.clone(), d.assignments[1].target.clone());
+    let finding = |target: &str, case_id: &str, summary: &str| pb::RecordInspectionFindingRequest {
+        plan_id: plan().id,
+        target: target.into(),
+        case_id: case_id.into(),
+        summary: summary.into(),
+    };
+    let undrawn = recorded.targets.iter().find(|t| t.id != t0 && t.id != t1).unwrap().id.clone();
+    fails(a.record_inspection_finding(finding(&undrawn, "", "clean")).await, Code::NotFound, "target");
+    fails(a.record_inspection_finding(finding(&t1, "", "")).await, Code::InvalidArgument, "summary");
+    a.open_case(pb::OpenCaseRequest {
+        case_id: "C-DR-1".into(),
+        inspection_id: plan().id,
+        institution_id: t0.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let r = a.record_inspection_finding(finding(&t0, "C-DR-1", "inpatient days billed twice")).await.unwrap();
+    let r = r.into_inner().result.unwrap();
+    assert_eq!((r.outcome.as_str(), r.case_state.as_str(), r.recovered.as_str()), ("CASE", "opened", "0.00"));
+    a.record_inspection_finding(finding(&t1, "", "no irregularity found")).await.unwrap();
+    fails(a.record_inspection_finding(finding(&t1, "", "another")).await, Code::AlreadyExists, "target");
+
+    // Published: any identity reads the plan, its draw and the results.
     let got = h.get_inspection_plan(pb::GetInspectionPlanRequest { plan_id: plan().id }).await.unwrap().into_inner();
     assert_eq!((got.plan.as_ref(), got.draw.as_ref()), (Some(&recorded), Some(&d)));
+    let results: Vec<(&str, &str, &str)> =
+        got.results.iter().map(|r| (r.target.as_str(), r.outcome.as_str(), r.case_id.as_str())).collect();
+    assert_eq!(results, vec![(t0.as_str(), "CASE", "C-DR-1"), (t1.as_str(), "CLEAN", "")]);
     fails(
         h.get_inspection_plan(pb::GetInspectionPlanRequest { plan_id: "NOPE".into() }).await,
         Code::NotFound,

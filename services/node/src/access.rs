@@ -53,6 +53,8 @@ pub enum Allow {
     ReplicaOther,
     /// The operator of this replica's group.
     OperatorHere,
+    /// The report officer of this replica's province.
+    ReportOfficerHere,
 }
 
 impl Allow {
@@ -70,6 +72,7 @@ impl Allow {
             (Allow::ReplicaOfGroup, Some(Identity::Replica { group, .. })) => group == here,
             (Allow::ReplicaOther, Some(Identity::Replica { group, .. })) => group != here,
             (Allow::OperatorHere, Some(Identity::Operator { group })) => group == here,
+            (Allow::ReportOfficerHere, Some(Identity::ReportOfficer { province })) => province == here,
             _ => false,
         }
     }
@@ -87,6 +90,7 @@ impl Allow {
             Allow::ReplicaOfGroup => "a replica of this group",
             Allow::ReplicaOther => "a replica of another group",
             Allow::OperatorHere => "this group's operator",
+            Allow::ReportOfficerHere => "this province's report officer",
         }
     }
 }
@@ -205,6 +209,21 @@ pub const TABLE: &[Rule] = &[
     Rule { method: "/medmesh.v1.AgencyService/PutInspectionPlan", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/DrawInspection", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/GetInspectionPlan", allow: &[AnyIdentity], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/RecordInspectionFinding", allow: &[AgencyHere], scope: "" },
+    // Reports (whistleblowing): anyone reports and follows their report by its receipt code;
+    // the agency handles; only the report officer reads who reported.
+    Rule { method: "/medmesh.v1.ReportService/SubmitReport", allow: &[Anyone], scope: "" },
+    Rule { method: "/medmesh.v1.ReportService/GetReportStatus", allow: &[Anyone], scope: "" },
+    Rule { method: "/medmesh.v1.ReportService/PutReportPolicy", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.ReportService/GetReportPolicy", allow: &[AgencyHere, National], scope: "" },
+    Rule { method: "/medmesh.v1.ReportService/ListReports", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.ReportService/AcknowledgeReport", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.ReportService/ConcludeReport", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.ReportService/PayReportReward", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.ReportService/OpenReporter", allow: &[ReportOfficerHere], scope: "" },
+    // Disclosure: what a province publishes, read by anyone the mesh knows.
+    Rule { method: "/medmesh.v1.DisclosureService/GetFundReport", allow: &[AnyIdentity], scope: "" },
+    Rule { method: "/medmesh.v1.DisclosureService/ListDisclosedCases", allow: &[AnyIdentity], scope: "" },
     // The federation: provinces read their positions; the nation runs clearing.
     Rule { method: "/medmesh.v1.FederationService/GetPositions", allow: &[AgencyAny, National], scope: "" },
     Rule { method: "/medmesh.v1.FederationService/ListAnchors", allow: &[AgencyAny, National], scope: "" },

@@ -334,6 +334,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     let mut identities = vec![Identity::National];
     for p in &provinces {
         identities.push(agency(p)?);
+        identities.push(Identity::ReportOfficer { province: code(p)? });
         for n in 1..=2 {
             identities.push(institution(p, &crate::demo::institution(p, n))?);
         }

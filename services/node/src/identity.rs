@@ -49,6 +49,12 @@ pub enum Identity {
         /// The group.
         group: ProvinceCode,
     },
+    /// A province's designated report officer: the one role that reads a reporter's sealed
+    /// identity (issue 13.2).
+    ReportOfficer {
+        /// The province.
+        province: ProvinceCode,
+    },
 }
 
 impl Identity {
@@ -69,6 +75,7 @@ impl Identity {
                 _ => Err(format!("identity {uri:?}: replica id must be a positive integer")),
             },
             ["operator", g] => Ok(Identity::Operator { group: province(g)? }),
+            ["report-officer", p] => Ok(Identity::ReportOfficer { province: province(p)? }),
             _ => Err(format!("identity {uri:?}: unknown form")),
         }
     }
@@ -83,6 +90,7 @@ impl Identity {
             Identity::National => format!("{SCHEME}national"),
             Identity::Replica { group, id } => format!("{SCHEME}replica/{group}/{id}"),
             Identity::Operator { group } => format!("{SCHEME}operator/{group}"),
+            Identity::ReportOfficer { province } => format!("{SCHEME}report-officer/{province}"),
         }
     }
 
@@ -94,6 +102,7 @@ impl Identity {
             Identity::National => "national".into(),
             Identity::Replica { group, id } => format!("replica-{group}-{id}"),
             Identity::Operator { group } => format!("operator-{group}"),
+            Identity::ReportOfficer { province } => format!("report-officer-{province}"),
         }
     }
 
@@ -105,6 +114,7 @@ impl Identity {
             Identity::National => Role::National,
             Identity::Replica { .. } => Role::Replica,
             Identity::Operator { .. } => Role::Operator,
+            Identity::ReportOfficer { .. } => Role::ReportOfficer,
         }
     }
 
@@ -152,11 +162,14 @@ pub enum Role {
     Replica,
     /// A group's operator.
     Operator,
+    /// A province's report officer.
+    ReportOfficer,
 }
 
 impl Role {
     /// Every role, in table order.
-    pub const ALL: [Role; 5] = [Role::Institution, Role::Agency, Role::National, Role::Replica, Role::Operator];
+    pub const ALL: [Role; 6] =
+        [Role::Institution, Role::Agency, Role::National, Role::Replica, Role::Operator, Role::ReportOfficer];
 
     /// The role's name in the access table.
     pub fn name(self) -> &'static str {
@@ -166,6 +179,7 @@ impl Role {
             Role::National => "national",
             Role::Replica => "replica",
             Role::Operator => "operator",
+            Role::ReportOfficer => "report_officer",
         }
     }
 }

@@ -12,10 +12,12 @@ use tonic::transport::Server;
 use crate::access::{guard, Policy};
 use crate::api::admin::Admin;
 use crate::api::agency::Agency;
+use crate::api::disclosure::Disclosure;
 use crate::api::federation::Federation;
 use crate::api::hospital::Hospital;
 use crate::api::mesh::MeshApi;
 use crate::api::raft::RaftApi;
+use crate::api::reports::Reports;
 use crate::app::App;
 use crate::config::NodeConfig;
 use crate::network::{NetworkFactory, MAX_MESSAGE};
@@ -120,6 +122,8 @@ pub async fn run(
             <pb::hospital_service_server::HospitalServiceServer<Hospital> as NamedService>::NAME,
             <pb::agency_service_server::AgencyServiceServer<Agency> as NamedService>::NAME,
             <pb::federation_service_server::FederationServiceServer<Federation> as NamedService>::NAME,
+            <pb::disclosure_service_server::DisclosureServiceServer<Disclosure> as NamedService>::NAME,
+            <pb::report_service_server::ReportServiceServer<Reports> as NamedService>::NAME,
         ],
         // The longest election timeout: a leader no majority answered for longer is alone.
         Duration::from_millis(cfg.election_timeout_ms * 2),
@@ -178,6 +182,22 @@ pub async fn run(
         .add_service(guard(
             contract_status(
                 pb::federation_service_server::FederationServiceServer::new(Federation { mesh: mesh.clone() })
+                    .max_decoding_message_size(MAX_API_MESSAGE),
+                MAX_API_MESSAGE,
+            ),
+            policy.clone(),
+        ))
+        .add_service(guard(
+            contract_status(
+                pb::disclosure_service_server::DisclosureServiceServer::new(Disclosure { mesh: mesh.clone() })
+                    .max_decoding_message_size(MAX_API_MESSAGE),
+                MAX_API_MESSAGE,
+            ),
+            policy.clone(),
+        ))
+        .add_service(guard(
+            contract_status(
+                pb::report_service_server::ReportServiceServer::new(Reports { mesh: mesh.clone() })
                     .max_decoding_message_size(MAX_API_MESSAGE),
                 MAX_API_MESSAGE,
             ),

@@ -23,6 +23,9 @@ pub fn apply_batch(base: &dyn KvRead, batch: &Batch, role: Role) -> (Vec<Command
         Err(e) => return (batch.commands.iter().map(|_| Err(e.clone())).collect(), WriteSet::new()),
     };
     tx.store(keys::TIME, &now);
+    if let (Role::Province, Some(last)) = (role, last) {
+        crate::disclosure::close_months(&mut tx, last, now);
+    }
     let mut results = Vec::with_capacity(batch.commands.len());
     let nobody = crate::audit::Origin::default();
     for (i, cmd) in batch.commands.iter().enumerate() {
@@ -493,6 +496,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
         ProvinceCommand::Published { through } => crate::cases::published(tx, *through),
         ProvinceCommand::Payment(step) => crate::payment::execute(tx, step, cmd, now),
         ProvinceCommand::Inspection(c) => crate::inspection::execute(tx, c, now),
+        ProvinceCommand::Report(c) => crate::reports::execute(tx, c, now),
         ProvinceCommand::CreditAccounts { serial, period, credits } => {
             crate::accounts::credit(tx, cmd, serial, *period, credits, now)
         }

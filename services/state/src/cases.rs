@@ -159,6 +159,9 @@ fn open(
     let case =
         Case::open(id, province_code.clone(), source.clone(), institution.clone(), settlements, paid, today, policy)
             .map_err(case_error)?;
+    if let CaseSource::Report(r) = source {
+        crate::reports::open_case(tx, r, id, institution)?;
+    }
     if let Some(mut a) = alert {
         let seq = a.seq;
         if let AlertStatus::Dismissed(_) = a.status {

@@ -9,7 +9,7 @@ use medmesh_types::LogTime;
 use serde::{Deserialize, Serialize};
 
 use crate::federation::FederationCommand;
-use crate::model::{CaseCommand, InspectionCommand, PaymentCommand, ProvinceCommand, Role};
+use crate::model::{CaseCommand, InspectionCommand, PaymentCommand, ProvinceCommand, ReportCommand, Role};
 
 /// A command of either role, as the log carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +128,15 @@ impl ProvinceCommand {
             Self::Inspection(c) => match c {
                 InspectionCommand::PutPlan { .. } => "put_inspection_plan",
                 InspectionCommand::Draw { .. } => "draw_inspection",
+                InspectionCommand::Finding { .. } => "record_inspection_finding",
+            },
+            Self::Report(c) => match c {
+                ReportCommand::PutPolicy(_) => "put_report_policy",
+                ReportCommand::Submit { .. } => "submit_report",
+                ReportCommand::Acknowledge { .. } => "acknowledge_report",
+                ReportCommand::Conclude { .. } => "conclude_report",
+                ReportCommand::PayReward { .. } => "pay_report_reward",
+                ReportCommand::Unseal { .. } => "open_reporter",
             },
         }
     }

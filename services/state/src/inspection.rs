@@ -6,7 +6,7 @@ use medmesh_types::{InstitutionId, LogTime};
 
 use crate::audit::{AuditHead, GENESIS};
 use crate::kv::{keys, load, KvRead, Tx};
-pub use crate::model::{InspectionCommand, InspectionDraw, InspectionRecord};
+pub use crate::model::{InspectionCommand, InspectionDraw, InspectionFinding, InspectionRecord};
 use crate::model::{Institution, Outcome};
 use crate::DomainError;
 
@@ -19,13 +19,41 @@ pub(crate) fn validate(cmd: &InspectionCommand) -> Result<(), DomainError> {
             }
             plan.check().map_err(draw_error)
         }
-        InspectionCommand::Draw { plan, .. } => {
-            if plan.is_empty() || plan.len() > medmesh_inspection::MAX_ID {
-                return Err(DomainError::invalid("plan_id", "is not a plan id"));
+        InspectionCommand::Draw { plan, .. } => plan_id(plan),
+        InspectionCommand::Finding { plan, target, case, summary } => {
+            plan_id(plan)?;
+            if target.is_empty() || target.len() > medmesh_inspection::MAX_ID {
+                return Err(DomainError::invalid("target", "is not an institution code"));
+            }
+            if let Some(c) = case {
+                medmesh_supervision::cases::check_case_id(c)
+                    .map_err(|e| DomainError::invalid("case_id", e.to_string()))?;
+            }
+            if summary.trim().is_empty() || summary.len() > crate::MAX_TEXT || summary.chars().any(char::is_control) {
+                return Err(DomainError::invalid(
+                    "summary",
+                    format!("must be 1 to {} bytes without control characters", crate::MAX_TEXT),
+                ));
             }
             Ok(())
         }
     }
+}
+
+fn plan_id(plan: &str) -> Result<(), DomainError> {
+    if plan.is_empty() || plan.len() > medmesh_inspection::MAX_ID {
+        return Err(DomainError::invalid("plan_id", "is not a plan id"));
+    }
+    Ok(())
+}
+
+/// A plan as published: the record, and for each finding the case it opened as it stands now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InspectionView {
+    /// The plan, its draw and findings.
+    pub record: InspectionRecord,
+    /// For each finding (same order), its case now, if it opened one.
+    pub cases: Vec<Option<medmesh_supervision::cases::Case>>,
 }
 
 fn draw_error(e: medmesh_inspection::DrawError) -> DomainError {
@@ -58,7 +86,7 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &InspectionCommand, now: LogTime) ->
                 }
                 return Err(DomainError::exists("plan.id", format!("plan {} is recorded already", plan.id)));
             }
-            let r = InspectionRecord { plan, title: title.clone(), recorded: now, draw: None };
+            let r = InspectionRecord { plan, title: title.clone(), recorded: now, draw: None, findings: Vec::new() };
             tx.store(&key, &r);
             Ok(Outcome::Inspection(Box::new(r)))
         }
@@ -94,10 +122,56 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &InspectionCommand, now: LogTime) ->
             tx.store(&key, &r);
             Ok(Outcome::Inspection(Box::new(r)))
         }
+        InspectionCommand::Finding { plan, target, case, summary } => {
+            let key = keys::inspection(plan);
+            let mut r: InspectionRecord =
+                tx.load(&key).ok_or_else(|| DomainError::not_found("plan_id", format!("no plan {plan}")))?;
+            let Some(d) = &r.draw else {
+                return Err(DomainError::precondition("plan_id", format!("plan {plan} is not drawn yet")));
+            };
+            if !d.assignments.iter().any(|a| &a.target == target) {
+                return Err(DomainError::not_found("target", format!("{target} was not drawn in plan {plan}")));
+            }
+            if let Some(f) = r.findings.iter().find(|f| &f.target == target) {
+                // The same finding again is a retry; another is refused: a finding is final.
+                if &f.case == case && &f.summary == summary {
+                    return Ok(Outcome::Inspection(Box::new(r)));
+                }
+                return Err(DomainError::exists("target", format!("the finding of {target} is recorded already")));
+            }
+            if let Some(id) = case {
+                let c: medmesh_supervision::cases::Case = tx
+                    .load(&keys::case(id))
+                    .ok_or_else(|| DomainError::not_found("case_id", format!("no case {id}")))?;
+                if c.source != medmesh_supervision::cases::CaseSource::Inspection(plan.clone()) {
+                    return Err(DomainError::precondition(
+                        "case_id",
+                        format!("case {id} was not opened from inspection {plan}"),
+                    ));
+                }
+                if c.institution.as_str() != target {
+                    return Err(DomainError::precondition(
+                        "case_id",
+                        format!("case {id} is about {}, not {target}", c.institution),
+                    ));
+                }
+            }
+            r.findings.push(InspectionFinding {
+                target: target.clone(),
+                case: case.clone(),
+                summary: summary.clone(),
+                recorded: now,
+            });
+            tx.store(&key, &r);
+            Ok(Outcome::Inspection(Box::new(r)))
+        }
     }
 }
 
-/// A recorded plan.
-pub(crate) fn plan(kv: &dyn KvRead, id: &str) -> Result<InspectionRecord, DomainError> {
-    load(kv, &keys::inspection(id)).ok_or_else(|| DomainError::not_found("plan_id", format!("no plan {id}")))
+/// A recorded plan as published, with the cases its findings opened.
+pub(crate) fn view(kv: &dyn KvRead, id: &str) -> Result<InspectionView, DomainError> {
+    let record: InspectionRecord =
+        load(kv, &keys::inspection(id)).ok_or_else(|| DomainError::not_found("plan_id", format!("no plan {id}")))?;
+    let cases = record.findings.iter().map(|f| f.case.as_ref().and_then(|c| load(kv, &keys::case(c)))).collect();
+    Ok(InspectionView { record, cases })
 }

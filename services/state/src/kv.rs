@@ -313,6 +313,29 @@ pub mod keys {
     pub fn fund_month(period: medmesh_payment::Period) -> String {
         format!("fundm/{}", period.key())
     }
+    /// The fund ledger as it stood at the end of a month (kept when the next month's first
+    /// entry is applied; [`crate::disclosure`]).
+    pub fn fund_close(period: medmesh_payment::Period) -> String {
+        format!("fundclose/{}", period.key())
+    }
+    /// The province's report policy (issue 13.2).
+    pub const REPORT_POLICY: &str = "~reportpolicy";
+    /// The last report number given.
+    pub const REPORT_SEQ: &str = "~reportseq";
+    /// A report, by id.
+    pub fn report(id: &str) -> String {
+        format!("report/{id}")
+    }
+    /// Prefix of the reports.
+    pub const REPORT_PREFIX: &str = "report/";
+    /// The report a channel's serial submitted.
+    pub fn report_serial(serial: &str) -> String {
+        format!("reportserial/{serial}")
+    }
+    /// The report a receipt code (by its keyed hash) is for.
+    pub fn report_receipt(hash: &medmesh_types::KeyedHash) -> String {
+        format!("reportreceipt/{}", hash.as_str())
+    }
     /// An institution's declaration of a month.
     pub fn declaration(inst: &InstitutionId, period: medmesh_payment::Period) -> String {
         format!("decl/{inst}/{}", period.key())

@@ -284,6 +284,8 @@ pub struct FundLedger {
     /// Paid by medical assistance (net of reversals; owed to institutions like the pool's
     /// payments).
     pub assistance_paid: Money,
+    /// Rewards paid to reporters from the pooling fund (issue 13.2).
+    pub rewards_paid: Money,
 }
 
 impl FundLedger {
@@ -303,6 +305,7 @@ impl FundLedger {
             - self.nonlocal_reserved
             - self.prepaid_out
             - self.prepaid_topped_up
+            - self.rewards_paid
     }
 
     /// What the pool may hold for pending non-local care: its balance with what it moved into
@@ -964,6 +967,84 @@ pub enum ProvinceCommand {
     },
     /// Province: an inspection plan or its draw (issue 13.1).
     Inspection(InspectionCommand),
+    /// Province: a step of a report (whistleblowing, issue 13.2).
+    Report(ReportCommand),
+}
+
+/// A report command (issue 13.2, [`crate::reports`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReportCommand {
+    /// Sets the province's reward and deadline rules.
+    PutPolicy(medmesh_supervision::reports::ReportPolicy),
+    /// A report received through a channel; idempotent on `serial` with the same fingerprint.
+    Submit {
+        /// The channel's serial.
+        serial: String,
+        /// Keyed hash of everything submitted, reporter included (the edge's).
+        fingerprint: KeyedHash,
+        /// Keyed hash of the receipt code the reporter was given.
+        receipt: KeyedHash,
+        /// The institution reported.
+        institution: InstitutionId,
+        /// What is reported.
+        summary: String,
+        /// The reporter's name and contact, sealed; `None` when anonymous.
+        reporter: Option<Sealed>,
+    },
+    /// Accepts or rejects a received report.
+    Acknowledge {
+        /// The report.
+        id: String,
+        /// Accept (true) or reject.
+        accept: bool,
+        /// The note to the reporter (required to reject).
+        note: String,
+    },
+    /// Concludes an accepted report with the outcome for the reporter.
+    Conclude {
+        /// The report.
+        id: String,
+        /// The outcome, for the reporter.
+        reply: String,
+    },
+    /// Pays the reporter's reward on the executed recovery of the case the report opened.
+    PayReward {
+        /// The report.
+        id: String,
+        /// The payment's reference.
+        reference: String,
+    },
+    /// A report officer reads the sealed reporter: recorded, then opened at the edge.
+    Unseal {
+        /// The report.
+        id: String,
+        /// The officer's identity (from the caller's certificate).
+        officer: String,
+    },
+}
+
+/// One read of a sealed reporter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReporterRead {
+    /// When (the group's time).
+    pub at: LogTime,
+    /// Who read it.
+    pub officer: String,
+}
+
+/// A report as stored: the report, its fingerprint and its sealed reporter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportRecord {
+    /// The report.
+    pub report: medmesh_supervision::reports::Report,
+    /// Keyed hash of the submission (the associated data of the sealed reporter).
+    pub fingerprint: KeyedHash,
+    /// The reporter's name and contact, sealed; `None` when anonymous.
+    pub reporter: Option<Sealed>,
+    /// Reads of the reporter so far.
+    pub read_count: u64,
+    /// The latest reads (at most [`crate::reports::MAX_READS_KEPT`]).
+    pub reads: Vec<ReporterRead>,
 }
 
 /// An inspection command of a province's agency.
@@ -983,6 +1064,30 @@ pub enum InspectionCommand {
         /// The nonce whose SHA-256 the plan committed to.
         nonce: [u8; 32],
     },
+    /// Records the finding of one drawn target, once: clean, or the case it opened.
+    Finding {
+        /// The plan's id.
+        plan: String,
+        /// The drawn target.
+        target: String,
+        /// The case the inspection opened about the target (its source this inspection).
+        case: Option<String>,
+        /// What was found, published with the result (no personal data).
+        summary: String,
+    },
+}
+
+/// The finding of one drawn target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InspectionFinding {
+    /// The target.
+    pub target: String,
+    /// The case opened, if any (none: clean).
+    pub case: Option<String>,
+    /// What was found.
+    pub summary: String,
+    /// When it was recorded.
+    pub recorded: LogTime,
 }
 
 /// A recorded plan, with its draw once drawn.
@@ -996,6 +1101,8 @@ pub struct InspectionRecord {
     pub recorded: LogTime,
     /// The draw, once drawn.
     pub draw: Option<InspectionDraw>,
+    /// Findings of drawn targets, in the order recorded.
+    pub findings: Vec<InspectionFinding>,
 }
 
 /// A plan's draw: everything needed to re-derive it, and the result.
@@ -1121,6 +1228,10 @@ pub enum Outcome {
     },
     /// An inspection plan after the step.
     Inspection(Box<InspectionRecord>),
+    /// A report after the step.
+    Report(Box<ReportRecord>),
+    /// The province's report policy.
+    ReportPolicy(medmesh_supervision::reports::ReportPolicy),
 }
 
 /// Idempotency record: the digest of the first request and its outcome.

@@ -559,10 +559,15 @@ pub struct FundRisk {
 /// prepayment condition.
 fn fund_monthly_expenditure(kv: &dyn KvRead, today: Date) -> (Period, Period, Money) {
     let to = Period::of(today).prev();
+    (to.minus_months(11), to, monthly_expenditure_to(kv, to))
+}
+
+/// The pooling fund's average monthly expenditure over the 12 months ending with `to`.
+pub(crate) fn monthly_expenditure_to(kv: &dyn KvRead, to: Period) -> Money {
     let from = to.minus_months(11);
     let spent = months(from, to, |p| load::<Money>(kv, &keys::fund_month(p)));
     let (total, n) = prepay::total_over(&spent, from, to);
-    (from, to, prepay::average(total, n))
+    prepay::average(total, n)
 }
 
 /// The fund's risk level on `today` (the group's time; `None` before the first command).

@@ -364,6 +364,30 @@ pub enum Query {
         /// Its id.
         id: String,
     },
+    /// The fund's report of a month (disclosure).
+    FundReport {
+        /// The month.
+        period: medmesh_payment::Period,
+    },
+    /// Province: a report, by id (with its sealed reporter, which only the edge opens).
+    Report {
+        /// Its id.
+        id: String,
+    },
+    /// Province: reports by id.
+    Reports {
+        /// Last id of the page before.
+        after: String,
+        /// Most reports.
+        limit: usize,
+    },
+    /// Province: the report a receipt code's keyed hash names.
+    ReportByReceipt {
+        /// The keyed hash of the code.
+        receipt: medmesh_types::KeyedHash,
+    },
+    /// Province: the report policy in force.
+    ReportPolicy,
 }
 
 impl Query {
@@ -402,6 +426,11 @@ impl Query {
             Query::TestRule { .. } => "test_rule",
             Query::Case { .. } => "case",
             Query::Inspection { .. } => "inspection",
+            Query::FundReport { .. } => "fund_report",
+            Query::Report { .. } => "report",
+            Query::Reports { .. } => "reports",
+            Query::ReportByReceipt { .. } => "report_by_receipt",
+            Query::ReportPolicy => "report_policy",
             Query::PaymentStatement { .. } => "payment_statement",
             Query::Declarations { .. } => "declarations",
             Query::Prepayments { .. } => "prepayments",
@@ -581,7 +610,20 @@ pub enum Answer {
     /// A province's committed records of the transfers asked, in the order asked.
     LocalRecords(Vec<Option<crate::reconcile::LocalRecord>>),
     /// An inspection plan, with its draw once drawn.
-    Inspection(Box<crate::model::InspectionRecord>),
+    Inspection(Box<crate::inspection::InspectionView>),
+    /// The fund's report of a month.
+    FundReport(Box<crate::disclosure::FundReport>),
+    /// A report.
+    Report(Box<crate::reports::ReportRecord>),
+    /// Reports, and the group's day (for what is overdue).
+    Reports {
+        /// The group's day (`None` before the first entry).
+        today: Option<medmesh_types::Date>,
+        /// The reports.
+        reports: Vec<crate::reports::ReportRecord>,
+    },
+    /// The report policy.
+    ReportPolicy(medmesh_supervision::reports::ReportPolicy),
 }
 
 /// Most rows any list query returns.
@@ -812,7 +854,22 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
         Query::Alerts { from, limit } => {
             Ok(Answer::Alerts(crate::monitoring::alerts(kv, *from, (*limit).clamp(1, MAX_ROWS))))
         }
-        Query::Inspection { id } => crate::inspection::plan(kv, id).map(|r| Answer::Inspection(Box::new(r))),
+        Query::Inspection { id } => crate::inspection::view(kv, id).map(|v| Answer::Inspection(Box::new(v))),
+        Query::FundReport { period } => {
+            crate::disclosure::fund_report(kv, *period).map(|r| Answer::FundReport(Box::new(r)))
+        }
+        Query::Report { id } => load(kv, &keys::report(id))
+            .map(|r| Answer::Report(Box::new(r)))
+            .ok_or_else(|| DomainError::not_found("report_id", format!("no report {id}"))),
+        Query::Reports { after, limit } => {
+            page(*limit)?;
+            let today = load::<medmesh_types::LogTime>(kv, keys::TIME).map(|t| t.date());
+            Ok(Answer::Reports { today, reports: crate::reports::reports(kv, after, *limit) })
+        }
+        Query::ReportByReceipt { receipt } => {
+            crate::reports::by_receipt(kv, receipt).map(|r| Answer::Report(Box::new(r)))
+        }
+        Query::ReportPolicy => Ok(Answer::ReportPolicy(crate::reports::policy(kv))),
         Query::Case { id } => load(kv, &keys::case(id))
             .map(|c| Answer::Case(Box::new(c)))
             .ok_or_else(|| DomainError::not_found("case_id", format!("no case {id}"))),

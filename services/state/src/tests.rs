@@ -1012,10 +1012,12 @@ fn reversing_before_the_insured_province_posted_still_gives_everything_back() {
 
 mod assistance;
 mod clearing;
+mod disclosure;
 mod hardening;
 mod inspection;
 mod payment;
 mod reconcile;
+mod reports;
 
 /// Files of this crate import one another only one way: no module reaches back to one that
 /// reaches it (issue 9 found apply ↔ nonlocal ↔ query ↔ clearing and model ↔ shared).

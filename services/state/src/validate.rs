@@ -113,6 +113,7 @@ fn province(cmd: &ProvinceCommand) -> Result<(), DomainError> {
         ProvinceCommand::Published { .. } => Ok(()),
         ProvinceCommand::Payment(c) => crate::payment::validate(c),
         ProvinceCommand::Inspection(c) => crate::inspection::validate(c),
+        ProvinceCommand::Report(c) => crate::reports::validate(c),
         ProvinceCommand::CreditAccounts { credits, .. } => {
             if credits.is_empty() {
                 return Err(DomainError::invalid("credits", "at least one credit is required"));

@@ -41,6 +41,7 @@ use medmesh_types::{Date, PersonnelCode, ProvinceCode};
 use serde::{Deserialize, Serialize};
 
 pub mod cases;
+pub mod reports;
 #[cfg(test)]
 mod tests;
 

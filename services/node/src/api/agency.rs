@@ -28,6 +28,16 @@ impl Agency {
         }
     }
 
+    async fn inspection(&self, id: String) -> Result<medmesh_state::inspection::InspectionView, Status> {
+        if id.is_empty() || id.len() > medmesh_inspection::MAX_ID {
+            return Err(Status::invalid_argument("plan_id: is not a plan id"));
+        }
+        match answer(self.mesh.app.query(Query::Inspection { id }).await?)? {
+            Answer::Inspection(v) => Ok(*v),
+            other => Err(unexpected(other)),
+        }
+    }
+
     async fn put<T: Default>(&self, cmd: ProvinceCommand) -> Result<Response<T>, Status> {
         match outcome(self.mesh.app.propose(cmd).await?)? {
             Outcome::Stored => Ok(Response::new(T::default())),
@@ -495,6 +505,7 @@ impl AgencyService for Agency {
                 assistance_funded: f.ledger.assistance_funded.to_string(),
                 assistance_paid: f.ledger.assistance_paid.to_string(),
                 assistance_balance: f.ledger.assistance_balance().to_string(),
+                rewards_paid: f.ledger.rewards_paid.to_string(),
             })),
             other => Err(unexpected(other)),
         }
@@ -771,18 +782,27 @@ impl AgencyService for Agency {
         &self,
         req: Request<GetInspectionPlanRequest>,
     ) -> Result<Response<GetInspectionPlanResponse>, Status> {
-        let id = req.into_inner().plan_id;
-        if id.is_empty() || id.len() > medmesh_inspection::MAX_ID {
-            return Err(Status::invalid_argument("plan_id: is not a plan id"));
-        }
-        match answer(self.mesh.app.query(Query::Inspection { id }).await?)? {
-            Answer::Inspection(r) => Ok(Response::new(GetInspectionPlanResponse {
-                plan: Some(convert::inspection_plan_pb(&r)),
-                draw: r.draw.as_ref().map(convert::inspection_draw_pb),
-                recorded_time_ms: r.recorded.millis(),
-            })),
-            other => Err(unexpected(other)),
-        }
+        let v = self.inspection(req.into_inner().plan_id).await?;
+        let r = &v.record;
+        Ok(Response::new(GetInspectionPlanResponse {
+            plan: Some(convert::inspection_plan_pb(r)),
+            draw: r.draw.as_ref().map(convert::inspection_draw_pb),
+            recorded_time_ms: r.recorded.millis(),
+            results: convert::inspection_results_pb(&v),
+        }))
+    }
+
+    async fn record_inspection_finding(
+        &self,
+        req: Request<RecordInspectionFindingRequest>,
+    ) -> Result<Response<RecordInspectionFindingResponse>, Status> {
+        let r = req.into_inner();
+        let (plan, target) = (r.plan_id.clone(), r.target.clone());
+        self.inspection_step(convert::record_inspection_finding(r)).await?;
+        // Read back as published: the result shows the case as it stands.
+        let v = self.inspection(plan).await?;
+        let result = convert::inspection_results_pb(&v).into_iter().find(|x| x.target == target);
+        Ok(Response::new(RecordInspectionFindingResponse { result }))
     }
 
     async fn reconcile_clearing(

@@ -3,11 +3,13 @@
 
 pub mod admin;
 pub mod agency;
+pub mod disclosure;
 pub mod federation;
 pub mod hospital;
 pub mod mesh;
 mod payment;
 pub mod raft;
+pub mod reports;
 
 use medmesh_state::{Answer, CommandResult, DomainError, Outcome};
 use tonic::Status;

@@ -1,7 +1,8 @@
 //! Conversions of inspection plans and draws (issue 13.1), both ways.
 
 use medmesh_inspection::{Conflict, Grade, Inspector, Plan, Target};
-use medmesh_state::inspection::{InspectionCommand, InspectionDraw, InspectionRecord};
+use medmesh_state::inspection::{InspectionCommand, InspectionDraw, InspectionRecord, InspectionView};
+use medmesh_types::Money;
 use tonic::Status;
 
 use super::bad;
@@ -113,5 +114,46 @@ pub fn inspection_draw_pb(d: &InspectionDraw) -> pb::InspectionDraw {
             .iter()
             .map(|a| pb::InspectionAssignment { target: a.target.clone(), inspectors: a.inspectors.clone() })
             .collect(),
+    }
+}
+
+/// The published result of each drawn target, in draw order.
+pub fn inspection_results_pb(v: &InspectionView) -> Vec<pb::InspectionResult> {
+    let Some(d) = &v.record.draw else { return Vec::new() };
+    d.assignments
+        .iter()
+        .map(|a| {
+            let at = v.record.findings.iter().position(|f| f.target == a.target);
+            let mut r = pb::InspectionResult {
+                target: a.target.clone(),
+                outcome: "PENDING".into(),
+                recovered: Money::ZERO.to_string(),
+                fine: Money::ZERO.to_string(),
+                ..Default::default()
+            };
+            let Some(i) = at else { return r };
+            let f = &v.record.findings[i];
+            r.summary = f.summary.clone();
+            r.outcome = if f.case.is_some() { "CASE" } else { "CLEAN" }.into();
+            r.case_id = f.case.clone().unwrap_or_default();
+            if let Some(Some(c)) = v.cases.get(i) {
+                r.case_state = c.state.name().into();
+                if let (Some(_), Some(dec)) = (c.executed_on, &c.decision) {
+                    r.recovered = dec.input.recover.to_string();
+                    r.fine = dec.fine.to_string();
+                }
+            }
+            r
+        })
+        .collect()
+}
+
+/// A `RecordInspectionFinding` request as a command.
+pub fn record_inspection_finding(r: pb::RecordInspectionFindingRequest) -> InspectionCommand {
+    InspectionCommand::Finding {
+        plan: r.plan_id,
+        target: r.target,
+        case: (!r.case_id.is_empty()).then_some(r.case_id),
+        summary: r.summary,
     }
 }

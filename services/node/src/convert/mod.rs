@@ -14,18 +14,22 @@ use crate::pb;
 mod agency;
 mod audit;
 mod cases;
+mod disclosure;
 mod hospital;
 mod inspection;
 mod monitoring;
 mod payment;
+mod reports;
 
 pub use agency::*;
 pub use audit::*;
 pub use cases::*;
+pub use disclosure::*;
 pub use hospital::*;
 pub use inspection::*;
 pub use monitoring::*;
 pub use payment::*;
+pub use reports::*;
 
 /// Most fee lines in one upload.
 pub const MAX_UPLOAD_LINES: usize = 2_000;

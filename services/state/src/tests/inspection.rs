@@ -9,7 +9,7 @@ use crate::audit::AuditHead;
 use crate::inspection::{InspectionCommand, InspectionRecord};
 use crate::*;
 
-use super::{ok, one, seeded};
+use super::{ok, one, prov, seeded};
 
 fn nonce() -> [u8; 32] {
     std::array::from_fn(|i| 7 * i as u8)
@@ -94,7 +94,7 @@ fn a_plan_is_drawn_once_with_the_audit_head_as_beacon() {
     let e = one(&mut kv, draw(nonce())).unwrap_err();
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::AlreadyExists, "plan_id"), "{e}");
     match run_query(&kv, &Query::Inspection { id: "P1".into() }).unwrap() {
-        Answer::Inspection(r) => assert_eq!(*r, drawn),
+        Answer::Inspection(v) => assert_eq!(v.record, drawn),
         o => panic!("{o:?}"),
     }
 }
@@ -116,4 +116,68 @@ fn bad_plans_and_draws_name_the_field() {
     let e = one(&mut kv, draw(nonce())).unwrap_err();
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::NotFound, "plan_id"), "{e}");
     assert!(matches!(run_query(&kv, &Query::Inspection { id: "P1".into() }), Err(e) if e.field == "plan_id"));
+}
+
+fn finding(target: &str, case: Option<&str>, summary: &str) -> ProvinceCommand {
+    ProvinceCommand::Inspection(InspectionCommand::Finding {
+        plan: "P1".into(),
+        target: target.into(),
+        case: case.map(Into::into),
+        summary: summary.into(),
+    })
+}
+
+fn open_case(id: &str, source: medmesh_supervision::cases::CaseSource, institution: &str) -> ProvinceCommand {
+    ProvinceCommand::Case(CaseCommand::Open {
+        id: id.into(),
+        province: prov("110000"),
+        source,
+        institution: InstitutionId::new(institution).unwrap(),
+        settlements: Vec::new(),
+    })
+}
+
+/// Each drawn target gets one finding: clean, or the case this inspection opened about it.
+#[test]
+fn findings_are_final_and_name_their_case() {
+    use medmesh_supervision::cases::CaseSource;
+    let mut kv = with_institutions();
+    record(&one(&mut kv, put(plan())));
+    let e = one(&mut kv, finding("H001", None, "clean")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "plan_id"), "{e}");
+    let drawn = record(&one(&mut kv, draw(nonce())));
+    let targets: Vec<String> = drawn.draw.unwrap().assignments.into_iter().map(|a| a.target).collect();
+    let undrawn = ["H001", "H002", "H003", "H004"].into_iter().find(|t| !targets.iter().any(|d| d == t)).unwrap();
+    let e = one(&mut kv, finding(undrawn, None, "clean")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::NotFound, "target"), "{e}");
+    assert_eq!(one(&mut kv, finding(&targets[0], None, " ")).unwrap_err().field, "summary");
+
+    // Clean, once; the same again is a retry; another finding is refused.
+    let first = record(&one(&mut kv, finding(&targets[0], None, "records in order")));
+    assert_eq!(record(&one(&mut kv, finding(&targets[0], None, "records in order"))), first);
+    let e = one(&mut kv, finding(&targets[0], None, "changed my mind")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::AlreadyExists, "target"), "{e}");
+
+    // A case must come from this inspection and be about the target.
+    let report = super::reports::accepted_report(&mut kv, "CH-1", &targets[1]);
+    ok(&one(&mut kv, open_case("C-REP", CaseSource::Report(report), &targets[1])));
+    ok(&one(&mut kv, open_case("C-OTHER", CaseSource::Inspection("P1".into()), &targets[0])));
+    ok(&one(&mut kv, open_case("C-P1", CaseSource::Inspection("P1".into()), &targets[1])));
+    for (case, field) in [("C-NONE", ErrorCode::NotFound), ("C-REP", ErrorCode::FailedPrecondition)] {
+        let e = one(&mut kv, finding(&targets[1], Some(case), "upcoding")).unwrap_err();
+        assert_eq!((e.code, e.field.as_str()), (field, "case_id"), "{e}");
+    }
+    let e = one(&mut kv, finding(&targets[1], Some("C-OTHER"), "upcoding")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "case_id"), "{e}");
+    ok(&one(&mut kv, finding(&targets[1], Some("C-P1"), "upcoding")));
+    match run_query(&kv, &Query::Inspection { id: "P1".into() }).unwrap() {
+        Answer::Inspection(v) => {
+            let found: Vec<_> = v.record.findings.iter().map(|f| (f.target.as_str(), f.case.as_deref())).collect();
+            assert_eq!(found, vec![(targets[0].as_str(), None), (targets[1].as_str(), Some("C-P1"))]);
+            assert_eq!(v.cases.len(), 2);
+            assert!(v.cases[0].is_none());
+            assert_eq!(v.cases[1].as_ref().map(|c| c.id.as_str()), Some("C-P1"));
+        }
+        o => panic!("{o:?}"),
+    }
 }
