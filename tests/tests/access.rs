@@ -70,6 +70,9 @@ fn expected(method: &str, who: Option<&Identity>) -> bool {
                             | "GetInstitution"
                             | "ListAudit"
                             | "ReconcileClearing"
+                            | "GetFlightInspection"
+                            | "ListFlightInspections"
+                            | "GetCreditRating"
                     ))
         }
         "medmesh.v1.FederationService" => match name {

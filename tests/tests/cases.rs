@@ -245,6 +245,38 @@ async fn a_flagged_claim_becomes_a_case_executed_once_and_shared() {
         .unwrap();
     assert_eq!(q.year_points, 3, "one score in every province");
 
+    // The credit rating, computed here by hand from the model in the README: 100 − 10 (irregular
+    // use) − 1 per full 10,000 yuan recovered − 10 (agreement suspended); grade D whatever the
+    // score while on the joint-discipline list (30 days from today). Every province rates alike.
+    let want_score = 100 - 10 - u32::try_from(paid.to_fen() / 1_000_000).unwrap() - 10;
+    let rating = |mut c: AgencyServiceClient<tonic::transport::Channel>, inst: String| async move {
+        c.get_credit_rating(pb::GetCreditRatingRequest { institution_id: inst })
+            .await
+            .map(|r| r.into_inner().rating.unwrap())
+    };
+    let home_rating = rating(agency.clone(), inst.clone()).await.unwrap();
+    assert_eq!((home_rating.score, home_rating.grade), (want_score, pb::CreditGrade::D as i32), "{home_rating:?}");
+    let kinds: Vec<(&str, &str, bool)> =
+        home_rating.entries.iter().map(|e| (e.kind.as_str(), e.province.as_str(), e.forces_d)).collect();
+    assert!(kinds.contains(&("case", HOME, false)) && kinds.contains(&("discipline", HOME, true)), "{kinds:?}");
+    let got = agency.get_institution(pb::GetInstitutionRequest { id: inst.clone() }).await.unwrap().into_inner();
+    assert_eq!(got.credit_grade, pb::CreditGrade::D as i32);
+    let end = got.institution.unwrap().agreement_end;
+    let warned = end.as_str() <= medmesh_types::Date::parse(&day).unwrap().plus_days(90).to_string().as_str();
+    assert_eq!(!got.renewal_warning.is_empty(), warned, "agreement ends {end}: {:?}", got.renewal_warning);
+    let other_rating = wait_until(Duration::from_secs(60), "310000 to rate the institution alike", || {
+        let other = other.clone();
+        let inst = inst.clone();
+        let want = home_rating.clone();
+        async move { rating(other, inst).await.ok().filter(|r| r.entries == want.entries) }
+    })
+    .await;
+    assert_eq!((other_rating.score, other_rating.grade), (want_score, pb::CreditGrade::D as i32));
+    let e = rating(other.clone(), demo::institution(OTHER, 99)).await.unwrap_err();
+    assert!(e.code() == Code::NotFound && e.message().starts_with("institution_id:"), "{e:?}");
+    let e = rating(other.clone(), "not an id".into()).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().starts_with("institution_id:"), "{e:?}");
+
     // Closed; a closed case takes no decision.
     let c = agency
         .close_case(pb::CloseCaseRequest { case_id: "BJ-2026-0001".into(), reason: String::new() })

@@ -587,6 +587,85 @@ async fn each_refusal_names_the_request_field() {
             Code::InvalidArgument,
             "page_token:",
         ),
+        (
+            "calendar holiday on a Saturday",
+            a.put_work_calendar(pb::PutWorkCalendarRequest { holidays: vec!["2026-12-05".into()], workdays: vec![] })
+                .await
+                .map(|_| ()),
+            Code::InvalidArgument,
+            "holidays:",
+        ),
+        (
+            "calendar make-up day on a Friday",
+            a.put_work_calendar(pb::PutWorkCalendarRequest { holidays: vec![], workdays: vec!["2026-12-04".into()] })
+                .await
+                .map(|_| ()),
+            Code::InvalidArgument,
+            "workdays:",
+        ),
+        (
+            "flight inspection with two triggers",
+            a.start_flight_inspection(pb::StartFlightInspectionRequest {
+                flight_id: "FL-1".into(),
+                institution_id: demo::institution(PROVINCE, 1),
+                media: "news".into(),
+                alert_seq: 3,
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+            Code::InvalidArgument,
+            "trigger:",
+        ),
+        (
+            "flight inspection of another province's institution",
+            a.start_flight_inspection(pb::StartFlightInspectionRequest {
+                flight_id: "FL-1".into(),
+                institution_id: "H310000-01".into(),
+                media: "news".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+            Code::NotFound,
+            "institution_id:",
+        ),
+        (
+            "flight report on no inspection",
+            a.file_flight_report(pb::FileFlightReportRequest {
+                flight_id: "FL-NONE".into(),
+                kind: pb::FlightReportKind::Progress as i32,
+                text: "x".into(),
+            })
+            .await
+            .map(|_| ()),
+            Code::NotFound,
+            "flight_id:",
+        ),
+        (
+            "flight closed without a summary",
+            a.close_flight_inspection(pb::CloseFlightInspectionRequest {
+                flight_id: "FL-1".into(),
+                summary: " ".into(),
+                case_id: String::new(),
+            })
+            .await
+            .map(|_| ()),
+            Code::InvalidArgument,
+            "summary:",
+        ),
+        (
+            "credit rating of an unknown institution",
+            a.get_credit_rating(pb::GetCreditRatingRequest { institution_id: "H-NONE".into() }).await.map(|_| ()),
+            Code::NotFound,
+            "institution_id:",
+        ),
+        (
+            "credit rating without an institution",
+            a.get_credit_rating(pb::GetCreditRatingRequest { institution_id: String::new() }).await.map(|_| ()),
+            Code::InvalidArgument,
+            "institution_id:",
+        ),
     ];
     let mut wrong = Vec::new();
     for (what, got, code, field) in cases {

@@ -77,7 +77,7 @@ async fn a_plan_is_drawn_once_and_anyone_re_derives_the_draw() {
     p.targets[3].id = "H310000-01".into();
     fails(a.put_inspection_plan(put(p)).await, Code::NotFound, "plan.targets[3].id");
     let mut p = plan();
-    p.targets[0].grade = 0;
+    p.targets[0].grade = 9;
     fails(a.put_inspection_plan(put(p)).await, Code::InvalidArgument, "plan.targets[0].grade");
     let mut p = plan();
     p.commitment = "abc".into();
@@ -102,6 +102,16 @@ async fn a_plan_is_drawn_once_and_anyone_re_derives_the_draw() {
     let mut changed = plan();
     changed.draw_targets = 1;
     fails(a.put_inspection_plan(put(changed)).await, Code::AlreadyExists, "plan.id");
+    // Targets given no grade take their credit grade that day: A for these institutions with
+    // no case and no discipline entry; an unknown target is still named.
+    let mut ungraded = plan();
+    ungraded.id = "DR-2026-Q4-CREDIT".into();
+    ungraded.targets.iter_mut().for_each(|t| t.grade = pb::CreditGrade::Unspecified as i32);
+    let mut unknown = ungraded.clone();
+    unknown.targets[2].id = demo::institution(HOME, 77);
+    fails(a.put_inspection_plan(put(unknown)).await, Code::NotFound, "plan.targets[2].id");
+    let graded = a.put_inspection_plan(put(ungraded)).await.unwrap().into_inner().plan.unwrap();
+    assert!(graded.targets.iter().all(|t| t.grade == pb::CreditGrade::A as i32), "{graded:?}");
 
     // The draw: a nonce that is not the committed one is refused; the right one draws once.
     let mut wrong = nonce();
@@ -198,4 +208,114 @@ async fn a_plan_is_drawn_once_and_anyone_re_derives_the_draw() {
     let want: String = d.assignments.iter().map(|x| format!("{}: {}\n", x.target, x.inspectors.join(" "))).collect();
     assert_eq!(String::from_utf8(out.stdout).unwrap(), want);
     g.stop_all().await;
+}
+
+/// The `n`-th working day after `from` (Monday to Friday but `holiday`), counted here one day
+/// at a time, apart from the mesh's own calendar code.
+fn working_days_after(from: medmesh_types::Date, n: u32, holiday: medmesh_types::Date) -> medmesh_types::Date {
+    let mut d = from;
+    let mut left = n;
+    while left > 0 {
+        d = d.plus_days(1);
+        let weekday = (d.days() + 3).rem_euclid(7); // 1970-01-01 was a Thursday (3)
+        if weekday < 5 && d != holiday {
+            left -= 1;
+        }
+    }
+    d
+}
+
+/// A flight inspection on a real province: its deadlines in working days (with the province's
+/// holiday), its reports filed once, read by the nation; bad requests name the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flight_inspection_is_held_to_its_working_day_deadlines() {
+    let g = Group::start(HOME, 3, free_base_port(), &[]);
+    let leader = g.leader().await;
+    demo::load(g.agency(leader), HOME, 1).await.unwrap();
+    let mut a = AgencyServiceClient::new(g.agency(leader));
+    let today = medmesh_types::Date::parse(&demo::today()).unwrap();
+    // The first weekday after today is a holiday.
+    let holiday = working_days_after(today, 1, medmesh_types::Date::MIN);
+    a.put_work_calendar(pb::PutWorkCalendarRequest { holidays: vec![holiday.to_string()], workdays: vec![] })
+        .await
+        .unwrap();
+    fails(
+        a.put_work_calendar(pb::PutWorkCalendarRequest { holidays: vec!["2026-02-30".into()], workdays: vec![] }).await,
+        Code::InvalidArgument,
+        "holidays[0]",
+    );
+    let start = pb::StartFlightInspectionRequest {
+        flight_id: "FL-2026-01".into(),
+        institution_id: demo::institution(HOME, 1),
+        media: "a television report on empty wards billed as full".into(),
+        ..Default::default()
+    };
+    fails(
+        a.start_flight_inspection(pb::StartFlightInspectionRequest { media: String::new(), ..start.clone() }).await,
+        Code::InvalidArgument,
+        "trigger",
+    );
+    fails(
+        a.start_flight_inspection(pb::StartFlightInspectionRequest { case_id: "C-1".into(), ..start.clone() }).await,
+        Code::InvalidArgument,
+        "trigger",
+    );
+    fails(
+        a.start_flight_inspection(pb::StartFlightInspectionRequest {
+            media: String::new(),
+            report_id: "R-00000042".into(),
+            ..start.clone()
+        })
+        .await,
+        Code::NotFound,
+        "trigger.report_id",
+    );
+    let f = a.start_flight_inspection(start.clone()).await.unwrap().into_inner().flight.unwrap();
+    assert_eq!((f.trigger.as_str(), f.started_on.clone()), ("media", today.to_string()));
+    assert_eq!(f.progress_due, working_days_after(today, 30, holiday).to_string());
+    assert_eq!((f.overdue.as_str(), f.closed_on.as_str()), ("", ""));
+    let file = |kind: pb::FlightReportKind, text: &str| pb::FileFlightReportRequest {
+        flight_id: "FL-2026-01".into(),
+        kind: kind as i32,
+        text: text.into(),
+    };
+    fails(a.file_flight_report(file(pb::FlightReportKind::Unspecified, "x")).await, Code::InvalidArgument, "kind");
+    fails(a.file_flight_report(file(pb::FlightReportKind::Final, "x")).await, Code::FailedPrecondition, "flight_id");
+    let f = a.file_flight_report(file(pb::FlightReportKind::Progress, "ward rosters seized")).await.unwrap();
+    let f = f.into_inner().flight.unwrap();
+    assert_eq!((f.progress_filed_on.clone(), f.progress_late), (today.to_string(), false));
+    let close = pb::CloseFlightInspectionRequest {
+        flight_id: "FL-2026-01".into(),
+        summary: "inpatient days billed for empty beds".into(),
+        case_id: String::new(),
+    };
+    let f = a.close_flight_inspection(close).await.unwrap().into_inner().flight.unwrap();
+    assert_eq!(f.final_due, working_days_after(today, 5, holiday).to_string());
+    a.file_flight_report(file(pb::FlightReportKind::Final, "recovered in full")).await.unwrap();
+    fails(
+        a.file_flight_report(file(pb::FlightReportKind::Final, "again")).await,
+        Code::FailedPrecondition,
+        "flight_id",
+    );
+    let mut nation = AgencyServiceClient::new(g.channel_as(leader, &medmesh_tests::national()));
+    let got = nation
+        .get_flight_inspection(pb::GetFlightInspectionRequest { flight_id: "FL-2026-01".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .flight
+        .unwrap();
+    assert_eq!((got.final_report.as_str(), got.final_late), ("recovered in full", false));
+    let overdue = nation
+        .list_flight_inspections(pb::ListFlightInspectionsRequest { overdue_only: true, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .flights;
+    assert!(overdue.is_empty(), "{overdue:?}");
+    fails(
+        nation.get_flight_inspection(pb::GetFlightInspectionRequest { flight_id: "FL-NONE".into() }).await,
+        Code::NotFound,
+        "flight_id",
+    );
 }

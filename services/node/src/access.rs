@@ -210,6 +210,13 @@ pub const TABLE: &[Rule] = &[
     Rule { method: "/medmesh.v1.AgencyService/DrawInspection", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/GetInspectionPlan", allow: &[AnyIdentity], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/RecordInspectionFinding", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/PutWorkCalendar", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/StartFlightInspection", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/FileFlightReport", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/CloseFlightInspection", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/GetFlightInspection", allow: &[AgencyHere, National], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/ListFlightInspections", allow: &[AgencyHere, National], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/GetCreditRating", allow: &[AgencyHere, National], scope: "" },
     // Reports (whistleblowing): anyone reports and follows their report by its receipt code;
     // the agency handles; only the report officer reads who reported.
     Rule { method: "/medmesh.v1.ReportService/SubmitReport", allow: &[Anyone], scope: "" },

@@ -188,6 +188,8 @@ pub struct Conditions {
     pub outstanding: Option<String>,
     /// Payments stopped (an unrecoverable prepayment), with why.
     pub stopped: Option<String>,
+    /// The institution's credit grade is D (issue 13.3), with its rating in words.
+    pub poor_credit: Option<String>,
     /// The day of the application.
     pub today: Date,
 }
@@ -213,6 +215,9 @@ pub fn check_conditions(policy: &PrepaymentPolicy, c: &Conditions) -> Result<(),
                 ),
             ));
         }
+    }
+    if let Some(why) = &c.poor_credit {
+        return Err(PayError::state("institution_id", format!("the institution's credit grade is D: {why}")));
     }
     let need = Money::from_fen((c.fund_monthly_expenditure.fen() * i128::from(policy.min_months_covered)) as i64);
     if c.fund_balance < need {

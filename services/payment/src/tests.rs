@@ -318,6 +318,7 @@ fn good() -> Conditions {
         last_case: None,
         outstanding: None,
         stopped: None,
+        poor_credit: None,
         today: day("2025-01-15"),
     }
 }
@@ -339,6 +340,9 @@ fn each_failed_condition_is_named() {
     assert!(check_conditions(&policy, &twice).unwrap_err().to_string().contains("P1"));
     let stopped = Conditions { stopped: Some("prepayment P0 could not be recovered".into()), ..good() };
     assert!(check_conditions(&policy, &stopped).unwrap_err().to_string().contains("stopped"));
+    let poor = Conditions { poor_credit: Some("score 45".into()), ..good() };
+    let e = check_conditions(&policy, &poor).unwrap_err();
+    assert!(e.field() == "institution_id" && e.to_string().contains("credit grade is D"), "{e}");
     // A fund that spent nothing is at no risk.
     check_conditions(
         &policy,

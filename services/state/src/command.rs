@@ -129,6 +129,10 @@ impl ProvinceCommand {
                 InspectionCommand::PutPlan { .. } => "put_inspection_plan",
                 InspectionCommand::Draw { .. } => "draw_inspection",
                 InspectionCommand::Finding { .. } => "record_inspection_finding",
+                InspectionCommand::PutCalendar(_) => "put_work_calendar",
+                InspectionCommand::StartFlight { .. } => "start_flight_inspection",
+                InspectionCommand::FileFlightReport { .. } => "file_flight_report",
+                InspectionCommand::CloseFlight { .. } => "close_flight_inspection",
             },
             Self::Report(c) => match c {
                 ReportCommand::PutPolicy(_) => "put_report_policy",

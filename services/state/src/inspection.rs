@@ -37,6 +37,10 @@ pub(crate) fn validate(cmd: &InspectionCommand) -> Result<(), DomainError> {
             }
             Ok(())
         }
+        InspectionCommand::PutCalendar(_)
+        | InspectionCommand::StartFlight { .. }
+        | InspectionCommand::FileFlightReport { .. }
+        | InspectionCommand::CloseFlight { .. } => crate::flights::validate(cmd),
     }
 }
 
@@ -165,6 +169,10 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &InspectionCommand, now: LogTime) ->
             tx.store(&key, &r);
             Ok(Outcome::Inspection(Box::new(r)))
         }
+        InspectionCommand::PutCalendar(_)
+        | InspectionCommand::StartFlight { .. }
+        | InspectionCommand::FileFlightReport { .. }
+        | InspectionCommand::CloseFlight { .. } => crate::flights::execute(tx, cmd, now),
     }
 }
 

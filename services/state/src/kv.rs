@@ -318,6 +318,14 @@ pub mod keys {
     pub fn fund_close(period: medmesh_payment::Period) -> String {
         format!("fundclose/{}", period.key())
     }
+    /// The province's working-day calendar.
+    pub const WORK_CALENDAR: &str = "~workcalendar";
+    /// A flight inspection, by id.
+    pub fn flight(id: &str) -> String {
+        format!("flight/{id}")
+    }
+    /// Prefix of the flight inspections.
+    pub const FLIGHT_PREFIX: &str = "flight/";
     /// The province's report policy (issue 13.2).
     pub const REPORT_POLICY: &str = "~reportpolicy";
     /// The last report number given.

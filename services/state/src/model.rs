@@ -1075,6 +1075,35 @@ pub enum InspectionCommand {
         /// What was found, published with the result (no personal data).
         summary: String,
     },
+    /// Records the province's working-day calendar (flight inspection deadlines).
+    PutCalendar(medmesh_supervision::flights::WorkCalendar),
+    /// Starts a flight inspection (unannounced), once per id.
+    StartFlight {
+        /// The agency's id.
+        id: String,
+        /// The institution inspected.
+        institution: InstitutionId,
+        /// What triggered it.
+        trigger: medmesh_supervision::flights::FlightTrigger,
+    },
+    /// Files a flight inspection's progress report, or (`final_report`) its final report.
+    FileFlightReport {
+        /// The flight inspection.
+        id: String,
+        /// The final report (after closing) rather than the progress report.
+        final_report: bool,
+        /// What it says.
+        text: String,
+    },
+    /// Closes a flight inspection with what was found and the case it opened.
+    CloseFlight {
+        /// The flight inspection.
+        id: String,
+        /// What was found.
+        summary: String,
+        /// The case it opened, about the same institution.
+        case: Option<String>,
+    },
 }
 
 /// The finding of one drawn target.
@@ -1230,6 +1259,8 @@ pub enum Outcome {
     Inspection(Box<InspectionRecord>),
     /// A report after the step.
     Report(Box<ReportRecord>),
+    /// A flight inspection after the step.
+    Flight(Box<medmesh_supervision::flights::FlightInspection>),
     /// The province's report policy.
     ReportPolicy(medmesh_supervision::reports::ReportPolicy),
 }

@@ -508,6 +508,10 @@ pub fn assess(
         last_case,
         outstanding: outstanding.map(|r| r.to_string()),
         stopped: account.stopped.clone(),
+        poor_credit: crate::credit::rating(kv, inst, today, "institution_id")
+            .ok()
+            .filter(|r| r.grade == medmesh_supervision::credit::Grade::D)
+            .map(|r| crate::credit::summary(&r)),
         today,
     };
     prepay::check_conditions(&policy, &conditions).map_err(pay_error)?;

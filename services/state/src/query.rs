@@ -388,6 +388,32 @@ pub enum Query {
     },
     /// Province: the report policy in force.
     ReportPolicy,
+    /// Province: a flight inspection, by id.
+    Flight {
+        /// Its id.
+        id: String,
+    },
+    /// Province: flight inspections by id.
+    Flights {
+        /// Last id of the page before.
+        after: String,
+        /// Most flight inspections.
+        limit: usize,
+    },
+    /// An institution's credit rating on a day (any province's institution this one knows).
+    CreditRating {
+        /// The institution.
+        institution: InstitutionId,
+        /// The day rated (the caller's clock: a read, not apply).
+        today: medmesh_types::Date,
+    },
+    /// Credit grades of institutions on a day, in order (`None`: unknown here).
+    CreditGrades {
+        /// The institutions, at most [`MAX_ROWS`].
+        institutions: Vec<InstitutionId>,
+        /// The day rated.
+        today: medmesh_types::Date,
+    },
 }
 
 impl Query {
@@ -431,6 +457,10 @@ impl Query {
             Query::Reports { .. } => "reports",
             Query::ReportByReceipt { .. } => "report_by_receipt",
             Query::ReportPolicy => "report_policy",
+            Query::Flight { .. } => "flight",
+            Query::Flights { .. } => "flights",
+            Query::CreditRating { .. } => "credit_rating",
+            Query::CreditGrades { .. } => "credit_grades",
             Query::PaymentStatement { .. } => "payment_statement",
             Query::Declarations { .. } => "declarations",
             Query::Prepayments { .. } => "prepayments",
@@ -624,6 +654,17 @@ pub enum Answer {
     },
     /// The report policy.
     ReportPolicy(medmesh_supervision::reports::ReportPolicy),
+    /// Flight inspections, and the group's day (for what is overdue).
+    Flights {
+        /// The group's day (`None` before the first entry).
+        today: Option<medmesh_types::Date>,
+        /// The flight inspections.
+        flights: Vec<medmesh_supervision::flights::FlightInspection>,
+    },
+    /// A credit rating.
+    CreditRating(Box<medmesh_supervision::credit::Rating>),
+    /// Credit grades, in the order asked (`None`: unknown here).
+    CreditGrades(Vec<Option<medmesh_supervision::credit::Grade>>),
 }
 
 /// Most rows any list query returns.
@@ -870,6 +911,31 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
             crate::reports::by_receipt(kv, receipt).map(|r| Answer::Report(Box::new(r)))
         }
         Query::ReportPolicy => Ok(Answer::ReportPolicy(crate::reports::policy(kv))),
+        Query::Flight { id } => {
+            let today = load::<medmesh_types::LogTime>(kv, keys::TIME).map(|t| t.date());
+            load(kv, &keys::flight(id))
+                .map(|f| Answer::Flights { today, flights: vec![f] })
+                .ok_or_else(|| DomainError::not_found("flight_id", format!("no flight inspection {id}")))
+        }
+        Query::Flights { after, limit } => {
+            page(*limit)?;
+            let (today, flights) = crate::flights::flights(kv, after, *limit);
+            Ok(Answer::Flights { today, flights })
+        }
+        Query::CreditRating { institution, today } => {
+            crate::credit::rating(kv, institution, *today, "institution_id").map(|r| Answer::CreditRating(Box::new(r)))
+        }
+        Query::CreditGrades { institutions, today } => {
+            if institutions.len() > MAX_ROWS {
+                return Err(DomainError::invalid("institutions", format!("at most {MAX_ROWS}")));
+            }
+            Ok(Answer::CreditGrades(
+                institutions
+                    .iter()
+                    .map(|i| crate::credit::rating(kv, i, *today, "institution_id").ok().map(|r| r.grade))
+                    .collect(),
+            ))
+        }
         Query::Case { id } => load(kv, &keys::case(id))
             .map(|c| Answer::Case(Box::new(c)))
             .ok_or_else(|| DomainError::not_found("case_id", format!("no case {id}"))),

@@ -1013,6 +1013,7 @@ fn reversing_before_the_insured_province_posted_still_gives_everything_back() {
 mod assistance;
 mod clearing;
 mod disclosure;
+mod flights;
 mod hardening;
 mod inspection;
 mod payment;
@@ -1442,6 +1443,54 @@ fn case_outcomes_from_the_shared_log_are_checked() {
         run_query(&kv, &Query::CaseOutcomes { institution: inst(), limit: 10 }).unwrap(),
         Answer::CaseOutcomes(vec![good])
     );
+}
+
+/// Issue 13.3: a province rates an institution from shared outcomes and discipline entries,
+/// another province's institution included; one it knows nothing of is NOT_FOUND.
+#[test]
+fn credit_ratings_read_what_the_federation_shares() {
+    use medmesh_supervision::cases::*;
+    use medmesh_supervision::credit::Grade;
+    let mut kv = seeded();
+    let rating = |kv: &MemKv, institution: InstitutionId, today: &str| {
+        run_query(kv, &Query::CreditRating { institution, today: day(today) })
+    };
+    let clean = rating(&kv, inst(), "2026-12-04").unwrap();
+    assert!(matches!(&clean, Answer::CreditRating(r) if (r.score, r.grade) == (100, Grade::A)), "{clean:?}");
+    let elsewhere = InstitutionId::new("H310000-07").unwrap();
+    let e = rating(&kv, elsewhere.clone(), "2026-12-04").unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::NotFound, "institution_id"));
+    // Irregular use, 23,456.78 yuan recovered: 100 - 10 - 2 = 88, grade B, until three years on.
+    let outcome = CaseOutcome {
+        province: prov("310000"),
+        case_id: "SH-9".into(),
+        institution: elsewhere.clone(),
+        personnel: vec![],
+        violation: ViolationType::Irregular,
+        recovered: m("23456.78"),
+        fine: m("23456.78"),
+        agreement: AgreementAction::Keep,
+        department: None,
+        decided_on: day("2025-03-01"),
+        executed_on: day("2025-03-02"),
+        reason: "irregular".into(),
+    };
+    ok(&one(&mut kv, ProvinceCommand::SyncShared { items: vec![(1, SharedItem::CaseOutcome(outcome))] }));
+    let graded = |kv: &MemKv, today: &str| match rating(kv, elsewhere.clone(), today).unwrap() {
+        Answer::CreditRating(r) => (r.score, r.grade),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(graded(&kv, "2026-12-04"), (88, Grade::B));
+    assert_eq!(graded(&kv, "2028-03-01"), (100, Grade::A), "three years after the decision");
+    let grades = run_query(
+        &kv,
+        &Query::CreditGrades {
+            institutions: vec![inst(), elsewhere.clone(), InstitutionId::new("H9").unwrap()],
+            today: day("2026-12-04"),
+        },
+    )
+    .unwrap();
+    assert_eq!(grades, Answer::CreditGrades(vec![Some(Grade::A), Some(Grade::B), None]));
 }
 
 /// A local inpatient stay of the test person at the insured province, admitted on `admitted`

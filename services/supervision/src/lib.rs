@@ -41,6 +41,8 @@ use medmesh_types::{Date, PersonnelCode, ProvinceCode};
 use serde::{Deserialize, Serialize};
 
 pub mod cases;
+pub mod credit;
+pub mod flights;
 pub mod reports;
 #[cfg(test)]
 mod tests;

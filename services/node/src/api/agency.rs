@@ -28,6 +28,58 @@ impl Agency {
         }
     }
 
+    async fn flight_step(
+        &self,
+        cmd: medmesh_state::inspection::InspectionCommand,
+    ) -> Result<Option<pb::FlightInspection>, Status> {
+        match outcome(self.mesh.app.propose(ProvinceCommand::Inspection(cmd)).await?)? {
+            // Just written: its reports are filed now or due later, so nothing is overdue yet
+            // but what the read says; read back for the group's day.
+            Outcome::Flight(f) => self.flight(f.id.clone()).await,
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn flight(&self, id: String) -> Result<Option<pb::FlightInspection>, Status> {
+        medmesh_supervision::reports::check_id("flight_id", &id)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        match answer(self.mesh.app.query(Query::Flight { id }).await?)? {
+            Answer::Flights { today, flights } => {
+                Ok(flights.first().map(|f| convert::flight_pb(f, today.max(Some(crate::mesh::now().date())))))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Fills the grades of a plan's targets given none with their credit grades today.
+    async fn grade_targets(
+        &self,
+        cmd: &mut medmesh_state::inspection::InspectionCommand,
+        ungraded: &[usize],
+    ) -> Result<(), Status> {
+        let medmesh_state::inspection::InspectionCommand::PutPlan { plan, .. } = cmd else {
+            return Ok(());
+        };
+        if ungraded.is_empty() {
+            return Ok(());
+        }
+        let institutions = ungraded
+            .iter()
+            .map(|&i| convert::institution(&format!("plan.targets[{i}].id"), &plan.targets[i].id))
+            .collect::<Result<Vec<_>, Status>>()?;
+        let q = Query::CreditGrades { institutions, today: crate::mesh::now().date() };
+        let grades = match answer(self.mesh.app.query(q).await?)? {
+            Answer::CreditGrades(g) => g,
+            other => return Err(unexpected(other)),
+        };
+        for (&i, g) in ungraded.iter().zip(grades) {
+            let g =
+                g.ok_or_else(|| Status::not_found(format!("plan.targets[{i}].id: is not an institution known here")))?;
+            plan.targets[i].grade = convert::draw_grade(g);
+        }
+        Ok(())
+    }
+
     async fn inspection(&self, id: String) -> Result<medmesh_state::inspection::InspectionView, Status> {
         if id.is_empty() || id.len() > medmesh_inspection::MAX_ID {
             return Err(Status::invalid_argument("plan_id: is not a plan id"));
@@ -144,12 +196,26 @@ impl AgencyService for Agency {
         req: Request<GetInstitutionRequest>,
     ) -> Result<Response<GetInstitutionResponse>, Status> {
         let id = convert::institution("id", &req.into_inner().id)?;
-        match answer(self.mesh.app.query(Query::Institution { id }).await?)? {
-            Answer::Institution(i) => {
-                Ok(Response::new(GetInstitutionResponse { institution: Some(convert::institution_pb(&i)) }))
-            }
-            other => Err(unexpected(other)),
-        }
+        let i = match answer(self.mesh.app.query(Query::Institution { id: id.clone() }).await?)? {
+            Answer::Institution(i) => i,
+            other => return Err(unexpected(other)),
+        };
+        let today = crate::mesh::now().date();
+        let rating = match answer(self.mesh.app.query(Query::CreditRating { institution: id, today }).await?)? {
+            Answer::CreditRating(r) => r,
+            other => return Err(unexpected(other)),
+        };
+        Ok(Response::new(GetInstitutionResponse {
+            institution: Some(convert::institution_pb(&i)),
+            credit_grade: convert::grade_pb(convert::draw_grade(rating.grade)),
+            renewal_warning: medmesh_supervision::credit::renewal_warning(
+                rating.grade,
+                rating.score,
+                i.agreement_end,
+                today,
+            )
+            .unwrap_or_default(),
+        }))
     }
 
     async fn get_personnel(&self, req: Request<GetPersonnelRequest>) -> Result<Response<GetPersonnelResponse>, Status> {
@@ -763,7 +829,8 @@ impl AgencyService for Agency {
         &self,
         req: Request<PutInspectionPlanRequest>,
     ) -> Result<Response<PutInspectionPlanResponse>, Status> {
-        let cmd = convert::put_inspection_plan(req.into_inner())?;
+        let (mut cmd, ungraded) = convert::put_inspection_plan(req.into_inner())?;
+        self.grade_targets(&mut cmd, &ungraded).await?;
         let r = self.inspection_step(cmd).await?;
         Ok(Response::new(PutInspectionPlanResponse { plan: Some(convert::inspection_plan_pb(&r)) }))
     }
@@ -803,6 +870,90 @@ impl AgencyService for Agency {
         let v = self.inspection(plan).await?;
         let result = convert::inspection_results_pb(&v).into_iter().find(|x| x.target == target);
         Ok(Response::new(RecordInspectionFindingResponse { result }))
+    }
+
+    async fn put_work_calendar(
+        &self,
+        req: Request<PutWorkCalendarRequest>,
+    ) -> Result<Response<PutWorkCalendarResponse>, Status> {
+        let cmd = convert::work_calendar(req.into_inner())?;
+        self.put(ProvinceCommand::Inspection(cmd)).await
+    }
+
+    async fn start_flight_inspection(
+        &self,
+        req: Request<StartFlightInspectionRequest>,
+    ) -> Result<Response<StartFlightInspectionResponse>, Status> {
+        let flight = self.flight_step(convert::start_flight(req.into_inner())?).await?;
+        Ok(Response::new(StartFlightInspectionResponse { flight }))
+    }
+
+    async fn file_flight_report(
+        &self,
+        req: Request<FileFlightReportRequest>,
+    ) -> Result<Response<FileFlightReportResponse>, Status> {
+        let flight = self.flight_step(convert::file_flight_report(req.into_inner())?).await?;
+        Ok(Response::new(FileFlightReportResponse { flight }))
+    }
+
+    async fn close_flight_inspection(
+        &self,
+        req: Request<CloseFlightInspectionRequest>,
+    ) -> Result<Response<CloseFlightInspectionResponse>, Status> {
+        let flight = self.flight_step(convert::close_flight(req.into_inner())).await?;
+        Ok(Response::new(CloseFlightInspectionResponse { flight }))
+    }
+
+    async fn get_flight_inspection(
+        &self,
+        req: Request<GetFlightInspectionRequest>,
+    ) -> Result<Response<GetFlightInspectionResponse>, Status> {
+        let flight = self.flight(req.into_inner().flight_id).await?;
+        Ok(Response::new(GetFlightInspectionResponse { flight }))
+    }
+
+    async fn list_flight_inspections(
+        &self,
+        req: Request<ListFlightInspectionsRequest>,
+    ) -> Result<Response<ListFlightInspectionsResponse>, Status> {
+        let r = req.into_inner();
+        let limit = convert::page_size(r.page_size);
+        if !r.page_token.is_empty() {
+            medmesh_supervision::reports::check_id("page_token", &r.page_token)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        }
+        match answer(self.mesh.app.query(Query::Flights { after: r.page_token, limit }).await?)? {
+            Answer::Flights { today, flights } => {
+                // Overdue as of today: the group's day, or the clock's when no entry came since.
+                let today = today.max(Some(crate::mesh::now().date()));
+                let next_page_token = if flights.len() == limit {
+                    flights.last().map(|f| f.id.clone()).unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                let flights = flights
+                    .iter()
+                    .map(|f| convert::flight_pb(f, today))
+                    .filter(|f| !r.overdue_only || !f.overdue.is_empty())
+                    .collect();
+                Ok(Response::new(ListFlightInspectionsResponse { flights, next_page_token }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn get_credit_rating(
+        &self,
+        req: Request<GetCreditRatingRequest>,
+    ) -> Result<Response<GetCreditRatingResponse>, Status> {
+        let institution = convert::institution("institution_id", &req.into_inner().institution_id)?;
+        let q = Query::CreditRating { institution: institution.clone(), today: crate::mesh::now().date() };
+        match answer(self.mesh.app.query(q).await?)? {
+            Answer::CreditRating(r) => {
+                Ok(Response::new(GetCreditRatingResponse { rating: Some(convert::credit_rating_pb(&institution, &r)) }))
+            }
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn reconcile_clearing(

@@ -18,7 +18,7 @@ fn grade(field: &str, v: i32) -> Result<Grade, Status> {
     }
 }
 
-fn grade_pb(g: Grade) -> i32 {
+pub fn grade_pb(g: Grade) -> i32 {
     (match g {
         Grade::A => pb::CreditGrade::A,
         Grade::B => pb::CreditGrade::B,
@@ -31,14 +31,22 @@ fn hex32(field: &str, v: &str) -> Result<[u8; 32], Status> {
     medmesh_inspection::parse_hex32(field, v).map_err(|e| bad(field, e.message))
 }
 
-/// A `PutInspectionPlan` request as a command (the plan's own rules are checked in apply).
-pub fn put_inspection_plan(r: pb::PutInspectionPlanRequest) -> Result<InspectionCommand, Status> {
+/// A `PutInspectionPlan` request as a command (the plan's own rules are checked in apply), and
+/// the targets given no grade (placeholder A here: the caller fills in their credit grades).
+pub fn put_inspection_plan(r: pb::PutInspectionPlanRequest) -> Result<(InspectionCommand, Vec<usize>), Status> {
     let p = r.plan.ok_or_else(|| bad("plan", "is required"))?;
+    let mut ungraded = Vec::new();
     let targets = p
         .targets
         .into_iter()
         .enumerate()
-        .map(|(i, t)| Ok(Target { grade: grade(&format!("plan.targets[{i}].grade"), t.grade)?, id: t.id }))
+        .map(|(i, t)| {
+            if t.grade == pb::CreditGrade::Unspecified as i32 {
+                ungraded.push(i);
+                return Ok(Target { grade: Grade::A, id: t.id });
+            }
+            Ok(Target { grade: grade(&format!("plan.targets[{i}].grade"), t.grade)?, id: t.id })
+        })
         .collect::<Result<Vec<_>, Status>>()?;
     let inspectors = p
         .inspectors
@@ -51,7 +59,7 @@ pub fn put_inspection_plan(r: pb::PutInspectionPlanRequest) -> Result<Inspection
         .collect();
     let conflicts =
         p.conflicts.into_iter().map(|c| Conflict { inspector: c.inspector, institution: c.institution }).collect();
-    Ok(InspectionCommand::PutPlan {
+    let cmd = InspectionCommand::PutPlan {
         plan: Plan {
             id: p.id,
             targets,
@@ -62,7 +70,53 @@ pub fn put_inspection_plan(r: pb::PutInspectionPlanRequest) -> Result<Inspection
             commitment: hex32("plan.commitment", &p.commitment)?,
         },
         title: p.title,
-    })
+    };
+    Ok((cmd, ungraded))
+}
+
+/// A credit grade as the draw weighs it.
+pub fn draw_grade(g: medmesh_supervision::credit::Grade) -> Grade {
+    match g {
+        medmesh_supervision::credit::Grade::A => Grade::A,
+        medmesh_supervision::credit::Grade::B => Grade::B,
+        medmesh_supervision::credit::Grade::C => Grade::C,
+        medmesh_supervision::credit::Grade::D => Grade::D,
+    }
+}
+
+/// A credit rating on the wire.
+pub fn credit_rating_pb(
+    inst: &medmesh_types::InstitutionId,
+    r: &medmesh_supervision::credit::Rating,
+) -> pb::CreditRating {
+    use medmesh_supervision::credit::Source;
+    pb::CreditRating {
+        institution_id: inst.to_string(),
+        as_of: r.as_of.to_string(),
+        score: r.score,
+        grade: grade_pb(draw_grade(r.grade)),
+        model_version: medmesh_supervision::credit::MODEL_VERSION,
+        entries: r
+            .entries
+            .iter()
+            .map(|e| {
+                let (kind, province, ref_id) = match &e.source {
+                    Source::Case { province, case_id } => ("case", province.clone(), case_id.clone()),
+                    Source::Discipline { province, id } => ("discipline", province.clone(), id.clone()),
+                };
+                pb::CreditRatingEntry {
+                    kind: kind.into(),
+                    province,
+                    ref_id,
+                    on: e.on.to_string(),
+                    points: e.points,
+                    counted: e.counted,
+                    forces_d: e.forces_d,
+                    why: e.why.clone(),
+                }
+            })
+            .collect(),
+    }
 }
 
 /// A `DrawInspection` request as a command.

@@ -437,6 +437,36 @@ fn prepayment_conditions_are_named_in_the_quote() {
         assert!(answer.is_ok());
     }
     step(&mut kv, "2025-04-02", PaymentCommand::PutPolicy(PrepaymentPolicy::default())).unwrap();
+    // Credit grade D (issue 13.3): a fraud case decided in another province two years ago (past
+    // the 12 clean months) that recovered 150,000 yuan and suspended the agreement leaves
+    // 100 - 30 - 15 - 10 = 45 points.
+    use medmesh_supervision::cases::{AgreementAction, CaseOutcome, ViolationType};
+    let outcome = CaseOutcome {
+        province: medmesh_types::ProvinceCode::new("310000").unwrap(),
+        case_id: "SH-7".into(),
+        institution: inst(),
+        personnel: vec![],
+        violation: ViolationType::Fraud,
+        recovered: m("150000"),
+        fine: m("300000"),
+        agreement: AgreementAction::Suspend(1),
+        department: None,
+        decided_on: Date::parse("2023-04-03").unwrap(),
+        executed_on: Date::parse("2023-04-04").unwrap(),
+        reason: "fraud".into(),
+    };
+    let shared = vec![(1, crate::shared::SharedItem::CaseOutcome(outcome))];
+    one(&mut kv, "2025-04-02", ProvinceCommand::SyncShared { items: shared }).unwrap();
+    let e = quote(&kv, "2025-04-02").unwrap_err();
+    assert_eq!(e.field, "institution_id");
+    assert!(
+        e.message.contains("credit grade is D: score 45 of 100") && e.message.contains("310000/SH-7"),
+        "{}",
+        e.message
+    );
+    // Three years after the decision it no longer counts.
+    let later = quote(&kv, "2026-04-03");
+    assert!(later.as_ref().err().is_none_or(|e| !e.message.contains("credit grade")), "{later:?}");
     // A suspended agreement.
     let mut i: Institution = crate::kv::load(&kv, &keys::institution(&inst())).unwrap();
     i.suspended = true;

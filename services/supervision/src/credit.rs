@@ -1,0 +1,357 @@
+//! Credit ratings of institutions (issue 13.3): a documented scoring model over what every
+//! province knows about an institution.
+//!
+//! **National by construction.** The model reads only what the federation's shared log copies
+//! into every province: decided and executed case outcomes (from any province) and joint-
+//! discipline entries. Every province therefore computes the same rating for an institution on
+//! the same day, and a grade follows the institution across provinces without a second copy to
+//! keep in step, and without any insured person's identity (outcomes carry none).
+//!
+//! **The model** (`MODEL_VERSION` 1), as of a day `today`:
+//!
+//! 1. Start at 100 points.
+//! 2. Each case outcome decided within the last three years (`today` less than three whole years
+//!    after the decision day) deducts:
+//!    - by violation: irregular use of the fund 10, institution fraud 30, fraud by an insured
+//!      person 0 (the institution was not the offender; the outcome is listed with 0 points);
+//!    - 1 per full 10,000 yuan recovered, at most 20;
+//!    - 10 if the agreement was suspended.
+//! 3. The score is `max(0, 100 − deductions)`. Grade **A** from 90, **B** from 75, **C** from 60,
+//!    **D** below 60.
+//! 4. The grade is **D** whatever the score while the institution is on the joint-discipline
+//!    list, or when a counted case ended its agreement.
+//!
+//! **Repair.** An outcome stops counting three years after its decision, a discipline entry the
+//! day after its last day; both stay in the history the rating lists (with 0 points and
+//! `counted: false`), so a rating explains itself.
+//!
+//! Worked examples (checked by the tests): one irregular case recovering 25,000 yuan → 100 − 10
+//! − 2 = 88, grade B; one fraud case recovering 150,000 yuan with the agreement suspended → 100 −
+//! 30 − 15 − 10 = 45, grade D.
+
+use medmesh_types::{Date, Money};
+use serde::{Deserialize, Serialize};
+
+use crate::cases::{AgreementAction, CaseOutcome, ViolationType};
+
+/// The version of the scoring model.
+pub const MODEL_VERSION: u32 = 1;
+/// Points an institution starts from.
+pub const BASE: u32 = 100;
+/// Years an outcome counts after its decision.
+pub const TERM_YEARS: i32 = 3;
+/// Yuan recovered per point deducted.
+pub const YUAN_PER_POINT: i64 = 10_000;
+/// Most points deducted for the money recovered by one case.
+pub const MAX_RECOVERY_POINTS: u32 = 20;
+/// Points deducted for a suspended agreement.
+pub const SUSPENSION_POINTS: u32 = 10;
+/// Lowest score of each grade: A, B, C (D below).
+pub const THRESHOLDS: [u32; 3] = [90, 75, 60];
+
+/// A credit grade, A (trusted) to D (poor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Grade {
+    /// From 90.
+    A,
+    /// From 75.
+    B,
+    /// From 60.
+    C,
+    /// Below 60, on the discipline list, or an agreement ended by a counted case.
+    D,
+}
+
+impl Grade {
+    /// The grade of a score.
+    pub fn of(score: u32) -> Grade {
+        match score {
+            s if s >= THRESHOLDS[0] => Grade::A,
+            s if s >= THRESHOLDS[1] => Grade::B,
+            s if s >= THRESHOLDS[2] => Grade::C,
+            _ => Grade::D,
+        }
+    }
+
+    /// The letter.
+    pub fn letter(self) -> &'static str {
+        match self {
+            Grade::A => "A",
+            Grade::B => "B",
+            Grade::C => "C",
+            Grade::D => "D",
+        }
+    }
+}
+
+/// A joint-discipline entry about the institution, as the model sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedPeriod {
+    /// The deciding province.
+    pub province: String,
+    /// The entry's id.
+    pub id: String,
+    /// First day in force.
+    pub from: Date,
+    /// Last day in force.
+    pub until: Date,
+}
+
+/// What a rating entry comes from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Source {
+    /// A case outcome: deciding province and case id.
+    Case {
+        /// The deciding province.
+        province: String,
+        /// Its case id.
+        case_id: String,
+    },
+    /// A joint-discipline entry: deciding province and entry id.
+    Discipline {
+        /// The deciding province.
+        province: String,
+        /// The entry's id.
+        id: String,
+    },
+}
+
+/// One line of a rating: what it comes from and what it deducted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Where it comes from.
+    pub source: Source,
+    /// The day it dates from (decision day, or the entry's first day).
+    pub on: Date,
+    /// Points deducted (0 once its term is over).
+    pub points: u32,
+    /// It counts today (within its term, or in force).
+    pub counted: bool,
+    /// It sets the grade to D whatever the score.
+    pub forces_d: bool,
+    /// Why, in words.
+    pub why: String,
+}
+
+/// An institution's rating on a day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rating {
+    /// Score, 0 to 100.
+    pub score: u32,
+    /// Grade.
+    pub grade: Grade,
+    /// The day it is for.
+    pub as_of: Date,
+    /// Every outcome and discipline entry seen, newest first.
+    pub entries: Vec<Entry>,
+}
+
+/// Days before an agreement's last day from which a renewal warning shows.
+pub const RENEWAL_WARNING_DAYS: i32 = 90;
+
+/// The warning to heed before renewing an agreement ending on `agreement_end`: shown from
+/// [`RENEWAL_WARNING_DAYS`] before its last day (and after it) when the grade is C or D.
+pub fn renewal_warning(grade: Grade, score: u32, agreement_end: Date, today: Date) -> Option<String> {
+    if grade < Grade::C || today < agreement_end.plus_days(-RENEWAL_WARNING_DAYS) {
+        return None;
+    }
+    Some(format!(
+        "the agreement ends on {agreement_end} and the institution's credit grade is {} (score {score}): review its record before renewing",
+        grade.letter()
+    ))
+}
+
+fn recovery_points(recovered: Money) -> u32 {
+    let yuan = recovered.to_fen().max(0) / 100;
+    u32::try_from(yuan / YUAN_PER_POINT).unwrap_or(u32::MAX).min(MAX_RECOVERY_POINTS)
+}
+
+/// The entry of one case outcome on `today`.
+pub fn outcome_entry(o: &CaseOutcome, today: Date) -> Entry {
+    let counted = o.decided_on <= today && today.years_since(o.decided_on) < TERM_YEARS;
+    let (violation, name) = match o.violation {
+        ViolationType::Irregular => (10, "irregular use of the fund"),
+        ViolationType::Fraud => (30, "fraud by the institution"),
+        ViolationType::InsuredFraud => (0, "fraud by an insured person (not the institution's)"),
+    };
+    let recovery = recovery_points(o.recovered);
+    let (agreement, ended) = match o.agreement {
+        AgreementAction::Keep => (0, false),
+        AgreementAction::Suspend(_) => (SUSPENSION_POINTS, false),
+        AgreementAction::End => (0, true),
+    };
+    let mut why = format!("{name}: {violation}; recovered {}: {recovery}", o.recovered);
+    if agreement > 0 {
+        why.push_str(&format!("; agreement suspended: {agreement}"));
+    }
+    if ended {
+        why.push_str("; agreement ended: grade D");
+    }
+    if !counted {
+        why.push_str("; its term is over");
+    }
+    Entry {
+        source: Source::Case { province: o.province.to_string(), case_id: o.case_id.clone() },
+        on: o.decided_on,
+        points: if counted { violation + recovery + agreement } else { 0 },
+        counted,
+        forces_d: counted && ended,
+        why,
+    }
+}
+
+/// Rates an institution on `today` from its case outcomes and discipline entries (any order).
+pub fn rate(outcomes: &[CaseOutcome], listed: &[ListedPeriod], today: Date) -> Rating {
+    let mut entries: Vec<Entry> = outcomes.iter().map(|o| outcome_entry(o, today)).collect();
+    entries.extend(listed.iter().map(|l| {
+        let counted = l.from <= today && today <= l.until;
+        Entry {
+            source: Source::Discipline { province: l.province.clone(), id: l.id.clone() },
+            on: l.from,
+            points: 0,
+            counted,
+            forces_d: counted,
+            why: format!(
+                "joint-discipline list {} to {}{}",
+                l.from,
+                l.until,
+                if counted { ": grade D" } else { ", not in force" }
+            ),
+        }
+    }));
+    // Newest first; ties by source, so every province lists the same order.
+    entries.sort_by(|a, b| b.on.cmp(&a.on).then_with(|| a.source.cmp(&b.source)));
+    let deducted = entries.iter().map(|e| e.points).fold(0u32, u32::saturating_add);
+    let score = BASE.saturating_sub(deducted);
+    let grade = if entries.iter().any(|e| e.forces_d) { Grade::D } else { Grade::of(score) };
+    Rating { score, grade, as_of: today, entries }
+}
+
+#[cfg(test)]
+mod tests {
+    use medmesh_types::{InstitutionId, ProvinceCode};
+
+    use super::*;
+
+    fn day(s: &str) -> Date {
+        Date::parse(s).unwrap()
+    }
+
+    fn outcome(id: &str, v: ViolationType, recovered: &str, agreement: AgreementAction, on: &str) -> CaseOutcome {
+        CaseOutcome {
+            province: ProvinceCode::new("310000").unwrap(),
+            case_id: id.into(),
+            institution: InstitutionId::new("H110000-01").unwrap(),
+            personnel: vec![],
+            violation: v,
+            recovered: Money::parse_yuan(recovered).unwrap(),
+            fine: Money::ZERO,
+            agreement,
+            department: None,
+            decided_on: day(on),
+            executed_on: day(on),
+            reason: "r".into(),
+        }
+    }
+
+    #[test]
+    fn the_documented_examples_hold() {
+        let today = day("2026-12-04");
+        let r = rate(
+            &[outcome("C-1", ViolationType::Irregular, "25000.00", AgreementAction::Keep, "2026-03-01")],
+            &[],
+            today,
+        );
+        assert_eq!((r.score, r.grade), (88, Grade::B));
+        let r = rate(
+            &[outcome("C-2", ViolationType::Fraud, "150000.00", AgreementAction::Suspend(3), "2025-01-10")],
+            &[],
+            today,
+        );
+        assert_eq!((r.score, r.grade), (45, Grade::D));
+        let clean = rate(&[], &[], today);
+        assert_eq!((clean.score, clean.grade, clean.entries.len()), (100, Grade::A, 0));
+    }
+
+    /// Warned from 90 days before the last day (2027-03-31 less 90 days is 2026-12-31), for C
+    /// and D only.
+    #[test]
+    fn renewal_warnings_show_for_c_and_d_near_the_end() {
+        let end = day("2027-03-31");
+        assert_eq!(renewal_warning(Grade::C, 70, end, day("2026-12-30")), None, "91 days before");
+        let w = renewal_warning(Grade::C, 70, end, day("2026-12-31")).unwrap();
+        assert!(w.contains("2027-03-31") && w.contains("grade is C (score 70)"), "{w}");
+        assert!(renewal_warning(Grade::D, 10, end, day("2027-05-01")).is_some(), "after the end too");
+        assert_eq!(renewal_warning(Grade::B, 80, end, day("2027-03-30")), None);
+    }
+
+    #[test]
+    fn thresholds_are_inclusive() {
+        assert_eq!(
+            [Grade::of(90), Grade::of(89), Grade::of(75), Grade::of(74)],
+            [Grade::A, Grade::B, Grade::B, Grade::C]
+        );
+        assert_eq!([Grade::of(60), Grade::of(59), Grade::of(0)], [Grade::C, Grade::D, Grade::D]);
+    }
+
+    #[test]
+    fn recovery_points_count_full_ten_thousands_up_to_twenty() {
+        let pts = |m: &str| recovery_points(Money::parse_yuan(m).unwrap());
+        assert_eq!([pts("9999.99"), pts("10000.00"), pts("29999.99"), pts("5000000.00")], [0, 1, 2, 20]);
+    }
+
+    /// An outcome counts for three whole years to the day, then stays listed with 0 points.
+    #[test]
+    fn outcomes_age_out_after_three_years() {
+        let o = [outcome("C-3", ViolationType::Fraud, "0.00", AgreementAction::End, "2023-12-05")];
+        let before = rate(&o, &[], day("2026-12-04"));
+        assert_eq!((before.score, before.grade), (70, Grade::D), "ended agreement forces D");
+        let after = rate(&o, &[], day("2026-12-05"));
+        assert_eq!((after.score, after.grade), (100, Grade::A));
+        assert!(!after.entries[0].counted && after.entries[0].points == 0);
+        assert!(after.entries[0].why.contains("term is over"));
+    }
+
+    #[test]
+    fn the_discipline_list_forces_d_while_in_force() {
+        let l = [ListedPeriod {
+            province: "310000".into(),
+            id: "D-1".into(),
+            from: day("2026-11-01"),
+            until: day("2026-12-31"),
+        }];
+        assert_eq!(rate(&[], &l, day("2026-12-31")).grade, Grade::D);
+        let after = rate(&[], &l, day("2027-01-01"));
+        assert_eq!((after.score, after.grade), (100, Grade::A));
+        assert_eq!(after.entries.len(), 1, "history kept");
+        assert_eq!(rate(&[], &l, day("2026-10-31")).grade, Grade::A, "not yet in force");
+    }
+
+    #[test]
+    fn insured_fraud_lists_but_deducts_only_its_recovery() {
+        let o = [outcome("C-4", ViolationType::InsuredFraud, "12000.00", AgreementAction::Keep, "2026-06-01")];
+        let r = rate(&o, &[], day("2026-12-04"));
+        assert_eq!((r.score, r.entries[0].points), (99, 1));
+    }
+
+    #[test]
+    fn many_cases_floor_at_zero_and_the_order_is_newest_first() {
+        let o: Vec<_> = (0..6)
+            .map(|i| {
+                outcome(
+                    &format!("C-{i}"),
+                    ViolationType::Fraud,
+                    "300000.00",
+                    AgreementAction::Keep,
+                    &format!("2026-0{}-01", i + 1),
+                )
+            })
+            .collect();
+        let r = rate(&o, &[], day("2026-12-04"));
+        assert_eq!((r.score, r.grade), (0, Grade::D));
+        let days: Vec<_> = r.entries.iter().map(|e| e.on).collect();
+        let mut sorted = days.clone();
+        sorted.sort_by(|a, b| b.cmp(a));
+        assert_eq!(days, sorted);
+    }
+}
