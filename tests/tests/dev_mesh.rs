@@ -238,6 +238,25 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
     // The dev mesh's provinces hold the shipped monitoring rules from the start.
     let rules = agency.list_rules(pb::ListRulesRequest {}).await.unwrap().into_inner().rules;
     assert_eq!(rules.len(), medmesh_monitor::shipped_rules().len());
+    // And the demo's supervision records: a plan graded by credit (A: nothing against either
+    // institution when it was recorded), drawn with the demo nonce; a flight inspection.
+    let plan = agency
+        .get_inspection_plan(pb::GetInspectionPlanRequest { plan_id: demo::DEMO_PLAN.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    let targets = plan.plan.unwrap().targets;
+    assert!(targets.len() == 2 && targets.iter().all(|t| t.grade == pb::CreditGrade::A as i32), "{targets:?}");
+    let draw = plan.draw.expect("the demo plan is drawn");
+    assert_eq!((draw.nonce, draw.assignments.len()), (hex::encode(demo::demo_nonce("110000")), 1));
+    let flight = agency
+        .get_flight_inspection(pb::GetFlightInspectionRequest { flight_id: demo::DEMO_FLIGHT.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .flight
+        .unwrap();
+    assert_eq!((flight.trigger.as_str(), flight.started_on.as_str()), ("media", day.as_str()));
     let before = agency.get_fund(pb::GetFundRequest {}).await.unwrap().into_inner();
     let r = h
         .reverse(pb::ReverseRequest {

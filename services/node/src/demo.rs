@@ -192,6 +192,59 @@ pub async fn load_monitoring(ch: Channel) -> Result<(), tonic::Status> {
     Ok(())
 }
 
+/// The demo inspection plan's id.
+pub const DEMO_PLAN: &str = "DR-DEMO-01";
+/// The demo flight inspection's id.
+pub const DEMO_FLIGHT: &str = "FL-DEMO-01";
+
+/// The nonce that draws a province's demo plan. A real agency keeps its nonce secret until the
+/// draw; the demo's is derived from the province code so that anyone can re-derive the draw.
+pub fn demo_nonce(province: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(format!("medmesh demo inspection nonce {province}").as_bytes()).into()
+}
+
+/// The demo's supervision records (issue 13) through the agency API: a working-day calendar
+/// (New Year's Day 2027), a double-random inspection plan whose targets take their credit grades,
+/// drawn with [`demo_nonce`], and a flight inspection of institution 2 started from media
+/// coverage. Loading it again changes nothing (a plan already recorded or drawn stays as it is).
+pub async fn load_supervision(ch: Channel, province: &str) -> Result<(), tonic::Status> {
+    let mut c = AgencyServiceClient::new(ch);
+    c.put_work_calendar(pb::PutWorkCalendarRequest { holidays: vec!["2027-01-01".into()], workdays: vec![] }).await?;
+    let plan = pb::InspectionPlan {
+        id: DEMO_PLAN.into(),
+        title: "Demo double-random inspection of designated institutions".into(),
+        // No grade given: each target takes its credit rating's grade.
+        targets: (1..=2).map(|n| pb::InspectionTarget { id: institution(province, n), grade: 0 }).collect(),
+        inspectors: (1..=4u32)
+            .map(|n| pb::InspectionInspector {
+                id: format!("INSP-{province}-{n:02}"),
+                home_institution: String::new(),
+                region: province.into(),
+            })
+            .collect(),
+        conflicts: vec![],
+        draw_targets: 1,
+        inspectors_per_target: 2,
+        commitment: hex::encode(medmesh_inspection::commitment(&demo_nonce(province))),
+    };
+    let already = |r: Result<(), tonic::Status>| match r {
+        Err(s) if s.code() == tonic::Code::AlreadyExists => Ok(()),
+        other => other,
+    };
+    already(c.put_inspection_plan(pb::PutInspectionPlanRequest { plan: Some(plan) }).await.map(|_| ()))?;
+    let nonce = hex::encode(demo_nonce(province));
+    already(c.draw_inspection(pb::DrawInspectionRequest { plan_id: DEMO_PLAN.into(), nonce }).await.map(|_| ()))?;
+    c.start_flight_inspection(pb::StartFlightInspectionRequest {
+        flight_id: DEMO_FLIGHT.into(),
+        institution_id: institution(province, 2),
+        media: "demo: a newspaper report on duplicate billing".into(),
+        ..Default::default()
+    })
+    .await?;
+    Ok(())
+}
+
 /// The filing kind of demo person `i` for care in other provinces: persons `4k+1` are
 /// long-term residents, `4k+2` referred, `4k+3` other temporary visitors, `4k` not filed.
 pub fn filing_kind(i: u32) -> Option<pb::FilingKind> {

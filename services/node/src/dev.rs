@@ -306,6 +306,9 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         crate::demo::load_monitoring(channel(leader, &agency)?)
             .await
             .map_err(|s| anyhow::anyhow!("loading the monitoring rules of {province}: {}", s.message()))?;
+        crate::demo::load_supervision(channel(leader, &agency)?, province)
+            .await
+            .map_err(|s| anyhow::anyhow!("loading the supervision records of {province}: {}", s.message()))?;
     }
     let provinces: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
     println!(
