@@ -272,6 +272,30 @@ async fn a_flagged_claim_becomes_a_case_executed_once_and_shared() {
     })
     .await;
     assert_eq!((other_rating.score, other_rating.grade), (want_score, pb::CreditGrade::D as i32));
+    // Credit repair: 110000 lifts its case on appeal; every province stops counting it (score
+    // 100), while the discipline entry still makes the grade D until its last day.
+    let lift = |reason: &str| pb::LiftCreditEntryRequest { case_id: "BJ-2026-0001".into(), reason: reason.into() };
+    let e = agency.lift_credit_entry(lift("")).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().starts_with("reason:"), "{e:?}");
+    let e = other.lift_credit_entry(lift("not theirs")).await.unwrap_err();
+    assert!(
+        e.code() == Code::NotFound && e.message().starts_with("case_id:"),
+        "another province cannot lift it: {e:?}"
+    );
+    agency.lift_credit_entry(lift("the decision was annulled on administrative review")).await.unwrap();
+    agency.lift_credit_entry(lift("the decision was annulled on administrative review")).await.unwrap();
+    let e = agency.lift_credit_entry(lift("another reason")).await.unwrap_err();
+    assert!(e.code() == Code::AlreadyExists && e.message().starts_with("case_id:"), "{e:?}");
+    let lifted = wait_until(Duration::from_secs(60), "310000 to see the lift", || {
+        let other = other.clone();
+        let inst = inst.clone();
+        async move { rating(other, inst).await.ok().filter(|r| r.score == 100) }
+    })
+    .await;
+    assert_eq!(lifted.grade, pb::CreditGrade::D as i32, "the discipline entry still counts: {lifted:?}");
+    let case = lifted.entries.iter().find(|e| e.kind == "case").unwrap();
+    assert!(!case.counted && case.points == 0 && case.lifted_on == day, "{case:?}");
+    assert_eq!(rating(agency.clone(), inst.clone()).await.unwrap().entries, lifted.entries);
     let e = rating(other.clone(), demo::institution(OTHER, 99)).await.unwrap_err();
     assert!(e.code() == Code::NotFound && e.message().starts_with("institution_id:"), "{e:?}");
     let e = rating(other.clone(), "not an id".into()).await.unwrap_err();

@@ -661,6 +661,14 @@ async fn each_refusal_names_the_request_field() {
             "institution_id:",
         ),
         (
+            "credit lift of no case",
+            a.lift_credit_entry(pb::LiftCreditEntryRequest { case_id: "C-NONE".into(), reason: "appeal".into() })
+                .await
+                .map(|_| ()),
+            Code::NotFound,
+            "case_id:",
+        ),
+        (
             "credit rating without an institution",
             a.get_credit_rating(pb::GetCreditRatingRequest { institution_id: String::new() }).await.map(|_| ()),
             Code::InvalidArgument,

@@ -852,6 +852,7 @@ impl Mesh {
                 SharedItem::Discipline(e) => FederationCommand::RecordDiscipline(e),
                 SharedItem::CaseOutcome(o) => FederationCommand::RecordCaseOutcome(o),
                 SharedItem::Rule(r) => FederationCommand::PutRule(r),
+                SharedItem::CreditLift(l) => FederationCommand::RecordCreditLift(l),
             };
             if let Err(e) = self.fed_propose(cmd).await? {
                 // Loud: a refused item stays in the outbox (and holds back those after it)

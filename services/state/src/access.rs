@@ -65,6 +65,7 @@ fn federation(cmd: &FederationCommand, from: &ProvinceCode) -> bool {
         FederationCommand::RecordDiscipline(entry) => &entry.province == from,
         FederationCommand::RecordViolation(v) => &v.province == from,
         FederationCommand::RecordCaseOutcome(o) => &o.province == from,
+        FederationCommand::RecordCreditLift(l) => &l.province == from,
         FederationCommand::TopUp { province, .. } => province == from,
         FederationCommand::Vouch { insured, .. } => insured == from,
         FederationCommand::Anchor { province, .. } => province == from,

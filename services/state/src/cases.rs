@@ -14,6 +14,7 @@
 //!   leader publishes to the federation's shared log so every province sees them.
 
 use medmesh_supervision::cases::{Case, CaseError, CaseOutcome, CasePolicy, CaseSource, CaseState};
+use medmesh_supervision::credit::Lift;
 use medmesh_types::{Date, InstitutionId, LogTime, Money, ProvinceCode, Serial};
 
 use crate::discipline::store_discipline;
@@ -109,6 +110,7 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &CaseCommand, now: LogTime) -> Resul
             c.close(reason, today).map_err(case_error)?;
             c
         }
+        CaseCommand::LiftCredit { id, reason } => return lift_credit(tx, id, reason, today),
     };
     tx.store(&keys::case(&case.id), &case);
     Ok(Outcome::Case(Box::new(case)))
@@ -257,6 +259,40 @@ fn carry_out(
     Ok(())
 }
 
+/// Lifts an executed case's credit entry on appeal: recorded here at once and shared through
+/// the federation, so every province's rating stops counting it. The same lift again answers
+/// it; another reason is ALREADY_EXISTS.
+fn lift_credit(tx: &mut Tx<'_>, id: &str, reason: &str, today: Date) -> Result<Outcome, DomainError> {
+    let c = load_case(tx, id)?;
+    let Some(o) = c.outcome().filter(|_| c.executed_on.is_some()) else {
+        return Err(DomainError::precondition(
+            "case_id",
+            format!("case {id} was not executed: it has no credit entry"),
+        ));
+    };
+    let key = keys::credit_lift(&o.institution, &o.province, &o.case_id);
+    if let Some(old) = tx.load::<Lift>(&key) {
+        if old.reason == reason {
+            return Ok(Outcome::Case(Box::new(c)));
+        }
+        return Err(DomainError::exists(
+            "case_id",
+            format!("case {id}'s credit entry was lifted on {} already", old.lifted_on),
+        ));
+    }
+    let lift = Lift {
+        province: o.province,
+        case_id: o.case_id,
+        institution: o.institution,
+        lifted_on: today,
+        reason: reason.to_string(),
+    };
+    lift.validate().map_err(case_error)?;
+    tx.store(&key, &lift);
+    outbox(tx, SharedItem::CreditLift(lift));
+    Ok(Outcome::Case(Box::new(c)))
+}
+
 fn outbox(tx: &mut Tx<'_>, item: SharedItem) {
     let seq: u64 = tx.load(keys::OUTBOX_SEQ).unwrap_or(0) + 1;
     tx.store(keys::OUTBOX_SEQ, &seq);
@@ -318,6 +354,9 @@ pub(crate) fn validate(cmd: &CaseCommand) -> Result<(), DomainError> {
         CaseCommand::Open { province: p, .. } => province("province", p),
         CaseCommand::Investigate { finding, .. } if finding.trim().is_empty() => {
             Err(DomainError::invalid("finding", "is required"))
+        }
+        CaseCommand::LiftCredit { reason, .. } => {
+            medmesh_supervision::reports::check_text("reason", reason, true).map_err(case_error)
         }
         _ => Ok(()),
     }

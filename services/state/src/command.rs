@@ -107,6 +107,7 @@ impl ProvinceCommand {
                 CaseCommand::Execute { .. } => "execute_case",
                 CaseCommand::Close { .. } => "close_case",
                 CaseCommand::PutPolicy(_) => "put_case_policy",
+                CaseCommand::LiftCredit { .. } => "lift_credit",
             },
             Self::Published { .. } => "published",
             Self::CreditAccounts { .. } => "credit_accounts",
@@ -167,6 +168,7 @@ impl FederationCommand {
             Self::RecordViolation(_) => "fed_record_violation",
             Self::RecordCaseOutcome(_) => "fed_record_case_outcome",
             Self::PutRule(_) => "fed_put_rule",
+            Self::RecordCreditLift(_) => "fed_record_credit_lift",
         }
     }
 }

@@ -4,7 +4,7 @@
 //! institution alike, its own or another's.
 
 use medmesh_supervision::cases::CaseOutcome;
-use medmesh_supervision::credit::{rate, ListedPeriod, Rating};
+use medmesh_supervision::credit::{rate, Lift, ListedPeriod, Rating};
 use medmesh_types::{Date, InstitutionId};
 
 use crate::kv::{decode, keys, scan_prefix, KvRead};
@@ -20,6 +20,8 @@ pub const MAX_READ: usize = 10_000;
 pub fn rating(kv: &dyn KvRead, inst: &InstitutionId, today: Date, field: &str) -> Result<Rating, DomainError> {
     let outcomes: Vec<CaseOutcome> =
         scan_prefix(kv, &keys::case_outcomes(inst), MAX_READ).iter().map(|(_, v)| decode(v)).collect();
+    let lifts: Vec<Lift> =
+        scan_prefix(kv, &keys::credit_lifts(inst), MAX_READ).iter().map(|(_, v)| decode(v)).collect();
     let subject = DisciplineSubject::Institution(inst.clone());
     let listed: Vec<ListedPeriod> = scan_prefix(kv, &keys::disciplines(&subject), MAX_READ)
         .iter()
@@ -32,7 +34,7 @@ pub fn rating(kv: &dyn KvRead, inst: &InstitutionId, today: Date, field: &str) -
     if !registered && outcomes.is_empty() && listed.is_empty() {
         return Err(DomainError::not_found(field, format!("no institution {inst} is known here")));
     }
-    Ok(rate(&outcomes, &listed, today))
+    Ok(rate(&outcomes, &lifts, &listed, today))
 }
 
 /// A rating in a few words, for a refusal: the score and what forces or lowers it.

@@ -46,6 +46,16 @@ pub(crate) fn sync_shared(
                 }
             }
             SharedItem::CaseOutcome(o) => copy_outcome(tx, o),
+            // A lifted credit entry: checked, stored once (it came from another group).
+            SharedItem::CreditLift(l) => {
+                let key = keys::credit_lift(&l.institution, &l.province, &l.case_id);
+                if tx.load::<medmesh_supervision::credit::Lift>(&key).is_none()
+                    && l.validate().is_ok()
+                    && province("province", &l.province).is_ok()
+                {
+                    tx.store(&key, l);
+                }
+            }
             // A national rule: compiled again here (it came from another group); one that
             // cannot be recorded (a version out of order, an id this province uses for its own
             // rule) is skipped, never half-stored.

@@ -139,6 +139,9 @@ pub enum FederationCommand {
         /// Fund share plus account part it reserved.
         amount: Money,
     },
+    /// Records a case outcome's credit entry lifted on appeal by its deciding province, in the
+    /// shared log, once per province and case id (the outcome must have been shared first).
+    RecordCreditLift(medmesh_supervision::credit::Lift),
 }
 
 /// Federation: registers a province's endpoints.
@@ -403,6 +406,37 @@ pub(crate) fn fed_record_case_outcome(
     tx.store(&key, o);
     Ok(Outcome::Stored)
 }
+/// Federation: appends a lifted credit entry to the shared log, once per province and case id,
+/// only for an outcome the federation shared, about the same institution.
+pub(crate) fn fed_record_credit_lift(
+    tx: &mut Tx<'_>,
+    l: &medmesh_supervision::credit::Lift,
+) -> Result<Outcome, DomainError> {
+    let outcome: medmesh_supervision::cases::CaseOutcome =
+        tx.load(&keys::fed_case_outcome(&l.province, &l.case_id)).ok_or_else(|| {
+            DomainError::not_found("case_id", format!("no outcome of case {} of {}", l.case_id, l.province))
+        })?;
+    if outcome.institution != l.institution {
+        return Err(DomainError::invalid(
+            "institution",
+            format!("case {} is about {}, not {}", l.case_id, outcome.institution, l.institution),
+        ));
+    }
+    let key = keys::fed_credit_lift(&l.province, &l.case_id);
+    match tx.load::<medmesh_supervision::credit::Lift>(&key) {
+        Some(old) if &old == l => return Ok(Outcome::Stored),
+        Some(_) => {
+            return Err(DomainError::exists(
+                "case_id",
+                format!("case {} of {} was already lifted with different content", l.case_id, l.province),
+            ))
+        }
+        None => {}
+    }
+    append_shared(tx, SharedItem::CreditLift(l.clone()));
+    tx.store(&key, l);
+    Ok(Outcome::Stored)
+}
 fn append_shared(tx: &mut Tx<'_>, item: SharedItem) {
     let seq: u64 = tx.load(keys::FED_SHARED_SEQ).unwrap_or(0) + 1;
     tx.store(keys::FED_SHARED_SEQ, &seq);
@@ -445,5 +479,6 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &FederationCommand, now: LogTime) ->
         FederationCommand::RecordViolation(v) => fed_record_violation(tx, v),
         FederationCommand::RecordCaseOutcome(o) => fed_record_case_outcome(tx, o),
         FederationCommand::PutRule(r) => fed_put_rule(tx, r, now),
+        FederationCommand::RecordCreditLift(l) => fed_record_credit_lift(tx, l),
     }
 }

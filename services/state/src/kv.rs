@@ -218,6 +218,18 @@ pub mod keys {
     pub fn case_outcome(inst: &InstitutionId, province: &ProvinceCode, case: &str) -> String {
         format!("outcome/{inst}/{province}/{case}")
     }
+    /// A case outcome's credit entry lifted on appeal, by institution.
+    pub fn credit_lift(inst: &InstitutionId, province: &ProvinceCode, case: &str) -> String {
+        format!("creditlift/{inst}/{province}/{case}")
+    }
+    /// Prefix of an institution's lifted credit entries.
+    pub fn credit_lifts(inst: &InstitutionId) -> String {
+        format!("creditlift/{inst}/")
+    }
+    /// Federation: a lifted credit entry.
+    pub fn fed_credit_lift(province: &ProvinceCode, case: &str) -> String {
+        format!("fcreditlift/{province}/{case}")
+    }
     /// Prefix of an institution's case outcomes.
     pub fn case_outcomes(inst: &InstitutionId) -> String {
         format!("outcome/{inst}/")

@@ -496,6 +496,13 @@ pub enum CaseCommand {
     },
     /// Replaces the province's case policy (fine multiples, deadline).
     PutPolicy(medmesh_supervision::cases::CasePolicy),
+    /// Lifts an executed case's credit entry on appeal (credit repair), shared like its outcome.
+    LiftCredit {
+        /// The case.
+        id: String,
+        /// Why (published with the rating).
+        reason: String,
+    },
 }
 
 impl CaseCommand {
@@ -506,7 +513,8 @@ impl CaseCommand {
             | CaseCommand::Investigate { id, .. }
             | CaseCommand::Decide { id, .. }
             | CaseCommand::Execute { id }
-            | CaseCommand::Close { id, .. } => Some(id),
+            | CaseCommand::Close { id, .. }
+            | CaseCommand::LiftCredit { id, .. } => Some(id),
             CaseCommand::PutPolicy(_) => None,
         }
     }

@@ -368,6 +368,8 @@ pub enum SharedItem {
     CaseOutcome(medmesh_supervision::cases::CaseOutcome),
     /// A version of a national monitoring rule.
     Rule(medmesh_monitor::Rule),
+    /// A case outcome's credit entry lifted on appeal by its deciding province (issue 13.3).
+    CreditLift(medmesh_supervision::credit::Lift),
 }
 
 /// What a person looks like to a treatment province: no raw identity number.

@@ -1379,6 +1379,7 @@ fn a_flagged_claim_becomes_a_case_and_its_recovery_reaches_the_ledger_once() {
             SharedItem::Discipline(_) => "discipline",
             SharedItem::CaseOutcome(_) => "outcome",
             SharedItem::Rule(_) => "rule",
+            SharedItem::CreditLift(_) => "lift",
         })
         .collect();
     assert_eq!(kinds, vec!["violation", "discipline", "outcome"]);
@@ -1395,6 +1396,31 @@ fn a_flagged_claim_becomes_a_case_and_its_recovery_reaches_the_ledger_once() {
     let c = case_of(&one(&mut kv, step(CaseCommand::Close { id: "C1".into(), reason: String::new() })));
     assert_eq!(c.state, CaseState::Closed);
     assert_eq!(one(&mut kv, decide(paid, 15)).unwrap_err().code, ErrorCode::FailedPrecondition);
+
+    // Credit repair (issue 13.3): the executed case's entry is lifted on appeal, once, and
+    // goes to the outbox for every province; the rating stops counting it.
+    let lift = |reason: &str| step(CaseCommand::LiftCredit { id: "C1".into(), reason: reason.into() });
+    assert_eq!(one(&mut kv, lift(" ")).unwrap_err().field, "reason");
+    let e = one(&mut kv, step(CaseCommand::LiftCredit { id: "C404".into(), reason: "r".into() })).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::NotFound, "case_id"));
+    case_of(&one(&mut kv, lift("annulled on review")));
+    case_of(&one(&mut kv, lift("annulled on review")));
+    let e = one(&mut kv, lift("another reason")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::AlreadyExists, "case_id"));
+    match run_query(&kv, &Query::Outbox { limit: 10 }).unwrap() {
+        Answer::SharedLog(items) => {
+            assert_eq!(items.len(), 1, "one lift in the outbox: {items:?}");
+            assert!(matches!(&items[0].1, SharedItem::CreditLift(l) if l.case_id == "C1" && l.institution == inst()));
+        }
+        other => panic!("{other:?}"),
+    }
+    match run_query(&kv, &Query::CreditRating { institution: inst(), today: NOW.date() }).unwrap() {
+        Answer::CreditRating(r) => {
+            let case = r.entries.iter().find(|e| matches!(&e.source, medmesh_supervision::credit::Source::Case { .. }));
+            assert!(case.is_some_and(|e| !e.counted && e.why.contains("annulled on review")), "{r:?}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 /// A recovery beyond what the fund still owes the institution is due from it, and taken off

@@ -159,6 +159,10 @@ fn federation(cmd: &FederationCommand) -> Result<(), DomainError> {
             o.validate().map_err(|e| DomainError::invalid("outcome", e.to_string()))?;
             crate::rules::province("province", &o.province)
         }
+        FederationCommand::RecordCreditLift(l) => {
+            l.validate().map_err(|e| DomainError::invalid("lift", e.to_string()))?;
+            crate::rules::province("province", &l.province)
+        }
         FederationCommand::Reverse { .. } => Ok(()),
         FederationCommand::RecordDiscipline(e) => text("reason", &e.reason, true),
         FederationCommand::TopUp { amount: a, warning_below, .. } => {

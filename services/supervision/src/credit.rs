@@ -22,17 +22,19 @@
 //!    list, or when a counted case ended its agreement.
 //!
 //! **Repair.** An outcome stops counting three years after its decision, a discipline entry the
-//! day after its last day; both stay in the history the rating lists (with 0 points and
-//! `counted: false`), so a rating explains itself.
+//! day after its last day, and an outcome its deciding province lifts on appeal ([`Lift`],
+//! shared like the outcome) stops counting from the day lifted; all stay in the history the
+//! rating lists (with 0 points and `counted: false`), so a rating explains itself.
 //!
 //! Worked examples (checked by the tests): one irregular case recovering 25,000 yuan → 100 − 10
 //! − 2 = 88, grade B; one fraud case recovering 150,000 yuan with the agreement suspended → 100 −
 //! 30 − 15 − 10 = 45, grade D.
 
-use medmesh_types::{Date, Money};
+use medmesh_types::{Date, InstitutionId, Money, ProvinceCode};
 use serde::{Deserialize, Serialize};
 
-use crate::cases::{AgreementAction, CaseOutcome, ViolationType};
+use crate::cases::{check_case_id, AgreementAction, CaseError, CaseOutcome, ViolationType};
+use crate::reports::check_text;
 
 /// The version of the scoring model.
 pub const MODEL_VERSION: u32 = 1;
@@ -84,6 +86,37 @@ impl Grade {
     }
 }
 
+/// A case outcome's credit entry lifted on appeal by the province that decided the case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lift {
+    /// The deciding province.
+    pub province: ProvinceCode,
+    /// Its case id.
+    pub case_id: String,
+    /// The institution.
+    pub institution: InstitutionId,
+    /// Lifted from this day.
+    pub lifted_on: Date,
+    /// Why (published with the rating).
+    pub reason: String,
+}
+
+impl Lift {
+    /// Checks its fields, naming the one that fails.
+    pub fn validate(&self) -> Result<(), CaseError> {
+        check_case_id(&self.case_id)?;
+        check_text("reason", &self.reason, true)
+    }
+
+    /// Whether it lifts `o` on `today`.
+    pub fn lifts(&self, o: &CaseOutcome, today: Date) -> bool {
+        self.province == o.province
+            && self.case_id == o.case_id
+            && self.institution == o.institution
+            && self.lifted_on <= today
+    }
+}
+
 /// A joint-discipline entry about the institution, as the model sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListedPeriod {
@@ -129,6 +162,8 @@ pub struct Entry {
     pub counted: bool,
     /// It sets the grade to D whatever the score.
     pub forces_d: bool,
+    /// Lifted on appeal (the day), if it was.
+    pub lifted_on: Option<Date>,
     /// Why, in words.
     pub why: String,
 }
@@ -166,9 +201,10 @@ fn recovery_points(recovered: Money) -> u32 {
     u32::try_from(yuan / YUAN_PER_POINT).unwrap_or(u32::MAX).min(MAX_RECOVERY_POINTS)
 }
 
-/// The entry of one case outcome on `today`.
-pub fn outcome_entry(o: &CaseOutcome, today: Date) -> Entry {
-    let counted = o.decided_on <= today && today.years_since(o.decided_on) < TERM_YEARS;
+/// The entry of one case outcome on `today`, lifted by `lift` if any.
+pub fn outcome_entry(o: &CaseOutcome, lift: Option<&Lift>, today: Date) -> Entry {
+    let lift = lift.filter(|l| l.lifts(o, today));
+    let counted = lift.is_none() && o.decided_on <= today && today.years_since(o.decided_on) < TERM_YEARS;
     let (violation, name) = match o.violation {
         ViolationType::Irregular => (10, "irregular use of the fund"),
         ViolationType::Fraud => (30, "fraud by the institution"),
@@ -187,8 +223,10 @@ pub fn outcome_entry(o: &CaseOutcome, today: Date) -> Entry {
     if ended {
         why.push_str("; agreement ended: grade D");
     }
-    if !counted {
-        why.push_str("; its term is over");
+    match lift {
+        Some(l) => why.push_str(&format!("; lifted on appeal on {}: {}", l.lifted_on, l.reason)),
+        None if !counted => why.push_str("; its term is over"),
+        None => {}
     }
     Entry {
         source: Source::Case { province: o.province.to_string(), case_id: o.case_id.clone() },
@@ -196,13 +234,16 @@ pub fn outcome_entry(o: &CaseOutcome, today: Date) -> Entry {
         points: if counted { violation + recovery + agreement } else { 0 },
         counted,
         forces_d: counted && ended,
+        lifted_on: lift.map(|l| l.lifted_on),
         why,
     }
 }
 
-/// Rates an institution on `today` from its case outcomes and discipline entries (any order).
-pub fn rate(outcomes: &[CaseOutcome], listed: &[ListedPeriod], today: Date) -> Rating {
-    let mut entries: Vec<Entry> = outcomes.iter().map(|o| outcome_entry(o, today)).collect();
+/// Rates an institution on `today` from its case outcomes, the lifts of some of them and its
+/// discipline entries (any order).
+pub fn rate(outcomes: &[CaseOutcome], lifts: &[Lift], listed: &[ListedPeriod], today: Date) -> Rating {
+    let mut entries: Vec<Entry> =
+        outcomes.iter().map(|o| outcome_entry(o, lifts.iter().find(|l| l.lifts(o, today)), today)).collect();
     entries.extend(listed.iter().map(|l| {
         let counted = l.from <= today && today <= l.until;
         Entry {
@@ -211,6 +252,7 @@ pub fn rate(outcomes: &[CaseOutcome], listed: &[ListedPeriod], today: Date) -> R
             points: 0,
             counted,
             forces_d: counted,
+            lifted_on: None,
             why: format!(
                 "joint-discipline list {} to {}{}",
                 l.from,
@@ -260,16 +302,18 @@ mod tests {
         let r = rate(
             &[outcome("C-1", ViolationType::Irregular, "25000.00", AgreementAction::Keep, "2026-03-01")],
             &[],
+            &[],
             today,
         );
         assert_eq!((r.score, r.grade), (88, Grade::B));
         let r = rate(
             &[outcome("C-2", ViolationType::Fraud, "150000.00", AgreementAction::Suspend(3), "2025-01-10")],
             &[],
+            &[],
             today,
         );
         assert_eq!((r.score, r.grade), (45, Grade::D));
-        let clean = rate(&[], &[], today);
+        let clean = rate(&[], &[], &[], today);
         assert_eq!((clean.score, clean.grade, clean.entries.len()), (100, Grade::A, 0));
     }
 
@@ -304,12 +348,36 @@ mod tests {
     #[test]
     fn outcomes_age_out_after_three_years() {
         let o = [outcome("C-3", ViolationType::Fraud, "0.00", AgreementAction::End, "2023-12-05")];
-        let before = rate(&o, &[], day("2026-12-04"));
+        let before = rate(&o, &[], &[], day("2026-12-04"));
         assert_eq!((before.score, before.grade), (70, Grade::D), "ended agreement forces D");
-        let after = rate(&o, &[], day("2026-12-05"));
+        let after = rate(&o, &[], &[], day("2026-12-05"));
         assert_eq!((after.score, after.grade), (100, Grade::A));
         assert!(!after.entries[0].counted && after.entries[0].points == 0);
         assert!(after.entries[0].why.contains("term is over"));
+    }
+
+    /// A lift by the deciding province counts from its day; another province's or another
+    /// case's lift changes nothing; the entry stays listed.
+    #[test]
+    fn a_lift_on_appeal_stops_the_outcome_counting() {
+        let o = [outcome("C-5", ViolationType::Fraud, "0.00", AgreementAction::End, "2026-06-01")];
+        let lift = Lift {
+            province: ProvinceCode::new("310000").unwrap(),
+            case_id: "C-5".into(),
+            institution: InstitutionId::new("H110000-01").unwrap(),
+            lifted_on: day("2026-12-01"),
+            reason: "the court annulled the decision".into(),
+        };
+        assert_eq!(lift.validate(), Ok(()));
+        assert_eq!(rate(&o, std::slice::from_ref(&lift), &[], day("2026-11-30")).grade, Grade::D, "before the lift");
+        let r = rate(&o, std::slice::from_ref(&lift), &[], day("2026-12-01"));
+        assert_eq!((r.score, r.grade, r.entries.len()), (100, Grade::A, 1));
+        assert!(!r.entries[0].counted && r.entries[0].why.contains("lifted on appeal on 2026-12-01"));
+        let elsewhere = Lift { province: ProvinceCode::new("440000").unwrap(), ..lift.clone() };
+        assert_eq!(rate(&o, &[elsewhere], &[], day("2026-12-04")).grade, Grade::D);
+        let other_case = Lift { case_id: "C-6".into(), ..lift.clone() };
+        assert_eq!(rate(&o, &[other_case], &[], day("2026-12-04")).grade, Grade::D);
+        assert_eq!(Lift { reason: " ".into(), ..lift }.validate().unwrap_err().field(), "reason");
     }
 
     #[test]
@@ -320,17 +388,17 @@ mod tests {
             from: day("2026-11-01"),
             until: day("2026-12-31"),
         }];
-        assert_eq!(rate(&[], &l, day("2026-12-31")).grade, Grade::D);
-        let after = rate(&[], &l, day("2027-01-01"));
+        assert_eq!(rate(&[], &[], &l, day("2026-12-31")).grade, Grade::D);
+        let after = rate(&[], &[], &l, day("2027-01-01"));
         assert_eq!((after.score, after.grade), (100, Grade::A));
         assert_eq!(after.entries.len(), 1, "history kept");
-        assert_eq!(rate(&[], &l, day("2026-10-31")).grade, Grade::A, "not yet in force");
+        assert_eq!(rate(&[], &[], &l, day("2026-10-31")).grade, Grade::A, "not yet in force");
     }
 
     #[test]
     fn insured_fraud_lists_but_deducts_only_its_recovery() {
         let o = [outcome("C-4", ViolationType::InsuredFraud, "12000.00", AgreementAction::Keep, "2026-06-01")];
-        let r = rate(&o, &[], day("2026-12-04"));
+        let r = rate(&o, &[], &[], day("2026-12-04"));
         assert_eq!((r.score, r.entries[0].points), (99, 1));
     }
 
@@ -347,7 +415,7 @@ mod tests {
                 )
             })
             .collect();
-        let r = rate(&o, &[], day("2026-12-04"));
+        let r = rate(&o, &[], &[], day("2026-12-04"));
         assert_eq!((r.score, r.grade), (0, Grade::D));
         let days: Vec<_> = r.entries.iter().map(|e| e.on).collect();
         let mut sorted = days.clone();

@@ -368,6 +368,19 @@ impl AgencyService for Agency {
         Ok(Response::new(ExecuteCaseResponse { case: Some(case) }))
     }
 
+    async fn lift_credit_entry(
+        &self,
+        req: Request<LiftCreditEntryRequest>,
+    ) -> Result<Response<LiftCreditEntryResponse>, Status> {
+        let r = req.into_inner();
+        let case = self.case_step(medmesh_state::CaseCommand::LiftCredit { id: r.case_id, reason: r.reason }).await?;
+        // The lift waits in the outbox; publish it now (the recovery pass retries what this misses).
+        if let Err(s) = self.mesh.publish_outbox().await {
+            tracing::info!(error = %s.message(), "credit lift not yet shared; the recovery pass retries");
+        }
+        Ok(Response::new(LiftCreditEntryResponse { case: Some(case) }))
+    }
+
     async fn close_case(&self, req: Request<CloseCaseRequest>) -> Result<Response<CloseCaseResponse>, Status> {
         let r = req.into_inner();
         let cmd = medmesh_state::CaseCommand::Close { id: r.case_id, reason: r.reason };

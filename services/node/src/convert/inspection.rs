@@ -113,6 +113,7 @@ pub fn credit_rating_pb(
                     counted: e.counted,
                     forces_d: e.forces_d,
                     why: e.why.clone(),
+                    lifted_on: e.lifted_on.map(|d| d.to_string()).unwrap_or_default(),
                 }
             })
             .collect(),

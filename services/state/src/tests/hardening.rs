@@ -252,6 +252,7 @@ fn corpus() -> Vec<Command> {
         ProvinceCommand::Case(CaseCommand::Investigate { id: "C1".into(), finding: "f".into() }),
         ProvinceCommand::Case(CaseCommand::Decide { id: "C1".into(), decision: case_decision() }),
         ProvinceCommand::Case(CaseCommand::Execute { id: "C1".into() }),
+        ProvinceCommand::Case(CaseCommand::LiftCredit { id: "C1".into(), reason: "annulled".into() }),
         ProvinceCommand::Published { through: 1 },
         ProvinceCommand::ScanRule {
             rule_id: medmesh_monitor::shipped_rules().remove(5).id,
@@ -293,6 +294,13 @@ fn corpus() -> Vec<Command> {
             executed_on: day("2025-03-02"),
             reason: "r".into(),
         }),
+        FederationCommand::RecordCreditLift(medmesh_supervision::credit::Lift {
+            province: prov("440000"),
+            case_id: "GD-1".into(),
+            institution: inst(),
+            lifted_on: day("2025-04-01"),
+            reason: "annulled".into(),
+        }),
         FederationCommand::PutRule(medmesh_monitor::shipped_rules().remove(7)),
         FederationCommand::RunClearing { month: "2025-02".into() },
         FederationCommand::SettleClearing { month: "2025-02".into() },
@@ -321,6 +329,7 @@ fn read_everything(kv: &MemKv) {
         Query::SharedLog { after: 0, limit: 100 },
         Query::Positions,
         Query::Prepaid,
+        Query::CreditRating { institution: inst(), today: day("2025-04-02") },
         Query::Clearing { month: "2025-03".into(), page_token: String::new(), page_size: 10 },
         Query::Clearing { month: "2025-02".into(), page_token: String::new(), page_size: 10 },
         Query::Disciplines {
