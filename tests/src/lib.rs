@@ -141,6 +141,33 @@ pub fn fails(r: Result<impl std::fmt::Debug, tonic::Status>, code: tonic::Code, 
     assert!(e.code() == code && e.message().starts_with(&format!("{field}:")), "want {code:?} naming {field}: {e:?}");
 }
 
+/// Settles one demo claim at institution 1 of `province` on `day` — demo person 1's outpatient
+/// visit `V1` with three demo fee lines, settled as `S1` using the individual account — and
+/// answers its split and what the fund paid the institution for it: every part of the split
+/// but the patient's cash.
+pub async fn settle_demo_claim(
+    h: &mut HospitalServiceClient<Channel>,
+    province: &str,
+    day: &str,
+) -> (medmesh_node::pb::Split, medmesh_types::Money) {
+    use medmesh_node::{demo, pb};
+    let institution_id = demo::institution(province, 1);
+    h.register_visit(demo::visit_request(province, "V1", 1, 1, day)).await.expect("visit V1");
+    let lines = demo::fee_lines(3, day);
+    h.upload_fees(pb::UploadFeesRequest { institution_id: institution_id.clone(), visit_serial: "V1".into(), lines })
+        .await
+        .expect("fees of V1");
+    let settle = pb::SettleRequest {
+        institution_id,
+        serial: "S1".into(),
+        visit_serial: "V1".into(),
+        use_individual_account: true,
+    };
+    let split = h.settle(settle).await.expect("settlement S1").into_inner().split.expect("a split");
+    let paid = yuan(&split.pooling_fund) + yuan(&split.critical_illness) + yuan(&split.individual_account);
+    (split, paid)
+}
+
 /// A channel to `addr` as `identity`.
 pub fn channel_as(addr: &str, identity: &Identity) -> Channel {
     channel(addr, &transport(identity)).expect("channel")

@@ -16,7 +16,7 @@ use medmesh_node::pb;
 use medmesh_node::pb::agency_service_client::AgencyServiceClient;
 use medmesh_node::pb::disclosure_service_client::DisclosureServiceClient;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
-use medmesh_tests::{institution, wait_until, yuan, Mesh};
+use medmesh_tests::{institution, settle_demo_claim, wait_until, yuan, Mesh};
 use medmesh_types::Money;
 use tonic::Code;
 
@@ -55,28 +55,8 @@ async fn a_flagged_claim_becomes_a_case_executed_once_and_shared() {
     let day = demo::today();
     let inst = demo::institution(HOME, 1);
     let mut h = HospitalServiceClient::new(g.channel_as(leader, &institution(HOME, 1)));
-    h.register_visit(demo::visit_request(HOME, "V1", 1, 1, &day)).await.unwrap();
-    h.upload_fees(pb::UploadFeesRequest {
-        institution_id: inst.clone(),
-        visit_serial: "V1".into(),
-        lines: demo::fee_lines(3, &day),
-    })
-    .await
-    .unwrap();
-    let split = h
-        .settle(pb::SettleRequest {
-            institution_id: inst.clone(),
-            serial: "S1".into(),
-            visit_serial: "V1".into(),
-            use_individual_account: true,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .split
-        .unwrap();
     // What the fund paid the institution for it: every part but the patient's cash.
-    let paid = yuan(&split.pooling_fund) + yuan(&split.critical_illness) + yuan(&split.individual_account);
+    let (split, paid) = settle_demo_claim(&mut h, HOME, &day).await;
     assert!(paid > Money::ZERO, "{split:?}");
     let alert = agency.list_alerts(pb::ListAlertsRequest::default()).await.unwrap().into_inner().alerts.remove(0);
     assert_eq!((alert.rule_id.as_str(), alert.settlement_serial.as_str()), ("AG-REVIEW", "S1"));

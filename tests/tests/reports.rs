@@ -15,7 +15,7 @@ use medmesh_node::pb::agency_service_client::AgencyServiceClient;
 use medmesh_node::pb::disclosure_service_client::DisclosureServiceClient;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
 use medmesh_node::pb::report_service_client::ReportServiceClient;
-use medmesh_tests::{agency, fails, institution, report_officer, yuan, Mesh};
+use medmesh_tests::{agency, fails, institution, report_officer, settle_demo_claim, yuan, Mesh};
 use medmesh_types::Money;
 use tonic::Code;
 
@@ -98,27 +98,7 @@ async fn a_report_is_rewarded_once_and_its_reporter_stays_sealed() {
 
     // A claim of the institution, recovered by a case the report opened.
     let mut h = HospitalServiceClient::new(g.channel_as(leader, &institution(HOME, 1)));
-    h.register_visit(demo::visit_request(HOME, "V1", 1, 1, &day)).await.unwrap();
-    h.upload_fees(pb::UploadFeesRequest {
-        institution_id: inst.clone(),
-        visit_serial: "V1".into(),
-        lines: demo::fee_lines(3, &day),
-    })
-    .await
-    .unwrap();
-    let split = h
-        .settle(pb::SettleRequest {
-            institution_id: inst.clone(),
-            serial: "S1".into(),
-            visit_serial: "V1".into(),
-            use_individual_account: true,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .split
-        .unwrap();
-    let paid = yuan(&split.pooling_fund) + yuan(&split.critical_illness) + yuan(&split.individual_account);
+    let (_, paid) = settle_demo_claim(&mut h, HOME, &day).await;
     let mut a = AgencyServiceClient::new(g.channel_as(leader, &agency(HOME)));
     let pay =
         |reference: &str| pb::PayReportRewardRequest { report_id: got.report_id.clone(), reference: reference.into() };
