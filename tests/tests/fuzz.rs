@@ -661,6 +661,39 @@ async fn each_refusal_names_the_request_field() {
             "institution_id:",
         ),
         (
+            "flight inspection id with a space",
+            a.get_flight_inspection(pb::GetFlightInspectionRequest { flight_id: "a b".into() }).await.map(|_| ()),
+            Code::InvalidArgument,
+            "flight_id:",
+        ),
+        (
+            "malformed flight page token",
+            a.list_flight_inspections(pb::ListFlightInspectionsRequest {
+                page_token: "../x".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+            Code::InvalidArgument,
+            "page_token:",
+        ),
+        (
+            "flight report of no kind",
+            a.file_flight_report(pb::FileFlightReportRequest { flight_id: "FL-1".into(), kind: 0, text: "x".into() })
+                .await
+                .map(|_| ()),
+            Code::InvalidArgument,
+            "kind:",
+        ),
+        (
+            "credit lift without a reason",
+            a.lift_credit_entry(pb::LiftCreditEntryRequest { case_id: "C-1".into(), reason: String::new() })
+                .await
+                .map(|_| ()),
+            Code::InvalidArgument,
+            "reason:",
+        ),
+        (
             "credit lift of no case",
             a.lift_credit_entry(pb::LiftCreditEntryRequest { case_id: "C-NONE".into(), reason: "appeal".into() })
                 .await

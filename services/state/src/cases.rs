@@ -13,23 +13,17 @@
 //! - puts the points, the entry and the case outcome (no identity) in the outbox, which the
 //!   leader publishes to the federation's shared log so every province sees them.
 
-use medmesh_supervision::cases::{Case, CaseError, CaseOutcome, CasePolicy, CaseSource, CaseState};
+use medmesh_supervision::cases::{Case, CaseOutcome, CasePolicy, CaseSource, CaseState};
 use medmesh_supervision::credit::Lift;
 use medmesh_types::{Date, InstitutionId, LogTime, Money, ProvinceCode, Serial};
 
 use crate::discipline::store_discipline;
+use crate::error::case_error;
 use crate::kv::{decode, keys, KvRead, Tx};
 use crate::model::*;
 use crate::rules::{check_violation, province};
 use crate::shared::{DisciplineEntry, DisciplineSubject, SharedItem};
 use crate::DomainError;
-
-fn case_error(e: CaseError) -> DomainError {
-    match e {
-        CaseError::Invalid { field, message } => DomainError::invalid(field, message),
-        CaseError::State { field, message } => DomainError::precondition(field, message),
-    }
-}
 
 /// The province's case policy (the 2021 regulations' defaults until one is put).
 pub fn policy(kv: &dyn KvRead) -> CasePolicy {

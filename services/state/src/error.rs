@@ -93,3 +93,13 @@ pub(crate) fn settle_error(prefix: &str, e: medmesh_settlement::SettleError) -> 
         ),
     }
 }
+
+/// A supervision rule's refusal (cases, reports, flight inspections) as the store's error: a bad
+/// field is INVALID_ARGUMENT, a step the record's state forbids FAILED_PRECONDITION.
+pub(crate) fn case_error(e: medmesh_supervision::cases::CaseError) -> DomainError {
+    use medmesh_supervision::cases::CaseError;
+    match e {
+        CaseError::Invalid { field, message } => DomainError::invalid(field, message),
+        CaseError::State { field, message } => DomainError::precondition(field, message),
+    }
+}

@@ -3,21 +3,15 @@
 //! ([`WorkCalendar`], recorded by the agency); the group's time (the log entry's) says what is
 //! overdue, so every replica agrees.
 
-use medmesh_supervision::cases::{Case, CaseError};
+use medmesh_supervision::cases::Case;
 use medmesh_supervision::flights::{FlightInspection, FlightTrigger, WorkCalendar};
 use medmesh_supervision::reports::{check_id, check_text};
 use medmesh_types::{Date, LogTime};
 
+use crate::error::case_error;
 use crate::kv::{decode, keys, load, KvRead, Tx};
 use crate::model::{InspectionCommand, Institution, Outcome};
 use crate::DomainError;
-
-fn flight_error(e: CaseError) -> DomainError {
-    match e {
-        CaseError::Invalid { field, message } => DomainError::invalid(field, message),
-        CaseError::State { field, message } => DomainError::precondition(field, message),
-    }
-}
 
 /// The province's working-day calendar (Monday to Friday until one is recorded).
 pub fn calendar(kv: &dyn KvRead) -> WorkCalendar {
@@ -27,20 +21,20 @@ pub fn calendar(kv: &dyn KvRead) -> WorkCalendar {
 /// What apply checks of a flight command before anything else.
 pub(crate) fn validate(cmd: &InspectionCommand) -> Result<(), DomainError> {
     match cmd {
-        InspectionCommand::PutCalendar(c) => c.validate().map_err(flight_error),
+        InspectionCommand::PutCalendar(c) => c.validate().map_err(case_error),
         InspectionCommand::StartFlight { id, trigger, .. } => {
-            check_id("flight_id", id).map_err(flight_error)?;
-            trigger.check().map_err(flight_error)
+            check_id("flight_id", id).map_err(case_error)?;
+            trigger.check().map_err(case_error)
         }
         InspectionCommand::FileFlightReport { id, text, .. } => {
-            check_id("flight_id", id).map_err(flight_error)?;
-            check_text("text", text, true).map_err(flight_error)
+            check_id("flight_id", id).map_err(case_error)?;
+            check_text("text", text, true).map_err(case_error)
         }
         InspectionCommand::CloseFlight { id, summary, case } => {
-            check_id("flight_id", id).map_err(flight_error)?;
-            check_text("summary", summary, true).map_err(flight_error)?;
+            check_id("flight_id", id).map_err(case_error)?;
+            check_text("summary", summary, true).map_err(case_error)?;
             match case {
-                Some(c) => check_id("case_id", c).map_err(flight_error),
+                Some(c) => check_id("case_id", c).map_err(case_error),
                 None => Ok(()),
             }
         }
@@ -98,7 +92,7 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &InspectionCommand, now: LogTime) ->
             }
             check_trigger(tx, trigger)?;
             FlightInspection::start(id, institution.clone(), trigger.clone(), today, &calendar(tx))
-                .map_err(flight_error)?
+                .map_err(case_error)?
         }
         InspectionCommand::FileFlightReport { id, final_report, text } => {
             let mut f = load_flight(tx, id)?;
@@ -107,9 +101,9 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &InspectionCommand, now: LogTime) ->
                 return Ok(Outcome::Flight(Box::new(f)));
             }
             if *final_report {
-                f.report_final(text, today).map_err(flight_error)?;
+                f.report_final(text, today).map_err(case_error)?;
             } else {
-                f.report_progress(text, today).map_err(flight_error)?;
+                f.report_progress(text, today).map_err(case_error)?;
             }
             f
         }
@@ -128,7 +122,7 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &InspectionCommand, now: LogTime) ->
                     ));
                 }
             }
-            f.close(summary, case.clone(), today, &calendar(tx)).map_err(flight_error)?;
+            f.close(summary, case.clone(), today, &calendar(tx)).map_err(case_error)?;
             f
         }
         _ => return Err(DomainError::invalid("command", "not a flight inspection command")),

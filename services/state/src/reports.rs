@@ -14,10 +14,11 @@
 //! - **A reward** is paid from the pooling fund once per report, when the case it opened has
 //!   been executed with a recovery ([`medmesh_supervision::reports::Report::pay_reward`]).
 
-use medmesh_supervision::cases::{Case, CaseError};
+use medmesh_supervision::cases::Case;
 use medmesh_supervision::reports::{check_id, Report, ReportPolicy};
 use medmesh_types::{InstitutionId, KeyedHash, LogTime, Sealed};
 
+use crate::error::case_error;
 use crate::kv::{keys, load, KvRead, Tx};
 use crate::model::{FundLedger, Institution, Outcome};
 use crate::DomainError;
@@ -27,13 +28,6 @@ pub use crate::model::{ReportCommand, ReportRecord, ReporterRead};
 /// Most reads of a reporter kept in the report (the audit chain keeps every one).
 pub const MAX_READS_KEPT: usize = 32;
 
-fn report_error(e: CaseError) -> DomainError {
-    match e {
-        CaseError::Invalid { field, message } => DomainError::invalid(field, message),
-        CaseError::State { field, message } => DomainError::precondition(field, message),
-    }
-}
-
 /// The province's report policy (the 2022 measures' defaults until one is put).
 pub fn policy(kv: &dyn KvRead) -> ReportPolicy {
     load(kv, keys::REPORT_POLICY).unwrap_or_default()
@@ -42,25 +36,25 @@ pub fn policy(kv: &dyn KvRead) -> ReportPolicy {
 /// What apply checks of a report command before anything else.
 pub(crate) fn validate(cmd: &ReportCommand) -> Result<(), DomainError> {
     match cmd {
-        ReportCommand::PutPolicy(p) => p.validate().map_err(report_error),
+        ReportCommand::PutPolicy(p) => p.validate().map_err(case_error),
         ReportCommand::Submit { serial, summary, .. } => {
-            check_id("serial", serial).map_err(report_error)?;
-            medmesh_supervision::reports::check_text("summary", summary, true).map_err(report_error)
+            check_id("serial", serial).map_err(case_error)?;
+            medmesh_supervision::reports::check_text("summary", summary, true).map_err(case_error)
         }
         ReportCommand::Acknowledge { id, note, .. } => {
-            check_id("report_id", id).map_err(report_error)?;
-            medmesh_supervision::reports::check_text("note", note, false).map_err(report_error)
+            check_id("report_id", id).map_err(case_error)?;
+            medmesh_supervision::reports::check_text("note", note, false).map_err(case_error)
         }
         ReportCommand::Conclude { id, reply } => {
-            check_id("report_id", id).map_err(report_error)?;
-            medmesh_supervision::reports::check_text("reply", reply, true).map_err(report_error)
+            check_id("report_id", id).map_err(case_error)?;
+            medmesh_supervision::reports::check_text("reply", reply, true).map_err(case_error)
         }
         ReportCommand::PayReward { id, reference } => {
-            check_id("report_id", id).map_err(report_error)?;
-            check_id("reference", reference).map_err(report_error)
+            check_id("report_id", id).map_err(case_error)?;
+            check_id("reference", reference).map_err(case_error)
         }
         ReportCommand::Unseal { id, officer } => {
-            check_id("report_id", id).map_err(report_error)?;
+            check_id("report_id", id).map_err(case_error)?;
             if officer.is_empty() || officer.len() > crate::MAX_TEXT {
                 return Err(DomainError::invalid("officer", "is not an identity"));
             }
@@ -89,7 +83,7 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &ReportCommand, now: LogTime) -> Res
             if r.report.acknowledged_on == Some(today) && r.report.reply == *note && accepted(&r) == Some(*accept) {
                 return Ok(Outcome::Report(Box::new(r)));
             }
-            r.report.acknowledge(*accept, note, today).map_err(report_error)?;
+            r.report.acknowledge(*accept, note, today).map_err(case_error)?;
             r
         }
         ReportCommand::Conclude { id, reply } => {
@@ -97,7 +91,7 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &ReportCommand, now: LogTime) -> Res
             if r.report.concluded_on.is_some() && r.report.reply == *reply {
                 return Ok(Outcome::Report(Box::new(r)));
             }
-            r.report.conclude(reply, today).map_err(report_error)?;
+            r.report.conclude(reply, today).map_err(case_error)?;
             r
         }
         ReportCommand::PayReward { id, reference } => {
@@ -111,7 +105,7 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &ReportCommand, now: LogTime) -> Res
                 .filter(|c| c.executed_on.is_some())
                 .and_then(|c| c.outcome())
                 .map(|o| o.recovered);
-            let reward = r.report.pay_reward(recovered, reference, today, &policy(tx)).map_err(report_error)?;
+            let reward = r.report.pay_reward(recovered, reference, today, &policy(tx)).map_err(case_error)?;
             if !already {
                 let mut fund: FundLedger = tx.load(keys::FUND).unwrap_or_default();
                 fund.rewards_paid += reward.amount;
@@ -171,7 +165,7 @@ fn submit(
     let seq = tx.load::<u64>(keys::REPORT_SEQ).unwrap_or(0) + 1;
     let id = format!("R-{seq:08}");
     let report = Report::receive(&id, institution.clone(), summary, reporter.is_none(), now.date(), &policy(tx))
-        .map_err(report_error)?;
+        .map_err(case_error)?;
     let record = ReportRecord {
         report,
         fingerprint: fingerprint.clone(),
@@ -197,7 +191,7 @@ pub(crate) fn open_case(
     let mut r: ReportRecord = tx
         .load(&keys::report(id))
         .ok_or_else(|| DomainError::not_found("source.report_id", format!("no report {id}")))?;
-    r.report.open_case(case_id, institution).map_err(report_error)?;
+    r.report.open_case(case_id, institution).map_err(case_error)?;
     tx.store(&keys::report(id), &r);
     Ok(())
 }

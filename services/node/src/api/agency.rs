@@ -17,6 +17,12 @@ pub struct Agency {
     pub(crate) mesh: Arc<Mesh>,
 }
 
+/// The day flight inspections are overdue as of: the group's day, or the clock's when no entry
+/// came since.
+fn flight_today(group: Option<medmesh_types::Date>) -> Option<medmesh_types::Date> {
+    group.max(Some(crate::mesh::now().date()))
+}
+
 impl Agency {
     async fn inspection_step(
         &self,
@@ -45,7 +51,7 @@ impl Agency {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         match answer(self.mesh.app.query(Query::Flight { id }).await?)? {
             Answer::Flights { today, flights } => {
-                Ok(flights.first().map(|f| convert::flight_pb(f, today.max(Some(crate::mesh::now().date())))))
+                Ok(flights.first().map(|f| convert::flight_pb(f, flight_today(today))))
             }
             other => Err(unexpected(other)),
         }
@@ -937,8 +943,7 @@ impl AgencyService for Agency {
         }
         match answer(self.mesh.app.query(Query::Flights { after: r.page_token, limit }).await?)? {
             Answer::Flights { today, flights } => {
-                // Overdue as of today: the group's day, or the clock's when no entry came since.
-                let today = today.max(Some(crate::mesh::now().date()));
+                let today = flight_today(today);
                 let next_page_token = if flights.len() == limit {
                     flights.last().map(|f| f.id.clone()).unwrap_or_default()
                 } else {
