@@ -78,12 +78,18 @@ fn expected(method: &str, who: Option<&Identity>) -> bool {
         "medmesh.v1.FederationService" => match name {
             "ListProvinces" => who.is_some(),
             "TopUp" => any_agency,
-            "RunClearing" | "SettleClearing" | "ResolveClearingDispute" | "PutNationalRule" => national,
+            "RunClearing" | "SettleClearing" | "ResolveClearingDispute" | "PutNationalRule" | "GetNonLocalFlows" => {
+                national
+            }
             "ConfirmClearingLine" | "DisputeClearingLine" => any_institution,
             _ => any_agency || national,
         },
         // Disclosure is public ("信息公开") to anyone the mesh knows.
-        "medmesh.v1.DisclosureService" => who.is_some(),
+        // An agency publishes its own province's aggregates.
+        "medmesh.v1.DisclosureService" => match name {
+            "PublishAggregate" => home_agency,
+            _ => who.is_some(),
+        },
         // Reports: anyone reports and follows a report; the agency handles; only the report
         // officer of the province reads who reported.
         "medmesh.v1.ReportService" => match name {

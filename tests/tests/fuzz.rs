@@ -251,6 +251,7 @@ async fn each_refusal_names_the_request_field() {
         }],
     };
     let mut r = pb::report_service_client::ReportServiceClient::new(g.agency(leader));
+    let mut d = pb::disclosure_service_client::DisclosureServiceClient::new(g.agency(leader));
     let report = |f: &dyn Fn(&mut pb::SubmitReportRequest)| {
         let mut x = pb::SubmitReportRequest {
             serial: "CH-1".into(),
@@ -706,6 +707,30 @@ async fn each_refusal_names_the_request_field() {
             a.get_credit_rating(pb::GetCreditRatingRequest { institution_id: String::new() }).await.map(|_| ()),
             Code::InvalidArgument,
             "institution_id:",
+        ),
+        (
+            "aggregate of a period that is no day or month",
+            d.get_aggregate(pb::GetAggregateRequest { period: "2026-13".into() }).await.map(|_| ()),
+            Code::InvalidArgument,
+            "period:",
+        ),
+        (
+            "aggregate of a day with no month day",
+            d.get_aggregate(pb::GetAggregateRequest { period: "2026-02-30".into() }).await.map(|_| ()),
+            Code::InvalidArgument,
+            "period:",
+        ),
+        (
+            "publication of a period not begun",
+            d.publish_aggregate(pb::PublishAggregateRequest { period: "2199-12".into() }).await.map(|_| ()),
+            Code::FailedPrecondition,
+            "period:",
+        ),
+        (
+            "publication of an empty period",
+            d.publish_aggregate(pb::PublishAggregateRequest { period: String::new() }).await.map(|_| ()),
+            Code::InvalidArgument,
+            "period:",
         ),
     ];
     let mut wrong = Vec::new();

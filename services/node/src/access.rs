@@ -232,6 +232,8 @@ pub const TABLE: &[Rule] = &[
     // Disclosure: what a province publishes, read by anyone the mesh knows.
     Rule { method: "/medmesh.v1.DisclosureService/GetFundReport", allow: &[AnyIdentity], scope: "" },
     Rule { method: "/medmesh.v1.DisclosureService/ListDisclosedCases", allow: &[AnyIdentity], scope: "" },
+    Rule { method: "/medmesh.v1.DisclosureService/GetAggregate", allow: &[AnyIdentity], scope: "" },
+    Rule { method: "/medmesh.v1.DisclosureService/PublishAggregate", allow: &[AgencyHere], scope: "" },
     // The federation: provinces read their positions; the nation runs clearing.
     Rule { method: "/medmesh.v1.FederationService/GetPositions", allow: &[AgencyAny, National], scope: "" },
     Rule { method: "/medmesh.v1.FederationService/ListAnchors", allow: &[AgencyAny, National], scope: "" },
@@ -248,6 +250,12 @@ pub const TABLE: &[Rule] = &[
     Rule { method: "/medmesh.v1.FederationService/ResolveClearingDispute", allow: &[National], scope: "" },
     Rule { method: "/medmesh.v1.FederationService/PutNationalRule", allow: &[National], scope: "" },
     Rule { method: "/medmesh.v1.FederationService/ListNationalRules", allow: &[AgencyAny, National], scope: "" },
+    Rule {
+        method: "/medmesh.v1.FederationService/GetNationalAggregates",
+        allow: &[National, AgencyAny],
+        scope: "an agency must name its own province",
+    },
+    Rule { method: "/medmesh.v1.FederationService/GetNonLocalFlows", allow: &[National], scope: "" },
     Rule { method: "/medmesh.v1.FederationService/GetClearing", allow: &[AgencyAny, National], scope: "" },
     Rule {
         method: "/medmesh.v1.FederationService/ConfirmClearingLine",

@@ -853,6 +853,9 @@ impl Mesh {
                 SharedItem::CaseOutcome(o) => FederationCommand::RecordCaseOutcome(o),
                 SharedItem::Rule(r) => FederationCommand::PutRule(r),
                 SharedItem::CreditLift(l) => FederationCommand::RecordCreditLift(l),
+                SharedItem::Aggregate(a) => {
+                    FederationCommand::RecordAggregate { province: self.province.clone(), aggregate: a }
+                }
             };
             if let Err(e) = self.fed_propose(cmd).await? {
                 // Loud: a refused item stays in the outbox (and holds back those after it)

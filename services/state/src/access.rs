@@ -66,6 +66,7 @@ fn federation(cmd: &FederationCommand, from: &ProvinceCode) -> bool {
         FederationCommand::RecordViolation(v) => &v.province == from,
         FederationCommand::RecordCaseOutcome(o) => &o.province == from,
         FederationCommand::RecordCreditLift(l) => &l.province == from,
+        FederationCommand::RecordAggregate { province, .. } => province == from,
         FederationCommand::TopUp { province, .. } => province == from,
         FederationCommand::Vouch { insured, .. } => insured == from,
         FederationCommand::Anchor { province, .. } => province == from,
@@ -95,6 +96,8 @@ pub fn foreign_query(q: &Query, from: &ProvinceCode) -> Result<(), String> {
         | Query::Prepaid
         | Query::Clearing { .. }
         | Query::FedRecords { .. }
+        // Aggregates are totals without personal data; the edge decides who sees which.
+        | Query::NationalAggregates { .. }
         | Query::Anchors { .. } => true,
         // The treatment province looks up a visitor's filing; the insured province checks the
         // filing a treatment province claims (only a holder of the directory secret and the

@@ -25,6 +25,7 @@ pub fn apply_batch(base: &dyn KvRead, batch: &Batch, role: Role) -> (Vec<Command
     tx.store(keys::TIME, &now);
     if let (Role::Province, Some(last)) = (role, last) {
         crate::disclosure::close_months(&mut tx, last, now);
+        crate::aggregate::close_days(&mut tx, last, now);
     }
     let mut results = Vec::with_capacity(batch.commands.len());
     let nobody = crate::audit::Origin::default();
@@ -210,7 +211,10 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
                         format!("violation {} was already recorded with different content", v.id),
                     ))
                 }
-                None => tx.store(&key, v),
+                None => {
+                    tx.store(&key, v);
+                    crate::tally::tally(tx, today, |t| t.points += i64::from(v.points));
+                }
             }
             Ok(Outcome::Qualification(qualification(tx, &v.personnel, today)?))
         }
@@ -372,6 +376,15 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
                 };
                 tx.store(&keys::settlement(institution, serial), &s);
                 tx.store(&keys::statement(institution, today, serial), &());
+                crate::tally::settlement(
+                    tx,
+                    today,
+                    1,
+                    institution,
+                    None,
+                    s.split.fund_total() + s.split.individual_account,
+                    s.split.cash,
+                );
                 crate::payment::count_settled(
                     tx,
                     institution,
@@ -454,6 +467,15 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
                 let mut pay: Payable = tx.load(&pkey).unwrap_or_default();
                 pay.amount -= split.fund_total() + split.individual_account;
                 tx.store(&pkey, &pay);
+                crate::tally::settlement(
+                    tx,
+                    today,
+                    -1,
+                    institution,
+                    None,
+                    split.fund_total() + split.individual_account,
+                    split.cash,
+                );
                 crate::payment::count_reversed(
                     tx,
                     institution,
@@ -491,12 +513,15 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
         }
         ProvinceCommand::FinishReversal { institution, serial } => finish_reversal(tx, institution, serial, now),
         ProvinceCommand::SyncShared { items } => sync_shared(tx, items, now),
-        ProvinceCommand::RecordDiscipline(e) => record_discipline(tx, e),
+        ProvinceCommand::RecordDiscipline(e) => record_discipline(tx, e, today),
         ProvinceCommand::Case(c) => crate::cases::execute(tx, c, now),
         ProvinceCommand::Published { through } => crate::cases::published(tx, *through),
         ProvinceCommand::Payment(step) => crate::payment::execute(tx, step, cmd, now),
         ProvinceCommand::Inspection(c) => crate::inspection::execute(tx, c, now),
         ProvinceCommand::Report(c) => crate::reports::execute(tx, c, now),
+        ProvinceCommand::PublishAggregate { period } => {
+            crate::aggregate::publish(tx, *period).map(|a| Outcome::Aggregate(Box::new(a)))
+        }
         ProvinceCommand::CreditAccounts { serial, period, credits } => {
             crate::accounts::credit(tx, cmd, serial, *period, credits, now)
         }

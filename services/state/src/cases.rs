@@ -19,7 +19,7 @@ use medmesh_types::{Date, InstitutionId, LogTime, Money, ProvinceCode, Serial};
 
 use crate::discipline::store_discipline;
 use crate::error::case_error;
-use crate::kv::{decode, keys, KvRead, Tx};
+use crate::kv::{decode, keys, outbox, KvRead, Tx};
 use crate::model::*;
 use crate::rules::{check_violation, province};
 use crate::shared::{DisciplineEntry, DisciplineSubject, SharedItem};
@@ -97,6 +97,7 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &CaseCommand, now: LogTime) -> Resul
             let mut c = load_case(tx, id)?;
             let effects = c.execute(today).map_err(case_error)?;
             carry_out(tx, &c, effects, today)?;
+            crate::tally::tally(tx, today, |t| t.cases_executed += 1);
             c
         }
         CaseCommand::Close { id, reason } => {
@@ -173,6 +174,7 @@ fn open(
         tx.store(&keys::alert_case(seq), &id.to_string());
     }
     tx.store(&keys::case(id), &case);
+    crate::tally::tally(tx, today, |t| t.cases_opened += 1);
     Ok(Outcome::Case(Box::new(case)))
 }
 
@@ -230,6 +232,7 @@ fn carry_out(
         let key = keys::violation(&v.personnel, &v.id);
         if tx.load::<medmesh_supervision::Violation>(&key).is_none() {
             tx.store(&key, v);
+            crate::tally::tally(tx, today, |t| t.points += i64::from(v.points));
         }
         outbox(tx, SharedItem::Violation(v.clone()));
     }
@@ -243,7 +246,9 @@ fn carry_out(
             until,
             reason: reason.chars().take(256).collect(),
         };
-        store_discipline(tx, &e)?;
+        if store_discipline(tx, &e)? {
+            crate::tally::tally(tx, today, |t| t.discipline_entries += 1);
+        }
         outbox(tx, SharedItem::Discipline(e));
     }
     if let Some(o) = case.outcome() {
@@ -285,12 +290,6 @@ fn lift_credit(tx: &mut Tx<'_>, id: &str, reason: &str, today: Date) -> Result<O
     tx.store(&key, &lift);
     outbox(tx, SharedItem::CreditLift(lift));
     Ok(Outcome::Case(Box::new(c)))
-}
-
-fn outbox(tx: &mut Tx<'_>, item: SharedItem) {
-    let seq: u64 = tx.load(keys::OUTBOX_SEQ).unwrap_or(0) + 1;
-    tx.store(keys::OUTBOX_SEQ, &seq);
-    tx.store(&keys::outbox(seq), &item);
 }
 
 /// Province: drops the outbox items through `through` (they reached the shared log).

@@ -143,6 +143,7 @@ impl ProvinceCommand {
                 ReportCommand::PayReward { .. } => "pay_report_reward",
                 ReportCommand::Unseal { .. } => "open_reporter",
             },
+            Self::PublishAggregate { .. } => "publish_aggregate",
         }
     }
 }
@@ -169,6 +170,7 @@ impl FederationCommand {
             Self::RecordCaseOutcome(_) => "fed_record_case_outcome",
             Self::PutRule(_) => "fed_put_rule",
             Self::RecordCreditLift(_) => "fed_record_credit_lift",
+            Self::RecordAggregate { .. } => "fed_record_aggregate",
         }
     }
 }

@@ -2,6 +2,8 @@
 //! are indexed by their last day in force, so the entries in force on a day are found without
 //! reading expired ones.
 
+use medmesh_types::Date;
+
 use crate::kv::{keys, Tx};
 use crate::model::*;
 use crate::rules::province;
@@ -64,6 +66,8 @@ pub(crate) fn sync_shared(
                     let _ = crate::monitoring::put_rule(tx, r, true, now);
                 }
             }
+            // Aggregates go to the federation only; one in the shared log is not for provinces.
+            SharedItem::Aggregate(_) => {}
         }
         cursor = *seq;
     }
@@ -118,7 +122,9 @@ fn put_discipline(tx: &mut Tx<'_>, e: &DisciplineEntry) {
     tx.store(&keys::discipline_until(&e.subject, e.until, &e.id), &e.id);
 }
 /// Province: records a joint-discipline entry at once.
-pub(crate) fn record_discipline(tx: &mut Tx<'_>, e: &DisciplineEntry) -> Result<Outcome, DomainError> {
-    store_discipline(tx, e)?;
+pub(crate) fn record_discipline(tx: &mut Tx<'_>, e: &DisciplineEntry, today: Date) -> Result<Outcome, DomainError> {
+    if store_discipline(tx, e)? {
+        crate::tally::tally(tx, today, |t| t.discipline_entries += 1);
+    }
     Ok(Outcome::Stored)
 }

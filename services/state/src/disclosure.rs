@@ -35,59 +35,7 @@ pub(crate) fn close_months(tx: &mut Tx<'_>, last: LogTime, now: LogTime) {
     }
 }
 
-/// A month of the fund: the change of each running total over the month (signed: a month's
-/// reversals may exceed its payments) and the balances at its end.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FundReport {
-    /// The month.
-    pub period: Period,
-    /// True once the month has ended (its figures never change again).
-    pub closed: bool,
-    /// Contributions to the pooling fund.
-    pub contributions: Money,
-    /// Funding of the medical-assistance fund.
-    pub assistance_funded: Money,
-    /// Paid by the pooling fund.
-    pub pooling_paid: Money,
-    /// Paid by the critical-illness tier.
-    pub critical_illness_paid: Money,
-    /// Paid by medical assistance.
-    pub assistance_paid: Money,
-    /// Paid from individual accounts.
-    pub accounts_paid: Money,
-    /// Settlements in force, change.
-    pub settlements: i64,
-    /// Settlements reversed.
-    pub reversals: i64,
-    /// Non-local settlements of this province's insured posted.
-    pub nonlocal_out_settlements: i64,
-    /// Owed to treatment provinces for them.
-    pub nonlocal_out_amount: Money,
-    /// Non-local settlements treated here, in force.
-    pub nonlocal_in_settlements: i64,
-    /// Owed by insured provinces for them.
-    pub nonlocal_in_amount: Money,
-    /// Recovered by executed cases.
-    pub recovered: Money,
-    /// Deducted in declaration review.
-    pub deducted: Money,
-    /// Fines imposed (memo).
-    pub fines_imposed: Money,
-    /// Paid to institutions.
-    pub institution_payments: Money,
-    /// Prepaid to institutions.
-    pub prepaid_out: Money,
-    /// Rewards paid to reporters.
-    pub rewards_paid: Money,
-    /// The pooling balance at the month's end (now, for the current month).
-    pub closing_balance: Money,
-    /// The medical-assistance balance at the month's end.
-    pub closing_assistance_balance: Money,
-    /// Average monthly pooling expenditure over the 12 months ending with this one.
-    pub monthly_expenditure: Money,
-    /// Months of it the closing balance covers, in tenths, rounded down (`None`: nothing spent).
-    pub months_covered_tenths: Option<i64>,
-}
+pub use crate::figures::FundReport;
 
 fn count(a: u64, b: u64) -> i64 {
     i64::try_from(i128::from(b) - i128::from(a)).unwrap_or(i64::MAX)

@@ -142,6 +142,14 @@ pub enum FederationCommand {
     /// Records a case outcome's credit entry lifted on appeal by its deciding province, in the
     /// shared log, once per province and case id (the outcome must have been shared first).
     RecordCreditLift(medmesh_supervision::credit::Lift),
+    /// Records a version of a province's aggregate of a day or a month for the national view
+    /// (sent by that province's leader from its outbox; [`crate::aggregate`]).
+    RecordAggregate {
+        /// The publishing province (the sender).
+        province: medmesh_types::ProvinceCode,
+        /// The figures.
+        aggregate: Box<crate::figures::Aggregate>,
+    },
 }
 
 /// Federation: registers a province's endpoints.
@@ -480,5 +488,8 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &FederationCommand, now: LogTime) ->
         FederationCommand::RecordCaseOutcome(o) => fed_record_case_outcome(tx, o),
         FederationCommand::PutRule(r) => fed_put_rule(tx, r, now),
         FederationCommand::RecordCreditLift(l) => fed_record_credit_lift(tx, l),
+        FederationCommand::RecordAggregate { province, aggregate } => {
+            crate::aggregate::record(tx, province, aggregate).map(|()| Outcome::Stored)
+        }
     }
 }

@@ -91,8 +91,10 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &InspectionCommand, now: LogTime) ->
                 ));
             }
             check_trigger(tx, trigger)?;
-            FlightInspection::start(id, institution.clone(), trigger.clone(), today, &calendar(tx))
-                .map_err(case_error)?
+            let f = FlightInspection::start(id, institution.clone(), trigger.clone(), today, &calendar(tx))
+                .map_err(case_error)?;
+            crate::tally::tally(tx, today, |t| t.inspections += 1);
+            f
         }
         InspectionCommand::FileFlightReport { id, final_report, text } => {
             let mut f = load_flight(tx, id)?;

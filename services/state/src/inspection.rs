@@ -124,6 +124,7 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &InspectionCommand, now: LogTime) ->
                 assignments,
             });
             tx.store(&key, &r);
+            crate::tally::tally(tx, now.date(), |t| t.inspections += 1);
             Ok(Outcome::Inspection(Box::new(r)))
         }
         InspectionCommand::Finding { plan, target, case, summary } => {

@@ -123,6 +123,13 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> T {
     bincode::deserialize(bytes).expect("stored record decodes")
 }
 
+/// Puts an item in the outbox, for the leader to send to the federation.
+pub(crate) fn outbox(tx: &mut Tx<'_>, item: crate::shared::SharedItem) {
+    let seq: u64 = tx.load(keys::OUTBOX_SEQ).unwrap_or(0) + 1;
+    tx.store(keys::OUTBOX_SEQ, &seq);
+    tx.store(&keys::outbox(seq), &item);
+}
+
 /// Reads and decodes a record from any view.
 pub fn load<T: DeserializeOwned>(kv: &dyn KvRead, key: &str) -> Option<T> {
     kv.get(key.as_bytes()).map(|v| decode(&v))
@@ -329,6 +336,35 @@ pub mod keys {
     /// entry is applied; [`crate::disclosure`]).
     pub fn fund_close(period: medmesh_payment::Period) -> String {
         format!("fundclose/{}", period.key())
+    }
+    /// The fund ledger as it stood at the end of a day (kept when the next day's first entry
+    /// is applied; [`crate::aggregate`]).
+    pub fn fund_day_close(day: Date) -> String {
+        format!("fundday/{day}")
+    }
+    /// The tally of a day ([`crate::tally`]).
+    pub fn tally_day(day: Date) -> String {
+        format!("tallyd/{day}")
+    }
+    /// The tally of a month.
+    pub fn tally_month(period: medmesh_payment::Period) -> String {
+        format!("tallym/{}", period.key())
+    }
+    /// The last aggregate of a period (`YYYY-MM-DD` or `YYYY-MM`) this province published.
+    pub fn aggregate_published(period: &str) -> String {
+        format!("aggpub/{period}")
+    }
+    /// Federation: the latest aggregate of a period a province published.
+    pub fn fed_aggregate_latest(period: &str, province: &ProvinceCode) -> String {
+        format!("faggl/{period}/{province}")
+    }
+    /// Federation: prefix of the latest aggregates of a period.
+    pub fn fed_aggregates_latest(period: &str) -> String {
+        format!("faggl/{period}/")
+    }
+    /// Federation: one version of a province's aggregate of a period.
+    pub fn fed_aggregate(period: &str, province: &ProvinceCode, version: u32) -> String {
+        format!("fagg/{period}/{province}/{version:010}")
     }
     /// The province's working-day calendar.
     pub const WORK_CALENDAR: &str = "~workcalendar";

@@ -27,6 +27,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod aggregate;
 mod apply;
 pub mod audit;
 pub mod cases;
@@ -38,6 +39,7 @@ mod discipline;
 pub mod disclosure;
 mod error;
 mod federation;
+mod figures;
 pub mod flights;
 pub mod inspection;
 mod insured;
@@ -51,6 +53,7 @@ pub mod reports;
 mod rules;
 mod shared;
 pub mod sim;
+mod tally;
 mod treatment;
 mod validate;
 

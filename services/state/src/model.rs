@@ -977,6 +977,13 @@ pub enum ProvinceCommand {
     Inspection(InspectionCommand),
     /// Province: a step of a report (whistleblowing, issue 13.2).
     Report(ReportCommand),
+    /// Province: publishes the aggregate of a day or a month to the federation, as it stands
+    /// (issue 14.1, [`crate::aggregate`]); figures equal to the last publication are not sent
+    /// again.
+    PublishAggregate {
+        /// The period.
+        period: crate::figures::AggPeriod,
+    },
 }
 
 /// A report command (issue 13.2, [`crate::reports`]).
@@ -1271,6 +1278,8 @@ pub enum Outcome {
     Flight(Box<medmesh_supervision::flights::FlightInspection>),
     /// The province's report policy.
     ReportPolicy(medmesh_supervision::reports::ReportPolicy),
+    /// An aggregate as published (with its version).
+    Aggregate(Box<crate::figures::Aggregate>),
 }
 
 /// Idempotency record: the digest of the first request and its outcome.

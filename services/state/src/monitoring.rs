@@ -487,6 +487,7 @@ fn raise_alerts(
     }
     if seq > first {
         tx.store(keys::ALERT_SEQ, &seq);
+        crate::tally::tally(tx, now.date(), |t| t.alerts += (seq - first) as i64);
     }
     (seq - first) as u32
 }

@@ -414,6 +414,19 @@ pub enum Query {
         /// The day rated.
         today: medmesh_types::Date,
     },
+    /// Province: the aggregate of a period as it stands, with the version it was published
+    /// under (0: not published as it stands).
+    Aggregate {
+        /// The period.
+        period: crate::aggregate::AggPeriod,
+    },
+    /// Federation: the latest published aggregates of a period, of every province or one.
+    NationalAggregates {
+        /// The period.
+        period: crate::aggregate::AggPeriod,
+        /// Only this province.
+        province: Option<ProvinceCode>,
+    },
 }
 
 impl Query {
@@ -481,6 +494,8 @@ impl Query {
             Query::FedRecords { .. } => "fed_records",
             Query::NonLocalMonth { .. } => "nonlocal_month",
             Query::LocalRecords { .. } => "local_records",
+            Query::Aggregate { .. } => "aggregate",
+            Query::NationalAggregates { .. } => "national_aggregates",
         }
     }
 }
@@ -665,6 +680,10 @@ pub enum Answer {
     CreditRating(Box<medmesh_supervision::credit::Rating>),
     /// Credit grades, in the order asked (`None`: unknown here).
     CreditGrades(Vec<Option<medmesh_supervision::credit::Grade>>),
+    /// An aggregate.
+    Aggregate(Box<crate::aggregate::Aggregate>),
+    /// Aggregates by province.
+    NationalAggregates(Vec<(ProvinceCode, crate::aggregate::Aggregate)>),
 }
 
 /// Most rows any list query returns.
@@ -1043,5 +1062,13 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
             .map(Answer::CatalogueItem)
             .ok_or_else(|| DomainError::not_found("code", format!("{code} is not in the catalogue"))),
         Query::Person { kind, key } => crate::rules::find_person(kv, *kind, key).map(Answer::Person),
+        Query::Aggregate { period } => {
+            crate::aggregate::check_period("period", *period)?;
+            crate::aggregate::current(kv, *period).map(|a| Answer::Aggregate(Box::new(a)))
+        }
+        Query::NationalAggregates { period, province } => {
+            crate::aggregate::check_period("period", *period)?;
+            crate::aggregate::national(kv, *period, province.as_ref()).map(Answer::NationalAggregates)
+        }
     }
 }

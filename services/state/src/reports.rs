@@ -177,6 +177,7 @@ fn submit(
     tx.store(&keys::report_serial(serial), &id);
     tx.store(&keys::report_receipt(receipt), &id);
     tx.store(&keys::report(&id), &record);
+    crate::tally::tally(tx, now.date(), |t| t.reports_received += 1);
     Ok(Outcome::Report(Box::new(record)))
 }
 

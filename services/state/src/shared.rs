@@ -370,6 +370,10 @@ pub enum SharedItem {
     Rule(medmesh_monitor::Rule),
     /// A case outcome's credit entry lifted on appeal by its deciding province (issue 13.3).
     CreditLift(medmesh_supervision::credit::Lift),
+    /// A province's aggregate of a day or a month (issue 14.1). It goes from the province's
+    /// outbox to the federation (which records it for the national view); it is never in the
+    /// shared log.
+    Aggregate(Box<crate::figures::Aggregate>),
 }
 
 /// What a person looks like to a treatment province: no raw identity number.

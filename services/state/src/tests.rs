@@ -1010,6 +1010,7 @@ fn reversing_before_the_insured_province_posted_still_gives_everything_back() {
     mesh_conserved(&t);
 }
 
+mod aggregate;
 mod assistance;
 mod clearing;
 mod disclosure;
@@ -1380,6 +1381,7 @@ fn a_flagged_claim_becomes_a_case_and_its_recovery_reaches_the_ledger_once() {
             SharedItem::CaseOutcome(_) => "outcome",
             SharedItem::Rule(_) => "rule",
             SharedItem::CreditLift(_) => "lift",
+            SharedItem::Aggregate(_) => "aggregate",
         })
         .collect();
     assert_eq!(kinds, vec!["violation", "discipline", "outcome"]);

@@ -246,6 +246,7 @@ pub(crate) fn finish_transfer(
             tx.store(&keys::settlement(inst, serial), &s);
             tx.store(&keys::statement(inst, today, serial), &());
             crate::payment::count_settled(tx, inst, today, amount, Money::ZERO);
+            crate::tally::settlement(tx, today, 1, inst, Some(&x.insured), amount, s.split.cash);
             crate::reconcile::index(tx, transfer, now);
             Outcome::Settlement(s)
         }
@@ -298,6 +299,7 @@ pub(crate) fn finish_reversal(
     f.nonlocal_treated -= 1;
     tx.store(keys::FUND, &f);
     crate::payment::count_reversed(tx, institution, s.settled_on, now.date(), amount, Money::ZERO);
+    crate::tally::settlement(tx, now.date(), -1, institution, s.insured.as_ref(), amount, s.split.cash);
     let vkey = keys::visit(institution, &s.visit);
     if let Some(mut v) = tx.load::<Visit>(&vkey) {
         v.settled_by = None;

@@ -114,6 +114,7 @@ fn province(cmd: &ProvinceCommand) -> Result<(), DomainError> {
         ProvinceCommand::Payment(c) => crate::payment::validate(c),
         ProvinceCommand::Inspection(c) => crate::inspection::validate(c),
         ProvinceCommand::Report(c) => crate::reports::validate(c),
+        ProvinceCommand::PublishAggregate { period } => crate::aggregate::check_period("period", *period),
         ProvinceCommand::CreditAccounts { credits, .. } => {
             if credits.is_empty() {
                 return Err(DomainError::invalid("credits", "at least one credit is required"));
@@ -162,6 +163,10 @@ fn federation(cmd: &FederationCommand) -> Result<(), DomainError> {
         FederationCommand::RecordCreditLift(l) => {
             l.validate().map_err(|e| DomainError::invalid("lift", e.to_string()))?;
             crate::rules::province("province", &l.province)
+        }
+        FederationCommand::RecordAggregate { province, aggregate } => {
+            crate::rules::province("province", province)?;
+            crate::aggregate::check(aggregate)
         }
         FederationCommand::Reverse { .. } => Ok(()),
         FederationCommand::RecordDiscipline(e) => text("reason", &e.reason, true),

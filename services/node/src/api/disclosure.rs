@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use medmesh_state::{Answer, Query};
+use medmesh_state::{Answer, Outcome, ProvinceCommand, Query};
 use tonic::{Request, Response, Status};
 
-use super::{answer, unexpected};
+use super::{answer, outcome, unexpected};
 use crate::convert;
 use crate::mesh::Mesh;
 use crate::pb::disclosure_service_server::DisclosureService;
@@ -40,6 +40,37 @@ impl DisclosureService for Disclosure {
             Answer::FundReport(r) => Ok(Response::new(convert::fund_report_pb(self.mesh.province.as_str(), &r))),
             other => Err(unexpected(other)),
         }
+    }
+
+    async fn get_aggregate(&self, req: Request<GetAggregateRequest>) -> Result<Response<GetAggregateResponse>, Status> {
+        self.province_only()?;
+        let period = convert::agg_period("period", &req.into_inner().period)?;
+        match answer(self.mesh.app.query(Query::Aggregate { period }).await?)? {
+            Answer::Aggregate(a) => Ok(Response::new(GetAggregateResponse {
+                aggregate: Some(convert::aggregate_pb(self.mesh.province.as_str(), &a)),
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn publish_aggregate(
+        &self,
+        req: Request<PublishAggregateRequest>,
+    ) -> Result<Response<PublishAggregateResponse>, Status> {
+        self.province_only()?;
+        let period = convert::agg_period("period", &req.into_inner().period)?;
+        let a = match outcome(self.mesh.app.propose(ProvinceCommand::PublishAggregate { period }).await?)? {
+            Outcome::Aggregate(a) => a,
+            other => return Err(unexpected(other)),
+        };
+        // The publication waits in the outbox; send it now (the recovery pass sends whatever
+        // this misses).
+        if let Err(s) = self.mesh.publish_outbox().await {
+            tracing::info!(error = %s.message(), "aggregate not yet at the federation; the recovery pass retries");
+        }
+        Ok(Response::new(PublishAggregateResponse {
+            aggregate: Some(convert::aggregate_pb(self.mesh.province.as_str(), &a)),
+        }))
     }
 
     async fn list_disclosed_cases(

@@ -242,6 +242,39 @@ impl FederationService for Federation {
         }
     }
 
+    async fn get_national_aggregates(
+        &self,
+        req: Request<GetNationalAggregatesRequest>,
+    ) -> Result<Response<GetNationalAggregatesResponse>, Status> {
+        let caller = Caller::of(&req);
+        let r = req.into_inner();
+        let period = convert::agg_period("period", &r.period)?;
+        let province = if r.province.is_empty() { None } else { Some(convert::province("province", &r.province)?) };
+        // The nation sees every province; an agency only its own.
+        if !matches!(caller.identity(), Some(crate::identity::Identity::National)) {
+            caller.is_agency_of(&r.province)?;
+        }
+        match self.ask(Query::NationalAggregates { period, province }).await? {
+            Answer::NationalAggregates(list) => Ok(Response::new(GetNationalAggregatesResponse {
+                aggregates: list.iter().map(|(p, a)| convert::aggregate_pb(p.as_str(), a)).collect(),
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn get_non_local_flows(
+        &self,
+        req: Request<GetNonLocalFlowsRequest>,
+    ) -> Result<Response<GetNonLocalFlowsResponse>, Status> {
+        let period = convert::agg_period("period", &req.into_inner().period)?;
+        match self.ask(Query::NationalAggregates { period, province: None }).await? {
+            Answer::NationalAggregates(list) => Ok(Response::new(GetNonLocalFlowsResponse {
+                flows: convert::flows_pb(&medmesh_state::aggregate::flows(&list)),
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+
     async fn get_prepaid(&self, _req: Request<GetPrepaidRequest>) -> Result<Response<GetPrepaidResponse>, Status> {
         match self.ask(Query::Prepaid).await? {
             Answer::Prepaid(list) => {

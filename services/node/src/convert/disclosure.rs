@@ -2,8 +2,10 @@
 //! executed cases, anonymised.
 
 use medmesh_payment::Period;
+use medmesh_state::aggregate::{AggPeriod, Aggregate, Flow};
 use medmesh_state::disclosure::FundReport;
 use medmesh_supervision::cases::{Case, CaseSource};
+use medmesh_types::ProvinceCode;
 use tonic::Status;
 
 use crate::pb;
@@ -47,6 +49,56 @@ pub fn fund_report_pb(province: &str, r: &FundReport) -> pb::GetFundReportRespon
         months_covered: tenths(r.months_covered_tenths),
         rewards_paid: r.rewards_paid.to_string(),
     }
+}
+
+/// A day (`YYYY-MM-DD`) or a month (`YYYY-MM`).
+pub fn agg_period(field: &str, text: &str) -> Result<AggPeriod, Status> {
+    AggPeriod::parse(text)
+        .ok_or_else(|| Status::invalid_argument(format!("{field}: must be a day, YYYY-MM-DD, or a month, YYYY-MM")))
+}
+
+fn flow_pb(insured: &ProvinceCode, treatment: &str, f: &Flow) -> pb::ProvinceFlow {
+    pb::ProvinceFlow {
+        insured_province: insured.to_string(),
+        treatment_province: treatment.to_string(),
+        settlements: f.settlements,
+        amount: f.amount.to_string(),
+    }
+}
+
+/// A province's aggregate on the wire.
+pub fn aggregate_pb(province: &str, a: &Aggregate) -> pb::Aggregate {
+    let t = &a.tally;
+    pb::Aggregate {
+        province: province.to_string(),
+        period: a.period.to_string(),
+        version: a.version,
+        r#final: a.closed,
+        fund: Some(fund_report_pb(province, &a.fund)),
+        by_level: t
+            .by_level
+            .iter()
+            .map(|(level, f)| pb::LevelFigures {
+                level: u32::from(*level),
+                settlements: f.settlements,
+                amount: f.amount.to_string(),
+            })
+            .collect(),
+        nonlocal_in_by_province: t.nonlocal_in_by_province.iter().map(|(p, f)| flow_pb(p, province, f)).collect(),
+        cash_paid: t.cash_paid.to_string(),
+        alerts: t.alerts,
+        cases_opened: t.cases_opened,
+        cases_executed: t.cases_executed,
+        points: t.points,
+        discipline_entries: t.discipline_entries,
+        reports_received: t.reports_received,
+        inspections: t.inspections,
+    }
+}
+
+/// The non-local flow matrix on the wire.
+pub fn flows_pb(rows: &[(ProvinceCode, ProvinceCode, Flow)]) -> Vec<pb::ProvinceFlow> {
+    rows.iter().map(|(i, t, f)| flow_pb(i, t.as_str(), f)).collect()
 }
 
 /// An executed case as published: no personnel, no settlements; `None` for a case not

@@ -254,6 +254,7 @@ fn corpus() -> Vec<Command> {
         ProvinceCommand::Case(CaseCommand::Execute { id: "C1".into() }),
         ProvinceCommand::Case(CaseCommand::LiftCredit { id: "C1".into(), reason: "annulled".into() }),
         ProvinceCommand::Published { through: 1 },
+        ProvinceCommand::PublishAggregate { period: crate::aggregate::AggPeriod::Day(NOW.date()) },
         ProvinceCommand::ScanRule {
             rule_id: medmesh_monitor::shipped_rules().remove(5).id,
             from: day("2025-03-01"),
@@ -306,6 +307,17 @@ fn corpus() -> Vec<Command> {
         FederationCommand::SettleClearing { month: "2025-02".into() },
         FederationCommand::RunClearing { month: "2025-03".into() },
         FederationCommand::Directory { entries: vec![(KEY.into(), prov("310000"))] },
+        FederationCommand::RecordAggregate {
+            province: prov("110000"),
+            aggregate: {
+                let mut kv = seeded_with_visit();
+                let (_, w) = apply_batch(&kv, &Batch::of(NOW, vec![settle_cmd("S1", "V1")]), Role::Province);
+                kv.write(w);
+                let mut a = crate::aggregate::compute(&kv, crate::aggregate::AggPeriod::Day(NOW.date())).unwrap();
+                a.version = 1;
+                Box::new(a)
+            },
+        },
     ];
     province.into_iter().map(Command::from).chain(federation.into_iter().map(Command::from)).collect()
 }
@@ -343,6 +355,9 @@ fn read_everything(kv: &MemKv) {
         Query::CasePolicy,
         Query::Outbox { limit: 10 },
         Query::CaseOutcomes { institution: inst(), limit: 10 },
+        Query::Aggregate { period: crate::aggregate::AggPeriod::Day(NOW.date()) },
+        Query::Aggregate { period: crate::aggregate::AggPeriod::Month(medmesh_payment::Period::of(NOW.date())) },
+        Query::NationalAggregates { period: crate::aggregate::AggPeriod::Day(NOW.date()), province: None },
     ];
     for q in &queries {
         let _ = run_query(kv, q);

@@ -1,0 +1,54 @@
+//! What happened in a province each day and each month beyond its fund ledger's running
+//! totals (issue 14.1): settlements by institution level, visitors' care by insured province,
+//! cash paid by patients, and the supervision work done (alerts, cases, points, discipline
+//! entries, reports, inspections).
+//!
+//! Apply adds to the tally of the entry's day and of its month at the place the event happens
+//! (a retry that changes nothing adds nothing), so a period's tally is one point read. A
+//! reversal counts on the day it is applied, negatively, like the fund ledger: a period's
+//! figures are net of what was reversed within it and an ended period never changes.
+//!
+//! This module reads and writes only its own records, so every module that records an event
+//! may use it without an import cycle.
+
+use medmesh_payment::Period;
+use medmesh_types::{Date, InstitutionId, Money, ProvinceCode};
+
+pub use crate::figures::Tally;
+use crate::kv::{keys, Tx};
+use crate::model::Institution;
+
+/// Adds to the tally of `day` and of its month.
+pub(crate) fn tally(tx: &mut Tx<'_>, day: Date, f: impl Fn(&mut Tally)) {
+    for key in [keys::tally_day(day), keys::tally_month(Period::of(day))] {
+        let mut t: Tally = tx.load(&key).unwrap_or_default();
+        f(&mut t);
+        tx.store(&key, &t);
+    }
+}
+
+/// Adds a settlement at `institution` (sign +1) or its reversal (sign −1) under the
+/// institution's level (0 if it is not registered): its amount (fund share and account part)
+/// and the patient's cash; a visitor's also under its insured province.
+pub(crate) fn settlement(
+    tx: &mut Tx<'_>,
+    day: Date,
+    sign: i64,
+    institution: &InstitutionId,
+    insured: Option<&ProvinceCode>,
+    amount: Money,
+    cash: Money,
+) {
+    let level = tx.load::<Institution>(&keys::institution(institution)).map(|i| i.level);
+    tally(tx, day, |t| {
+        t.by_level.entry(level.unwrap_or(0)).or_default().add(sign, amount);
+        if let Some(p) = insured {
+            t.nonlocal_in_by_province.entry(p.clone()).or_default().add(sign, amount);
+        }
+        if sign >= 0 {
+            t.cash_paid += cash;
+        } else {
+            t.cash_paid -= cash;
+        }
+    });
+}
