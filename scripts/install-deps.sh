@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Installs the system packages the build needs on Debian/Ubuntu, only those missing: protoc
-# (tonic-prost-build), libclang (RocksDB's bindgen) and a C++ compiler (RocksDB itself).
+# (tonic-prost-build), libclang (RocksDB's bindgen), a C++ compiler (RocksDB itself) and
+# promtool (Debian's prometheus package: the metrics test checks the /metrics page with it).
 set -euo pipefail
 need=()
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || need+=(libclang-dev)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 # buf (protobuf lint) from PyPI's buf-bin, which ships the binary.
 if ! command -v buf >/dev/null 2>&1; then

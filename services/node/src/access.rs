@@ -509,8 +509,20 @@ where
             Ok(caller) => {
                 let origin = origin_of(&caller, req.headers());
                 req.extensions_mut().insert(caller);
+                // Only methods of the table are timed, under the table's own name.
+                let method = rule(req.uri().path()).map(|r| r.method);
                 let fut = self.inner.call(req);
-                Box::pin(ORIGIN.scope(origin, fut))
+                let start = std::time::Instant::now();
+                Box::pin(async move {
+                    let res = ORIGIN.scope(origin, fut).await;
+                    if let (Some(method), Ok(r)) = (method, &res) {
+                        // A refusal travels in the headers (trailers-only); an answer's status
+                        // follows the body, and is OK.
+                        let code = r.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0");
+                        crate::metrics::get().rpc(method, start.elapsed(), code);
+                    }
+                    res
+                })
             }
             Err(status) => Box::pin(async move { Ok(status.into_http()) }),
         }

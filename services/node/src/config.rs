@@ -26,6 +26,7 @@
 //! | `MEDMESH_INSECURE` | `insecure` (`true`/`false`) |
 //! | `MEDMESH_SEAL_KEY` | `seal_key` |
 //! | `MEDMESH_CLOCK_OFFSET_MS` | `clock_offset_ms` |
+//! | `MEDMESH_OPS_LISTEN` | `ops_listen` |
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -102,6 +103,10 @@ pub struct NodeConfig {
     /// follows it (backwards only for a fresh group: apply never moves time back). Logged
     /// loudly at start when not 0. At most ten years either way.
     pub clock_offset_ms: i64,
+    /// Address of the ops listener (`host:port`, plain HTTP): Prometheus metrics at `/metrics`
+    /// and `/healthz`, nothing else ([`crate::metrics`]). Empty (the default): no ops listener.
+    /// Bind it to loopback or an operators' network.
+    pub ops_listen: String,
 }
 
 impl Default for NodeConfig {
@@ -129,6 +134,7 @@ impl Default for NodeConfig {
             insecure: false,
             seal_key: PathBuf::new(),
             clock_offset_ms: 0,
+            ops_listen: String::new(),
         }
     }
 }
@@ -191,6 +197,9 @@ impl NodeConfig {
         }
         if let Some(v) = get("MEDMESH_CLOCK_OFFSET_MS") {
             self.clock_offset_ms = v.parse().context("MEDMESH_CLOCK_OFFSET_MS")?;
+        }
+        if let Some(v) = get("MEDMESH_OPS_LISTEN") {
+            self.ops_listen = v;
         }
         if let Some(v) = get("MEDMESH_FEDERATION") {
             self.federation = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
@@ -309,6 +318,9 @@ impl NodeConfig {
                     );
                 }
             }
+        }
+        if !self.ops_listen.is_empty() && self.ops_listen.parse::<std::net::SocketAddr>().is_err() {
+            bail!("ops_listen: {:?} is not host:port with an IP address", self.ops_listen);
         }
         if self.clock_offset_ms.unsigned_abs() > 10 * 366 * 86_400_000 {
             bail!("clock_offset_ms: {} is more than ten years", self.clock_offset_ms);

@@ -86,10 +86,25 @@ pub const INTERNAL_PORT_OFFSET: u16 = 50;
 /// convention of `medmesh dev`, the tests and the compose mesh: same host, port
 /// [`INTERNAL_PORT_OFFSET`] higher. A deployment may choose any other (`internal_listen`).
 pub fn internal_of(addr: &str) -> anyhow::Result<String> {
+    port_above(addr, INTERNAL_PORT_OFFSET)
+}
+
+/// `addr` with its port `offset` higher.
+fn port_above(addr: &str, offset: u16) -> anyhow::Result<String> {
     let (host, port) = addr.rsplit_once(':').with_context(|| format!("{addr:?} is not host:port"))?;
     let port: u16 = port.parse().with_context(|| format!("{addr:?}: bad port"))?;
-    let port = port.checked_add(INTERNAL_PORT_OFFSET).with_context(|| format!("{addr:?}: port too high"))?;
+    let port = port.checked_add(offset).with_context(|| format!("{addr:?}: port too high"))?;
     Ok(format!("{host}:{port}"))
+}
+
+/// How far above its public port a replica of `medmesh dev` and of the tests serves its ops
+/// listener (metrics): between the public and the internal ports, never one of them.
+pub const OPS_PORT_OFFSET: u16 = 25;
+
+/// The ops (metrics) address of the replica whose public address is `addr`, by the convention
+/// of `medmesh dev` and the tests: same host, port [`OPS_PORT_OFFSET`] higher.
+pub fn ops_of(addr: &str) -> anyhow::Result<String> {
+    port_above(addr, OPS_PORT_OFFSET)
 }
 
 /// Spawns one replica process of the `medmesh` binary `exe`, listening publicly on `listen`
@@ -113,6 +128,7 @@ pub fn spawn_replica(
         .env("MEDMESH_PROVINCE", province)
         .env("MEDMESH_LISTEN", listen)
         .env("MEDMESH_INTERNAL_LISTEN", internal_of(listen)?)
+        .env("MEDMESH_OPS_LISTEN", ops_of(listen)?)
         .env("MEDMESH_DATA_DIR", data_dir.join("data"))
         .env("MEDMESH_PEERS", peers)
         // The replica ends itself when this process does (see `parent_gone`).
@@ -329,6 +345,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     println!(
         "internal listeners (Raft and AdminService, for replicas and operators): each replica's port + {INTERNAL_PORT_OFFSET}"
     );
+    println!("ops listeners (Prometheus metrics at http://HOST:PORT/metrics): each replica's port + {OPS_PORT_OFFSET}");
     let pki = dev_pki(&opts.data_dir)?;
     if opts.insecure {
         println!("WARNING: insecure mesh: plaintext, no identities; anyone who reaches a port controls the fund");

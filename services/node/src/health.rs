@@ -88,7 +88,9 @@ pub async fn start(
             let now = if closed {
                 Some(Unhealthy::new("raft core stopped", true))
             } else {
-                assess(&metrics.borrow_and_update(), quorum_ack_limit)
+                let m = metrics.borrow_and_update();
+                crate::metrics::get().observe_raft(&m);
+                assess(&m, quorum_ack_limit)
             };
             if now != last {
                 match &now {

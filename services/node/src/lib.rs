@@ -20,6 +20,7 @@ pub mod health;
 pub mod identity;
 pub mod map_response;
 pub mod mesh;
+pub mod metrics;
 pub mod network;
 pub mod pb;
 pub mod pki;

@@ -793,6 +793,7 @@ impl Mesh {
             return Ok(());
         }
         if let Answer::Transfers(open) = answer(self.app.query(Query::OpenTransfers { limit: 256 }).await?)? {
+            crate::metrics::get().transfers_open(open.len());
             for x in open.into_iter().filter(|x| self.seen.age(&x.id, x.started_at) > Duration::from_secs(2)) {
                 let t = x.id.clone();
                 if let Err(s) = self.drive_by_id(&t, Instant::now() + Duration::from_secs(3)).await {

@@ -222,10 +222,22 @@ pub async fn run(
             pb::admin_service_server::AdminServiceServer::new(Admin { app: app.clone() }),
             policy.clone(),
         ))
-        .serve_with_shutdown(internal, stopped(stop_rx));
-    let served = tokio::try_join!(async { public.await.context("public grpc listener") }, async {
-        internal.await.context("internal grpc listener")
-    });
+        .serve_with_shutdown(internal, stopped(stop_rx.clone()));
+    let ops = cfg.ops_listen.clone();
+    let ops_stop = stopped(stop_rx);
+    let ops = async move {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let addr: std::net::SocketAddr = ops.parse().context("ops_listen")?;
+        tracing::info!(%addr, "ops listener serving /metrics");
+        crate::metrics::serve(addr, ops_stop).await
+    };
+    let served = tokio::try_join!(
+        async { public.await.context("public grpc listener") },
+        async { internal.await.context("internal grpc listener") },
+        ops
+    );
     let _ = raft.shutdown().await;
     served.map(|_| ())
 }

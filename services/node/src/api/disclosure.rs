@@ -63,6 +63,7 @@ impl DisclosureService for Disclosure {
             Outcome::Aggregate(a) => a,
             other => return Err(unexpected(other)),
         };
+        crate::metrics::get().aggregate_published(matches!(period, medmesh_state::aggregate::AggPeriod::Day(_)));
         // The publication waits in the outbox; send it now (the recovery pass sends whatever
         // this misses).
         if let Err(s) = self.mesh.publish_outbox().await {

@@ -162,7 +162,8 @@ impl HospitalService for Hospital {
 
     async fn settle(&self, req: Request<SettleRequest>) -> Result<Response<SettleResponse>, Status> {
         let cmd = convert::settle(own(req)?)?;
-        let s = self.mesh.settle(cmd).await?;
+        let s = self.mesh.settle(cmd).await.inspect_err(|_| crate::metrics::get().settlement(None, "refused"))?;
+        crate::metrics::get().settlement(Some(s.insured.is_some()), "settled");
         Ok(Response::new(convert::settle_response(&s)))
     }
 

@@ -1,0 +1,238 @@
+//! Prometheus metrics of a replica (issue 14.5), served as text at `/metrics` on the ops
+//! listener (`ops_listen`, plain HTTP: bind it to loopback or an operators' network; it
+//! serves nothing but the metrics and `/healthz`).
+//!
+//! What is measured:
+//!
+//! - Raft: term, leader, whether this replica leads, last log index, applied index; on the
+//!   leader the committed index (what a majority holds) and each follower's lag in entries.
+//! - Every rpc the access table admits: a latency histogram and a count by gRPC status code.
+//! - Settlements by kind (local, non-local) and outcome (settled, refused), non-local
+//!   transfers open, and the aggregates published on request.
+//!
+//! Why the `prometheus` crate (TiKV's): it is the maintained client with labelled counters,
+//! gauges and histograms and the text exposition format, without a global exporter thread or a
+//! recorder to install; `axum` (already under tonic) serves the page. Label values come only
+//! from fixed sets (the access table's methods, status codes, kinds), never from a request, so
+//! the number of series is bounded and no identity can reach a label.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use medmesh_storage::NodeId;
+use openraft::{BasicNode, RaftMetrics};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// The replica's metrics.
+pub struct Metrics {
+    registry: Registry,
+    raft_term: IntGauge,
+    raft_leader: IntGauge,
+    raft_is_leader: IntGauge,
+    raft_last_log_index: IntGauge,
+    raft_applied_index: IntGauge,
+    raft_committed_index: IntGauge,
+    raft_lag: IntGaugeVec,
+    rpc_seconds: HistogramVec,
+    rpc_total: IntCounterVec,
+    settlements: IntCounterVec,
+    transfers_open: IntGauge,
+    aggregates_published: IntCounterVec,
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("metric names are valid");
+    registry.register(Box::new(g.clone())).expect("each metric is registered once");
+    g
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let registry = Registry::new();
+        let raft_lag = IntGaugeVec::new(
+            Opts::new("medmesh_raft_replication_lag_entries", "On the leader: entries a follower lacks"),
+            &["peer"],
+        )
+        .expect("valid");
+        let rpc_seconds = HistogramVec::new(
+            HistogramOpts::new("medmesh_rpc_duration_seconds", "Time to answer an rpc, by method")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["method"],
+        )
+        .expect("valid");
+        let rpc_total = IntCounterVec::new(
+            Opts::new("medmesh_rpc_requests_total", "Rpcs answered, by method and gRPC status code"),
+            &["method", "code"],
+        )
+        .expect("valid");
+        let settlements = IntCounterVec::new(
+            Opts::new(
+                "medmesh_settlements_total",
+                "Settle requests answered here, by kind (local, nonlocal; unknown when refused) and outcome (settled, refused)",
+            ),
+            &["kind", "outcome"],
+        )
+        .expect("valid");
+        let aggregates_published = IntCounterVec::new(
+            Opts::new("medmesh_aggregates_published_total", "Aggregates published on request, by period kind"),
+            &["period"],
+        )
+        .expect("valid");
+        registry.register(Box::new(raft_lag.clone())).expect("once");
+        registry.register(Box::new(rpc_seconds.clone())).expect("once");
+        registry.register(Box::new(rpc_total.clone())).expect("once");
+        registry.register(Box::new(settlements.clone())).expect("once");
+        registry.register(Box::new(aggregates_published.clone())).expect("once");
+        Metrics {
+            raft_term: gauge(&registry, "medmesh_raft_term", "The current Raft term"),
+            raft_leader: gauge(&registry, "medmesh_raft_leader_id", "The leader's node id (0: none known)"),
+            raft_is_leader: gauge(&registry, "medmesh_raft_is_leader", "1 when this replica leads its group"),
+            raft_last_log_index: gauge(
+                &registry,
+                "medmesh_raft_last_log_index",
+                "The last index in this replica's log",
+            ),
+            raft_applied_index: gauge(&registry, "medmesh_raft_applied_index", "The last index applied here"),
+            raft_committed_index: gauge(
+                &registry,
+                "medmesh_raft_committed_index",
+                "On the leader: the highest index a majority holds",
+            ),
+            transfers_open: gauge(
+                &registry,
+                "medmesh_transfers_open",
+                "Non-local transfers this province has open as treatment province (last recovery pass)",
+            ),
+            raft_lag,
+            rpc_seconds,
+            rpc_total,
+            settlements,
+            aggregates_published,
+            registry,
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into memory cannot fail for well-formed metrics.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Records one Raft metrics snapshot.
+    pub fn observe_raft(&self, m: &RaftMetrics<NodeId, BasicNode>) {
+        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.raft_term.set(int(m.current_term));
+        self.raft_leader.set(m.current_leader.map_or(0, int));
+        self.raft_is_leader.set(i64::from(m.current_leader == Some(m.id)));
+        let last = m.last_log_index.unwrap_or(0);
+        self.raft_last_log_index.set(int(last));
+        self.raft_applied_index.set(int(m.last_applied.map_or(0, |l| l.index)));
+        self.raft_lag.reset();
+        if let Some(rep) = &m.replication {
+            let mut matched: Vec<u64> = vec![last];
+            for (peer, log_id) in rep.iter().filter(|(peer, _)| **peer != m.id) {
+                let at = log_id.map_or(0, |l| l.index);
+                matched.push(at);
+                self.raft_lag.with_label_values(&[&peer.to_string()]).set(int(last.saturating_sub(at)));
+            }
+            self.raft_committed_index.set(int(committed(matched)));
+        }
+    }
+
+    /// Records an rpc answered in `took` with gRPC status `code` (0 for OK).
+    pub fn rpc(&self, method: &'static str, took: Duration, code: &str) {
+        self.rpc_seconds.with_label_values(&[method]).observe(took.as_secs_f64());
+        self.rpc_total.with_label_values(&[method, code]).inc();
+    }
+
+    /// Records a settle request's outcome; the kind is unknown for a refused request.
+    pub fn settlement(&self, nonlocal: Option<bool>, outcome: &'static str) {
+        let kind = match nonlocal {
+            Some(true) => "nonlocal",
+            Some(false) => "local",
+            None => "unknown",
+        };
+        self.settlements.with_label_values(&[kind, outcome]).inc();
+    }
+
+    /// Records the number of open transfers.
+    pub fn transfers_open(&self, n: usize) {
+        self.transfers_open.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Records an aggregate published on request.
+    pub fn aggregate_published(&self, day: bool) {
+        self.aggregates_published.with_label_values(&[if day { "day" } else { "month" }]).inc();
+    }
+}
+
+/// The index a majority holds, from every voter's matched index (the leader's own included):
+/// with `n` voters, the `n/2 + 1`-th highest.
+fn committed(mut matched: Vec<u64>) -> u64 {
+    matched.sort_unstable_by(|a, b| b.cmp(a));
+    matched.get(matched.len() / 2).copied().unwrap_or(0)
+}
+
+/// The replica's metrics (one registry per process).
+pub fn get() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// Serves `/metrics` and `/healthz` on `addr` until `stop` resolves.
+pub async fn serve(
+    addr: std::net::SocketAddr,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use axum::routing::get as route;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            route(|| async {
+                ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], get().render())
+            }),
+        )
+        .route("/healthz", route(|| async { "ok\n" }));
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("ops listener {addr}: {e}"))?;
+    axum::serve(listener, app).with_graceful_shutdown(stop).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_index_is_what_a_majority_holds() {
+        assert_eq!(committed(vec![10, 7, 3]), 7);
+        assert_eq!(committed(vec![10, 10, 3]), 10);
+        assert_eq!(committed(vec![10, 3, 2, 1, 9]), 3);
+        assert_eq!(committed(vec![5]), 5);
+        assert_eq!(committed(vec![]), 0);
+    }
+
+    #[test]
+    fn the_page_carries_every_family_with_help_and_type() {
+        let m = get();
+        m.rpc("/medmesh.v1.HospitalService/Settle", Duration::from_millis(3), "0");
+        m.settlement(Some(false), "settled");
+        let page = m.render();
+        for family in [
+            "medmesh_raft_term",
+            "medmesh_raft_is_leader",
+            "medmesh_rpc_duration_seconds",
+            "medmesh_rpc_requests_total",
+            "medmesh_settlements_total",
+            "medmesh_transfers_open",
+        ] {
+            assert!(page.contains(&format!("# HELP {family} ")), "{family} in\n{page}");
+            assert!(page.contains(&format!("# TYPE {family} ")), "{family} in\n{page}");
+        }
+        assert!(page.contains(r#"medmesh_settlements_total{kind="local",outcome="settled"} "#), "{page}");
+    }
+}
