@@ -11,6 +11,7 @@ pub mod access;
 pub mod api;
 pub mod app;
 pub mod audit;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod convert;

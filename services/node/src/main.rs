@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use medmesh_node::identity::Identity;
 use medmesh_node::pki::{self, Pki, Tls, Transport};
-use medmesh_node::{config::NodeConfig, dev, health, network, server, telemetry};
+use medmesh_node::{cli, config::NodeConfig, dev, health, network, server, telemetry};
 
 /// Longest a replica takes to stop once asked.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -74,6 +74,58 @@ enum AuditCmd {
         /// --addr. Without it and with --data-dir, only the chain itself is checked.
         #[arg(long)]
         federation: Option<String>,
+        #[command(flatten)]
+        tls: ClientTls,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCmd {
+    /// Each replica's Raft status — state, term, leader, last log, applied and (from the
+    /// leader) committed index and lag — asked at the group's internal listeners as its
+    /// operator. Exits 1 when no replica leads.
+    Status {
+        /// The replicas' internal addresses (repeat the flag or separate by commas).
+        #[arg(long, value_delimiter = ',', required = true)]
+        addr: Vec<String>,
+        /// table or json.
+        #[arg(long, value_enum, default_value = "table")]
+        output: cli::Output,
+        #[command(flatten)]
+        tls: ClientTls,
+    },
+    /// Adds a replica (as a learner; a voter once caught up with --voter) through a replica
+    /// of the group.
+    AddReplica {
+        /// A replica of the group (internal address).
+        #[arg(long)]
+        addr: String,
+        /// The new replica's id.
+        #[arg(long)]
+        id: u64,
+        /// The new replica's internal address.
+        #[arg(long)]
+        replica_addr: String,
+        /// Promote it to voter once it has caught up.
+        #[arg(long)]
+        voter: bool,
+        /// table or json.
+        #[arg(long, value_enum, default_value = "table")]
+        output: cli::Output,
+        #[command(flatten)]
+        tls: ClientTls,
+    },
+    /// Removes a replica through a replica of the group.
+    RemoveReplica {
+        /// A replica of the group (internal address).
+        #[arg(long)]
+        addr: String,
+        /// The replica to remove.
+        #[arg(long)]
+        id: u64,
+        /// table or json.
+        #[arg(long, value_enum, default_value = "table")]
+        output: cli::Output,
         #[command(flatten)]
         tls: ClientTls,
     },
@@ -153,6 +205,11 @@ enum Cmd {
     Audit {
         #[command(subcommand)]
         cmd: AuditCmd,
+    },
+    /// A group's replicas and membership (as its operator, at the internal listeners).
+    Cluster {
+        #[command(subcommand)]
+        cmd: ClusterCmd,
     },
     /// Loads the demo data (policy, institutions, personnel, catalogue, persons, an opening
     /// contribution) into a province through its agency API; loading twice changes nothing.
@@ -306,6 +363,26 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        Cmd::Cluster { cmd } => match cmd {
+            ClusterCmd::Status { addr, output, tls } => {
+                let s = cli::status(&addr, &tls.transport()?).await;
+                print!("{}", cli::render(&s, output, cli::table));
+                if !s.replicas.iter().any(|r| r.state == "Leader") {
+                    anyhow::bail!("no replica of {addr:?} leads");
+                }
+                Ok(())
+            }
+            ClusterCmd::AddReplica { addr, id, replica_addr, voter, output, tls } => {
+                let c = cli::add_replica(&addr, &tls.transport()?, id, &replica_addr, voter).await?;
+                print!("{}", cli::render(&c, output, |c| format!("{}\n", c.message)));
+                Ok(())
+            }
+            ClusterCmd::RemoveReplica { addr, id, output, tls } => {
+                let c = cli::remove_replica(&addr, &tls.transport()?, id).await?;
+                print!("{}", cli::render(&c, output, |c| format!("{}\n", c.message)));
+                Ok(())
+            }
+        },
         Cmd::Health { addr, service, tls } => {
             let ch = network::channel(&addr, &tls.transport()?)?;
             let mut c = tonic_health::pb::health_client::HealthClient::new(ch);

@@ -132,14 +132,11 @@ impl Metrics {
         self.raft_last_log_index.set(int(last));
         self.raft_applied_index.set(int(m.last_applied.map_or(0, |l| l.index)));
         self.raft_lag.reset();
-        if let Some(rep) = &m.replication {
-            let mut matched: Vec<u64> = vec![last];
-            for (peer, log_id) in rep.iter().filter(|(peer, _)| **peer != m.id) {
-                let at = log_id.map_or(0, |l| l.index);
-                matched.push(at);
-                self.raft_lag.with_label_values(&[&peer.to_string()]).set(int(last.saturating_sub(at)));
-            }
-            self.raft_committed_index.set(int(committed(matched)));
+        for (peer, _, lag) in progress(m) {
+            self.raft_lag.with_label_values(&[&peer.to_string()]).set(int(lag));
+        }
+        if let Some(c) = committed_index(m) {
+            self.raft_committed_index.set(int(c));
         }
     }
 
@@ -168,6 +165,38 @@ impl Metrics {
     pub fn aggregate_published(&self, day: bool) {
         self.aggregates_published.with_label_values(&[if day { "day" } else { "month" }]).inc();
     }
+}
+
+/// On the leader: each other replica's (id, matched index, lag in entries), by id; empty
+/// elsewhere.
+pub fn progress(m: &RaftMetrics<NodeId, BasicNode>) -> Vec<(NodeId, u64, u64)> {
+    let last = m.last_log_index.unwrap_or(0);
+    m.replication
+        .iter()
+        .flatten()
+        .filter(|(peer, _)| **peer != m.id)
+        .map(|(peer, log_id)| {
+            let at = log_id.map_or(0, |l| l.index);
+            (*peer, at, last.saturating_sub(at))
+        })
+        .collect()
+}
+
+/// On the leader: the highest index a majority of voters holds (`None` elsewhere).
+pub fn committed_index(m: &RaftMetrics<NodeId, BasicNode>) -> Option<u64> {
+    let rep = m.replication.as_ref()?;
+    let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+    let matched: Vec<u64> = voters
+        .iter()
+        .map(|v| {
+            if *v == m.id {
+                m.last_log_index.unwrap_or(0)
+            } else {
+                rep.get(v).copied().flatten().map_or(0, |l| l.index)
+            }
+        })
+        .collect();
+    Some(committed(matched))
 }
 
 /// The index a majority holds, from every voter's matched index (the leader's own included):

@@ -93,6 +93,11 @@ impl AdminService for Admin {
             .into(),
             snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
             province: self.app.province.clone(),
+            committed_index: crate::metrics::committed_index(&m).unwrap_or(0),
+            replication: crate::metrics::progress(&m)
+                .into_iter()
+                .map(|(id, matched_index, lag)| ReplicaProgress { id, matched_index, lag })
+                .collect(),
         }))
     }
 }
