@@ -401,6 +401,11 @@ async fn nonlocal_settlement_through_the_hospital_api(
     let err = fed.run_clearing(pb::RunClearingRequest { month: month.clone() }).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     let mut national_fed = FederationServiceClient::new(dev_ch(dir, &fedp[0], &national()));
+    // `medmesh dev` published every province's month so far: the national view has them all.
+    let req = pb::GetNationalAggregatesRequest { period: month.clone(), province: String::new() };
+    let view = national_fed.get_national_aggregates(req).await.expect("the month's aggregates").into_inner();
+    let published: Vec<&str> = view.aggregates.iter().map(|a| a.province.as_str()).collect();
+    assert_eq!(published, vec!["110000", "310000", "440000"]);
     let err = national_fed.run_clearing(pb::RunClearingRequest { month: month.clone() }).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     assert!(err.message().starts_with("month:"), "a month is cleared after it ends: {}", err.message());

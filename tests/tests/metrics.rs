@@ -63,7 +63,8 @@ fn promtool(page: &str) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_expose_raft_rpc_and_settlement_metrics_that_promtool_accepts() {
-    let g = Group::start(PROVINCE, 3, free_base_port(), &[]);
+    // Logs as JSON, one object per line, when asked.
+    let g = Group::start(PROVINCE, 3, free_base_port(), &[("MEDMESH_LOG_FORMAT", "json".into())]);
     let leader = g.leader().await;
     demo::load(g.agency(leader), PROVINCE, 3).await.expect("demo data");
     let mut h = g.hospital(leader);
@@ -125,4 +126,14 @@ async fn replicas_expose_raft_rpc_and_settlement_metrics_that_promtool_accepts()
     // Nothing else is served there.
     let (status, _) = get(&ops, "/").await;
     assert!(status.contains("404"), "{status}");
+
+    // Every log line of the leader is a JSON object with a level and a message.
+    let log = g.log(leader);
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}")))
+        .collect();
+    assert!(lines.iter().any(|v| v["fields"]["message"] == "replica serving"), "{log}");
+    assert!(lines.iter().all(|v| v["level"].is_string() && v["timestamp"].is_string()), "{log}");
 }

@@ -245,6 +245,23 @@ pub async fn load_supervision(ch: Channel, province: &str) -> Result<(), tonic::
     Ok(())
 }
 
+/// Publishes the province's aggregates of today and of this month so far to the federation, so
+/// that the national view has figures from the start (every day and month publishes itself
+/// once it has ended). Around midnight the group's day may not have begun yet: that is skipped.
+pub async fn publish_aggregates(ch: Channel) -> Result<(), tonic::Status> {
+    let mut d = pb::disclosure_service_client::DisclosureServiceClient::new(ch);
+    let day = today();
+    for period in [day.clone(), day[..7].to_string()] {
+        match d.publish_aggregate(pb::PublishAggregateRequest { period }).await {
+            Err(s) if s.code() == tonic::Code::FailedPrecondition => {}
+            other => {
+                other?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The filing kind of demo person `i` for care in other provinces: persons `4k+1` are
 /// long-term residents, `4k+2` referred, `4k+3` other temporary visitors, `4k` not filed.
 pub fn filing_kind(i: u32) -> Option<pb::FilingKind> {

@@ -325,6 +325,9 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         crate::demo::load_supervision(channel(leader, &agency)?, province)
             .await
             .map_err(|s| anyhow::anyhow!("loading the supervision records of {province}: {}", s.message()))?;
+        crate::demo::publish_aggregates(channel(leader, &agency)?)
+            .await
+            .map_err(|s| anyhow::anyhow!("publishing the aggregates of {province}: {}", s.message()))?;
     }
     let provinces: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
     println!(

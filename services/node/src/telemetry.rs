@@ -1,4 +1,5 @@
-//! Logging and tracing: `tracing` to stderr, and OpenTelemetry spans over OTLP/gRPC when
+//! Logging and tracing: `tracing` to stderr — as text, or as one JSON object per line when
+//! `MEDMESH_LOG_FORMAT=json` — and OpenTelemetry spans over OTLP/gRPC when
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `MEDMESH_OTLP_ENDPOINT`) names a collector.
 //!
 //! Log fields never carry a raw identity number: `PersonId` prints masked.
@@ -28,12 +29,19 @@ impl Drop for Telemetry {
 pub fn init(service: &str) -> anyhow::Result<Telemetry> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,openraft=warn".into());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let fmt = tracing_subscriber::fmt::layer().with_target(false).with_ansi(ansi).with_writer(std::io::stderr);
+    let json = match std::env::var("MEDMESH_LOG_FORMAT").unwrap_or_default().as_str() {
+        "" | "text" => false,
+        "json" => true,
+        other => anyhow::bail!("MEDMESH_LOG_FORMAT: {other:?} is neither text nor json"),
+    };
+    let text = (!json)
+        .then(|| tracing_subscriber::fmt::layer().with_target(false).with_ansi(ansi).with_writer(std::io::stderr));
+    let json = json.then(|| tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr));
     let endpoint = std::env::var("MEDMESH_OTLP_ENDPOINT")
         .ok()
         .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
         .filter(|e| !e.is_empty());
-    let registry = tracing_subscriber::registry().with(filter).with(fmt);
+    let registry = tracing_subscriber::registry().with(filter).with(text).with(json);
     match endpoint {
         Some(ep) => {
             let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(ep).build()?;
