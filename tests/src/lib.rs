@@ -168,6 +168,15 @@ pub async fn settle_demo_claim(
     (split, paid)
 }
 
+/// The `medmesh` binary run with `args`, then `--ca`, `--cert` and `--key` naming `identity`'s
+/// certificate from this process's certificate authority.
+pub fn medmesh_as(identity: &Identity, args: &[&str]) -> std::process::Command {
+    let files = pki().ensure(identity, &[]).expect("certificate");
+    let mut c = std::process::Command::new(binary());
+    c.args(args).arg("--ca").arg(&files.ca).arg("--cert").arg(&files.cert).arg("--key").arg(&files.key);
+    c
+}
+
 /// A channel to `addr` as `identity`.
 pub fn channel_as(addr: &str, identity: &Identity) -> Channel {
     channel(addr, &transport(identity)).expect("channel")

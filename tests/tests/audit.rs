@@ -6,29 +6,18 @@
 //! digests only) and offline on a copy of a replica's data directory, and fails on a copy in
 //! which one stored byte was changed.
 
-use std::process::Command;
 use std::time::Duration;
 
 use medmesh_node::demo;
 use medmesh_node::pb;
-use medmesh_tests::{binary, data_dir, institution, national, wait_until, Mesh};
+use medmesh_tests::{data_dir, institution, medmesh_as, national, wait_until, Mesh};
 
 const HOME: &str = "110000";
 
 /// Runs `medmesh audit verify` with `args` as the national administration.
 fn verify(args: &[&str]) -> std::process::Output {
-    let files = medmesh_tests::pki().ensure(&national(), &[]).expect("certificate");
-    Command::new(binary())
-        .args(["audit", "verify", "--province", HOME])
-        .args(args)
-        .arg("--ca")
-        .arg(&files.ca)
-        .arg("--cert")
-        .arg(&files.cert)
-        .arg("--key")
-        .arg(&files.key)
-        .output()
-        .expect("medmesh runs")
+    let args: Vec<&str> = ["audit", "verify", "--province", HOME].into_iter().chain(args.iter().copied()).collect();
+    medmesh_as(&national(), &args).output().expect("medmesh runs")
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {

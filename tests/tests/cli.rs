@@ -2,27 +2,16 @@
 //! mTLS): `medmesh cluster status` as table and JSON, and a membership change through
 //! `medmesh cluster remove-replica` that the status then shows.
 
-use std::process::Command;
 use std::time::Duration;
 
-use medmesh_tests::{binary, free_base_port, operator, wait_until, Group};
+use medmesh_tests::{agency, free_base_port, medmesh_as, operator, wait_until, Group};
 
 const PROVINCE: &str = "110000";
 
 /// Runs `medmesh cluster {args}` as the group's operator.
 fn cluster(args: &[&str]) -> std::process::Output {
-    let files = medmesh_tests::pki().ensure(&operator(PROVINCE), &[]).expect("certificate");
-    Command::new(binary())
-        .arg("cluster")
-        .args(args)
-        .arg("--ca")
-        .arg(&files.ca)
-        .arg("--cert")
-        .arg(&files.cert)
-        .arg("--key")
-        .arg(&files.key)
-        .output()
-        .expect("medmesh runs")
+    let args: Vec<&str> = ["cluster"].into_iter().chain(args.iter().copied()).collect();
+    medmesh_as(&operator(PROVINCE), &args).output().expect("medmesh runs")
 }
 
 fn json(out: &std::process::Output) -> serde_json::Value {
@@ -75,16 +64,8 @@ async fn cluster_status_shows_every_replica_and_follows_a_removal() {
     assert!(!voters.contains(&gone) && voters.len() == 2, "{s}");
 
     // A caller who is not the operator is refused, and says so.
-    let files = medmesh_tests::pki().ensure(&medmesh_tests::agency(PROVINCE), &[]).expect("certificate");
-    let out = Command::new(binary())
-        .args(["cluster", "status", "--addr", &via, "--output", "json", "--ca"])
-        .arg(&files.ca)
-        .arg("--cert")
-        .arg(&files.cert)
-        .arg("--key")
-        .arg(&files.key)
-        .output()
-        .unwrap();
+    let out =
+        medmesh_as(&agency(PROVINCE), &["cluster", "status", "--addr", &via, "--output", "json"]).output().unwrap();
     assert!(!out.status.success(), "no replica leads for a refused caller");
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(s["replicas"][0]["error"].as_str().unwrap().contains("PermissionDenied"), "{s}");
