@@ -194,4 +194,9 @@ async fn the_national_view_is_the_provinces_own_figures_to_the_fen() {
         Code::NotFound,
         "period",
     );
+    fails(
+        fed.get_non_local_flows(pb::GetNonLocalFlowsRequest { period: "2026-12-32".into() }).await,
+        Code::InvalidArgument,
+        "period",
+    );
 }

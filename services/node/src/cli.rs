@@ -20,7 +20,7 @@ pub enum Output {
 }
 
 /// One replica's row of `cluster status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ReplicaRow {
     /// The address asked.
     pub addr: String,
@@ -107,18 +107,7 @@ pub fn join(answers: Vec<(String, Result<pb::StatusResponse, String>)>) -> Group
                     error: None,
                 }
             }
-            Err(e) => ReplicaRow {
-                addr,
-                id: 0,
-                state: "unreachable".into(),
-                term: 0,
-                leader: 0,
-                last_log_index: 0,
-                applied: 0,
-                committed: None,
-                lag: None,
-                error: Some(e),
-            },
+            Err(e) => ReplicaRow { addr, state: "unreachable".into(), error: Some(e), ..Default::default() },
         })
         .collect();
     GroupStatus {

@@ -789,6 +789,10 @@ impl Mesh {
     /// treatment province), resolves reservations without a decision (as the insured province)
     /// and copies new shared violations.
     pub async fn recover_once(&self) -> Result<(), Status> {
+        if !self.leads() {
+            // Only the leader drives transfers: a former leader's count would be stale.
+            crate::metrics::get().transfers_open(0);
+        }
         if !self.leads() || self.is_federation() || !self.federated() {
             return Ok(());
         }

@@ -42,49 +42,59 @@ pub struct Metrics {
     aggregates_published: IntCounterVec,
 }
 
+/// Registers `metric` (built from constant, valid names) in `registry` and hands it back.
+fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: prometheus::Result<M>) -> M {
+    let m = metric.expect("metric names are valid");
+    registry.register(Box::new(m.clone())).expect("each metric is registered once");
+    m
+}
+
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).expect("metric names are valid");
-    registry.register(Box::new(g.clone())).expect("each metric is registered once");
-    g
+    register(registry, IntGauge::new(name, help))
 }
 
 impl Metrics {
     fn new() -> Metrics {
         let registry = Registry::new();
-        let raft_lag = IntGaugeVec::new(
-            Opts::new("medmesh_raft_replication_lag_entries", "On the leader: entries a follower lacks"),
-            &["peer"],
-        )
-        .expect("valid");
-        let rpc_seconds = HistogramVec::new(
-            HistogramOpts::new("medmesh_rpc_duration_seconds", "Time to answer an rpc, by method")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
-            &["method"],
-        )
-        .expect("valid");
-        let rpc_total = IntCounterVec::new(
-            Opts::new("medmesh_rpc_requests_total", "Rpcs answered, by method and gRPC status code"),
-            &["method", "code"],
-        )
-        .expect("valid");
-        let settlements = IntCounterVec::new(
-            Opts::new(
-                "medmesh_settlements_total",
-                "Settle requests answered here, by kind (local, nonlocal; unknown when refused) and outcome (settled, refused)",
+        let raft_lag = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new("medmesh_raft_replication_lag_entries", "On the leader: entries a follower lacks"),
+                &["peer"],
             ),
-            &["kind", "outcome"],
-        )
-        .expect("valid");
-        let aggregates_published = IntCounterVec::new(
-            Opts::new("medmesh_aggregates_published_total", "Aggregates published on request, by period kind"),
-            &["period"],
-        )
-        .expect("valid");
-        registry.register(Box::new(raft_lag.clone())).expect("once");
-        registry.register(Box::new(rpc_seconds.clone())).expect("once");
-        registry.register(Box::new(rpc_total.clone())).expect("once");
-        registry.register(Box::new(settlements.clone())).expect("once");
-        registry.register(Box::new(aggregates_published.clone())).expect("once");
+        );
+        let rpc_seconds = register(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new("medmesh_rpc_duration_seconds", "Time to answer an rpc, by method")
+                    .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+                &["method"],
+            ),
+        );
+        let rpc_total = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new("medmesh_rpc_requests_total", "Rpcs answered, by method and gRPC status code"),
+                &["method", "code"],
+            ),
+        );
+        let settlements = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "medmesh_settlements_total",
+                    "Settle requests answered here, by kind (local, nonlocal; unknown when refused) and outcome (settled, refused)",
+                ),
+                &["kind", "outcome"],
+            ),
+        );
+        let aggregates_published = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new("medmesh_aggregates_published_total", "Aggregates published on request, by period kind"),
+                &["period"],
+            ),
+        );
         Metrics {
             raft_term: gauge(&registry, "medmesh_raft_term", "The current Raft term"),
             raft_leader: gauge(&registry, "medmesh_raft_leader_id", "The leader's node id (0: none known)"),
@@ -135,9 +145,8 @@ impl Metrics {
         for (peer, _, lag) in progress(m) {
             self.raft_lag.with_label_values(&[&peer.to_string()]).set(int(lag));
         }
-        if let Some(c) = committed_index(m) {
-            self.raft_committed_index.set(int(c));
-        }
+        // Only the leader knows what a majority holds; 0 elsewhere, never a former leader's.
+        self.raft_committed_index.set(int(committed_index(m).unwrap_or(0)));
     }
 
     /// Records an rpc answered in `took` with gRPC status `code` (0 for OK).

@@ -35,9 +35,7 @@ pub fn compute(kv: &dyn KvRead, period: AggPeriod) -> Result<Aggregate, DomainEr
     };
     let closed = period.last_day() < today;
     let (fund, tally) = match period {
-        AggPeriod::Month(m) => {
-            (crate::disclosure::fund_report(kv, m)?, load(kv, &keys::tally_month(m)).unwrap_or_default())
-        }
+        AggPeriod::Month(m) => (crate::disclosure::fund_report(kv, m)?, crate::tally::month(kv, m)),
         AggPeriod::Day(d) => {
             let ledger = |day: Date| -> FundLedger { load(kv, &keys::fund_day_close(day)).unwrap_or_default() };
             let close = if closed { ledger(d) } else { load(kv, keys::FUND).unwrap_or_default() };
@@ -188,8 +186,8 @@ pub(crate) fn check(agg: &Aggregate) -> Result<(), DomainError> {
             format!("at most {MAX_AGGREGATE_ROWS} provinces"),
         ));
     }
-    for (i, flow) in t.by_level.values().chain(t.nonlocal_in_by_province.values()).enumerate() {
-        let field = if i < t.by_level.len() { "by_level" } else { "nonlocal_in_by_province" };
+    let rows = t.by_level.values().map(|f| ("by_level", f));
+    for (field, flow) in rows.chain(t.nonlocal_in_by_province.values().map(|f| ("nonlocal_in_by_province", f))) {
         count(field, flow.settlements)?;
         money(field, flow.amount)?;
     }

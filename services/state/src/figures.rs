@@ -76,13 +76,10 @@ pub struct Flow {
 }
 
 impl Flow {
-    pub(crate) fn add(&mut self, sign: i64, amount: Money) {
-        self.settlements += sign;
-        if sign >= 0 {
-            self.amount += amount;
-        } else {
-            self.amount -= amount;
-        }
+    /// Adds `other` (whose figures may be negative: a reversal).
+    pub(crate) fn add(&mut self, other: &Flow) {
+        self.settlements += other.settlements;
+        self.amount += other.amount;
     }
 }
 
@@ -109,6 +106,26 @@ pub struct Tally {
     pub reports_received: i64,
     /// Inspections begun: plans drawn and flight inspections started.
     pub inspections: i64,
+}
+
+impl Tally {
+    /// Adds `other` (another day's tally) to this one.
+    pub(crate) fn merge(&mut self, other: &Tally) {
+        for (level, f) in &other.by_level {
+            self.by_level.entry(*level).or_default().add(f);
+        }
+        for (p, f) in &other.nonlocal_in_by_province {
+            self.nonlocal_in_by_province.entry(p.clone()).or_default().add(f);
+        }
+        self.cash_paid += other.cash_paid;
+        self.alerts += other.alerts;
+        self.cases_opened += other.cases_opened;
+        self.cases_executed += other.cases_executed;
+        self.points += other.points;
+        self.discipline_entries += other.discipline_entries;
+        self.reports_received += other.reports_received;
+        self.inspections += other.inspections;
+    }
 }
 
 /// The period of an aggregate: a day or a calendar month.

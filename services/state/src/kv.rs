@@ -346,9 +346,9 @@ pub mod keys {
     pub fn tally_day(day: Date) -> String {
         format!("tallyd/{day}")
     }
-    /// The tally of a month.
-    pub fn tally_month(period: medmesh_payment::Period) -> String {
-        format!("tallym/{}", period.key())
+    /// Prefix of the tallies of a month's days.
+    pub fn tally_days(period: medmesh_payment::Period) -> String {
+        format!("tallyd/{period}-")
     }
     /// The last aggregate of a period (`YYYY-MM-DD` or `YYYY-MM`) this province published.
     pub fn aggregate_published(period: &str) -> String {
