@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the system packages the build needs on Debian/Ubuntu, only those missing: protoc
 # (tonic-prost-build), libclang (RocksDB's bindgen), a C++ compiler (RocksDB itself) and
-# promtool (Debian's prometheus package: the metrics test checks the /metrics page with it).
+# promtool (Debian's prometheus package: the metrics test checks the /metrics page with it)
+# and curl (the HTTP gateway's test drives it as a hospital system would).
 set -euo pipefail
 need=()
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || need+=(libclang-dev)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v curl >/dev/null 2>&1 || need+=(curl ca-certificates)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -167,8 +167,9 @@ def check_wiring(docs: list, label: str) -> None:
         if len(clients) != 1:
             error(f"{what}: {len(clients)} client Services select its pods, want 1")
         for c in clients:
-            if [p.get("name") for p in c["spec"].get("ports", [])] != ["grpc"]:
-                error(f"{what}: the client Service must expose only the public grpc port (Raft stays internal)")
+            ports = [p.get("name") for p in c["spec"].get("ports", [])]
+            if ports not in (["grpc"], ["grpc", "https"]) or ("https" in ports and name.endswith("-000000")):
+                error(f"{what}: the client Service must expose only the public grpc port and, for a province, the HTTP gateway (Raft stays internal)")
         covering = [p for p in pdbs.values() if selects(p["spec"]["selector"]["matchLabels"], labels)]
         if len(covering) != 1 or covering[0]["spec"].get("maxUnavailable") != 1:
             error(f"{what}: want exactly one PodDisruptionBudget with maxUnavailable 1")

@@ -30,16 +30,18 @@ pub fn binary() -> PathBuf {
     bin
 }
 
-/// A base port such that base+1..base+99 are free now (public listeners below base+50,
-/// internal ones 50 above each: [`medmesh_node::dev::internal_of`]). Bases lie in
-/// 10000–32699, below Linux's ephemeral range (32768 and up), so no outgoing connection of
-/// another test can take a port between this check and the replica's bind.
+/// A base port such that base+1..base+199 are free now (public listeners below base+50,
+/// internal ones 50 above each: [`medmesh_node::dev::internal_of`]; HTTP gateways 140 above:
+/// [`medmesh_node::dev::http_of`]). Bases are multiples of 200 in 10000–32400, so the
+/// ranges of two meshes never overlap and all lie below Linux's ephemeral range (32768 and
+/// up): no outgoing connection of another test can take a port between this check and the
+/// replica's bind.
 pub fn free_base_port() -> u16 {
     use rand::Rng;
     let mut rng = rand::thread_rng();
     loop {
-        let base: u16 = rng.gen_range(100..327) * 100;
-        if (1..100).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+        let base: u16 = rng.gen_range(50..163) * 200;
+        if (1..200).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }
     }

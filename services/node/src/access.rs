@@ -451,17 +451,16 @@ tokio::task_local! {
     pub static ORIGIN: medmesh_state::audit::Origin;
 }
 
-/// The origin of a request: the caller's identity and its `x-request-id` (one is made up when
-/// the caller sent none, or one that is not 1 to 64 printable characters).
-fn origin_of(caller: &Caller, headers: &http::HeaderMap) -> medmesh_state::audit::Origin {
+/// The origin of a request: the caller's identity and the request id it sent (gRPC's
+/// `x-request-id`, the HTTP envelope's `msgid`); one is made up when the caller sent none, or
+/// one that is not 1 to 64 printable characters.
+pub fn origin(caller: &Caller, request_id: Option<&str>) -> medmesh_state::audit::Origin {
     let actor = match caller {
         Caller::Verified(id) => id.uri(),
         Caller::Anonymous => "anonymous".to_string(),
         Caller::Insecure => "insecure".to_string(),
     };
-    let request = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
+    let request = request_id
         .filter(|v| {
             (1..=medmesh_state::audit::MAX_REQUEST).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic())
         })
@@ -507,7 +506,7 @@ where
         let cert = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
         match self.policy.decide(req.uri().path(), cert) {
             Ok(caller) => {
-                let origin = origin_of(&caller, req.headers());
+                let origin = origin(&caller, req.headers().get("x-request-id").and_then(|v| v.to_str().ok()));
                 req.extensions_mut().insert(caller);
                 // Only methods of the table are timed, under the table's own name.
                 let method = rule(req.uri().path()).map(|r| r.method);

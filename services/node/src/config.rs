@@ -27,6 +27,7 @@
 //! | `MEDMESH_SEAL_KEY` | `seal_key` |
 //! | `MEDMESH_CLOCK_OFFSET_MS` | `clock_offset_ms` |
 //! | `MEDMESH_OPS_LISTEN` | `ops_listen` |
+//! | `MEDMESH_HTTP_LISTEN` | `http_listen` |
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -107,6 +108,10 @@ pub struct NodeConfig {
     /// and `/healthz`, nothing else ([`crate::metrics`]). Empty (the default): no ops listener.
     /// Bind it to loopback or an operators' network.
     pub ops_listen: String,
+    /// Address of the HTTP/JSON listener for hospital systems (`host:port`): the hospital rpcs
+    /// as JSON over HTTPS with the same certificates and roles as gRPC ([`crate::gateway`]).
+    /// Empty (the default): none.
+    pub http_listen: String,
 }
 
 impl Default for NodeConfig {
@@ -135,6 +140,7 @@ impl Default for NodeConfig {
             seal_key: PathBuf::new(),
             clock_offset_ms: 0,
             ops_listen: String::new(),
+            http_listen: String::new(),
         }
     }
 }
@@ -200,6 +206,9 @@ impl NodeConfig {
         }
         if let Some(v) = get("MEDMESH_OPS_LISTEN") {
             self.ops_listen = v;
+        }
+        if let Some(v) = get("MEDMESH_HTTP_LISTEN") {
+            self.http_listen = v;
         }
         if let Some(v) = get("MEDMESH_FEDERATION") {
             self.federation = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
@@ -321,6 +330,9 @@ impl NodeConfig {
         }
         if !self.ops_listen.is_empty() && self.ops_listen.parse::<std::net::SocketAddr>().is_err() {
             bail!("ops_listen: {:?} is not host:port with an IP address", self.ops_listen);
+        }
+        if !self.http_listen.is_empty() && self.http_listen.parse::<std::net::SocketAddr>().is_err() {
+            bail!("http_listen: {:?} is not host:port with an IP address", self.http_listen);
         }
         if self.clock_offset_ms.unsigned_abs() > 10 * 366 * 86_400_000 {
             bail!("clock_offset_ms: {} is more than ten years", self.clock_offset_ms);

@@ -107,6 +107,18 @@ pub fn ops_of(addr: &str) -> anyhow::Result<String> {
     port_above(addr, OPS_PORT_OFFSET)
 }
 
+/// How far above its public port a replica of `medmesh dev` and of the tests serves the
+/// HTTP/JSON gateway: above every public, ops and internal port of a mesh of up to seven
+/// groups (the highest internal port is 113 above the base), and within the 200 ports the
+/// tests reserve per mesh for groups 0 to 5.
+pub const HTTP_PORT_OFFSET: u16 = 140;
+
+/// The HTTP/JSON gateway address of the replica whose public address is `addr`, by the
+/// convention of `medmesh dev` and the tests: same host, port [`HTTP_PORT_OFFSET`] higher.
+pub fn http_of(addr: &str) -> anyhow::Result<String> {
+    port_above(addr, HTTP_PORT_OFFSET)
+}
+
 /// Spawns one replica process of the `medmesh` binary `exe`, listening publicly on `listen`
 /// and internally on [`internal_of`]`(listen)`; `peers` name the internal addresses. The replica stops when this
 /// process ends (it gets this pid in `MEDMESH_PARENT_PID`) and is killed when its handle is
@@ -129,6 +141,7 @@ pub fn spawn_replica(
         .env("MEDMESH_LISTEN", listen)
         .env("MEDMESH_INTERNAL_LISTEN", internal_of(listen)?)
         .env("MEDMESH_OPS_LISTEN", ops_of(listen)?)
+        .env("MEDMESH_HTTP_LISTEN", http_of(listen)?)
         .env("MEDMESH_DATA_DIR", data_dir.join("data"))
         .env("MEDMESH_PEERS", peers)
         // The replica ends itself when this process does (see `parent_gone`).
@@ -349,6 +362,9 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         "internal listeners (Raft and AdminService, for replicas and operators): each replica's port + {INTERNAL_PORT_OFFSET}"
     );
     println!("ops listeners (Prometheus metrics at http://HOST:PORT/metrics): each replica's port + {OPS_PORT_OFFSET}");
+    println!(
+        "HTTP/JSON gateways for hospital systems (https://HOST:PORT/v1/transactions, /openapi.json): each replica's port + {HTTP_PORT_OFFSET}"
+    );
     let pki = dev_pki(&opts.data_dir)?;
     if opts.insecure {
         println!("WARNING: insecure mesh: plaintext, no identities; anyone who reaches a port controls the fund");

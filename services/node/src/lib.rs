@@ -17,6 +17,7 @@ pub mod config;
 pub mod convert;
 pub mod demo;
 pub mod dev;
+pub mod gateway;
 pub mod health;
 pub mod identity;
 pub mod map_response;

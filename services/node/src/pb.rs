@@ -2,6 +2,8 @@
 #![allow(missing_docs, clippy::all, clippy::pedantic)]
 
 tonic::include_proto!("medmesh.v1");
+// The proto3 JSON mapping of the HTTP gateway's messages (see build.rs).
+include!(concat!(env!("OUT_DIR"), "/medmesh.v1.serde.rs"));
 
 /// Encoded file descriptor set, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("medmesh_descriptor");

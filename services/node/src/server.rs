@@ -224,7 +224,7 @@ pub async fn run(
         ))
         .serve_with_shutdown(internal, stopped(stop_rx.clone()));
     let ops = cfg.ops_listen.clone();
-    let ops_stop = stopped(stop_rx);
+    let ops_stop = stopped(stop_rx.clone());
     let ops = async move {
         if ops.is_empty() {
             return Ok(());
@@ -233,10 +233,27 @@ pub async fn run(
         tracing::info!(%addr, "ops listener serving /metrics");
         crate::metrics::serve(addr, ops_stop).await
     };
+    let http = cfg.http_listen.clone();
+    let http_tls = match &transport {
+        Transport::Tls(_) if !http.is_empty() => {
+            Some(crate::gateway::tls_config(&cfg.tls_ca, &cfg.tls_cert, &cfg.tls_key).context("http_listen")?)
+        }
+        _ => None,
+    };
+    let http_stop = stopped(stop_rx.clone());
+    let gateway = Arc::new(crate::gateway::Gateway::new(Hospital { mesh: mesh.clone() }, policy.clone()));
+    let http = async move {
+        if http.is_empty() {
+            return Ok(());
+        }
+        let addr: std::net::SocketAddr = http.parse().context("http_listen")?;
+        crate::gateway::serve(addr, http_tls, gateway, http_stop).await
+    };
     let served = tokio::try_join!(
         async { public.await.context("public grpc listener") },
         async { internal.await.context("internal grpc listener") },
-        ops
+        ops,
+        http
     );
     let _ = raft.shutdown().await;
     served.map(|_| ())
