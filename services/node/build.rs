@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out.join("medmesh_descriptor.bin"))
         .compile_protos(&files, &[root])?;
     let descriptors = std::fs::read(out.join("medmesh_descriptor.bin"))?;
-    // Only the messages of the HTTP gateway (`src/gateway`), and what they contain.
+    // Only the messages of the HTTP gateway (`src/gateway`) and the CLI, and what they contain.
     pbjson_build::Builder::new().register_descriptors(&descriptors)?.preserve_proto_field_names().emit_fields().build(
         &[
             ".medmesh.v1.LookupIdentityRequest",
@@ -50,6 +50,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".medmesh.v1.CertificateKind",
             ".medmesh.v1.VisitKind",
             ".medmesh.v1.FilingKind",
+            // `medmesh rules load|shipped` (src/cli) reads and writes rules as JSON.
+            ".medmesh.v1.MonitoringRule",
+            ".medmesh.v1.RuleCategory",
+            ".medmesh.v1.RuleTarget",
+            ".medmesh.v1.RuleAction",
         ],
     )?;
     Ok(())

@@ -132,6 +132,85 @@ enum ClusterCmd {
 }
 
 #[derive(Subcommand)]
+enum RulesCmd {
+    /// Records monitoring rules at a province as its agency, from a JSON file: an array of
+    /// MonitoringRule in the proto3 JSON mapping (`medmesh rules shipped` writes one).
+    Load {
+        /// A replica of the province (public address).
+        #[arg(long)]
+        addr: String,
+        /// The rules file.
+        #[arg(long)]
+        file: PathBuf,
+        /// table or json.
+        #[arg(long, value_enum, default_value = "table")]
+        output: cli::Output,
+        #[command(flatten)]
+        tls: ClientTls,
+    },
+    /// Prints the shipped rule library as a rules file.
+    Shipped,
+}
+
+#[derive(Subcommand)]
+enum ClearingCmd {
+    /// Clears an ended month at the federation, as the national administration.
+    Run {
+        /// A federation replica (public address).
+        #[arg(long)]
+        addr: String,
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        month: String,
+        /// table or json.
+        #[arg(long, value_enum, default_value = "table")]
+        output: cli::Output,
+        #[command(flatten)]
+        tls: ClientTls,
+    },
+    /// A month's clearing: statements and net positions (every line with --lines), as the
+    /// nation or a province's agency.
+    Show {
+        /// A federation replica (public address).
+        #[arg(long)]
+        addr: String,
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        month: String,
+        /// Read and print every line, a page at a time.
+        #[arg(long)]
+        lines: bool,
+        /// table or json.
+        #[arg(long, value_enum, default_value = "table")]
+        output: cli::Output,
+        #[command(flatten)]
+        tls: ClientTls,
+    },
+}
+
+#[derive(Subcommand)]
+enum InspectionCmd {
+    /// Draws a recorded inspection plan by revealing its nonce, as the province's agency; the
+    /// draw is recorded once (a second draw is refused).
+    Draw {
+        /// A replica of the province (public address).
+        #[arg(long)]
+        addr: String,
+        /// The plan's id.
+        #[arg(long)]
+        plan_id: String,
+        /// The secret nonce whose commitment the plan published.
+        #[arg(long)]
+        nonce: String,
+        /// table or json.
+        #[arg(long, value_enum, default_value = "table")]
+        output: cli::Output,
+        #[command(flatten)]
+        tls: ClientTls,
+    },
+}
+
+#[derive(Subcommand)]
 enum PkiCmd {
     /// Issues a certificate for a medmesh identity, creating the directory's CA if it has none.
     Issue {
@@ -210,6 +289,21 @@ enum Cmd {
     Cluster {
         #[command(subcommand)]
         cmd: ClusterCmd,
+    },
+    /// Monitoring rules (as a province's agency).
+    Rules {
+        #[command(subcommand)]
+        cmd: RulesCmd,
+    },
+    /// Clearing between provinces (at the federation).
+    Clearing {
+        #[command(subcommand)]
+        cmd: ClearingCmd,
+    },
+    /// Double-random inspections (as a province's agency).
+    Inspection {
+        #[command(subcommand)]
+        cmd: InspectionCmd,
     },
     /// Loads the demo data (policy, institutions, personnel, catalogue, persons, an opening
     /// contribution) into a province through its agency API; loading twice changes nothing.
@@ -380,6 +474,39 @@ async fn main() -> anyhow::Result<()> {
             ClusterCmd::RemoveReplica { addr, id, output, tls } => {
                 let c = cli::remove_replica(&addr, &tls.transport()?, id).await?;
                 print!("{}", cli::render(&c, output, |c| format!("{}\n", c.message)));
+                Ok(())
+            }
+        },
+        Cmd::Rules { cmd } => match cmd {
+            RulesCmd::Load { addr, file, output, tls } => {
+                let text =
+                    std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("--file {}: {e}", file.display()))?;
+                let rules = cli::ops::parse_rules(&text)?;
+                let loaded = cli::ops::load_rules(&addr, &tls.transport()?, rules).await?;
+                print!("{}", cli::render(&loaded, output, cli::ops::rules_table));
+                Ok(())
+            }
+            RulesCmd::Shipped => {
+                print!("{}", cli::ops::shipped_rules_json());
+                Ok(())
+            }
+        },
+        Cmd::Clearing { cmd } => match cmd {
+            ClearingCmd::Run { addr, month, output, tls } => {
+                let v = cli::ops::clearing_run(&addr, &tls.transport()?, &month).await?;
+                print!("{}", cli::render(&v, output, cli::ops::clearing_table));
+                Ok(())
+            }
+            ClearingCmd::Show { addr, month, lines, output, tls } => {
+                let v = cli::ops::clearing_show(&addr, &tls.transport()?, &month, lines).await?;
+                print!("{}", cli::render(&v, output, cli::ops::clearing_table));
+                Ok(())
+            }
+        },
+        Cmd::Inspection { cmd } => match cmd {
+            InspectionCmd::Draw { addr, plan_id, nonce, output, tls } => {
+                let d = cli::ops::inspection_draw(&addr, &tls.transport()?, &plan_id, &nonce).await?;
+                print!("{}", cli::render(&d, output, cli::ops::draw_table));
                 Ok(())
             }
         },

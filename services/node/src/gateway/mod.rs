@@ -160,7 +160,9 @@ where
         req.extensions_mut().insert(peer.clone());
         app.clone().oneshot(req.map(Body::new))
     });
-    let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    // A client that does not finish sending its headers in time is dropped (slow-loris).
+    builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
     if let Err(e) = builder.serve_connection(io, service).await {
         tracing::debug!(error = %e, "http gateway: connection ended with an error");
     }

@@ -1,5 +1,11 @@
-//! The operator's commands (`medmesh cluster …`, issue 14.4): thin clients of `AdminService`
-//! on a group's internal listeners, printing a table for people or JSON for scripts.
+//! The operator's commands (issue 14.4): thin clients printing a table for people or JSON for
+//! scripts. `medmesh cluster …` asks `AdminService` on a group's internal listeners; `rules`,
+//! `clearing` and `inspection` ([`ops`]) call the public APIs with the role's certificate.
+//!
+//! Why `indicatif`: the maintained progress-bar crate (console-aware, hidden when the output
+//! is not a terminal), for long work such as loading rules or reading a month's clearing.
+
+pub mod ops;
 
 use std::time::Duration;
 
