@@ -23,6 +23,18 @@ pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 /// transport's certificate (the server must present a certificate for `host` signed by the
 /// CA), or in plaintext for an `--insecure` run.
 pub fn channel(addr: &str, transport: &Transport) -> Result<Channel, tonic::transport::Error> {
+    channel_with_keepalive(addr, transport, std::time::Duration::from_secs(5), std::time::Duration::from_secs(5))
+}
+
+/// [`channel`] with HTTP/2 pings every `interval`, the connection closed (and the calls on it
+/// failed UNAVAILABLE) when a ping is not answered within `timeout`: how soon a caller notices
+/// a replica cut off by a partition, whose connection otherwise hangs silently.
+pub fn channel_with_keepalive(
+    addr: &str,
+    transport: &Transport,
+    interval: std::time::Duration,
+    timeout: std::time::Duration,
+) -> Result<Channel, tonic::transport::Error> {
     let endpoint = match transport {
         Transport::Tls(tls) => Endpoint::from_shared(format!("https://{addr}"))?.tls_config(tls.client())?,
         Transport::Insecure => Endpoint::from_shared(format!("http://{addr}"))?,
@@ -30,8 +42,8 @@ pub fn channel(addr: &str, transport: &Transport) -> Result<Channel, tonic::tran
     Ok(endpoint
         .connect_timeout(std::time::Duration::from_millis(500))
         .tcp_nodelay(true)
-        .http2_keep_alive_interval(std::time::Duration::from_secs(5))
-        .keep_alive_timeout(std::time::Duration::from_secs(5))
+        .http2_keep_alive_interval(interval)
+        .keep_alive_timeout(timeout)
         .connect_lazy())
 }
 

@@ -19,12 +19,24 @@ use tonic::transport::Channel;
 use tonic::Status;
 
 use crate::app::ForwardError;
-use crate::network::channel;
 use crate::pb::mesh_service_client::MeshServiceClient;
 use crate::pb::{MeshServiceProposeRequest, MeshServiceQueryRequest, Payload};
 
 /// How long one call to one replica may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// HTTP/2 pings on connections to other groups: every second, and a connection whose ping is
+/// not answered within two is closed, failing its calls at once, so a call to a replica cut
+/// off by a partition ends within about two seconds instead of waiting out [`CALL_TIMEOUT`].
+/// (A shorter call timeout does the same for a partition but abandons slow answers under load,
+/// where the retries add load: measured in BENCHMARKS.md.)
+pub const PING_EVERY: Duration = Duration::from_secs(1);
+/// See [`PING_EVERY`].
+pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a replica that did not answer in time (or could not be reached) is tried after
+/// the others: a leader cut off by a partition costs one timeout per process, not one per call.
+pub const SUSPECT_FOR: Duration = Duration::from_secs(5);
 
 /// Clients of the federation and of other provinces.
 pub struct Remote {
@@ -34,6 +46,9 @@ pub struct Remote {
     clients: Mutex<BTreeMap<String, MeshServiceClient<Channel>>>,
     /// The replica of each group that answered last (its leader, most likely): tried first.
     leaders: std::sync::Mutex<BTreeMap<String, String>>,
+    /// Replicas that timed out or could not be reached, and when: tried last for
+    /// [`SUSPECT_FOR`].
+    suspects: std::sync::Mutex<BTreeMap<String, std::time::Instant>>,
 }
 
 enum Kind {
@@ -50,6 +65,7 @@ impl Remote {
             provinces: Mutex::default(),
             clients: Mutex::default(),
             leaders: Default::default(),
+            suspects: Default::default(),
         }
     }
 
@@ -64,7 +80,8 @@ impl Remote {
             return Ok(c.clone());
         }
         let c = MeshServiceClient::new(
-            channel(addr, &self.transport).map_err(|e| Status::unavailable(format!("{addr}: {e}")))?,
+            crate::network::channel_with_keepalive(addr, &self.transport, PING_EVERY, PING_TIMEOUT)
+                .map_err(|e| Status::unavailable(format!("{addr}: {e}")))?,
         )
         .max_decoding_message_size(crate::network::MAX_MESSAGE)
         .max_encoding_message_size(crate::network::MAX_MESSAGE);
@@ -86,27 +103,30 @@ impl Remote {
         let data = bincode::serialize(req).map_err(|e| Status::internal(e.to_string()))?;
         let mut last = String::new();
         let preferred = self.leaders.lock().ok().and_then(|l| l.get(group).cloned());
-        let mut order: Vec<&String> = addrs.iter().filter(|a| Some(*a) == preferred.as_ref()).collect();
-        order.extend(addrs.iter().filter(|a| Some(*a) != preferred.as_ref()));
         for round in 0..2 {
-            for addr in order.iter().copied() {
+            let timeout = CALL_TIMEOUT;
+            for addr in self.order(addrs, preferred.as_ref()) {
                 let mut c = self.client(addr).await?;
-                fn request<P: Payload>(data: &[u8]) -> tonic::Request<P> {
+                fn request<P: Payload>(data: &[u8], timeout: Duration) -> tonic::Request<P> {
                     let mut r = tonic::Request::new(P::wrap(data.to_vec()));
-                    r.set_timeout(CALL_TIMEOUT);
+                    r.set_timeout(timeout);
                     r
                 }
                 let reply = match kind {
-                    Kind::Propose => {
-                        c.propose(request::<MeshServiceProposeRequest>(&data)).await.map(|r| r.into_inner().data())
-                    }
+                    Kind::Propose => c
+                        .propose(request::<MeshServiceProposeRequest>(&data, timeout))
+                        .await
+                        .map(|r| r.into_inner().data()),
                     Kind::Query => {
-                        c.query(request::<MeshServiceQueryRequest>(&data)).await.map(|r| r.into_inner().data())
+                        c.query(request::<MeshServiceQueryRequest>(&data, timeout)).await.map(|r| r.into_inner().data())
                     }
                 };
                 match reply {
                     Ok(r) => match bincode::deserialize::<Result<Out, ForwardError>>(&r) {
                         Ok(Ok(out)) => {
+                            if let Ok(mut s) = self.suspects.lock() {
+                                s.remove(addr.as_str());
+                            }
                             if preferred.as_ref() != Some(addr) {
                                 if let Ok(mut l) = self.leaders.lock() {
                                     l.insert(group.to_string(), addr.clone());
@@ -118,7 +138,16 @@ impl Remote {
                         Ok(Err(ForwardError::Unavailable(m))) => last = format!("{addr}: {m}"),
                         Err(e) => return Err(Status::internal(format!("{group}: bad reply from {addr}: {e}"))),
                     },
-                    Err(s) => last = format!("{addr}: {}", s.message()),
+                    Err(s) => {
+                        // No answer in time, or no connection: try the others first for a while.
+                        if matches!(
+                            s.code(),
+                            tonic::Code::Cancelled | tonic::Code::DeadlineExceeded | tonic::Code::Unavailable
+                        ) {
+                            self.suspect(addr);
+                        }
+                        last = format!("{addr}: {}", s.message())
+                    }
                 }
             }
             if round == 0 {
@@ -127,6 +156,25 @@ impl Remote {
             }
         }
         Err(Status::unavailable(format!("{group} unreachable ({last}); the outcome is unknown, retry")))
+    }
+
+    /// The order to try `addrs` in: the replica that answered last first, then the others,
+    /// and those suspected of being cut off last (each part in the given order).
+    fn order<'a>(&self, addrs: &'a [String], preferred: Option<&String>) -> Vec<&'a String> {
+        let now = std::time::Instant::now();
+        let suspects = self.suspects.lock().map(|s| s.clone()).unwrap_or_default();
+        let suspect = |a: &String| suspects.get(a).is_some_and(|t| now.duration_since(*t) < SUSPECT_FOR);
+        let mut order: Vec<&String> = addrs.iter().filter(|a| Some(*a) == preferred && !suspect(a)).collect();
+        order.extend(addrs.iter().filter(|a| Some(*a) != preferred && !suspect(a)));
+        order.extend(addrs.iter().filter(|a| suspect(a)));
+        order
+    }
+
+    /// Marks `addr` as not answering in time.
+    fn suspect(&self, addr: &str) {
+        if let Ok(mut s) = self.suspects.lock() {
+            s.insert(addr.to_string(), std::time::Instant::now());
+        }
     }
 
     /// Proposes a command to the federation.
