@@ -127,24 +127,7 @@ async fn rules_draws_and_clearing_from_the_command_line() {
 
     // inspection draw: the draw the CLI prints is the one the province recorded, once.
     let nonce = [7u8; 32];
-    let plan = pb::InspectionPlan {
-        id: "DR-CLI-1".into(),
-        title: "CLI draw".into(),
-        targets: (1..=2)
-            .map(|n| pb::InspectionTarget { id: medmesh_node::demo::institution(PROVINCE, n), grade: 0 })
-            .collect(),
-        inspectors: (1..=4u32)
-            .map(|n| pb::InspectionInspector {
-                id: format!("I{n}"),
-                home_institution: String::new(),
-                region: PROVINCE.into(),
-            })
-            .collect(),
-        conflicts: vec![],
-        draw_targets: 1,
-        inspectors_per_target: 2,
-        commitment: hex::encode(medmesh_inspection::commitment(&nonce)),
-    };
+    let plan = medmesh_node::demo::inspection_plan(PROVINCE, "DR-CLI-1", &nonce);
     c.put_inspection_plan(pb::PutInspectionPlanRequest { plan: Some(plan) }).await.expect("plan recorded");
     let draw_args = ["inspection", "draw", "--addr", &addr, "--plan-id", "DR-CLI-1", "--nonce", &hex::encode(nonce)];
     let mut args = draw_args.to_vec();

@@ -63,10 +63,11 @@ fn envelope(base: &str, who: As<'_>, infno: &str, msgid: &str, input: Value) -> 
     answer
 }
 
-fn ok(answer: &Value) -> &Value {
+/// The output of a successful answer envelope.
+fn ok(answer: Value) -> Value {
     assert_eq!(answer["infcode"], 0, "{answer}");
     assert_eq!(answer["err_msg"], "", "{answer}");
-    &answer["output"]
+    answer["output"].clone()
 }
 
 /// A refused envelope: `infcode` is the gRPC code and `err_msg` starts with the field.
@@ -115,15 +116,14 @@ async fn a_claim_settles_end_to_end_over_http_with_curl() {
     .await;
 
     // 1101: identity.
-    let who = ok(&envelope(
+    let who = ok(envelope(
         &base,
         me,
         "1101",
         "M1101-1",
         json!({"institution_id": inst, "certificate_kind": "CERTIFICATE_KIND_SOCIAL_SECURITY_CARD",
                "certificate": demo::ss_card(PROVINCE, 3)}),
-    ))
-    .clone();
+    ));
     let id = demo::person_id(PROVINCE, 3);
     let masked = who["masked_id"].as_str().unwrap();
     assert!(
@@ -136,31 +136,29 @@ async fn a_claim_settles_end_to_end_over_http_with_curl() {
     let visit = json!({"institution_id": inst, "serial": "HV1", "certificate_kind": "CERTIFICATE_KIND_SOCIAL_SECURITY_CARD",
         "certificate": demo::ss_card(PROVINCE, 3), "kind": "VISIT_KIND_OUTPATIENT", "doctor_code": demo::doctor(PROVINCE, 1),
         "department": "internal medicine", "diagnosis": "J06.900", "admitted": day});
-    let registered = ok(&envelope(&base, me, "2201", "M2201-1", visit.clone())).clone();
+    let registered = ok(envelope(&base, me, "2201", "M2201-1", visit.clone()));
     assert_eq!(registered["serial"], "HV1");
     assert_eq!(registered["masked_id"], who["masked_id"]);
     let (fee_lines, total) = lines(3, &day);
-    let up = ok(&envelope(
+    let up = ok(envelope(
         &base,
         me,
         "2204",
         "M2204-1",
         json!({"institution_id": inst, "visit_serial": "HV1", "lines": fee_lines}),
-    ))
-    .clone();
+    ));
     assert_eq!(up["line_count"], 10);
     assert_eq!(money(&up["total"]), total);
-    let quote = ok(&envelope(
+    let quote = ok(envelope(
         &base,
         me,
         "2206",
         "M2206-1",
         json!({"institution_id": inst, "visit_serial": "HV1", "use_individual_account": true}),
-    ))
-    .clone();
+    ));
     let settle =
         json!({"institution_id": inst, "serial": "HS1", "visit_serial": "HV1", "use_individual_account": true});
-    let settled = ok(&envelope(&base, me, "2207", "M2207-1", settle.clone())).clone();
+    let settled = ok(envelope(&base, me, "2207", "M2207-1", settle.clone()));
     assert_eq!(settled["status"], "SETTLED");
     assert_eq!(settled["split"], quote["split"], "the settlement is what was quoted");
     let split = &settled["split"];
@@ -188,20 +186,19 @@ async fn a_claim_settles_end_to_end_over_http_with_curl() {
     let body = json!({"infno": "2207", "msgid": "M2207-2", "input": settle}).to_string();
     let (code, retry) = curl(me, "POST", &format!("{base}/v1/transactions"), Some(body.as_bytes()), &["--http1.1"]);
     assert_eq!(code, 200);
-    assert_eq!(ok(&retry)["split"], settled["split"]);
+    assert_eq!(ok(retry)["split"], settled["split"]);
     // The same serial for another visit is refused; nothing moves.
     let other = json!({"institution_id": inst, "serial": "HS1", "visit_serial": "HV9", "use_individual_account": true});
     refused(&envelope(&base, me, "2207", "M2207-3", other), tonic::Code::AlreadyExists, "serial");
 
     // 2208: reversal.
-    let reversed = ok(&envelope(
+    let reversed = ok(envelope(
         &base,
         me,
         "2208",
         "M2208-1",
         json!({"institution_id": inst, "serial": "HR1", "settlement_serial": "HS1"}),
-    ))
-    .clone();
+    ));
     assert_eq!(reversed["status"], "REVERSED");
     assert_eq!(reversed["split"], settled["split"]);
 

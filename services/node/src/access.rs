@@ -460,12 +460,8 @@ pub fn origin(caller: &Caller, request_id: Option<&str>) -> medmesh_state::audit
         Caller::Anonymous => "anonymous".to_string(),
         Caller::Insecure => "insecure".to_string(),
     };
-    let request = request_id
-        .filter(|v| {
-            (1..=medmesh_state::audit::MAX_REQUEST).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic())
-        })
-        .map(str::to_string)
-        .unwrap_or_else(|| {
+    let request =
+        request_id.filter(|v| medmesh_state::audit::valid_request_id(v)).map(str::to_string).unwrap_or_else(|| {
             use rand::Rng;
             format!("{:016x}", rand::thread_rng().gen::<u64>())
         });

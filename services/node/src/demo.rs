@@ -204,15 +204,12 @@ pub fn demo_nonce(province: &str) -> [u8; 32] {
     sha2::Sha256::digest(format!("medmesh demo inspection nonce {province}").as_bytes()).into()
 }
 
-/// The demo's supervision records (issue 13) through the agency API: a working-day calendar
-/// (New Year's Day 2027), a double-random inspection plan whose targets take their credit grades,
-/// drawn with [`demo_nonce`], and a flight inspection of institution 2 started from media
-/// coverage. Loading it again changes nothing (a plan already recorded or drawn stays as it is).
-pub async fn load_supervision(ch: Channel, province: &str) -> Result<(), tonic::Status> {
-    let mut c = AgencyServiceClient::new(ch);
-    c.put_work_calendar(pb::PutWorkCalendarRequest { holidays: vec!["2027-01-01".into()], workdays: vec![] }).await?;
-    let plan = pb::InspectionPlan {
-        id: DEMO_PLAN.into(),
+/// A double-random inspection plan `id` of a province's demo institutions 1 and 2 (each
+/// taking its credit rating's grade) and four inspectors `INSP-{province}-01..04`: one target
+/// drawn, two inspectors each, committed to `nonce`.
+pub fn inspection_plan(province: &str, id: &str, nonce: &[u8; 32]) -> pb::InspectionPlan {
+    pb::InspectionPlan {
+        id: id.into(),
         title: "Demo double-random inspection of designated institutions".into(),
         // No grade given: each target takes its credit rating's grade.
         targets: (1..=2).map(|n| pb::InspectionTarget { id: institution(province, n), grade: 0 }).collect(),
@@ -226,8 +223,18 @@ pub async fn load_supervision(ch: Channel, province: &str) -> Result<(), tonic::
         conflicts: vec![],
         draw_targets: 1,
         inspectors_per_target: 2,
-        commitment: hex::encode(medmesh_inspection::commitment(&demo_nonce(province))),
-    };
+        commitment: hex::encode(medmesh_inspection::commitment(nonce)),
+    }
+}
+
+/// The demo's supervision records (issue 13) through the agency API: a working-day calendar
+/// (New Year's Day 2027), a double-random inspection plan whose targets take their credit grades,
+/// drawn with [`demo_nonce`], and a flight inspection of institution 2 started from media
+/// coverage. Loading it again changes nothing (a plan already recorded or drawn stays as it is).
+pub async fn load_supervision(ch: Channel, province: &str) -> Result<(), tonic::Status> {
+    let mut c = AgencyServiceClient::new(ch);
+    c.put_work_calendar(pb::PutWorkCalendarRequest { holidays: vec!["2027-01-01".into()], workdays: vec![] }).await?;
+    let plan = inspection_plan(province, DEMO_PLAN, &demo_nonce(province));
     let already = |r: Result<(), tonic::Status>| match r {
         Err(s) if s.code() == tonic::Code::AlreadyExists => Ok(()),
         other => other,

@@ -104,21 +104,19 @@ impl Remote {
         let mut last = String::new();
         let preferred = self.leaders.lock().ok().and_then(|l| l.get(group).cloned());
         for round in 0..2 {
-            let timeout = CALL_TIMEOUT;
             for addr in self.order(addrs, preferred.as_ref()) {
                 let mut c = self.client(addr).await?;
-                fn request<P: Payload>(data: &[u8], timeout: Duration) -> tonic::Request<P> {
+                fn request<P: Payload>(data: &[u8]) -> tonic::Request<P> {
                     let mut r = tonic::Request::new(P::wrap(data.to_vec()));
-                    r.set_timeout(timeout);
+                    r.set_timeout(CALL_TIMEOUT);
                     r
                 }
                 let reply = match kind {
-                    Kind::Propose => c
-                        .propose(request::<MeshServiceProposeRequest>(&data, timeout))
-                        .await
-                        .map(|r| r.into_inner().data()),
+                    Kind::Propose => {
+                        c.propose(request::<MeshServiceProposeRequest>(&data)).await.map(|r| r.into_inner().data())
+                    }
                     Kind::Query => {
-                        c.query(request::<MeshServiceQueryRequest>(&data, timeout)).await.map(|r| r.into_inner().data())
+                        c.query(request::<MeshServiceQueryRequest>(&data)).await.map(|r| r.into_inner().data())
                     }
                 };
                 match reply {
@@ -161,9 +159,8 @@ impl Remote {
     /// The order to try `addrs` in: the replica that answered last first, then the others,
     /// and those suspected of being cut off last (each part in the given order).
     fn order<'a>(&self, addrs: &'a [String], preferred: Option<&String>) -> Vec<&'a String> {
-        let now = std::time::Instant::now();
         let suspects = self.suspects.lock().map(|s| s.clone()).unwrap_or_default();
-        let suspect = |a: &String| suspects.get(a).is_some_and(|t| now.duration_since(*t) < SUSPECT_FOR);
+        let suspect = |a: &String| suspects.get(a).is_some_and(|t| t.elapsed() < SUSPECT_FOR);
         let mut order: Vec<&String> = addrs.iter().filter(|a| Some(*a) == preferred && !suspect(a)).collect();
         order.extend(addrs.iter().filter(|a| Some(*a) != preferred && !suspect(a)));
         order.extend(addrs.iter().filter(|a| suspect(a)));

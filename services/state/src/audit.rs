@@ -35,6 +35,12 @@ pub struct Origin {
     pub request: String,
 }
 
+/// Whether `id` may serve as a caller's request id (gRPC's `x-request-id`, the HTTP
+/// envelope's `msgid`): 1 to [`MAX_REQUEST`] printable ASCII characters, no spaces.
+pub fn valid_request_id(id: &str) -> bool {
+    (1..=MAX_REQUEST).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
 impl Origin {
     /// An origin, as the edge names it.
     pub fn new(actor: impl Into<String>, request: impl Into<String>) -> Origin {

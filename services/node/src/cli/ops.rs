@@ -13,7 +13,7 @@ use crate::pki::Transport;
 
 /// A refused or failed call, as a one-line error naming the replica.
 fn failed(addr: &str, s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{addr}: {}: {}", crate::gateway::code_name(s.code()), s.message())
+    anyhow::anyhow!("{addr}: {}: {}", crate::wire_status::code_name(s.code()), s.message())
 }
 
 /// A progress bar of `len` steps, drawn on standard error only when it is a terminal.

@@ -47,6 +47,7 @@ use tonic::{Code, Status};
 
 use crate::access::{Caller, Policy, ORIGIN};
 use crate::api::hospital::Hospital;
+use crate::wire_status::code_name;
 use ops::Op;
 
 /// Largest JSON body the gateway reads; a larger one is RESOURCE_EXHAUSTED naming `request`.
@@ -228,7 +229,7 @@ async fn envelope(State(g): State<Arc<Gateway>>, Extension(peer): Extension<Peer
             ));
         };
         msgid = match env.remove("msgid") {
-            Some(Value::String(s)) if valid_msgid(&s) => s,
+            Some(Value::String(s)) if medmesh_state::audit::valid_request_id(&s) => s,
             Some(Value::String(_)) => {
                 return Err(Status::invalid_argument("msgid: 1 to 64 printable ASCII characters without spaces"))
             }
@@ -318,37 +319,9 @@ fn error_response(s: Status, http: StatusCode) -> Response {
     (http, axum::Json(body)).into_response()
 }
 
-/// The envelope's `msgid` rule (that of the audit chain's request id).
-fn valid_msgid(s: &str) -> bool {
-    (1..=medmesh_state::audit::MAX_REQUEST).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic())
-}
-
 /// At most 64 characters of a value echoed in an error.
 fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
-}
-
-/// The gRPC code's name, as `google.rpc.Code` spells it.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
 }
 
 /// The HTTP status of a gRPC code, as Google's HTTP mapping of `google.rpc.Code` has it (a body
@@ -419,9 +392,10 @@ mod tests {
 
     #[test]
     fn msgids_are_request_ids() {
-        assert!(valid_msgid("H110000012026120410000001"));
-        assert!(!valid_msgid(""));
-        assert!(!valid_msgid("a b"));
-        assert!(!valid_msgid(&"x".repeat(65)));
+        use medmesh_state::audit::valid_request_id;
+        assert!(valid_request_id("H110000012026120410000001"));
+        assert!(!valid_request_id(""));
+        assert!(!valid_request_id("a b"));
+        assert!(!valid_request_id(&"x".repeat(65)));
     }
 }

@@ -14,16 +14,19 @@ use super::ops::{self, OPS};
 
 const PACKAGE: &str = ".medmesh.v1.";
 
-/// The proto's messages and enums by short name, with their comments.
+/// The proto's messages (with their comments and their fields'), enums by short name, and
+/// the comments of `HospitalService`'s rpcs.
 struct Protos {
     messages: BTreeMap<String, (DescriptorProto, String, Vec<String>)>,
-    enums: BTreeMap<String, (EnumDescriptorProto, String)>,
+    enums: BTreeMap<String, EnumDescriptorProto>,
+    rpcs: BTreeMap<String, String>,
 }
 
 fn protos() -> Protos {
     let set = FileDescriptorSet::decode(crate::pb::FILE_DESCRIPTOR_SET).expect("the built descriptor set decodes");
     let mut messages = BTreeMap::new();
     let mut enums = BTreeMap::new();
+    let mut rpcs = BTreeMap::new();
     for file in set.file {
         let comments: BTreeMap<Vec<i32>, String> = file
             .source_code_info
@@ -37,11 +40,16 @@ fn protos() -> Protos {
             let fields = (0..m.field.len() as i32).map(|f| comment(&[4, i, 2, f])).collect();
             messages.insert(m.name().to_string(), (m.clone(), comment(&[4, i]), fields));
         }
-        for (i, e) in file.enum_type.iter().enumerate() {
-            enums.insert(e.name().to_string(), (e.clone(), comment(&[5, i as i32])));
+        for e in &file.enum_type {
+            enums.insert(e.name().to_string(), e.clone());
+        }
+        for (si, svc) in file.service.iter().enumerate().filter(|(_, s)| s.name() == "HospitalService") {
+            for (mi, m) in svc.method.iter().enumerate() {
+                rpcs.insert(m.name().to_string(), comment(&[6, si as i32, 2, mi as i32]));
+            }
         }
     }
-    Protos { messages, enums }
+    Protos { messages, enums, rpcs }
 }
 
 /// A proto comment as one line of text.
@@ -69,7 +77,7 @@ fn field_schema(f: &prost_types::FieldDescriptorProto, protos: &Protos, wanted: 
         Type::Enum => {
             let name = short(f.type_name());
             let values: Vec<&str> =
-                protos.enums.get(name).map(|(e, _)| e.value.iter().map(|v| v.name()).collect()).unwrap_or_default();
+                protos.enums.get(name).map(|e| e.value.iter().map(|v| v.name()).collect()).unwrap_or_default();
             json!({"type": "string", "enum": values})
         }
         Type::Message | Type::Group => {
@@ -105,8 +113,13 @@ fn message_schema(name: &str, protos: &Protos, wanted: &mut Vec<String>) -> Valu
     json!({"type": "object", "description": doc, "properties": properties, "additionalProperties": false})
 }
 
-/// The OpenAPI document.
-pub fn document() -> Value {
+/// The OpenAPI document (built once per process).
+pub fn document() -> &'static Value {
+    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(build)
+}
+
+fn build() -> Value {
     let protos = protos();
     let mut wanted: Vec<String> = Vec::new();
     let mut paths = Map::new();
@@ -117,7 +130,7 @@ pub fn document() -> Value {
         table.push_str(&format!("| {} | {rpc} | `{} {}` |\n", op.infno, op.verb, op.path));
         wanted.push(op.request.to_string());
         wanted.push(op.response.to_string());
-        let rpc_doc = rpc_comment(rpc);
+        let rpc_doc = protos.rpcs.get(rpc).cloned().unwrap_or_default();
         let params: Vec<Value> = ops::path_fields(op.path)
             .into_iter()
             .map(|p| {
@@ -201,32 +214,6 @@ pub fn document() -> Value {
     })
 }
 
-/// The leading comment of `HospitalService`'s rpc `name`.
-fn rpc_comment(name: &str) -> String {
-    let set = FileDescriptorSet::decode(crate::pb::FILE_DESCRIPTOR_SET).expect("the built descriptor set decodes");
-    for file in set.file {
-        for (si, s) in file.service.iter().enumerate() {
-            if s.name() != "HospitalService" {
-                continue;
-            }
-            for (mi, m) in s.method.iter().enumerate() {
-                if m.name() == name {
-                    let path = [6, si as i32, 2, mi as i32];
-                    return file
-                        .source_code_info
-                        .iter()
-                        .flat_map(|i| i.location.iter())
-                        .find(|l| l.path == path)
-                        .and_then(|l| l.leading_comments.as_deref())
-                        .map(tidy)
-                        .unwrap_or_default();
-                }
-            }
-        }
-    }
-    String::new()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,7 +226,7 @@ mod tests {
     /// `docs/openapi.json` is what the gateway serves; `MEDMESH_WRITE_OPENAPI=1` rewrites it.
     #[test]
     fn the_checked_in_document_is_current() {
-        let text = serde_json::to_string_pretty(&document()).unwrap() + "\n";
+        let text = serde_json::to_string_pretty(document()).unwrap() + "\n";
         if std::env::var("MEDMESH_WRITE_OPENAPI").as_deref() == Ok("1") {
             std::fs::write(checked_in(), &text).unwrap();
         }
@@ -249,7 +236,7 @@ mod tests {
 
     #[test]
     fn the_document_is_openapi() {
-        let doc: openapiv3::OpenAPI = serde_json::from_value(document()).expect("an OpenAPI 3.0 document");
+        let doc: openapiv3::OpenAPI = serde_json::from_value(document().clone()).expect("an OpenAPI 3.0 document");
         assert_eq!(doc.paths.paths.len(), OPS.len() + 2);
     }
 
