@@ -2,7 +2,8 @@
 # Installs the system packages the build needs on Debian/Ubuntu, only those missing: protoc
 # (tonic-prost-build), libclang (RocksDB's bindgen), a C++ compiler (RocksDB itself) and
 # promtool (Debian's prometheus package: the metrics test checks the /metrics page with it)
-# and curl (the HTTP gateway's test drives it as a hospital system would).
+# curl (the HTTP gateway's test drives it as a hospital system would) and chromium (the
+# dashboard's test signs in and reads the pages in headless Chromium).
 set -euo pipefail
 need=()
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
@@ -10,6 +11,7 @@ ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || need+=(libclang-dev)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v curl >/dev/null 2>&1 || need+=(curl ca-certificates)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

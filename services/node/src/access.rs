@@ -304,6 +304,14 @@ pub fn rule(method: &str) -> Option<&'static Rule> {
     BY_METHOD.get_or_init(|| TABLE.iter().map(|r| (r.method, r)).collect()).get(method).copied()
 }
 
+/// The rule of `method`, or PERMISSION_DENIED for an rpc the table does not have.
+fn ruled(method: &str) -> Result<&'static Rule, Status> {
+    rule(method).ok_or_else(|| {
+        tracing::warn!(target: "medmesh::access", method, "refused: not in the access table");
+        Status::permission_denied(format!("{method}: no access rule; refused to every caller"))
+    })
+}
+
 /// The verified caller of a request, put in its extensions by the guard.
 #[derive(Debug, Clone)]
 pub enum Caller {
@@ -415,11 +423,23 @@ impl Policy {
         if self.insecure {
             return Ok(Caller::Insecure);
         }
-        let Some(rule) = rule(method) else {
-            tracing::warn!(target: "medmesh::access", method, "refused: not in the access table");
-            return Err(Status::permission_denied(format!("{method}: no access rule; refused to every caller")));
-        };
+        let rule = ruled(method)?;
         let identity = cert.map(|der| self.identify(method, der)).transpose()?;
+        self.admit_to(rule, method, identity)
+    }
+
+    /// Decides a request to `method` by `identity`, established otherwise than by a
+    /// certificate (a dashboard session, [`crate::dashboard`]): the same table, the same
+    /// answers.
+    pub fn admit(&self, method: &str, identity: Identity) -> Result<Caller, Status> {
+        if self.insecure {
+            return Ok(Caller::Insecure);
+        }
+        let rule = ruled(method)?;
+        self.admit_to(rule, method, Some(identity))
+    }
+
+    fn admit_to(&self, rule: &Rule, method: &str, identity: Option<Identity>) -> Result<Caller, Status> {
         if rule.allow.iter().any(|a| a.admits(identity.as_ref(), &self.here)) {
             return Ok(identity.map(Caller::Verified).unwrap_or(Caller::Anonymous));
         }

@@ -28,6 +28,8 @@
 //! | `MEDMESH_CLOCK_OFFSET_MS` | `clock_offset_ms` |
 //! | `MEDMESH_OPS_LISTEN` | `ops_listen` |
 //! | `MEDMESH_HTTP_LISTEN` | `http_listen` |
+//! | `MEDMESH_DASHBOARD_USERS` | `dashboard_users` |
+//! | `MEDMESH_DASHBOARD_RISK_MONTHS` | `dashboard_risk_months` |
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -112,6 +114,14 @@ pub struct NodeConfig {
     /// as JSON over HTTPS with the same certificates and roles as gRPC ([`crate::gateway`]).
     /// Empty (the default): none.
     pub http_listen: String,
+    /// The dashboard's users (a TOML file of `[[user]]` tables: `name`, `role` = `national` or
+    /// `agency`, `province` for an agency, `password_hash` from `medmesh dashboard
+    /// hash-password`); the dashboard is served under `/dashboard/` of `http_listen`. Empty
+    /// (the default): no dashboard.
+    pub dashboard_users: PathBuf,
+    /// The national view flags a province whose fund balance covers fewer months of
+    /// expenditure than this (each agency's own view uses its province's policy). Default 6.
+    pub dashboard_risk_months: u32,
 }
 
 impl Default for NodeConfig {
@@ -141,6 +151,8 @@ impl Default for NodeConfig {
             clock_offset_ms: 0,
             ops_listen: String::new(),
             http_listen: String::new(),
+            dashboard_users: PathBuf::new(),
+            dashboard_risk_months: 6,
         }
     }
 }
@@ -209,6 +221,12 @@ impl NodeConfig {
         }
         if let Some(v) = get("MEDMESH_HTTP_LISTEN") {
             self.http_listen = v;
+        }
+        if let Some(v) = get("MEDMESH_DASHBOARD_USERS") {
+            self.dashboard_users = v.into();
+        }
+        if let Some(v) = get("MEDMESH_DASHBOARD_RISK_MONTHS") {
+            self.dashboard_risk_months = v.parse().context("MEDMESH_DASHBOARD_RISK_MONTHS")?;
         }
         if let Some(v) = get("MEDMESH_FEDERATION") {
             self.federation = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
@@ -333,6 +351,12 @@ impl NodeConfig {
         }
         if !self.http_listen.is_empty() && self.http_listen.parse::<std::net::SocketAddr>().is_err() {
             bail!("http_listen: {:?} is not host:port with an IP address", self.http_listen);
+        }
+        if !self.dashboard_users.as_os_str().is_empty() && self.http_listen.is_empty() {
+            bail!("dashboard_users: the dashboard is served on http_listen, which is not set");
+        }
+        if !(1..=120).contains(&self.dashboard_risk_months) {
+            bail!("dashboard_risk_months: {} is not 1 to 120", self.dashboard_risk_months);
         }
         if self.clock_offset_ms.unsigned_abs() > 10 * 366 * 86_400_000 {
             bail!("clock_offset_ms: {} is more than ten years", self.clock_offset_ms);

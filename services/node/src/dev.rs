@@ -2,6 +2,7 @@
 //! separate processes on 127.0.0.1, loaded with demo data (persons, and non-local filings of
 //! each province's persons for every other province).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -211,6 +212,51 @@ pub fn dev_directory_secret(data_dir: &Path) -> anyhow::Result<String> {
     Ok(secret)
 }
 
+/// The dashboard's users of a development mesh: `national`, and `agency-{code}` for each of
+/// `provinces`, with passwords generated once and kept in `{data_dir}/dashboard-passwords`
+/// (`name password` lines, mode 0600); their argon2 hashes are written to
+/// `{data_dir}/dashboard-users.toml`, whose path is returned with the names and passwords.
+pub fn dev_dashboard_users(data_dir: &Path, provinces: &[&str]) -> anyhow::Result<(PathBuf, Vec<(String, String)>)> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(data_dir)?;
+    let pw_path = data_dir.join("dashboard-passwords");
+    let kept: BTreeMap<String, String> = std::fs::read_to_string(&pw_path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(n, p)| (n.to_string(), p.to_string())))
+        .collect();
+    let mut users = vec![("national".to_string(), String::new())];
+    users.extend(provinces.iter().map(|p| (format!("agency-{p}"), (*p).to_string())));
+    let mut out = Vec::new();
+    let mut toml = String::from("# medmesh dev: the dashboard's users (passwords in dashboard-passwords)\n");
+    for (name, province) in &users {
+        let password = kept.get(name).cloned().unwrap_or_else(|| {
+            use rand::Rng;
+            (0..16).map(|_| format!("{:x}", rand::thread_rng().gen_range(0..16u8))).collect()
+        });
+        let hash = crate::dashboard::auth::hash_password(&password)?;
+        let role = if province.is_empty() { "national" } else { "agency" };
+        toml.push_str(&format!(
+            "[[user]]\nname = \"{name}\"\nrole = \"{role}\"\nprovince = \"{province}\"\npassword_hash = \"{hash}\"\n"
+        ));
+        out.push((name.clone(), password));
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&pw_path)
+        .with_context(|| format!("writing {}", pw_path.display()))?;
+    for (n, p) in &out {
+        writeln!(f, "{n} {p}")?;
+    }
+    let users_path = data_dir.join("dashboard-users.toml");
+    std::fs::write(&users_path, toml).with_context(|| format!("writing {}", users_path.display()))?;
+    Ok((users_path, out))
+}
+
 /// How a client of a development mesh in `data_dir` reaches it as `identity` (plaintext when
 /// the mesh is insecure).
 pub fn dev_transport(data_dir: &Path, identity: &Identity, insecure: bool) -> anyhow::Result<Transport> {
@@ -260,6 +306,7 @@ pub async fn start_mesh(
     let mut spawned = Vec::new();
     let pki = dev_pki(data_dir)?;
     let secret = dev_directory_secret(data_dir)?;
+    let (dashboard_users, _) = dev_dashboard_users(data_dir, provinces)?;
     let fed: Vec<String> = (1..=3).map(|r| replica_addr(base_port, 0, r)).collect();
     for (p, province) in std::iter::once(medmesh_state::FEDERATION).chain(provinces.iter().copied()).enumerate() {
         let addrs: Vec<String> = (1..=3).map(|r| replica_addr(base_port, p, r)).collect();
@@ -279,6 +326,7 @@ pub async fn start_mesh(
             };
             env.push(("MEDMESH_DIRECTORY_SECRET", secret.clone()));
             env.push(("MEDMESH_ENDPOINTS", addrs.join(",")));
+            env.push(("MEDMESH_DASHBOARD_USERS", dashboard_users.display().to_string()));
             if p > 0 {
                 env.push(("MEDMESH_FEDERATION", fed.join(",")));
             }
@@ -365,6 +413,15 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     println!(
         "HTTP/JSON gateways for hospital systems (https://HOST:PORT/v1/transactions, /openapi.json): each replica's port + {HTTP_PORT_OFFSET}"
     );
+    if let Some((_, _, addrs)) = groups.first() {
+        println!(
+            "dashboard for people: {}://{}/dashboard/ (any replica's gateway); users national{}; passwords in {}",
+            if opts.insecure { "http" } else { "https" },
+            http_of(&addrs[0])?,
+            provinces.iter().map(|p| format!(", agency-{p}")).collect::<String>(),
+            opts.data_dir.join("dashboard-passwords").display()
+        );
+    }
     let pki = dev_pki(&opts.data_dir)?;
     if opts.insecure {
         println!("WARNING: insecure mesh: plaintext, no identities; anyone who reaches a port controls the fund");

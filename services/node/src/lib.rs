@@ -15,6 +15,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod convert;
+pub mod dashboard;
 pub mod demo;
 pub mod dev;
 pub mod gateway;

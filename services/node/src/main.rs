@@ -211,6 +211,13 @@ enum InspectionCmd {
 }
 
 #[derive(Subcommand)]
+enum DashboardCmd {
+    /// Reads a password from the first line of standard input and prints its argon2id hash
+    /// (a PHC string) for a `[[user]]` of the `dashboard_users` file.
+    HashPassword,
+}
+
+#[derive(Subcommand)]
 enum PkiCmd {
     /// Issues a certificate for a medmesh identity, creating the directory's CA if it has none.
     Issue {
@@ -304,6 +311,11 @@ enum Cmd {
     Inspection {
         #[command(subcommand)]
         cmd: InspectionCmd,
+    },
+    /// The dashboard's users.
+    Dashboard {
+        #[command(subcommand)]
+        cmd: DashboardCmd,
     },
     /// Loads the demo data (policy, institutions, personnel, catalogue, persons, an opening
     /// contribution) into a province through its agency API; loading twice changes nothing.
@@ -402,6 +414,16 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("--out {}: {e}", out.display()))?;
             f.write_all(key.as_bytes())?;
             println!("seal key written to {}", out.display());
+            Ok(())
+        }
+        Cmd::Dashboard { cmd: DashboardCmd::HashPassword } => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                anyhow::bail!("password: an empty line; give the password on standard input");
+            }
+            println!("{}", medmesh_node::dashboard::auth::hash_password(password)?);
             Ok(())
         }
         Cmd::Pki { cmd: PkiCmd::Fingerprint { cert } } => {

@@ -241,7 +241,20 @@ pub async fn run(
         _ => None,
     };
     let http_stop = stopped(stop_rx.clone());
-    let gateway = Arc::new(crate::gateway::Gateway::new(Hospital { mesh: mesh.clone() }, policy.clone()));
+    let dashboard = if cfg.dashboard_users.as_os_str().is_empty() {
+        None
+    } else {
+        let users = crate::dashboard::auth::load_users(&cfg.dashboard_users).context("dashboard_users")?;
+        tracing::info!(users = users.len(), "dashboard on /dashboard/ of the HTTP listener");
+        Some(Arc::new(crate::dashboard::Dashboard::new(
+            users,
+            mesh.clone(),
+            policy.clone(),
+            http_tls.is_some(),
+            cfg.dashboard_risk_months,
+        )))
+    };
+    let gateway = Arc::new(crate::gateway::Gateway::new(Hospital { mesh: mesh.clone() }, policy.clone(), dashboard));
     let http = async move {
         if http.is_empty() {
             return Ok(());

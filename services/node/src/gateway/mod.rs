@@ -26,6 +26,8 @@
 //! serves HTTP/1.1 and HTTP/2 on one port, `tokio-rustls` with rustls and `ring` (the TLS
 //! stack tonic uses here) terminates TLS, so that the handshake's verified client certificate
 //! reaches the access check; `serde_path_to_error` names the JSON field a request gets wrong.
+//!
+//! The same listener serves the dashboard for people under `/dashboard/` ([`crate::dashboard`]).
 
 pub mod openapi;
 pub mod ops;
@@ -57,12 +59,17 @@ pub const MAX_JSON: usize = 4 * 1024 * 1024;
 pub struct Gateway {
     hospital: Hospital,
     policy: Arc<Policy>,
+    dashboard: Option<Arc<crate::dashboard::Dashboard>>,
 }
 
 impl Gateway {
-    /// A gateway to `hospital` behind `policy`.
-    pub fn new(hospital: Hospital, policy: Arc<Policy>) -> Gateway {
-        Gateway { hospital, policy }
+    /// A gateway to `hospital` behind `policy`, serving `dashboard` too when there is one.
+    pub fn new(
+        hospital: Hospital,
+        policy: Arc<Policy>,
+        dashboard: Option<Arc<crate::dashboard::Dashboard>>,
+    ) -> Gateway {
+        Gateway { hospital, policy, dashboard }
     }
 }
 
@@ -72,6 +79,7 @@ struct PeerCert(Option<Arc<Vec<u8>>>);
 
 /// The routes.
 fn router(gateway: Arc<Gateway>) -> Router {
+    let dashboard = crate::dashboard::router(gateway.dashboard.clone());
     let mut r = Router::new()
         .route("/v1/transactions", axum::routing::post(envelope))
         .route("/openapi.json", get(|| async { axum::Json(openapi::document()) }));
@@ -100,6 +108,7 @@ fn router(gateway: Arc<Gateway>) -> Router {
         error_response(Status::not_found("path: no such resource (see /openapi.json)"), StatusCode::NOT_FOUND)
     })
     .with_state(gateway)
+    .merge(dashboard)
 }
 
 /// Serves the gateway on `addr` (TLS with `tls`, or plaintext for an `--insecure` run) until
