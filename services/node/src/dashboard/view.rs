@@ -446,6 +446,62 @@ fn svg(
     }
 }
 
+/// A chart on integer coordinates.
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    plotters::coord::cartesian::Cartesian2d<
+        plotters::coord::types::RangedCoordi64,
+        plotters::coord::types::RangedCoordi64,
+    >,
+>;
+
+/// A chart with four units across for each of `labels` (a province), labelled under the
+/// middle of its slot, from 0 to `max` upwards, the y axis labelled in units of `per_label`.
+fn by_province<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    labels: &[String],
+    max: i64,
+    y_desc: &str,
+    per_label: i64,
+) -> Result<Chart<'a, 'b>, String> {
+    let n = i64::try_from(labels.len()).unwrap_or(0);
+    let mut chart = ChartBuilder::on(root)
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(44)
+        .build_cartesian_2d(0i64..(n * 4).max(4), 0i64..max)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(WHITE)
+        .x_labels(labels.len().max(1) * 4 + 1)
+        .x_label_formatter(&|x| {
+            if x % 4 == 2 {
+                labels.get(usize::try_from(x / 4).unwrap_or(usize::MAX)).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc(y_desc)
+        .y_label_formatter(&|y| format!("{}", y / per_label))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(chart)
+}
+
+/// Draws the legend of `chart`'s labelled series at `position`.
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, position: SeriesLabelPosition) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .position(position)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 /// Settlements per day, a line per province (`provinces`, in order).
 pub fn volumes_chart(days: &[(String, Vec<pb::Aggregate>)], provinces: &[String]) -> String {
     let n = i64::try_from(days.len()).unwrap_or(0).max(1);
@@ -471,16 +527,10 @@ pub fn volumes_chart(days: &[(String, Vec<pb::Aggregate>)], provinces: &[String]
                 .label(p.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
         }
-        if !provinces.is_empty() {
-            chart
-                .configure_series_labels()
-                .border_style(BLACK)
-                .background_style(WHITE)
-                .position(SeriesLabelPosition::UpperLeft)
-                .draw()
-                .map_err(|e| e.to_string())?;
+        if provinces.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })
 }
 
@@ -498,28 +548,7 @@ pub fn health_chart(aggs: &[pb::Aggregate], risk_months: u32) -> String {
     let n = i64::try_from(bars.len()).unwrap_or(0);
     svg(560, 300, |root| {
         let labels: Vec<String> = bars.iter().map(|b| b.0.to_string()).collect();
-        let mut chart = ChartBuilder::on(root)
-            .margin(12)
-            .x_label_area_size(30)
-            .y_label_area_size(44)
-            .build_cartesian_2d(0i64..(n * 4).max(4), 0i64..max)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(bars.len().max(1) * 4 + 1)
-            .x_label_formatter(&|x| {
-                if x % 4 == 2 {
-                    labels.get(usize::try_from(x / 4).unwrap_or(usize::MAX)).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
-            .light_line_style(WHITE)
-            .y_desc("months of expenditure covered")
-            .y_label_formatter(&|y| format!("{}", y / 10))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut chart = by_province(root, &labels, max, "months of expenditure covered", 10)?;
         chart
             .draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
                 let x = i as i64 * 4;
@@ -535,14 +564,7 @@ pub fn health_chart(aggs: &[pb::Aggregate], risk_months: u32) -> String {
             .map_err(|e| e.to_string())?
             .label(format!("warning below {risk_months} months"))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RGBColor(200, 40, 40)));
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| e.to_string())?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
     })
 }
 
@@ -551,29 +573,10 @@ type Count = fn(&pb::Aggregate) -> i64;
 
 /// Alerts, cases opened and cases executed per province, three bars each.
 pub fn violations_chart(aggs: &[pb::Aggregate]) -> String {
-    let n = i64::try_from(aggs.len()).unwrap_or(0);
     let max = aggs.iter().map(|a| a.alerts.max(a.cases_opened).max(a.cases_executed)).max().unwrap_or(0).max(1);
     svg(720, 280, |root| {
         let labels: Vec<String> = aggs.iter().map(|a| a.province.clone()).collect();
-        let mut chart = ChartBuilder::on(root)
-            .margin(12)
-            .x_label_area_size(30)
-            .y_label_area_size(44)
-            .build_cartesian_2d(0i64..(n * 4).max(4), 0i64..max + max / 10 + 1)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(aggs.len().max(1) * 4 + 1)
-            .x_label_formatter(&|x| {
-                if x % 4 == 2 {
-                    labels.get(usize::try_from(x / 4).unwrap_or(usize::MAX)).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut chart = by_province(root, &labels, max + max / 10 + 1, "", 1)?;
         let kinds: [(&str, Count); 3] =
             [("alerts", |a| a.alerts), ("cases opened", |a| a.cases_opened), ("cases executed", |a| a.cases_executed)];
         for (k, (label, get)) in kinds.iter().enumerate() {
@@ -588,14 +591,7 @@ pub fn violations_chart(aggs: &[pb::Aggregate]) -> String {
                 .label(*label)
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], c.filled()));
         }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| e.to_string())?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
     })
 }
 
