@@ -1,6 +1,6 @@
 //! Issue 14.4: the operator's CLI against a real province group (three replica processes,
 //! mTLS): `medmesh cluster status` as table and JSON, and a membership change through
-//! `medmesh cluster remove-replica` that the status then shows.
+//! `medmesh cluster remove-replica` that the status then shows; a snapshot on request.
 
 use std::time::Duration;
 
@@ -53,6 +53,19 @@ async fn cluster_status_shows_every_replica_and_follows_a_removal() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.lines().nth(1).unwrap().starts_with("ADDR"), "{text}");
     assert_eq!(text.lines().filter(|l| l.contains("Leader") || l.contains("Follower")).count(), 3, "{text}");
+
+    // A snapshot on request, at a follower: it covers what that replica had applied when
+    // asked, as its own status then says.
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let applied = g.status(follower).await.unwrap().last_applied;
+    let snap = json(&cluster(&["snapshot", "--addr", &g.replica(follower).internal, "--output", "json"]));
+    let index = snap["snapshot_index"].as_u64().unwrap();
+    assert!(index >= applied && applied > 0, "{snap} after {applied} applied");
+    assert_eq!(g.status(follower).await.unwrap().snapshot_index, index);
+    let refused = medmesh_as(&agency(PROVINCE), &["cluster", "snapshot", "--addr", &g.replica(follower).internal])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("PermissionDenied"));
 
     // Remove a follower; the leader's voters no longer list it.
     let gone = (1..=3).find(|id| *id != leader).unwrap();

@@ -115,6 +115,18 @@ enum ClusterCmd {
         #[command(flatten)]
         tls: ClientTls,
     },
+    /// Has a replica build a snapshot of its state now (the log it covers is purged), and
+    /// prints the index it covers.
+    Snapshot {
+        /// The replica (internal address).
+        #[arg(long)]
+        addr: String,
+        /// table or json.
+        #[arg(long, value_enum, default_value = "table")]
+        output: cli::Output,
+        #[command(flatten)]
+        tls: ClientTls,
+    },
     /// Removes a replica through a replica of the group.
     RemoveReplica {
         /// A replica of the group (internal address).
@@ -490,6 +502,11 @@ async fn main() -> anyhow::Result<()> {
             }
             ClusterCmd::AddReplica { addr, id, replica_addr, voter, output, tls } => {
                 let c = cli::add_replica(&addr, &tls.transport()?, id, &replica_addr, voter).await?;
+                print!("{}", cli::render(&c, output, |c| format!("{}\n", c.message)));
+                Ok(())
+            }
+            ClusterCmd::Snapshot { addr, output, tls } => {
+                let c = cli::snapshot(&addr, &tls.transport()?).await?;
                 print!("{}", cli::render(&c, output, |c| format!("{}\n", c.message)));
                 Ok(())
             }

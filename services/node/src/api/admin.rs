@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::{BasicNode, ChangeMembers, ServerState};
 use tonic::{Request, Response, Status};
@@ -68,6 +69,24 @@ impl AdminService for Admin {
             if is_voter { ChangeMembers::RemoveVoters([id].into()) } else { ChangeMembers::RemoveNodes([id].into()) };
         self.app.raft.change_membership(change, false).await.map_err(|e| Status::failed_precondition(e.to_string()))?;
         Ok(Response::new(RemoveReplicaResponse { message: format!("replica {id} removed") }))
+    }
+
+    async fn snapshot(&self, _req: Request<SnapshotRequest>) -> Result<Response<SnapshotResponse>, Status> {
+        let applied = self.app.raft.metrics().borrow().last_applied.map(|l| l.index).unwrap_or(0);
+        if applied == 0 {
+            return Err(Status::failed_precondition("snapshot: nothing applied yet"));
+        }
+        self.app.raft.trigger().snapshot().await.map_err(|e| Status::unavailable(format!("snapshot: {e}")))?;
+        let m = self
+            .app
+            .raft
+            .wait(Some(Duration::from_secs(120)))
+            .metrics(|m| m.snapshot.is_some_and(|s| s.index >= applied), "the snapshot to be written")
+            .await
+            .map_err(|e| Status::deadline_exceeded(format!("snapshot: not written in time ({e})")))?;
+        let index = m.snapshot.map(|s| s.index).unwrap_or(0);
+        tracing::info!(index, "snapshot built on request");
+        Ok(Response::new(SnapshotResponse { snapshot_index: index, message: format!("snapshot at index {index}") }))
     }
 
     async fn status(&self, _req: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {

@@ -183,10 +183,51 @@ pub async fn add_replica(
     replica_addr: &str,
     voter: bool,
 ) -> anyhow::Result<Changed> {
-    let mut c = AdminServiceClient::new(network::channel(addr, transport)?);
+    let channel = network::channel(addr, transport)?;
+    let mut c = AdminServiceClient::new(channel.clone());
     let req = pb::AddReplicaRequest { replica: Some(pb::Replica { id, addr: replica_addr.to_string() }), voter };
-    let r = c.add_replica(req).await.map_err(|s| anyhow::anyhow!("{addr}: {:?}: {}", s.code(), s.message()))?;
+    // The rpc answers once the new replica has caught up; meanwhile a bar follows how much of
+    // the leader's log it holds (from the leader's status: shown when `addr` leads).
+    let bar = ops::bar(0, &format!("replica {id} catching up"));
+    let shown = bar.clone();
+    let follow = tokio::spawn(async move {
+        let mut status = AdminServiceClient::new(channel);
+        loop {
+            if let Ok(s) = status.status(pb::StatusRequest {}).await {
+                let s = s.into_inner();
+                if let Some(p) = s.replication.iter().find(|p| p.id == id) {
+                    shown.set_length(s.last_log_index);
+                    shown.set_position(p.matched_index);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
+    let r = c.add_replica(req).await;
+    follow.abort();
+    bar.finish_and_clear();
+    let r = r.map_err(|s| anyhow::anyhow!("{addr}: {:?}: {}", s.code(), s.message()))?;
     Ok(Changed { message: r.into_inner().message })
+}
+
+/// A snapshot's answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// The last log index it covers.
+    pub snapshot_index: u64,
+    /// What the replica did.
+    pub message: String,
+}
+
+/// Has the replica at `addr` build a snapshot now.
+pub async fn snapshot(addr: &str, transport: &Transport) -> anyhow::Result<Snapshot> {
+    let mut c = AdminServiceClient::new(network::channel(addr, transport)?);
+    let r = c
+        .snapshot(pb::SnapshotRequest {})
+        .await
+        .map_err(|s| anyhow::anyhow!("{addr}: {:?}: {}", s.code(), s.message()))?
+        .into_inner();
+    Ok(Snapshot { snapshot_index: r.snapshot_index, message: r.message })
 }
 
 /// Removes replica `id` through the group's replica at `addr`.

@@ -17,7 +17,7 @@ fn failed(addr: &str, s: tonic::Status) -> anyhow::Error {
 }
 
 /// A progress bar of `len` steps, drawn on standard error only when it is a terminal.
-fn bar(len: u64, what: &str) -> ProgressBar {
+pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     let b = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({elapsed})")
         .unwrap_or_else(|_| ProgressStyle::default_bar());
