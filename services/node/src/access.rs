@@ -290,6 +290,7 @@ pub const TABLE: &[Rule] = &[
     Rule { method: "/medmesh.v1.AdminService/AddReplica", allow: &[OperatorHere], scope: "" },
     Rule { method: "/medmesh.v1.AdminService/RemoveReplica", allow: &[OperatorHere], scope: "" },
     Rule { method: "/medmesh.v1.AdminService/Status", allow: &[OperatorHere, ReplicaOfGroup], scope: "" },
+    Rule { method: "/medmesh.v1.AdminService/Snapshot", allow: &[OperatorHere], scope: "" },
     // Probes need no certificate; reflection needs one.
     Rule { method: "/grpc.health.v1.Health/Check", allow: &[Anyone], scope: "" },
     Rule { method: "/grpc.health.v1.Health/Watch", allow: &[Anyone], scope: "" },
@@ -526,10 +527,16 @@ where
                 req.extensions_mut().insert(caller);
                 // Only methods of the table are timed, under the table's own name.
                 let method = rule(req.uri().path()).map(|r| r.method);
-                let fut = self.inner.call(req);
+                let span = crate::telemetry::rpc_span(method.unwrap_or("unknown"), req.headers());
+                let fut = {
+                    // The handler's own work (a call to another group, say) runs in the span.
+                    let _entered = span.enter();
+                    self.inner.call(req)
+                };
                 let start = std::time::Instant::now();
                 Box::pin(async move {
-                    let res = ORIGIN.scope(origin, fut).await;
+                    use tracing::Instrument as _;
+                    let res = ORIGIN.scope(origin, fut).instrument(span).await;
                     if let (Some(method), Ok(r)) = (method, &res) {
                         // A refusal travels in the headers (trailers-only); an answer's status
                         // follows the body, and is OK.

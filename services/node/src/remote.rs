@@ -109,6 +109,8 @@ impl Remote {
                 fn request<P: Payload>(data: &[u8]) -> tonic::Request<P> {
                     let mut r = tonic::Request::new(P::wrap(data.to_vec()));
                     r.set_timeout(CALL_TIMEOUT);
+                    // The other group's work joins this call's trace.
+                    crate::telemetry::inject(r.metadata_mut());
                     r
                 }
                 let reply = match kind {

@@ -3,6 +3,13 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `MEDMESH_OTLP_ENDPOINT`) names a collector.
 //!
 //! Log fields never carry a raw identity number: `PersonId` prints masked.
+//!
+//! **One trace across groups.** Every rpc a replica serves runs in a span ([`rpc_span`]) whose
+//! parent is the W3C trace context (`traceparent`) the caller sent in its gRPC metadata, and
+//! every call to another group carries the current span's context ([`inject`]): a non-local
+//! settlement is one trace over the treatment province, the federation and the insured
+//! province. The propagator is the W3C Trace Context one, installed whether or not spans are
+//! exported.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
@@ -25,8 +32,57 @@ impl Drop for Telemetry {
     }
 }
 
+/// Writes a trace context into gRPC metadata.
+struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl opentelemetry::propagation::Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) =
+            (tonic::metadata::MetadataKey::from_bytes(key.as_bytes()), tonic::metadata::MetadataValue::try_from(value))
+        {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+/// Reads a trace context from HTTP/2 headers.
+struct HeaderExtractor<'a>(&'a tonic::codegen::http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Carries the current span's trace context into the metadata of an outgoing call.
+pub fn inject(metadata: &mut tonic::metadata::MetadataMap) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let cx = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut MetadataInjector(metadata)));
+}
+
+/// The span of a served rpc `method`: a child of the trace context the caller's `headers`
+/// carry, or a new trace.
+pub fn rpc_span(method: &str, headers: &tonic::codegen::http::HeaderMap) -> tracing::Span {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    // Replication and probes run many times a second and belong to no request's story.
+    if method.starts_with("/medmesh.v1.RaftService/") || method.starts_with("/grpc.health.") {
+        return tracing::Span::none();
+    }
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+    let span = tracing::info_span!("rpc", otel.name = %method, otel.kind = "server", rpc.system = "grpc");
+    // Fails only when no OpenTelemetry layer is installed, and then there is nothing to link.
+    let _ = span.set_parent(parent);
+    span
+}
+
 /// Installs the global subscriber for `service` (for example `medmesh-110000-1`).
 pub fn init(service: &str) -> anyhow::Result<Telemetry> {
+    opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,openraft=warn".into());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let json = match std::env::var("MEDMESH_LOG_FORMAT").unwrap_or_default().as_str() {
