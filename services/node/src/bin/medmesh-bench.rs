@@ -24,6 +24,7 @@ use medmesh_node::demo;
 use medmesh_node::dev::{self, start_mesh, stop_children};
 use medmesh_node::network::channel;
 use medmesh_node::pb;
+use medmesh_node::pb::admin_service_client::AdminServiceClient;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
 use tokio::sync::Mutex;
 
@@ -91,8 +92,26 @@ fn ms(d: Duration) -> String {
 const TREATMENT: &str = "110000";
 const INSURED: &str = "310000";
 
-/// One phase's figures for the side-by-side table: (rate per second, p50, p99, errors).
-type Figures = (u128, Duration, Duration, u64);
+/// One phase's figures for the side-by-side table: (rate per second, p50, p99, errors,
+/// settlements).
+type Figures = (u128, Duration, Duration, u64, u64);
+
+/// The last log index of the replica `admin` reaches (0 if it does not answer).
+async fn last_log_index(admin: &AdminServiceClient<tonic::transport::Channel>) -> u64 {
+    admin.clone().status(pb::StatusRequest {}).await.map_or(0, |s| s.into_inner().last_log_index)
+}
+
+/// Prints how many Raft entries the treatment province's leader appended during a phase, and
+/// how many of the phase's commands (three per settlement) each carried on average.
+fn entries(label: &str, before: u64, after: u64, settlements: u64) {
+    let n = after.saturating_sub(before);
+    let per_entry = (settlements * 3 * 10).checked_div(n).unwrap_or(0);
+    println!(
+        "{label} Raft entries appended by {TREATMENT}'s leader: {n} ({}.{} settlement commands per entry)",
+        per_entry / 10,
+        per_entry % 10
+    );
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -113,7 +132,7 @@ async fn main() -> anyhow::Result<()> {
                 ms(pct(&lat, 500)),
                 ms(pct(&lat, 990))
             );
-            etcd_figures.push((rate, pct(&lat, 500), pct(&lat, 990), errors));
+            etcd_figures.push((rate, pct(&lat, 500), pct(&lat, 990), errors, lat.len() as u64));
         }
         cluster.stop().await;
     }
@@ -131,18 +150,20 @@ async fn main() -> anyhow::Result<()> {
         "mesh ready (federation, {TREATMENT}, {INSURED}; {security}; {monitoring}); {seconds}s per phase, {concurrency:?} concurrent claims"
     );
     let (mut local, mut nonlocal) = (Vec::new(), Vec::new());
+    // The treatment province's leader, asked for its last log index around each phase: how
+    // many Raft entries (each fsync'd before it counts) carried the phase's commands.
+    let operator = dev::dev_transport(root.path(), &dev::operator(TREATMENT)?, insecure)?;
+    let leader_admin = AdminServiceClient::new(channel(&dev::internal_of(&groups[1].1)?, &operator)?);
     for &c in &concurrency {
-        if mode != Mode::Nonlocal {
-            local.push(report(
-                &format!("local at {c} clients,"),
-                run(client.clone(), TREATMENT, seconds, c, persons, c).await?,
-            ));
-        }
-        if mode != Mode::Local {
-            nonlocal.push(report(
-                &format!("non-local at {c} clients,"),
-                run(client.clone(), INSURED, seconds, c, persons, c).await?,
-            ));
+        for (kind, insured, figures) in [("local", TREATMENT, &mut local), ("non-local", INSURED, &mut nonlocal)] {
+            if (kind == "local" && mode == Mode::Nonlocal) || (kind == "non-local" && mode == Mode::Local) {
+                continue;
+            }
+            let before = last_log_index(&leader_admin).await;
+            let label = format!("{kind} at {c} clients,");
+            let f = report(&label, run(client.clone(), insured, seconds, c, persons, c).await?);
+            entries(&label, before, last_log_index(&leader_admin).await, f.4);
+            figures.push(f);
         }
     }
     stop_children(children).await;
@@ -242,7 +263,7 @@ fn report(label: &str, (mut t, elapsed): (Totals, Duration)) -> Figures {
     let n = t.0.len();
     let rate = n as u128 * 1_000_000 / elapsed.as_micros().max(1);
     let errors: u64 = t.2.values().sum();
-    let figures = (rate, pct(&t.1, 500), pct(&t.1, 990), errors);
+    let figures = (rate, pct(&t.1, 500), pct(&t.1, 990), errors, n as u64);
     println!("{label} settlements: {n} in {} ms = {rate} settlements/s ({errors} errors {:?})", ms(elapsed), t.2);
     println!(
         "{label} whole claim (register + upload 10 lines + settle): p50 {} ms, p99 {} ms",
