@@ -23,7 +23,7 @@ until grep -q "mesh ready" "$out/bench.log"; do
 done
 tracers=()
 for p in /proc/[0-9]*; do
-  env=$(tr '\0' '\n' < "$p/environ" 2>/dev/null || true)
+  env=$( (tr '\0' '\n' < "$p/environ") 2>/dev/null || true)
   if grep -qx "MEDMESH_PROVINCE=110000" <<<"$env" && grep -qx "MEDMESH_PARENT_PID=$bench" <<<"$env"; then
     id=$(grep '^MEDMESH_ID=' <<<"$env" | cut -d= -f2)
     timeout -s INT "$run" strace -f -c -e trace=fsync,fdatasync -o "$out/strace.$id" -p "${p#/proc/}" 2>/dev/null &
