@@ -170,6 +170,34 @@ pub async fn settle_demo_claim(
     (split, paid)
 }
 
+/// Settles one non-local demo claim at institution 1 of `treatment` on `day`: demo person 2,
+/// insured in `insured`, visit `visit` with two demo fee lines, settled as `serial` without the
+/// individual account; answers the split.
+pub async fn settle_nonlocal_demo_claim(
+    h: &mut HospitalServiceClient<Channel>,
+    treatment: &str,
+    insured: &str,
+    (visit, serial): (&str, &str),
+    day: &str,
+) -> medmesh_node::pb::Split {
+    use medmesh_node::{demo, pb};
+    let institution_id = demo::institution(treatment, 1);
+    h.register_visit(demo::nonlocal_visit_request(treatment, insured, visit, 2, 1, day))
+        .await
+        .expect("non-local visit");
+    let lines = demo::fee_lines(2, day);
+    h.upload_fees(pb::UploadFeesRequest { institution_id: institution_id.clone(), visit_serial: visit.into(), lines })
+        .await
+        .expect("fees of the non-local visit");
+    let settle = pb::SettleRequest {
+        institution_id,
+        serial: serial.into(),
+        visit_serial: visit.into(),
+        use_individual_account: false,
+    };
+    h.settle(settle).await.expect("non-local settlement").into_inner().split.expect("a split")
+}
+
 /// The `medmesh` binary run with `args`, then `--ca`, `--cert` and `--key` naming `identity`'s
 /// certificate from this process's certificate authority.
 pub fn medmesh_as(identity: &Identity, args: &[&str]) -> std::process::Command {

@@ -21,7 +21,7 @@ use medmesh_node::pb;
 use medmesh_node::pb::agency_service_client::AgencyServiceClient;
 use medmesh_node::pb::disclosure_service_client::DisclosureServiceClient;
 use medmesh_node::pb::federation_service_client::FederationServiceClient;
-use medmesh_tests::{national, pki, settle_demo_claim, wait_until, yuan, Mesh};
+use medmesh_tests::{national, pki, settle_demo_claim, settle_nonlocal_demo_claim, wait_until, yuan, Mesh};
 use medmesh_types::Money;
 use serde_json::Value;
 
@@ -181,23 +181,7 @@ async fn the_dashboard_shows_in_chromium_what_the_api_answers() {
     // Care to show: a local claim in each province and a visitor from 310000 treated in 110000.
     let mut h = bj.hospital(bj_leader);
     settle_demo_claim(&mut h, TREATMENT, &day).await;
-    let visit = medmesh_node::demo::nonlocal_visit_request(TREATMENT, INSURED, "NV1", 2, 1, &day);
-    h.register_visit(visit).await.expect("non-local visit");
-    h.upload_fees(pb::UploadFeesRequest {
-        institution_id: medmesh_node::demo::institution(TREATMENT, 1),
-        visit_serial: "NV1".into(),
-        lines: medmesh_node::demo::fee_lines(2, &day),
-    })
-    .await
-    .expect("fees");
-    h.settle(pb::SettleRequest {
-        institution_id: medmesh_node::demo::institution(TREATMENT, 1),
-        serial: "NS1".into(),
-        visit_serial: "NV1".into(),
-        use_individual_account: false,
-    })
-    .await
-    .expect("non-local settlement");
+    settle_nonlocal_demo_claim(&mut h, TREATMENT, INSURED, ("NV1", "NS1"), &day).await;
     let mut h2 = sh.hospital(sh_leader);
     settle_demo_claim(&mut h2, INSURED, &day).await;
     for (g, leader) in [(bj, bj_leader), (sh, sh_leader)] {

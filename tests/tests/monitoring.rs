@@ -156,6 +156,19 @@ async fn rules_block_self_pay_and_flag_claims_at_settlement() {
     off.enabled = false;
     agency.put_rule(pb::PutRuleRequest { rule: Some(off) }).await.unwrap();
     h.settle(settle("S3", "V3")).await.unwrap();
+    // The replica that answered the hospital counted the hits on its metrics page.
+    let ops = medmesh_node::dev::ops_of(&g.replica(follower).addr).unwrap();
+    let page = std::process::Command::new("curl").args(["-s", &format!("http://{ops}/metrics")]).output().unwrap();
+    let page = String::from_utf8(page.stdout).unwrap();
+    let hits = |rule: &str, action: &str| -> u64 {
+        page.lines()
+            .filter(|l| l.starts_with("medmesh_rule_hits_total{"))
+            .filter(|l| l.contains(&format!("rule=\"{rule}\"")) && l.contains(&format!("action=\"{action}\"")))
+            .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(hits("AG-CEILING", "block"), 1, "{page}");
+    assert!(hits("MGT-01", "self_pay") >= 3, "{page}");
     let alerts = agency.list_alerts(pb::ListAlertsRequest::default()).await.unwrap().into_inner().alerts;
     let fault = alerts.iter().find(|a| a.settlement_serial == "S3" && a.rule_id == "AG-BROKEN").expect("a fault alert");
     assert!(!fault.fault.is_empty(), "{fault:?}");

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use medmesh_node::{demo, pb};
-use medmesh_tests::{wait_until, Mesh};
+use medmesh_node::demo;
+use medmesh_tests::{settle_nonlocal_demo_claim, wait_until, Mesh};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
@@ -77,22 +77,7 @@ async fn a_non_local_settlement_is_one_trace_across_three_groups() {
     let bj = mesh.province(TREATMENT);
     let mut h = bj.hospital(bj.leader().await);
     let day = demo::today();
-    h.register_visit(demo::nonlocal_visit_request(TREATMENT, INSURED, "TV1", 2, 1, &day)).await.expect("visit");
-    h.upload_fees(pb::UploadFeesRequest {
-        institution_id: demo::institution(TREATMENT, 1),
-        visit_serial: "TV1".into(),
-        lines: demo::fee_lines(2, &day),
-    })
-    .await
-    .expect("fees");
-    h.settle(pb::SettleRequest {
-        institution_id: demo::institution(TREATMENT, 1),
-        serial: "TS1".into(),
-        visit_serial: "TV1".into(),
-        use_individual_account: false,
-    })
-    .await
-    .expect("non-local settlement");
+    settle_nonlocal_demo_claim(&mut h, TREATMENT, INSURED, ("TV1", "TS1"), &day).await;
 
     // The settle span at the treatment province, and spans of the same trace from a replica of
     // the federation and of the insured province, each a child of the settle span (the calls

@@ -9,12 +9,18 @@
 //! - Every rpc the access table admits: a latency histogram and a count by gRPC status code.
 //! - Settlements by kind (local, non-local) and outcome (settled, refused), non-local
 //!   transfers open, and the aggregates published on request.
+//! - Monitoring rule hits at settlement, by rule and action: `block` (the settlement refused)
+//!   and `self_pay` (lines moved to the patient's share). Flags settle and become alerts,
+//!   counted in the published aggregates (`alerts`) and listed by `AgencyService/ListAlerts`.
+//! - Clearing at the federation: months cleared and settled through this replica, and the
+//!   statements' lines of the last month cleared.
 //!
 //! Why the `prometheus` crate (TiKV's): it is the maintained client with labelled counters,
 //! gauges and histograms and the text exposition format, without a global exporter thread or a
 //! recorder to install; `axum` (already under tonic) serves the page. Label values come only
-//! from fixed sets (the access table's methods, status codes, kinds), never from a request, so
-//! the number of series is bounded and no identity can reach a label.
+//! from fixed sets (the access table's methods, status codes, kinds) and the ids of the
+//! province's recorded monitoring rules (at most `MAX_RULES`), never from a request, so the
+//! number of series is bounded and no identity can reach a label.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -40,6 +46,9 @@ pub struct Metrics {
     settlements: IntCounterVec,
     transfers_open: IntGauge,
     aggregates_published: IntCounterVec,
+    rule_hits: IntCounterVec,
+    clearing: IntCounterVec,
+    clearing_lines: IntGauge,
 }
 
 /// Registers `metric` (built from constant, valid names) in `registry` and hands it back.
@@ -95,7 +104,31 @@ impl Metrics {
                 &["period"],
             ),
         );
+        let rule_hits = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "medmesh_rule_hits_total",
+                    "Monitoring rule hits at settlements answered here, by rule and action (block: refused; self_pay: lines moved to the patient's share)",
+                ),
+                &["rule", "action"],
+            ),
+        );
+        let clearing = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new("medmesh_clearing_total", "Clearing months cleared or settled through this replica, by step"),
+                &["step"],
+            ),
+        );
         Metrics {
+            clearing_lines: gauge(
+                &registry,
+                "medmesh_clearing_lines",
+                "Lines in the statements of the last month cleared through this replica",
+            ),
+            rule_hits,
+            clearing,
             raft_term: gauge(&registry, "medmesh_raft_term", "The current Raft term"),
             raft_leader: gauge(&registry, "medmesh_raft_leader_id", "The leader's node id (0: none known)"),
             raft_is_leader: gauge(&registry, "medmesh_raft_is_leader", "1 when this replica leads its group"),
@@ -170,10 +203,39 @@ impl Metrics {
         self.transfers_open.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
+    /// Records the monitoring rule hits of a settle request: the rule that refused it (from
+    /// its refusal), or the rules that moved lines to the patient's share (from its split).
+    pub fn rule_hits(&self, refusal: Option<&tonic::Status>, split: Option<&crate::pb::Split>) {
+        if let Some(rule) = refusal.and_then(blocking_rule) {
+            self.rule_hits.with_label_values(&[rule, "block"]).inc();
+        }
+        for line in split.iter().flat_map(|s| s.lines.iter()).filter(|l| !l.rule_id.is_empty()) {
+            self.rule_hits.with_label_values(&[line.rule_id.as_str(), "self_pay"]).inc();
+        }
+    }
+
+    /// Records a clearing step (`cleared` or `settled`) of a month with `lines` lines.
+    pub fn clearing(&self, step: &'static str, lines: usize) {
+        self.clearing.with_label_values(&[step]).inc();
+        if step == "cleared" {
+            self.clearing_lines.set(i64::try_from(lines).unwrap_or(i64::MAX));
+        }
+    }
+
     /// Records an aggregate published on request.
     pub fn aggregate_published(&self, day: bool) {
         self.aggregates_published.with_label_values(&[if day { "day" } else { "month" }]).inc();
     }
+}
+
+/// The rule named by a settlement's refusal by a blocking monitoring rule
+/// (`medmesh_state::monitoring`: "refused by monitoring rule {id} v{version}: ...").
+pub fn blocking_rule(refusal: &tonic::Status) -> Option<&str> {
+    if refusal.code() != tonic::Code::FailedPrecondition {
+        return None;
+    }
+    let rest = refusal.message().split_once("refused by monitoring rule ")?.1;
+    rest.split_once(' ').map(|(id, _)| id).filter(|id| !id.is_empty())
 }
 
 /// On the leader: each other replica's (id, matched index, lag in entries), by id; empty
@@ -252,6 +314,16 @@ mod tests {
         assert_eq!(committed(vec![10, 3, 2, 1, 9]), 3);
         assert_eq!(committed(vec![5]), 5);
         assert_eq!(committed(vec![]), 0);
+    }
+
+    #[test]
+    fn a_blocking_rule_is_read_from_its_refusal() {
+        let refusal = tonic::Status::failed_precondition(
+            "visit_serial: refused by monitoring rule AG-CEILING v1: agency rule AG-CEILING",
+        );
+        assert_eq!(blocking_rule(&refusal), Some("AG-CEILING"));
+        assert_eq!(blocking_rule(&tonic::Status::failed_precondition("visit_serial: visit is settled")), None);
+        assert_eq!(blocking_rule(&tonic::Status::not_found("refused by monitoring rule X v1: t")), None);
     }
 
     #[test]

@@ -291,7 +291,10 @@ impl FederationService for Federation {
         self.at_federation("clearing runs")?;
         let month = req.into_inner().month;
         match self.act(FederationCommand::RunClearing { month }).await? {
-            Outcome::Clearing(v) => Ok(Response::new(RunClearingResponse { clearing: clearing_pb(&v) })),
+            Outcome::Clearing(v) => {
+                crate::metrics::get().clearing("cleared", v.statements.iter().map(|s| s.lines.len()).sum());
+                Ok(Response::new(RunClearingResponse { clearing: clearing_pb(&v) }))
+            }
             other => Err(unexpected(other)),
         }
     }
@@ -303,7 +306,10 @@ impl FederationService for Federation {
         self.at_federation("clearing is settled")?;
         let month = req.into_inner().month;
         match self.act(FederationCommand::SettleClearing { month }).await? {
-            Outcome::Clearing(v) => Ok(Response::new(SettleClearingResponse { clearing: clearing_pb(&v) })),
+            Outcome::Clearing(v) => {
+                crate::metrics::get().clearing("settled", 0);
+                Ok(Response::new(SettleClearingResponse { clearing: clearing_pb(&v) }))
+            }
             other => Err(unexpected(other)),
         }
     }

@@ -162,9 +162,14 @@ impl HospitalService for Hospital {
 
     async fn settle(&self, req: Request<SettleRequest>) -> Result<Response<SettleResponse>, Status> {
         let cmd = convert::settle(own(req)?)?;
-        let s = self.mesh.settle(cmd).await.inspect_err(|_| crate::metrics::get().settlement(None, "refused"))?;
+        let s = self.mesh.settle(cmd).await.inspect_err(|e| {
+            crate::metrics::get().settlement(None, "refused");
+            crate::metrics::get().rule_hits(Some(e), None);
+        })?;
         crate::metrics::get().settlement(Some(s.insured.is_some()), "settled");
-        Ok(Response::new(convert::settle_response(&s)))
+        let response = convert::settle_response(&s);
+        crate::metrics::get().rule_hits(None, response.split.as_ref());
+        Ok(Response::new(response))
     }
 
     async fn reverse(&self, req: Request<ReverseRequest>) -> Result<Response<ReverseResponse>, Status> {
