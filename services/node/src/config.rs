@@ -355,6 +355,9 @@ impl NodeConfig {
         if !self.dashboard_users.as_os_str().is_empty() && self.http_listen.is_empty() {
             bail!("dashboard_users: the dashboard is served on http_listen, which is not set");
         }
+        if !self.dashboard_users.as_os_str().is_empty() && self.insecure {
+            bail!("dashboard_users: an insecure replica checks no roles, so it serves no dashboard");
+        }
         if !(1..=120).contains(&self.dashboard_risk_months) {
             bail!("dashboard_risk_months: {} is not 1 to 120", self.dashboard_risk_months);
         }

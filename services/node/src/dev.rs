@@ -326,7 +326,9 @@ pub async fn start_mesh(
             };
             env.push(("MEDMESH_DIRECTORY_SECRET", secret.clone()));
             env.push(("MEDMESH_ENDPOINTS", addrs.join(",")));
-            env.push(("MEDMESH_DASHBOARD_USERS", dashboard_users.display().to_string()));
+            if !insecure {
+                env.push(("MEDMESH_DASHBOARD_USERS", dashboard_users.display().to_string()));
+            }
             if p > 0 {
                 env.push(("MEDMESH_FEDERATION", fed.join(",")));
             }
@@ -413,10 +415,9 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     println!(
         "HTTP/JSON gateways for hospital systems (https://HOST:PORT/v1/transactions, /openapi.json): each replica's port + {HTTP_PORT_OFFSET}"
     );
-    if let Some((_, _, addrs)) = groups.first() {
+    if let Some((_, _, addrs)) = groups.first().filter(|_| !opts.insecure) {
         println!(
-            "dashboard for people: {}://{}/dashboard/ (any replica's gateway); users national{}; passwords in {}",
-            if opts.insecure { "http" } else { "https" },
+            "dashboard for people: https://{}/dashboard/ (any replica's gateway); users national{}; passwords in {}",
             http_of(&addrs[0])?,
             provinces.iter().map(|p| format!(", agency-{p}")).collect::<String>(),
             opts.data_dir.join("dashboard-passwords").display()

@@ -18,9 +18,9 @@
 //! Why the `prometheus` crate (TiKV's): it is the maintained client with labelled counters,
 //! gauges and histograms and the text exposition format, without a global exporter thread or a
 //! recorder to install; `axum` (already under tonic) serves the page. Label values come only
-//! from fixed sets (the access table's methods, status codes, kinds) and the ids of the
-//! province's recorded monitoring rules (at most `MAX_RULES`), never from a request, so the
-//! number of series is bounded and no identity can reach a label.
+//! from fixed sets (the access table's methods, status codes, kinds) and the ids of recorded
+//! monitoring rules (national ones and a province's own, at most `MAX_RULES` a province),
+//! never from a request, so the number of series is bounded and no identity can reach a label.
 
 use std::sync::OnceLock;
 use std::time::Duration;

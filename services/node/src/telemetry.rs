@@ -8,8 +8,9 @@
 //! parent is the W3C trace context (`traceparent`) the caller sent in its gRPC metadata, and
 //! every call to another group carries the current span's context ([`inject`]): a non-local
 //! settlement is one trace over the treatment province, the federation and the insured
-//! province. The propagator is the W3C Trace Context one, installed whether or not spans are
-//! exported.
+//! province. The propagator is the W3C Trace Context one. A replica carries a context on only
+//! while it exports spans (without an OTLP endpoint it records none), so every replica of a
+//! traced mesh should name the collector.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;

@@ -76,14 +76,25 @@ impl AdminService for Admin {
         if applied == 0 {
             return Err(Status::failed_precondition("snapshot: nothing applied yet"));
         }
-        self.app.raft.trigger().snapshot().await.map_err(|e| Status::unavailable(format!("snapshot: {e}")))?;
-        let m = self
-            .app
-            .raft
-            .wait(Some(Duration::from_secs(120)))
-            .metrics(|m| m.snapshot.is_some_and(|s| s.index >= applied), "the snapshot to be written")
-            .await
-            .map_err(|e| Status::deadline_exceeded(format!("snapshot: not written in time ({e})")))?;
+        // A trigger while a build runs is ignored, and that build may cover less: trigger
+        // again until a snapshot covers what was applied when asked.
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let m = loop {
+            self.app.raft.trigger().snapshot().await.map_err(|e| Status::unavailable(format!("snapshot: {e}")))?;
+            let written = self
+                .app
+                .raft
+                .wait(Some(Duration::from_secs(2)))
+                .metrics(|m| m.snapshot.is_some_and(|s| s.index >= applied), "the snapshot to be written")
+                .await;
+            match written {
+                Ok(m) => break m,
+                Err(e) if std::time::Instant::now() >= deadline => {
+                    return Err(Status::deadline_exceeded(format!("snapshot: not written in time ({e})")))
+                }
+                Err(_) => continue,
+            }
+        };
         let index = m.snapshot.map(|s| s.index).unwrap_or(0);
         tracing::info!(index, "snapshot built on request");
         Ok(Response::new(SnapshotResponse { snapshot_index: index, message: format!("snapshot at index {index}") }))

@@ -6,14 +6,18 @@
 //! password is ever stored or logged; the file holds only hashes.
 //!
 //! **Sessions** live in the memory of the replica that signed the person in: a random 256-bit
-//! token in a `Secure; HttpOnly; SameSite=Strict` cookie, kept here only as its SHA-256 (a
+//! token in an `HttpOnly; SameSite=Strict` cookie (`Secure` on a TLS listener, that is always
+//! but in an `--insecure` throwaway run), kept here only as its SHA-256 (a
 //! memory dump yields no usable cookie), ending after [`IDLE`] without a request, [`ABSOLUTE`]
 //! after sign-in, or at sign-out. A replica restart signs everyone out of it; another replica
 //! asks for its own sign-in. At most [`MAX_SESSIONS`] live at once (the oldest goes first).
 //!
-//! **Guessing** is slowed per user name: after [`MAX_FAILURES`] failed sign-ins in a row the
-//! name is refused for [`LOCKOUT`], and an unknown name costs the same argon2 verification as
-//! a known one, so timing does not tell which names exist.
+//! **Guessing** is slowed per user name: after [`MAX_FAILURES`] attempts without a success the
+//! name is refused for [`LOCKOUT`] (each attempt counts before its password is checked, so
+//! parallel guesses do not slip through), and an unknown name is counted and costs the same
+//! argon2 verification as a known one, so neither the answers nor their timing tell which
+//! names exist. Someone guessing a name keeps it locked while they guess; the refusals are
+//! logged. The dashboard runs at most two verifications at once ([`crate::dashboard`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -39,6 +43,8 @@ pub const MAX_SESSIONS: usize = 10_000;
 pub const MAX_FAILURES: u32 = 5;
 /// How long a name is refused after [`MAX_FAILURES`] failures.
 pub const LOCKOUT: Duration = Duration::from_secs(60);
+/// Most names whose failures are remembered at once (the oldest go first).
+pub const MAX_TRACKED: usize = 10_000;
 
 /// A person who may sign in.
 #[derive(Debug, Clone)]
@@ -184,10 +190,27 @@ impl Auth {
     /// Checks `name` and `password` (argon2: call off the async executor) and opens a session;
     /// returns its token.
     pub fn sign_in(&self, name: &str, password: &str, now: Instant) -> Result<(String, Session), Refusal> {
-        if let Some((n, at)) = self.state().failures.get(name) {
-            if *n >= MAX_FAILURES && now.duration_since(*at) < LOCKOUT {
-                return Err(Refusal::LockedOut);
+        // The attempt counts before the password is checked, under the lock: parallel guesses
+        // cannot all slip past the limit, and unknown names count like known ones (so the
+        // answers do not tell which names exist).
+        {
+            let mut state = self.state();
+            if state.failures.len() >= MAX_TRACKED && !state.failures.contains_key(name) {
+                state.failures.retain(|_, (_, at)| now.duration_since(*at) < LOCKOUT);
+                if state.failures.len() >= MAX_TRACKED {
+                    if let Some(oldest) = state.failures.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone()) {
+                        state.failures.remove(&oldest);
+                    }
+                }
             }
+            let entry = state.failures.entry(name.to_string()).or_insert((0, now));
+            if entry.0 >= MAX_FAILURES {
+                if now.duration_since(entry.1) < LOCKOUT {
+                    return Err(Refusal::LockedOut);
+                }
+                *entry = (0, now);
+            }
+            *entry = (entry.0.saturating_add(1), now);
         }
         let user = self.users.get(name);
         let hash: &str = match user {
@@ -198,14 +221,7 @@ impl Auth {
         let mut state = self.state();
         let user = match (ok, user) {
             (true, Some(u)) => u,
-            _ => {
-                // Remember failures for names that exist only: unknown names must not fill the map.
-                if user.is_some() {
-                    let entry = state.failures.entry(name.to_string()).or_insert((0, now));
-                    *entry = (entry.0.saturating_add(1), now);
-                }
-                return Err(Refusal::Wrong);
-            }
+            _ => return Err(Refusal::Wrong),
         };
         state.failures.remove(name);
         state.sessions.retain(|_, s| live(s, now));
@@ -318,6 +334,25 @@ mod tests {
         // Even the right password is refused during the lockout, then accepted.
         assert_eq!(auth.sign_in("nhsa", "national secret", t0).unwrap_err(), Refusal::LockedOut);
         assert!(auth.sign_in("nhsa", "national secret", t0 + LOCKOUT).is_ok());
+    }
+
+    #[test]
+    fn unknown_names_are_answered_like_known_ones() {
+        let auth = Auth::new(users());
+        let t0 = Instant::now();
+        for name in ["nhsa", "nobody"] {
+            for _ in 0..MAX_FAILURES {
+                assert_eq!(auth.sign_in(name, "guess", t0).unwrap_err(), Refusal::Wrong, "{name}");
+            }
+            assert_eq!(auth.sign_in(name, "guess", t0).unwrap_err(), Refusal::LockedOut, "{name}");
+        }
+        // A success forgets the failures.
+        let t1 = t0 + LOCKOUT;
+        assert!(auth.sign_in("nhsa", "national secret", t1).is_ok());
+        for _ in 0..MAX_FAILURES - 1 {
+            assert_eq!(auth.sign_in("nhsa", "guess", t1).unwrap_err(), Refusal::Wrong);
+        }
+        assert!(auth.sign_in("nhsa", "national secret", t1).is_ok());
     }
 
     #[test]

@@ -65,6 +65,9 @@ pub const COOKIE: &str = "medmesh_session";
 /// What the dashboard's handlers share.
 pub struct Dashboard {
     auth: Auth,
+    /// Password verifications running at once: argon2 takes ~19 MiB and tens of ms of a
+    /// core each, and this process is also a Raft replica.
+    verifying: Arc<tokio::sync::Semaphore>,
     policy: Arc<Policy>,
     federation: Federation,
     agency: Agency,
@@ -85,6 +88,7 @@ impl Dashboard {
     ) -> Dashboard {
         Dashboard {
             auth: Auth::new(users),
+            verifying: Arc::new(tokio::sync::Semaphore::new(2)),
             policy,
             federation: Federation { mesh: mesh.clone() },
             agency: Agency { mesh: mesh.clone() },
@@ -323,10 +327,20 @@ async fn sign_in(
     if !auth::valid_name(&name) {
         return html(StatusCode::UNAUTHORIZED, view::sign_in(Some("The name or the password is not accepted."), &next));
     }
-    // argon2 takes tens of milliseconds of CPU: off the executor.
+    // argon2 takes tens of milliseconds of CPU: off the executor, two at a time at most.
+    let Ok(permit) = d.verifying.clone().try_acquire_owned() else {
+        return html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            view::sign_in(Some("Too many sign-ins at once: try again in a moment."), &next),
+        );
+    };
     let d2 = d.clone();
     let n2 = name.clone();
-    let result = tokio::task::spawn_blocking(move || d2.auth.sign_in(&n2, &password, Instant::now())).await;
+    let result = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        d2.auth.sign_in(&n2, &password, Instant::now())
+    })
+    .await;
     match result {
         Ok(Ok((token, session))) => {
             tracing::info!(target: "medmesh::dashboard", user = %name, role = %session.identity.role(), "signed in");

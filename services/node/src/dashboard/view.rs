@@ -64,7 +64,8 @@ pub fn total(aggs: &[pb::Aggregate], name: &str) -> String {
     }
     let texts: Vec<String> = aggs.iter().map(|a| figure(a, name)).collect();
     if texts.iter().all(|t| t.parse::<i64>().is_ok()) {
-        return texts.iter().filter_map(|t| t.parse::<i64>().ok()).sum::<i64>().to_string();
+        let sum = texts.iter().filter_map(|t| t.parse::<i64>().ok()).try_fold(0i64, i64::checked_add);
+        return sum.map(|s| s.to_string()).unwrap_or_default();
     }
     let mut sum = Money::ZERO;
     for t in &texts {
@@ -514,7 +515,7 @@ pub fn volumes_chart(days: &[(String, Vec<pb::Aggregate>)], provinces: &[String]
             .margin(12)
             .x_label_area_size(30)
             .y_label_area_size(44)
-            .build_cartesian_2d(1i64..(n + 1).max(2), 0i64..max + max / 10 + 1)
+            .build_cartesian_2d(1i64..(n + 1).max(2), 0i64..max.saturating_add(max / 10).saturating_add(1))
             .map_err(|e| e.to_string())?;
         chart.configure_mesh().x_desc("day of the month").y_desc("settlements").draw().map_err(|e| e.to_string())?;
         for (i, p) in provinces.iter().enumerate() {
@@ -544,7 +545,7 @@ pub fn health_chart(aggs: &[pb::Aggregate], risk_months: u32) -> String {
     // Bars above four times the warning line (at least two years) are cut at the top: the
     // table has the figure, the chart shows who is near the line.
     let cap = (line * 4).max(240);
-    let max = bars.iter().map(|b| b.1).max().unwrap_or(0).clamp(line, cap) + 10;
+    let max = bars.iter().map(|b| b.1).max().unwrap_or(0).clamp(line, cap).saturating_add(10);
     let n = i64::try_from(bars.len()).unwrap_or(0);
     svg(560, 300, |root| {
         let labels: Vec<String> = bars.iter().map(|b| b.0.to_string()).collect();
@@ -576,7 +577,7 @@ pub fn violations_chart(aggs: &[pb::Aggregate]) -> String {
     let max = aggs.iter().map(|a| a.alerts.max(a.cases_opened).max(a.cases_executed)).max().unwrap_or(0).max(1);
     svg(720, 280, |root| {
         let labels: Vec<String> = aggs.iter().map(|a| a.province.clone()).collect();
-        let mut chart = by_province(root, &labels, max + max / 10 + 1, "", 1)?;
+        let mut chart = by_province(root, &labels, max.saturating_add(max / 10).saturating_add(1), "", 1)?;
         let kinds: [(&str, Count); 3] =
             [("alerts", |a| a.alerts), ("cases opened", |a| a.cases_opened), ("cases executed", |a| a.cases_executed)];
         for (k, (label, get)) in kinds.iter().enumerate() {
