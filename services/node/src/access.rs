@@ -489,6 +489,22 @@ pub fn origin(caller: &Caller, request_id: Option<&str>) -> medmesh_state::audit
     medmesh_state::audit::Origin::new(actor, request)
 }
 
+/// Runs `handler`, the work of an admitted call of `method` outside gRPC (the HTTP gateway,
+/// the dashboard), as a served gRPC call is run: inside the audit origin of `caller` and
+/// `request_id`, timed and counted under the method.
+pub async fn serve<T>(
+    method: &'static str,
+    caller: &Caller,
+    request_id: Option<&str>,
+    handler: impl std::future::Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    let start = std::time::Instant::now();
+    let result = ORIGIN.scope(origin(caller, request_id), handler).await;
+    let code = result.as_ref().err().map_or(tonic::Code::Ok, Status::code);
+    crate::metrics::get().rpc(method, start.elapsed(), &(code as i32).to_string());
+    result
+}
+
 /// `inner` behind the access guard of `policy`.
 pub fn guard<S>(inner: S, policy: Arc<Policy>) -> Guard<S> {
     Guard { inner, policy }

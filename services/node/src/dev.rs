@@ -199,7 +199,6 @@ pub fn dev_pki(data_dir: &Path) -> anyhow::Result<Pki> {
 /// The directory secret of a development mesh: generated once, kept in
 /// `{data_dir}/directory-secret`.
 pub fn dev_directory_secret(data_dir: &Path) -> anyhow::Result<String> {
-    use rand::Rng;
     let path = data_dir.join("directory-secret");
     if let Ok(s) = std::fs::read_to_string(&path) {
         if s.trim().len() >= 16 {
@@ -207,7 +206,7 @@ pub fn dev_directory_secret(data_dir: &Path) -> anyhow::Result<String> {
         }
     }
     std::fs::create_dir_all(data_dir)?;
-    let secret: String = (0..32).map(|_| format!("{:x}", rand::thread_rng().gen_range(0..16u8))).collect();
+    let secret = random_hex(32);
     std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
     Ok(secret)
 }
@@ -231,10 +230,7 @@ pub fn dev_dashboard_users(data_dir: &Path, provinces: &[&str]) -> anyhow::Resul
     let mut out = Vec::new();
     let mut toml = String::from("# medmesh dev: the dashboard's users (passwords in dashboard-passwords)\n");
     for (name, province) in &users {
-        let password = kept.get(name).cloned().unwrap_or_else(|| {
-            use rand::Rng;
-            (0..16).map(|_| format!("{:x}", rand::thread_rng().gen_range(0..16u8))).collect()
-        });
+        let password = kept.get(name).cloned().unwrap_or_else(|| random_hex(16));
         let hash = crate::dashboard::auth::hash_password(&password)?;
         let role = if province.is_empty() { "national" } else { "agency" };
         toml.push_str(&format!(
@@ -255,6 +251,12 @@ pub fn dev_dashboard_users(data_dir: &Path, provinces: &[&str]) -> anyhow::Resul
     let users_path = data_dir.join("dashboard-users.toml");
     std::fs::write(&users_path, toml).with_context(|| format!("writing {}", users_path.display()))?;
     Ok((users_path, out))
+}
+
+/// `n` random hexadecimal digits (development secrets and passwords).
+fn random_hex(n: usize) -> String {
+    use rand::Rng;
+    (0..n).map(|_| format!("{:x}", rand::thread_rng().gen_range(0..16u8))).collect()
 }
 
 /// How a client of a development mesh in `data_dir` reaches it as `identity` (plaintext when

@@ -62,6 +62,10 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     register(registry, IntGauge::new(name, help))
 }
 
+fn counters(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(registry, IntCounterVec::new(Opts::new(name, help), labels))
+}
+
 impl Metrics {
     fn new() -> Metrics {
         let registry = Registry::new();
@@ -80,46 +84,35 @@ impl Metrics {
                 &["method"],
             ),
         );
-        let rpc_total = register(
+        let rpc_total = counters(
             &registry,
-            IntCounterVec::new(
-                Opts::new("medmesh_rpc_requests_total", "Rpcs answered, by method and gRPC status code"),
-                &["method", "code"],
-            ),
+            "medmesh_rpc_requests_total",
+            "Rpcs answered, by method and gRPC status code",
+            &["method", "code"],
         );
-        let settlements = register(
+        let settlements = counters(
             &registry,
-            IntCounterVec::new(
-                Opts::new(
-                    "medmesh_settlements_total",
-                    "Settle requests answered here, by kind (local, nonlocal; unknown when refused) and outcome (settled, refused)",
-                ),
-                &["kind", "outcome"],
-            ),
+            "medmesh_settlements_total",
+            "Settle requests answered here, by kind (local, nonlocal; unknown when refused) and outcome (settled, refused)",
+            &["kind", "outcome"],
         );
-        let aggregates_published = register(
+        let aggregates_published = counters(
             &registry,
-            IntCounterVec::new(
-                Opts::new("medmesh_aggregates_published_total", "Aggregates published on request, by period kind"),
-                &["period"],
-            ),
+            "medmesh_aggregates_published_total",
+            "Aggregates published on request, by period kind",
+            &["period"],
         );
-        let rule_hits = register(
+        let rule_hits = counters(
             &registry,
-            IntCounterVec::new(
-                Opts::new(
-                    "medmesh_rule_hits_total",
-                    "Monitoring rule hits at settlements answered here, by rule and action (block: refused; self_pay: lines moved to the patient's share)",
-                ),
-                &["rule", "action"],
-            ),
+            "medmesh_rule_hits_total",
+            "Monitoring rule hits at settlements answered here, by rule and action (block: refused; self_pay: lines moved to the patient's share)",
+            &["rule", "action"],
         );
-        let clearing = register(
+        let clearing = counters(
             &registry,
-            IntCounterVec::new(
-                Opts::new("medmesh_clearing_total", "Clearing months cleared or settled through this replica, by step"),
-                &["step"],
-            ),
+            "medmesh_clearing_total",
+            "Clearing months cleared or settled through this replica, by step",
+            &["step"],
         );
         Metrics {
             clearing_lines: gauge(

@@ -47,7 +47,7 @@ use medmesh_types::ProvinceCode;
 use serde::Deserialize;
 use tonic::{Code, Request, Status};
 
-use crate::access::{Policy, ORIGIN};
+use crate::access::Policy;
 use crate::api::agency::Agency;
 use crate::api::federation::Federation;
 use crate::gateway::http_status;
@@ -118,14 +118,9 @@ impl Dashboard {
         Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
     {
         let caller = self.policy.admit(method, s.identity.clone())?;
-        let origin = crate::access::origin(&caller, None);
         let mut req = Request::new(message);
-        req.extensions_mut().insert(caller);
-        let start = Instant::now();
-        let result = ORIGIN.scope(origin, handler(req)).await.map(tonic::Response::into_inner);
-        let code = result.as_ref().err().map_or(Code::Ok, Status::code);
-        crate::metrics::get().rpc(method, start.elapsed(), &(code as i32).to_string());
-        result
+        req.extensions_mut().insert(caller.clone());
+        crate::access::serve(method, &caller, None, handler(req)).await.map(tonic::Response::into_inner)
     }
 
     async fn aggregates(&self, s: &Session, period: String, province: &str) -> Result<Vec<pb::Aggregate>, Status> {
@@ -161,13 +156,9 @@ impl Dashboard {
     }
 }
 
+/// Today on this replica's clock (the one it stamps log entries with).
 fn today() -> medmesh_types::Date {
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    medmesh_types::LogTime(i64::try_from(ms).unwrap_or(i64::MAX)).date()
-}
-
-fn month_text(p: Period) -> String {
-    format!("{:04}-{:02}", p.year(), p.month())
+    medmesh_types::LogTime(crate::clock::now_ms()).date()
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
@@ -385,7 +376,7 @@ async fn sign_out(State(d): State<Arc<Dashboard>>, headers: HeaderMap) -> Respon
 
 fn neighbours(month: Period) -> (String, Option<String>) {
     let next = month.next();
-    (month_text(month.prev()), (next.first_day() <= today()).then(|| month_text(next)))
+    (month.prev().to_string(), (next.first_day() <= today()).then(|| next.to_string()))
 }
 
 async fn national(
@@ -399,7 +390,7 @@ async fn national(
         Ok(m) => m,
         Err(e) => return failed(&s, &e),
     };
-    let m = month_text(month);
+    let m = month.to_string();
     // The flow matrix is the nation's alone: the access table refuses anyone else here.
     let flows = match d
         .call(
@@ -462,7 +453,7 @@ async fn province(
         Ok(m) => m,
         Err(e) => return failed(&s, &e),
     };
-    let m = month_text(month);
+    let m = month.to_string();
     // GetNationalAggregates admits the nation and an agency naming its own province only.
     let aggregate = match d.aggregates(&s, m.clone(), province.as_str()).await {
         Ok(a) => a.into_iter().next(),

@@ -33,20 +33,21 @@ pub const PROVINCE_FIGURES: &[(&str, &str)] = &[
 
 /// The text of figure `name` of an aggregate (as the rpc answered it).
 pub fn figure(a: &pb::Aggregate, name: &str) -> String {
-    let f = a.fund.clone().unwrap_or_default();
+    let none = pb::GetFundReportResponse::default();
+    let f = a.fund.as_ref().unwrap_or(&none);
     match name {
         "settlements" => f.settlements.to_string(),
         "nonlocal_in_settlements" => f.nonlocal_in_settlements.to_string(),
-        "nonlocal_in_amount" => f.nonlocal_in_amount,
+        "nonlocal_in_amount" => f.nonlocal_in_amount.clone(),
         "nonlocal_out_settlements" => f.nonlocal_out_settlements.to_string(),
-        "nonlocal_out_amount" => f.nonlocal_out_amount,
-        "pooling_paid" => f.pooling_paid,
-        "closing_balance" => f.closing_balance,
-        "months_covered" => f.months_covered,
+        "nonlocal_out_amount" => f.nonlocal_out_amount.clone(),
+        "pooling_paid" => f.pooling_paid.clone(),
+        "closing_balance" => f.closing_balance.clone(),
+        "months_covered" => f.months_covered.clone(),
         "alerts" => a.alerts.to_string(),
         "cases_opened" => a.cases_opened.to_string(),
         "cases_executed" => a.cases_executed.to_string(),
-        "recovered" => f.recovered,
+        "recovered" => f.recovered.clone(),
         "cash_paid" => a.cash_paid.clone(),
         "points" => a.points.to_string(),
         "discipline_entries" => a.discipline_entries.to_string(),

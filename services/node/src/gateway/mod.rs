@@ -34,7 +34,7 @@ pub mod ops;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::body::Body;
@@ -47,7 +47,7 @@ use http_body_util::BodyExt;
 use serde_json::{json, Map, Value};
 use tonic::{Code, Status};
 
-use crate::access::{Caller, Policy, ORIGIN};
+use crate::access::{Caller, Policy};
 use crate::api::hospital::Hospital;
 use crate::wire_status::code_name;
 use ops::Op;
@@ -220,12 +220,7 @@ async fn admit_and_call(
     input: Value,
 ) -> Result<Value, Status> {
     let caller: Caller = g.policy.decide(op.method, peer.0.as_deref().map(|c| c.as_slice()))?;
-    let origin = crate::access::origin(&caller, request_id);
-    let start = Instant::now();
-    let result = ORIGIN.scope(origin, ops::call(&g.hospital, op, caller, input)).await;
-    let code = result.as_ref().err().map_or(Code::Ok, Status::code);
-    crate::metrics::get().rpc(op.method, start.elapsed(), &(code as i32).to_string());
-    result
+    crate::access::serve(op.method, &caller, request_id, ops::call(&g.hospital, op, caller.clone(), input)).await
 }
 
 /// `POST /v1/transactions`: the envelope.
