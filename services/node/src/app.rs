@@ -47,6 +47,8 @@ pub enum ForwardError {
 
 type Reply = Result<CommandResult, ForwardError>;
 type Proposal = (Stamped, oneshot::Sender<Reply>);
+/// What a read-index round answers (see [`read_rounds`]).
+type ReadIndex = Result<(), RaftError<NodeId, CheckIsLeaderError<NodeId, openraft::BasicNode>>>;
 
 /// A command with who asked for it (kept in the audit chain); what a follower forwards to its
 /// leader.
@@ -75,6 +77,7 @@ pub struct App {
     /// How this replica reaches others (its own certificate).
     pub transport: crate::pki::Transport,
     proposals: mpsc::Sender<Proposal>,
+    reads: mpsc::Sender<oneshot::Sender<ReadIndex>>,
     peers: Mutex<BTreeMap<String, RaftServiceClient<Channel>>>,
 }
 
@@ -91,6 +94,8 @@ impl App {
         let (tx, rx) = mpsc::channel(MAX_BATCH * MAX_IN_FLIGHT * 2);
         let clock = Arc::new(GroupClock::default());
         tokio::spawn(batcher(raft.clone(), rx, clock.clone()));
+        let (reads, waiting) = mpsc::channel(MAX_BATCH * MAX_IN_FLIGHT * 2);
+        tokio::spawn(read_rounds(raft.clone(), waiting));
         tokio::spawn(exit_on_storage_failure(raft.clone()));
         let app = Arc::new(App {
             id,
@@ -101,6 +106,7 @@ impl App {
             clock,
             transport,
             proposals: tx,
+            reads,
             peers: Mutex::new(BTreeMap::new()),
         });
         tokio::spawn(keep_time(Arc::downgrade(&app)));
@@ -238,6 +244,15 @@ impl App {
         }
     }
 
+    /// Confirms this replica leads and waits until it applied what was committed when the
+    /// request arrived: a read-index round (see [`read_rounds`]) begun after this call.
+    async fn read_index(&self) -> ReadIndex {
+        let (tx, rx) = oneshot::channel();
+        let stopped = || RaftError::Fatal(openraft::error::Fatal::Stopped);
+        self.reads.send(tx).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
     /// Runs a query on this replica after confirming leadership and applying up to the read
     /// index.
     ///
@@ -248,8 +263,8 @@ impl App {
         let deadline = Instant::now() + QUORUM_WAIT;
         let mut pause = Duration::from_millis(20);
         loop {
-            match self.raft.ensure_linearizable().await {
-                Ok(_) => break,
+            match self.read_index().await {
+                Ok(()) => break,
                 Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
                     return Err(ForwardError::NotLeader)
                 }
@@ -341,6 +356,29 @@ async fn exit_on_storage_failure(raft: Raft<TypeConfig>) {
         }
         if metrics.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+/// Confirms leadership for waiting reads, one round at a time, each round shared by every read
+/// that was waiting when it began.
+///
+/// openraft's `ensure_linearizable` reads the commit index, has a majority acknowledge this
+/// leader with an AppendEntries to each follower, and waits until that index is applied. One
+/// round per read cost two RPCs per read; under load the rounds crowded out replication. A
+/// round begun after a read arrived is as good for it as a round of its own: the commit index
+/// it reads includes every write acknowledged before the read arrived, and the majority's
+/// acknowledgement comes later still. So each round serves every read queued before it
+/// began, and a read arriving during a round waits for the next one.
+async fn read_rounds(raft: Raft<TypeConfig>, mut waiting: mpsc::Receiver<oneshot::Sender<ReadIndex>>) {
+    while let Some(first) = waiting.recv().await {
+        let mut round = vec![first];
+        while let Ok(w) = waiting.try_recv() {
+            round.push(w);
+        }
+        let answer = raft.ensure_linearizable().await.map(|_| ());
+        for w in round {
+            let _ = w.send(answer.clone());
         }
     }
 }

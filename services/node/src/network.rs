@@ -1,4 +1,5 @@
-//! openraft's network over tonic: one lazily connected channel per peer.
+//! openraft's network over tonic: one lazily connected channel per peer, shared by every
+//! client openraft asks for.
 
 use medmesh_storage::{NodeId, TypeConfig};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
@@ -53,17 +54,44 @@ pub fn raft_client(ch: Channel) -> RaftServiceClient<Channel> {
 }
 
 /// Creates [`Network`]s for openraft; peers are reached with the replica's own certificate.
+///
+/// openraft 0.9 asks for a new client not only per replication stream and election but for
+/// every follower on every linearizable read (`ensure_linearizable`). A new channel per client
+/// meant a new TCP connection and mTLS handshake per read and follower, which under load took
+/// most of a leader's CPU and made the confirmations miss their deadline (BENCHMARKS.md, "Where
+/// the time goes"). So the factory keeps one channel per peer address and hands out clones:
+/// requests multiplex over the channel's HTTP/2 connection, which tonic re-establishes by
+/// itself after it breaks.
 #[derive(Clone)]
 pub struct NetworkFactory {
-    /// How peers are reached.
-    pub transport: Transport,
+    transport: Transport,
+    channels: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, Channel>>>,
+}
+
+impl NetworkFactory {
+    /// A factory whose peers are reached through `transport`.
+    pub fn new(transport: Transport) -> NetworkFactory {
+        NetworkFactory { transport, channels: Default::default() }
+    }
+
+    /// The channel to `addr`: the one made before, or a new one (`None` for an address that
+    /// is not `host:port`).
+    fn channel(&self, addr: &str) -> Option<Channel> {
+        let mut channels = self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(c) = channels.get(addr) {
+            return Some(c.clone());
+        }
+        let c = channel(addr, &self.transport).ok()?;
+        channels.insert(addr.to_string(), c.clone());
+        Some(c)
+    }
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = Network;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Network {
-        Network { target, client: channel(&node.addr, &self.transport).ok().map(raft_client) }
+        Network { target, client: self.channel(&node.addr).map(raft_client) }
     }
 }
 

@@ -68,10 +68,9 @@ pub async fn run(
         .await
         .map_err(|e| anyhow::anyhow!("opening storage: {e}"))?;
     let view = sm.view();
-    let raft =
-        openraft::Raft::new(cfg.id, Arc::new(raft_config), NetworkFactory { transport: transport.clone() }, log, sm)
-            .await
-            .map_err(|e| anyhow::anyhow!("starting raft: {e}"))?;
+    let raft = openraft::Raft::new(cfg.id, Arc::new(raft_config), NetworkFactory::new(transport.clone()), log, sm)
+        .await
+        .map_err(|e| anyhow::anyhow!("starting raft: {e}"))?;
     let app = App::new(
         cfg.id,
         cfg.province.clone(),
