@@ -86,6 +86,31 @@ fn check_format(db: &DB) -> Result<(), StorageError<NodeId>> {
     }
 }
 
+/// Bytes of RocksDB's block cache per replica (data, index and filter blocks of all column
+/// families).
+pub const BLOCK_CACHE: usize = 64 << 20;
+/// Bytes of memtables per replica, all column families together.
+pub const WRITE_BUFFERS: usize = 64 << 20;
+
+/// Options of a column family: table blocks in the replica's bounded cache, and bloom filters
+/// on whole keys in the tables and in the memtable. Apply looks up many keys that are not there
+/// (the idempotency record of a new serial, discipline entries, accumulators of a new year);
+/// without filters each such lookup searched the memtable and every level's index, and
+/// lookups were most of apply's time (BENCHMARKS.md, "Where the time goes").
+fn cf_options(cache: &rocksdb::Cache) -> Options {
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_bloom_filter(10.0, false);
+    table.set_whole_key_filtering(true);
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    let mut o = Options::default();
+    o.set_block_based_table_factory(&table);
+    o.set_memtable_whole_key_filtering(true);
+    o.set_memtable_prefix_bloom_ratio(0.1);
+    o
+}
+
 /// Opens (or creates) the RocksDB of a replica under `dir` and returns its log store and state
 /// machine, which applies only the commands of `role`.
 pub async fn open(dir: &Path, role: Role) -> Result<(LogStore, StateMachineStore), StorageError<NodeId>> {
@@ -97,7 +122,10 @@ pub async fn open(dir: &Path, role: Role) -> Result<(LogStore, StateMachineStore
     // Keep the WAL across column families; every synced log append also syncs prior state
     // writes.
     opts.set_manual_wal_flush(false);
-    let cfs = [CF_LOG, CF_META, CF_SM].map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+    // Memtables of all column families together are bounded (flushed beyond it).
+    opts.set_db_write_buffer_size(WRITE_BUFFERS);
+    let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE);
+    let cfs = [CF_LOG, CF_META, CF_SM].map(|n| ColumnFamilyDescriptor::new(n, cf_options(&cache)));
     let db = DB::open_cf_descriptors(&opts, dir.join("db"), cfs).map_err(|e| StorageIOError::write(&e))?;
     check_format(&db)?;
     let db = Arc::new(db);

@@ -53,7 +53,14 @@ impl KvRead for StateView {
 
     fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(), IteratorMode::From(start, Direction::Forward)) {
+        if start >= end || limit == 0 {
+            return out;
+        }
+        // Bounded above, so RocksDB skips tables and blocks past `end` instead of reading the
+        // first key beyond the range.
+        let mut read = rocksdb::ReadOptions::default();
+        read.set_iterate_upper_bound(end.to_vec());
+        for item in self.db.iterator_cf_opt(self.cf(), read, IteratorMode::From(start, Direction::Forward)) {
             let (k, v) = item.expect("rocksdb read");
             if k.as_ref() >= end || out.len() >= limit {
                 break;
