@@ -160,6 +160,7 @@ pub async fn settle_demo_claim(
         .await
         .expect("fees of V1");
     let settle = pb::SettleRequest {
+        lines: Vec::new(),
         institution_id,
         serial: "S1".into(),
         visit_serial: "V1".into(),
@@ -190,6 +191,7 @@ pub async fn settle_nonlocal_demo_claim(
         .await
         .expect("fees of the non-local visit");
     let settle = pb::SettleRequest {
+        lines: Vec::new(),
         institution_id,
         serial: serial.into(),
         visit_serial: visit.into(),

@@ -82,6 +82,7 @@ pub async fn settle_claim_of(
     .await?;
     with_retry(clients, worker + n as usize, |mut c| {
         let req = pb::SettleRequest {
+            lines: Vec::new(),
             institution_id: inst.clone(),
             serial: format!("S-{worker}-{n}"),
             visit_serial: visit.clone(),

@@ -89,6 +89,7 @@ async fn the_national_view_is_the_provinces_own_figures_to_the_fen() {
     .expect("fees");
     let nonlocal = h
         .settle(pb::SettleRequest {
+            lines: Vec::new(),
             institution_id: demo::institution(TREATMENT, 1),
             serial: "NS1".into(),
             visit_serial: "NV1".into(),

@@ -48,6 +48,7 @@ async fn the_audit_chain_names_every_caller_is_anchored_and_detects_tampering() 
     h.register_visit(req).await.expect("visit registered");
     let refused = h
         .settle(pb::SettleRequest {
+            lines: Vec::new(),
             institution_id: inst.clone(),
             serial: "AS1".into(),
             visit_serial: "NO-SUCH-VISIT".into(),

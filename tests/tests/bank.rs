@@ -82,6 +82,7 @@ async fn claim(clients: &[HospitalServiceClient<Channel>], plan: Plan, record: &
     let serial = format!("BS-{tag}");
     let settled = with_retry(clients, n as usize, |mut c| {
         let req = pb::SettleRequest {
+            lines: Vec::new(),
             institution_id: inst.clone(),
             serial: serial.clone(),
             visit_serial: visit.clone(),

@@ -480,6 +480,7 @@ async fn overlapping_stays_in_two_provinces_are_refused_before_the_second_paymen
         r
     };
     let settle = |treatment: &str, serial: &str, visit: &str| pb::SettleRequest {
+        lines: Vec::new(),
         institution_id: demo::institution(treatment, 1),
         serial: serial.into(),
         visit_serial: visit.into(),

@@ -56,6 +56,7 @@ async fn admit(h: &mut HospitalServiceClient<Channel>, visit: &str, person: u32,
 async fn settle(h: &mut HospitalServiceClient<Channel>, visit: &str, serial: &str) -> Result<Money, tonic::Status> {
     let split = h
         .settle(pb::SettleRequest {
+            lines: Vec::new(),
             institution_id: demo::institution(TREATMENT, 1),
             serial: serial.into(),
             visit_serial: visit.into(),

@@ -109,6 +109,7 @@ async fn leader_killed_under_load_loses_no_acknowledged_settlement() {
         let parts: Vec<&str> = serial.split('-').collect();
         let again = with_retry(&clients, 0, |mut c| {
             let req = pb::SettleRequest {
+                lines: Vec::new(),
                 institution_id: demo::institution(PROVINCE, 1),
                 serial: serial.clone(),
                 visit_serial: format!("V-{}-{}", parts[1], parts[2]),

@@ -90,6 +90,7 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
         .unwrap();
     assert_eq!(quote.total, up.total);
     let settle = pb::SettleRequest {
+        lines: Vec::new(),
         institution_id: inst.clone(),
         serial: "S1".into(),
         visit_serial: "V1".into(),
@@ -139,6 +140,7 @@ async fn hospital_settles_and_reverses_against_medmesh_dev() {
     assert!(err.message().starts_with("lines[0].unit_price"), "{}", err.message());
     let err = h
         .settle(pb::SettleRequest {
+            lines: Vec::new(),
             institution_id: inst.clone(),
             serial: "S1".into(),
             visit_serial: "V2".into(),
@@ -333,6 +335,7 @@ async fn nonlocal_settlement_through_the_hospital_api(
         .split
         .unwrap();
     let settle = pb::SettleRequest {
+        lines: Vec::new(),
         institution_id: inst.clone(),
         serial: "NS1".into(),
         visit_serial: "NV1".into(),

@@ -96,6 +96,7 @@ async fn one(
         2 => {
             let visit = format!("F{}", rng.below(n.max(1)));
             h.settle(pb::SettleRequest {
+                lines: Vec::new(),
                 institution_id: nasty(rng, &inst),
                 serial: nasty(rng, &serial),
                 visit_serial: visit,
@@ -330,6 +331,7 @@ async fn each_refusal_names_the_request_field() {
         (
             "settle an unknown visit",
             h.settle(pb::SettleRequest {
+                lines: Vec::new(),
                 institution_id: inst.clone(),
                 serial: "S1".into(),
                 visit_serial: "V-NONE".into(),
@@ -771,6 +773,7 @@ async fn mutated_protobuf_bytes_get_clear_statuses() {
         (
             "/medmesh.v1.HospitalService/Settle",
             pb::SettleRequest {
+                lines: Vec::new(),
                 institution_id: inst.clone(),
                 serial: "MS1".into(),
                 visit_serial: "M1".into(),

@@ -172,6 +172,7 @@ async fn a_claim_settles_end_to_end_over_http_with_curl() {
     let again = g
         .hospital(leader)
         .settle(pb::SettleRequest {
+            lines: Vec::new(),
             institution_id: inst.clone(),
             serial: "HS1".into(),
             visit_serial: "HV1".into(),

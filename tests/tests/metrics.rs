@@ -72,6 +72,7 @@ async fn replicas_expose_raft_rpc_and_settlement_metrics_that_promtool_accepts()
     // A refused settlement: an unknown visit.
     let refused = h
         .settle(pb::SettleRequest {
+            lines: Vec::new(),
             institution_id: demo::institution(PROVINCE, 1),
             serial: "S2".into(),
             visit_serial: "V-NONE".into(),

@@ -86,6 +86,7 @@ async fn rules_block_self_pay_and_flag_claims_at_settlement() {
         }
     };
     let settle = |serial: &str, visit: &str| pb::SettleRequest {
+        lines: Vec::new(),
         institution_id: inst.clone(),
         serial: serial.into(),
         visit_serial: visit.into(),

@@ -60,6 +60,7 @@ async fn a_month_is_declared_reviewed_contested_paid_and_prepaid() {
         .unwrap();
         let split = h
             .settle(pb::SettleRequest {
+                lines: Vec::new(),
                 institution_id: inst.clone(),
                 serial: serial.into(),
                 visit_serial: visit.into(),

@@ -66,6 +66,7 @@ async fn no_identity_number_card_or_name_is_stored_in_clear() {
         .await
         .unwrap();
         h.settle(pb::SettleRequest {
+            lines: Vec::new(),
             institution_id: inst.clone(),
             serial: serial.clone(),
             visit_serial: visit,

@@ -488,7 +488,11 @@ impl Mesh {
                 Err(e) if e.field == "filing" && !attached && self.federated() => {
                     // An inpatient admitted without a filing: the insured province may have
                     // filed since (late filing before discharge).
-                    let ProvinceCommand::Settle { institution, visit, .. } = &cmd else { return Err(unexpected(&cmd)) };
+                    let (ProvinceCommand::Settle { institution, visit, .. }
+                    | ProvinceCommand::SettleWithLines { institution, visit, .. }) = &cmd
+                    else {
+                        return Err(unexpected(&cmd));
+                    };
                     let v = match answer(
                         self.app.query(Query::Visit { institution: institution.clone(), visit: visit.clone() }).await?,
                     )? {

@@ -533,6 +533,25 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
         ProvinceCommand::PrepaidSeen { topped_up, settled_months, received, paid } => {
             Ok(crate::accounts::prepaid_seen(tx, *topped_up, *settled_months, *received, *paid))
         }
+        ProvinceCommand::SettleWithLines { institution, serial, visit, use_individual_account, lines } => {
+            let answered = tx.load::<IdempotencyRecord>(&keys::idempotency(institution.as_str(), serial)).is_some()
+                || tx.load::<crate::shared::TreatmentTransfer>(&keys::transfer(institution, serial)).is_some();
+            if !answered {
+                let upload = ProvinceCommand::UploadFees {
+                    institution: institution.clone(),
+                    visit: visit.clone(),
+                    lines: lines.clone(),
+                };
+                execute(tx, &upload, now)?;
+            }
+            let settle = ProvinceCommand::Settle {
+                institution: institution.clone(),
+                serial: serial.clone(),
+                visit: visit.clone(),
+                use_individual_account: *use_individual_account,
+            };
+            execute(tx, &settle, now)
+        }
         ProvinceCommand::ScanRule { rule_id, from, to, after, limit } => {
             let points = |kv: &dyn KvRead, code: &PersonnelCode, day: Date| {
                 qualification(kv, code, day).map(|q| q.year_points).unwrap_or(0)

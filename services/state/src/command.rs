@@ -144,6 +144,7 @@ impl ProvinceCommand {
                 ReportCommand::Unseal { .. } => "open_reporter",
             },
             Self::PublishAggregate { .. } => "publish_aggregate",
+            Self::SettleWithLines { .. } => "settle_with_lines",
         }
     }
 }

@@ -984,6 +984,23 @@ pub enum ProvinceCommand {
         /// The period.
         period: crate::figures::AggPeriod,
     },
+    /// Uploads fee lines and settles the visit in one command (`SettleRequest.lines`, issue
+    /// 15): the same as [`ProvinceCommand::UploadFees`] then [`ProvinceCommand::Settle`], both
+    /// or neither. Idempotent on (institution, serial): once the serial is answered (settled,
+    /// or a non-local transfer opened), the lines are not uploaded again and the answer is the
+    /// settlement's.
+    SettleWithLines {
+        /// The institution.
+        institution: InstitutionId,
+        /// The settlement serial.
+        serial: Serial,
+        /// The visit serial.
+        visit: Serial,
+        /// Pay the person's share from the individual account.
+        use_individual_account: bool,
+        /// The lines to upload first.
+        lines: Vec<FeeLine>,
+    },
 }
 
 /// A report command (issue 13.2, [`crate::reports`]).

@@ -1713,3 +1713,75 @@ fn a_later_shorter_suspension_never_lifts_an_ended_agreement() {
     assert_eq!((hold.case_id.as_str(), hold.until), ("C1", None));
     assert_eq!(fund(&kv).ledger.recovered, m("2"));
 }
+
+fn line(serial: &str, code: &str, price: &str) -> FeeLine {
+    FeeLine {
+        serial: ser(serial),
+        code: ItemCode::new(code).unwrap(),
+        quantity: dec!(2),
+        unit_price: m(price),
+        date: day("2025-03-10"),
+    }
+}
+
+fn settle_with(serial: &str, visit: &str, lines: Vec<FeeLine>) -> ProvinceCommand {
+    ProvinceCommand::SettleWithLines {
+        institution: inst(),
+        serial: ser(serial),
+        visit: ser(visit),
+        use_individual_account: true,
+        lines,
+    }
+}
+
+fn visit_lines(kv: &MemKv, visit: &str) -> usize {
+    match run_query(kv, &Query::Visit { institution: inst(), visit: ser(visit) }).unwrap() {
+        Answer::Visit(v) => v.lines.len(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn settle_with_lines_is_upload_then_settle_in_one_command() {
+    // The step-by-step flow is the expectation: two commands against one.
+    let mut steps = seeded();
+    visit_and_lines(&mut steps, "V1", "80.00");
+    let upload =
+        ProvinceCommand::UploadFees { institution: inst(), visit: ser("V1"), lines: vec![line("L2", "X1", "35.50")] };
+    let r = run(&mut steps, vec![upload, settle_cmd("S1", "V1")]);
+    let expected = ok(&r[1]);
+    let mut one_call = seeded();
+    visit_and_lines(&mut one_call, "V1", "80.00");
+    let got = ok(&one(&mut one_call, settle_with("S1", "V1", vec![line("L2", "X1", "35.50")])));
+    assert_eq!(got, expected);
+    assert_eq!(fund(&one_call), fund(&steps));
+    assert_eq!(visit_lines(&one_call, "V1"), 2);
+    conserved(&one_call);
+    // A retry with the same serial is the same settlement; nothing is uploaded or paid twice.
+    assert_eq!(ok(&one(&mut one_call, settle_with("S1", "V1", vec![line("L2", "X1", "35.50")]))), expected);
+    assert_eq!(fund(&one_call), fund(&steps));
+    assert_eq!(visit_lines(&one_call, "V1"), 2);
+}
+
+#[test]
+fn settle_with_lines_is_both_or_neither() {
+    let mut kv = seeded();
+    visit_and_lines(&mut kv, "V1", "80.00");
+    let before = fund(&kv);
+    // A line the catalogue does not know: nothing is uploaded, nothing settled.
+    let e =
+        one(&mut kv, settle_with("S1", "V1", vec![line("L2", "X1", "1.00"), line("L3", "NOPE", "1.00")])).unwrap_err();
+    assert_eq!(e.field, "lines[1].code");
+    assert_eq!(visit_lines(&kv, "V1"), 1);
+    assert_eq!(fund(&kv), before);
+    // Settling fails after the upload would have succeeded (the visit is settled by another
+    // serial): the upload is not kept either.
+    ok(&one(&mut kv, settle_cmd("S1", "V1")));
+    let settled = fund(&kv);
+    let e = one(&mut kv, settle_with("S2", "V1", vec![line("L4", "X1", "1.00")])).unwrap_err();
+    assert_eq!(e.field, "visit_serial", "{e}");
+    assert_eq!(visit_lines(&kv, "V1"), 1);
+    assert_eq!(fund(&kv), settled);
+    // No lines at all is refused by validation, naming the field.
+    assert_eq!(one(&mut kv, settle_with("S3", "V1", vec![])).unwrap_err().field, "lines");
+}

@@ -77,7 +77,7 @@ fn province(cmd: &ProvinceCommand) -> Result<(), DomainError> {
             text("department", department, false)?;
             text("diagnosis", diagnosis, true)
         }
-        ProvinceCommand::UploadFees { lines, .. } => {
+        ProvinceCommand::UploadFees { lines, .. } | ProvinceCommand::SettleWithLines { lines, .. } => {
             if lines.is_empty() {
                 return Err(DomainError::invalid("lines", "at least one fee line is required"));
             }

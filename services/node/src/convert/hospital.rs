@@ -26,11 +26,20 @@ pub fn register_visit(
 }
 
 pub fn upload_fees(r: pb::UploadFeesRequest) -> Result<ProvinceCommand, Status> {
-    if r.lines.len() > MAX_UPLOAD_LINES {
+    Ok(ProvinceCommand::UploadFees {
+        institution: institution("institution_id", &r.institution_id)?,
+        visit: serial("visit_serial", &r.visit_serial)?,
+        lines: fee_lines(r.lines)?,
+    })
+}
+
+/// A request's fee lines (at most [`MAX_UPLOAD_LINES`]), each field checked by name.
+fn fee_lines(pb_lines: Vec<pb::FeeLine>) -> Result<Vec<FeeLine>, Status> {
+    if pb_lines.len() > MAX_UPLOAD_LINES {
         return Err(Status::resource_exhausted(format!("lines: at most {MAX_UPLOAD_LINES} lines per upload")));
     }
-    let mut lines = Vec::with_capacity(r.lines.len());
-    for (i, l) in r.lines.into_iter().enumerate() {
+    let mut lines = Vec::with_capacity(pb_lines.len());
+    for (i, l) in pb_lines.into_iter().enumerate() {
         let f = |n: &str| format!("lines[{i}].{n}");
         lines.push(FeeLine {
             serial: serial(&f("serial"), &l.serial)?,
@@ -40,20 +49,20 @@ pub fn upload_fees(r: pb::UploadFeesRequest) -> Result<ProvinceCommand, Status> 
             date: date(&f("date"), &l.date)?,
         });
     }
-    Ok(ProvinceCommand::UploadFees {
-        institution: institution("institution_id", &r.institution_id)?,
-        visit: serial("visit_serial", &r.visit_serial)?,
-        lines,
-    })
+    Ok(lines)
 }
 
+/// `Settle`, or `SettleWithLines` when the request carries lines.
 pub fn settle(r: pb::SettleRequest) -> Result<ProvinceCommand, Status> {
-    Ok(ProvinceCommand::Settle {
-        institution: institution("institution_id", &r.institution_id)?,
-        serial: serial("serial", &r.serial)?,
-        visit: serial("visit_serial", &r.visit_serial)?,
-        use_individual_account: r.use_individual_account,
-    })
+    let institution = institution("institution_id", &r.institution_id)?;
+    let serial = serial("serial", &r.serial)?;
+    let visit = self::serial("visit_serial", &r.visit_serial)?;
+    let use_individual_account = r.use_individual_account;
+    if r.lines.is_empty() {
+        return Ok(ProvinceCommand::Settle { institution, serial, visit, use_individual_account });
+    }
+    let lines = fee_lines(r.lines)?;
+    Ok(ProvinceCommand::SettleWithLines { institution, serial, visit, use_individual_account, lines })
 }
 
 pub fn reverse(r: pb::ReverseRequest) -> Result<ProvinceCommand, Status> {

@@ -223,6 +223,13 @@ fn corpus() -> Vec<Command> {
             lines: vec![fee_line("L7", dec!(2.5), m("12.30"))],
         },
         settle_cmd("S1", "V1"),
+        ProvinceCommand::SettleWithLines {
+            institution: inst(),
+            serial: ser("S2"),
+            visit: ser("V1"),
+            use_individual_account: false,
+            lines: vec![fee_line("L8", dec!(1), m("3.00"))],
+        },
         ProvinceCommand::Reverse { institution: inst(), serial: ser("R1"), settlement: ser("S1") },
         ProvinceCommand::Contribute {
             serial: ser("C9"),
