@@ -251,6 +251,15 @@ async fn each_refusal_names_the_request_field() {
             date: day.clone(),
         }],
     };
+    // Settle carrying its lines: bad lines are refused as UploadFees refuses them, and nothing
+    // is uploaded or settled: the same serial settles the visit afterwards.
+    let settle_with = |lines: Vec<pb::FeeLine>| pb::SettleRequest {
+        lines,
+        institution_id: inst.clone(),
+        serial: "S-LINES".into(),
+        visit_serial: "V1".into(),
+        use_individual_account: false,
+    };
     let mut r = pb::report_service_client::ReportServiceClient::new(g.agency(leader));
     let mut d = pb::disclosure_service_client::DisclosureServiceClient::new(g.agency(leader));
     let report = |f: &dyn Fn(&mut pb::SubmitReportRequest)| {
@@ -315,6 +324,38 @@ async fn each_refusal_names_the_request_field() {
             h.upload_fees(pb::UploadFeesRequest { visit_serial: "V-NONE".into(), ..line("1", "10") }).await.map(|_| ()),
             Code::NotFound,
             "visit_serial:",
+        ),
+        (
+            "settle with a zero-quantity line",
+            h.settle(settle_with(line("0", "10").lines)).await.map(|_| ()),
+            Code::InvalidArgument,
+            "lines[0].quantity:",
+        ),
+        (
+            "settle with a line of an unknown item",
+            h.settle(settle_with(
+                line("1", "10").lines.into_iter().map(|l| pb::FeeLine { code: "NOPE".into(), ..l }).collect(),
+            ))
+            .await
+            .map(|_| ()),
+            Code::NotFound,
+            "lines[0].code:",
+        ),
+        (
+            "settle with a line dated before the visit",
+            h.settle(settle_with(
+                line("1", "10").lines.into_iter().map(|l| pb::FeeLine { date: "2000-01-01".into(), ..l }).collect(),
+            ))
+            .await
+            .map(|_| ()),
+            Code::InvalidArgument,
+            "lines[0].date:",
+        ),
+        (
+            "settle with too many lines",
+            h.settle(settle_with(vec![line("1", "10").lines[0].clone(); 2_001])).await.map(|_| ()),
+            Code::ResourceExhausted,
+            "lines:",
         ),
         (
             "zero quantity",
@@ -746,6 +787,9 @@ async fn each_refusal_names_the_request_field() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let settled =
+        h.settle(settle_with(line("2", "10").lines)).await.expect("the refused calls spent nothing").into_inner();
+    assert_eq!(settled.split.expect("a split").total, "20.00");
 }
 
 /// Mutated protobuf bytes of valid requests, sent raw to each method: whatever a broken or

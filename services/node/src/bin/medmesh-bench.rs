@@ -106,10 +106,11 @@ async fn last_log_index(admin: &AdminServiceClient<tonic::transport::Channel>) -
 }
 
 /// Prints how many Raft entries the treatment province's leader appended during a phase, and
-/// how many of the phase's commands (three per settlement) each carried on average.
-fn entries(label: &str, before: u64, after: u64, settlements: u64) {
+/// how many of the phase's commands (three per settlement, two with `--settle-lines`) each carried
+/// on average.
+fn entries(label: &str, before: u64, after: u64, settlements: u64, commands_per_claim: u64) {
     let n = after.saturating_sub(before);
-    let per_entry = (settlements * 3 * 10).checked_div(n).unwrap_or(0);
+    let per_entry = (settlements * commands_per_claim * 10).checked_div(n).unwrap_or(0);
     println!(
         "{label} Raft entries appended by {TREATMENT}'s leader: {n} ({}.{} settlement commands per entry)",
         per_entry / 10,
@@ -167,7 +168,7 @@ async fn main() -> anyhow::Result<()> {
             let before = last_log_index(&leader_admin).await;
             let label = format!("{kind} at {c} clients,");
             let f = report(&label, run(client.clone(), insured, seconds, c, persons, c, settle_lines).await?);
-            entries(&label, before, last_log_index(&leader_admin).await, f.4);
+            entries(&label, before, last_log_index(&leader_admin).await, f.4, if settle_lines { 2 } else { 3 });
             figures.push(f);
         }
     }

@@ -54,15 +54,17 @@ fn fee_lines(pb_lines: Vec<pb::FeeLine>) -> Result<Vec<FeeLine>, Status> {
 
 /// `Settle`, or `SettleWithLines` when the request carries lines.
 pub fn settle(r: pb::SettleRequest) -> Result<ProvinceCommand, Status> {
-    let institution = institution("institution_id", &r.institution_id)?;
-    let serial = serial("serial", &r.serial)?;
-    let visit = self::serial("visit_serial", &r.visit_serial)?;
+    let (institution, settlement, visit) = (
+        institution("institution_id", &r.institution_id)?,
+        serial("serial", &r.serial)?,
+        serial("visit_serial", &r.visit_serial)?,
+    );
     let use_individual_account = r.use_individual_account;
     if r.lines.is_empty() {
-        return Ok(ProvinceCommand::Settle { institution, serial, visit, use_individual_account });
+        return Ok(ProvinceCommand::Settle { institution, serial: settlement, visit, use_individual_account });
     }
     let lines = fee_lines(r.lines)?;
-    Ok(ProvinceCommand::SettleWithLines { institution, serial, visit, use_individual_account, lines })
+    Ok(ProvinceCommand::SettleWithLines { institution, serial: settlement, visit, use_individual_account, lines })
 }
 
 pub fn reverse(r: pb::ReverseRequest) -> Result<ProvinceCommand, Status> {
