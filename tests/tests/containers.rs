@@ -93,6 +93,76 @@ async fn settle_round(
     }
 }
 
+/// Claims settled in the background while a nemesis strikes: each of a few workers settles
+/// one claim after another (register, upload, settle, each retried on the next replica as a
+/// client would), timing every claim from its first try to its acknowledgement.
+struct Probe {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<(Duration, pb::SettleResponse)>>>,
+}
+
+impl Probe {
+    /// Starts `workers` workers (ids from `first`) settling local claims, or non-local ones of
+    /// filed persons of 310000.
+    fn start(
+        clients: &[HospitalServiceClient<tonic::transport::Channel>],
+        first: usize,
+        workers: usize,
+        nonlocal: bool,
+    ) -> Probe {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = (first..first + workers)
+            .map(|worker| {
+                let clients = clients.to_vec();
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let mut done = Vec::new();
+                    let mut n = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let t = Instant::now();
+                        let r = if nonlocal {
+                            settle_claim_of(&clients, PROVINCE, INSURED, worker, n, (n % 40) as u32 | 1).await
+                        } else {
+                            settle_claim(&clients, PROVINCE, worker, n, (n % 40) as u32).await
+                        };
+                        let r = r.unwrap_or_else(|e| panic!("probe claim {worker}/{n}: {e:?}"));
+                        done.push((t.elapsed(), r));
+                        n += 1;
+                    }
+                    done
+                })
+            })
+            .collect();
+        Probe { stop, tasks }
+    }
+
+    /// Stops the workers, prints how long their claims took (`what` names the nemesis) and
+    /// books every settlement. Returns the slowest claim.
+    async fn finish(self, what: &str, book: &mut Book) -> Duration {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut took = Vec::new();
+        for t in self.tasks {
+            for (d, r) in t.await.expect("probe worker") {
+                took.push(d);
+                book.acked.insert(r.serial.clone(), r);
+            }
+        }
+        took.sort();
+        assert!(!took.is_empty(), "no probe claim settled {what}");
+        // The claim at percentile `pct` (nearest rank).
+        let at = |pct: usize| took[(took.len() * pct).div_ceil(100).clamp(1, took.len()) - 1];
+        let slowest = *took.last().unwrap();
+        eprintln!(
+            "claims through {what}: {} settled, p50 {:?}, p99 {:?}, slowest {:?}",
+            took.len(),
+            at(50),
+            at(99),
+            slowest
+        );
+        slowest
+    }
+}
+
 fn compose_tool() -> Option<Vec<String>> {
     let ok =
         |args: &[&str]| Command::new(args[0]).args(&args[1..]).output().map(|o| o.status.success()).unwrap_or(false);
@@ -227,6 +297,8 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
 
     // Nemesis 1: docker kill the leader's container; the others elect a new leader.
     let killed = service_of(&leader);
+    let probe = Probe::start(&clients, 10, 3, false);
+    settle_round(&clients, 200..202, &mut book, "before leader kill").await;
     mesh.run(&["kill", &killed]);
     let t = Instant::now();
     let others: Vec<String> = published.iter().filter(|a| service_of(a) != killed).cloned().collect();
@@ -234,6 +306,7 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
     assert_ne!(service_of(&new_leader), killed);
     settle_round(&clients, 10..20, &mut book, "after leader kill").await;
     eprintln!("serving again {:?} after docker kill of the leader", t.elapsed());
+    probe.finish("the leader's kill", &mut book).await;
     mesh.run(&["start", &killed]);
 
     // Nemesis 2: docker pause a follower (a stalled host); writes go on with two replicas.
@@ -250,14 +323,17 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
     let cut = service_of(&leader);
     let container = String::from_utf8(mesh.run(&["ps", "-q", &cut]).stdout).unwrap().trim().to_string();
     let network = mesh.network();
-    docker(&["network", "disconnect", &network, &container]);
-    let t = Instant::now();
     let majority: Vec<String> = published.iter().filter(|a| service_of(a) != cut).cloned().collect();
-    wait_for_leader(&majority, &op(PROVINCE), Duration::from_secs(60)).await.expect("majority elects a leader");
     let majority_clients: Vec<_> =
         majority.iter().map(|a| HospitalServiceClient::new(channel_as(a, &hospital))).collect();
+    let probe = Probe::start(&majority_clients, 20, 3, false);
+    settle_round(&majority_clients, 210..212, &mut book, "before the partition").await;
+    docker(&["network", "disconnect", &network, &container]);
+    let t = Instant::now();
+    wait_for_leader(&majority, &op(PROVINCE), Duration::from_secs(60)).await.expect("majority elects a leader");
     settle_round(&majority_clients, 30..40, &mut book, "during partition").await;
     eprintln!("serving again {:?} after the leader was partitioned", t.elapsed());
+    probe.finish("the leader's partition", &mut book).await;
     docker(&["network", "connect", "--ip", &ip_of(&cut), &network, &container]);
 
     // Nemesis 4: docker network disconnect the federation's leader (a partitioned federation
@@ -267,6 +343,8 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
     let r = fed_leader.rsplit(':').next().unwrap().parse::<u32>().unwrap() % 10;
     let fed_service = format!("fed-{r}");
     let fed_container = String::from_utf8(mesh.run(&["ps", "-q", &fed_service]).stdout).unwrap().trim().to_string();
+    let probe = Probe::start(&clients, 30, 3, true);
+    settle_round(&clients, 220..222, &mut book, "before the federation's partition").await;
     docker(&["network", "disconnect", &network, &fed_container]);
     let t = Instant::now();
     let rest: Vec<String> = fed_addrs().into_iter().filter(|a| *a != fed_leader).collect();
@@ -275,6 +353,7 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
         .expect("the federation's majority elects a leader");
     settle_round(&clients, 100..106, &mut book, "with the federation leader partitioned").await;
     eprintln!("non-local serving again {:?} after the federation leader was partitioned", t.elapsed());
+    probe.finish("the federation leader's partition", &mut book).await;
     docker(&["network", "connect", "--ip", &format!("172.28.0.{}4", r), &network, &fed_container]);
 
     // Nemesis 5: a rolling restart of every replica, one at a time, settling in between.

@@ -1,6 +1,7 @@
 //! One replica: the Raft handle, the state view, the proposal batcher and leader forwarding.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use medmesh_types::LogTime;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::Raft;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot, Mutex, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Mutex, Semaphore};
 use tonic::transport::Channel;
 use tonic::Status;
 use tracing::Instrument;
@@ -31,6 +32,10 @@ pub const LEADER_WAIT: Duration = Duration::from_secs(10);
 /// UNAVAILABLE (see [`App::query_local`]): well below the mesh's call timeout, so a caller from
 /// another group still hears UNAVAILABLE from a deposed leader in time to try the next replica.
 pub const QUORUM_WAIT: Duration = Duration::from_secs(1);
+
+/// How often the leadership watch re-reads the Raft metrics when they did not change (an
+/// isolated leader's time since its last quorum acknowledgement grows without a change).
+const LEADERSHIP_POLL: Duration = Duration::from_millis(100);
 
 /// Exit code of a replica process whose storage failed (`EX_TEMPFAIL`): a supervisor restarts
 /// it, and it serves again once the disk has room (or is replaced).
@@ -79,6 +84,22 @@ pub struct App {
     proposals: mpsc::Sender<Proposal>,
     reads: mpsc::Sender<oneshot::Sender<ReadIndex>>,
     peers: Mutex<BTreeMap<String, RaftServiceClient<Channel>>>,
+    leadership: watch::Receiver<Leadership>,
+    lease: Duration,
+    /// When this replica last accepted entries or a heartbeat from a leader, in milliseconds
+    /// since `started` (see [`App::leader_silent`]).
+    heard_leader_ms: AtomicU64,
+    started: Instant,
+    elections_allowed: std::sync::atomic::AtomicBool,
+}
+
+/// Who leads as this replica sees it, and whether this replica leads without a majority: what
+/// requests in flight wait on (see [`watch_leadership`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Leadership {
+    leader: Option<NodeId>,
+    /// This replica leads, but no majority has acknowledged it for longer than the lease.
+    alone: bool,
 }
 
 impl App {
@@ -90,6 +111,7 @@ impl App {
         raft: Raft<TypeConfig>,
         view: StateView,
         transport: crate::pki::Transport,
+        lease: Duration,
     ) -> Arc<App> {
         let (tx, rx) = mpsc::channel(MAX_BATCH * MAX_IN_FLIGHT * 2);
         let clock = Arc::new(GroupClock::default());
@@ -97,6 +119,8 @@ impl App {
         let (reads, waiting) = mpsc::channel(MAX_BATCH * MAX_IN_FLIGHT * 2);
         tokio::spawn(read_rounds(raft.clone(), waiting));
         tokio::spawn(exit_on_storage_failure(raft.clone()));
+        let (leading, leadership) = watch::channel(Leadership { leader: None, alone: false });
+        tokio::spawn(watch_leadership(raft.clone(), lease, leading));
         let app = Arc::new(App {
             id,
             province,
@@ -108,8 +132,14 @@ impl App {
             proposals: tx,
             reads,
             peers: Mutex::new(BTreeMap::new()),
+            leadership,
+            lease,
+            heard_leader_ms: AtomicU64::new(0),
+            started: Instant::now(),
+            elections_allowed: std::sync::atomic::AtomicBool::new(true),
         });
         tokio::spawn(keep_time(Arc::downgrade(&app)));
+        tokio::spawn(pre_vote(Arc::downgrade(&app)));
         app
     }
 
@@ -150,6 +180,61 @@ impl App {
                 return;
             }
         }
+    }
+
+    /// Whether this follower is cut off: its leader silent for longer than a group takes to
+    /// begin an election, and the pre-vote found no majority without a leader either (so the
+    /// others either hear a leader this replica cannot reach, or do not answer it).
+    fn follower_cut_off(&self) -> bool {
+        self.leader_silent() > self.lease * 3 / 2 && !self.elections_allowed.load(Ordering::Relaxed)
+    }
+
+    /// Notes that a leader's entries or heartbeat were accepted just now.
+    pub fn heard_from_leader(&self) {
+        self.heard_leader_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// How long since this replica last heard from a leader (zero while it leads).
+    pub fn leader_silent(&self) -> Duration {
+        if self.leadership.borrow().leader == Some(self.id) {
+            return Duration::ZERO;
+        }
+        let heard = Duration::from_millis(self.heard_leader_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(heard)
+    }
+
+    /// The pre-vote (see `RaftService.Clock` in the proto): allows this replica's elections
+    /// only while a majority of the voters, itself included, has not heard from a leader for
+    /// the shortest election timeout. openraft 0.9 has no pre-vote of its own: a follower cut
+    /// off from the group would start election after election, each with a higher term, and on
+    /// its return the leader would see that term and step down. Here it cannot reach a
+    /// majority, so it never campaigns.
+    async fn guard_elections(&self) {
+        let m = self.raft.metrics().borrow().clone();
+        if m.state == openraft::ServerState::Leader {
+            return;
+        }
+        let mem = m.membership_config.membership();
+        let voters: Vec<(NodeId, String)> =
+            mem.voter_ids().filter_map(|id| mem.get_node(&id).map(|n| (id, n.addr.clone()))).collect();
+        if !voters.iter().any(|(id, _)| *id == self.id) {
+            return;
+        }
+        let timeout = self.lease / 2;
+        let mut allowed = false;
+        if self.leader_silent() >= timeout {
+            let asks = voters.iter().filter(|(id, _)| *id != self.id).map(|(_, addr)| async move {
+                let mut c = self.peer(addr).await.ok()?;
+                let r = tokio::time::timeout(Duration::from_millis(250), c.clock(ClockRequest {})).await.ok()?.ok()?;
+                Some(r.into_inner().leader_silent_ms >= timeout.as_millis() as u64)
+            });
+            let granted = futures::future::join_all(asks).await.into_iter().filter(|g| *g == Some(true)).count();
+            allowed = (granted + 1) * 2 > voters.len();
+        }
+        if self.elections_allowed.swap(allowed, Ordering::Relaxed) != allowed {
+            tracing::info!(allowed, "pre-vote: elections {}", if allowed { "allowed" } else { "held back" });
+        }
+        self.raft.runtime_config().elect(allowed);
     }
 
     /// The current leader's id and address, if known.
@@ -196,12 +281,46 @@ impl App {
     }
 
     /// Proposes on this replica only (a proposal a follower forwarded, with its origin).
+    ///
+    /// On a leader the wait ends early when this replica stops leading (NOT leader: the caller
+    /// sends it to the new leader) or leads without a majority for longer than its lease
+    /// (UNAVAILABLE: a leader cut off by a partition answers at once instead of holding the
+    /// call until the caller's timeout). Either way the outcome is unknown and the command is
+    /// idempotent, so sending it again is safe.
     pub async fn propose_stamped(&self, cmd: Stamped) -> Reply {
+        let mut leadership = self.leadership.clone();
+        let leading = {
+            let now = leadership.borrow_and_update();
+            if now.leader == Some(self.id) && now.alone {
+                return Err(self.leader_cut_off());
+            }
+            now.leader == Some(self.id)
+        };
         let (tx, rx) = oneshot::channel();
         if self.proposals.send((cmd, tx)).await.is_err() {
             return Err(ForwardError::Unavailable("replica is shutting down".into()));
         }
-        rx.await.unwrap_or_else(|_| Err(ForwardError::Unavailable("replica is shutting down".into())))
+        let reply =
+            async { rx.await.unwrap_or_else(|_| Err(ForwardError::Unavailable("replica is shutting down".into()))) };
+        if !leading {
+            return reply.await;
+        }
+        tokio::select! {
+            r = reply => r,
+            lost = lost_leadership(&mut leadership, self.id) => Err(match lost {
+                Lost::Deposed => ForwardError::NotLeader,
+                Lost::Alone => self.leader_cut_off(),
+            }),
+        }
+    }
+
+    /// What a leader without a majority answers.
+    fn leader_cut_off(&self) -> ForwardError {
+        ForwardError::Unavailable(format!(
+            "replica {} leads but no majority has answered it for over {} ms (cut off?); the outcome is unknown, retry with the same serial at another replica",
+            self.id,
+            self.lease.as_millis()
+        ))
     }
 
     /// Runs a linearizable query on the leader (locally or forwarded).
@@ -222,17 +341,35 @@ impl App {
                     Err(ForwardError::NotLeader) => last = "leadership changed".into(),
                     Err(ForwardError::Unavailable(m)) => return Err(Status::unavailable(m)),
                 },
-                Some((_, addr)) => {
+                Some(_) if self.follower_cut_off() => {
+                    return Err(Status::unavailable(format!(
+                        "replica {} has not heard from a leader for over {} ms and no majority of its group answers it (cut off?){}",
+                        self.id,
+                        (self.lease * 3 / 2).as_millis(),
+                        R::ON_TIMEOUT
+                    )))
+                }
+                Some((leader, addr)) => {
                     let mut c = self.peer(&addr).await?;
                     let data = bincode::serialize(&req).expect("requests encode");
-                    match R::send(&mut c, data).await {
-                        Ok(r) => match bincode::deserialize::<Result<R::Out, ForwardError>>(&r) {
+                    let mut leadership = self.leadership.clone();
+                    leadership.mark_changed();
+                    // A leader that died or was cut off never answers: stop waiting for it as
+                    // soon as this replica sees another leader elected (or an election begin),
+                    // and send the request there (it is idempotent).
+                    let reply = tokio::select! {
+                        r = R::send(&mut c, data) => Some(r),
+                        _ = leader_changes(&mut leadership, leader) => None,
+                    };
+                    match reply {
+                        None => last = format!("leader {addr} replaced while the request was on its way"),
+                        Some(Ok(r)) => match bincode::deserialize::<Result<R::Out, ForwardError>>(&r) {
                             Ok(Ok(r)) => return Ok(r),
                             Ok(Err(ForwardError::NotLeader)) => last = format!("{addr} is no longer leader"),
                             Ok(Err(ForwardError::Unavailable(m))) => return Err(Status::unavailable(m)),
                             Err(e) => return Err(Status::internal(format!("bad reply from leader: {e}"))),
                         },
-                        Err(s) => last = format!("leader {addr} unreachable: {}", s.message()),
+                        Some(Err(s)) => last = format!("leader {addr} unreachable: {}", s.message()),
                     }
                 }
                 None => {}
@@ -315,6 +452,89 @@ impl OnLeader for Query {
     }
     async fn send(c: &mut RaftServiceClient<Channel>, data: Vec<u8>) -> Result<Vec<u8>, Status> {
         c.query(RaftServiceQueryRequest::wrap(data)).await.map(|r| r.into_inner().data())
+    }
+}
+
+/// How a leader stopped being one that can serve.
+enum Lost {
+    /// Another replica leads, or an election began.
+    Deposed,
+    /// No majority acknowledged it for longer than the lease.
+    Alone,
+}
+
+/// Resolves when replica `me`, leading now, stops leading or is left alone.
+async fn lost_leadership(leadership: &mut watch::Receiver<Leadership>, me: NodeId) -> Lost {
+    loop {
+        let now = *leadership.borrow_and_update();
+        if now.leader != Some(me) {
+            return Lost::Deposed;
+        }
+        if now.alone {
+            return Lost::Alone;
+        }
+        if leadership.changed().await.is_err() {
+            return Lost::Deposed;
+        }
+    }
+}
+
+/// Resolves when this replica no longer sees `leader` as the leader (never, once the watch
+/// has stopped: the request's own answer or failure ends the wait then).
+async fn leader_changes(leadership: &mut watch::Receiver<Leadership>, leader: NodeId) {
+    loop {
+        if leadership.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        if leadership.borrow_and_update().leader != Some(leader) {
+            return;
+        }
+    }
+}
+
+/// Publishes [`Leadership`] from the Raft metrics, waking waiters only when it changes.
+async fn watch_leadership(raft: Raft<TypeConfig>, lease: Duration, tx: watch::Sender<Leadership>) {
+    let mut metrics = raft.metrics();
+    let mut tick = tokio::time::interval(LEADERSHIP_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let lease = lease.as_millis() as u64;
+    loop {
+        let now = {
+            let m = metrics.borrow_and_update();
+            Leadership {
+                leader: m.current_leader,
+                alone: m.current_leader == Some(m.id) && m.millis_since_quorum_ack.is_some_and(|ms| ms > lease),
+            }
+        };
+        tx.send_if_modified(|l| {
+            let changed = *l != now;
+            *l = now;
+            changed
+        });
+        let closed = tokio::select! {
+            r = metrics.changed() => r.is_err(),
+            _ = tick.tick() => false,
+        };
+        if closed {
+            // The core stopped: nothing leads here any more.
+            tx.send_replace(Leadership { leader: None, alone: false });
+            return;
+        }
+    }
+}
+
+/// Runs the pre-vote while the replica lives (see [`App::guard_elections`]).
+async fn pre_vote(app: std::sync::Weak<App>) {
+    let every = match app.upgrade() {
+        Some(a) => a.lease / 6,
+        None => return,
+    };
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(20)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(app) = app.upgrade() else { return };
+        app.guard_elections().await;
     }
 }
 

@@ -45,8 +45,15 @@ impl Unhealthy {
 }
 
 /// Judges one metrics snapshot: `None` when the replica can serve. A leader counts as healthy
-/// while a quorum has acknowledged it within `quorum_ack_limit`.
-pub fn assess(m: &RaftMetrics<NodeId, BasicNode>, quorum_ack_limit: Duration) -> Option<Unhealthy> {
+/// while a quorum has acknowledged it within `quorum_ack_limit`; a follower while it has heard
+/// from its leader (`leader_silent` ago) within one and a half times that, when its group would
+/// have begun an election. (A follower cut off from the others keeps the leader it knew: the
+/// pre-vote, see `App::guard_elections`, keeps it from campaigning.)
+pub fn assess(
+    m: &RaftMetrics<NodeId, BasicNode>,
+    quorum_ack_limit: Duration,
+    leader_silent: Duration,
+) -> Option<Unhealthy> {
     if let Err(fatal) = &m.running_state {
         return Some(Unhealthy::new(format!("raft core stopped: {fatal}"), true));
     }
@@ -61,6 +68,10 @@ pub fn assess(m: &RaftMetrics<NodeId, BasicNode>, quorum_ack_limit: Duration) ->
             )),
             None => Some(Unhealthy::new("leader not yet acknowledged by a quorum", false)),
         },
+        Some(_) if leader_silent > quorum_ack_limit * 3 / 2 => Some(Unhealthy::new(
+            format!("no leader known: the leader has not been heard from for more than {} ms", limit * 3 / 2),
+            false,
+        )),
         Some(_) => None,
     }
 }
@@ -72,6 +83,7 @@ pub async fn start(
     reporter: HealthReporter,
     services: Vec<&'static str>,
     quorum_ack_limit: Duration,
+    leader_silent: impl Fn() -> Duration + Send + 'static,
 ) -> watch::Receiver<Option<String>> {
     let starting = Unhealthy::new("starting", false);
     apply(&reporter, &services, Some(&starting)).await;
@@ -90,7 +102,7 @@ pub async fn start(
             } else {
                 let m = metrics.borrow_and_update();
                 crate::metrics::get().observe_raft(&m);
-                assess(&m, quorum_ack_limit)
+                assess(&m, quorum_ack_limit, leader_silent())
             };
             if now != last {
                 match &now {
@@ -156,35 +168,43 @@ mod tests {
 
     #[test]
     fn a_follower_that_knows_its_leader_serves() {
-        assert_eq!(assess(&metrics(2, Some(1), None), LIMIT), None);
+        assert_eq!(assess(&metrics(2, Some(1), None), LIMIT, Duration::ZERO), None);
+    }
+
+    #[test]
+    fn a_follower_whose_leader_fell_silent_does_not_serve() {
+        assert_eq!(assess(&metrics(2, Some(1), None), LIMIT, Duration::from_millis(2250)), None);
+        let u = assess(&metrics(2, Some(1), None), LIMIT, Duration::from_millis(2251)).expect("not serving");
+        assert!(u.reason.starts_with("no leader known"), "{}", u.reason);
+        assert_eq!(assess(&metrics(2, Some(1), None), LIMIT, Duration::from_secs(60)), Some(u), "the reason is stable");
     }
 
     #[test]
     fn a_leader_acknowledged_lately_serves() {
-        assert_eq!(assess(&metrics(1, Some(1), Some(150)), LIMIT), None);
-        assert_eq!(assess(&metrics(1, Some(1), Some(1500)), LIMIT), None);
+        assert_eq!(assess(&metrics(1, Some(1), Some(150)), LIMIT, Duration::ZERO), None);
+        assert_eq!(assess(&metrics(1, Some(1), Some(1500)), LIMIT, Duration::ZERO), None);
     }
 
     #[test]
     fn no_leader_is_not_serving() {
-        let u = assess(&metrics(2, None, None), LIMIT).expect("not serving");
+        let u = assess(&metrics(2, None, None), LIMIT, Duration::ZERO).expect("not serving");
         assert_eq!(u.reason, "no leader known");
         assert!(!u.core_stopped);
     }
 
     #[test]
     fn a_leader_without_quorum_is_not_serving() {
-        let u = assess(&metrics(1, Some(1), Some(1501)), LIMIT).expect("not serving");
+        let u = assess(&metrics(1, Some(1), Some(1501)), LIMIT, Duration::ZERO).expect("not serving");
         assert!(u.reason.starts_with("leader without a quorum"), "{}", u.reason);
-        assert_eq!(assess(&metrics(1, Some(1), Some(60_000)), LIMIT), Some(u), "the reason is stable");
-        assert!(assess(&metrics(1, Some(1), None), LIMIT).is_some());
+        assert_eq!(assess(&metrics(1, Some(1), Some(60_000)), LIMIT, Duration::ZERO), Some(u), "the reason is stable");
+        assert!(assess(&metrics(1, Some(1), None), LIMIT, Duration::ZERO).is_some());
     }
 
     #[test]
     fn a_stopped_core_is_not_serving_even_with_a_leader() {
         let mut m = metrics(2, Some(1), None);
         m.running_state = Err(Fatal::Stopped);
-        let u = assess(&m, LIMIT).expect("not serving");
+        let u = assess(&m, LIMIT, Duration::ZERO).expect("not serving");
         assert!(u.reason.starts_with("raft core stopped"), "{}", u.reason);
         assert!(u.core_stopped);
     }

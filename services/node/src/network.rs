@@ -146,7 +146,25 @@ impl Network {
     }
 }
 
+/// The pauses before openraft sends to a follower again after a call to it failed or timed
+/// out: 50 ms, doubling up to 500 ms (openraft's default is 500 ms from the first failure).
+///
+/// openraft 0.9 gives every AppendEntries call the heartbeat interval (100 ms by default) as
+/// its timeout. Under load a call carrying a full batch can take longer, and with the default
+/// backoff the follower then received nothing for half a second; with both followers so, the
+/// leader lost its majority and every proposal waited. A dead peer still costs little: one
+/// attempt per 500 ms once the pauses have grown.
+pub fn backoff() -> openraft::network::Backoff {
+    openraft::network::Backoff::new(std::iter::successors(Some(std::time::Duration::from_millis(50)), |d| {
+        Some((*d * 2).min(std::time::Duration::from_millis(500)))
+    }))
+}
+
 impl RaftNetwork<TypeConfig> for Network {
+    fn backoff(&self) -> openraft::network::Backoff {
+        backoff()
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
@@ -170,5 +188,18 @@ impl RaftNetwork<TypeConfig> for Network {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         self.call("vote", &rpc, &option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn the_backoff_grows_from_50_ms_to_500_ms_and_stays() {
+        let pauses: Vec<Duration> = super::backoff().take(1_000).collect();
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(&pauses[..6], &[ms(50), ms(100), ms(200), ms(400), ms(500), ms(500)]);
+        assert!(pauses[6..].iter().all(|p| *p == ms(500)));
     }
 }

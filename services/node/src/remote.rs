@@ -1,8 +1,9 @@
 //! Calls into other Raft groups: the federation and other provinces.
 //!
 //! A call goes to any replica of the group over its public listener's `MeshService`; a
-//! replica that is not the leader answers "not leader" and the next one is tried, so the call reaches the leader
-//! within one round. Every command sent is idempotent, so a call whose outcome is unknown
+//! replica that is not the leader answers "not leader" and the next one is tried, and a
+//! replica slow to answer gets company: the request also goes to the next replica (see
+//! [`Remote::call`]). Every command sent is idempotent, so a call whose outcome is unknown
 //! (timeout, connection lost) is simply sent again.
 
 use std::collections::BTreeMap;
@@ -33,6 +34,12 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 pub const PING_EVERY: Duration = Duration::from_secs(1);
 /// See [`PING_EVERY`].
 pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a call waits for an answer before the request also goes to the next replica (see
+/// [`Remote::call`]).
+pub const HEDGE_AFTER: Duration = Duration::from_millis(500);
+/// How many times one call sends its request to one replica.
+pub const TRIES: u32 = 3;
 
 /// How long a replica that did not answer in time (or could not be reached) is tried after
 /// the others: a leader cut off by a partition costs one timeout per process, not one per call.
@@ -89,7 +96,14 @@ impl Remote {
         Ok(c)
     }
 
-    /// Sends `req` to the replicas at `addrs` until the leader answers (two rounds at most).
+    /// Sends `req` to the replicas at `addrs` until the leader answers.
+    ///
+    /// The replica that answered last goes first. While no answer has come for
+    /// [`HEDGE_AFTER`], the request also goes to the next replica (every command is
+    /// idempotent, so two copies do no harm): a follower answers "not leader" at once and costs
+    /// little, a newly elected leader answers, and a leader that died or was cut off no longer
+    /// holds the call until a timeout. Each replica is tried at most [`TRIES`] times; the first
+    /// answer wins and the copies still in flight are dropped.
     async fn call<Req: Serialize, Out: DeserializeOwned>(
         &self,
         group: &str,
@@ -101,61 +115,102 @@ impl Remote {
             return Err(Status::unavailable(format!("{group}: no endpoints known")));
         }
         let data = bincode::serialize(req).map_err(|e| Status::internal(e.to_string()))?;
-        let mut last = String::new();
         let preferred = self.leaders.lock().ok().and_then(|l| l.get(group).cloned());
-        for round in 0..2 {
-            for addr in self.order(addrs, preferred.as_ref()) {
-                let mut c = self.client(addr).await?;
-                fn request<P: Payload>(data: &[u8]) -> tonic::Request<P> {
-                    let mut r = tonic::Request::new(P::wrap(data.to_vec()));
-                    r.set_timeout(CALL_TIMEOUT);
-                    // The other group's work joins this call's trace.
-                    crate::telemetry::inject(r.metadata_mut());
-                    r
-                }
-                let reply = match kind {
-                    Kind::Propose => {
-                        c.propose(request::<MeshServiceProposeRequest>(&data)).await.map(|r| r.into_inner().data())
-                    }
-                    Kind::Query => {
-                        c.query(request::<MeshServiceQueryRequest>(&data)).await.map(|r| r.into_inner().data())
-                    }
-                };
-                match reply {
-                    Ok(r) => match bincode::deserialize::<Result<Out, ForwardError>>(&r) {
-                        Ok(Ok(out)) => {
-                            if let Ok(mut s) = self.suspects.lock() {
-                                s.remove(addr.as_str());
-                            }
-                            if preferred.as_ref() != Some(addr) {
-                                if let Ok(mut l) = self.leaders.lock() {
-                                    l.insert(group.to_string(), addr.clone());
+        let order = self.order(addrs, preferred.as_ref());
+        let mut tries = vec![0u32; order.len()];
+        let mut busy = vec![false; order.len()];
+        let mut pending = futures::stream::FuturesUnordered::new();
+        let mut last = String::new();
+        let hedge = tokio::time::sleep(HEDGE_AFTER);
+        tokio::pin!(hedge);
+        // The next replica to send to: not in flight, tried least, first in `order`.
+        let pick = |tries: &[u32], busy: &[bool]| {
+            (0..order.len()).filter(|i| !busy[*i] && tries[*i] < TRIES).min_by_key(|i| (tries[*i], *i))
+        };
+        busy[0] = true;
+        tries[0] = 1;
+        pending.push(self.send_one(order[0], &kind, &data, 0));
+        loop {
+            tokio::select! {
+                Some((i, reply)) = futures::StreamExt::next(&mut pending) => {
+                    busy[i] = false;
+                    let addr = order[i];
+                    match reply {
+                        Ok(r) => match bincode::deserialize::<Result<Out, ForwardError>>(&r) {
+                            Ok(Ok(out)) => {
+                                if let Ok(mut s) = self.suspects.lock() {
+                                    s.remove(addr.as_str());
                                 }
+                                if preferred.as_ref() != Some(addr) {
+                                    if let Ok(mut l) = self.leaders.lock() {
+                                        l.insert(group.to_string(), addr.clone());
+                                    }
+                                }
+                                return Ok(out);
                             }
-                            return Ok(out);
+                            Ok(Err(ForwardError::NotLeader)) => last = format!("{addr} is not the leader"),
+                            Ok(Err(ForwardError::Unavailable(m))) => last = format!("{addr}: {m}"),
+                            Err(e) => return Err(Status::internal(format!("{group}: bad reply from {addr}: {e}"))),
+                        },
+                        Err(s) => {
+                            // No answer in time, or no connection: try the others first for a while.
+                            if matches!(
+                                s.code(),
+                                tonic::Code::Cancelled | tonic::Code::DeadlineExceeded | tonic::Code::Unavailable
+                            ) {
+                                self.suspect(addr);
+                            }
+                            last = format!("{addr}: {}", s.message())
                         }
-                        Ok(Err(ForwardError::NotLeader)) => last = format!("{addr} is not the leader"),
-                        Ok(Err(ForwardError::Unavailable(m))) => last = format!("{addr}: {m}"),
-                        Err(e) => return Err(Status::internal(format!("{group}: bad reply from {addr}: {e}"))),
-                    },
-                    Err(s) => {
-                        // No answer in time, or no connection: try the others first for a while.
-                        if matches!(
-                            s.code(),
-                            tonic::Code::Cancelled | tonic::Code::DeadlineExceeded | tonic::Code::Unavailable
-                        ) {
-                            self.suspect(addr);
+                    }
+                    if pending.is_empty() {
+                        match pick(&tries, &busy) {
+                            // Not asked yet: at once.
+                            Some(j) if tries[j] == 0 => {
+                                busy[j] = true;
+                                tries[j] += 1;
+                                pending.push(self.send_one(order[j], &kind, &data, j));
+                                hedge.as_mut().reset(tokio::time::Instant::now() + HEDGE_AFTER);
+                            }
+                            // Asked before: give an election in progress a moment first.
+                            Some(_) => hedge.as_mut().reset(tokio::time::Instant::now() + HEDGE_AFTER),
+                            None => break,
                         }
-                        last = format!("{addr}: {}", s.message())
                     }
                 }
-            }
-            if round == 0 {
-                // Give an election in progress a moment before the second round.
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                () = &mut hedge => {
+                    if let Some(j) = pick(&tries, &busy) {
+                        busy[j] = true;
+                        tries[j] += 1;
+                        pending.push(self.send_one(order[j], &kind, &data, j));
+                    } else if pending.is_empty() {
+                        break;
+                    }
+                    hedge.as_mut().reset(tokio::time::Instant::now() + HEDGE_AFTER);
+                }
             }
         }
         Err(Status::unavailable(format!("{group} unreachable ({last}); the outcome is unknown, retry")))
+    }
+
+    /// Sends one copy of a request to the replica at `addr`; `i` identifies it in the answer.
+    async fn send_one(&self, addr: &str, kind: &Kind, data: &[u8], i: usize) -> (usize, Result<Vec<u8>, Status>) {
+        let mut c = match self.client(addr).await {
+            Ok(c) => c,
+            Err(e) => return (i, Err(e)),
+        };
+        fn request<P: Payload>(data: &[u8]) -> tonic::Request<P> {
+            let mut r = tonic::Request::new(P::wrap(data.to_vec()));
+            r.set_timeout(CALL_TIMEOUT);
+            // The other group's work joins this call's trace.
+            crate::telemetry::inject(r.metadata_mut());
+            r
+        }
+        let reply = match kind {
+            Kind::Propose => c.propose(request::<MeshServiceProposeRequest>(data)).await.map(|r| r.into_inner().data()),
+            Kind::Query => c.query(request::<MeshServiceQueryRequest>(data)).await.map(|r| r.into_inner().data()),
+        };
+        (i, reply)
     }
 
     /// The order to try `addrs` in: the replica that answered last first, then the others,

@@ -78,6 +78,8 @@ pub async fn run(
         raft.clone(),
         view,
         transport.clone(),
+        // The leader's lease, as openraft keeps it: the longest election timeout.
+        Duration::from_millis(cfg.election_timeout_ms * 2),
     );
 
     let peers = cfg.peer_map()?;
@@ -126,6 +128,10 @@ pub async fn run(
         ],
         // The longest election timeout: a leader no majority answered for longer is alone.
         Duration::from_millis(cfg.election_timeout_ms * 2),
+        {
+            let app = Arc::downgrade(&app);
+            move || app.upgrade().map(|a| a.leader_silent()).unwrap_or_default()
+        },
     )
     .await;
     mesh.clone().spawn_background();

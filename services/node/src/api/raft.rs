@@ -33,7 +33,12 @@ impl RaftService for RaftApi {
         req: Request<RaftServiceAppendEntriesRequest>,
     ) -> Result<Response<RaftServiceAppendEntriesResponse>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = decode(req)?;
-        reply(&self.app.raft.append_entries(rpc).await)
+        let answer = self.app.raft.append_entries(rpc).await;
+        if matches!(&answer, Ok(r) if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_))) {
+            // From the leader this replica follows: the pre-vote's "heard from a leader".
+            self.app.heard_from_leader();
+        }
+        reply(&answer)
     }
 
     async fn vote(&self, req: Request<RaftServiceVoteRequest>) -> Result<Response<RaftServiceVoteResponse>, Status> {
@@ -62,6 +67,9 @@ impl RaftService for RaftApi {
     }
 
     async fn clock(&self, _req: Request<ClockRequest>) -> Result<Response<ClockResponse>, Status> {
-        Ok(Response::new(ClockResponse { now_ms: crate::clock::now_ms() }))
+        Ok(Response::new(ClockResponse {
+            now_ms: crate::clock::now_ms(),
+            leader_silent_ms: self.app.leader_silent().as_millis() as u64,
+        }))
     }
 }
