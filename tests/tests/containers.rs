@@ -93,6 +93,23 @@ async fn settle_round(
     }
 }
 
+/// The Raft status of the province-110000 replica published at `addr`, asked on its
+/// internal listener (retried for up to 30 s while it is unreachable).
+async fn status_of(addr: &str) -> pb::StatusResponse {
+    let internal = medmesh_node::dev::internal_of(addr).expect("internal address");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut c = pb::admin_service_client::AdminServiceClient::new(
+            medmesh_node::network::channel(&internal, &op(PROVINCE)).expect("channel"),
+        );
+        match tokio::time::timeout(Duration::from_secs(1), c.status(pb::StatusRequest {})).await {
+            Ok(Ok(s)) => return s.into_inner(),
+            _ => assert!(Instant::now() < deadline, "no status from {addr} in 30 s"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Claims settled in the background while a nemesis strikes: each of a few workers settles
 /// one claim after another (register, upload, settle, each retried on the next replica as a
 /// client would), timing every claim from its first try to its acknowledgement.
@@ -335,6 +352,46 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
     eprintln!("serving again {:?} after the leader was partitioned", t.elapsed());
     probe.finish("the leader's partition", &mut book).await;
     docker(&["network", "connect", "--ip", &ip_of(&cut), &network, &container]);
+
+    // Nemesis 3b: cut a follower off for longer than three elections would take, and let it
+    // back. It cannot reach a majority, so the pre-vote keeps it from campaigning: it returns
+    // without a higher term and the leader it left is still the leader, in the same term.
+    // (openraft 0.9 alone would raise its term at every election timeout, and on its return
+    // the leader would see that term and step down.)
+    let leader =
+        wait_for_leader(&addrs(), &op(PROVINCE), Duration::from_secs(60)).await.expect("leader before the cut");
+    let before = status_of(&leader).await;
+    let lone = published.iter().find(|a| **a != leader).expect("a follower").clone();
+    let lone_container =
+        String::from_utf8(mesh.run(&["ps", "-q", &service_of(&lone)]).stdout).unwrap().trim().to_string();
+    docker(&["network", "disconnect", &network, &lone_container]);
+    let others: Vec<_> = published
+        .iter()
+        .filter(|a| **a != lone)
+        .map(|a| HospitalServiceClient::new(channel_as(a, &hospital)))
+        .collect();
+    let cut_at = Instant::now();
+    settle_round(&others, 230..233, &mut book, "with a follower cut off").await;
+    // The nemesis lasts 3 s (elections would begin after 0.9-1.2 s): time passing is the point.
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(cut_at.elapsed())).await;
+    docker(&["network", "connect", "--ip", &ip_of(&service_of(&lone)), &network, &lone_container]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lead = status_of(&leader).await;
+        let back = status_of(&lone).await;
+        if back.last_applied >= before.last_applied && back.leader_id == lead.id && back.term == lead.term {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cut-off follower did not rejoin in 30 s: {back:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = status_of(&leader).await;
+    assert_eq!(
+        (after.state.as_str(), after.id, after.term),
+        ("Leader", before.id, before.term),
+        "the follower's return deposed the leader"
+    );
+    eprintln!("a follower cut off for 3 s rejoined without an election (term {})", after.term);
 
     // Nemesis 4: docker network disconnect the federation's leader (a partitioned federation
     // voter); the other two sites elect a new federation leader and non-local care goes on.

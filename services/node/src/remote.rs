@@ -37,7 +37,7 @@ pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a call waits for an answer before the request also goes to the next replica (see
 /// [`Remote::call`]).
-pub const HEDGE_AFTER: Duration = Duration::from_millis(500);
+pub const HEDGE_AFTER: Duration = Duration::from_millis(300);
 /// How many times one call sends its request to one replica.
 pub const TRIES: u32 = 3;
 
