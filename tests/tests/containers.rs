@@ -3,8 +3,10 @@
 //! local and non-local claims and reversals (patients of 310000 at a hospital of 110000) through the published
 //! loopback ports while the leader container of a province is killed (`docker kill`) and
 //! restarted on its volume, a follower is paused (`docker pause`), the leader is cut off the
-//! network (`docker network disconnect`), the federation's leader is cut off, and every replica
-//! is restarted in turn. Afterwards every acknowledged settlement is present exactly once and
+//! network (`docker network disconnect`), a follower is cut off for 3 s and must rejoin without
+//! an election (the pre-vote), the federation's leader is cut off, and every replica is
+//! restarted in turn; claims settled through the kill and the partitions are timed and the
+//! figures printed. Afterwards every acknowledged settlement is present exactly once and
 //! the mesh's invariants hold, read through the public API only by the bank test's checker.
 //! Skips, saying so, when no Docker engine or compose tool is present; fails instead when `CI`
 //! is set.
