@@ -38,8 +38,10 @@ pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a call waits for an answer before the request also goes to the next replica (see
 /// [`Remote::call`]).
 pub const HEDGE_AFTER: Duration = Duration::from_millis(300);
-/// How many times one call sends its request to one replica.
-pub const TRIES: u32 = 3;
+/// How long a call keeps sending its request to replicas that answered "not leader" or could
+/// not be reached (one copy per [`HEDGE_AFTER`]): longer than an election takes, so a call
+/// made while the group's leader is being replaced waits for the new one.
+pub const PATIENCE: Duration = Duration::from_secs(3);
 
 /// How long a replica that did not answer in time (or could not be reached) is tried after
 /// the others: a leader cut off by a partition costs one timeout per process, not one per call.
@@ -102,7 +104,8 @@ impl Remote {
     /// [`HEDGE_AFTER`], the request also goes to the next replica (every command is
     /// idempotent, so two copies do no harm): a follower answers "not leader" at once and costs
     /// little, a newly elected leader answers, and a leader that died or was cut off no longer
-    /// holds the call until a timeout. Each replica is tried at most [`TRIES`] times; the first
+    /// holds the call until a timeout. Replicas that answered "not leader" or could not be
+    /// reached are asked again, one copy per [`HEDGE_AFTER`], for [`PATIENCE`]; the first
     /// answer wins and the copies still in flight are dropped.
     async fn call<Req: Serialize, Out: DeserializeOwned>(
         &self,
@@ -123,9 +126,13 @@ impl Remote {
         let mut last = String::new();
         let hedge = tokio::time::sleep(HEDGE_AFTER);
         tokio::pin!(hedge);
-        // The next replica to send to: not in flight, tried least, first in `order`.
+        let give_up = tokio::time::Instant::now() + PATIENCE;
+        // The next replica to send to: not in flight, tried least, first in `order`; none once
+        // the patience is spent (but every replica gets its first copy).
         let pick = |tries: &[u32], busy: &[bool]| {
-            (0..order.len()).filter(|i| !busy[*i] && tries[*i] < TRIES).min_by_key(|i| (tries[*i], *i))
+            (0..order.len())
+                .filter(|i| !busy[*i] && (tries[*i] == 0 || tokio::time::Instant::now() < give_up))
+                .min_by_key(|i| (tries[*i], *i))
         };
         busy[0] = true;
         tries[0] = 1;

@@ -51,7 +51,12 @@ impl RaftService for RaftApi {
         req: Request<RaftServiceInstallSnapshotRequest>,
     ) -> Result<Response<RaftServiceInstallSnapshotResponse>, Status> {
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(req)?;
-        reply(&self.app.raft.install_snapshot(rpc).await)
+        let answer = self.app.raft.install_snapshot(rpc).await;
+        if answer.is_ok() {
+            // A leader streaming a snapshot sends no heartbeats to this replica meanwhile.
+            self.app.heard_from_leader();
+        }
+        reply(&answer)
     }
 
     async fn propose(
