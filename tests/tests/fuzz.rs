@@ -260,6 +260,12 @@ async fn each_refusal_names_the_request_field() {
         visit_serial: "V1".into(),
         use_individual_account: false,
     };
+    // One good line with `f` applied.
+    let one_line = |f: &dyn Fn(&mut pb::FeeLine)| {
+        let mut lines = line("1", "10").lines;
+        f(&mut lines[0]);
+        lines
+    };
     let mut r = pb::report_service_client::ReportServiceClient::new(g.agency(leader));
     let mut d = pb::disclosure_service_client::DisclosureServiceClient::new(g.agency(leader));
     let report = |f: &dyn Fn(&mut pb::SubmitReportRequest)| {
@@ -333,21 +339,13 @@ async fn each_refusal_names_the_request_field() {
         ),
         (
             "settle with a line of an unknown item",
-            h.settle(settle_with(
-                line("1", "10").lines.into_iter().map(|l| pb::FeeLine { code: "NOPE".into(), ..l }).collect(),
-            ))
-            .await
-            .map(|_| ()),
+            h.settle(settle_with(one_line(&|l| l.code = "NOPE".into()))).await.map(|_| ()),
             Code::NotFound,
             "lines[0].code:",
         ),
         (
             "settle with a line dated before the visit",
-            h.settle(settle_with(
-                line("1", "10").lines.into_iter().map(|l| pb::FeeLine { date: "2000-01-01".into(), ..l }).collect(),
-            ))
-            .await
-            .map(|_| ()),
+            h.settle(settle_with(one_line(&|l| l.date = "2000-01-01".into()))).await.map(|_| ()),
             Code::InvalidArgument,
             "lines[0].date:",
         ),

@@ -1,7 +1,7 @@
 //! One replica: the Raft handle, the state view, the proposal batcher and leader forwarding.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -90,7 +90,7 @@ pub struct App {
     /// since `started` (see [`App::leader_silent`]).
     heard_leader_ms: AtomicU64,
     started: Instant,
-    elections_allowed: std::sync::atomic::AtomicBool,
+    elections_allowed: AtomicBool,
 }
 
 /// Who leads as this replica sees it, and whether this replica leads without a majority: what
@@ -136,7 +136,7 @@ impl App {
             lease,
             heard_leader_ms: AtomicU64::new(0),
             started: Instant::now(),
-            elections_allowed: std::sync::atomic::AtomicBool::new(true),
+            elections_allowed: AtomicBool::new(true),
         });
         tokio::spawn(keep_time(Arc::downgrade(&app)));
         tokio::spawn(pre_vote(Arc::downgrade(&app)));
@@ -150,14 +150,7 @@ impl App {
         if self.leader().map(|(id, _)| id) != Some(self.id) {
             return;
         }
-        let voters: Vec<(NodeId, String)> = {
-            let m = self.raft.metrics().borrow().clone();
-            let mem = m.membership_config.membership();
-            mem.voter_ids()
-                .filter(|id| *id != self.id)
-                .filter_map(|id| mem.get_node(&id).map(|n| (id, n.addr.clone())))
-                .collect()
-        };
+        let voters: Vec<(NodeId, String)> = self.voters().into_iter().filter(|(id, _)| *id != self.id).collect();
         self.clock.retain(&voters.iter().map(|(id, _)| *id).collect::<Vec<_>>());
         for (id, addr) in voters {
             let Ok(mut c) = self.peer(&addr).await else { continue };
@@ -186,7 +179,8 @@ impl App {
     /// begin an election, and the pre-vote found no majority without a leader either (so the
     /// others either hear a leader this replica cannot reach, or do not answer it).
     fn follower_cut_off(&self) -> bool {
-        self.leader_silent() > self.lease * 3 / 2 && !self.elections_allowed.load(Ordering::Relaxed)
+        self.leader_silent() > crate::health::silent_leader_limit(self.lease)
+            && !self.elections_allowed.load(Ordering::Relaxed)
     }
 
     /// Notes that a leader's entries or heartbeat were accepted just now.
@@ -210,13 +204,10 @@ impl App {
     /// its return the leader would see that term and step down. Here it cannot reach a
     /// majority, so it never campaigns.
     async fn guard_elections(&self) {
-        let m = self.raft.metrics().borrow().clone();
-        if m.state == openraft::ServerState::Leader {
+        if self.raft.metrics().borrow().state == openraft::ServerState::Leader {
             return;
         }
-        let mem = m.membership_config.membership();
-        let voters: Vec<(NodeId, String)> =
-            mem.voter_ids().filter_map(|id| mem.get_node(&id).map(|n| (id, n.addr.clone()))).collect();
+        let voters = self.voters();
         if !voters.iter().any(|(id, _)| *id == self.id) {
             return;
         }
@@ -235,6 +226,14 @@ impl App {
             tracing::info!(allowed, "pre-vote: elections {}", if allowed { "allowed" } else { "held back" });
         }
         self.raft.runtime_config().elect(allowed);
+    }
+
+    /// The group's voters (this replica too, if it votes) with their addresses.
+    fn voters(&self) -> Vec<(NodeId, String)> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let mem = m.membership_config.membership();
+        mem.voter_ids().filter_map(|id| mem.get_node(&id).map(|n| (id, n.addr.clone()))).collect()
     }
 
     /// The current leader's id and address, if known.
@@ -345,7 +344,7 @@ impl App {
                     return Err(Status::unavailable(format!(
                         "replica {} has not heard from a leader for over {} ms and no majority of its group answers it (cut off?){}",
                         self.id,
-                        (self.lease * 3 / 2).as_millis(),
+                        crate::health::silent_leader_limit(self.lease).as_millis(),
                         R::ON_TIMEOUT
                     )))
                 }

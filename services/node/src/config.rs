@@ -273,6 +273,13 @@ impl NodeConfig {
         }
     }
 
+    /// The longest election timeout, twice `election_timeout_ms`: also the leader's lease as
+    /// openraft keeps it (followers vote for no one else while it runs), and how long a leader
+    /// may go without a majority's acknowledgement before it counts as cut off.
+    pub fn election_timeout_max(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.election_timeout_ms * 2)
+    }
+
     /// The group's public addresses, as registered with the federation.
     pub fn public_endpoints(&self) -> Vec<String> {
         if self.endpoints.is_empty() {

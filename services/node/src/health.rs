@@ -44,10 +44,16 @@ impl Unhealthy {
     }
 }
 
+/// How long a follower may not hear from its leader before it counts as having none: one and
+/// a half leases (`lease`, the longest election timeout), the earliest its group would begin an
+/// election.
+pub fn silent_leader_limit(lease: Duration) -> Duration {
+    lease * 3 / 2
+}
+
 /// Judges one metrics snapshot: `None` when the replica can serve. A leader counts as healthy
 /// while a quorum has acknowledged it within `quorum_ack_limit`; a follower while it has heard
-/// from its leader (`leader_silent` ago) within one and a half times that, when its group would
-/// have begun an election. (A follower cut off from the others keeps the leader it knew: the
+/// from its leader (`leader_silent` ago) within [`silent_leader_limit`]. (A follower cut off from the others keeps the leader it knew: the
 /// pre-vote, see `App::guard_elections`, keeps it from campaigning.)
 pub fn assess(
     m: &RaftMetrics<NodeId, BasicNode>,
@@ -68,8 +74,11 @@ pub fn assess(
             )),
             None => Some(Unhealthy::new("leader not yet acknowledged by a quorum", false)),
         },
-        Some(_) if leader_silent > quorum_ack_limit * 3 / 2 => Some(Unhealthy::new(
-            format!("no leader known: the leader has not been heard from for more than {} ms", limit * 3 / 2),
+        Some(_) if leader_silent > silent_leader_limit(quorum_ack_limit) => Some(Unhealthy::new(
+            format!(
+                "no leader known: the leader has not been heard from for more than {} ms",
+                silent_leader_limit(quorum_ack_limit).as_millis()
+            ),
             false,
         )),
         Some(_) => None,

@@ -124,7 +124,8 @@ impl Remote {
         let mut busy = vec![false; order.len()];
         let mut pending = futures::stream::FuturesUnordered::new();
         let mut last = String::new();
-        let hedge = tokio::time::sleep(HEDGE_AFTER);
+        // The first copy goes at once; later ones when the timer fires (see below).
+        let hedge = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(hedge);
         let give_up = tokio::time::Instant::now() + PATIENCE;
         // The next replica to send to: not in flight, tried least, first in `order`; none once
@@ -134,12 +135,10 @@ impl Remote {
                 .filter(|i| !busy[*i] && (tries[*i] == 0 || tokio::time::Instant::now() < give_up))
                 .min_by_key(|i| (tries[*i], *i))
         };
-        busy[0] = true;
-        tries[0] = 1;
-        pending.push(self.send_one(order[0], &kind, &data, 0));
         loop {
             tokio::select! {
-                Some((i, reply)) = futures::StreamExt::next(&mut pending) => {
+                Some(answer) = futures::StreamExt::next(&mut pending) => {
+                    let (i, reply): (usize, Result<Vec<u8>, Status>) = answer;
                     busy[i] = false;
                     let addr = order[i];
                     match reply {
@@ -171,27 +170,26 @@ impl Remote {
                         }
                     }
                     if pending.is_empty() {
+                        // Nothing in flight: a replica not asked yet goes at once, one asked
+                        // before after a pause (an election in progress needs a moment).
                         match pick(&tries, &busy) {
-                            // Not asked yet: at once.
-                            Some(j) if tries[j] == 0 => {
-                                busy[j] = true;
-                                tries[j] += 1;
-                                pending.push(self.send_one(order[j], &kind, &data, j));
-                                hedge.as_mut().reset(tokio::time::Instant::now() + HEDGE_AFTER);
+                            Some(j) => {
+                                let pause = if tries[j] == 0 { Duration::ZERO } else { HEDGE_AFTER };
+                                hedge.as_mut().reset(tokio::time::Instant::now() + pause);
                             }
-                            // Asked before: give an election in progress a moment first.
-                            Some(_) => hedge.as_mut().reset(tokio::time::Instant::now() + HEDGE_AFTER),
                             None => break,
                         }
                     }
                 }
                 () = &mut hedge => {
-                    if let Some(j) = pick(&tries, &busy) {
-                        busy[j] = true;
-                        tries[j] += 1;
-                        pending.push(self.send_one(order[j], &kind, &data, j));
-                    } else if pending.is_empty() {
-                        break;
+                    match pick(&tries, &busy) {
+                        Some(j) => {
+                            busy[j] = true;
+                            tries[j] += 1;
+                            pending.push(self.send_one(order[j], &kind, &data, j));
+                        }
+                        None if pending.is_empty() => break,
+                        None => {}
                     }
                     hedge.as_mut().reset(tokio::time::Instant::now() + HEDGE_AFTER);
                 }

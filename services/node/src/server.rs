@@ -2,7 +2,6 @@
 //! see [`crate::health`]) and reflection.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use openraft::{BasicNode, Config, SnapshotPolicy};
@@ -38,7 +37,7 @@ pub async fn run(
         cluster_name: format!("medmesh-{}", cfg.province),
         heartbeat_interval: cfg.heartbeat_ms,
         election_timeout_min: cfg.election_timeout_ms,
-        election_timeout_max: cfg.election_timeout_ms * 2,
+        election_timeout_max: cfg.election_timeout_max().as_millis() as u64,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_logs),
         max_in_snapshot_log_to_keep: cfg.snapshot_logs.min(1_000),
         snapshot_max_chunk_size: 1024 * 1024,
@@ -78,8 +77,7 @@ pub async fn run(
         raft.clone(),
         view,
         transport.clone(),
-        // The leader's lease, as openraft keeps it: the longest election timeout.
-        Duration::from_millis(cfg.election_timeout_ms * 2),
+        cfg.election_timeout_max(),
     );
 
     let peers = cfg.peer_map()?;
@@ -126,8 +124,8 @@ pub async fn run(
             <pb::disclosure_service_server::DisclosureServiceServer<Disclosure> as NamedService>::NAME,
             <pb::report_service_server::ReportServiceServer<Reports> as NamedService>::NAME,
         ],
-        // The longest election timeout: a leader no majority answered for longer is alone.
-        Duration::from_millis(cfg.election_timeout_ms * 2),
+        // A leader no majority answered for longer is alone.
+        cfg.election_timeout_max(),
         {
             let app = Arc::downgrade(&app);
             move || app.upgrade().map(|a| a.leader_silent()).unwrap_or_default()
