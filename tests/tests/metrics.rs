@@ -106,6 +106,11 @@ async fn replicas_expose_raft_rpc_and_settlement_metrics_that_promtool_accepts()
     let committed = sample(&page, "medmesh_raft_committed_index").unwrap();
     assert!(applied > 0.0 && committed >= applied, "applied {applied}, committed {committed}");
     assert!(sample(&page, "medmesh_raft_term").unwrap() >= 1.0);
+    // What the store holds in memory: memtables exist, and the block cache stays within the
+    // 64 MiB a replica's configuration gives it by default.
+    assert!(sample(&page, r#"medmesh_store_memory_bytes{part="memtables"}"#).unwrap() > 0.0, "{page}");
+    let cache = sample(&page, r#"medmesh_store_memory_bytes{part="block_cache"}"#).unwrap();
+    assert!((0.0..=67_108_864.0).contains(&cache), "block cache {cache}");
     // One settlement settled and one refused, through this replica.
     assert_eq!(sample(&page, r#"medmesh_settlements_total{kind="local",outcome="settled"}"#), Some(1.0), "{page}");
     assert_eq!(sample(&page, r#"medmesh_settlements_total{kind="unknown",outcome="refused"}"#), Some(1.0));

@@ -15,6 +15,8 @@
 //! | `MEDMESH_PEERS` | `peers` (comma-separated `id=host:port`) |
 //! | `MEDMESH_BOOTSTRAP` | `bootstrap` (`true`/`false`) |
 //! | `MEDMESH_SNAPSHOT_LOGS` | `snapshot_logs` |
+//! | `MEDMESH_BLOCK_CACHE_MIB` | `block_cache_mib` |
+//! | `MEDMESH_WRITE_BUFFER_MIB` | `write_buffer_mib` |
 //! | `MEDMESH_HEARTBEAT_MS` | `heartbeat_ms` |
 //! | `MEDMESH_ELECTION_TIMEOUT_MS` | `election_timeout_ms` |
 //! | `MEDMESH_FEDERATION` | `federation` (comma-separated `host:port`) |
@@ -68,8 +70,18 @@ pub struct NodeConfig {
     /// Bootstrap the group from `peers` if this replica's log is empty and its id is the lowest
     /// in `peers`. Set false for a replica that joins an existing group.
     pub bootstrap: bool,
-    /// Build a snapshot (and purge the log) after this many applied entries.
+    /// Build a snapshot (and purge the log) once at least this many entries have been applied
+    /// since the last one *and* the log appended since is at least half the last snapshot's
+    /// size, so the cost of rebuilding a large state is paid for by as much new log
+    /// ([`medmesh_storage::snapshot_due`]). Default 5,000.
     pub snapshot_logs: u64,
+    /// MiB of RocksDB's block cache (data, index and filter blocks of every column family).
+    /// With `write_buffer_mib` it bounds what the store holds in memory however large the
+    /// province grows (BENCHMARKS.md, "Ten million claims"). Default 64, at least 8.
+    pub block_cache_mib: u64,
+    /// MiB of RocksDB memtables, all column families together (a flush starts beyond it).
+    /// Default 64, at least 8.
+    pub write_buffer_mib: u64,
     /// Leader heartbeat interval in milliseconds.
     pub heartbeat_ms: u64,
     /// Minimum election timeout in milliseconds (the maximum is twice this).
@@ -138,6 +150,8 @@ impl Default for NodeConfig {
             peers: Vec::new(),
             bootstrap: true,
             snapshot_logs: 5_000,
+            block_cache_mib: 64,
+            write_buffer_mib: 64,
             heartbeat_ms: 100,
             election_timeout_ms: 300,
             federation: Vec::new(),
@@ -207,6 +221,12 @@ impl NodeConfig {
         if let Some(v) = get("MEDMESH_SNAPSHOT_LOGS") {
             self.snapshot_logs = v.parse().context("MEDMESH_SNAPSHOT_LOGS")?;
         }
+        if let Some(v) = get("MEDMESH_BLOCK_CACHE_MIB") {
+            self.block_cache_mib = v.parse().context("MEDMESH_BLOCK_CACHE_MIB")?;
+        }
+        if let Some(v) = get("MEDMESH_WRITE_BUFFER_MIB") {
+            self.write_buffer_mib = v.parse().context("MEDMESH_WRITE_BUFFER_MIB")?;
+        }
         if let Some(v) = get("MEDMESH_HEARTBEAT_MS") {
             self.heartbeat_ms = v.parse().context("MEDMESH_HEARTBEAT_MS")?;
         }
@@ -273,6 +293,15 @@ impl NodeConfig {
         }
     }
 
+    /// RocksDB's memory bounds from `block_cache_mib` and `write_buffer_mib`.
+    pub fn memory_budget(&self) -> medmesh_storage::MemoryBudget {
+        let bytes = |mib: u64| usize::try_from(mib << 20).unwrap_or(usize::MAX);
+        medmesh_storage::MemoryBudget {
+            block_cache: bytes(self.block_cache_mib),
+            write_buffers: bytes(self.write_buffer_mib),
+        }
+    }
+
     /// The longest election timeout, twice `election_timeout_ms`: also the leader's lease as
     /// openraft keeps it (followers vote for no one else while it runs), and how long a leader
     /// may go without a majority's acknowledgement before it counts as cut off.
@@ -334,6 +363,11 @@ impl NodeConfig {
         }
         if self.snapshot_logs == 0 {
             bail!("snapshot_logs: must be positive");
+        }
+        for (name, mib) in [("block_cache_mib", self.block_cache_mib), ("write_buffer_mib", self.write_buffer_mib)] {
+            if !(8..=1 << 20).contains(&mib) {
+                bail!("{name}: {mib} MiB is outside 8 to 1048576");
+            }
         }
         for (i, a) in self.federation.iter().enumerate() {
             if !a.contains(':') {

@@ -12,6 +12,8 @@
 //! - Monitoring rule hits at settlement, by rule and action: `block` (the settlement refused)
 //!   and `self_pay` (lines moved to the patient's share). Flags settle and become alerts,
 //!   counted in the published aggregates (`alerts`) and listed by `AgencyService/ListAlerts`.
+//! - The store: what RocksDB holds in memory (memtables, block cache, pinned blocks, table
+//!   readers), every 5 s.
 //! - Clearing at the federation: months cleared and settled through this replica, and the
 //!   statements' lines of the last month cleared.
 //!
@@ -49,6 +51,7 @@ pub struct Metrics {
     rule_hits: IntCounterVec,
     clearing: IntCounterVec,
     clearing_lines: IntGauge,
+    store_memory: IntGaugeVec,
 }
 
 /// Registers `metric` (built from constant, valid names) in `registry` and hands it back.
@@ -114,7 +117,18 @@ impl Metrics {
             "Clearing months cleared or settled through this replica, by step",
             &["step"],
         );
+        let store_memory = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "medmesh_store_memory_bytes",
+                    "What RocksDB holds in memory, by part (memtables, block_cache, block_cache_pinned, table_readers)",
+                ),
+                &["part"],
+            ),
+        );
         Metrics {
+            store_memory,
             clearing_lines: gauge(
                 &registry,
                 "medmesh_clearing_lines",
@@ -156,6 +170,19 @@ impl Metrics {
         // Encoding into memory cannot fail for well-formed metrics.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Records what the store holds in memory.
+    pub fn observe_store(&self, m: &medmesh_storage::StoreMemory) {
+        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        for (part, v) in [
+            ("memtables", m.memtables),
+            ("block_cache", m.block_cache),
+            ("block_cache_pinned", m.block_cache_pinned),
+            ("table_readers", m.table_readers),
+        ] {
+            self.store_memory.with_label_values(&[part]).set(int(v));
+        }
     }
 
     /// Records one Raft metrics snapshot.

@@ -38,9 +38,16 @@ pub async fn run(
         heartbeat_interval: cfg.heartbeat_ms,
         election_timeout_min: cfg.election_timeout_ms,
         election_timeout_max: cfg.election_timeout_max().as_millis() as u64,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_logs),
+        // Snapshots are paced by `pace_snapshots` below, by the log's volume as well as its
+        // length; openraft's own policy counts entries only.
+        snapshot_policy: SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: cfg.snapshot_logs.min(1_000),
         snapshot_max_chunk_size: 1024 * 1024,
+        // openraft's timeout for sending a snapshot chunk *and*, for the last one, the
+        // receiver installing the whole snapshot before it answers: its 200 ms default expired
+        // while a new replica installed a million claims' 5.5 GB (70 s), and the leader sent
+        // the snapshot again from the start (BENCHMARKS.md, "A province at a million claims").
+        install_snapshot_timeout: 30 * 60 * 1000,
         max_payload_entries: 64,
         ..Default::default()
     }
@@ -63,13 +70,26 @@ pub async fn run(
         check_own_certificate(&cfg)?;
         Transport::Tls(Arc::new(tls))
     };
-    let (log, sm) = medmesh_storage::open(&cfg.data_dir, medmesh_state::Role::of_province(&cfg.province))
-        .await
-        .map_err(|e| anyhow::anyhow!("opening storage: {e}"))?;
+    let (log, sm) =
+        medmesh_storage::open_with(&cfg.data_dir, medmesh_state::Role::of_province(&cfg.province), cfg.memory_budget())
+            .await
+            .map_err(|e| anyhow::anyhow!("opening storage: {e}"))?;
     let view = sm.view();
+    let volume = log.volume();
     let raft = openraft::Raft::new(cfg.id, Arc::new(raft_config), NetworkFactory::new(transport.clone()), log, sm)
         .await
         .map_err(|e| anyhow::anyhow!("starting raft: {e}"))?;
+    tokio::spawn({
+        let view = view.clone();
+        async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                crate::metrics::get().observe_store(&view.memory());
+            }
+        }
+    });
+    tokio::spawn(pace_snapshots(raft.clone(), volume, cfg.data_dir.clone(), cfg.snapshot_logs));
     let app = App::new(
         cfg.id,
         cfg.province.clone(),
@@ -289,4 +309,42 @@ fn check_own_certificate(cfg: &NodeConfig) -> anyhow::Result<()> {
         anyhow::bail!("tls_cert: names {id}, but this replica is {want}");
     }
     Ok(())
+}
+
+/// Has this replica build a snapshot (which purges the log it covers) when
+/// [`medmesh_storage::snapshot_due`] says so, looking whenever Raft's metrics change (the
+/// snapshot's size is read only when a new snapshot appears). openraft ignores a trigger while
+/// a build runs, so a long build is never started twice; this asks again at most once a second
+/// until a new snapshot appears.
+async fn pace_snapshots(
+    raft: openraft::Raft<medmesh_storage::TypeConfig>,
+    volume: medmesh_storage::LogVolume,
+    data_dir: std::path::PathBuf,
+    min_entries: u64,
+) {
+    let mut metrics = raft.metrics();
+    // The snapshot index last seen, its size, and the log volume when it was first seen.
+    let (mut seen, mut size, mut mark) = (None, 0, 0);
+    let mut asked: Option<std::time::Instant> = None;
+    loop {
+        let (applied, snapshot) = {
+            let m = metrics.borrow_and_update();
+            (m.last_applied.map_or(0, |l| l.index), m.snapshot.map_or(0, |l| l.index))
+        };
+        if seen != Some(snapshot) {
+            (seen, size, mark) = (Some(snapshot), medmesh_storage::snapshot_bytes(&data_dir), volume.bytes());
+            asked = None;
+        }
+        let log = volume.bytes().saturating_sub(mark);
+        let waiting = asked.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1));
+        if !waiting && medmesh_storage::snapshot_due(applied.saturating_sub(snapshot), log, size, min_entries) {
+            if raft.trigger().snapshot().await.is_err() {
+                return; // Raft has shut down.
+            }
+            asked = Some(std::time::Instant::now());
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
 }

@@ -31,11 +31,11 @@ pub use snapshot::SnapshotFile;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use log_store::LogStore;
+pub use log_store::{LogStore, LogVolume};
 use medmesh_state::{Batch, CommandResult, Role};
 use openraft::{StorageError, StorageIOError};
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
-pub use state_machine::{StateMachineStore, StateView};
+pub use state_machine::{StateMachineStore, StateView, StoreMemory};
 
 openraft::declare_raft_types!(
     /// The openraft type configuration of every medmesh group.
@@ -86,23 +86,71 @@ fn check_format(db: &DB) -> Result<(), StorageError<NodeId>> {
     }
 }
 
-/// Bytes of RocksDB's block cache per replica (data, index and filter blocks of all column
-/// families).
-pub const BLOCK_CACHE: usize = 64 << 20;
-/// Bytes of memtables per replica, all column families together.
-pub const WRITE_BUFFERS: usize = 64 << 20;
+/// How much memory RocksDB may hold per replica: the two bounds that grow with the data
+/// (everything else RocksDB holds — table readers, iterators — is small next to them, because
+/// index and filter blocks live in the block cache too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryBudget {
+    /// Bytes of the block cache shared by every column family: data, index and filter blocks.
+    pub block_cache: usize,
+    /// Bytes of memtables, all column families together (a flush starts beyond it).
+    pub write_buffers: usize,
+}
+
+impl Default for MemoryBudget {
+    /// 64 MiB of cache and 64 MiB of memtables (`block_cache_mib` and `write_buffer_mib` of a
+    /// replica's configuration).
+    fn default() -> Self {
+        MemoryBudget { block_cache: 64 << 20, write_buffers: 64 << 20 }
+    }
+}
+
+/// The snapshot directory of the replica whose store is under `dir`.
+fn snapshot_dir(dir: &Path) -> std::path::PathBuf {
+    dir.join("snapshot")
+}
+
+/// Bytes of the current snapshot of the replica whose store is under `dir` (0 if none).
+pub fn snapshot_bytes(dir: &Path) -> u64 {
+    std::fs::metadata(snapshot_dir(dir).join(snapshot::CURRENT)).map_or(0, |m| m.len())
+}
+
+/// Whether a replica should build a snapshot now: once `entries` applied entries (at least
+/// `min_entries`, the `snapshot_logs` of its configuration) *and* `log_bytes` of log have
+/// accumulated since its last snapshot of `snapshot_bytes` — at least half as much log as
+/// the snapshot holds state.
+///
+/// Why both: a build reads and writes the whole state, so with a fixed count of entries its
+/// cost grows with the province; a province of millions of claims spent more time building
+/// snapshots than settling (BENCHMARKS.md, "Ten million claims"). Tied to the log's volume,
+/// each build is paid for by log at least half its size, as a log-structured store pays for
+/// compaction: the work per settled claim stays constant however large the state, and the
+/// log kept between builds stays under half the state (plus what Raft keeps after a purge).
+pub fn snapshot_due(entries: u64, log_bytes: u64, snapshot_bytes: u64, min_entries: u64) -> bool {
+    entries >= min_entries && log_bytes.saturating_mul(2) >= snapshot_bytes
+}
 
 /// Options of a column family: table blocks in the replica's bounded cache, and bloom filters
 /// on whole keys in the tables and in the memtable. Apply looks up many keys that are not there
 /// (the idempotency record of a new serial, discipline entries, accumulators of a new year);
 /// without filters each such lookup searched the memtable and every level's index, and
 /// lookups were most of apply's time (BENCHMARKS.md, "Where the time goes").
+///
+/// Index and filter blocks are partitioned (4 KiB partitions under a pinned top level): a
+/// table's whole index grows with the table (1.2 MB for a 68 MB table at 200,000 claims),
+/// larger than a shard of the block cache, so it was never kept, and every lookup read and
+/// checksummed it again from the file: a province's settlement rate halved by 200,000 claims
+/// (BENCHMARKS.md, "Ten million claims"). Partitions fit the cache whatever the table's size.
 fn cf_options(cache: &rocksdb::Cache) -> Options {
     let mut table = rocksdb::BlockBasedOptions::default();
     table.set_block_cache(cache);
     table.set_bloom_filter(10.0, false);
     table.set_whole_key_filtering(true);
     table.set_cache_index_and_filter_blocks(true);
+    table.set_index_type(rocksdb::BlockBasedIndexType::TwoLevelIndexSearch);
+    table.set_partition_filters(true);
+    table.set_metadata_block_size(4096);
+    table.set_pin_top_level_index_and_filter(true);
     table.set_pin_l0_filter_and_index_blocks_in_cache(true);
     let mut o = Options::default();
     o.set_block_based_table_factory(&table);
@@ -111,9 +159,18 @@ fn cf_options(cache: &rocksdb::Cache) -> Options {
     o
 }
 
-/// Opens (or creates) the RocksDB of a replica under `dir` and returns its log store and state
-/// machine, which applies only the commands of `role`.
+/// Opens (or creates) the RocksDB of a replica under `dir` with the default [`MemoryBudget`]
+/// and returns its log store and state machine, which applies only the commands of `role`.
 pub async fn open(dir: &Path, role: Role) -> Result<(LogStore, StateMachineStore), StorageError<NodeId>> {
+    open_with(dir, role, MemoryBudget::default()).await
+}
+
+/// [`open`] with RocksDB's memory bounded by `budget`.
+pub async fn open_with(
+    dir: &Path,
+    role: Role,
+    budget: MemoryBudget,
+) -> Result<(LogStore, StateMachineStore), StorageError<NodeId>> {
     std::fs::create_dir_all(dir).map_err(|e| StorageIOError::write(&e))?;
     let mut opts = Options::default();
     opts.create_if_missing(true);
@@ -123,13 +180,13 @@ pub async fn open(dir: &Path, role: Role) -> Result<(LogStore, StateMachineStore
     // writes.
     opts.set_manual_wal_flush(false);
     // Memtables of all column families together are bounded (flushed beyond it).
-    opts.set_db_write_buffer_size(WRITE_BUFFERS);
-    let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE);
+    opts.set_db_write_buffer_size(budget.write_buffers);
+    let cache = rocksdb::Cache::new_lru_cache(budget.block_cache);
     let cfs = [CF_LOG, CF_META, CF_SM].map(|n| ColumnFamilyDescriptor::new(n, cf_options(&cache)));
     let db = DB::open_cf_descriptors(&opts, dir.join("db"), cfs).map_err(|e| StorageIOError::write(&e))?;
     check_format(&db)?;
     let db = Arc::new(db);
     let log = LogStore::new(db.clone());
-    let sm = StateMachineStore::new(db, dir.join("snapshot"), role).await?;
+    let sm = StateMachineStore::new(db, snapshot_dir(dir), role).await?;
     Ok((log, sm))
 }

@@ -2,6 +2,7 @@
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -20,6 +21,19 @@ const KEY_PURGED: &[u8] = b"last_purged";
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
+    appended: LogVolume,
+}
+
+/// Bytes of log entries a replica's [`LogStore`] has appended since it opened (a shared
+/// counter: cloning shares it). What paces snapshots ([`crate::snapshot_due`]).
+#[derive(Clone, Default, Debug)]
+pub struct LogVolume(Arc<AtomicU64>);
+
+impl LogVolume {
+    /// Bytes appended so far.
+    pub fn bytes(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 fn idx_key(index: u64) -> [u8; 8] {
@@ -42,7 +56,13 @@ fn synced() -> WriteOptions {
 
 impl LogStore {
     pub(crate) fn new(db: Arc<DB>) -> LogStore {
-        LogStore { db }
+        LogStore { db, appended: LogVolume::default() }
+    }
+
+    /// The counter of bytes this store appends (shared: it keeps counting once the store is
+    /// handed to Raft).
+    pub fn volume(&self) -> LogVolume {
+        self.appended.clone()
     }
 
     fn cf_log(&self) -> &rocksdb::ColumnFamily {
@@ -143,9 +163,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut b = WriteBatch::default();
+        let mut bytes = 0;
         for e in entries {
-            b.put_cf(self.cf_log(), idx_key(e.get_log_id().index), enc(&e)?);
+            let v = enc(&e)?;
+            bytes += v.len() as u64;
+            b.put_cf(self.cf_log(), idx_key(e.get_log_id().index), v);
         }
+        self.appended.0.fetch_add(bytes, Ordering::Relaxed);
         // Only after the WAL is fsync'd are the entries reported flushed.
         let res = self.write_synced(b).await;
         match &res {

@@ -14,7 +14,7 @@ use openraft::{
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
 
 use crate::snapshot::{self, SnapshotFile, SnapshotLocks};
-use crate::{NodeId, TypeConfig, CF_SM};
+use crate::{NodeId, TypeConfig, CF_LOG, CF_META, CF_SM};
 
 pub(crate) const KEY_APPLIED: &[u8] = b"~raft/applied";
 pub(crate) const KEY_MEMBERSHIP: &[u8] = b"~raft/membership";
@@ -31,7 +31,35 @@ pub struct StateView {
     pub(crate) locks: Arc<SnapshotLocks>,
 }
 
+/// What the replica's RocksDB holds in memory, by part, in bytes (RocksDB's own accounting).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreMemory {
+    /// Memtables of every column family, mutable and being flushed.
+    pub memtables: u64,
+    /// The block cache in use (data, index and filter blocks).
+    pub block_cache: u64,
+    /// Of the block cache, blocks pinned (in use by a reader, or pinned top-level indexes).
+    pub block_cache_pinned: u64,
+    /// Table readers held outside the block cache.
+    pub table_readers: u64,
+}
+
 impl StateView {
+    /// What RocksDB holds in memory now.
+    pub fn memory(&self) -> StoreMemory {
+        let int = |cf: &str, name: &str| {
+            self.db.cf_handle(cf).and_then(|h| self.db.property_int_value_cf(&h, name).ok().flatten()).unwrap_or(0)
+        };
+        let sum = |name: &str| [CF_LOG, CF_META, CF_SM].iter().map(|cf| int(cf, name)).sum();
+        StoreMemory {
+            memtables: sum("rocksdb.cur-size-all-mem-tables"),
+            // One cache shared by every column family: ask one.
+            block_cache: int(CF_SM, "rocksdb.block-cache-usage"),
+            block_cache_pinned: int(CF_SM, "rocksdb.block-cache-pinned-usage"),
+            table_readers: sum("rocksdb.estimate-table-readers-mem"),
+        }
+    }
+
     fn cf(&self) -> &rocksdb::ColumnFamily {
         self.db.cf_handle(CF_SM).expect("sm column family exists")
     }

@@ -212,3 +212,19 @@ async fn an_install_cut_short_is_finished_when_the_store_opens() {
         assert!(leftovers(&b_dir).is_empty(), "{:?}", leftovers(&b_dir));
     }
 }
+
+#[test]
+fn snapshots_are_paced_by_the_log_not_only_by_entries() {
+    use crate::snapshot_due;
+    // A young group: no snapshot yet, so the entry count alone decides.
+    assert!(!snapshot_due(4_999, 1 << 20, 0, 5_000));
+    assert!(snapshot_due(5_000, 1, 0, 5_000));
+    // A large state (a 1.4 GB snapshot): 5,000 entries of 1 MiB of log do not pay for a
+    // rebuild; 700 MB of log (half the state) does, and more entries are not needed.
+    let state = 1_400_000_000;
+    assert!(!snapshot_due(5_000, 1 << 20, state, 5_000));
+    assert!(!snapshot_due(1_000_000, 699_999_999, state, 5_000));
+    assert!(snapshot_due(5_000, 700_000_000, state, 5_000));
+    // The entry count still holds back a build however much log there is.
+    assert!(!snapshot_due(10, u64::MAX, state, 5_000));
+}
