@@ -248,9 +248,14 @@ pub fn dev_dashboard_users(data_dir: &Path, provinces: &[&str]) -> anyhow::Resul
     for (n, p) in &out {
         writeln!(f, "{n} {p}")?;
     }
-    let users_path = data_dir.join("dashboard-users.toml");
+    let users_path = dashboard_users_path(data_dir);
     std::fs::write(&users_path, toml).with_context(|| format!("writing {}", users_path.display()))?;
     Ok((users_path, out))
+}
+
+/// Where [`dev_dashboard_users`] writes the dashboard's users of a mesh under `data_dir`.
+fn dashboard_users_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("dashboard-users.toml")
 }
 
 /// `n` random hexadecimal digits (development secrets and passwords).
@@ -292,6 +297,36 @@ fn code(p: &str) -> anyhow::Result<medmesh_types::ProvinceCode> {
     medmesh_types::ProvinceCode::new(p.to_string()).map_err(|e| anyhow::anyhow!("province {p:?}: {e}"))
 }
 
+/// The environment of replica `r` of `group` in a development mesh under `data_dir`: its
+/// certificate (or plaintext when `insecure`), its province's seal key, the directory secret,
+/// the group's public addresses `endpoints` and the federation's `federation` (for a province).
+pub fn replica_env(
+    data_dir: &Path,
+    group: &str,
+    r: u64,
+    endpoints: &[String],
+    federation: &[String],
+    insecure: bool,
+) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let pki = dev_pki(data_dir)?;
+    let mut env = if insecure {
+        let mut env = vec![("MEDMESH_INSECURE", "true".to_string())];
+        env.extend(pki.seal_env(group)?);
+        env
+    } else {
+        pki.replica_env(group, r, &[])?
+    };
+    env.push(("MEDMESH_DIRECTORY_SECRET", dev_directory_secret(data_dir)?));
+    env.push(("MEDMESH_ENDPOINTS", endpoints.join(",")));
+    if !insecure {
+        env.push(("MEDMESH_DASHBOARD_USERS", dashboard_users_path(data_dir).display().to_string()));
+    }
+    if group != medmesh_state::FEDERATION {
+        env.push(("MEDMESH_FEDERATION", federation.join(",")));
+    }
+    Ok(env)
+}
+
 /// Starts the federation and `provinces` as 3-replica groups of `exe` processes (group `g`,
 /// the federation being 0, at `base_port + 10 g + r`), with data under `data_dir`; waits for
 /// every leader, loads `persons` demo persons per province and files them for the others.
@@ -306,9 +341,7 @@ pub async fn start_mesh(
 ) -> anyhow::Result<(Vec<Child>, Vec<RunningGroup>)> {
     let mut children = Vec::new();
     let mut spawned = Vec::new();
-    let pki = dev_pki(data_dir)?;
-    let secret = dev_directory_secret(data_dir)?;
-    let (dashboard_users, _) = dev_dashboard_users(data_dir, provinces)?;
+    dev_dashboard_users(data_dir, provinces)?;
     let fed: Vec<String> = (1..=3).map(|r| replica_addr(base_port, 0, r)).collect();
     for (p, province) in std::iter::once(medmesh_state::FEDERATION).chain(provinces.iter().copied()).enumerate() {
         let addrs: Vec<String> = (1..=3).map(|r| replica_addr(base_port, p, r)).collect();
@@ -319,21 +352,7 @@ pub async fn start_mesh(
         let peers = peers.join(",");
         for r in 1..=3u64 {
             let dir = data_dir.join(format!("{province}-{r}"));
-            let mut env = if insecure {
-                let mut env = vec![("MEDMESH_INSECURE", "true".to_string())];
-                env.extend(pki.seal_env(province)?);
-                env
-            } else {
-                pki.replica_env(province, r, &[])?
-            };
-            env.push(("MEDMESH_DIRECTORY_SECRET", secret.clone()));
-            env.push(("MEDMESH_ENDPOINTS", addrs.join(",")));
-            if !insecure {
-                env.push(("MEDMESH_DASHBOARD_USERS", dashboard_users.display().to_string()));
-            }
-            if p > 0 {
-                env.push(("MEDMESH_FEDERATION", fed.join(",")));
-            }
+            let env = replica_env(data_dir, province, r, &addrs, &fed, insecure)?;
             children.push(spawn_replica(exe, province, r, &addrs[r as usize - 1], &peers, &dir, &env)?);
         }
         spawned.push((province.to_string(), addrs));
