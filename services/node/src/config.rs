@@ -77,7 +77,7 @@ pub struct NodeConfig {
     pub snapshot_logs: u64,
     /// MiB of RocksDB's block cache (data, index and filter blocks of every column family).
     /// With `write_buffer_mib` it bounds what the store holds in memory however large the
-    /// province grows (BENCHMARKS.md, "Ten million claims"). Default 64, at least 8.
+    /// province grows (BENCHMARKS.md, "A province at a million claims"). Default 64, at least 8.
     pub block_cache_mib: u64,
     /// MiB of RocksDB memtables, all column families together (a flush starts beyond it).
     /// Default 64, at least 8.
@@ -150,8 +150,8 @@ impl Default for NodeConfig {
             peers: Vec::new(),
             bootstrap: true,
             snapshot_logs: 5_000,
-            block_cache_mib: 64,
-            write_buffer_mib: 64,
+            block_cache_mib: (medmesh_storage::MemoryBudget::default().block_cache >> 20) as u64,
+            write_buffer_mib: (medmesh_storage::MemoryBudget::default().write_buffers >> 20) as u64,
             heartbeat_ms: 100,
             election_timeout_ms: 300,
             federation: Vec::new(),

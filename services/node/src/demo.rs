@@ -329,6 +329,25 @@ pub fn fee_lines(n: u64, day: &str) -> Vec<pb::FeeLine> {
         .collect()
 }
 
+/// Settlement `serial` of visit `visit` at institution 1 of `province` for demo claim `n`,
+/// carrying `lines` (empty when they were uploaded before); even claims pay the person's share
+/// from the individual account.
+pub fn settle_request(
+    province: &str,
+    serial: String,
+    visit: &str,
+    n: u64,
+    lines: Vec<pb::FeeLine>,
+) -> pb::SettleRequest {
+    pb::SettleRequest {
+        lines,
+        institution_id: institution(province, 1),
+        serial,
+        visit_serial: visit.into(),
+        use_individual_account: n.is_multiple_of(2),
+    }
+}
+
 /// Today's date in China Standard Time, as the node sees it.
 pub fn today() -> String {
     let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;

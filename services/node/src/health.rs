@@ -53,8 +53,9 @@ pub fn silent_leader_limit(lease: Duration) -> Duration {
 
 /// Judges one metrics snapshot: `None` when the replica can serve. A leader counts as healthy
 /// while a quorum has acknowledged it within `quorum_ack_limit`; a follower while it has heard
-/// from its leader (`leader_silent` ago) within [`silent_leader_limit`]. (A follower cut off from the others keeps the leader it knew: the
-/// pre-vote, see `App::guard_elections`, keeps it from campaigning.)
+/// from its leader (`leader_silent` ago) within [`silent_leader_limit`]. (A follower cut off
+/// from the others keeps the leader it knew: the pre-vote, see `App::guard_elections`, keeps it
+/// from campaigning.)
 pub fn assess(
     m: &RaftMetrics<NodeId, BasicNode>,
     quorum_ack_limit: Duration,

@@ -13,7 +13,7 @@
 //!   and `self_pay` (lines moved to the patient's share). Flags settle and become alerts,
 //!   counted in the published aggregates (`alerts`) and listed by `AgencyService/ListAlerts`.
 //! - The store: what RocksDB holds in memory (memtables, block cache, pinned blocks, table
-//!   readers), every 5 s.
+//!   readers), read at each scrape.
 //! - Clearing at the federation: months cleared and settled through this replica, and the
 //!   statements' lines of the last month cleared.
 //!
@@ -306,13 +306,16 @@ pub fn get() -> &'static Metrics {
 /// Serves `/metrics` and `/healthz` on `addr` until `stop` resolves.
 pub async fn serve(
     addr: std::net::SocketAddr,
+    store: medmesh_storage::StateView,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     use axum::routing::get as route;
     let app = axum::Router::new()
         .route(
             "/metrics",
-            route(|| async {
+            route(move || async move {
+                // The store's memory is read when asked: fresh, and only where someone scrapes.
+                get().observe_store(&store.memory());
                 ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], get().render())
             }),
         )

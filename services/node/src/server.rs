@@ -79,16 +79,7 @@ pub async fn run(
     let raft = openraft::Raft::new(cfg.id, Arc::new(raft_config), NetworkFactory::new(transport.clone()), log, sm)
         .await
         .map_err(|e| anyhow::anyhow!("starting raft: {e}"))?;
-    tokio::spawn({
-        let view = view.clone();
-        async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-            loop {
-                tick.tick().await;
-                crate::metrics::get().observe_store(&view.memory());
-            }
-        }
-    });
+    let store = view.clone();
     tokio::spawn(pace_snapshots(raft.clone(), volume, cfg.data_dir.clone(), cfg.snapshot_logs));
     let app = App::new(
         cfg.id,
@@ -254,7 +245,7 @@ pub async fn run(
         }
         let addr: std::net::SocketAddr = ops.parse().context("ops_listen")?;
         tracing::info!(%addr, "ops listener serving /metrics");
-        crate::metrics::serve(addr, ops_stop).await
+        crate::metrics::serve(addr, store, ops_stop).await
     };
     let http = cfg.http_listen.clone();
     let http_tls = match &transport {

@@ -122,7 +122,7 @@ pub fn snapshot_bytes(dir: &Path) -> u64 {
 ///
 /// Why both: a build reads and writes the whole state, so with a fixed count of entries its
 /// cost grows with the province; a province of millions of claims spent more time building
-/// snapshots than settling (BENCHMARKS.md, "Ten million claims"). Tied to the log's volume,
+/// snapshots than settling (BENCHMARKS.md, "A province at a million claims"). Tied to the log's volume,
 /// each build is paid for by log at least half its size, as a log-structured store pays for
 /// compaction: the work per settled claim stays constant however large the state, and the
 /// log kept between builds stays under half the state (plus what Raft keeps after a purge).
@@ -140,7 +140,7 @@ pub fn snapshot_due(entries: u64, log_bytes: u64, snapshot_bytes: u64, min_entri
 /// table's whole index grows with the table (1.2 MB for a 68 MB table at 200,000 claims),
 /// larger than a shard of the block cache, so it was never kept, and every lookup read and
 /// checksummed it again from the file: a province's settlement rate halved by 200,000 claims
-/// (BENCHMARKS.md, "Ten million claims"). Partitions fit the cache whatever the table's size.
+/// (BENCHMARKS.md, "A province at a million claims"). Partitions fit the cache whatever the table's size.
 fn cf_options(cache: &rocksdb::Cache) -> Options {
     let mut table = rocksdb::BlockBasedOptions::default();
     table.set_block_cache(cache);

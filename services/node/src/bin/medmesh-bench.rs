@@ -226,14 +226,8 @@ async fn run(
                         .await?;
                     }
                     let t1 = Instant::now();
-                    c.settle(pb::SettleRequest {
-                        lines,
-                        institution_id: inst.clone(),
-                        serial: format!("S{insured}-{phase}-{id}"),
-                        visit_serial: visit.clone(),
-                        use_individual_account: id.is_multiple_of(2),
-                    })
-                    .await?;
+                    c.settle(demo::settle_request(province, format!("S{insured}-{phase}-{id}"), &visit, id, lines))
+                        .await?;
                     Ok::<_, tonic::Status>(t1.elapsed())
                 }
                 .await;

@@ -137,14 +137,7 @@ async fn claim(
         let r = async {
             c.register_visit(demo::visit_request(PROVINCE, &visit, person, doctor, day)).await?;
             let t = Instant::now();
-            c.settle(pb::SettleRequest {
-                lines: demo::fee_lines(n, day),
-                institution_id: demo::institution(PROVINCE, 1),
-                serial: format!("S{tag}-{n}"),
-                visit_serial: visit.clone(),
-                use_individual_account: n.is_multiple_of(2),
-            })
-            .await?;
+            c.settle(demo::settle_request(PROVINCE, format!("S{tag}-{n}"), &visit, n, demo::fee_lines(n, day))).await?;
             Ok::<_, tonic::Status>(t.elapsed())
         }
         .await;
@@ -252,7 +245,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|a| Ok(AdminServiceClient::new(channel(&dev::internal_of(a)?, &operator)?)))
         .collect::<anyhow::Result<_>>()?;
     // The province's replicas are the last three children (the federation's come first).
-    let mut pids: Vec<u32> = children[3..].iter().filter_map(Child::id).collect();
+    let pids: Vec<u32> = children[3..].iter().filter_map(Child::id).collect();
 
     println!("empty province: {}", sample(&client, &format!("E{run}"), sample_seconds, persons).await?);
 
@@ -412,7 +405,6 @@ async fn main() -> anyhow::Result<()> {
         &root.join(format!("{PROVINCE}-{follower}")),
         &env,
     )?;
-    pids[fi] = restarted.id().unwrap_or(0);
     children[3 + fi] = restarted;
     let (answering, _) = caught_up(&admins[fi], 0, t).await?;
     let (done, _) = caught_up(&admins[fi], target, t).await?;
