@@ -17,6 +17,7 @@
 //! | `MEDMESH_SNAPSHOT_LOGS` | `snapshot_logs` |
 //! | `MEDMESH_BLOCK_CACHE_MIB` | `block_cache_mib` |
 //! | `MEDMESH_WRITE_BUFFER_MIB` | `write_buffer_mib` |
+//! | `MEDMESH_COMPRESSION` | `compression` (`lz4`/`none`) |
 //! | `MEDMESH_HEARTBEAT_MS` | `heartbeat_ms` |
 //! | `MEDMESH_ELECTION_TIMEOUT_MS` | `election_timeout_ms` |
 //! | `MEDMESH_FEDERATION` | `federation` (comma-separated `host:port`) |
@@ -82,6 +83,10 @@ pub struct NodeConfig {
     /// MiB of RocksDB memtables, all column families together (a flush starts beyond it).
     /// Default 64, at least 8.
     pub write_buffer_mib: u64,
+    /// How RocksDB compresses table blocks on disk: `lz4` (the default) or `none`
+    /// ([`medmesh_storage::Compression`]). Can be changed on a replica with data: old files
+    /// keep their own and are rewritten by compaction.
+    pub compression: medmesh_storage::Compression,
     /// Leader heartbeat interval in milliseconds.
     pub heartbeat_ms: u64,
     /// Minimum election timeout in milliseconds (the maximum is twice this).
@@ -152,6 +157,7 @@ impl Default for NodeConfig {
             snapshot_logs: 5_000,
             block_cache_mib: (medmesh_storage::MemoryBudget::default().block_cache >> 20) as u64,
             write_buffer_mib: (medmesh_storage::MemoryBudget::default().write_buffers >> 20) as u64,
+            compression: medmesh_storage::Compression::default(),
             heartbeat_ms: 100,
             election_timeout_ms: 300,
             federation: Vec::new(),
@@ -227,6 +233,9 @@ impl NodeConfig {
         if let Some(v) = get("MEDMESH_WRITE_BUFFER_MIB") {
             self.write_buffer_mib = v.parse().context("MEDMESH_WRITE_BUFFER_MIB")?;
         }
+        if let Some(v) = get("MEDMESH_COMPRESSION") {
+            self.compression = v.parse().map_err(anyhow::Error::msg).context("MEDMESH_COMPRESSION")?;
+        }
         if let Some(v) = get("MEDMESH_HEARTBEAT_MS") {
             self.heartbeat_ms = v.parse().context("MEDMESH_HEARTBEAT_MS")?;
         }
@@ -293,12 +302,16 @@ impl NodeConfig {
         }
     }
 
-    /// RocksDB's memory bounds from `block_cache_mib` and `write_buffer_mib`.
-    pub fn memory_budget(&self) -> medmesh_storage::MemoryBudget {
+    /// RocksDB's tuning: memory bounds from `block_cache_mib` and `write_buffer_mib`, and
+    /// `compression`.
+    pub fn store_options(&self) -> medmesh_storage::StoreOptions {
         let bytes = |mib: u64| usize::try_from(mib << 20).unwrap_or(usize::MAX);
-        medmesh_storage::MemoryBudget {
-            block_cache: bytes(self.block_cache_mib),
-            write_buffers: bytes(self.write_buffer_mib),
+        medmesh_storage::StoreOptions {
+            memory: medmesh_storage::MemoryBudget {
+                block_cache: bytes(self.block_cache_mib),
+                write_buffers: bytes(self.write_buffer_mib),
+            },
+            compression: self.compression,
         }
     }
 

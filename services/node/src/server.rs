@@ -71,7 +71,7 @@ pub async fn run(
         Transport::Tls(Arc::new(tls))
     };
     let (log, sm) =
-        medmesh_storage::open_with(&cfg.data_dir, medmesh_state::Role::of_province(&cfg.province), cfg.memory_budget())
+        medmesh_storage::open_with(&cfg.data_dir, medmesh_state::Role::of_province(&cfg.province), cfg.store_options())
             .await
             .map_err(|e| anyhow::anyhow!("opening storage: {e}"))?;
     let view = sm.view();

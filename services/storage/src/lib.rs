@@ -17,6 +17,10 @@
 //! - a snapshot older than what is applied is never installed; a received one is fsync'd and
 //!   verified before the state is touched, and an install cut short by a crash is finished
 //!   when the store opens (see `snapshot.rs`).
+//!
+//! Compression: table blocks with LZ4 by default ([`Compression`]; RocksDB's own LZ4, the
+//! `lz4` feature of the `rocksdb` crate), the snapshot stream as one LZ4 frame (`lz4_flex`,
+//! pure Rust; why in `snapshot.rs`).
 #![forbid(unsafe_code)]
 // openraft's StorageError is the error type its storage traits require.
 #![allow(clippy::result_large_err)]
@@ -59,7 +63,7 @@ pub(crate) const CF_SM: &str = "sm";
 /// Version of the on-disk encoding (bincode of openraft entries and `medmesh_state` records).
 /// Bump it whenever a stored type changes shape; a replica refuses a directory of another
 /// version instead of misreading it.
-pub const FORMAT_VERSION: u32 = 11;
+pub const FORMAT_VERSION: u32 = 12;
 const KEY_FORMAT: &[u8] = b"format";
 
 fn check_format(db: &DB) -> Result<(), StorageError<NodeId>> {
@@ -105,6 +109,44 @@ impl Default for MemoryBudget {
     }
 }
 
+/// How RocksDB compresses the blocks of its table files on disk.
+///
+/// LZ4 (the default) because a province's records are bincode of repeated shapes — ids,
+/// dates, decimal amounts, catalogue codes — that compress well, and LZ4 costs little CPU on
+/// a two-core replica; the disk a claim takes bounds how large a province one machine holds
+/// (BENCHMARKS.md, "A province at a million claims"). `None` trades disk for that CPU.
+/// Changing it needs no migration: each table file records how it was written, and
+/// compaction rewrites old files in the new way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Blocks stored as they are.
+    None,
+    /// Blocks compressed with LZ4.
+    #[default]
+    Lz4,
+}
+
+impl std::str::FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Compression::None),
+            "lz4" => Ok(Compression::Lz4),
+            _ => Err(format!("{s:?} is not a compression (lz4 or none)")),
+        }
+    }
+}
+
+/// How a replica's RocksDB is tuned: its memory bounds and its compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreOptions {
+    /// RocksDB's memory bounds.
+    pub memory: MemoryBudget,
+    /// How table blocks are compressed.
+    pub compression: Compression,
+}
+
 /// The snapshot directory of the replica whose store is under `dir`.
 fn snapshot_dir(dir: &Path) -> std::path::PathBuf {
     dir.join("snapshot")
@@ -141,7 +183,7 @@ pub fn snapshot_due(entries: u64, log_bytes: u64, snapshot_bytes: u64, min_entri
 /// larger than a shard of the block cache, so it was never kept, and every lookup read and
 /// checksummed it again from the file: a province's settlement rate halved by 200,000 claims
 /// (BENCHMARKS.md, "A province at a million claims"). Partitions fit the cache whatever the table's size.
-fn cf_options(cache: &rocksdb::Cache) -> Options {
+fn cf_options(cache: &rocksdb::Cache, compression: Compression) -> Options {
     let mut table = rocksdb::BlockBasedOptions::default();
     table.set_block_cache(cache);
     table.set_bloom_filter(10.0, false);
@@ -154,22 +196,28 @@ fn cf_options(cache: &rocksdb::Cache) -> Options {
     table.set_pin_l0_filter_and_index_blocks_in_cache(true);
     let mut o = Options::default();
     o.set_block_based_table_factory(&table);
+    let kind = match compression {
+        Compression::None => rocksdb::DBCompressionType::None,
+        Compression::Lz4 => rocksdb::DBCompressionType::Lz4,
+    };
+    o.set_compression_type(kind);
+    o.set_bottommost_compression_type(kind);
     o.set_memtable_whole_key_filtering(true);
     o.set_memtable_prefix_bloom_ratio(0.1);
     o
 }
 
-/// Opens (or creates) the RocksDB of a replica under `dir` with the default [`MemoryBudget`]
+/// Opens (or creates) the RocksDB of a replica under `dir` with the default [`StoreOptions`]
 /// and returns its log store and state machine, which applies only the commands of `role`.
 pub async fn open(dir: &Path, role: Role) -> Result<(LogStore, StateMachineStore), StorageError<NodeId>> {
-    open_with(dir, role, MemoryBudget::default()).await
+    open_with(dir, role, StoreOptions::default()).await
 }
 
-/// [`open`] with RocksDB's memory bounded by `budget`.
+/// [`open`] with RocksDB's memory bounded and its blocks compressed as `options` say.
 pub async fn open_with(
     dir: &Path,
     role: Role,
-    budget: MemoryBudget,
+    options: StoreOptions,
 ) -> Result<(LogStore, StateMachineStore), StorageError<NodeId>> {
     std::fs::create_dir_all(dir).map_err(|e| StorageIOError::write(&e))?;
     let mut opts = Options::default();
@@ -180,9 +228,9 @@ pub async fn open_with(
     // writes.
     opts.set_manual_wal_flush(false);
     // Memtables of all column families together are bounded (flushed beyond it).
-    opts.set_db_write_buffer_size(budget.write_buffers);
-    let cache = rocksdb::Cache::new_lru_cache(budget.block_cache);
-    let cfs = [CF_LOG, CF_META, CF_SM].map(|n| ColumnFamilyDescriptor::new(n, cf_options(&cache)));
+    opts.set_db_write_buffer_size(options.memory.write_buffers);
+    let cache = rocksdb::Cache::new_lru_cache(options.memory.block_cache);
+    let cfs = [CF_LOG, CF_META, CF_SM].map(|n| ColumnFamilyDescriptor::new(n, cf_options(&cache, options.compression)));
     let db = DB::open_cf_descriptors(&opts, dir.join("db"), cfs).map_err(|e| StorageIOError::write(&e))?;
     check_format(&db)?;
     let db = Arc::new(db);

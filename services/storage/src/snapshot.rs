@@ -6,10 +6,18 @@
 //! **Format** (version [`FORMAT_VERSION`]), the bytes openraft sends to a follower as is:
 //!
 //! ```text
-//! magic "MMSNAP\r\n" | format u32 BE | meta length u32 BE | meta (bincode SnapshotMeta)
-//! { 0x01 | key length u32 BE | value length u32 BE | key | value }*   in key order
-//! 0x00 | record count u64 BE | SHA-256 of every byte before it (32 bytes)
+//! header: magic "MMSNAP\r\n" | format u32 BE | meta length u32 BE | meta (bincode SnapshotMeta)
+//! body, one LZ4 frame (https://github.com/lz4/lz4/blob/dev/doc/lz4_Frame_format.md) of:
+//!   { 0x01 | key length u32 BE | value length u32 BE | key | value }*   in key order
+//!   0x00 | record count u64 BE | SHA-256 of the header and the body's bytes before it (32 bytes)
 //! ```
+//!
+//! The header stays uncompressed, so a snapshot's meta is read without decompressing it; the
+//! body is compressed because the state is bincode of repeated shapes and the snapshot is the
+//! largest file a replica keeps and sends (BENCHMARKS.md, "A province at a million claims").
+//! The digest covers the uncompressed bytes: what is checked is what gets installed. LZ4 by
+//! `lz4_flex`: pure Rust (its safe encoder and decoder), streaming, and the frame format any
+//! `lz4` tool reads.
 //!
 //! **Files** in the snapshot directory:
 //! - `current.bin`: the newest published snapshot (replaced by `rename`, never written in place);
@@ -37,6 +45,7 @@ use std::pin::Pin;
 use std::sync::{Mutex, RwLock};
 use std::task::{Context, Poll};
 
+use lz4_flex::frame::{FrameDecoder, FrameEncoder};
 use openraft::{LogId, StorageError, StorageIOError};
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions, DB};
 use sha2::{Digest, Sha256};
@@ -197,19 +206,29 @@ fn read_field(r: &mut impl Read) -> io::Result<Vec<u8>> {
 
 /// Writes a snapshot file record by record.
 pub(crate) struct SnapshotWriter<W: Write> {
-    out: Hashing<BufWriter<W>>,
+    out: Hashing<FrameEncoder<BufWriter<W>>>,
     count: u64,
+}
+
+/// The uncompressed header of a snapshot of `meta`.
+fn header(meta: &Meta) -> io::Result<Vec<u8>> {
+    let m = bincode::serialize(meta).map_err(io::Error::other)?;
+    let mut h = Vec::with_capacity(MAGIC.len() + 8 + m.len());
+    h.extend_from_slice(MAGIC);
+    h.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
+    write_len(&mut h, m.len())?;
+    h.extend_from_slice(&m);
+    Ok(h)
 }
 
 impl<W: Write> SnapshotWriter<W> {
     /// Starts a snapshot of `meta`.
     pub(crate) fn new(w: W, meta: &Meta) -> io::Result<SnapshotWriter<W>> {
-        let mut out = Hashing::new(BufWriter::with_capacity(1 << 16, w));
-        out.write_all(MAGIC)?;
-        out.write_all(&FORMAT_VERSION.to_be_bytes())?;
-        let m = bincode::serialize(meta).map_err(io::Error::other)?;
-        write_len(&mut out, m.len())?;
-        out.write_all(&m)?;
+        let mut file = BufWriter::with_capacity(1 << 16, w);
+        let h = header(meta)?;
+        file.write_all(&h)?;
+        let mut out = Hashing::new(FrameEncoder::new(file));
+        out.hash.update(&h);
         Ok(SnapshotWriter { out, count: 0 })
     }
 
@@ -224,22 +243,21 @@ impl<W: Write> SnapshotWriter<W> {
         Ok(())
     }
 
-    /// Ends the snapshot; returns the writer and the file's length.
-    pub(crate) fn finish(mut self) -> io::Result<(W, u64)> {
+    /// Ends the snapshot; returns the writer.
+    pub(crate) fn finish(mut self) -> io::Result<W> {
         self.out.write_all(&[TAG_END])?;
         self.out.write_all(&self.count.to_be_bytes())?;
         let digest = self.out.hash.finalize();
         self.out.inner.write_all(&digest)?;
-        let len = self.out.bytes + digest.len() as u64;
-        let w = self.out.inner.into_inner().map_err(|e| e.into_error())?;
-        Ok((w, len))
+        let file = self.out.inner.finish().map_err(io::Error::other)?;
+        file.into_inner().map_err(|e| e.into_error())
     }
 }
 
 /// Reads a snapshot file record by record; the digest is checked when the end is reached, so a
 /// caller must read to the end (see [`verify`]) before trusting any record.
 pub(crate) struct SnapshotReader<R: Read> {
-    inp: Hashing<BufReader<R>>,
+    inp: Hashing<FrameDecoder<BufReader<R>>>,
     /// The snapshot's meta, from the header.
     pub(crate) meta: Meta,
     count: u64,
@@ -249,23 +267,34 @@ pub(crate) struct SnapshotReader<R: Read> {
 impl<R: Read> SnapshotReader<R> {
     /// Reads the header.
     pub(crate) fn new(r: R) -> io::Result<SnapshotReader<R>> {
-        let mut inp = Hashing::new(BufReader::with_capacity(1 << 16, r));
+        let mut file = Hashing::new(BufReader::with_capacity(1 << 16, r));
         let mut magic = [0u8; 8];
-        inp.read_exact(&mut magic)?;
+        file.read_exact(&mut magic)?;
         if &magic != MAGIC {
             return Err(invalid("not a medmesh snapshot".into()));
         }
-        let version = read_u32(&mut inp)?;
+        let version = read_u32(&mut file)?;
         if version != FORMAT_VERSION {
             return Err(invalid(format!("snapshot has format {version}, this build reads format {FORMAT_VERSION}")));
         }
-        let m = read_field(&mut inp)?;
+        let m = read_field(&mut file)?;
         let meta = bincode::deserialize(&m).map_err(|e| invalid(format!("snapshot meta: {e}")))?;
+        let Hashing { inner, hash, bytes } = file;
+        let inp = Hashing { inner: FrameDecoder::new(inner), hash, bytes };
         Ok(SnapshotReader { inp, meta, count: 0, done: false })
     }
 
-    /// The next record, or `None` at the verified end.
+    /// The next record, or `None` at the verified end. Every error names the snapshot corrupt
+    /// or truncated, whether the digest, a length or the LZ4 frame was found wrong.
     pub(crate) fn next_record(&mut self) -> io::Result<Option<(Vec<u8>, Vec<u8>)>> {
+        self.read_record().map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => invalid("snapshot truncated: corrupt".into()),
+            io::ErrorKind::InvalidData if e.to_string().contains("corrupt") => e,
+            _ => invalid(format!("snapshot body corrupt: {e}")),
+        })
+    }
+
+    fn read_record(&mut self) -> io::Result<Option<(Vec<u8>, Vec<u8>)>> {
         if self.done {
             return Ok(None);
         }
@@ -376,7 +405,7 @@ fn sm_err(e: &(impl std::error::Error + 'static)) -> StorageError<NodeId> {
 }
 
 /// Builds a snapshot of the state into a new file of `dir`, publishes it as current (unless a
-/// newer one is) and returns its meta, the open file (at its start) and its length.
+/// newer one is) and returns its meta, the open file (at its start) and its length on disk.
 pub(crate) fn build(
     db: &DB,
     locks: &SnapshotLocks,
@@ -424,9 +453,10 @@ pub(crate) fn build(
         let (k, v) = item.map_err(|e| sm_err(&e))?;
         w.record(&k, &v).map_err(|e| werr(&e))?;
     }
-    let (_, len) = w.finish().map_err(|e| werr(&e))?;
+    w.finish().map_err(|e| werr(&e))?;
     drop(snap);
     file.sync_all().map_err(|e| werr(&e))?;
+    let len = file.metadata().map_err(|e| werr(&e))?.len();
     let mut file = file;
     file.seek(SeekFrom::Start(0)).map_err(|e| werr(&e))?;
     // The open file stays readable whether or not it is published (or later replaced).
