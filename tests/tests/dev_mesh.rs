@@ -465,6 +465,70 @@ async fn nonlocal_settlement_through_the_hospital_api(
     assert_eq!(c.statements[0].confirmed_total, "0.00", "a confirmation can be rolled back");
 }
 
+/// The deciding province lifts its entry (credit repair): refused from another province, for
+/// an unknown id or without a reason; then the institution settles again in 440000, where the
+/// entry stays listed with the lift.
+async fn lift_discipline_reaches_every_province(
+    dir: &tempfile::TempDir,
+    p110: &[String],
+    p440: &[String],
+    day: &str,
+    h440: &HospitalServiceClient<tonic::transport::Channel>,
+    next: &impl Fn() -> u32,
+) {
+    let lift = |id: &str, reason: &str| pb::LiftDisciplineRequest {
+        id: id.into(),
+        institution_id: demo::institution("440000", 1),
+        reason: reason.into(),
+        ..Default::default()
+    };
+    let mut a440 = AgencyServiceClient::new(dev_ch(dir, &p440[0], &agency("440000")));
+    let err = a440.lift_discipline(lift("JD-110000-1", "appeal upheld")).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().starts_with("id:") && err.message().contains("110000"), "{}", err.message());
+
+    let mut a110 = AgencyServiceClient::new(dev_ch(dir, &p110[1], &agency("110000")));
+    let err = a110.lift_discipline(lift("JD-110000-404", "appeal upheld")).await.unwrap_err();
+    assert_eq!((err.code(), err.message().starts_with("id:")), (Code::NotFound, true), "{err:?}");
+    let err = a110.lift_discipline(lift("JD-110000-1", " ")).await.unwrap_err();
+    assert_eq!((err.code(), err.message().starts_with("reason:")), (Code::InvalidArgument, true), "{err:?}");
+    let err = a110
+        .lift_discipline(pb::LiftDisciplineRequest {
+            id: "JD-110000-1".into(),
+            reason: "r".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!((err.code(), err.message().starts_with("institution_id:")), (Code::InvalidArgument, true), "{err:?}");
+
+    let e = a110.lift_discipline(lift("JD-110000-1", "appeal upheld")).await.unwrap().into_inner().entry.unwrap();
+    assert_eq!((e.in_force, e.lifted_on.as_str(), e.lift_reason.as_str()), (false, day, "appeal upheld"));
+    let again = a110.lift_discipline(lift("JD-110000-1", "appeal upheld")).await.unwrap().into_inner().entry.unwrap();
+    assert_eq!(again, e, "the same lift again answers it");
+    let err = a110.lift_discipline(lift("JD-110000-1", "another reason")).await.unwrap_err();
+    assert_eq!((err.code(), err.message().starts_with("id:")), (Code::AlreadyExists, true), "{err:?}");
+
+    // 440000 copies the lift from the federation's shared log: its hospital registers again.
+    wait_until(Duration::from_secs(30), "the lift to reach 440000", || {
+        let mut h = h440.clone();
+        let req = demo::visit_request("440000", &format!("V-JD-{}", next()), 1, 1, day);
+        async move { h.register_visit(req).await.ok() }
+    })
+    .await;
+    let listed = a440
+        .list_discipline(pb::ListDisciplineRequest {
+            institution_id: demo::institution("440000", 1),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let listed: Vec<_> = listed.into_iter().filter(|l| l.id == "JD-110000-1").collect();
+    assert_eq!(listed, vec![e], "listed in 440000 with the lift, as 110000 answered");
+}
+
 /// A joint-discipline entry recorded by one province stops direct settlement in another: an
 /// institution of 440000 listed by 110000, a person of 310000 listed by 310000 and refused at
 /// a hospital of 110000.
@@ -501,6 +565,7 @@ async fn joint_discipline_counts_in_every_province(
         "{}",
         err.message()
     );
+    lift_discipline_reaches_every_province(dir, p110, p440, day, &h440, &next).await;
 
     let mut a310 = AgencyServiceClient::new(dev_ch(dir, &p310[0], &agency("310000")));
     let e = a310

@@ -218,6 +218,7 @@ pub const TABLE: &[Rule] = &[
     Rule { method: "/medmesh.v1.AgencyService/ListFlightInspections", allow: &[AgencyHere, National], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/GetCreditRating", allow: &[AgencyHere, National], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/LiftCreditEntry", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/LiftDiscipline", allow: &[AgencyHere], scope: "" },
     // Reports (whistleblowing): anyone reports and follows their report by its receipt code;
     // the agency handles; only the report officer reads who reported.
     Rule { method: "/medmesh.v1.ReportService/SubmitReport", allow: &[Anyone], scope: "" },

@@ -862,6 +862,7 @@ impl Mesh {
                 SharedItem::CaseOutcome(o) => FederationCommand::RecordCaseOutcome(o),
                 SharedItem::Rule(r) => FederationCommand::PutRule(r),
                 SharedItem::CreditLift(l) => FederationCommand::RecordCreditLift(l),
+                SharedItem::DisciplineLift(l) => FederationCommand::RecordDisciplineLift(l),
                 SharedItem::Aggregate(a) => {
                     FederationCommand::RecordAggregate { province: self.province.clone(), aggregate: a }
                 }

@@ -15,7 +15,7 @@
 //! | federation | `FedRegisterProvince` | the entry is `from`'s own |
 //! | federation | `FedDirectory` | every entry names `from` as insured province |
 //! | federation | `FedFile` | the filing's insured province is `from` |
-//! | federation | `FedRecordDiscipline`, `FedRecordViolation`, `FedRecordCaseOutcome` | recorded by `from` |
+//! | federation | `FedRecordDiscipline`, `FedRecordViolation`, `FedRecordCaseOutcome`, `FedRecordCreditLift`, `FedRecordDisciplineLift` | recorded by `from` |
 //! | federation | `FedTopUp` | the account is `from`'s own |
 //! | federation | `FedConfirmClearing` | the line's treatment province is `from` |
 //! | federation | `FedDisputeClearing` | the line's treatment province is `from` |
@@ -66,6 +66,7 @@ fn federation(cmd: &FederationCommand, from: &ProvinceCode) -> bool {
         FederationCommand::RecordViolation(v) => &v.province == from,
         FederationCommand::RecordCaseOutcome(o) => &o.province == from,
         FederationCommand::RecordCreditLift(l) => &l.province == from,
+        FederationCommand::RecordDisciplineLift(l) => &l.province == from,
         FederationCommand::RecordAggregate { province, .. } => province == from,
         FederationCommand::TopUp { province, .. } => province == from,
         FederationCommand::Vouch { insured, .. } => insured == from,

@@ -519,6 +519,9 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
         ProvinceCommand::FinishReversal { institution, serial } => finish_reversal(tx, institution, serial, now),
         ProvinceCommand::SyncShared { items } => sync_shared(tx, items, now),
         ProvinceCommand::RecordDiscipline(e) => record_discipline(tx, e, today),
+        ProvinceCommand::LiftDiscipline { province, subject, id, reason } => {
+            crate::discipline::lift_discipline(tx, province, subject, id, reason, today)
+        }
         ProvinceCommand::Case(c) => crate::cases::execute(tx, c, now),
         ProvinceCommand::Published { through } => crate::cases::published(tx, *through),
         ProvinceCommand::Payment(step) => crate::payment::execute(tx, step, cmd, now),

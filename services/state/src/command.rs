@@ -145,6 +145,7 @@ impl ProvinceCommand {
             },
             Self::PublishAggregate { .. } => "publish_aggregate",
             Self::SettleWithLines { .. } => "settle_with_lines",
+            Self::LiftDiscipline { .. } => "lift_discipline",
         }
     }
 }
@@ -172,6 +173,7 @@ impl FederationCommand {
             Self::PutRule(_) => "fed_put_rule",
             Self::RecordCreditLift(_) => "fed_record_credit_lift",
             Self::RecordAggregate { .. } => "fed_record_aggregate",
+            Self::RecordDisciplineLift(_) => "fed_record_discipline_lift",
         }
     }
 }

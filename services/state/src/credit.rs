@@ -9,7 +9,7 @@ use medmesh_types::{Date, InstitutionId};
 
 use crate::kv::{decode, keys, scan_prefix, KvRead};
 use crate::model::Institution;
-use crate::shared::{DisciplineEntry, DisciplineSubject};
+use crate::shared::{DisciplineEntry, DisciplineLift, DisciplineSubject};
 use crate::DomainError;
 
 /// Most outcomes or discipline entries read for one institution.
@@ -27,7 +27,14 @@ pub fn rating(kv: &dyn KvRead, inst: &InstitutionId, today: Date, field: &str) -
         .iter()
         .map(|(_, v)| {
             let e: DisciplineEntry = decode(v);
-            ListedPeriod { province: e.province.to_string(), id: e.id, from: e.from, until: e.until }
+            let lift = crate::kv::load::<DisciplineLift>(kv, &keys::discipline_lift(&subject, &e.id));
+            ListedPeriod {
+                province: e.province.to_string(),
+                id: e.id,
+                from: e.from,
+                until: e.until,
+                lifted_on: lift.map(|l| l.lifted_on),
+            }
         })
         .collect();
     let registered = crate::kv::load::<Institution>(kv, &keys::institution(inst)).is_some();

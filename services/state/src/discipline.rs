@@ -48,6 +48,13 @@ pub(crate) fn sync_shared(
                 }
             }
             SharedItem::CaseOutcome(o) => copy_outcome(tx, o),
+            // A lifted entry: checked, stored once, only for an entry of the same province.
+            SharedItem::DisciplineLift(l) => {
+                let entry = tx.load::<DisciplineEntry>(&keys::discipline(&l.subject, &l.id));
+                if check_lift(l).is_ok() && entry.is_some_and(|e| e.province == l.province) {
+                    let _ = store_lift(tx, l);
+                }
+            }
             // A lifted credit entry: checked, stored once (it came from another group).
             SharedItem::CreditLift(l) => {
                 let key = keys::credit_lift(&l.institution, &l.province, &l.case_id);
@@ -84,11 +91,34 @@ fn copy_outcome(tx: &mut Tx<'_>, o: &medmesh_supervision::cases::CaseOutcome) {
         tx.store(&key, o);
     }
 }
-/// Checks a joint-discipline entry's fields.
-pub(crate) fn check_discipline(e: &DisciplineEntry) -> Result<(), DomainError> {
-    if e.id.is_empty() || e.id.len() > 128 || e.id.chars().any(|c| c == '/' || c.is_control()) {
+/// Checks a joint-discipline entry's id.
+pub(crate) fn check_id(id: &str) -> Result<(), DomainError> {
+    if id.is_empty() || id.len() > 128 || id.chars().any(|c| c == '/' || c.is_control()) {
         return Err(DomainError::invalid("id", "must be 1 to 128 characters without '/'"));
     }
+    Ok(())
+}
+/// Checks the reason of an entry or a lift.
+pub(crate) fn check_reason(reason: &str) -> Result<(), DomainError> {
+    if reason.trim().is_empty() || reason.len() > 256 || reason.chars().any(char::is_control) {
+        return Err(DomainError::invalid("reason", "must be 1 to 256 bytes without control characters"));
+    }
+    Ok(())
+}
+/// Checks a lift's fields.
+pub(crate) fn check_lift(l: &DisciplineLift) -> Result<(), DomainError> {
+    check_id(&l.id)?;
+    if let DisciplineSubject::Person(k) = &l.subject {
+        if !is_directory_key(k) {
+            return Err(DomainError::invalid("certificate", "is not a directory key"));
+        }
+    }
+    check_reason(&l.reason)?;
+    province("province", &l.province)
+}
+/// Checks a joint-discipline entry's fields.
+pub(crate) fn check_discipline(e: &DisciplineEntry) -> Result<(), DomainError> {
+    check_id(&e.id)?;
     if let DisciplineSubject::Person(k) = &e.subject {
         if !is_directory_key(k) {
             return Err(DomainError::invalid("certificate", "is not a directory key"));
@@ -120,6 +150,64 @@ pub(crate) fn store_discipline(tx: &mut Tx<'_>, e: &DisciplineEntry) -> Result<b
 fn put_discipline(tx: &mut Tx<'_>, e: &DisciplineEntry) {
     tx.store(&keys::discipline(&e.subject, &e.id), e);
     tx.store(&keys::discipline_until(&e.subject, e.until, &e.id), &e.id);
+}
+/// Stores a lift once: the same lift again is no change (false), another for the same entry
+/// is ALREADY_EXISTS naming `id`.
+pub(crate) fn store_lift(tx: &mut Tx<'_>, l: &DisciplineLift) -> Result<bool, DomainError> {
+    let key = keys::discipline_lift(&l.subject, &l.id);
+    match tx.load::<DisciplineLift>(&key) {
+        Some(old) if &old == l => Ok(false),
+        Some(old) => Err(DomainError::exists("id", format!("entry {} was lifted on {} already", l.id, old.lifted_on))),
+        None => {
+            tx.store(&key, l);
+            Ok(true)
+        }
+    }
+}
+/// Province: lifts one of its own joint-discipline entries from `today`, here at once and in
+/// every province once the federation shares it (through the outbox). Asked again with the
+/// same reason, it answers the lift recorded then.
+pub(crate) fn lift_discipline(
+    tx: &mut Tx<'_>,
+    province: &medmesh_types::ProvinceCode,
+    subject: &DisciplineSubject,
+    id: &str,
+    reason: &str,
+    today: Date,
+) -> Result<Outcome, DomainError> {
+    check_id(id)?;
+    check_reason(reason)?;
+    let e: DisciplineEntry = tx
+        .load(&keys::discipline(subject, id))
+        .ok_or_else(|| DomainError::not_found("id", format!("no joint-discipline entry {id} of this subject")))?;
+    if &e.province != province {
+        return Err(DomainError::precondition(
+            "id",
+            format!("entry {id} was recorded by {}; only that province lifts it", e.province),
+        ));
+    }
+    if let Some(old) = tx.load::<DisciplineLift>(&keys::discipline_lift(subject, id)) {
+        if old.reason == reason {
+            return Ok(Outcome::DisciplineLifted(Box::new((e, old))));
+        }
+        return Err(DomainError::exists("id", format!("entry {id} was lifted on {} already", old.lifted_on)));
+    }
+    if e.until < today {
+        return Err(DomainError::precondition(
+            "id",
+            format!("entry {id} ended on {}: there is nothing to lift", e.until),
+        ));
+    }
+    let lift = DisciplineLift {
+        subject: subject.clone(),
+        id: id.to_string(),
+        province: province.clone(),
+        lifted_on: today,
+        reason: reason.to_string(),
+    };
+    store_lift(tx, &lift)?;
+    crate::kv::outbox(tx, SharedItem::DisciplineLift(lift.clone()));
+    Ok(Outcome::DisciplineLifted(Box::new((e, lift))))
 }
 /// Province: records a joint-discipline entry at once.
 pub(crate) fn record_discipline(tx: &mut Tx<'_>, e: &DisciplineEntry, today: Date) -> Result<Outcome, DomainError> {

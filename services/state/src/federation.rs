@@ -150,6 +150,9 @@ pub enum FederationCommand {
         /// The figures.
         aggregate: Box<crate::figures::Aggregate>,
     },
+    /// Records a joint-discipline entry's lift by its deciding province, in the shared log,
+    /// once per entry (the entry must have been shared first, by the same province).
+    RecordDisciplineLift(crate::shared::DisciplineLift),
 }
 
 /// Federation: registers a province's endpoints.
@@ -491,5 +494,24 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &FederationCommand, now: LogTime) ->
         FederationCommand::RecordAggregate { province, aggregate } => {
             crate::aggregate::record(tx, province, aggregate).map(|()| Outcome::Stored)
         }
+        FederationCommand::RecordDisciplineLift(l) => fed_record_discipline_lift(tx, l),
     }
+}
+/// Federation: appends a joint-discipline entry's lift to the shared log, once per entry, only
+/// for an entry the federation shared and only from the province that recorded it.
+fn fed_record_discipline_lift(tx: &mut Tx<'_>, l: &crate::shared::DisciplineLift) -> Result<Outcome, DomainError> {
+    crate::discipline::check_lift(l)?;
+    let e: DisciplineEntry = tx
+        .load(&keys::discipline(&l.subject, &l.id))
+        .ok_or_else(|| DomainError::not_found("id", format!("no joint-discipline entry {} was shared", l.id)))?;
+    if e.province != l.province {
+        return Err(DomainError::precondition(
+            "id",
+            format!("entry {} was recorded by {}; only that province lifts it", l.id, e.province),
+        ));
+    }
+    if crate::discipline::store_lift(tx, l)? {
+        append_shared(tx, SharedItem::DisciplineLift(l.clone()));
+    }
+    Ok(Outcome::Stored)
 }

@@ -509,6 +509,13 @@ pub mod keys {
             DisciplineSubject::Person(k) => format!("discu/person/{k}/"),
         }
     }
+    /// The lift of a joint-discipline entry, by subject (province and federation).
+    pub fn discipline_lift(subject: &DisciplineSubject, id: &str) -> String {
+        match subject {
+            DisciplineSubject::Institution(i) => format!("discl/inst/{i}/{id}"),
+            DisciplineSubject::Person(k) => format!("discl/person/{k}/{id}"),
+        }
+    }
     /// Prefix of a subject's joint-discipline entries.
     pub fn disciplines(subject: &DisciplineSubject) -> String {
         match subject {

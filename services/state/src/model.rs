@@ -1001,6 +1001,18 @@ pub enum ProvinceCommand {
         /// The lines to upload first.
         lines: Vec<FeeLine>,
     },
+    /// Province: lifts one of its own joint-discipline entries from today (issue 13.3); shared
+    /// through the federation from the outbox. `province` is this province (the node's).
+    LiftDiscipline {
+        /// This province: only the entry's deciding province lifts it.
+        province: medmesh_types::ProvinceCode,
+        /// The entry's subject.
+        subject: crate::shared::DisciplineSubject,
+        /// The entry's id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A report command (issue 13.2, [`crate::reports`]).
@@ -1297,6 +1309,8 @@ pub enum Outcome {
     ReportPolicy(medmesh_supervision::reports::ReportPolicy),
     /// An aggregate as published (with its version).
     Aggregate(Box<crate::figures::Aggregate>),
+    /// A joint-discipline entry and its lift.
+    DisciplineLifted(Box<(crate::shared::DisciplineEntry, crate::shared::DisciplineLift)>),
 }
 
 /// Idempotency record: the digest of the first request and its outcome.

@@ -593,10 +593,10 @@ pub enum Answer {
     Positions(Vec<(ProvinceCode, ProvinceCode, Position)>),
     /// Shared-log entries `(sequence, item)`.
     SharedLog(Vec<(u64, SharedItem)>),
-    /// A page of joint-discipline entries, by id.
+    /// A page of joint-discipline entries, by id, each with its lift if lifted.
     Disciplines {
         /// The entries.
-        entries: Vec<DisciplineEntry>,
+        entries: Vec<(DisciplineEntry, Option<DisciplineLift>)>,
         /// The token of the next page; empty when this page is the last.
         next_page_token: String,
     },
@@ -891,9 +891,17 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
             }
             let rows = kv.scan(&start, &end, page_size + 1);
             let more = rows.len() > *page_size;
-            let entries: Vec<DisciplineEntry> = rows.iter().take(*page_size).map(|(_, v)| decode(v)).collect();
+            let entries: Vec<(DisciplineEntry, Option<DisciplineLift>)> = rows
+                .iter()
+                .take(*page_size)
+                .map(|(_, v)| {
+                    let e: DisciplineEntry = decode(v);
+                    let lift = load(kv, &keys::discipline_lift(subject, &e.id));
+                    (e, lift)
+                })
+                .collect();
             let next_page_token = match (more, entries.last()) {
-                (true, Some(e)) => e.id.clone(),
+                (true, Some((e, _))) => e.id.clone(),
                 _ => String::new(),
             };
             Ok(Answer::Disciplines { entries, next_page_token })

@@ -128,7 +128,8 @@ pub fn disciplined(
         let Some(e) = load::<crate::shared::DisciplineEntry>(kv, &keys::discipline(subject, &id)) else {
             continue;
         };
-        if e.in_force(today) {
+        let lift = load::<crate::shared::DisciplineLift>(kv, &keys::discipline_lift(subject, &id));
+        if e.in_force_unless(lift.as_ref(), today) {
             return Err(DomainError::precondition(
                 field,
                 format!(

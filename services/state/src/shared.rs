@@ -351,10 +351,32 @@ pub struct DisciplineEntry {
 }
 
 impl DisciplineEntry {
-    /// Whether the entry is in force on `day`.
+    /// Whether the entry is in force on `day`, unless lifted.
     pub fn in_force(&self, day: Date) -> bool {
         self.from <= day && day <= self.until
     }
+
+    /// Whether the entry is in force on `day`, given its lift if it has one.
+    pub fn in_force_unless(&self, lift: Option<&DisciplineLift>, day: Date) -> bool {
+        self.in_force(day) && lift.is_none_or(|l| l.lifted_on > day)
+    }
+}
+
+/// A joint-discipline entry lifted before its last day by its deciding province — on appeal,
+/// or once the subject has put things right (信用修复, issue 13.3). From `lifted_on` the entry
+/// is no longer in force in any province; it stays listed, with the lift.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisciplineLift {
+    /// The entry's subject.
+    pub subject: DisciplineSubject,
+    /// The entry's id.
+    pub id: String,
+    /// The deciding province (the entry's, and the only one that lifts it).
+    pub province: ProvinceCode,
+    /// First day the entry is no longer in force.
+    pub lifted_on: Date,
+    /// Why (published with the entry).
+    pub reason: String,
 }
 
 /// An entry of the federation's shared log, copied into every province.
@@ -374,6 +396,8 @@ pub enum SharedItem {
     /// outbox to the federation (which records it for the national view); it is never in the
     /// shared log.
     Aggregate(Box<crate::figures::Aggregate>),
+    /// A joint-discipline entry lifted by its deciding province (issue 13.3).
+    DisciplineLift(DisciplineLift),
 }
 
 /// What a person looks like to a treatment province: no raw identity number.

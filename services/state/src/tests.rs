@@ -795,6 +795,82 @@ fn a_joint_discipline_entry_from_another_province_stops_direct_settlement() {
     assert_eq!(one(&mut f, FederationCommand::RecordDiscipline(bad)).unwrap_err().field, "until");
 }
 
+/// Credit repair of a joint-discipline entry (issue 13.3): the deciding province lifts it; the
+/// federation takes the lift only from that province and for an entry it shared; another
+/// province copies it and settles with the institution again; the entry stays listed.
+#[test]
+fn a_lifted_discipline_entry_stops_counting_in_every_province() {
+    let (mut decider, mut f, mut other) = (seeded(), MemKv::default(), seeded());
+    visit_and_lines(&mut other, "V1", "300");
+    let entry = DisciplineEntry {
+        id: "JD-1".into(),
+        subject: DisciplineSubject::Institution(inst()),
+        province: prov("440000"),
+        from: day("2025-03-01"),
+        until: day("2025-12-31"),
+        reason: "fraudulent claims".into(),
+    };
+    ok(&one(&mut decider, ProvinceCommand::RecordDiscipline(entry.clone())));
+    ok(&one(&mut f, FederationCommand::RecordDiscipline(entry.clone())));
+    let shared = |f: &MemKv| match run_query(f, &Query::SharedLog { after: 0, limit: 10 }).unwrap() {
+        Answer::SharedLog(items) => items,
+        o => panic!("{o:?}"),
+    };
+    ok(&one(&mut other, ProvinceCommand::SyncShared { items: shared(&f) }));
+    assert_eq!(one(&mut other, settle_cmd("S1", "V1")).unwrap_err().field, "institution_id");
+
+    let lift = |province: &str, id: &str, reason: &str| ProvinceCommand::LiftDiscipline {
+        province: prov(province),
+        subject: DisciplineSubject::Institution(inst()),
+        id: id.into(),
+        reason: reason.into(),
+    };
+    let e = one(&mut other, lift("110000", "JD-1", "appeal upheld")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "id"), "another province's entry");
+    assert_eq!(one(&mut decider, lift("440000", "JD-9", "r")).unwrap_err().code, ErrorCode::NotFound);
+    assert_eq!(one(&mut decider, lift("440000", "JD-1", "")).unwrap_err().field, "reason");
+    let lifted = |r: &CommandResult| match ok(r) {
+        Outcome::DisciplineLifted(b) => b.1,
+        o => panic!("{o:?}"),
+    };
+    let l = lifted(&one(&mut decider, lift("440000", "JD-1", "appeal upheld")));
+    assert_eq!((l.lifted_on, l.province.as_str()), (NOW.date(), "440000"));
+    assert_eq!(lifted(&one(&mut decider, lift("440000", "JD-1", "appeal upheld"))), l, "the same lift answers it");
+    let e = one(&mut decider, lift("440000", "JD-1", "another")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::AlreadyExists, "id"));
+    let outbox = match run_query(&decider, &Query::Outbox { limit: 10 }).unwrap() {
+        Answer::SharedLog(items) => items,
+        o => panic!("{o:?}"),
+    };
+    assert_eq!(outbox.len(), 1, "one lift in the outbox: {outbox:?}");
+    assert_eq!(outbox[0].1, SharedItem::DisciplineLift(l.clone()));
+
+    // The federation checks who lifts what.
+    let forged = DisciplineLift { province: prov("110000"), ..l.clone() };
+    assert_eq!(one(&mut f, FederationCommand::RecordDisciplineLift(forged)).unwrap_err().field, "id");
+    let unknown = DisciplineLift { id: "JD-9".into(), ..l.clone() };
+    assert_eq!(one(&mut f, FederationCommand::RecordDisciplineLift(unknown)).unwrap_err().code, ErrorCode::NotFound);
+    ok(&one(&mut f, FederationCommand::RecordDisciplineLift(l.clone())));
+    ok(&one(&mut f, FederationCommand::RecordDisciplineLift(l.clone())));
+    assert_eq!(shared(&f).len(), 2, "the entry and its lift, once");
+
+    ok(&one(&mut other, ProvinceCommand::SyncShared { items: shared(&f) }));
+    ok(&one(&mut other, settle_cmd("S1", "V1")));
+    match run_query(
+        &other,
+        &Query::Disciplines {
+            subject: DisciplineSubject::Institution(inst()),
+            page_token: String::new(),
+            page_size: 10,
+        },
+    )
+    .unwrap()
+    {
+        Answer::Disciplines { entries, .. } => assert_eq!(entries, vec![(entry, Some(l))], "listed with its lift"),
+        o => panic!("{o:?}"),
+    }
+}
+
 #[test]
 fn a_disciplined_person_cannot_settle_non_locally() {
     let mut t = trio();
@@ -1382,6 +1458,7 @@ fn a_flagged_claim_becomes_a_case_and_its_recovery_reaches_the_ledger_once() {
             SharedItem::Rule(_) => "rule",
             SharedItem::CreditLift(_) => "lift",
             SharedItem::Aggregate(_) => "aggregate",
+            SharedItem::DisciplineLift(_) => "discipline lift",
         })
         .collect();
     assert_eq!(kinds, vec!["violation", "discipline", "outcome"]);

@@ -109,6 +109,11 @@ fn province(cmd: &ProvinceCommand) -> Result<(), DomainError> {
         ProvinceCommand::AttachFiling { .. } | ProvinceCommand::FinishReversal { .. } => Ok(()),
         ProvinceCommand::SyncShared { items } => list("items", items.len()),
         ProvinceCommand::RecordDiscipline(e) => text("reason", &e.reason, true),
+        ProvinceCommand::LiftDiscipline { province, id, reason, .. } => {
+            crate::rules::province("province", province)?;
+            crate::discipline::check_id(id)?;
+            crate::discipline::check_reason(reason)
+        }
         ProvinceCommand::Case(c) => crate::cases::validate(c),
         ProvinceCommand::Published { .. } => Ok(()),
         ProvinceCommand::Payment(c) => crate::payment::validate(c),
@@ -164,6 +169,7 @@ fn federation(cmd: &FederationCommand) -> Result<(), DomainError> {
             l.validate().map_err(|e| DomainError::invalid("lift", e.to_string()))?;
             crate::rules::province("province", &l.province)
         }
+        FederationCommand::RecordDisciplineLift(l) => crate::discipline::check_lift(l),
         FederationCommand::RecordAggregate { province, aggregate } => {
             crate::rules::province("province", province)?;
             crate::aggregate::check(aggregate)

@@ -128,6 +128,8 @@ pub struct ListedPeriod {
     pub from: Date,
     /// Last day in force.
     pub until: Date,
+    /// The first day it is no longer in force when its province lifted it early.
+    pub lifted_on: Option<Date>,
 }
 
 /// What a rating entry comes from.
@@ -245,19 +247,24 @@ pub fn rate(outcomes: &[CaseOutcome], lifts: &[Lift], listed: &[ListedPeriod], t
     let mut entries: Vec<Entry> =
         outcomes.iter().map(|o| outcome_entry(o, lifts.iter().find(|l| l.lifts(o, today)), today)).collect();
     entries.extend(listed.iter().map(|l| {
-        let counted = l.from <= today && today <= l.until;
+        let lifted = l.lifted_on.filter(|d| *d <= today);
+        let counted = l.from <= today && today <= l.until && lifted.is_none();
         Entry {
             source: Source::Discipline { province: l.province.clone(), id: l.id.clone() },
             on: l.from,
             points: 0,
             counted,
             forces_d: counted,
-            lifted_on: None,
+            lifted_on: lifted,
             why: format!(
                 "joint-discipline list {} to {}{}",
                 l.from,
                 l.until,
-                if counted { ": grade D" } else { ", not in force" }
+                match lifted {
+                    Some(d) => format!(", lifted on {d}"),
+                    None if counted => ": grade D".to_string(),
+                    None => ", not in force".to_string(),
+                }
             ),
         }
     }));
@@ -387,12 +394,29 @@ mod tests {
             id: "D-1".into(),
             from: day("2026-11-01"),
             until: day("2026-12-31"),
+            lifted_on: None,
         }];
         assert_eq!(rate(&[], &[], &l, day("2026-12-31")).grade, Grade::D);
         let after = rate(&[], &[], &l, day("2027-01-01"));
         assert_eq!((after.score, after.grade), (100, Grade::A));
         assert_eq!(after.entries.len(), 1, "history kept");
         assert_eq!(rate(&[], &[], &l, day("2026-10-31")).grade, Grade::A, "not yet in force");
+    }
+
+    #[test]
+    fn a_lifted_discipline_entry_stops_forcing_d_from_its_lift() {
+        let l = [ListedPeriod {
+            province: "310000".into(),
+            id: "D-1".into(),
+            from: day("2026-11-01"),
+            until: day("2026-12-31"),
+            lifted_on: Some(day("2026-12-10")),
+        }];
+        assert_eq!(rate(&[], &[], &l, day("2026-12-09")).grade, Grade::D, "in force the day before the lift");
+        let after = rate(&[], &[], &l, day("2026-12-10"));
+        assert_eq!((after.score, after.grade), (100, Grade::A));
+        assert_eq!(after.entries[0].lifted_on, Some(day("2026-12-10")), "history kept, with the lift");
+        assert!(after.entries[0].why.contains("lifted on 2026-12-10"), "{}", after.entries[0].why);
     }
 
     #[test]

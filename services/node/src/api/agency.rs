@@ -651,7 +651,30 @@ impl AgencyService for Agency {
             outcome(self.mesh.fed_propose(FederationCommand::RecordDiscipline(e.clone())).await?)?;
         }
         outcome(self.mesh.app.propose(ProvinceCommand::RecordDiscipline(e.clone())).await?)?;
-        Ok(Response::new(RecordDisciplineResponse { entry: Some(discipline_pb(&e)) }))
+        Ok(Response::new(RecordDisciplineResponse { entry: Some(discipline_pb(&e, None)) }))
+    }
+
+    async fn lift_discipline(
+        &self,
+        req: Request<LiftDisciplineRequest>,
+    ) -> Result<Response<LiftDisciplineResponse>, Status> {
+        let r = req.into_inner();
+        let subject = self.subject(&r.institution_id, r.certificate_kind, &r.certificate)?;
+        let cmd = ProvinceCommand::LiftDiscipline {
+            province: self.mesh.province.clone(),
+            subject,
+            id: r.id,
+            reason: r.reason,
+        };
+        let (entry, lift) = match outcome(self.mesh.app.propose(cmd).await?)? {
+            Outcome::DisciplineLifted(b) => *b,
+            other => return Err(unexpected(other)),
+        };
+        // The lift waits in the outbox; publish it now (the recovery pass retries what this misses).
+        if let Err(s) = self.mesh.publish_outbox().await {
+            tracing::info!(error = %s.message(), "discipline lift not yet shared; the recovery pass retries");
+        }
+        Ok(Response::new(LiftDisciplineResponse { entry: Some(discipline_pb(&entry, Some(&lift))) }))
     }
 
     async fn list_discipline(
@@ -663,7 +686,7 @@ impl AgencyService for Agency {
         let page_size = convert::page_size(r.page_size);
         match answer(self.mesh.app.query(Query::Disciplines { subject, page_token: r.page_token, page_size }).await?)? {
             Answer::Disciplines { entries, next_page_token } => Ok(Response::new(ListDisciplineResponse {
-                entries: entries.iter().map(discipline_pb).collect(),
+                entries: entries.iter().map(|(e, l)| discipline_pb(e, l.as_ref())).collect(),
                 next_page_token,
             })),
             other => Err(unexpected(other)),
@@ -1044,7 +1067,10 @@ impl Agency {
     }
 }
 
-fn discipline_pb(e: &medmesh_state::DisciplineEntry) -> pb::DisciplineEntry {
+fn discipline_pb(
+    e: &medmesh_state::DisciplineEntry,
+    lift: Option<&medmesh_state::DisciplineLift>,
+) -> pb::DisciplineEntry {
     let (institution_id, person) = match &e.subject {
         medmesh_state::DisciplineSubject::Institution(i) => (i.to_string(), false),
         medmesh_state::DisciplineSubject::Person(_) => (String::new(), true),
@@ -1057,6 +1083,8 @@ fn discipline_pb(e: &medmesh_state::DisciplineEntry) -> pb::DisciplineEntry {
         from: e.from.to_string(),
         until: e.until.to_string(),
         reason: e.reason.clone(),
-        in_force: e.in_force(crate::mesh::now().date()),
+        in_force: e.in_force_unless(lift, crate::mesh::now().date()),
+        lifted_on: lift.map(|l| l.lifted_on.to_string()).unwrap_or_default(),
+        lift_reason: lift.map(|l| l.reason.clone()).unwrap_or_default(),
     }
 }

@@ -207,6 +207,13 @@ fn corpus() -> Vec<Command> {
         until: day("2025-12-31"),
         reason: "r".into(),
     };
+    let lift = DisciplineLift {
+        subject: d.subject.clone(),
+        id: d.id.clone(),
+        province: prov("440000"),
+        lifted_on: day("2025-04-01"),
+        reason: "appeal upheld".into(),
+    };
     let t = TransferId { treatment: prov("110000"), institution: inst(), serial: ser("S9") };
     let split = match quote_of(&seeded_with_visit(), "V1").unwrap() {
         Answer::Quote(s) => s,
@@ -239,8 +246,18 @@ fn corpus() -> Vec<Command> {
         },
         ProvinceCommand::RecordViolation(v.clone()),
         ProvinceCommand::RecordDiscipline(d.clone()),
+        ProvinceCommand::LiftDiscipline {
+            province: prov("440000"),
+            subject: d.subject.clone(),
+            id: d.id.clone(),
+            reason: "appeal upheld".into(),
+        },
         ProvinceCommand::SyncShared {
-            items: vec![(1, SharedItem::Violation(v.clone())), (2, SharedItem::Discipline(d.clone()))],
+            items: vec![
+                (1, SharedItem::Violation(v.clone())),
+                (2, SharedItem::Discipline(d.clone())),
+                (3, SharedItem::DisciplineLift(lift.clone())),
+            ],
         },
         ProvinceCommand::TransferReserved { transfer: t.clone(), split: split.clone() },
         ProvinceCommand::FinishTransfer {
@@ -288,6 +305,7 @@ fn corpus() -> Vec<Command> {
         FederationCommand::Reverse { transfer: t, reversal: ser("R1") },
         FederationCommand::RecordViolation(v),
         FederationCommand::RecordDiscipline(d),
+        FederationCommand::RecordDisciplineLift(lift),
         FederationCommand::RecordCaseOutcome(medmesh_supervision::cases::CaseOutcome {
             province: prov("440000"),
             case_id: "GD-1".into(),
@@ -530,7 +548,7 @@ fn discipline_entries_page() {
         };
         let Answer::Disciplines { entries, next_page_token } = run_query(&p, &q).unwrap() else { panic!() };
         pages += 1;
-        seen.extend(entries.into_iter().map(|e| e.id));
+        seen.extend(entries.into_iter().map(|(e, _)| e.id));
         if next_page_token.is_empty() {
             break;
         }
