@@ -87,6 +87,24 @@ async fn sigterm_stops_every_replica_of_medmesh_dev() {
     wait_all_gone(&dev, Duration::from_secs(10)).await;
 }
 
+/// A replica runs with glibc's malloc bounded to two arenas (resident memory under load,
+/// BENCHMARKS.md), set by the replica itself: unless the environment it was started with
+/// already chose, in which case that choice is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_run_with_malloc_arenas_bounded() {
+    let dev = start_dev().await;
+    let want = match std::env::var("MALLOC_ARENA_MAX") {
+        Ok(v) => format!("MALLOC_ARENA_MAX={v}"),
+        Err(_) if std::env::var_os("GLIBC_TUNABLES").is_some() => return,
+        Err(_) => "MALLOC_ARENA_MAX=2".to_string(),
+    };
+    for pid in &dev.replicas {
+        let env = std::fs::read(format!("/proc/{pid}/environ")).expect("a replica's environment is readable");
+        let vars: Vec<String> = env.split(|b| *b == 0).map(|v| String::from_utf8_lossy(v).into_owned()).collect();
+        assert!(vars.contains(&want), "replica {pid} runs without {want}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_stop_when_medmesh_dev_is_killed() {
     let mut dev = start_dev().await;

@@ -366,8 +366,46 @@ enum Cmd {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Arenas glibc's malloc may keep in a replica (`MALLOC_ARENA_MAX`).
+const MALLOC_ARENAS: &str = "2";
+
+/// Bounds glibc's malloc arenas of a replica: `medmesh node` without `MALLOC_ARENA_MAX` (or
+/// `GLIBC_TUNABLES`) in its environment executes itself again with `MALLOC_ARENA_MAX=2`, same
+/// process id, same arguments, before any thread starts.
+///
+/// Why: glibc gives each thread that meets a locked arena a new one, up to eight per core, and
+/// each keeps the memory it once held. A replica's tokio workers, RocksDB's background threads
+/// and the blocking pool settle claims on many threads, so under load resident memory was 300
+/// to 360 MiB a replica at 200,000 claims, of which RocksDB held about 95 MiB (its cache and
+/// memtables, bounded in config); with two arenas it stays near 250 MiB at the same rate
+/// (BENCHMARKS.md, "Where resident memory goes"). glibc reads the variable only when the
+/// process starts, and setting it in-process needs `mallopt`, which is `unsafe` (forbidden in
+/// this workspace), hence the exec. An operator's own value is kept.
+fn bound_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::unix::process::CommandExt;
+        let node = std::env::args_os().nth(1).is_some_and(|a| a == "node");
+        let set = std::env::var_os("MALLOC_ARENA_MAX").is_some() || std::env::var_os("GLIBC_TUNABLES").is_some();
+        if node && !set {
+            if let Ok(exe) = std::env::current_exe() {
+                let err = std::process::Command::new(exe)
+                    .args(std::env::args_os().skip(1))
+                    .env("MALLOC_ARENA_MAX", MALLOC_ARENAS)
+                    .exec();
+                // Only reached when the exec failed: run on with glibc's defaults.
+                eprintln!("medmesh: could not execute itself again with MALLOC_ARENA_MAX={MALLOC_ARENAS}: {err}");
+            }
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    bound_malloc_arenas();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Node { config, parent_pid, insecure } => {
