@@ -763,19 +763,24 @@ fn violations_from_the_shared_log_count_once() {
     }
 }
 
-#[test]
-fn a_joint_discipline_entry_from_another_province_stops_direct_settlement() {
-    let mut f = MemKv::default();
-    let mut p = seeded();
-    visit_and_lines(&mut p, "V1", "300");
-    let entry = DisciplineEntry {
+/// Entry JD-1 of 440000 listing the test institution for 2025 from March.
+fn institution_entry() -> DisciplineEntry {
+    DisciplineEntry {
         id: "JD-1".into(),
         subject: DisciplineSubject::Institution(inst()),
         province: prov("440000"),
         from: day("2025-03-01"),
         until: day("2025-12-31"),
         reason: "fraudulent claims".into(),
-    };
+    }
+}
+
+#[test]
+fn a_joint_discipline_entry_from_another_province_stops_direct_settlement() {
+    let mut f = MemKv::default();
+    let mut p = seeded();
+    visit_and_lines(&mut p, "V1", "300");
+    let entry = institution_entry();
     ok(&one(&mut f, FederationCommand::RecordDiscipline(entry.clone())));
     ok(&one(&mut f, FederationCommand::RecordDiscipline(entry.clone())));
     let e =
@@ -802,14 +807,7 @@ fn a_joint_discipline_entry_from_another_province_stops_direct_settlement() {
 fn a_lifted_discipline_entry_stops_counting_in_every_province() {
     let (mut decider, mut f, mut other) = (seeded(), MemKv::default(), seeded());
     visit_and_lines(&mut other, "V1", "300");
-    let entry = DisciplineEntry {
-        id: "JD-1".into(),
-        subject: DisciplineSubject::Institution(inst()),
-        province: prov("440000"),
-        from: day("2025-03-01"),
-        until: day("2025-12-31"),
-        reason: "fraudulent claims".into(),
-    };
+    let entry = institution_entry();
     ok(&one(&mut decider, ProvinceCommand::RecordDiscipline(entry.clone())));
     ok(&one(&mut f, FederationCommand::RecordDiscipline(entry.clone())));
     let shared = |f: &MemKv| match run_query(f, &Query::SharedLog { after: 0, limit: 10 }).unwrap() {
