@@ -105,25 +105,26 @@ pub(crate) fn check_reason(reason: &str) -> Result<(), DomainError> {
     }
     Ok(())
 }
+/// Checks the subject of an entry or a lift: a person only by a directory key.
+pub(crate) fn check_subject(subject: &DisciplineSubject) -> Result<(), DomainError> {
+    match subject {
+        DisciplineSubject::Person(k) if !is_directory_key(k) => {
+            Err(DomainError::invalid("certificate", "is not a directory key"))
+        }
+        _ => Ok(()),
+    }
+}
 /// Checks a lift's fields.
 pub(crate) fn check_lift(l: &DisciplineLift) -> Result<(), DomainError> {
     check_id(&l.id)?;
-    if let DisciplineSubject::Person(k) = &l.subject {
-        if !is_directory_key(k) {
-            return Err(DomainError::invalid("certificate", "is not a directory key"));
-        }
-    }
+    check_subject(&l.subject)?;
     check_reason(&l.reason)?;
     province("province", &l.province)
 }
 /// Checks a joint-discipline entry's fields.
 pub(crate) fn check_discipline(e: &DisciplineEntry) -> Result<(), DomainError> {
     check_id(&e.id)?;
-    if let DisciplineSubject::Person(k) = &e.subject {
-        if !is_directory_key(k) {
-            return Err(DomainError::invalid("certificate", "is not a directory key"));
-        }
-    }
+    check_subject(&e.subject)?;
     if e.until < e.from {
         return Err(DomainError::invalid("until", format!("{} is before from {}", e.until, e.from)));
     }
@@ -166,7 +167,8 @@ pub(crate) fn store_lift(tx: &mut Tx<'_>, l: &DisciplineLift) -> Result<bool, Do
 }
 /// Province: lifts one of its own joint-discipline entries from `today`, here at once and in
 /// every province once the federation shares it (through the outbox). Asked again with the
-/// same reason, it answers the lift recorded then.
+/// same reason, it answers the lift recorded then. Its fields were checked by
+/// [`crate::validate`].
 pub(crate) fn lift_discipline(
     tx: &mut Tx<'_>,
     province: &medmesh_types::ProvinceCode,
@@ -175,8 +177,6 @@ pub(crate) fn lift_discipline(
     reason: &str,
     today: Date,
 ) -> Result<Outcome, DomainError> {
-    check_id(id)?;
-    check_reason(reason)?;
     let e: DisciplineEntry = tx
         .load(&keys::discipline(subject, id))
         .ok_or_else(|| DomainError::not_found("id", format!("no joint-discipline entry {id} of this subject")))?;

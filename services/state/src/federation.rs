@@ -498,9 +498,9 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &FederationCommand, now: LogTime) ->
     }
 }
 /// Federation: appends a joint-discipline entry's lift to the shared log, once per entry, only
-/// for an entry the federation shared and only from the province that recorded it.
+/// for an entry the federation shared and only from the province that recorded it (its fields
+/// were checked by [`crate::validate`]).
 fn fed_record_discipline_lift(tx: &mut Tx<'_>, l: &crate::shared::DisciplineLift) -> Result<Outcome, DomainError> {
-    crate::discipline::check_lift(l)?;
     let e: DisciplineEntry = tx
         .load(&keys::discipline(&l.subject, &l.id))
         .ok_or_else(|| DomainError::not_found("id", format!("no joint-discipline entry {} was shared", l.id)))?;

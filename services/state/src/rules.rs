@@ -128,8 +128,9 @@ pub fn disciplined(
         let Some(e) = load::<crate::shared::DisciplineEntry>(kv, &keys::discipline(subject, &id)) else {
             continue;
         };
-        let lift = load::<crate::shared::DisciplineLift>(kv, &keys::discipline_lift(subject, &id));
-        if e.in_force_unless(lift.as_ref(), today) {
+        // An entry in force is refused unless lifted: the lift is read only then (settlement
+        // checks every institution here, and few have an entry at all).
+        if e.in_force(today) && e.in_force_unless(load(kv, &keys::discipline_lift(subject, &id)).as_ref(), today) {
             return Err(DomainError::precondition(
                 field,
                 format!(

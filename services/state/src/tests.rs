@@ -827,6 +827,14 @@ fn a_lifted_discipline_entry_stops_counting_in_every_province() {
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "id"), "another province's entry");
     assert_eq!(one(&mut decider, lift("440000", "JD-9", "r")).unwrap_err().code, ErrorCode::NotFound);
     assert_eq!(one(&mut decider, lift("440000", "JD-1", "")).unwrap_err().field, "reason");
+    let not_a_key = ProvinceCommand::LiftDiscipline {
+        province: prov("440000"),
+        subject: DisciplineSubject::Person("../JD-1".into()),
+        id: "JD-1".into(),
+        reason: "r".into(),
+    };
+    let e = one(&mut decider, not_a_key).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "certificate"), "checked in apply");
     let lifted = |r: &CommandResult| match ok(r) {
         Outcome::DisciplineLifted(b) => b.1,
         o => panic!("{o:?}"),

@@ -109,8 +109,9 @@ fn province(cmd: &ProvinceCommand) -> Result<(), DomainError> {
         ProvinceCommand::AttachFiling { .. } | ProvinceCommand::FinishReversal { .. } => Ok(()),
         ProvinceCommand::SyncShared { items } => list("items", items.len()),
         ProvinceCommand::RecordDiscipline(e) => text("reason", &e.reason, true),
-        ProvinceCommand::LiftDiscipline { province, id, reason, .. } => {
+        ProvinceCommand::LiftDiscipline { province, subject, id, reason } => {
             crate::rules::province("province", province)?;
+            crate::discipline::check_subject(subject)?;
             crate::discipline::check_id(id)?;
             crate::discipline::check_reason(reason)
         }
