@@ -274,6 +274,7 @@ async fn each_refusal_names_the_request_field() {
             institution_id: inst.clone(),
             summary: "billed twice".into(),
             reporter: None,
+            province: String::new(),
         };
         f(&mut x);
         x

@@ -840,7 +840,23 @@ impl Mesh {
             }
         }
         self.publish_outbox().await?;
-        self.sync_shared().await
+        self.sync_shared().await?;
+        self.receive_reports().await
+    }
+
+    /// Takes what the federation holds in this province's report inbox (issue 13.2): reports
+    /// received elsewhere about its institutions, and progress on reports it referred.
+    async fn receive_reports(&self) -> Result<(), Status> {
+        let after: u64 = medmesh_state::load(&self.app.view, keys::REPORT_INBOX_CURSOR).unwrap_or(0);
+        let q = Query::ReportInbox { province: self.province.clone(), after, limit: 256 };
+        match answer(self.fed_query(q).await?)? {
+            Answer::ReportInbox(items) if items.is_empty() => Ok(()),
+            Answer::ReportInbox(items) => {
+                let cmd = ProvinceCommand::ReceiveReports { province: self.province.clone(), items };
+                outcome(self.app.propose(cmd).await?).map(|_| ())
+            }
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Publishes what executed cases put in the outbox (points, discipline entries, case
@@ -863,6 +879,7 @@ impl Mesh {
                 SharedItem::Rule(r) => FederationCommand::PutRule(r),
                 SharedItem::CreditLift(l) => FederationCommand::RecordCreditLift(l),
                 SharedItem::DisciplineLift(l) => FederationCommand::RecordDisciplineLift(l),
+                SharedItem::ReportMessage(m) => FederationCommand::SendReport(m),
                 SharedItem::Aggregate(a) => {
                     FederationCommand::RecordAggregate { province: self.province.clone(), aggregate: a }
                 }

@@ -17,6 +17,7 @@
 //! | federation | `FedFile` | the filing's insured province is `from` |
 //! | federation | `FedRecordDiscipline`, `FedRecordViolation`, `FedRecordCaseOutcome`, `FedRecordCreditLift`, `FedRecordDisciplineLift` | recorded by `from` |
 //! | federation | `FedTopUp` | the account is `from`'s own |
+//! | federation | `FedSendReport` | the message is from `from` |
 //! | federation | `FedConfirmClearing` | the line's treatment province is `from` |
 //! | federation | `FedDisputeClearing` | the line's treatment province is `from` |
 //!
@@ -26,8 +27,9 @@
 //! Queries: a province may ask another province `RemotePerson` and `RemoteQuote` (the
 //! treatment side of non-local care), and the federation `Directory`, `ProvinceEndpoints`,
 //! `Provinces`, `Decision`, `SharedLog`, the aggregate `Positions`, `Prepaid` and `Clearing`
-//! (forwarded for its agency or the nation, which the province checked), and `Filings` (the
-//! treatment side finding a visitor's filing, the insured side checking a claimed one).
+//! (forwarded for its agency or the nation, which the province checked), `Filings` (the
+//! treatment side finding a visitor's filing, the insured side checking a claimed one), and
+//! `ReportInbox` of `from` itself.
 
 use medmesh_types::ProvinceCode;
 
@@ -68,6 +70,7 @@ fn federation(cmd: &FederationCommand, from: &ProvinceCode) -> bool {
         FederationCommand::RecordCreditLift(l) => &l.province == from,
         FederationCommand::RecordDisciplineLift(l) => &l.province == from,
         FederationCommand::RecordAggregate { province, .. } => province == from,
+        FederationCommand::SendReport(m) => &m.from == from,
         FederationCommand::TopUp { province, .. } => province == from,
         FederationCommand::Vouch { insured, .. } => insured == from,
         FederationCommand::Anchor { province, .. } => province == from,
@@ -83,6 +86,8 @@ fn federation(cmd: &FederationCommand, from: &ProvinceCode) -> bool {
 /// Checks that a replica of province `from` may run `q` on another group.
 pub fn foreign_query(q: &Query, from: &ProvinceCode) -> Result<(), String> {
     let ok = match q {
+        // A province reads its own report inbox only.
+        Query::ReportInbox { province, .. } => province == from,
         // A quote of a claim treated in `from`.
         Query::RemoteQuote { transfer, .. } => &transfer.treatment == from,
         Query::RemotePerson { .. }

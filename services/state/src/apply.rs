@@ -522,6 +522,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
         ProvinceCommand::LiftDiscipline { province, subject, id, reason } => {
             crate::discipline::lift_discipline(tx, province, subject, id, reason, today)
         }
+        ProvinceCommand::ReceiveReports { province, items } => crate::reports::receive(tx, province, items, now),
         ProvinceCommand::Case(c) => crate::cases::execute(tx, c, now),
         ProvinceCommand::Published { through } => crate::cases::published(tx, *through),
         ProvinceCommand::Payment(step) => crate::payment::execute(tx, step, cmd, now),

@@ -146,6 +146,7 @@ impl ProvinceCommand {
             Self::PublishAggregate { .. } => "publish_aggregate",
             Self::SettleWithLines { .. } => "settle_with_lines",
             Self::LiftDiscipline { .. } => "lift_discipline",
+            Self::ReceiveReports { .. } => "receive_reports",
         }
     }
 }
@@ -174,6 +175,7 @@ impl FederationCommand {
             Self::RecordCreditLift(_) => "fed_record_credit_lift",
             Self::RecordAggregate { .. } => "fed_record_aggregate",
             Self::RecordDisciplineLift(_) => "fed_record_discipline_lift",
+            Self::SendReport(_) => "fed_send_report",
         }
     }
 }

@@ -75,6 +75,8 @@ pub(crate) fn sync_shared(
             }
             // Aggregates go to the federation only; one in the shared log is not for provinces.
             SharedItem::Aggregate(_) => {}
+            // Report messages go to one province's inbox, never into the shared log.
+            SharedItem::ReportMessage(_) => {}
         }
         cursor = *seq;
     }

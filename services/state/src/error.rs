@@ -60,6 +60,12 @@ impl DomainError {
     pub fn too_large(field: impl Into<String>, message: impl Into<String>) -> DomainError {
         DomainError::new(ErrorCode::ResourceExhausted, field, message)
     }
+
+    /// The same error about a field of `path` (`items[2]` and `summary` make
+    /// `items[2].summary`).
+    pub fn within(self, path: &str) -> DomainError {
+        DomainError { field: format!("{path}.{}", self.field), ..self }
+    }
 }
 
 /// The one mapping of a settlement error to a domain error; `prefix` is the path of the lines

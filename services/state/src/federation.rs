@@ -153,6 +153,9 @@ pub enum FederationCommand {
     /// Records a joint-discipline entry's lift by its deciding province, in the shared log,
     /// once per entry (the entry must have been shared first, by the same province).
     RecordDisciplineLift(crate::shared::DisciplineLift),
+    /// Puts a report message (issue 13.2) in the addressed province's inbox, which only that
+    /// province reads. A referral is kept once per report; progress once per content.
+    SendReport(crate::shared::ReportMessage),
 }
 
 /// Federation: registers a province's endpoints.
@@ -495,7 +498,44 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &FederationCommand, now: LogTime) ->
             crate::aggregate::record(tx, province, aggregate).map(|()| Outcome::Stored)
         }
         FederationCommand::RecordDisciplineLift(l) => fed_record_discipline_lift(tx, l),
+        FederationCommand::SendReport(m) => fed_send_report(tx, m),
     }
+}
+/// Federation: puts a report message in its province's inbox. A message already sent is not
+/// sent again: the first referral of a report stands, and progress equal to the last is
+/// dropped. Nothing a well-formed message says is refused here (an unknown or the same
+/// province, an unknown institution): a refusal would stop the sender's outbox, and the
+/// addressed province answers such a referral by rejecting it.
+fn fed_send_report(tx: &mut Tx<'_>, m: &crate::shared::ReportMessage) -> Result<Outcome, DomainError> {
+    let last = keys::fed_report_message(m);
+    match tx.load::<crate::shared::ReportMessage>(&last) {
+        Some(_) if matches!(m.body, crate::shared::ReportMessageBody::Referral { .. }) => return Ok(Outcome::Stored),
+        Some(old) if &old == m => return Ok(Outcome::Stored),
+        _ => {}
+    }
+    let seq_key = keys::fed_inbox_seq(&m.to);
+    let seq: u64 = tx.load(&seq_key).unwrap_or(0) + 1;
+    tx.store(&seq_key, &seq);
+    tx.store(&keys::fed_inbox(&m.to, seq), m);
+    tx.store(&last, m);
+    Ok(Outcome::Stored)
+}
+/// Federation: province `to`'s report messages after sequence `after`, at most `limit`.
+pub fn report_inbox(
+    kv: &dyn crate::kv::KvRead,
+    to: &ProvinceCode,
+    after: u64,
+    limit: usize,
+) -> Vec<(u64, crate::shared::ReportMessage)> {
+    let start = keys::fed_inbox(to, after.saturating_add(1));
+    let end = keys::fed_inbox(to, u64::MAX);
+    kv.scan(start.as_bytes(), end.as_bytes(), limit)
+        .iter()
+        .filter_map(|(k, v)| {
+            let seq = std::str::from_utf8(k).ok()?.rsplit('/').next()?.parse().ok()?;
+            Some((seq, crate::kv::decode(v)))
+        })
+        .collect()
 }
 /// Federation: appends a joint-discipline entry's lift to the shared log, once per entry, only
 /// for an entry the federation shared and only from the province that recorded it (its fields

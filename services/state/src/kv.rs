@@ -392,6 +392,12 @@ pub mod keys {
     pub fn report_receipt(hash: &medmesh_types::KeyedHash) -> String {
         format!("reportreceipt/{}", hash.as_str())
     }
+    /// The report here a referral from province `by` (its report `origin_id`) became.
+    pub fn report_referral(by: &ProvinceCode, origin_id: &str) -> String {
+        format!("reportref/{by}/{origin_id}")
+    }
+    /// The last sequence taken from this province's report inbox at the federation.
+    pub const REPORT_INBOX_CURSOR: &str = "~reportinbox/cursor";
     /// An institution's declaration of a month.
     pub fn declaration(inst: &InstitutionId, period: medmesh_payment::Period) -> String {
         format!("decl/{inst}/{}", period.key())
@@ -623,4 +629,21 @@ pub mod keys {
     }
     /// End of the shared log's key range.
     pub const FED_SHARED_END: &str = "fshared0";
+    /// Federation: the last sequence of a province's report inbox.
+    pub fn fed_inbox_seq(to: &ProvinceCode) -> String {
+        format!("finboxseq/{to}")
+    }
+    /// Federation: one report message in a province's inbox.
+    pub fn fed_inbox(to: &ProvinceCode, seq: u64) -> String {
+        format!("finbox/{to}/{seq:020}")
+    }
+    /// Federation: the last message of a kind (`r`eferral or `p`rogress) about one report
+    /// between two provinces, so that one sent again is kept once.
+    pub fn fed_report_message(m: &crate::shared::ReportMessage) -> String {
+        let kind = match m.body {
+            crate::shared::ReportMessageBody::Referral { .. } => 'r',
+            crate::shared::ReportMessageBody::Progress(_) => 'p',
+        };
+        format!("frmsg/{}/{}/{}/{kind}", m.to, m.from, m.origin_id)
+    }
 }

@@ -1013,6 +1013,15 @@ pub enum ProvinceCommand {
         /// Why.
         reason: String,
     },
+    /// Province: takes the reports the federation holds for this province (issue 13.2): reports
+    /// other provinces received about its institutions, and the progress of reports it received
+    /// about theirs. `province` is this province (the node's); every item must be for it.
+    ReceiveReports {
+        /// This province.
+        province: medmesh_types::ProvinceCode,
+        /// `(sequence, message)` from this province's inbox at the federation, in order.
+        items: Vec<(u64, crate::shared::ReportMessage)>,
+    },
 }
 
 /// A report command (issue 13.2, [`crate::reports`]).
@@ -1034,6 +1043,9 @@ pub enum ReportCommand {
         summary: String,
         /// The reporter's name and contact, sealed; `None` when anonymous.
         reporter: Option<Sealed>,
+        /// Set (by the edge) when the institution is another province's: the report is kept
+        /// here, with its reporter, and referred there through the federation.
+        route: Option<ReportRoute>,
     },
     /// Accepts or rejects a received report.
     Acknowledge {
@@ -1089,6 +1101,31 @@ pub struct ReportRecord {
     pub read_count: u64,
     /// The latest reads (at most [`crate::reports::MAX_READS_KEPT`]).
     pub reads: Vec<ReporterRead>,
+    /// Received here about another province's institution: that province handles it, and
+    /// its progress is copied here for the reporter.
+    pub handled_by: Option<medmesh_types::ProvinceCode>,
+    /// Referred here by the province that received it (which keeps the reporter).
+    pub referred: Option<Referred>,
+}
+
+/// Where a report received here about another province's institution goes (issue 13.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportRoute {
+    /// This province, which keeps the reporter.
+    pub here: medmesh_types::ProvinceCode,
+    /// The institution's province, which handles the report.
+    pub to: medmesh_types::ProvinceCode,
+}
+
+/// Where a report handled here came from (issue 13.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Referred {
+    /// The province that received it, and keeps the reporter.
+    pub by: medmesh_types::ProvinceCode,
+    /// Its id there.
+    pub origin_id: String,
+    /// This province (the one the referral was addressed to).
+    pub here: medmesh_types::ProvinceCode,
 }
 
 /// An inspection command of a province's agency.

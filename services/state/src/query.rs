@@ -427,6 +427,15 @@ pub enum Query {
         /// Only this province.
         province: Option<ProvinceCode>,
     },
+    /// Federation: a province's report inbox (issue 13.2) after a sequence.
+    ReportInbox {
+        /// The province whose inbox it is.
+        province: ProvinceCode,
+        /// Messages with a sequence above this.
+        after: u64,
+        /// Most returned.
+        limit: usize,
+    },
 }
 
 impl Query {
@@ -496,6 +505,7 @@ impl Query {
             Query::LocalRecords { .. } => "local_records",
             Query::Aggregate { .. } => "aggregate",
             Query::NationalAggregates { .. } => "national_aggregates",
+            Query::ReportInbox { .. } => "report_inbox",
         }
     }
 }
@@ -684,6 +694,8 @@ pub enum Answer {
     Aggregate(Box<crate::aggregate::Aggregate>),
     /// Aggregates by province.
     NationalAggregates(Vec<(ProvinceCode, crate::aggregate::Aggregate)>),
+    /// A province's report messages `(sequence, message)`.
+    ReportInbox(Vec<(u64, crate::shared::ReportMessage)>),
 }
 
 /// Most rows any list query returns.
@@ -1077,6 +1089,9 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
         Query::NationalAggregates { period, province } => {
             crate::aggregate::check_period("period", *period)?;
             crate::aggregate::national(kv, *period, province.as_ref()).map(Answer::NationalAggregates)
+        }
+        Query::ReportInbox { province, after, limit } => {
+            Ok(Answer::ReportInbox(crate::federation::report_inbox(kv, province, *after, (*limit).clamp(1, MAX_ROWS))))
         }
     }
 }

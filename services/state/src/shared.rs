@@ -379,6 +379,40 @@ pub struct DisciplineLift {
     pub reason: String,
 }
 
+/// A report passed between two provinces through the federation (issue 13.2). It never
+/// carries the reporter: the name, the contact, the submission's fingerprint and the receipt
+/// code stay in the province that received the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportMessage {
+    /// The sending province.
+    pub from: ProvinceCode,
+    /// The province it is for.
+    pub to: ProvinceCode,
+    /// The report's id in the province that received it.
+    pub origin_id: String,
+    /// What it says.
+    pub body: ReportMessageBody,
+}
+
+/// What a [`ReportMessage`] says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReportMessageBody {
+    /// From the receiving province: a report about an institution of `to`, which handles it.
+    Referral {
+        /// The institution reported.
+        institution: InstitutionId,
+        /// What is reported.
+        summary: String,
+        /// True when the reporter gave no identity.
+        anonymous: bool,
+        /// Received on (in the receiving province).
+        received_on: Date,
+    },
+    /// From the handling province: the report as it stands there (state, reply, case, reward),
+    /// for the reporter who follows it where they reported it.
+    Progress(medmesh_supervision::reports::Report),
+}
+
 /// An entry of the federation's shared log, copied into every province.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SharedItem {
@@ -398,6 +432,10 @@ pub enum SharedItem {
     Aggregate(Box<crate::figures::Aggregate>),
     /// A joint-discipline entry lifted by its deciding province (issue 13.3).
     DisciplineLift(DisciplineLift),
+    /// A report for another province (issue 13.2). It goes from the province's outbox to the
+    /// federation, which keeps it in the addressed province's inbox; it is never in the shared
+    /// log.
+    ReportMessage(ReportMessage),
 }
 
 /// What a person looks like to a treatment province: no raw identity number.

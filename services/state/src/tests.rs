@@ -1465,6 +1465,7 @@ fn a_flagged_claim_becomes_a_case_and_its_recovery_reaches_the_ledger_once() {
             SharedItem::CreditLift(_) => "lift",
             SharedItem::Aggregate(_) => "aggregate",
             SharedItem::DisciplineLift(_) => "discipline lift",
+            SharedItem::ReportMessage(_) => "report",
         })
         .collect();
     assert_eq!(kinds, vec!["violation", "discipline", "outcome"]);

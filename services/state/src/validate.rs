@@ -115,6 +115,14 @@ fn province(cmd: &ProvinceCommand) -> Result<(), DomainError> {
             crate::discipline::check_id(id)?;
             crate::discipline::check_reason(reason)
         }
+        ProvinceCommand::ReceiveReports { province, items } => {
+            crate::rules::province("province", province)?;
+            list("items", items.len())?;
+            for (i, (_, m)) in items.iter().enumerate() {
+                crate::reports::check_message(m).map_err(|e| e.within(&format!("items[{i}]")))?;
+            }
+            Ok(())
+        }
         ProvinceCommand::Case(c) => crate::cases::validate(c),
         ProvinceCommand::Published { .. } => Ok(()),
         ProvinceCommand::Payment(c) => crate::payment::validate(c),
@@ -171,6 +179,7 @@ fn federation(cmd: &FederationCommand) -> Result<(), DomainError> {
             crate::rules::province("province", &l.province)
         }
         FederationCommand::RecordDisciplineLift(l) => crate::discipline::check_lift(l),
+        FederationCommand::SendReport(m) => crate::reports::check_message(m),
         FederationCommand::RecordAggregate { province, aggregate } => {
             crate::rules::province("province", province)?;
             crate::aggregate::check(aggregate)

@@ -46,12 +46,13 @@ fn id(field: &str, v: &str) -> Result<(), Status> {
 impl ReportService for Reports {
     async fn submit_report(&self, req: Request<SubmitReportRequest>) -> Result<Response<SubmitReportResponse>, Status> {
         self.province_only()?;
-        let (cmd, code) = convert::submit_report(req.into_inner(), self.mesh.seal()?)?;
+        let (cmd, code) = convert::submit_report(req.into_inner(), &self.mesh.province, self.mesh.seal()?)?;
         let r = self.run(cmd).await?;
         Ok(Response::new(SubmitReportResponse {
             report_id: r.report.id.clone(),
             receipt_code: code,
             acknowledge_by: r.report.acknowledge_by.to_string(),
+            handled_by: r.handled_by.as_ref().map(|p| p.to_string()).unwrap_or_default(),
         }))
     }
 

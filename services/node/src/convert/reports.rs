@@ -3,15 +3,15 @@
 //! here for the report officer alone.
 
 use medmesh_seal::SealKey;
-use medmesh_state::reports::{ReportCommand, ReportRecord};
+use medmesh_state::reports::{ReportCommand, ReportRecord, ReportRoute};
 use medmesh_supervision::reports::{Report, ReportPolicy, ReportState};
-use medmesh_types::{KeyedHash, Money};
+use medmesh_types::{KeyedHash, Money, ProvinceCode};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 
-use super::{bad, institution, money};
+use super::{bad, institution, money, province};
 use crate::pb;
 
 /// Longest reporter name, in bytes.
@@ -52,18 +52,30 @@ fn receipt_key(seal: &SealKey, code: &str) -> KeyedHash {
     seal.hash("report-receipt-code", code)
 }
 
-/// A submission from the wire: the command (reporter sealed) and the receipt code to give
-/// back.
-pub fn submit_report(r: pb::SubmitReportRequest, seal: &SealKey) -> Result<(ReportCommand, String), Status> {
+/// A submission from the wire to province `here`: the command (reporter sealed; routed when
+/// the institution's province is another) and the receipt code to give back.
+pub fn submit_report(
+    r: pb::SubmitReportRequest,
+    here: &ProvinceCode,
+    seal: &SealKey,
+) -> Result<(ReportCommand, String), Status> {
     medmesh_supervision::reports::check_id("serial", &r.serial).map_err(|e| bad("serial", field_message(&e)))?;
     let inst = institution("institution_id", &r.institution_id)?;
+    let route = match r.province.trim() {
+        "" => None,
+        p => {
+            let to = province("province", p)?;
+            (&to != here).then(|| ReportRoute { here: here.clone(), to })
+        }
+    };
     medmesh_supervision::reports::check_text("summary", &r.summary, true)
         .map_err(|e| bad("summary", field_message(&e)))?;
     let reporter = r.reporter.unwrap_or_default();
     field_text("reporter.name", &reporter.name, MAX_REPORTER_NAME)?;
     field_text("reporter.contact", &reporter.contact, MAX_REPORTER_CONTACT)?;
+    let to = route.as_ref().map(|x| x.to.as_str()).unwrap_or_default();
     let fingerprint =
-        seal.hash("report", &canonical(&[&r.serial, inst.as_str(), &r.summary, &reporter.name, &reporter.contact]));
+        seal.hash("report", &canonical(&[&r.serial, inst.as_str(), &r.summary, &reporter.name, &reporter.contact, to]));
     let named = !reporter.name.trim().is_empty() || !reporter.contact.trim().is_empty();
     let sealed = if named {
         let plain = serde_json::to_vec(&ReporterSecrets { name: reporter.name, contact: reporter.contact })
@@ -81,6 +93,7 @@ pub fn submit_report(r: pb::SubmitReportRequest, seal: &SealKey) -> Result<(Repo
             institution: inst,
             summary: r.summary,
             reporter: sealed,
+            route,
         },
         code,
     ))
@@ -156,6 +169,9 @@ pub fn report_pb(r: &ReportRecord, today: Option<medmesh_types::Date>) -> pb::Re
         reporter_reads: r.read_count,
         last_read_by: last.map(|l| l.officer.clone()).unwrap_or_default(),
         last_read_at_ms: last.map(|l| l.at.millis()).unwrap_or_default(),
+        handled_by: r.handled_by.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+        referred_by: r.referred.as_ref().map(|x| x.by.to_string()).unwrap_or_default(),
+        referred_report_id: r.referred.as_ref().map(|x| x.origin_id.clone()).unwrap_or_default(),
     }
 }
 
@@ -172,6 +188,7 @@ pub fn report_status_pb(r: &ReportRecord) -> pb::GetReportStatusResponse {
         concluded_on: day(p.concluded_on),
         reward: p.reward.as_ref().map(|w| w.amount.to_string()).unwrap_or_default(),
         reward_reference: p.reward.as_ref().map(|w| w.reference.clone()).unwrap_or_default(),
+        handled_by: r.handled_by.as_ref().map(|p| p.to_string()).unwrap_or_default(),
     }
 }
 

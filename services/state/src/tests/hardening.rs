@@ -214,6 +214,17 @@ fn corpus() -> Vec<Command> {
         lifted_on: day("2025-04-01"),
         reason: "appeal upheld".into(),
     };
+    let referral = ReportMessage {
+        from: prov("310000"),
+        to: prov("110000"),
+        origin_id: "R-00000001".into(),
+        body: ReportMessageBody::Referral {
+            institution: inst(),
+            summary: "stays billed that never happened".into(),
+            anonymous: true,
+            received_on: day("2025-03-01"),
+        },
+    };
     let t = TransferId { treatment: prov("110000"), institution: inst(), serial: ser("S9") };
     let split = match quote_of(&seeded_with_visit(), "V1").unwrap() {
         Answer::Quote(s) => s,
@@ -252,6 +263,16 @@ fn corpus() -> Vec<Command> {
             id: d.id.clone(),
             reason: "appeal upheld".into(),
         },
+        ProvinceCommand::ReceiveReports { province: prov("110000"), items: vec![(1, referral.clone())] },
+        ProvinceCommand::Report(crate::reports::ReportCommand::Submit {
+            serial: "CH-1".into(),
+            fingerprint: medmesh_types::KeyedHash::new("ab".repeat(32)).unwrap(),
+            receipt: medmesh_types::KeyedHash::new("cd".repeat(32)).unwrap(),
+            institution: medmesh_types::InstitutionId::new("H310000-01").unwrap(),
+            summary: "s".into(),
+            reporter: None,
+            route: Some(crate::reports::ReportRoute { here: prov("110000"), to: prov("310000") }),
+        }),
         ProvinceCommand::SyncShared {
             items: vec![
                 (1, SharedItem::Violation(v.clone())),
@@ -306,6 +327,7 @@ fn corpus() -> Vec<Command> {
         FederationCommand::RecordViolation(v),
         FederationCommand::RecordDiscipline(d),
         FederationCommand::RecordDisciplineLift(lift),
+        FederationCommand::SendReport(referral),
         FederationCommand::RecordCaseOutcome(medmesh_supervision::cases::CaseOutcome {
             province: prov("440000"),
             case_id: "GD-1".into(),

@@ -6,7 +6,7 @@ use medmesh_supervision::cases::*;
 use medmesh_supervision::reports::{ReportPolicy, ReportState};
 use medmesh_types::{InstitutionId, KeyedHash, Money, Sealed};
 
-use crate::reports::{ReportCommand, ReportRecord};
+use crate::reports::{ReportCommand, ReportRecord, ReportRoute};
 use crate::*;
 
 use super::{case_of, fund, inst, m, ok, one, prov, seeded, ser, settle_cmd, settled, visit_and_lines, NOW};
@@ -27,6 +27,7 @@ fn submit_about(serial: &str, fingerprint: char, reporter: bool, institution: In
         institution,
         summary: "stays billed that never happened".into(),
         reporter: reporter.then(|| Sealed::new(vec![7; 60]).unwrap()),
+        route: None,
     })
 }
 
@@ -196,4 +197,200 @@ fn a_policy_outside_the_measures_is_refused() {
     )
     .unwrap_err();
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "max_reward"), "{e}");
+}
+
+/// A report 310000 received about an institution of 110000: the outbox items of `kv`.
+fn outbox(kv: &MemKv) -> Vec<(u64, SharedItem)> {
+    match run_query(kv, &Query::Outbox { limit: 100 }).unwrap() {
+        Answer::SharedLog(items) => items,
+        o => panic!("{o:?}"),
+    }
+}
+
+/// What a province's leader does with its outbox: every item to the federation, then
+/// dropped here. The report messages it sent, in order.
+fn publish(kv: &mut MemKv, f: &mut MemKv) -> Vec<ReportMessage> {
+    let items = outbox(kv);
+    let mut sent = Vec::new();
+    for (_, item) in &items {
+        if let SharedItem::ReportMessage(m) = item {
+            ok(&one(f, FederationCommand::SendReport(m.clone())));
+            sent.push(m.clone());
+        }
+    }
+    if let Some((through, _)) = items.last() {
+        ok(&one(kv, ProvinceCommand::Published { through: *through }));
+    }
+    sent
+}
+
+fn inbox(f: &MemKv, to: &str, after: u64) -> Vec<(u64, ReportMessage)> {
+    match run_query(f, &Query::ReportInbox { province: prov(to), after, limit: 100 }).unwrap() {
+        Answer::ReportInbox(items) => items,
+        o => panic!("{o:?}"),
+    }
+}
+
+/// What a province's leader does with its inbox at the federation.
+fn receive(kv: &mut MemKv, f: &MemKv, here: &str) {
+    let after: u64 = load(kv, keys::REPORT_INBOX_CURSOR).unwrap_or(0);
+    let items = inbox(f, here, after);
+    if !items.is_empty() {
+        ok(&one(kv, ProvinceCommand::ReceiveReports { province: prov(here), items }));
+    }
+}
+
+fn routed(serial: &str, fingerprint: char, institution: &str) -> ProvinceCommand {
+    let mut cmd = submit_about(serial, fingerprint, true, InstitutionId::new(institution).unwrap());
+    if let ProvinceCommand::Report(ReportCommand::Submit { route, .. }) = &mut cmd {
+        *route = Some(ReportRoute { here: prov("310000"), to: prov("110000") });
+    }
+    cmd
+}
+
+fn record(kv: &MemKv, id: &str) -> ReportRecord {
+    load(kv, &keys::report(id)).unwrap()
+}
+
+/// Issue 13.2: a report received in 310000 about an institution of 110000 is referred through
+/// the federation without its reporter, handled in 110000 (accepted, a case, a recovery, the
+/// reward from 110000's pool) and followed in 310000, where the reporter reported it.
+#[test]
+fn a_report_about_another_province_is_handled_there_and_followed_here() {
+    let (mut here, mut f, mut there) = (MemKv::default(), MemKv::default(), seeded());
+
+    // 110000 has the institution; 310000 (an empty store here) does not.
+    let e = one(&mut there, {
+        let mut c = routed("CH-0", 'f', "H001");
+        if let ProvinceCommand::Report(ReportCommand::Submit { route: Some(r), .. }) = &mut c {
+            *r = ReportRoute { here: prov("110000"), to: prov("310000") };
+        }
+        c
+    })
+    .unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "province"), "a local institution: {e}");
+    let mut same = routed("CH-0", 'f', "H001");
+    if let ProvinceCommand::Report(ReportCommand::Submit { route: Some(r), .. }) = &mut same {
+        r.to = prov("310000");
+    }
+    let e = one(&mut here, same).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "province"), "no route to itself: {e}");
+
+    let mine = report(&one(&mut here, routed("CH-1", 'a', "H001")));
+    assert_eq!((mine.report.id.as_str(), mine.handled_by.as_ref().map(|p| p.as_str())), ("R-00000001", Some("110000")));
+    assert!(mine.reporter.is_some(), "the reporter stays here, sealed");
+    let e =
+        one(&mut here, step(ReportCommand::Acknowledge { id: mine.report.id.clone(), accept: true, note: "".into() }))
+            .unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "report_id"), "handled there: {e}");
+
+    // The referral carries no reporter, fingerprint or receipt.
+    let sent = publish(&mut here, &mut f);
+    assert_eq!(sent.len(), 1);
+    let bytes = crate::kv::encode(&sent[0]);
+    for secret in [vec![7u8; 60], hash('a').as_str().as_bytes().to_vec()] {
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_slice()), "the referral holds a secret");
+    }
+    ok(&one(&mut f, FederationCommand::SendReport(sent[0].clone())));
+    assert_eq!(inbox(&f, "110000", 0).len(), 1, "a referral sent again is kept once");
+    assert!(inbox(&f, "310000", 0).is_empty() && inbox(&f, "440000", 0).is_empty(), "one province's inbox");
+
+    // 110000 handles it as its own report, without a reporter.
+    receive(&mut there, &f, "110000");
+    receive(&mut there, &f, "110000");
+    let theirs = record(&there, "R-00000001");
+    assert_eq!(theirs.reporter, None);
+    let from = theirs.referred.clone().unwrap();
+    assert_eq!((from.by.as_str(), from.origin_id.as_str(), from.here.as_str()), ("310000", "R-00000001", "110000"));
+    assert_eq!((theirs.report.state, theirs.report.anonymous), (ReportState::Received, false));
+    assert!(load::<ReportRecord>(&there, &keys::report("R-00000002")).is_none(), "received once");
+    let e = one(&mut there, step(ReportCommand::Unseal { id: "R-00000001".into(), officer: "x".into() })).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "report_id"), "{e}");
+
+    visit_and_lines(&mut there, "V1", "900");
+    let s1 = settled(&one(&mut there, settle_cmd("S1", "V1")));
+    let paid = s1.split.fund_total() + s1.split.individual_account;
+    let id = "R-00000001".to_string();
+    report(&one(
+        &mut there,
+        step(ReportCommand::Acknowledge { id: id.clone(), accept: true, note: "we inspect".into() }),
+    ));
+    let c = |x: CaseCommand| ProvinceCommand::Case(x);
+    case_of(&one(
+        &mut there,
+        c(CaseCommand::Open {
+            id: "C1".into(),
+            province: prov("110000"),
+            source: CaseSource::Report(id.clone()),
+            institution: inst(),
+            settlements: vec![ser("S1")],
+        }),
+    ));
+    case_of(&one(&mut there, c(CaseCommand::Investigate { id: "C1".into(), finding: "no such stay".into() })));
+    let decision = DecisionInput {
+        violation: ViolationType::Fraud,
+        recover: paid,
+        fine_tenths: 20,
+        agreement: AgreementAction::Keep,
+        scored: vec![],
+        discipline_days: 0,
+        handoff: None,
+        reason: "stays billed that never happened".into(),
+    };
+    case_of(&one(&mut there, c(CaseCommand::Decide { id: "C1".into(), decision })));
+    case_of(&one(&mut there, c(CaseCommand::Execute { id: "C1".into() })));
+    let before = fund(&there).ledger;
+    let r = report(&one(&mut there, step(ReportCommand::PayReward { id: id.clone(), reference: "PAY-1".into() })));
+    let five = Money::from_fen((paid.to_fen() * 50 + 500) / 1000);
+    let want = if five < m("200") { m("200") } else { five };
+    assert_eq!(r.report.reward.as_ref().map(|w| w.amount), Some(want));
+    assert_eq!(fund(&there).ledger.rewards_paid, before.rewards_paid + want, "110000's pool pays it");
+
+    // Each step went back; 310000 shows the last, and pays nothing.
+    let progress = publish(&mut there, &mut f);
+    assert_eq!(progress.len(), 3, "accepted, case opened, reward paid: {progress:?}");
+    assert!(progress.iter().all(|m| m.to.as_str() == "310000" && m.origin_id == "R-00000001"));
+    receive(&mut here, &f, "310000");
+    let mine = record(&here, "R-00000001");
+    assert_eq!(
+        (mine.report.state, mine.report.reply.as_str(), mine.report.case_id.as_deref()),
+        (ReportState::Accepted, "we inspect", Some("C1"))
+    );
+    assert_eq!(mine.report.reward.as_ref().map(|w| (w.amount, w.reference.as_str())), Some((want, "PAY-1")));
+    assert!(mine.reporter.is_some() && mine.handled_by.is_some());
+    assert_eq!(fund(&here).ledger.rewards_paid, Money::ZERO, "310000's pool pays nothing");
+    match run_query(&here, &Query::ReportByReceipt { receipt: hash('a') }).unwrap() {
+        Answer::Report(r) => assert_eq!(r.report.reward.map(|w| w.amount), Some(want), "the reporter sees it"),
+        o => panic!("{o:?}"),
+    }
+    report(&one(&mut there, step(ReportCommand::Conclude { id: id.clone(), reply: "recovered".into() })));
+    publish(&mut there, &mut f);
+    receive(&mut here, &f, "310000");
+    assert_eq!(record(&here, "R-00000001").report.state, ReportState::Concluded);
+
+    // An institution 110000 does not have: rejected there, and the rejection comes back.
+    report(&one(&mut here, routed("CH-2", 'b', "H999")));
+    publish(&mut here, &mut f);
+    receive(&mut there, &f, "110000");
+    assert_eq!(record(&there, "R-00000002").report.state, ReportState::Rejected);
+    publish(&mut there, &mut f);
+    receive(&mut here, &f, "310000");
+    let back = record(&here, "R-00000002");
+    assert_eq!(back.report.state, ReportState::Rejected);
+    assert!(back.report.reply.contains("H999"), "{}", back.report.reply);
+
+    // A batch with a message for another province, or one skipping a message, is refused whole.
+    let all = inbox(&f, "110000", 0);
+    let e =
+        one(&mut there, ProvinceCommand::ReceiveReports { province: prov("440000"), items: all.clone() }).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "items[0].to"), "{e}");
+    let mut other = MemKv::default();
+    let e = one(&mut other, ProvinceCommand::ReceiveReports { province: prov("110000"), items: all[1..].to_vec() })
+        .unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "items[0]"), "{e}");
+    let mut bad = all[0].clone();
+    bad.1.origin_id = "../x".into();
+    let e =
+        one(&mut other, ProvinceCommand::ReceiveReports { province: prov("110000"), items: vec![bad] }).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "items[0].origin_id"), "{e}");
 }
