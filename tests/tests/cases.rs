@@ -6,8 +6,8 @@
 //! suspended for a month, points for the billing doctor, a month on the joint-discipline list,
 //! a transfer to public security) and executes. The fund is checked to the fen against the
 //! settlement's own split; a second execution changes nothing; the institution can no longer
-//! register visits; and 310000 sees the outcome and the doctor's points through the federation's
-//! shared log, with no personal identity in them. Bad input is refused naming the field.
+//! register visits; and 310000 sees the outcome and the doctor's points (and credit grade)
+//! through the federation's shared log, with no personal identity in them. Bad input is refused naming the field.
 
 use std::time::Duration;
 
@@ -224,13 +224,29 @@ async fn a_flagged_claim_becomes_a_case_executed_once_and_shared() {
         .qualification
         .unwrap();
     assert_eq!(q.year_points, 3, "one score in every province");
+    // The doctor's credit follows them too: 100 − 4 per point (3) = 88, grade B, in 310000,
+    // from the violation 110000's decision scored.
+    let doctor_rating = other
+        .get_credit_rating(pb::GetCreditRatingRequest { personnel_code: doctor.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .rating
+        .unwrap();
+    assert_eq!(
+        (doctor_rating.score, doctor_rating.grade, doctor_rating.personnel_code.as_str()),
+        (88, pb::CreditGrade::B as i32, doctor.as_str())
+    );
+    let kinds: Vec<(&str, &str, u32)> =
+        doctor_rating.entries.iter().map(|e| (e.kind.as_str(), e.province.as_str(), e.points)).collect();
+    assert_eq!(kinds, vec![("violation", HOME, 12)]);
 
     // The credit rating, computed here by hand from the model in the README: 100 − 10 (irregular
     // use) − 1 per full 10,000 yuan recovered − 10 (agreement suspended); grade D whatever the
     // score while on the joint-discipline list (30 days from today). Every province rates alike.
     let want_score = 100 - 10 - u32::try_from(paid.to_fen() / 1_000_000).unwrap() - 10;
     let rating = |mut c: AgencyServiceClient<tonic::transport::Channel>, inst: String| async move {
-        c.get_credit_rating(pb::GetCreditRatingRequest { institution_id: inst })
+        c.get_credit_rating(pb::GetCreditRatingRequest { institution_id: inst, ..Default::default() })
             .await
             .map(|r| r.into_inner().rating.unwrap())
     };

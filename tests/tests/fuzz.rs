@@ -699,9 +699,38 @@ async fn each_refusal_names_the_request_field() {
         ),
         (
             "credit rating of an unknown institution",
-            a.get_credit_rating(pb::GetCreditRatingRequest { institution_id: "H-NONE".into() }).await.map(|_| ()),
+            a.get_credit_rating(pb::GetCreditRatingRequest { institution_id: "H-NONE".into(), ..Default::default() })
+                .await
+                .map(|_| ()),
             Code::NotFound,
             "institution_id:",
+        ),
+        (
+            "credit rating of unknown personnel",
+            a.get_credit_rating(pb::GetCreditRatingRequest { personnel_code: "D-NONE".into(), ..Default::default() })
+                .await
+                .map(|_| ()),
+            Code::NotFound,
+            "personnel_code:",
+        ),
+        (
+            "credit rating of an institution and a person at once",
+            a.get_credit_rating(pb::GetCreditRatingRequest {
+                institution_id: "H-NONE".into(),
+                personnel_code: "D-NONE".into(),
+            })
+            .await
+            .map(|_| ()),
+            Code::InvalidArgument,
+            "institution_id:",
+        ),
+        (
+            "credit rating of a malformed personnel code",
+            a.get_credit_rating(pb::GetCreditRatingRequest { personnel_code: "D/../1".into(), ..Default::default() })
+                .await
+                .map(|_| ()),
+            Code::InvalidArgument,
+            "personnel_code:",
         ),
         (
             "flight inspection id with a space",
@@ -746,7 +775,7 @@ async fn each_refusal_names_the_request_field() {
         ),
         (
             "credit rating without an institution",
-            a.get_credit_rating(pb::GetCreditRatingRequest { institution_id: String::new() }).await.map(|_| ()),
+            a.get_credit_rating(pb::GetCreditRatingRequest::default()).await.map(|_| ()),
             Code::InvalidArgument,
             "institution_id:",
         ),

@@ -1,4 +1,4 @@
-//! Credit ratings of institutions (issue 13.3): the store around the pure model of
+//! Credit ratings of institutions and personnel (issue 13.3): the store around the pure model of
 //! [`medmesh_supervision::credit`]. The model reads the case outcomes and joint-discipline
 //! entries the federation's shared log copies into every province, so every province rates an
 //! institution alike, its own or another's.
@@ -44,6 +44,24 @@ pub fn rating(kv: &dyn KvRead, inst: &InstitutionId, today: Date, field: &str) -
     Ok(rate(&outcomes, &lifts, &listed, today))
 }
 
+/// A person's rating on `today` from their violations (every province's, copied through the
+/// shared log); NOT_FOUND naming `field` when this province knows nothing of them (neither
+/// registered here nor scored anywhere).
+pub fn personnel_rating(
+    kv: &dyn KvRead,
+    code: &medmesh_types::PersonnelCode,
+    today: Date,
+    field: &str,
+) -> Result<Rating, DomainError> {
+    let violations: Vec<medmesh_supervision::Violation> =
+        scan_prefix(kv, &keys::violations(code), MAX_READ).iter().map(|(_, v)| decode(v)).collect();
+    let registered = crate::kv::load::<crate::model::Personnel>(kv, &keys::personnel(code)).is_some();
+    if !registered && violations.is_empty() {
+        return Err(DomainError::not_found(field, format!("no personnel {code} is known here")));
+    }
+    Ok(medmesh_supervision::credit::rate_personnel(&violations, today))
+}
+
 /// A rating in a few words, for a refusal: the score and what forces or lowers it.
 pub fn summary(r: &Rating) -> String {
     let counted: Vec<String> = r
@@ -55,6 +73,8 @@ pub fn summary(r: &Rating) -> String {
             medmesh_supervision::credit::Source::Discipline { province, id } => {
                 format!("discipline entry {province}/{id}")
             }
+            medmesh_supervision::credit::Source::Violation { province, id } => format!("violation {province}/{id}"),
+            medmesh_supervision::credit::Source::Qualification => "payment qualification".to_string(),
         })
         .collect();
     format!("score {} of 100 as of {} ({})", r.score, r.as_of, counted.join(", "))

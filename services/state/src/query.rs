@@ -427,6 +427,13 @@ pub enum Query {
         /// Only this province.
         province: Option<ProvinceCode>,
     },
+    /// A person's credit rating on a day (issue 13.3).
+    PersonnelCreditRating {
+        /// The person.
+        code: medmesh_types::PersonnelCode,
+        /// The day rated.
+        today: Date,
+    },
     /// Federation: a province's report inbox (issue 13.2) after a sequence.
     ReportInbox {
         /// The province whose inbox it is.
@@ -506,6 +513,7 @@ impl Query {
             Query::Aggregate { .. } => "aggregate",
             Query::NationalAggregates { .. } => "national_aggregates",
             Query::ReportInbox { .. } => "report_inbox",
+            Query::PersonnelCreditRating { .. } => "personnel_credit_rating",
         }
     }
 }
@@ -1089,6 +1097,10 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
         Query::NationalAggregates { period, province } => {
             crate::aggregate::check_period("period", *period)?;
             crate::aggregate::national(kv, *period, province.as_ref()).map(Answer::NationalAggregates)
+        }
+        Query::PersonnelCreditRating { code, today } => {
+            crate::credit::personnel_rating(kv, code, *today, "personnel_code")
+                .map(|r| Answer::CreditRating(Box::new(r)))
         }
         Query::ReportInbox { province, after, limit } => {
             Ok(Answer::ReportInbox(crate::federation::report_inbox(kv, province, *after, (*limit).clamp(1, MAX_ROWS))))

@@ -29,6 +29,21 @@
 //! Worked examples (checked by the tests): one irregular case recovering 25,000 yuan → 100 − 10
 //! − 2 = 88, grade B; one fraud case recovering 150,000 yuan with the agreement suspended → 100 −
 //! 30 − 15 − 10 = 45, grade D.
+//!
+//! **Personnel** ([`rate_personnel`], the same version) are rated from their qualification
+//! points (the 2025 regulation's scoring, [`crate::status`]), which the federation's shared log
+//! also copies into every province, so a doctor's grade follows them across provinces. A case
+//! reaches a doctor through the points its decision scores them.
+//!
+//! 1. Start at 100.
+//! 2. Each violation decided within the last three years deducts
+//!    [`PERSONNEL_POINTS_FACTOR`] (4) per point it scored.
+//! 3. Grades as for institutions; the grade is **D** whatever the score while the person's
+//!    payment qualification is suspended, or terminated and the ban on registering again runs.
+//!
+//! Worked examples: one 3-point violation → 100 − 12 = 88, grade B; 6 and 2 points in one year →
+//! 100 − 32 = 68, grade C; 9 points in a year suspend the qualification → 64 and grade D while
+//! the suspension runs, C after it.
 
 use medmesh_types::{Date, InstitutionId, Money, ProvinceCode};
 use serde::{Deserialize, Serialize};
@@ -149,6 +164,15 @@ pub enum Source {
         /// The entry's id.
         id: String,
     },
+    /// A person's violation (qualification points): deciding province and violation id.
+    Violation {
+        /// The deciding province.
+        province: String,
+        /// The violation's id.
+        id: String,
+    },
+    /// A person's payment qualification suspended, or terminated with its ban running.
+    Qualification,
 }
 
 /// One line of a rating: what it comes from and what it deducted.
@@ -276,6 +300,64 @@ pub fn rate(outcomes: &[CaseOutcome], lifts: &[Lift], listed: &[ListedPeriod], t
     Rating { score, grade, as_of: today, entries }
 }
 
+/// Credit points a person loses per qualification point of a counted violation.
+pub const PERSONNEL_POINTS_FACTOR: u32 = 4;
+
+/// A person's rating on `today` from their violations (every province's; see the module
+/// documentation for the model).
+pub fn rate_personnel(violations: &[crate::Violation], today: Date) -> Rating {
+    let mut entries: Vec<Entry> = violations
+        .iter()
+        .map(|v| {
+            let counted = v.decided_on <= today && today.years_since(v.decided_on) < TERM_YEARS;
+            let points = if counted { u32::from(v.points) * PERSONNEL_POINTS_FACTOR } else { 0 };
+            let state = match () {
+                () if v.decided_on > today => "; decided after the day rated",
+                () if !counted => "; its term is over",
+                () => "",
+            };
+            Entry {
+                source: Source::Violation { province: v.province.to_string(), id: v.id.clone() },
+                on: v.decided_on,
+                points,
+                counted,
+                forces_d: false,
+                lifted_on: None,
+                why: format!("{} qualification points: {points}{state}", v.points),
+            }
+        })
+        .collect();
+    // The history is validated when recorded; one that is not (mixed persons) forces nothing.
+    if let Ok(view) = crate::status(violations, today) {
+        let forced = match view.state {
+            crate::QualificationState::Suspended { since, until } if !view.may_bill(today) => {
+                Some((since, format!("payment qualification suspended from {since} until {until}: grade D")))
+            }
+            crate::QualificationState::Terminated { since, reregister_from, .. } if !view.may_register(today) => Some((
+                since,
+                format!("payment qualification terminated on {since}, no registering again before {reregister_from}: grade D"),
+            )),
+            _ => None,
+        };
+        if let Some((on, why)) = forced {
+            entries.push(Entry {
+                source: Source::Qualification,
+                on,
+                points: 0,
+                counted: true,
+                forces_d: true,
+                lifted_on: None,
+                why,
+            });
+        }
+    }
+    entries.sort_by(|a, b| b.on.cmp(&a.on).then_with(|| a.source.cmp(&b.source)));
+    let deducted = entries.iter().map(|e| e.points).fold(0u32, u32::saturating_add);
+    let score = BASE.saturating_sub(deducted);
+    let grade = if entries.iter().any(|e| e.forces_d) { Grade::D } else { Grade::of(score) };
+    Rating { score, grade, as_of: today, entries }
+}
+
 #[cfg(test)]
 mod tests {
     use medmesh_types::{InstitutionId, ProvinceCode};
@@ -326,6 +408,53 @@ mod tests {
 
     /// Warned from 90 days before the last day (2027-03-31 less 90 days is 2026-12-31), for C
     /// and D only.
+    fn violation(id: &str, points: u8, months: u8, on: &str) -> crate::Violation {
+        crate::Violation {
+            personnel: medmesh_types::PersonnelCode::new("D110000-01").unwrap(),
+            id: id.into(),
+            decided_on: day(on),
+            points,
+            severity: crate::Severity::new(months).unwrap(),
+            province: ProvinceCode::new("440000").unwrap(),
+        }
+    }
+
+    /// The personnel examples of the module documentation, worked by hand.
+    #[test]
+    fn the_documented_personnel_examples_hold() {
+        let today = day("2026-12-04");
+        let r = rate_personnel(&[violation("V-1", 3, 1, "2026-02-01")], today);
+        assert_eq!((r.score, r.grade, r.entries.len()), (88, Grade::B, 1));
+        let two = [violation("V-1", 6, 1, "2026-02-01"), violation("V-2", 2, 1, "2026-05-01")];
+        let r = rate_personnel(&two, today);
+        assert_eq!((r.score, r.grade), (68, Grade::C));
+        // 9 points on 2026-11-01 suspend for 3 months: D until 2027-02-01, then C.
+        let nine = [violation("V-1", 6, 3, "2026-10-01"), violation("V-2", 3, 2, "2026-11-01")];
+        let r = rate_personnel(&nine, today);
+        assert_eq!((r.score, r.grade), (64, Grade::D));
+        let forced = r.entries.iter().find(|e| e.forces_d).unwrap();
+        assert_eq!((forced.source.clone(), forced.on), (Source::Qualification, day("2026-11-01")));
+        assert!(forced.why.contains("until 2027-02-01"), "{}", forced.why);
+        assert_eq!(rate_personnel(&nine, day("2027-02-01")).grade, Grade::C, "the suspension has ended");
+        // Three years after, a violation stops counting; one decided later is not counted yet.
+        let old = [violation("V-0", 3, 1, "2023-12-04"), violation("V-9", 3, 1, "2026-12-05")];
+        let r = rate_personnel(&old, today);
+        assert_eq!((r.score, r.grade), (100, Grade::A));
+        assert!(r.entries.iter().all(|e| !e.counted && e.points == 0), "{:?}", r.entries);
+        assert_eq!(rate_personnel(&old, day("2023-12-04")).score, 88, "the day it was decided counts");
+    }
+
+    /// 12 points at once terminate with a three-year ban: D for the ban, whatever the score.
+    #[test]
+    fn a_terminated_person_is_d_while_the_ban_runs() {
+        let v = [violation("V-1", 12, 6, "2025-06-01")];
+        let r = rate_personnel(&v, day("2026-12-04"));
+        assert_eq!((r.score, r.grade), (52, Grade::D));
+        assert!(r.entries.iter().any(|e| e.forces_d && e.why.contains("2028-06-01")), "{:?}", r.entries);
+        let r = rate_personnel(&v, day("2028-06-01"));
+        assert_eq!((r.score, r.grade), (100, Grade::A), "the ban and the term are over");
+    }
+
     #[test]
     fn renewal_warnings_show_for_c_and_d_near_the_end() {
         let end = day("2027-03-31");

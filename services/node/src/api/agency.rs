@@ -987,11 +987,27 @@ impl AgencyService for Agency {
         &self,
         req: Request<GetCreditRatingRequest>,
     ) -> Result<Response<GetCreditRatingResponse>, Status> {
-        let institution = convert::institution("institution_id", &req.into_inner().institution_id)?;
-        let q = Query::CreditRating { institution: institution.clone(), today: crate::mesh::now().date() };
+        let r = req.into_inner();
+        let today = crate::mesh::now().date();
+        let (institution, personnel) = match (r.institution_id.trim(), r.personnel_code.trim()) {
+            (i, "") => (Some(convert::institution("institution_id", i)?), None),
+            ("", p) => (None, Some(convert::personnel("personnel_code", p)?)),
+            _ => {
+                return Err(Status::invalid_argument("institution_id: give institution_id or personnel_code, not both"))
+            }
+        };
+        let (q, subject) = match (&institution, &personnel) {
+            (Some(i), _) => {
+                (Query::CreditRating { institution: i.clone(), today }, convert::RatedSubject::Institution(i))
+            }
+            (None, Some(p)) => {
+                (Query::PersonnelCreditRating { code: p.clone(), today }, convert::RatedSubject::Personnel(p))
+            }
+            (None, None) => return Err(Status::invalid_argument("institution_id: is required")),
+        };
         match answer(self.mesh.app.query(q).await?)? {
             Answer::CreditRating(r) => {
-                Ok(Response::new(GetCreditRatingResponse { rating: Some(convert::credit_rating_pb(&institution, &r)) }))
+                Ok(Response::new(GetCreditRatingResponse { rating: Some(convert::credit_rating_pb(subject, &r)) }))
             }
             other => Err(unexpected(other)),
         }

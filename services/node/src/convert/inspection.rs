@@ -85,13 +85,15 @@ pub fn draw_grade(g: medmesh_supervision::credit::Grade) -> Grade {
 }
 
 /// A credit rating on the wire.
-pub fn credit_rating_pb(
-    inst: &medmesh_types::InstitutionId,
-    r: &medmesh_supervision::credit::Rating,
-) -> pb::CreditRating {
+pub fn credit_rating_pb(subject: RatedSubject<'_>, r: &medmesh_supervision::credit::Rating) -> pb::CreditRating {
     use medmesh_supervision::credit::Source;
+    let (institution_id, personnel_code) = match subject {
+        RatedSubject::Institution(i) => (i.to_string(), String::new()),
+        RatedSubject::Personnel(p) => (String::new(), p.to_string()),
+    };
     pb::CreditRating {
-        institution_id: inst.to_string(),
+        institution_id,
+        personnel_code,
         as_of: r.as_of.to_string(),
         score: r.score,
         grade: grade_pb(draw_grade(r.grade)),
@@ -103,6 +105,8 @@ pub fn credit_rating_pb(
                 let (kind, province, ref_id) = match &e.source {
                     Source::Case { province, case_id } => ("case", province.clone(), case_id.clone()),
                     Source::Discipline { province, id } => ("discipline", province.clone(), id.clone()),
+                    Source::Violation { province, id } => ("violation", province.clone(), id.clone()),
+                    Source::Qualification => ("qualification", String::new(), String::new()),
                 };
                 pb::CreditRatingEntry {
                     kind: kind.into(),
@@ -118,6 +122,15 @@ pub fn credit_rating_pb(
             })
             .collect(),
     }
+}
+
+/// Whose credit rating it is.
+#[derive(Debug, Clone, Copy)]
+pub enum RatedSubject<'a> {
+    /// An institution.
+    Institution(&'a medmesh_types::InstitutionId),
+    /// A person (personnel).
+    Personnel(&'a medmesh_types::PersonnelCode),
 }
 
 /// A `DrawInspection` request as a command.
