@@ -73,6 +73,7 @@ fn expected(method: &str, who: Option<&Identity>) -> bool {
                             | "GetFlightInspection"
                             | "ListFlightInspections"
                             | "GetCreditRating"
+                            | "ListCommitments"
                     ))
         }
         "medmesh.v1.FederationService" => match name {

@@ -297,6 +297,56 @@ async fn a_flagged_claim_becomes_a_case_executed_once_and_shared() {
     let e = rating(other.clone(), "not an id".into()).await.unwrap_err();
     assert!(e.code() == Code::InvalidArgument && e.message().starts_with("institution_id:"), "{e:?}");
 
+    // A notification-commitment the institution made in 110000 and breached: −15 in every
+    // province (the discipline entry still forces D). 310000 may neither record nor resolve it.
+    let later = medmesh_types::Date::parse(&day).unwrap().plus_days(30).to_string();
+    let record = pb::RecordCommitmentRequest {
+        id: "NC-1".into(),
+        institution_id: inst.clone(),
+        text: "the pharmacy holds every licence it declared".into(),
+        verify_by: later.clone(),
+    };
+    let e = other.record_commitment(record.clone()).await.unwrap_err();
+    assert!(e.code() == Code::NotFound && e.message().starts_with("institution_id:"), "{e:?}");
+    let bad = pb::RecordCommitmentRequest { verify_by: "2000-01-01".into(), ..record.clone() };
+    let e = agency.record_commitment(bad).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().starts_with("verify_by:"), "{e:?}");
+    let c = agency.record_commitment(record.clone()).await.unwrap().into_inner().commitment.unwrap();
+    assert_eq!((c.state.as_str(), c.made_on.as_str(), c.verify_by.as_str()), ("open", day.as_str(), later.as_str()));
+    let resolve = |kept: bool, finding: &str| pb::ResolveCommitmentRequest {
+        id: "NC-1".into(),
+        institution_id: inst.clone(),
+        kept,
+        finding: finding.into(),
+    };
+    let e = agency.resolve_commitment(resolve(false, "")).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().starts_with("finding:"), "{e:?}");
+    let e = other.resolve_commitment(resolve(true, "")).await.unwrap_err();
+    assert!(e.code() == Code::NotFound && e.message().starts_with("id:"), "{e:?}");
+    agency.resolve_commitment(resolve(false, "no licence on file for the pharmacy")).await.unwrap();
+    let e = agency.resolve_commitment(resolve(true, "")).await.unwrap_err();
+    assert!(e.code() == Code::FailedPrecondition && e.message().starts_with("id:"), "{e:?}");
+    let breached = wait_until(Duration::from_secs(60), "310000 to see the breach", || {
+        let other = other.clone();
+        let inst = inst.clone();
+        async move { rating(other, inst).await.ok().filter(|r| r.score == 85) }
+    })
+    .await;
+    let line = breached.entries.iter().find(|e| e.kind == "commitment").unwrap();
+    assert_eq!((line.province.as_str(), line.ref_id.as_str(), line.points), (HOME, "NC-1", 15));
+    assert_eq!(rating(agency.clone(), inst.clone()).await.unwrap().entries, breached.entries);
+    let listed = other
+        .list_commitments(pb::ListCommitmentsRequest { institution_id: inst.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .commitments;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].state.as_str(), listed[0].finding.as_str()),
+        ("breached", "no licence on file for the pharmacy")
+    );
+
     // Closed; a closed case takes no decision.
     let c = agency
         .close_case(pb::CloseCaseRequest { case_id: "BJ-2026-0001".into(), reason: String::new() })

@@ -880,6 +880,7 @@ impl Mesh {
                 SharedItem::CreditLift(l) => FederationCommand::RecordCreditLift(l),
                 SharedItem::DisciplineLift(l) => FederationCommand::RecordDisciplineLift(l),
                 SharedItem::ReportMessage(m) => FederationCommand::SendReport(m),
+                SharedItem::Commitment(c) => FederationCommand::RecordCommitment(c),
                 SharedItem::Aggregate(a) => {
                     FederationCommand::RecordAggregate { province: self.province.clone(), aggregate: a }
                 }

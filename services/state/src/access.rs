@@ -18,6 +18,7 @@
 //! | federation | `FedRecordDiscipline`, `FedRecordViolation`, `FedRecordCaseOutcome`, `FedRecordCreditLift`, `FedRecordDisciplineLift` | recorded by `from` |
 //! | federation | `FedTopUp` | the account is `from`'s own |
 //! | federation | `FedSendReport` | the message is from `from` |
+//! | federation | `FedRecordCommitment` | recorded by `from` |
 //! | federation | `FedConfirmClearing` | the line's treatment province is `from` |
 //! | federation | `FedDisputeClearing` | the line's treatment province is `from` |
 //!
@@ -71,6 +72,7 @@ fn federation(cmd: &FederationCommand, from: &ProvinceCode) -> bool {
         FederationCommand::RecordDisciplineLift(l) => &l.province == from,
         FederationCommand::RecordAggregate { province, .. } => province == from,
         FederationCommand::SendReport(m) => &m.from == from,
+        FederationCommand::RecordCommitment(c) => &c.province == from,
         FederationCommand::TopUp { province, .. } => province == from,
         FederationCommand::Vouch { insured, .. } => insured == from,
         FederationCommand::Anchor { province, .. } => province == from,

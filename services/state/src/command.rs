@@ -147,6 +147,8 @@ impl ProvinceCommand {
             Self::SettleWithLines { .. } => "settle_with_lines",
             Self::LiftDiscipline { .. } => "lift_discipline",
             Self::ReceiveReports { .. } => "receive_reports",
+            Self::RecordCommitment { .. } => "record_commitment",
+            Self::ResolveCommitment { .. } => "resolve_commitment",
         }
     }
 }
@@ -176,6 +178,7 @@ impl FederationCommand {
             Self::RecordAggregate { .. } => "fed_record_aggregate",
             Self::RecordDisciplineLift(_) => "fed_record_discipline_lift",
             Self::SendReport(_) => "fed_send_report",
+            Self::RecordCommitment(_) => "fed_record_commitment",
         }
     }
 }

@@ -4,11 +4,13 @@
 //! institution alike, its own or another's.
 
 use medmesh_supervision::cases::CaseOutcome;
-use medmesh_supervision::credit::{rate, Lift, ListedPeriod, Rating};
-use medmesh_types::{Date, InstitutionId};
+use medmesh_supervision::credit::{rate_all, Commitment, CommitmentOutcome, Lift, ListedPeriod, Rating};
+use medmesh_types::{Date, InstitutionId, ProvinceCode};
 
-use crate::kv::{decode, keys, scan_prefix, KvRead};
+use crate::error::case_error;
+use crate::kv::{decode, keys, scan_prefix, KvRead, Tx};
 use crate::model::Institution;
+use crate::model::Outcome;
 use crate::shared::{DisciplineEntry, DisciplineLift, DisciplineSubject};
 use crate::DomainError;
 
@@ -37,11 +39,100 @@ pub fn rating(kv: &dyn KvRead, inst: &InstitutionId, today: Date, field: &str) -
             }
         })
         .collect();
+    let pledges = commitments(kv, inst);
     let registered = crate::kv::load::<Institution>(kv, &keys::institution(inst)).is_some();
-    if !registered && outcomes.is_empty() && listed.is_empty() {
+    if !registered && outcomes.is_empty() && listed.is_empty() && pledges.is_empty() {
         return Err(DomainError::not_found(field, format!("no institution {inst} is known here")));
     }
-    Ok(rate(&outcomes, &lifts, &listed, today))
+    Ok(rate_all(&outcomes, &lifts, &listed, &pledges, today))
+}
+
+/// An institution's notification-commitments known here: this province's own (open or
+/// resolved) and every other province's resolved ones, by province and id.
+pub fn commitments(kv: &dyn KvRead, inst: &InstitutionId) -> Vec<Commitment> {
+    scan_prefix(kv, &keys::commitments(inst), MAX_READ).iter().map(|(_, v)| decode(v)).collect()
+}
+
+/// Checks a resolved commitment that crossed a boundary (to the federation, or from it).
+pub(crate) fn check_shared(c: &Commitment) -> Result<(), DomainError> {
+    crate::rules::province("province", &c.province)?;
+    c.validate().map_err(case_error)?;
+    if c.outcome.is_none() {
+        return Err(DomainError::invalid("outcome", "only a resolved commitment is shared"));
+    }
+    Ok(())
+}
+
+fn answer(c: Commitment) -> Outcome {
+    Outcome::Commitment(Box::new(c))
+}
+
+/// Records a notification-commitment of one of this province's institutions from `today`.
+pub(crate) fn record_commitment(
+    tx: &mut Tx<'_>,
+    province: &ProvinceCode,
+    inst: &InstitutionId,
+    id: &str,
+    text: &str,
+    verify_by: Date,
+    today: Date,
+) -> Result<Outcome, DomainError> {
+    let key = keys::commitment(inst, province, id);
+    if let Some(old) = tx.load::<Commitment>(&key) {
+        if old.text == text && old.verify_by == verify_by {
+            return Ok(answer(old));
+        }
+        return Err(DomainError::exists("id", format!("commitment {id} was recorded with other content")));
+    }
+    if tx.load::<Institution>(&keys::institution(inst)).is_none() {
+        return Err(DomainError::not_found(
+            "institution_id",
+            format!("institution {inst} is not an institution of this province"),
+        ));
+    }
+    if verify_by < today {
+        return Err(DomainError::invalid("verify_by", format!("{verify_by} is before today, {today}")));
+    }
+    let c = Commitment {
+        province: province.clone(),
+        id: id.to_string(),
+        institution: inst.clone(),
+        made_on: today,
+        verify_by,
+        text: text.to_string(),
+        outcome: None,
+    };
+    c.validate().map_err(case_error)?;
+    tx.store(&key, &c);
+    Ok(answer(c))
+}
+
+/// Resolves one of this province's commitments once, kept or breached, from `today`; the
+/// resolved commitment goes to the outbox for the federation to share.
+pub(crate) fn resolve_commitment(
+    tx: &mut Tx<'_>,
+    province: &ProvinceCode,
+    inst: &InstitutionId,
+    id: &str,
+    kept: bool,
+    finding: &str,
+    today: Date,
+) -> Result<Outcome, DomainError> {
+    let key = keys::commitment(inst, province, id);
+    let mut c: Commitment = tx.load(&key).ok_or_else(|| {
+        DomainError::not_found("id", format!("no commitment {id} of institution {inst} was recorded here"))
+    })?;
+    if let Some(o) = &c.outcome {
+        if o.kept == kept && o.finding == finding {
+            return Ok(answer(c));
+        }
+        return Err(DomainError::precondition("id", format!("commitment {id} was resolved on {}", o.on)));
+    }
+    c.outcome = Some(CommitmentOutcome { kept, on: today, finding: finding.to_string() });
+    c.validate().map_err(case_error)?;
+    tx.store(&key, &c);
+    crate::kv::outbox(tx, crate::shared::SharedItem::Commitment(c.clone()));
+    Ok(answer(c))
 }
 
 /// A person's rating on `today` from their violations (every province's, copied through the
@@ -75,6 +166,7 @@ pub fn summary(r: &Rating) -> String {
             }
             medmesh_supervision::credit::Source::Violation { province, id } => format!("violation {province}/{id}"),
             medmesh_supervision::credit::Source::Qualification => "payment qualification".to_string(),
+            medmesh_supervision::credit::Source::Commitment { province, id } => format!("commitment {province}/{id}"),
         })
         .collect();
     format!("score {} of 100 as of {} ({})", r.score, r.as_of, counted.join(", "))

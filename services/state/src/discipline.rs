@@ -77,6 +77,15 @@ pub(crate) fn sync_shared(
             SharedItem::Aggregate(_) => {}
             // Report messages go to one province's inbox, never into the shared log.
             SharedItem::ReportMessage(_) => {}
+            // A resolved commitment of another province: checked, stored once.
+            SharedItem::Commitment(c) => {
+                let key = keys::commitment(&c.institution, &c.province, &c.id);
+                if crate::credit::check_shared(c).is_ok()
+                    && tx.load::<medmesh_supervision::credit::Commitment>(&key).is_none_or(|old| old.outcome.is_none())
+                {
+                    tx.store(&key, c);
+                }
+            }
         }
         cursor = *seq;
     }

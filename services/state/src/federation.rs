@@ -156,6 +156,8 @@ pub enum FederationCommand {
     /// Puts a report message (issue 13.2) in the addressed province's inbox, which only that
     /// province reads. A referral is kept once per report; progress once per content.
     SendReport(crate::shared::ReportMessage),
+    /// Records a resolved notification-commitment in the shared log, once per province and id.
+    RecordCommitment(medmesh_supervision::credit::Commitment),
 }
 
 /// Federation: registers a province's endpoints.
@@ -499,7 +501,26 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &FederationCommand, now: LogTime) ->
         }
         FederationCommand::RecordDisciplineLift(l) => fed_record_discipline_lift(tx, l),
         FederationCommand::SendReport(m) => fed_send_report(tx, m),
+        FederationCommand::RecordCommitment(c) => fed_record_commitment(tx, c),
     }
+}
+/// Federation: appends a resolved commitment to the shared log, once per province and id (its
+/// fields were checked by [`crate::validate`]).
+fn fed_record_commitment(tx: &mut Tx<'_>, c: &medmesh_supervision::credit::Commitment) -> Result<Outcome, DomainError> {
+    let key = keys::fed_commitment(&c.province, &c.id);
+    match tx.load::<medmesh_supervision::credit::Commitment>(&key) {
+        Some(old) if &old == c => return Ok(Outcome::Stored),
+        Some(_) => {
+            return Err(DomainError::exists(
+                "id",
+                format!("commitment {} of {} was already shared with different content", c.id, c.province),
+            ))
+        }
+        None => {}
+    }
+    append_shared(tx, SharedItem::Commitment(c.clone()));
+    tx.store(&key, c);
+    Ok(Outcome::Stored)
 }
 /// Federation: puts a report message in its province's inbox. A message already sent is not
 /// sent again: the first referral of a report stands, and progress equal to the last is

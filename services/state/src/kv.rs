@@ -396,6 +396,15 @@ pub mod keys {
     pub fn report_referral(by: &ProvinceCode, origin_id: &str) -> String {
         format!("reportref/{by}/{origin_id}")
     }
+    /// An institution's notification-commitment recorded by `province` (its own, or a resolved
+    /// one the shared log copied).
+    pub fn commitment(inst: &InstitutionId, province: &ProvinceCode, id: &str) -> String {
+        format!("pledge/{inst}/{province}/{id}")
+    }
+    /// Prefix of an institution's commitments.
+    pub fn commitments(inst: &InstitutionId) -> String {
+        format!("pledge/{inst}/")
+    }
     /// The last sequence taken from this province's report inbox at the federation.
     pub const REPORT_INBOX_CURSOR: &str = "~reportinbox/cursor";
     /// An institution's declaration of a month.
@@ -629,6 +638,10 @@ pub mod keys {
     }
     /// End of the shared log's key range.
     pub const FED_SHARED_END: &str = "fshared0";
+    /// Federation: a resolved commitment it shared.
+    pub fn fed_commitment(province: &ProvinceCode, id: &str) -> String {
+        format!("fpledge/{province}/{id}")
+    }
     /// Federation: the last sequence of a province's report inbox.
     pub fn fed_inbox_seq(to: &ProvinceCode) -> String {
         format!("finboxseq/{to}")

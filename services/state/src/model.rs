@@ -1022,6 +1022,34 @@ pub enum ProvinceCommand {
         /// `(sequence, message)` from this province's inbox at the federation, in order.
         items: Vec<(u64, crate::shared::ReportMessage)>,
     },
+    /// Province: records an institution's notification-commitment (issue 13.3), to be
+    /// verified by a day; idempotent on the id with the same content.
+    RecordCommitment {
+        /// This province.
+        province: medmesh_types::ProvinceCode,
+        /// The institution (this province's).
+        institution: InstitutionId,
+        /// The commitment's id.
+        id: String,
+        /// What the institution committed to.
+        text: String,
+        /// To be verified by.
+        verify_by: Date,
+    },
+    /// Province: resolves one of its commitments as kept or breached (with a finding), once;
+    /// shared through the federation from the outbox.
+    ResolveCommitment {
+        /// This province.
+        province: medmesh_types::ProvinceCode,
+        /// The institution.
+        institution: InstitutionId,
+        /// The commitment's id.
+        id: String,
+        /// Kept (true) or breached.
+        kept: bool,
+        /// What verification found (required for a breach).
+        finding: String,
+    },
 }
 
 /// A report command (issue 13.2, [`crate::reports`]).
@@ -1348,6 +1376,8 @@ pub enum Outcome {
     Aggregate(Box<crate::figures::Aggregate>),
     /// A joint-discipline entry and its lift.
     DisciplineLifted(Box<(crate::shared::DisciplineEntry, crate::shared::DisciplineLift)>),
+    /// A notification-commitment after the step.
+    Commitment(Box<medmesh_supervision::credit::Commitment>),
 }
 
 /// Idempotency record: the digest of the first request and its outcome.

@@ -434,6 +434,11 @@ pub enum Query {
         /// The day rated.
         today: Date,
     },
+    /// An institution's notification-commitments known here (issue 13.3).
+    Commitments {
+        /// The institution.
+        institution: InstitutionId,
+    },
     /// Federation: a province's report inbox (issue 13.2) after a sequence.
     ReportInbox {
         /// The province whose inbox it is.
@@ -514,6 +519,7 @@ impl Query {
             Query::NationalAggregates { .. } => "national_aggregates",
             Query::ReportInbox { .. } => "report_inbox",
             Query::PersonnelCreditRating { .. } => "personnel_credit_rating",
+            Query::Commitments { .. } => "commitments",
         }
     }
 }
@@ -704,6 +710,13 @@ pub enum Answer {
     NationalAggregates(Vec<(ProvinceCode, crate::aggregate::Aggregate)>),
     /// A province's report messages `(sequence, message)`.
     ReportInbox(Vec<(u64, crate::shared::ReportMessage)>),
+    /// Notification-commitments, with the day they were read (for `overdue`).
+    Commitments {
+        /// The group's day.
+        today: Option<Date>,
+        /// The commitments.
+        commitments: Vec<medmesh_supervision::credit::Commitment>,
+    },
 }
 
 /// Most rows any list query returns.
@@ -1102,6 +1115,10 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
             crate::credit::personnel_rating(kv, code, *today, "personnel_code")
                 .map(|r| Answer::CreditRating(Box::new(r)))
         }
+        Query::Commitments { institution } => Ok(Answer::Commitments {
+            today: load::<LogTime>(kv, keys::TIME).map(|t| t.date()),
+            commitments: crate::credit::commitments(kv, institution),
+        }),
         Query::ReportInbox { province, after, limit } => {
             Ok(Answer::ReportInbox(crate::federation::report_inbox(kv, province, *after, (*limit).clamp(1, MAX_ROWS))))
         }

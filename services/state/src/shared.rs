@@ -436,6 +436,9 @@ pub enum SharedItem {
     /// federation, which keeps it in the addressed province's inbox; it is never in the shared
     /// log.
     ReportMessage(ReportMessage),
+    /// A notification-commitment resolved (kept or breached) by its recording province
+    /// (issue 13.3).
+    Commitment(medmesh_supervision::credit::Commitment),
 }
 
 /// What a person looks like to a treatment province: no raw identity number.

@@ -877,6 +877,96 @@ fn a_lifted_discipline_entry_stops_counting_in_every_province() {
     }
 }
 
+/// Issue 13.3: a notification-commitment recorded and found breached in 440000 lowers the
+/// institution's rating by 15 there at once and, through the federation, in another province.
+#[test]
+fn a_breached_commitment_counts_in_every_province() {
+    let (mut decider, mut f, mut other) = (seeded(), MemKv::default(), seeded());
+    let record = |id: &str, text: &str, verify_by: &str| ProvinceCommand::RecordCommitment {
+        province: prov("440000"),
+        institution: inst(),
+        id: id.into(),
+        text: text.into(),
+        verify_by: day(verify_by),
+    };
+    let resolve = |id: &str, kept: bool, finding: &str| ProvinceCommand::ResolveCommitment {
+        province: prov("440000"),
+        institution: inst(),
+        id: id.into(),
+        kept,
+        finding: finding.into(),
+    };
+    let commitment = |r: &CommandResult| match ok(r) {
+        Outcome::Commitment(c) => *c,
+        o => panic!("{o:?}"),
+    };
+    let later = NOW.date().plus_days(30).to_string();
+    let c = commitment(&one(&mut decider, record("NC-1", "the licences declared are held", &later)));
+    assert_eq!((c.made_on, c.outcome.clone()), (NOW.date(), None));
+    assert_eq!(commitment(&one(&mut decider, record("NC-1", "the licences declared are held", &later))), c);
+    let e = one(&mut decider, record("NC-1", "other", &later)).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::AlreadyExists, "id"));
+    let e = one(&mut decider, record("NC-2", "t", "2000-01-01")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "verify_by"));
+    let e = one(&mut decider, record("NC-2", "", &later)).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "text"));
+    let mut elsewhere = record("NC-2", "t", &later);
+    if let ProvinceCommand::RecordCommitment { institution, .. } = &mut elsewhere {
+        *institution = InstitutionId::new("H999").unwrap();
+    }
+    assert_eq!(one(&mut decider, elsewhere).unwrap_err().field, "institution_id");
+    let e = one(&mut decider, resolve("NC-1", false, "")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "finding"), "a breach says what");
+    assert_eq!(one(&mut decider, resolve("NC-9", true, "")).unwrap_err().code, ErrorCode::NotFound);
+    let rating =
+        |kv: &MemKv| match run_query(kv, &Query::CreditRating { institution: inst(), today: NOW.date() }).unwrap() {
+            Answer::CreditRating(r) => *r,
+            o => panic!("{o:?}"),
+        };
+    assert_eq!(rating(&decider).score, 100, "an open commitment counts nowhere");
+    let breached = commitment(&one(&mut decider, resolve("NC-1", false, "no licence on file")));
+    assert_eq!(commitment(&one(&mut decider, resolve("NC-1", false, "no licence on file"))), breached);
+    let e = one(&mut decider, resolve("NC-1", true, "")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "id"), "resolved once");
+    let here = rating(&decider);
+    assert_eq!((here.score, here.grade), (85, medmesh_supervision::credit::Grade::B));
+
+    // Shared: the federation takes it from its province once, and every province rates alike.
+    let outbox = match run_query(&decider, &Query::Outbox { limit: 10 }).unwrap() {
+        Answer::SharedLog(items) => items,
+        o => panic!("{o:?}"),
+    };
+    assert_eq!(
+        outbox.iter().map(|(_, i)| i.clone()).collect::<Vec<_>>(),
+        vec![SharedItem::Commitment(breached.clone())]
+    );
+    let open = medmesh_supervision::credit::Commitment { outcome: None, ..breached.clone() };
+    assert_eq!(one(&mut f, FederationCommand::RecordCommitment(open)).unwrap_err().field, "outcome");
+    ok(&one(&mut f, FederationCommand::RecordCommitment(breached.clone())));
+    ok(&one(&mut f, FederationCommand::RecordCommitment(breached.clone())));
+    let kept = medmesh_supervision::credit::Commitment {
+        outcome: Some(medmesh_supervision::credit::CommitmentOutcome {
+            kept: true,
+            on: NOW.date(),
+            finding: String::new(),
+        }),
+        ..breached.clone()
+    };
+    assert_eq!(one(&mut f, FederationCommand::RecordCommitment(kept)).unwrap_err().code, ErrorCode::AlreadyExists);
+    let shared = match run_query(&f, &Query::SharedLog { after: 0, limit: 10 }).unwrap() {
+        Answer::SharedLog(items) => items,
+        o => panic!("{o:?}"),
+    };
+    assert_eq!(shared.len(), 1, "shared once");
+    assert_eq!(rating(&other).score, 100);
+    ok(&one(&mut other, ProvinceCommand::SyncShared { items: shared }));
+    assert_eq!(rating(&other), here, "every province rates alike");
+    match run_query(&other, &Query::Commitments { institution: inst() }).unwrap() {
+        Answer::Commitments { commitments, .. } => assert_eq!(commitments, vec![breached]),
+        o => panic!("{o:?}"),
+    }
+}
+
 #[test]
 fn a_disciplined_person_cannot_settle_non_locally() {
     let mut t = trio();
@@ -1466,6 +1556,7 @@ fn a_flagged_claim_becomes_a_case_and_its_recovery_reaches_the_ledger_once() {
             SharedItem::Aggregate(_) => "aggregate",
             SharedItem::DisciplineLift(_) => "discipline lift",
             SharedItem::ReportMessage(_) => "report",
+            SharedItem::Commitment(_) => "commitment",
         })
         .collect();
     assert_eq!(kinds, vec!["violation", "discipline", "outcome"]);

@@ -123,6 +123,16 @@ fn province(cmd: &ProvinceCommand) -> Result<(), DomainError> {
             }
             Ok(())
         }
+        ProvinceCommand::RecordCommitment { province, id, text, .. } => {
+            crate::rules::province("province", province)?;
+            medmesh_supervision::reports::check_id("id", id).map_err(crate::error::case_error)?;
+            medmesh_supervision::reports::check_text("text", text, true).map_err(crate::error::case_error)
+        }
+        ProvinceCommand::ResolveCommitment { province, id, kept, finding, .. } => {
+            crate::rules::province("province", province)?;
+            medmesh_supervision::reports::check_id("id", id).map_err(crate::error::case_error)?;
+            medmesh_supervision::reports::check_text("finding", finding, !kept).map_err(crate::error::case_error)
+        }
         ProvinceCommand::Case(c) => crate::cases::validate(c),
         ProvinceCommand::Published { .. } => Ok(()),
         ProvinceCommand::Payment(c) => crate::payment::validate(c),
@@ -180,6 +190,7 @@ fn federation(cmd: &FederationCommand) -> Result<(), DomainError> {
         }
         FederationCommand::RecordDisciplineLift(l) => crate::discipline::check_lift(l),
         FederationCommand::SendReport(m) => crate::reports::check_message(m),
+        FederationCommand::RecordCommitment(c) => crate::credit::check_shared(c),
         FederationCommand::RecordAggregate { province, aggregate } => {
             crate::rules::province("province", province)?;
             crate::aggregate::check(aggregate)

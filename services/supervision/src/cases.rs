@@ -74,7 +74,7 @@ impl CaseError {
             CaseError::Invalid { field, .. } | CaseError::State { field, .. } => field,
         }
     }
-    fn invalid(field: impl Into<String>, message: impl Into<String>) -> CaseError {
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> CaseError {
         CaseError::Invalid { field: field.into(), message: message.into() }
     }
     fn state(message: impl Into<String>) -> CaseError {

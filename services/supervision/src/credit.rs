@@ -30,6 +30,10 @@
 //! − 2 = 88, grade B; one fraud case recovering 150,000 yuan with the agreement suspended → 100 −
 //! 30 − 15 − 10 = 45, grade D.
 //!
+//! **Notification-commitments** ([`rate_all`]): a resolved [`Commitment`] is shared like an
+//! outcome; a breach deducts [`BREACH_POINTS`] (15) for three years from the day it was found,
+//! a kept one is listed with 0. Example: a clean institution that breaches one → 85, grade B.
+//!
 //! **Personnel** ([`rate_personnel`], the same version) are rated from their qualification
 //! points (the 2025 regulation's scoring, [`crate::status`]), which the federation's shared log
 //! also copies into every province, so a doctor's grade follows them across provinces. A case
@@ -173,6 +177,93 @@ pub enum Source {
     },
     /// A person's payment qualification suspended, or terminated with its ban running.
     Qualification,
+    /// A notification-commitment, kept or breached: deciding province and commitment id.
+    Commitment {
+        /// The deciding province.
+        province: String,
+        /// The commitment's id.
+        id: String,
+    },
+}
+
+/// Points a breached notification-commitment deducts, for three years from the breach.
+pub const BREACH_POINTS: u32 = 15;
+
+/// A notification-commitment (告知承诺, issue 13.3): what an institution committed to in writing
+/// when the agency recorded it in lieu of checking first, to be verified by a day; then kept,
+/// or breached with a finding. The recording province resolves it; the federation shares the
+/// resolved commitment with every province, where a breach counts in the rating.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commitment {
+    /// The recording province.
+    pub province: ProvinceCode,
+    /// Its id there.
+    pub id: String,
+    /// The institution that committed.
+    pub institution: InstitutionId,
+    /// Recorded on.
+    pub made_on: Date,
+    /// To be verified by this day.
+    pub verify_by: Date,
+    /// What it committed to (no personal data).
+    pub text: String,
+    /// How it was resolved; `None` while open.
+    pub outcome: Option<CommitmentOutcome>,
+}
+
+/// How a commitment was resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitmentOutcome {
+    /// Kept (true) or breached.
+    pub kept: bool,
+    /// Resolved on.
+    pub on: Date,
+    /// What verification found (required for a breach).
+    pub finding: String,
+}
+
+impl Commitment {
+    /// Checks the fields: an id, the text, a verification day not before the recording, and a
+    /// resolution on or after the recording with a finding when breached.
+    pub fn validate(&self) -> Result<(), CaseError> {
+        crate::reports::check_id("id", &self.id)?;
+        check_text("text", &self.text, true)?;
+        if self.verify_by < self.made_on {
+            return Err(CaseError::invalid("verify_by", format!("{} is before {}", self.verify_by, self.made_on)));
+        }
+        if let Some(o) = &self.outcome {
+            check_text("finding", &o.finding, !o.kept)?;
+            if o.on < self.made_on {
+                return Err(CaseError::invalid("resolved_on", format!("{} is before {}", o.on, self.made_on)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Still open after its verification day.
+    pub fn overdue(&self, today: Date) -> bool {
+        self.outcome.is_none() && today > self.verify_by
+    }
+}
+
+/// A resolved commitment's line in a rating (`None` for an open one, which counts nowhere).
+pub fn commitment_entry(c: &Commitment, today: Date) -> Option<Entry> {
+    let o = c.outcome.as_ref()?;
+    let counted = !o.kept && o.on <= today && today.years_since(o.on) < TERM_YEARS;
+    let why = match (o.kept, counted) {
+        (true, _) => format!("commitment kept (verified on {})", o.on),
+        (false, true) => format!("commitment breached on {}: {BREACH_POINTS}; {}", o.on, o.finding),
+        (false, false) => format!("commitment breached on {}; its term is over", o.on),
+    };
+    Some(Entry {
+        source: Source::Commitment { province: c.province.to_string(), id: c.id.clone() },
+        on: o.on,
+        points: if counted { BREACH_POINTS } else { 0 },
+        counted,
+        forces_d: false,
+        lifted_on: None,
+        why,
+    })
 }
 
 /// One line of a rating: what it comes from and what it deducted.
@@ -268,8 +359,21 @@ pub fn outcome_entry(o: &CaseOutcome, lift: Option<&Lift>, today: Date) -> Entry
 /// Rates an institution on `today` from its case outcomes, the lifts of some of them and its
 /// discipline entries (any order).
 pub fn rate(outcomes: &[CaseOutcome], lifts: &[Lift], listed: &[ListedPeriod], today: Date) -> Rating {
+    rate_all(outcomes, lifts, listed, &[], today)
+}
+
+/// [`rate`] with the institution's resolved notification-commitments: each breach deducts
+/// [`BREACH_POINTS`] for three years; a kept one is listed with 0.
+pub fn rate_all(
+    outcomes: &[CaseOutcome],
+    lifts: &[Lift],
+    listed: &[ListedPeriod],
+    commitments: &[Commitment],
+    today: Date,
+) -> Rating {
     let mut entries: Vec<Entry> =
         outcomes.iter().map(|o| outcome_entry(o, lifts.iter().find(|l| l.lifts(o, today)), today)).collect();
+    entries.extend(commitments.iter().filter_map(|c| commitment_entry(c, today)));
     entries.extend(listed.iter().map(|l| {
         let lifted = l.lifted_on.filter(|d| *d <= today);
         let counted = l.from <= today && today <= l.until && lifted.is_none();
@@ -417,6 +521,43 @@ mod tests {
             severity: crate::Severity::new(months).unwrap(),
             province: ProvinceCode::new("440000").unwrap(),
         }
+    }
+
+    fn commitment(id: &str, kept: Option<bool>, on: &str) -> Commitment {
+        Commitment {
+            province: ProvinceCode::new("110000").unwrap(),
+            id: id.into(),
+            institution: InstitutionId::new("H110000-01").unwrap(),
+            made_on: day("2024-01-10"),
+            verify_by: day("2024-03-10"),
+            text: "the pharmacy holds the licences it declared".into(),
+            outcome: kept.map(|kept| CommitmentOutcome { kept, on: day(on), finding: "no licence on file".into() }),
+        }
+    }
+
+    /// A breach deducts 15 for three years; kept and open commitments deduct nothing.
+    #[test]
+    fn a_breached_commitment_deducts_fifteen_for_three_years() {
+        let today = day("2026-12-04");
+        let all = [
+            commitment("NC-1", Some(false), "2024-12-05"),
+            commitment("NC-2", Some(true), "2024-03-01"),
+            commitment("NC-3", None, ""),
+        ];
+        let r = rate_all(&[], &[], &[], &all, today);
+        assert_eq!((r.score, r.grade, r.entries.len()), (85, Grade::B, 2), "{:?}", r.entries);
+        assert_eq!(r.entries[0].points, 15);
+        assert!(r.entries[0].why.contains("no licence on file"), "{}", r.entries[0].why);
+        assert_eq!((r.entries[1].points, r.entries[1].counted), (0, false));
+        assert_eq!(rate_all(&[], &[], &[], &all, day("2027-12-05")).score, 100, "three years after the breach");
+        assert_eq!(rate_all(&[], &[], &[], &all, day("2027-12-04")).score, 85, "the last day it counts");
+        let mut bad = commitment("NC-4", Some(false), "2024-02-01");
+        bad.outcome.as_mut().unwrap().finding = String::new();
+        assert_eq!(bad.validate().unwrap_err().field(), "finding", "a breach says what was found");
+        bad.verify_by = day("2023-12-31");
+        assert_eq!(bad.validate().unwrap_err().field(), "verify_by");
+        assert!(commitment("NC-5", None, "").overdue(day("2024-03-11")));
+        assert!(!commitment("NC-5", None, "").overdue(day("2024-03-10")));
     }
 
     /// The personnel examples of the module documentation, worked by hand.

@@ -677,6 +677,62 @@ impl AgencyService for Agency {
         Ok(Response::new(LiftDisciplineResponse { entry: Some(discipline_pb(&entry, Some(&lift))) }))
     }
 
+    async fn record_commitment(
+        &self,
+        req: Request<RecordCommitmentRequest>,
+    ) -> Result<Response<RecordCommitmentResponse>, Status> {
+        let r = req.into_inner();
+        let cmd = ProvinceCommand::RecordCommitment {
+            province: self.mesh.province.clone(),
+            institution: convert::institution("institution_id", &r.institution_id)?,
+            id: r.id,
+            text: r.text,
+            verify_by: convert::date("verify_by", &r.verify_by)?,
+        };
+        match outcome(self.mesh.app.propose(cmd).await?)? {
+            Outcome::Commitment(c) => {
+                Ok(Response::new(RecordCommitmentResponse { commitment: Some(convert::commitment_pb(&c, None)) }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn resolve_commitment(
+        &self,
+        req: Request<ResolveCommitmentRequest>,
+    ) -> Result<Response<ResolveCommitmentResponse>, Status> {
+        let r = req.into_inner();
+        let cmd = ProvinceCommand::ResolveCommitment {
+            province: self.mesh.province.clone(),
+            institution: convert::institution("institution_id", &r.institution_id)?,
+            id: r.id,
+            kept: r.kept,
+            finding: r.finding,
+        };
+        let c = match outcome(self.mesh.app.propose(cmd).await?)? {
+            Outcome::Commitment(c) => c,
+            other => return Err(unexpected(other)),
+        };
+        // The resolution waits in the outbox; publish it now (the recovery pass retries).
+        if let Err(s) = self.mesh.publish_outbox().await {
+            tracing::info!(error = %s.message(), "commitment not yet shared; the recovery pass retries");
+        }
+        Ok(Response::new(ResolveCommitmentResponse { commitment: Some(convert::commitment_pb(&c, None)) }))
+    }
+
+    async fn list_commitments(
+        &self,
+        req: Request<ListCommitmentsRequest>,
+    ) -> Result<Response<ListCommitmentsResponse>, Status> {
+        let institution = convert::institution("institution_id", &req.into_inner().institution_id)?;
+        match answer(self.mesh.app.query(Query::Commitments { institution }).await?)? {
+            Answer::Commitments { today, commitments } => Ok(Response::new(ListCommitmentsResponse {
+                commitments: commitments.iter().map(|c| convert::commitment_pb(c, today)).collect(),
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+
     async fn list_discipline(
         &self,
         req: Request<ListDisciplineRequest>,

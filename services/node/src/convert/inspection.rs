@@ -107,6 +107,7 @@ pub fn credit_rating_pb(subject: RatedSubject<'_>, r: &medmesh_supervision::cred
                     Source::Discipline { province, id } => ("discipline", province.clone(), id.clone()),
                     Source::Violation { province, id } => ("violation", province.clone(), id.clone()),
                     Source::Qualification => ("qualification", String::new(), String::new()),
+                    Source::Commitment { province, id } => ("commitment", province.clone(), id.clone()),
                 };
                 pb::CreditRatingEntry {
                     kind: kind.into(),
@@ -223,5 +224,29 @@ pub fn record_inspection_finding(r: pb::RecordInspectionFindingRequest) -> Inspe
         target: r.target,
         case: (!r.case_id.is_empty()).then_some(r.case_id),
         summary: r.summary,
+    }
+}
+
+/// A notification-commitment as the API shows it (`today`: the group's day, for `overdue`).
+pub fn commitment_pb(
+    c: &medmesh_supervision::credit::Commitment,
+    today: Option<medmesh_types::Date>,
+) -> pb::Commitment {
+    let state = match &c.outcome {
+        None => "open",
+        Some(o) if o.kept => "kept",
+        Some(_) => "breached",
+    };
+    pb::Commitment {
+        province: c.province.to_string(),
+        id: c.id.clone(),
+        institution_id: c.institution.to_string(),
+        made_on: c.made_on.to_string(),
+        verify_by: c.verify_by.to_string(),
+        text: c.text.clone(),
+        state: state.into(),
+        resolved_on: c.outcome.as_ref().map(|o| o.on.to_string()).unwrap_or_default(),
+        finding: c.outcome.as_ref().map(|o| o.finding.clone()).unwrap_or_default(),
+        overdue: today.is_some_and(|t| c.overdue(t)),
     }
 }

@@ -264,6 +264,20 @@ fn corpus() -> Vec<Command> {
             reason: "appeal upheld".into(),
         },
         ProvinceCommand::ReceiveReports { province: prov("110000"), items: vec![(1, referral.clone())] },
+        ProvinceCommand::RecordCommitment {
+            province: prov("110000"),
+            institution: inst(),
+            id: "NC-1".into(),
+            text: "the licences declared are held".into(),
+            verify_by: day("2025-12-31"),
+        },
+        ProvinceCommand::ResolveCommitment {
+            province: prov("110000"),
+            institution: inst(),
+            id: "NC-1".into(),
+            kept: false,
+            finding: "no licence on file".into(),
+        },
         ProvinceCommand::Report(crate::reports::ReportCommand::Submit {
             serial: "CH-1".into(),
             fingerprint: medmesh_types::KeyedHash::new("ab".repeat(32)).unwrap(),
@@ -328,6 +342,19 @@ fn corpus() -> Vec<Command> {
         FederationCommand::RecordDiscipline(d),
         FederationCommand::RecordDisciplineLift(lift),
         FederationCommand::SendReport(referral),
+        FederationCommand::RecordCommitment(medmesh_supervision::credit::Commitment {
+            province: prov("440000"),
+            id: "NC-1".into(),
+            institution: inst(),
+            made_on: day("2025-03-01"),
+            verify_by: day("2025-04-01"),
+            text: "t".into(),
+            outcome: Some(medmesh_supervision::credit::CommitmentOutcome {
+                kept: false,
+                on: day("2025-03-20"),
+                finding: "f".into(),
+            }),
+        }),
         FederationCommand::RecordCaseOutcome(medmesh_supervision::cases::CaseOutcome {
             province: prov("440000"),
             case_id: "GD-1".into(),
