@@ -311,6 +311,18 @@ async fn a_flagged_claim_becomes_a_case_executed_once_and_shared() {
     let bad = pb::RecordCommitmentRequest { verify_by: "2000-01-01".into(), ..record.clone() };
     let e = agency.record_commitment(bad).await.unwrap_err();
     assert!(e.code() == Code::InvalidArgument && e.message().starts_with("verify_by:"), "{e:?}");
+    for (bad, field) in [
+        (pb::RecordCommitmentRequest { id: "a/b".into(), ..record.clone() }, "id"),
+        (pb::RecordCommitmentRequest { text: String::new(), ..record.clone() }, "text"),
+        (pb::RecordCommitmentRequest { verify_by: "soon".into(), ..record.clone() }, "verify_by"),
+        (pb::RecordCommitmentRequest { institution_id: "not an id".into(), ..record.clone() }, "institution_id"),
+    ] {
+        let e = agency.record_commitment(bad).await.unwrap_err();
+        assert!(e.code() == Code::InvalidArgument && e.message().starts_with(&format!("{field}:")), "{e:?}");
+    }
+    let e =
+        agency.list_commitments(pb::ListCommitmentsRequest { institution_id: "not an id".into() }).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().starts_with("institution_id:"), "{e:?}");
     let c = agency.record_commitment(record.clone()).await.unwrap().into_inner().commitment.unwrap();
     assert_eq!((c.state.as_str(), c.made_on.as_str(), c.verify_by.as_str()), ("open", day.as_str(), later.as_str()));
     let resolve = |kept: bool, finding: &str| pb::ResolveCommitmentRequest {

@@ -11,25 +11,31 @@ use crate::shared::*;
 use crate::DomainError;
 
 /// Province: copies the federation's shared log.
+/// The federation numbers a log (the shared log, a province's report inbox) 1, 2, 3, …: a
+/// batch that would move a cursor past an entry it does not carry is refused whole (issue 10:
+/// cursors never skip), naming the first entry after the gap.
+pub(crate) fn check_contiguous(what: &str, cursor: u64, seqs: impl Iterator<Item = u64>) -> Result<(), DomainError> {
+    let mut next = cursor;
+    for (i, seq) in seqs.enumerate() {
+        if seq > next + 1 {
+            return Err(DomainError::precondition(
+                format!("items[{i}]"),
+                format!("{what} {seq} follows {next}: {}s {} to {} are missing", what, next + 1, seq - 1),
+            ));
+        }
+        next = next.max(seq);
+    }
+    Ok(())
+}
+
 pub(crate) fn sync_shared(
     tx: &mut Tx<'_>,
     items: &[(u64, SharedItem)],
     now: medmesh_types::LogTime,
 ) -> Result<Outcome, DomainError> {
     let mut cursor: u64 = tx.load(keys::SHARED_CURSOR).unwrap_or(0);
-    // The federation numbers its shared log 1, 2, 3, …: a batch that would move the cursor
-    // past an item it does not carry is refused whole (issue 10: cursors never skip), so a
-    // dropped or withheld violation cannot be stepped over.
-    let mut next = cursor;
-    for (i, (seq, _)) in items.iter().enumerate() {
-        if *seq > next + 1 {
-            return Err(DomainError::precondition(
-                format!("items[{i}]"),
-                format!("shared-log item {seq} follows {next}: items {} to {} are missing", next + 1, seq - 1),
-            ));
-        }
-        next = next.max(*seq);
-    }
+    // A dropped or withheld violation cannot be stepped over.
+    check_contiguous("shared-log item", cursor, items.iter().map(|(seq, _)| *seq))?;
     for (seq, item) in items {
         if *seq <= cursor {
             continue;

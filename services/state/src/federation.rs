@@ -407,20 +407,12 @@ pub(crate) fn fed_record_case_outcome(
     tx: &mut Tx<'_>,
     o: &medmesh_supervision::cases::CaseOutcome,
 ) -> Result<Outcome, DomainError> {
-    let key = keys::fed_case_outcome(&o.province, &o.case_id);
-    match tx.load::<medmesh_supervision::cases::CaseOutcome>(&key) {
-        Some(old) if &old == o => return Ok(Outcome::Stored),
-        Some(_) => {
-            return Err(DomainError::exists(
-                "case_id",
-                format!("case {} of {} was already shared with different content", o.case_id, o.province),
-            ))
-        }
-        None => {}
-    }
-    append_shared(tx, SharedItem::CaseOutcome(o.clone()));
-    tx.store(&key, o);
-    Ok(Outcome::Stored)
+    share_once(tx, &keys::fed_case_outcome(&o.province, &o.case_id), o, SharedItem::CaseOutcome(o.clone()), || {
+        DomainError::exists(
+            "case_id",
+            format!("case {} of {} was already shared with different content", o.case_id, o.province),
+        )
+    })
 }
 /// Federation: appends a lifted credit entry to the shared log, once per province and case id,
 /// only for an outcome the federation shared, about the same institution.
@@ -438,20 +430,34 @@ pub(crate) fn fed_record_credit_lift(
             format!("case {} is about {}, not {}", l.case_id, outcome.institution, l.institution),
         ));
     }
-    let key = keys::fed_credit_lift(&l.province, &l.case_id);
-    match tx.load::<medmesh_supervision::credit::Lift>(&key) {
-        Some(old) if &old == l => return Ok(Outcome::Stored),
-        Some(_) => {
-            return Err(DomainError::exists(
-                "case_id",
-                format!("case {} of {} was already lifted with different content", l.case_id, l.province),
-            ))
+    share_once(tx, &keys::fed_credit_lift(&l.province, &l.case_id), l, SharedItem::CreditLift(l.clone()), || {
+        DomainError::exists(
+            "case_id",
+            format!("case {} of {} was already lifted with different content", l.case_id, l.province),
+        )
+    })
+}
+/// Federation: appends `item` to the shared log and keeps `value` under `key`, once: the same
+/// value again changes nothing; another value under the key is `conflict`.
+fn share_once<T>(
+    tx: &mut Tx<'_>,
+    key: &str,
+    value: &T,
+    item: SharedItem,
+    conflict: impl FnOnce() -> DomainError,
+) -> Result<Outcome, DomainError>
+where
+    T: Serialize + serde::de::DeserializeOwned + PartialEq,
+{
+    match tx.load::<T>(key) {
+        Some(old) if &old == value => Ok(Outcome::Stored),
+        Some(_) => Err(conflict()),
+        None => {
+            append_shared(tx, item);
+            tx.store(key, value);
+            Ok(Outcome::Stored)
         }
-        None => {}
     }
-    append_shared(tx, SharedItem::CreditLift(l.clone()));
-    tx.store(&key, l);
-    Ok(Outcome::Stored)
 }
 fn append_shared(tx: &mut Tx<'_>, item: SharedItem) {
     let seq: u64 = tx.load(keys::FED_SHARED_SEQ).unwrap_or(0) + 1;
@@ -507,20 +513,12 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &FederationCommand, now: LogTime) ->
 /// Federation: appends a resolved commitment to the shared log, once per province and id (its
 /// fields were checked by [`crate::validate`]).
 fn fed_record_commitment(tx: &mut Tx<'_>, c: &medmesh_supervision::credit::Commitment) -> Result<Outcome, DomainError> {
-    let key = keys::fed_commitment(&c.province, &c.id);
-    match tx.load::<medmesh_supervision::credit::Commitment>(&key) {
-        Some(old) if &old == c => return Ok(Outcome::Stored),
-        Some(_) => {
-            return Err(DomainError::exists(
-                "id",
-                format!("commitment {} of {} was already shared with different content", c.id, c.province),
-            ))
-        }
-        None => {}
-    }
-    append_shared(tx, SharedItem::Commitment(c.clone()));
-    tx.store(&key, c);
-    Ok(Outcome::Stored)
+    share_once(tx, &keys::fed_commitment(&c.province, &c.id), c, SharedItem::Commitment(c.clone()), || {
+        DomainError::exists(
+            "id",
+            format!("commitment {} of {} was already shared with different content", c.id, c.province),
+        )
+    })
 }
 /// Federation: puts a report message in its province's inbox. A message already sent is not
 /// sent again: the first referral of a report stands, and progress equal to the last is

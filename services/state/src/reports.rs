@@ -93,27 +93,27 @@ pub(crate) fn check_message(m: &ReportMessage) -> Result<(), DomainError> {
         ReportMessageBody::Referral { summary, .. } => {
             medmesh_supervision::reports::check_text("summary", summary, true).map_err(case_error)
         }
-        ReportMessageBody::Progress(r) => {
-            let within = |e: DomainError| e.within("report");
-            check_id("report_id", &r.id).map_err(case_error).map_err(within)?;
-            medmesh_supervision::reports::check_text("summary", &r.summary, true)
-                .map_err(case_error)
-                .map_err(within)?;
-            medmesh_supervision::reports::check_text("reply", &r.reply, false).map_err(case_error).map_err(within)?;
-            if let Some(c) = &r.case_id {
-                check_id("case_id", c).map_err(case_error).map_err(within)?;
-            }
-            if let Some(w) = &r.reward {
-                check_id("reward.reference", &w.reference).map_err(case_error).map_err(within)?;
-                if w.amount < medmesh_supervision::reports::reward_floor()
-                    || w.amount > medmesh_supervision::reports::reward_ceiling()
-                {
-                    return Err(DomainError::invalid("report.reward.amount", "is outside 200 to 200,000 yuan"));
-                }
-            }
-            Ok(())
+        ReportMessageBody::Progress(r) => check_progress(r).map_err(|e| case_error(e).within("report")),
+    }
+}
+
+/// Checks the handling province's report as progress carries it.
+fn check_progress(r: &Report) -> Result<(), medmesh_supervision::cases::CaseError> {
+    use medmesh_supervision::reports::{check_text, reward_ceiling, reward_floor};
+    check_id("report_id", &r.id)?;
+    check_text("summary", &r.summary, true)?;
+    check_text("reply", &r.reply, false)?;
+    r.case_id.as_deref().map_or(Ok(()), |c| check_id("case_id", c))?;
+    if let Some(w) = &r.reward {
+        check_id("reward.reference", &w.reference)?;
+        if w.amount < reward_floor() || w.amount > reward_ceiling() {
+            return Err(medmesh_supervision::cases::CaseError::Invalid {
+                field: "reward.amount".into(),
+                message: "is outside 200 to 200,000 yuan".into(),
+            });
         }
     }
+    Ok(())
 }
 
 fn load_report(tx: &Tx<'_>, id: &str) -> Result<ReportRecord, DomainError> {
@@ -308,21 +308,14 @@ pub(crate) fn receive(
     now: LogTime,
 ) -> Result<Outcome, DomainError> {
     let mut cursor: u64 = tx.load(keys::REPORT_INBOX_CURSOR).unwrap_or(0);
-    let mut next = cursor;
-    for (i, (seq, m)) in items.iter().enumerate() {
-        if *seq > next + 1 {
-            return Err(DomainError::precondition(
-                format!("items[{i}]"),
-                format!("inbox message {seq} follows {next}: messages {} to {} are missing", next + 1, seq - 1),
-            ));
-        }
+    crate::discipline::check_contiguous("inbox message", cursor, items.iter().map(|(seq, _)| *seq))?;
+    for (i, (_, m)) in items.iter().enumerate() {
         if &m.to != here {
             return Err(DomainError::precondition(
                 format!("items[{i}].to"),
                 format!("the message is for province {}, not {here}", m.to),
             ));
         }
-        next = next.max(*seq);
     }
     for (seq, m) in items {
         if *seq <= cursor {

@@ -1045,21 +1045,21 @@ impl AgencyService for Agency {
     ) -> Result<Response<GetCreditRatingResponse>, Status> {
         let r = req.into_inner();
         let today = crate::mesh::now().date();
-        let (institution, personnel) = match (r.institution_id.trim(), r.personnel_code.trim()) {
-            (i, "") => (Some(convert::institution("institution_id", i)?), None),
-            ("", p) => (None, Some(convert::personnel("personnel_code", p)?)),
+        let (institution, personnel);
+        let (q, subject) = match (r.institution_id.trim(), r.personnel_code.trim()) {
+            (i, "") => {
+                institution = convert::institution("institution_id", i)?;
+                let q = Query::CreditRating { institution: institution.clone(), today };
+                (q, convert::RatedSubject::Institution(&institution))
+            }
+            ("", p) => {
+                personnel = convert::personnel("personnel_code", p)?;
+                let q = Query::PersonnelCreditRating { code: personnel.clone(), today };
+                (q, convert::RatedSubject::Personnel(&personnel))
+            }
             _ => {
                 return Err(Status::invalid_argument("institution_id: give institution_id or personnel_code, not both"))
             }
-        };
-        let (q, subject) = match (&institution, &personnel) {
-            (Some(i), _) => {
-                (Query::CreditRating { institution: i.clone(), today }, convert::RatedSubject::Institution(i))
-            }
-            (None, Some(p)) => {
-                (Query::PersonnelCreditRating { code: p.clone(), today }, convert::RatedSubject::Personnel(p))
-            }
-            (None, None) => return Err(Status::invalid_argument("institution_id: is required")),
         };
         match answer(self.mesh.app.query(q).await?)? {
             Answer::CreditRating(r) => {
