@@ -74,6 +74,7 @@ fn expected(method: &str, who: Option<&Identity>) -> bool {
                             | "ListFlightInspections"
                             | "GetCreditRating"
                             | "ListCommitments"
+                            | "ListIncentives"
                     ))
         }
         "medmesh.v1.FederationService" => match name {

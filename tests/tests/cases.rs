@@ -305,6 +305,7 @@ async fn a_flagged_claim_becomes_a_case_executed_once_and_shared() {
         institution_id: inst.clone(),
         text: "the pharmacy holds every licence it declared".into(),
         verify_by: later.clone(),
+        ..Default::default()
     };
     let e = other.record_commitment(record.clone()).await.unwrap_err();
     assert!(e.code() == Code::NotFound && e.message().starts_with("institution_id:"), "{e:?}");
@@ -320,8 +321,10 @@ async fn a_flagged_claim_becomes_a_case_executed_once_and_shared() {
         let e = agency.record_commitment(bad).await.unwrap_err();
         assert!(e.code() == Code::InvalidArgument && e.message().starts_with(&format!("{field}:")), "{e:?}");
     }
-    let e =
-        agency.list_commitments(pb::ListCommitmentsRequest { institution_id: "not an id".into() }).await.unwrap_err();
+    let e = agency
+        .list_commitments(pb::ListCommitmentsRequest { institution_id: "not an id".into(), ..Default::default() })
+        .await
+        .unwrap_err();
     assert!(e.code() == Code::InvalidArgument && e.message().starts_with("institution_id:"), "{e:?}");
     let c = agency.record_commitment(record.clone()).await.unwrap().into_inner().commitment.unwrap();
     assert_eq!((c.state.as_str(), c.made_on.as_str(), c.verify_by.as_str()), ("open", day.as_str(), later.as_str()));
@@ -330,6 +333,7 @@ async fn a_flagged_claim_becomes_a_case_executed_once_and_shared() {
         institution_id: inst.clone(),
         kept,
         finding: finding.into(),
+        ..Default::default()
     };
     let e = agency.resolve_commitment(resolve(false, "")).await.unwrap_err();
     assert!(e.code() == Code::InvalidArgument && e.message().starts_with("finding:"), "{e:?}");
@@ -348,7 +352,7 @@ async fn a_flagged_claim_becomes_a_case_executed_once_and_shared() {
     assert_eq!((line.province.as_str(), line.ref_id.as_str(), line.points), (HOME, "NC-1", 15));
     assert_eq!(rating(agency.clone(), inst.clone()).await.unwrap().entries, breached.entries);
     let listed = other
-        .list_commitments(pb::ListCommitmentsRequest { institution_id: inst.clone() })
+        .list_commitments(pb::ListCommitmentsRequest { institution_id: inst.clone(), ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -358,6 +362,99 @@ async fn a_flagged_claim_becomes_a_case_executed_once_and_shared() {
         (listed[0].state.as_str(), listed[0].finding.as_str()),
         ("breached", "no licence on file for the pharmacy")
     );
+
+    // A pharmaceutical enterprise signs its credit commitment in 110000 and keeps it; listed
+    // as trusted there, it is trusted in 310000 too. The institution, graded D, is not listed.
+    const ENTERPRISE: &str = "91110000710925462X";
+    let pledge = pb::RecordCommitmentRequest {
+        id: "EC-1".into(),
+        enterprise_code: ENTERPRISE.into(),
+        text: "no kickbacks; prices as declared; supply as agreed".into(),
+        verify_by: later.clone(),
+        ..Default::default()
+    };
+    let e = agency
+        .record_commitment(pb::RecordCommitmentRequest {
+            enterprise_code: "91110000710925462Y".into(),
+            ..pledge.clone()
+        })
+        .await
+        .unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().starts_with("enterprise_code:"), "{e:?}");
+    let both = pb::RecordCommitmentRequest { institution_id: inst.clone(), ..pledge.clone() };
+    let e = agency.record_commitment(both).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().starts_with("institution_id:"), "{e:?}");
+    let taken = pb::RecordCommitmentRequest { id: "NC-1".into(), ..pledge.clone() };
+    let e = agency.record_commitment(taken).await.unwrap_err();
+    assert!(e.code() == Code::AlreadyExists && e.message().starts_with("id:"), "NC-1 is the institution's: {e:?}");
+    let c = agency.record_commitment(pledge).await.unwrap().into_inner().commitment.unwrap();
+    assert_eq!((c.enterprise_code.as_str(), c.institution_id.as_str()), (ENTERPRISE, ""));
+    let kept = pb::ResolveCommitmentRequest {
+        id: "EC-1".into(),
+        enterprise_code: ENTERPRISE.into(),
+        kept: true,
+        ..Default::default()
+    };
+    agency.resolve_commitment(kept).await.unwrap();
+    let incentive = |id: &str, institution_id: &str, enterprise_code: &str| pb::RecordIncentiveRequest {
+        id: id.into(),
+        institution_id: institution_id.into(),
+        enterprise_code: enterprise_code.into(),
+        from: day.clone(),
+        until: later.clone(),
+        reason: "kept every commitment; no violation on record".into(),
+        ..Default::default()
+    };
+    let e = agency.record_incentive(incentive("JI-1", &inst, "")).await.unwrap_err();
+    assert!(e.code() == Code::FailedPrecondition && e.message().starts_with("institution_id:"), "{e:?}");
+    assert!(e.message().contains("graded D"), "{e:?}");
+    for (bad, field) in [
+        (pb::RecordIncentiveRequest { id: String::new(), ..incentive("x", "", ENTERPRISE) }, "id"),
+        (pb::RecordIncentiveRequest { reason: String::new(), ..incentive("JI-2", "", ENTERPRISE) }, "reason"),
+        (pb::RecordIncentiveRequest { until: "2000-01-01".into(), ..incentive("JI-2", "", ENTERPRISE) }, "until"),
+        (pb::RecordIncentiveRequest { from: "someday".into(), ..incentive("JI-2", "", ENTERPRISE) }, "from"),
+        (incentive("JI-2", "", "not a code"), "enterprise_code"),
+        (incentive("JI-2", "", ""), "institution_id"),
+    ] {
+        let e = agency.record_incentive(bad).await.unwrap_err();
+        assert!(e.code() == Code::InvalidArgument && e.message().starts_with(&format!("{field}:")), "{e:?}");
+    }
+    let e = other.record_incentive(incentive("JI-9", &inst, "")).await.unwrap_err();
+    assert!(e.code() == Code::NotFound && e.message().starts_with("institution_id:"), "not 310000's: {e:?}");
+    let entry = agency.record_incentive(incentive("JI-2", "", ENTERPRISE)).await.unwrap().into_inner().entry.unwrap();
+    assert_eq!((entry.province.as_str(), entry.in_force), (HOME, true));
+    let listed = |mut c: AgencyServiceClient<tonic::transport::Channel>| async move {
+        let r = pb::ListIncentivesRequest { enterprise_code: ENTERPRISE.into(), ..Default::default() };
+        c.list_incentives(r).await.map(|r| r.into_inner().entries)
+    };
+    let there = wait_until(Duration::from_secs(60), "310000 to see the incentive entry", || {
+        let other = other.clone();
+        async move { listed(other).await.ok().filter(|e| !e.is_empty()) }
+    })
+    .await;
+    assert_eq!(there, vec![entry.clone()]);
+    let enterprise = other
+        .get_credit_rating(pb::GetCreditRatingRequest { enterprise_code: ENTERPRISE.into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .rating
+        .unwrap();
+    assert_eq!((enterprise.score, enterprise.grade, enterprise.trusted), (100, pb::CreditGrade::A as i32, true));
+    let kinds: Vec<&str> = enterprise.entries.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["commitment", "incentive"], "{enterprise:?}");
+
+    // An insured person's rating is their province's agency's alone.
+    let nat = g.channel_as(leader, &medmesh_tests::national());
+    let e = AgencyServiceClient::new(nat)
+        .get_credit_rating(pb::GetCreditRatingRequest {
+            certificate_kind: pb::CertificateKind::IdCard as i32,
+            certificate: "110101199001011234".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(e.code() == Code::PermissionDenied && e.message().starts_with("certificate:"), "{e:?}");
 
     // Closed; a closed case takes no decision.
     let c = agency

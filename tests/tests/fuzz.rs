@@ -718,6 +718,7 @@ async fn each_refusal_names_the_request_field() {
             a.get_credit_rating(pb::GetCreditRatingRequest {
                 institution_id: "H-NONE".into(),
                 personnel_code: "D-NONE".into(),
+                ..Default::default()
             })
             .await
             .map(|_| ()),

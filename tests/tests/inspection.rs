@@ -110,8 +110,37 @@ async fn a_plan_is_drawn_once_and_anyone_re_derives_the_draw() {
     let mut unknown = ungraded.clone();
     unknown.targets[2].id = demo::institution(HOME, 77);
     fails(a.put_inspection_plan(put(unknown)).await, Code::NotFound, "plan.targets[2].id");
-    let graded = a.put_inspection_plan(put(ungraded)).await.unwrap().into_inner().plan.unwrap();
+    let graded = a.put_inspection_plan(put(ungraded.clone())).await.unwrap().into_inner().plan.unwrap();
     assert!(graded.targets.iter().all(|t| t.grade == pb::CreditGrade::A as i32), "{graded:?}");
+    // Institution 5, graded A, goes on the joint incentive list: a later plan leaves it out of
+    // the pool when it is given no grade (fewer routine inspections), and keeps it when graded.
+    let today = demo::today();
+    let until = medmesh_types::Date::parse(&today).unwrap().plus_days(365).to_string();
+    let entry = a
+        .record_incentive(pb::RecordIncentiveRequest {
+            id: "JI-2026-01".into(),
+            institution_id: demo::institution(HOME, 5),
+            from: today,
+            until,
+            reason: "graded A with no case for three years".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entry
+        .unwrap();
+    assert!(entry.in_force, "{entry:?}");
+    let mut trusted = ungraded.clone();
+    trusted.id = "DR-2026-Q4-TRUSTED".into();
+    let answer = a.put_inspection_plan(put(trusted.clone())).await.unwrap().into_inner();
+    assert_eq!(answer.exempt, vec![demo::institution(HOME, 5)]);
+    let ids: Vec<String> = answer.plan.unwrap().targets.into_iter().map(|t| t.id).collect();
+    assert_eq!(ids, (1..=4u32).map(|n| demo::institution(HOME, n)).collect::<Vec<_>>());
+    trusted.id = "DR-2026-Q4-TRUSTED-GRADED".into();
+    trusted.targets[4].grade = pb::CreditGrade::A as i32;
+    let answer = a.put_inspection_plan(put(trusted)).await.unwrap().into_inner();
+    assert!(answer.exempt.is_empty() && answer.plan.unwrap().targets.len() == 5);
 
     // The draw: a nonce that is not the committed one is refused; the right one draws once.
     let mut wrong = nonce();

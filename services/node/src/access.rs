@@ -222,6 +222,8 @@ pub const TABLE: &[Rule] = &[
     Rule { method: "/medmesh.v1.AgencyService/RecordCommitment", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/ResolveCommitment", allow: &[AgencyHere], scope: "" },
     Rule { method: "/medmesh.v1.AgencyService/ListCommitments", allow: &[AgencyHere, National], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/RecordIncentive", allow: &[AgencyHere], scope: "" },
+    Rule { method: "/medmesh.v1.AgencyService/ListIncentives", allow: &[AgencyHere, National], scope: "" },
     // Reports (whistleblowing): anyone reports and follows their report by its receipt code;
     // the agency handles; only the report officer reads who reported.
     Rule { method: "/medmesh.v1.ReportService/SubmitReport", allow: &[Anyone], scope: "" },

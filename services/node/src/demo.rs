@@ -229,8 +229,9 @@ pub fn inspection_plan(province: &str, id: &str, nonce: &[u8; 32]) -> pb::Inspec
 
 /// The demo's supervision records (issue 13) through the agency API: a working-day calendar
 /// (New Year's Day 2027), a double-random inspection plan whose targets take their credit grades,
-/// drawn with [`demo_nonce`], and a flight inspection of institution 2 started from media
-/// coverage. Loading it again changes nothing (a plan already recorded or drawn stays as it is).
+/// drawn with [`demo_nonce`], a flight inspection of institution 2 started from media
+/// coverage, an enterprise's credit commitment and institution 1 on the joint incentive list.
+/// Loading it again changes nothing (a record already there stays as it is).
 pub async fn load_supervision(ch: Channel, province: &str) -> Result<(), tonic::Status> {
     let mut c = AgencyServiceClient::new(ch);
     c.put_work_calendar(pb::PutWorkCalendarRequest { holidays: vec!["2027-01-01".into()], workdays: vec![] }).await?;
@@ -249,8 +250,45 @@ pub async fn load_supervision(ch: Channel, province: &str) -> Result<(), tonic::
         ..Default::default()
     })
     .await?;
+    // Credit (issue 13.3): a pharmaceutical enterprise's credit commitment, and institution 1
+    // (graded A) on the joint incentive list for a year.
+    let today = today();
+    let day = medmesh_types::Date::parse(&today).map_err(|e| tonic::Status::internal(e.to_string()))?;
+    already(
+        c.record_commitment(pb::RecordCommitmentRequest {
+            id: "EC-DEMO".into(),
+            enterprise_code: DEMO_ENTERPRISE.into(),
+            text: "demo: no kickbacks; prices as declared; supply as agreed".into(),
+            verify_by: day.plus_days(180).to_string(),
+            ..Default::default()
+        })
+        .await
+        .map(|_| ()),
+    )?;
+    // Only a party graded A is listed: a demo whose institution 1 has since lost its A
+    // (a case decided in a long-running mesh) goes on without the entry.
+    let graded_a = |r: Result<(), tonic::Status>| match r {
+        Err(s) if s.code() == tonic::Code::FailedPrecondition => Ok(()),
+        other => other,
+    };
+    graded_a(already(
+        c.record_incentive(pb::RecordIncentiveRequest {
+            id: "JI-DEMO".into(),
+            institution_id: institution(province, 1),
+            from: today,
+            until: day.plus_days(364).to_string(),
+            reason: "demo: graded A with no case on record".into(),
+            ..Default::default()
+        })
+        .await
+        .map(|_| ()),
+    ))?;
     Ok(())
 }
+
+/// The demo's pharmaceutical enterprise (a unified social credit code with a valid check
+/// character).
+pub const DEMO_ENTERPRISE: &str = "91110000710925462X";
 
 /// Publishes the province's aggregates of today and of this month so far to the federation, so
 /// that the national view has figures from the start (every day and month publishes itself

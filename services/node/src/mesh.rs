@@ -881,6 +881,7 @@ impl Mesh {
                 SharedItem::DisciplineLift(l) => FederationCommand::RecordDisciplineLift(l),
                 SharedItem::ReportMessage(m) => FederationCommand::SendReport(m),
                 SharedItem::Commitment(c) => FederationCommand::RecordCommitment(c),
+                SharedItem::Incentive(i) => FederationCommand::RecordIncentive(i),
                 SharedItem::Aggregate(a) => {
                     FederationCommand::RecordAggregate { province: self.province.clone(), aggregate: a }
                 }

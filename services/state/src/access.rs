@@ -18,7 +18,7 @@
 //! | federation | `FedRecordDiscipline`, `FedRecordViolation`, `FedRecordCaseOutcome`, `FedRecordCreditLift`, `FedRecordDisciplineLift` | recorded by `from` |
 //! | federation | `FedTopUp` | the account is `from`'s own |
 //! | federation | `FedSendReport` | the message is from `from` |
-//! | federation | `FedRecordCommitment` | recorded by `from` |
+//! | federation | `FedRecordCommitment`, `FedRecordIncentive` | recorded by `from` |
 //! | federation | `FedConfirmClearing` | the line's treatment province is `from` |
 //! | federation | `FedDisputeClearing` | the line's treatment province is `from` |
 //!
@@ -73,6 +73,7 @@ fn federation(cmd: &FederationCommand, from: &ProvinceCode) -> bool {
         FederationCommand::RecordAggregate { province, .. } => province == from,
         FederationCommand::SendReport(m) => &m.from == from,
         FederationCommand::RecordCommitment(c) => &c.province == from,
+        FederationCommand::RecordIncentive(i) => &i.province == from,
         FederationCommand::TopUp { province, .. } => province == from,
         FederationCommand::Vouch { insured, .. } => insured == from,
         FederationCommand::Anchor { province, .. } => province == from,

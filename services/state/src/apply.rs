@@ -523,12 +523,13 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
             crate::discipline::lift_discipline(tx, province, subject, id, reason, today)
         }
         ProvinceCommand::ReceiveReports { province, items } => crate::reports::receive(tx, province, items, now),
-        ProvinceCommand::RecordCommitment { province, institution, id, text, verify_by } => {
-            crate::credit::record_commitment(tx, province, institution, id, text, *verify_by, today)
+        ProvinceCommand::RecordCommitment { province, party, id, text, verify_by } => {
+            crate::credit::record_commitment(tx, province, party, id, text, *verify_by, today)
         }
-        ProvinceCommand::ResolveCommitment { province, institution, id, kept, finding } => {
-            crate::credit::resolve_commitment(tx, province, institution, id, *kept, finding, today)
+        ProvinceCommand::ResolveCommitment { province, party, id, kept, finding } => {
+            crate::credit::resolve_commitment(tx, province, party, id, *kept, finding, today)
         }
+        ProvinceCommand::RecordIncentive(i) => crate::credit::record_incentive(tx, i, today),
         ProvinceCommand::Case(c) => crate::cases::execute(tx, c, now),
         ProvinceCommand::Published { through } => crate::cases::published(tx, *through),
         ProvinceCommand::Payment(step) => crate::payment::execute(tx, step, cmd, now),

@@ -149,6 +149,7 @@ impl ProvinceCommand {
             Self::ReceiveReports { .. } => "receive_reports",
             Self::RecordCommitment { .. } => "record_commitment",
             Self::ResolveCommitment { .. } => "resolve_commitment",
+            Self::RecordIncentive(_) => "record_incentive",
         }
     }
 }
@@ -179,6 +180,7 @@ impl FederationCommand {
             Self::RecordDisciplineLift(_) => "fed_record_discipline_lift",
             Self::SendReport(_) => "fed_send_report",
             Self::RecordCommitment(_) => "fed_record_commitment",
+            Self::RecordIncentive(_) => "fed_record_incentive",
         }
     }
 }

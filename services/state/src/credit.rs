@@ -1,11 +1,14 @@
-//! Credit ratings of institutions and personnel (issue 13.3): the store around the pure model of
+//! Credit ratings of institutions, personnel, enterprises and insured persons (issue 13.3): the store around the pure model of
 //! [`medmesh_supervision::credit`]. The model reads the case outcomes and joint-discipline
 //! entries the federation's shared log copies into every province, so every province rates an
 //! institution alike, its own or another's.
 
 use medmesh_supervision::cases::CaseOutcome;
-use medmesh_supervision::credit::{rate_all, Commitment, CommitmentOutcome, Lift, ListedPeriod, Rating};
-use medmesh_types::{Date, InstitutionId, ProvinceCode};
+use medmesh_supervision::credit::{
+    rate_all, rate_person, rate_personnel_all, with_incentives, Commitment, CommitmentOutcome, Grade, Incentive, Lift,
+    ListedPeriod, Party, Rating,
+};
+use medmesh_types::{Date, EnterpriseCode, InstitutionId, ProvinceCode};
 
 use crate::error::case_error;
 use crate::kv::{decode, keys, scan_prefix, KvRead, Tx};
@@ -17,19 +20,13 @@ use crate::DomainError;
 /// Most outcomes or discipline entries read for one institution.
 pub const MAX_READ: usize = 10_000;
 
-/// An institution's rating on `today`; NOT_FOUND naming `field` when this province knows
-/// nothing of it (neither its own institution nor one with a shared outcome or entry).
-pub fn rating(kv: &dyn KvRead, inst: &InstitutionId, today: Date, field: &str) -> Result<Rating, DomainError> {
-    let outcomes: Vec<CaseOutcome> =
-        scan_prefix(kv, &keys::case_outcomes(inst), MAX_READ).iter().map(|(_, v)| decode(v)).collect();
-    let lifts: Vec<Lift> =
-        scan_prefix(kv, &keys::credit_lifts(inst), MAX_READ).iter().map(|(_, v)| decode(v)).collect();
-    let subject = DisciplineSubject::Institution(inst.clone());
-    let listed: Vec<ListedPeriod> = scan_prefix(kv, &keys::disciplines(&subject), MAX_READ)
+/// A subject's joint-discipline entries as the model sees them (with their lifts).
+fn listed(kv: &dyn KvRead, subject: &DisciplineSubject) -> Vec<ListedPeriod> {
+    scan_prefix(kv, &keys::disciplines(subject), MAX_READ)
         .iter()
         .map(|(_, v)| {
             let e: DisciplineEntry = decode(v);
-            let lift = crate::kv::load::<DisciplineLift>(kv, &keys::discipline_lift(&subject, &e.id));
+            let lift = crate::kv::load::<DisciplineLift>(kv, &keys::discipline_lift(subject, &e.id));
             ListedPeriod {
                 province: e.province.to_string(),
                 id: e.id,
@@ -38,19 +35,114 @@ pub fn rating(kv: &dyn KvRead, inst: &InstitutionId, today: Date, field: &str) -
                 lifted_on: lift.map(|l| l.lifted_on),
             }
         })
-        .collect();
-    let pledges = commitments(kv, inst);
-    let registered = crate::kv::load::<Institution>(kv, &keys::institution(inst)).is_some();
-    if !registered && outcomes.is_empty() && listed.is_empty() && pledges.is_empty() {
-        return Err(DomainError::not_found(field, format!("no institution {inst} is known here")));
-    }
-    Ok(rate_all(&outcomes, &lifts, &listed, &pledges, today))
+        .collect()
 }
 
-/// An institution's notification-commitments known here: this province's own (open or
-/// resolved) and every other province's resolved ones, by province and id.
-pub fn commitments(kv: &dyn KvRead, inst: &InstitutionId) -> Vec<Commitment> {
-    scan_prefix(kv, &keys::commitments(inst), MAX_READ).iter().map(|(_, v)| decode(v)).collect()
+/// An institution's rating on `today`; NOT_FOUND naming `field` when this province knows
+/// nothing of it (neither its own institution nor one with a shared outcome or entry).
+pub fn rating(kv: &dyn KvRead, inst: &InstitutionId, today: Date, field: &str) -> Result<Rating, DomainError> {
+    let outcomes: Vec<CaseOutcome> =
+        scan_prefix(kv, &keys::case_outcomes(inst), MAX_READ).iter().map(|(_, v)| decode(v)).collect();
+    let lifts: Vec<Lift> =
+        scan_prefix(kv, &keys::credit_lifts(inst), MAX_READ).iter().map(|(_, v)| decode(v)).collect();
+    let listed = listed(kv, &DisciplineSubject::Institution(inst.clone()));
+    let party = Party::Institution(inst.clone());
+    let pledges = commitments(kv, &party);
+    let trusted = incentives(kv, &party);
+    let registered = crate::kv::load::<Institution>(kv, &keys::institution(inst)).is_some();
+    if !registered && outcomes.is_empty() && listed.is_empty() && pledges.is_empty() && trusted.is_empty() {
+        return Err(DomainError::not_found(field, format!("no institution {inst} is known here")));
+    }
+    Ok(with_incentives(rate_all(&outcomes, &lifts, &listed, &pledges, today), &trusted))
+}
+
+/// A pharmaceutical enterprise's rating on `today` from what names it (joint-discipline
+/// entries, commitments, incentive entries); NOT_FOUND naming `field` when nothing does.
+pub fn enterprise_rating(
+    kv: &dyn KvRead,
+    code: &EnterpriseCode,
+    today: Date,
+    field: &str,
+) -> Result<Rating, DomainError> {
+    let listed = listed(kv, &DisciplineSubject::Enterprise(code.clone()));
+    let party = Party::Enterprise(code.clone());
+    let pledges = commitments(kv, &party);
+    let trusted = incentives(kv, &party);
+    if listed.is_empty() && pledges.is_empty() && trusted.is_empty() {
+        return Err(DomainError::not_found(
+            field,
+            format!("no record names enterprise {code} here (record its credit commitment first: RecordCommitment)"),
+        ));
+    }
+    Ok(with_incentives(rate_all(&[], &[], &listed, &pledges, today), &trusted))
+}
+
+/// An insured person's rating on `today` from the joint-discipline entries naming their
+/// directory key (every province's); NOT_FOUND naming `field` when the person is neither
+/// insured here (`insured_here`) nor named by an entry.
+pub fn person_rating(
+    kv: &dyn KvRead,
+    directory_key: &str,
+    insured_here: bool,
+    today: Date,
+    field: &str,
+) -> Result<Rating, DomainError> {
+    let listed = listed(kv, &DisciplineSubject::Person(directory_key.to_string()));
+    if !insured_here && listed.is_empty() {
+        return Err(DomainError::not_found(
+            field,
+            "no insured person here holds this certificate and no entry names it",
+        ));
+    }
+    Ok(rate_person(&listed, today))
+}
+
+/// A party's rating on `today` (see [`rating`], [`personnel_rating`], [`enterprise_rating`]),
+/// NOT_FOUND naming the party's field when unknown here.
+pub fn party_rating(kv: &dyn KvRead, party: &Party, today: Date) -> Result<Rating, DomainError> {
+    match party {
+        Party::Institution(i) => rating(kv, i, today, party.field()),
+        Party::Personnel(p) => personnel_rating(kv, p, today, party.field()),
+        Party::Enterprise(e) => enterprise_rating(kv, e, today, party.field()),
+    }
+}
+
+/// A party's notification-commitments known here: this province's own (open or resolved) and
+/// every other province's resolved ones, by province and id.
+pub fn commitments(kv: &dyn KvRead, party: &Party) -> Vec<Commitment> {
+    scan_prefix(kv, &keys::commitments(party), MAX_READ).iter().map(|(_, v)| decode(v)).collect()
+}
+
+/// A party's joint-incentive entries known here (every province's), by province and id.
+pub fn incentives(kv: &dyn KvRead, party: &Party) -> Vec<Incentive> {
+    scan_prefix(kv, &keys::incentives(party), MAX_READ).iter().map(|(_, v)| decode(v)).collect()
+}
+
+/// Checks that `party` is one of this province's own: an institution or personnel registered
+/// here (an enterprise has no register here; its code is checked when parsed).
+fn own_party(kv: &dyn KvRead, party: &Party) -> Result<(), DomainError> {
+    let known = match party {
+        Party::Institution(i) => crate::kv::load::<Institution>(kv, &keys::institution(i)).is_some(),
+        Party::Personnel(p) => crate::kv::load::<crate::model::Personnel>(kv, &keys::personnel(p)).is_some(),
+        Party::Enterprise(_) => true,
+    };
+    if known {
+        return Ok(());
+    }
+    Err(DomainError::not_found(party.field(), format!("{party} is not registered in this province")))
+}
+
+/// Claims `id` for `party` in one of this province's id spaces (`index`): the same party
+/// again is fine; another party's id is ALREADY_EXISTS naming `id`.
+fn claim_id(tx: &mut Tx<'_>, index: &str, id: &str, party: &Party, what: &str) -> Result<(), DomainError> {
+    match tx.load::<Party>(index) {
+        Some(p) if &p == party => Ok(()),
+        Some(p) => Err(DomainError::exists("id", format!("{what} {id} was recorded for {p}"))),
+        None => {
+            tx.store(index, party);
+            Ok(())
+        }
+    }
 }
 
 /// Checks a resolved commitment that crossed a boundary (to the federation, or from it).
@@ -67,42 +159,39 @@ fn answer(c: Commitment) -> Outcome {
     Outcome::Commitment(Box::new(c))
 }
 
-/// Records a notification-commitment of one of this province's institutions from `today`.
+/// Records a notification-commitment of one of this province's institutions or personnel, or
+/// of an enterprise, from `today`. Ids are unique in the province.
 pub(crate) fn record_commitment(
     tx: &mut Tx<'_>,
     province: &ProvinceCode,
-    inst: &InstitutionId,
+    party: &Party,
     id: &str,
     text: &str,
     verify_by: Date,
     today: Date,
 ) -> Result<Outcome, DomainError> {
-    let key = keys::commitment(inst, province, id);
+    let key = keys::commitment(party, province, id);
     if let Some(old) = tx.load::<Commitment>(&key) {
         if old.text == text && old.verify_by == verify_by {
             return Ok(answer(old));
         }
         return Err(DomainError::exists("id", format!("commitment {id} was recorded with other content")));
     }
-    if tx.load::<Institution>(&keys::institution(inst)).is_none() {
-        return Err(DomainError::not_found(
-            "institution_id",
-            format!("institution {inst} is not an institution of this province"),
-        ));
-    }
+    own_party(tx, party)?;
     if verify_by < today {
         return Err(DomainError::invalid("verify_by", format!("{verify_by} is before today, {today}")));
     }
     let c = Commitment {
         province: province.clone(),
         id: id.to_string(),
-        institution: inst.clone(),
+        party: party.clone(),
         made_on: today,
         verify_by,
         text: text.to_string(),
         outcome: None,
     };
     c.validate().map_err(case_error)?;
+    claim_id(tx, &keys::commitment_id(id), id, party, "commitment")?;
     tx.store(&key, &c);
     Ok(answer(c))
 }
@@ -112,16 +201,16 @@ pub(crate) fn record_commitment(
 pub(crate) fn resolve_commitment(
     tx: &mut Tx<'_>,
     province: &ProvinceCode,
-    inst: &InstitutionId,
+    party: &Party,
     id: &str,
     kept: bool,
     finding: &str,
     today: Date,
 ) -> Result<Outcome, DomainError> {
-    let key = keys::commitment(inst, province, id);
-    let mut c: Commitment = tx.load(&key).ok_or_else(|| {
-        DomainError::not_found("id", format!("no commitment {id} of institution {inst} was recorded here"))
-    })?;
+    let key = keys::commitment(party, province, id);
+    let mut c: Commitment = tx
+        .load(&key)
+        .ok_or_else(|| DomainError::not_found("id", format!("no commitment {id} of {party} was recorded here")))?;
     if let Some(o) = &c.outcome {
         if o.kept == kept && o.finding == finding {
             return Ok(answer(c));
@@ -146,11 +235,48 @@ pub fn personnel_rating(
 ) -> Result<Rating, DomainError> {
     let violations: Vec<medmesh_supervision::Violation> =
         scan_prefix(kv, &keys::violations(code), MAX_READ).iter().map(|(_, v)| decode(v)).collect();
+    let party = Party::Personnel(code.clone());
+    let pledges = commitments(kv, &party);
+    let trusted = incentives(kv, &party);
     let registered = crate::kv::load::<crate::model::Personnel>(kv, &keys::personnel(code)).is_some();
-    if !registered && violations.is_empty() {
+    if !registered && violations.is_empty() && pledges.is_empty() && trusted.is_empty() {
         return Err(DomainError::not_found(field, format!("no personnel {code} is known here")));
     }
-    Ok(medmesh_supervision::credit::rate_personnel(&violations, today))
+    Ok(with_incentives(rate_personnel_all(&violations, &pledges, today), &trusted))
+}
+
+/// Checks an incentive entry that crossed a boundary (to the federation, or from it).
+pub(crate) fn check_incentive(i: &Incentive) -> Result<(), DomainError> {
+    crate::rules::province("province", &i.province)?;
+    i.validate().map_err(case_error)
+}
+
+/// Records an entry of the joint incentive list for one of this province's own parties (an
+/// enterprise with a record here) graded A today; it goes to the outbox for the federation to
+/// share. The same entry again answers it; another entry under the id is ALREADY_EXISTS.
+pub(crate) fn record_incentive(tx: &mut Tx<'_>, i: &Incentive, today: Date) -> Result<Outcome, DomainError> {
+    let key = keys::incentive(&i.party, &i.province, &i.id);
+    if let Some(old) = tx.load::<Incentive>(&key) {
+        if &old == i {
+            return Ok(Outcome::Incentive(Box::new(old)));
+        }
+        return Err(DomainError::exists("id", format!("incentive entry {} was recorded with other content", i.id)));
+    }
+    if i.until < today {
+        return Err(DomainError::invalid("until", format!("{} is before today, {today}", i.until)));
+    }
+    own_party(tx, &i.party)?;
+    let r = party_rating(tx, &i.party, today)?;
+    if r.grade != Grade::A {
+        return Err(DomainError::precondition(
+            i.party.field(),
+            format!("{} is graded {}, not A: {}", i.party, r.grade.letter(), summary(&r)),
+        ));
+    }
+    claim_id(tx, &keys::incentive_id(&i.id), &i.id, &i.party, "incentive entry")?;
+    tx.store(&key, i);
+    crate::kv::outbox(tx, crate::shared::SharedItem::Incentive(i.clone()));
+    Ok(Outcome::Incentive(Box::new(i.clone())))
 }
 
 /// A rating in a few words, for a refusal: the score and what forces or lowers it.
@@ -167,6 +293,9 @@ pub fn summary(r: &Rating) -> String {
             medmesh_supervision::credit::Source::Violation { province, id } => format!("violation {province}/{id}"),
             medmesh_supervision::credit::Source::Qualification => "payment qualification".to_string(),
             medmesh_supervision::credit::Source::Commitment { province, id } => format!("commitment {province}/{id}"),
+            medmesh_supervision::credit::Source::Incentive { province, id } => {
+                format!("incentive entry {province}/{id}")
+            }
         })
         .collect();
     format!("score {} of 100 as of {} ({})", r.score, r.as_of, counted.join(", "))

@@ -85,11 +85,20 @@ pub(crate) fn sync_shared(
             SharedItem::ReportMessage(_) => {}
             // A resolved commitment of another province: checked, stored once.
             SharedItem::Commitment(c) => {
-                let key = keys::commitment(&c.institution, &c.province, &c.id);
+                let key = keys::commitment(&c.party, &c.province, &c.id);
                 if crate::credit::check_shared(c).is_ok()
                     && tx.load::<medmesh_supervision::credit::Commitment>(&key).is_none_or(|old| old.outcome.is_none())
                 {
                     tx.store(&key, c);
+                }
+            }
+            // An incentive entry of another province: checked, stored once.
+            SharedItem::Incentive(i) => {
+                let key = keys::incentive(&i.party, &i.province, &i.id);
+                if crate::credit::check_incentive(i).is_ok()
+                    && tx.load::<medmesh_supervision::credit::Incentive>(&key).is_none()
+                {
+                    tx.store(&key, i);
                 }
             }
         }

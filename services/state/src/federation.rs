@@ -158,6 +158,9 @@ pub enum FederationCommand {
     SendReport(crate::shared::ReportMessage),
     /// Records a resolved notification-commitment in the shared log, once per province and id.
     RecordCommitment(medmesh_supervision::credit::Commitment),
+    /// Shares a province's joint-incentive entry with every province (issue 13.3), once per
+    /// province and id.
+    RecordIncentive(medmesh_supervision::credit::Incentive),
 }
 
 /// Federation: registers a province's endpoints.
@@ -508,6 +511,14 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &FederationCommand, now: LogTime) ->
         FederationCommand::RecordDisciplineLift(l) => fed_record_discipline_lift(tx, l),
         FederationCommand::SendReport(m) => fed_send_report(tx, m),
         FederationCommand::RecordCommitment(c) => fed_record_commitment(tx, c),
+        FederationCommand::RecordIncentive(i) => {
+            share_once(tx, &keys::fed_incentive(&i.province, &i.id), i, SharedItem::Incentive(i.clone()), || {
+                DomainError::exists(
+                    "id",
+                    format!("incentive entry {} of {} was already shared with different content", i.id, i.province),
+                )
+            })
+        }
     }
 }
 /// Federation: appends a resolved commitment to the shared log, once per province and id (its

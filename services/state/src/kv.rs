@@ -149,6 +149,8 @@ pub fn scan_prefix(kv: &dyn KvRead, prefix: &str, limit: usize) -> Vec<(Vec<u8>,
 pub mod keys {
     use medmesh_types::{Date, InstitutionId, ItemCode, KeyedHash, PersonnelCode, ProvinceCode, Serial};
 
+    use medmesh_supervision::credit::Party;
+
     use crate::shared::{DisciplineSubject, TransferId};
 
     /// The time of the last applied entry (kept monotonic).
@@ -398,12 +400,33 @@ pub mod keys {
     }
     /// An institution's notification-commitment recorded by `province` (its own, or a resolved
     /// one the shared log copied).
-    pub fn commitment(inst: &InstitutionId, province: &ProvinceCode, id: &str) -> String {
-        format!("pledge/{inst}/{province}/{id}")
+    pub fn commitment(party: &Party, province: &ProvinceCode, id: &str) -> String {
+        format!("pledge/{}/{province}/{id}", party.key())
     }
-    /// Prefix of an institution's commitments.
-    pub fn commitments(inst: &InstitutionId) -> String {
-        format!("pledge/{inst}/")
+    /// Prefix of a party's commitments.
+    pub fn commitments(party: &Party) -> String {
+        format!("pledge/{}/", party.key())
+    }
+    /// The party of this province's commitment `id` (ids are unique in a province, as the
+    /// federation shares by province and id).
+    pub fn commitment_id(id: &str) -> String {
+        format!("pledgeid/{id}")
+    }
+    /// An entry of the joint incentive list, by party (province and federation copies).
+    pub fn incentive(party: &Party, province: &ProvinceCode, id: &str) -> String {
+        format!("incent/{}/{province}/{id}", party.key())
+    }
+    /// Prefix of a party's joint-incentive entries.
+    pub fn incentives(party: &Party) -> String {
+        format!("incent/{}/", party.key())
+    }
+    /// The party of this province's incentive entry `id`.
+    pub fn incentive_id(id: &str) -> String {
+        format!("incentid/{id}")
+    }
+    /// Federation: an incentive entry shared, by province and id.
+    pub fn fed_incentive(province: &ProvinceCode, id: &str) -> String {
+        format!("fincent/{province}/{id}")
     }
     /// The last sequence taken from this province's report inbox at the federation.
     pub const REPORT_INBOX_CURSOR: &str = "~reportinbox/cursor";
@@ -522,6 +545,7 @@ pub mod keys {
         match subject {
             DisciplineSubject::Institution(i) => format!("discu/inst/{i}/"),
             DisciplineSubject::Person(k) => format!("discu/person/{k}/"),
+            DisciplineSubject::Enterprise(e) => format!("discu/ent/{e}/"),
         }
     }
     /// The lift of a joint-discipline entry, by subject (province and federation).
@@ -529,6 +553,7 @@ pub mod keys {
         match subject {
             DisciplineSubject::Institution(i) => format!("discl/inst/{i}/{id}"),
             DisciplineSubject::Person(k) => format!("discl/person/{k}/{id}"),
+            DisciplineSubject::Enterprise(e) => format!("discl/ent/{e}/{id}"),
         }
     }
     /// Prefix of a subject's joint-discipline entries.
@@ -536,6 +561,7 @@ pub mod keys {
         match subject {
             DisciplineSubject::Institution(i) => format!("disc/inst/{i}/"),
             DisciplineSubject::Person(k) => format!("disc/person/{k}/"),
+            DisciplineSubject::Enterprise(e) => format!("disc/ent/{e}/"),
         }
     }
 

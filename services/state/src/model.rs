@@ -1022,13 +1022,14 @@ pub enum ProvinceCommand {
         /// `(sequence, message)` from this province's inbox at the federation, in order.
         items: Vec<(u64, crate::shared::ReportMessage)>,
     },
-    /// Province: records an institution's notification-commitment (issue 13.3), to be
-    /// verified by a day; idempotent on the id with the same content.
+    /// Province: records a notification-commitment (issue 13.3) of one of its institutions or
+    /// personnel, or of an enterprise, to be verified by a day; idempotent on the id with the
+    /// same content.
     RecordCommitment {
         /// This province.
         province: medmesh_types::ProvinceCode,
-        /// The institution (this province's).
-        institution: InstitutionId,
+        /// Who committed (this province's institution or personnel, or an enterprise).
+        party: medmesh_supervision::credit::Party,
         /// The commitment's id.
         id: String,
         /// What the institution committed to.
@@ -1041,8 +1042,8 @@ pub enum ProvinceCommand {
     ResolveCommitment {
         /// This province.
         province: medmesh_types::ProvinceCode,
-        /// The institution.
-        institution: InstitutionId,
+        /// Who committed.
+        party: medmesh_supervision::credit::Party,
         /// The commitment's id.
         id: String,
         /// Kept (true) or breached.
@@ -1050,6 +1051,9 @@ pub enum ProvinceCommand {
         /// What verification found (required for a breach).
         finding: String,
     },
+    /// Province: lists a party graded A on the joint incentive list (issue 13.3); shared
+    /// through the federation from the outbox.
+    RecordIncentive(medmesh_supervision::credit::Incentive),
 }
 
 /// A report command (issue 13.2, [`crate::reports`]).
@@ -1378,6 +1382,8 @@ pub enum Outcome {
     DisciplineLifted(Box<(crate::shared::DisciplineEntry, crate::shared::DisciplineLift)>),
     /// A notification-commitment after the step.
     Commitment(Box<medmesh_supervision::credit::Commitment>),
+    /// A joint-incentive entry as recorded.
+    Incentive(Box<medmesh_supervision::credit::Incentive>),
 }
 
 /// Idempotency record: the digest of the first request and its outcome.

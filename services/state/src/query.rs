@@ -434,10 +434,10 @@ pub enum Query {
         /// The day rated.
         today: Date,
     },
-    /// An institution's notification-commitments known here (issue 13.3).
+    /// A party's notification-commitments known here (issue 13.3).
     Commitments {
-        /// The institution.
-        institution: InstitutionId,
+        /// The institution, personnel or enterprise.
+        party: medmesh_supervision::credit::Party,
     },
     /// Federation: a province's report inbox (issue 13.2) after a sequence.
     ReportInbox {
@@ -447,6 +447,31 @@ pub enum Query {
         after: u64,
         /// Most returned.
         limit: usize,
+    },
+    /// An enterprise's credit rating on a day (issue 13.3).
+    EnterpriseCreditRating {
+        /// The enterprise.
+        code: medmesh_types::EnterpriseCode,
+        /// The day rated.
+        today: Date,
+    },
+    /// An insured person's credit rating on a day (issue 13.3), by their certificate's keys.
+    PersonCreditRating {
+        /// Certificate kind.
+        kind: CertificateKind,
+        /// The province's lookup key of the certificate (is the person insured here?).
+        key: medmesh_types::KeyedHash,
+        /// The national directory key (the joint-discipline entries' subject).
+        directory_key: String,
+        /// The day rated.
+        today: Date,
+    },
+    /// A party's joint-incentive entries known here (every province's), on a day.
+    Incentives {
+        /// The institution, personnel or enterprise.
+        party: medmesh_supervision::credit::Party,
+        /// The day (in force needs grade A that day).
+        today: Date,
     },
 }
 
@@ -520,6 +545,9 @@ impl Query {
             Query::ReportInbox { .. } => "report_inbox",
             Query::PersonnelCreditRating { .. } => "personnel_credit_rating",
             Query::Commitments { .. } => "commitments",
+            Query::EnterpriseCreditRating { .. } => "enterprise_credit_rating",
+            Query::PersonCreditRating { .. } => "person_credit_rating",
+            Query::Incentives { .. } => "incentives",
         }
     }
 }
@@ -702,14 +730,18 @@ pub enum Answer {
     },
     /// A credit rating.
     CreditRating(Box<medmesh_supervision::credit::Rating>),
-    /// Credit grades, in the order asked (`None`: unknown here).
-    CreditGrades(Vec<Option<medmesh_supervision::credit::Grade>>),
+    /// Credit grades and whether each is trusted (a joint-incentive entry in force), in the
+    /// order asked (`None`: unknown here).
+    CreditGrades(Vec<Option<(medmesh_supervision::credit::Grade, bool)>>),
     /// An aggregate.
     Aggregate(Box<crate::aggregate::Aggregate>),
     /// Aggregates by province.
     NationalAggregates(Vec<(ProvinceCode, crate::aggregate::Aggregate)>),
     /// A province's report messages `(sequence, message)`.
     ReportInbox(Vec<(u64, crate::shared::ReportMessage)>),
+    /// Joint-incentive entries, each with whether it is in force (within its period, the
+    /// party graded A).
+    Incentives(Vec<(medmesh_supervision::credit::Incentive, bool)>),
     /// Notification-commitments, with the day they were read (for `overdue`).
     Commitments {
         /// The group's day.
@@ -992,7 +1024,7 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
             Ok(Answer::CreditGrades(
                 institutions
                     .iter()
-                    .map(|i| crate::credit::rating(kv, i, *today, "institution_id").ok().map(|r| r.grade))
+                    .map(|i| crate::credit::rating(kv, i, *today, "institution_id").ok().map(|r| (r.grade, r.trusted)))
                     .collect(),
             ))
         }
@@ -1115,10 +1147,33 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
             crate::credit::personnel_rating(kv, code, *today, "personnel_code")
                 .map(|r| Answer::CreditRating(Box::new(r)))
         }
-        Query::Commitments { institution } => Ok(Answer::Commitments {
+        Query::Commitments { party } => Ok(Answer::Commitments {
             today: load::<LogTime>(kv, keys::TIME).map(|t| t.date()),
-            commitments: crate::credit::commitments(kv, institution),
+            commitments: crate::credit::commitments(kv, party),
         }),
+        Query::EnterpriseCreditRating { code, today } => {
+            crate::credit::enterprise_rating(kv, code, *today, "enterprise_code")
+                .map(|r| Answer::CreditRating(Box::new(r)))
+        }
+        Query::PersonCreditRating { kind, key, directory_key, today } => {
+            let insured_here = crate::rules::find_person(kv, *kind, key).is_ok();
+            crate::credit::person_rating(kv, directory_key, insured_here, *today, "certificate")
+                .map(|r| Answer::CreditRating(Box::new(r)))
+        }
+        Query::Incentives { party, today } => {
+            let entries = crate::credit::incentives(kv, party);
+            let a = entries.first().and_then(|_| crate::credit::party_rating(kv, party, *today).ok());
+            let trusted_grade = a.is_some_and(|r| r.grade == medmesh_supervision::credit::Grade::A);
+            Ok(Answer::Incentives(
+                entries
+                    .into_iter()
+                    .map(|i| {
+                        let in_force = trusted_grade && i.in_period(*today);
+                        (i, in_force)
+                    })
+                    .collect(),
+            ))
+        }
         Query::ReportInbox { province, after, limit } => {
             Ok(Answer::ReportInbox(crate::federation::report_inbox(kv, province, *after, (*limit).clamp(1, MAX_ROWS))))
         }

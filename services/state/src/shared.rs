@@ -330,6 +330,9 @@ pub enum DisciplineSubject {
     Institution(InstitutionId),
     /// An insured person, by the directory key of a certificate (never the identity number).
     Person(String),
+    /// A pharmaceutical or medical-consumables enterprise (its unified social credit code):
+    /// the entry counts in its credit rating (it does not settle with the fund).
+    Enterprise(medmesh_types::EnterpriseCode),
 }
 
 /// An entry of the joint-discipline list (联合惩戒): the subject may not settle directly with the
@@ -439,6 +442,8 @@ pub enum SharedItem {
     /// A notification-commitment resolved (kept or breached) by its recording province
     /// (issue 13.3).
     Commitment(medmesh_supervision::credit::Commitment),
+    /// An entry of the joint incentive list (守信联合激励, issue 13.3) recorded by a province.
+    Incentive(medmesh_supervision::credit::Incentive),
 }
 
 /// What a person looks like to a treatment province: no raw identity number.

@@ -1,7 +1,8 @@
 //! Apply-level tests over the in-memory store.
 
 use medmesh_settlement::FeeLine;
-use medmesh_types::{Date, InstitutionId, ItemCode, LogTime, Money, PersonnelCode, Ratio, Serial};
+use medmesh_supervision::credit::{Grade, Incentive, Party};
+use medmesh_types::{Date, EnterpriseCode, InstitutionId, ItemCode, LogTime, Money, PersonnelCode, Ratio, Serial};
 use rust_decimal_macros::dec;
 
 use crate::*;
@@ -884,14 +885,14 @@ fn a_breached_commitment_counts_in_every_province() {
     let (mut decider, mut f, mut other) = (seeded(), MemKv::default(), seeded());
     let record = |id: &str, text: &str, verify_by: &str| ProvinceCommand::RecordCommitment {
         province: prov("440000"),
-        institution: inst(),
+        party: Party::Institution(inst()),
         id: id.into(),
         text: text.into(),
         verify_by: day(verify_by),
     };
     let resolve = |id: &str, kept: bool, finding: &str| ProvinceCommand::ResolveCommitment {
         province: prov("440000"),
-        institution: inst(),
+        party: Party::Institution(inst()),
         id: id.into(),
         kept,
         finding: finding.into(),
@@ -911,10 +912,18 @@ fn a_breached_commitment_counts_in_every_province() {
     let e = one(&mut decider, record("NC-2", "", &later)).unwrap_err();
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "text"));
     let mut elsewhere = record("NC-2", "t", &later);
-    if let ProvinceCommand::RecordCommitment { institution, .. } = &mut elsewhere {
-        *institution = InstitutionId::new("H999").unwrap();
+    if let ProvinceCommand::RecordCommitment { party, .. } = &mut elsewhere {
+        *party = Party::Institution(InstitutionId::new("H999").unwrap());
     }
     assert_eq!(one(&mut decider, elsewhere).unwrap_err().field, "institution_id");
+    // Ids are unique in the province: NC-1 of another party is refused (the federation shares
+    // by province and id).
+    let mut other_party = record("NC-1", "the licences declared are held", &later);
+    if let ProvinceCommand::RecordCommitment { party, .. } = &mut other_party {
+        *party = Party::Enterprise(EnterpriseCode::new("91110000710925462X").unwrap());
+    }
+    let e = one(&mut decider, other_party).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::AlreadyExists, "id"));
     let e = one(&mut decider, resolve("NC-1", false, "")).unwrap_err();
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "finding"), "a breach says what");
     assert_eq!(one(&mut decider, resolve("NC-9", true, "")).unwrap_err().code, ErrorCode::NotFound);
@@ -961,8 +970,177 @@ fn a_breached_commitment_counts_in_every_province() {
     assert_eq!(rating(&other).score, 100);
     ok(&one(&mut other, ProvinceCommand::SyncShared { items: shared }));
     assert_eq!(rating(&other), here, "every province rates alike");
-    match run_query(&other, &Query::Commitments { institution: inst() }).unwrap() {
+    match run_query(&other, &Query::Commitments { party: Party::Institution(inst()) }).unwrap() {
         Answer::Commitments { commitments, .. } => assert_eq!(commitments, vec![breached]),
+        o => panic!("{o:?}"),
+    }
+}
+
+/// Issue 13.3: the joint incentive list. Only a party graded A is listed; the entry is shared
+/// through the federation once; in another province the party is trusted while it stays A
+/// there, and a discipline entry there suspends the incentive at once.
+#[test]
+fn the_joint_incentive_list_holds_only_grade_a_parties_in_every_province() {
+    let (mut here, mut f, mut other) = (seeded(), MemKv::default(), seeded());
+    let today = NOW.date();
+    let entry = |id: &str, party: Party| Incentive {
+        province: prov("440000"),
+        id: id.into(),
+        party,
+        from: today,
+        until: today.plus_days(364),
+        reason: "graded A for three years running".into(),
+    };
+    let listed = |r: &CommandResult| match ok(r) {
+        Outcome::Incentive(i) => *i,
+        o => panic!("{o:?}"),
+    };
+    let refused = |kv: &mut MemKv, i: Incentive| {
+        let e = one(kv, ProvinceCommand::RecordIncentive(i)).unwrap_err();
+        (e.code, e.field)
+    };
+    let inst_entry = entry("JI-1", Party::Institution(inst()));
+    assert_eq!(listed(&one(&mut here, ProvinceCommand::RecordIncentive(inst_entry.clone()))), inst_entry);
+    assert_eq!(listed(&one(&mut here, ProvinceCommand::RecordIncentive(inst_entry.clone()))), inst_entry, "again");
+    let changed = Incentive { reason: "other".into(), ..inst_entry.clone() };
+    assert_eq!(refused(&mut here, changed), (ErrorCode::AlreadyExists, "id".into()));
+
+    // A doctor with a 3-point violation is graded B (88): not listed, and the refusal says why.
+    ok(&one(&mut here, violation("V-1", "440000", 3, "2025-03-01")));
+    let doctor = Party::Personnel(PersonnelCode::new("D001").unwrap());
+    let e = one(&mut here, ProvinceCommand::RecordIncentive(entry("JI-2", doctor))).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "personnel_code"));
+    assert!(e.message.contains("graded B") && e.message.contains("violation 440000/V-1"), "{}", e.message);
+    // Unknown parties, a period over, a period too long, an id of another party.
+    let ent = Party::Enterprise(EnterpriseCode::new("91110000710925462X").unwrap());
+    assert_eq!(refused(&mut here, entry("JI-3", ent.clone())), (ErrorCode::NotFound, "enterprise_code".into()));
+    let stranger = Party::Institution(InstitutionId::new("H999").unwrap());
+    assert_eq!(refused(&mut here, entry("JI-3", stranger)), (ErrorCode::NotFound, "institution_id".into()));
+    let past = Incentive {
+        until: today.plus_days(-1),
+        from: today.plus_days(-30),
+        ..entry("JI-3", Party::Institution(inst()))
+    };
+    assert_eq!(refused(&mut here, past), (ErrorCode::InvalidArgument, "until".into()));
+    let long = Incentive { until: today.plus_days(3 * 366), ..entry("JI-3", Party::Institution(inst())) };
+    assert_eq!(refused(&mut here, long), (ErrorCode::InvalidArgument, "until".into()));
+    // An enterprise with a credit commitment on record is known, graded A, and may be listed;
+    // the id JI-1 is the institution's.
+    ok(&one(
+        &mut here,
+        ProvinceCommand::RecordCommitment {
+            province: prov("440000"),
+            party: ent.clone(),
+            id: "EC-1".into(),
+            text: "no kickbacks; prices as declared; supply as agreed".into(),
+            verify_by: today.plus_days(365),
+        },
+    ));
+    assert_eq!(refused(&mut here, entry("JI-1", ent.clone())), (ErrorCode::AlreadyExists, "id".into()));
+    let ent_entry = entry("JI-4", ent.clone());
+    assert_eq!(listed(&one(&mut here, ProvinceCommand::RecordIncentive(ent_entry.clone()))), ent_entry);
+    let rating = |kv: &MemKv, party: &Party| {
+        let q = match party {
+            Party::Institution(i) => Query::CreditRating { institution: i.clone(), today },
+            Party::Personnel(p) => Query::PersonnelCreditRating { code: p.clone(), today },
+            Party::Enterprise(e) => Query::EnterpriseCreditRating { code: e.clone(), today },
+        };
+        match run_query(kv, &q).unwrap() {
+            Answer::CreditRating(r) => *r,
+            o => panic!("{o:?}"),
+        }
+    };
+    let r = rating(&here, &ent);
+    assert_eq!((r.score, r.grade, r.trusted), (100, Grade::A, true));
+
+    // Shared once by the federation; the other province holds the same entries.
+    let outbox = match run_query(&here, &Query::Outbox { limit: 10 }).unwrap() {
+        Answer::SharedLog(items) => items,
+        o => panic!("{o:?}"),
+    };
+    let shared: Vec<SharedItem> = outbox.iter().map(|(_, i)| i.clone()).collect();
+    assert_eq!(shared, vec![SharedItem::Incentive(inst_entry.clone()), SharedItem::Incentive(ent_entry.clone())]);
+    for i in [&inst_entry, &ent_entry, &inst_entry] {
+        ok(&one(&mut f, FederationCommand::RecordIncentive(i.clone())));
+    }
+    let e = one(&mut f, FederationCommand::RecordIncentive(Incentive { reason: "x".into(), ..inst_entry.clone() }));
+    assert_eq!(e.unwrap_err().code, ErrorCode::AlreadyExists);
+    let log = match run_query(&f, &Query::SharedLog { after: 0, limit: 10 }).unwrap() {
+        Answer::SharedLog(items) => items,
+        o => panic!("{o:?}"),
+    };
+    assert_eq!(log.len(), 2, "shared once each");
+    ok(&one(&mut other, ProvinceCommand::SyncShared { items: log }));
+    let inst_party = Party::Institution(inst());
+    assert_eq!(
+        run_query(&other, &Query::Incentives { party: inst_party.clone(), today }).unwrap(),
+        Answer::Incentives(vec![(inst_entry.clone(), true)])
+    );
+    assert!(rating(&other, &inst_party).trusted);
+    assert_eq!(rating(&other, &ent), r, "the enterprise is rated alike");
+    match run_query(&other, &Query::CreditGrades { institutions: vec![inst()], today }).unwrap() {
+        Answer::CreditGrades(g) => assert_eq!(g, vec![Some((Grade::A, true))]),
+        o => panic!("{o:?}"),
+    }
+    // A discipline entry in force there: grade D, the incentive suspended, not trusted.
+    let d = DisciplineEntry {
+        id: "JD-9".into(),
+        subject: DisciplineSubject::Institution(inst()),
+        province: prov("310000"),
+        from: today,
+        until: today.plus_days(30),
+        reason: "billed for care not given".into(),
+    };
+    ok(&one(&mut other, ProvinceCommand::RecordDiscipline(d)));
+    assert_eq!(
+        run_query(&other, &Query::Incentives { party: inst_party.clone(), today }).unwrap(),
+        Answer::Incentives(vec![(inst_entry, false)])
+    );
+    let r = rating(&other, &inst_party);
+    assert_eq!((r.grade, r.trusted), (Grade::D, false));
+    assert!(r.entries.iter().any(|e| e.why.contains("suspended while the grade is D")), "{:?}", r.entries);
+}
+
+/// Issue 13.3: an insured person is rated from the joint-discipline entries naming their
+/// directory key (worked by hand: one entry in force → 100 − 30 = 70, grade D); a person
+/// neither insured here nor named is NOT_FOUND naming certificate; an enterprise's discipline
+/// entry makes its grade D.
+#[test]
+fn insured_persons_and_enterprises_are_rated_from_discipline_entries() {
+    let mut kv = seeded();
+    let today = NOW.date();
+    let stranger = medmesh_types::KeyedHash::new("ee".repeat(32)).unwrap();
+    let person = |kv: &MemKv, directory_key: &str| {
+        run_query(
+            kv,
+            &Query::PersonCreditRating {
+                kind: CertificateKind::IdCard,
+                key: stranger.clone(),
+                directory_key: directory_key.into(),
+                today,
+            },
+        )
+    };
+    assert_eq!(person(&kv, KEY).unwrap_err().field, "certificate");
+    let d = |id: &str, subject: DisciplineSubject| DisciplineEntry {
+        id: id.into(),
+        subject,
+        province: prov("310000"),
+        from: today,
+        until: today.plus_days(90),
+        reason: "lent the card".into(),
+    };
+    ok(&one(&mut kv, ProvinceCommand::RecordDiscipline(d("JD-P", DisciplineSubject::Person(KEY.into())))));
+    match person(&kv, KEY).unwrap() {
+        Answer::CreditRating(r) => assert_eq!((r.score, r.grade, r.entries.len()), (70, Grade::D, 1)),
+        o => panic!("{o:?}"),
+    }
+    let code = EnterpriseCode::new("91350100M000100Y43").unwrap();
+    let q = Query::EnterpriseCreditRating { code: code.clone(), today };
+    assert_eq!(run_query(&kv, &q).unwrap_err().field, "enterprise_code", "nothing names it");
+    ok(&one(&mut kv, ProvinceCommand::RecordDiscipline(d("JD-E", DisciplineSubject::Enterprise(code)))));
+    match run_query(&kv, &q).unwrap() {
+        Answer::CreditRating(r) => assert_eq!((r.score, r.grade), (100, Grade::D)),
         o => panic!("{o:?}"),
     }
 }
@@ -1557,6 +1735,7 @@ fn a_flagged_claim_becomes_a_case_and_its_recovery_reaches_the_ledger_once() {
             SharedItem::DisciplineLift(_) => "discipline lift",
             SharedItem::ReportMessage(_) => "report",
             SharedItem::Commitment(_) => "commitment",
+            SharedItem::Incentive(_) => "incentive",
         })
         .collect();
     assert_eq!(kinds, vec!["violation", "discipline", "outcome"]);
@@ -1693,7 +1872,7 @@ fn credit_ratings_read_what_the_federation_shares() {
         },
     )
     .unwrap();
-    assert_eq!(grades, Answer::CreditGrades(vec![Some(Grade::A), Some(Grade::B), None]));
+    assert_eq!(grades, Answer::CreditGrades(vec![Some((Grade::A, false)), Some((Grade::B, false)), None]));
 }
 
 /// A local inpatient stay of the test person at the insured province, admitted on `admitted`

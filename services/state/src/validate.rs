@@ -133,6 +133,7 @@ fn province(cmd: &ProvinceCommand) -> Result<(), DomainError> {
             medmesh_supervision::reports::check_id("id", id).map_err(crate::error::case_error)?;
             medmesh_supervision::reports::check_text("finding", finding, !kept).map_err(crate::error::case_error)
         }
+        ProvinceCommand::RecordIncentive(i) => crate::credit::check_incentive(i),
         ProvinceCommand::Case(c) => crate::cases::validate(c),
         ProvinceCommand::Published { .. } => Ok(()),
         ProvinceCommand::Payment(c) => crate::payment::validate(c),
@@ -191,6 +192,7 @@ fn federation(cmd: &FederationCommand) -> Result<(), DomainError> {
         FederationCommand::RecordDisciplineLift(l) => crate::discipline::check_lift(l),
         FederationCommand::SendReport(m) => crate::reports::check_message(m),
         FederationCommand::RecordCommitment(c) => crate::credit::check_shared(c),
+        FederationCommand::RecordIncentive(i) => crate::credit::check_incentive(i),
         FederationCommand::RecordAggregate { province, aggregate } => {
             crate::rules::province("province", province)?;
             crate::aggregate::check(aggregate)

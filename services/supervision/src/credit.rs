@@ -48,8 +48,28 @@
 //! Worked examples: one 3-point violation → 100 − 12 = 88, grade B; 6 and 2 points in one year →
 //! 100 − 32 = 68, grade C; 9 points in a year suspend the qualification → 64 and grade D while
 //! the suspension runs, C after it.
+//!
+//! **Pharmaceutical enterprises** ([`Party::Enterprise`], by unified social credit code) are
+//! rated by the institutions' model from what names them: joint-discipline entries (grade D
+//! while in force) and notification-commitments (a breach deducts 15 for three years) — the
+//! price and supply commitment (信用承诺) an enterprise signs to take part in procurement.
+//! Personnel commitments count the same way in a person's rating.
+//!
+//! **Insured persons** ([`rate_person`]) are rated only from joint-discipline entries naming the
+//! keyed hash of their certificate (never the identity), which every province holds alike:
+//! each entry deducts [`PERSON_DISCIPLINE_POINTS`] (30) for three years from its first day
+//! unless lifted, and the grade is D while one is in force. Example: an entry for 2026 → D
+//! through 2026-12-31, then 70 and grade C until three years after its first day, then A.
+//!
+//! **The joint incentive list** (守信联合激励, [`Incentive`]): a province's agency lists a
+//! trusted institution, person or enterprise for a period, only while it is graded A. The entry
+//! deducts nothing; it is in force on a day within its period on which the party is still
+//! graded A, so a party that falls below A loses its incentives in every province at once, and
+//! has them again when it is A again within the period. A party with an entry in force is
+//! `trusted` ([`with_incentives`]); a trusted institution is left out of the target pools of
+//! inspection plans (fewer routine inspections).
 
-use medmesh_types::{Date, InstitutionId, Money, ProvinceCode};
+use medmesh_types::{Date, EnterpriseCode, InstitutionId, Money, PersonnelCode, ProvinceCode};
 use serde::{Deserialize, Serialize};
 
 use crate::cases::{check_case_id, AgreementAction, CaseError, CaseOutcome, ViolationType};
@@ -184,23 +204,187 @@ pub enum Source {
         /// The commitment's id.
         id: String,
     },
+    /// A joint-incentive entry: recording province and entry id.
+    Incentive {
+        /// The recording province.
+        province: String,
+        /// The entry's id.
+        id: String,
+    },
+}
+
+/// Who a notification-commitment or a joint-incentive entry names: a party with a public
+/// registry code (never an insured person's identity).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Party {
+    /// A designated institution.
+    Institution(InstitutionId),
+    /// A doctor, nurse or pharmacist.
+    Personnel(PersonnelCode),
+    /// A pharmaceutical or medical-consumables enterprise.
+    Enterprise(EnterpriseCode),
+}
+
+impl Party {
+    /// The API field that names this kind of party.
+    pub fn field(&self) -> &'static str {
+        match self {
+            Party::Institution(_) => "institution_id",
+            Party::Personnel(_) => "personnel_code",
+            Party::Enterprise(_) => "enterprise_code",
+        }
+    }
+
+    /// A storage key part, unambiguous across kinds (codes hold no '/').
+    pub fn key(&self) -> String {
+        match self {
+            Party::Institution(i) => format!("i/{i}"),
+            Party::Personnel(p) => format!("p/{p}"),
+            Party::Enterprise(e) => format!("e/{e}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Party {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Party::Institution(i) => write!(f, "institution {i}"),
+            Party::Personnel(p) => write!(f, "personnel {p}"),
+            Party::Enterprise(e) => write!(f, "enterprise {e}"),
+        }
+    }
+}
+
+/// An entry of the joint incentive list (守信联合激励): `party` is trusted from `from` through
+/// `until` while it stays graded A. Recorded by one province, shared with every province.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incentive {
+    /// The recording province.
+    pub province: ProvinceCode,
+    /// Its id there (unique in the province).
+    pub id: String,
+    /// Who is trusted.
+    pub party: Party,
+    /// First day.
+    pub from: Date,
+    /// Last day.
+    pub until: Date,
+    /// Why (published with the entry).
+    pub reason: String,
+}
+
+/// Longest period of one incentive entry, in years (it is renewed, not kept for ever).
+pub const INCENTIVE_MAX_YEARS: i32 = 3;
+
+impl Incentive {
+    /// Checks the fields: an id, a reason, and a period of at most three years.
+    pub fn validate(&self) -> Result<(), CaseError> {
+        crate::reports::check_id("id", &self.id)?;
+        check_text("reason", &self.reason, true)?;
+        if self.until < self.from {
+            return Err(CaseError::invalid("until", format!("{} is before from {}", self.until, self.from)));
+        }
+        if self.until.years_since(self.from) >= INCENTIVE_MAX_YEARS {
+            return Err(CaseError::invalid(
+                "until",
+                format!("an entry lasts at most {INCENTIVE_MAX_YEARS} years; renew it instead"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Within its period on `day` (whether it is in force also needs grade A).
+    pub fn in_period(&self, day: Date) -> bool {
+        self.from <= day && day <= self.until
+    }
+}
+
+/// `r` with the party's joint-incentive entries listed (0 points each) and `trusted` set when
+/// one is in force: within its period on `r.as_of`, with the grade A.
+pub fn with_incentives(mut r: Rating, incentives: &[Incentive]) -> Rating {
+    for i in incentives {
+        let in_period = i.in_period(r.as_of);
+        let counted = in_period && r.grade == Grade::A;
+        let state = match (in_period, counted) {
+            (true, true) => ": trusted".to_string(),
+            (true, false) => format!(": suspended while the grade is {}", r.grade.letter()),
+            (false, _) => ", not in force".to_string(),
+        };
+        r.entries.push(Entry {
+            source: Source::Incentive { province: i.province.to_string(), id: i.id.clone() },
+            on: i.from,
+            points: 0,
+            counted,
+            forces_d: false,
+            lifted_on: None,
+            why: format!("joint incentive list {} to {}{state}; {}", i.from, i.until, i.reason),
+        });
+        r.trusted |= counted;
+    }
+    r.entries.sort_by(|a, b| b.on.cmp(&a.on).then_with(|| a.source.cmp(&b.source)));
+    r
+}
+
+/// Points a joint-discipline entry deducts from an insured person, for three years from its
+/// first day unless lifted.
+pub const PERSON_DISCIPLINE_POINTS: u32 = 30;
+
+/// An insured person's rating on `today` from the joint-discipline entries naming their keyed
+/// hash (every province's; see the module documentation).
+pub fn rate_person(listed: &[ListedPeriod], today: Date) -> Rating {
+    let entries = listed
+        .iter()
+        .map(|l| {
+            let lifted = l.lifted_on.filter(|d| *d <= today);
+            let in_force = l.from <= today && today <= l.until && lifted.is_none();
+            let counted = lifted.is_none() && l.from <= today && today.years_since(l.from) < TERM_YEARS;
+            let points = if counted { PERSON_DISCIPLINE_POINTS } else { 0 };
+            let state = match (lifted, in_force, counted) {
+                (Some(d), _, _) => format!(", lifted on {d}"),
+                (None, true, _) => ": grade D".to_string(),
+                (None, false, true) => String::new(),
+                (None, false, false) if l.from > today => ", not yet in force".to_string(),
+                (None, false, false) => ", its term is over".to_string(),
+            };
+            Entry {
+                source: Source::Discipline { province: l.province.clone(), id: l.id.clone() },
+                on: l.from,
+                points,
+                counted,
+                forces_d: in_force,
+                lifted_on: lifted,
+                why: format!("joint-discipline list {} to {}: {points}{state}", l.from, l.until),
+            }
+        })
+        .collect();
+    finish(entries, today)
+}
+
+/// A rating from its entries: sorted newest first (ties by source, so every province lists the
+/// same order), the deductions summed, the grade forced to D by any entry that forces it.
+fn finish(mut entries: Vec<Entry>, today: Date) -> Rating {
+    entries.sort_by(|a, b| b.on.cmp(&a.on).then_with(|| a.source.cmp(&b.source)));
+    let deducted = entries.iter().map(|e| e.points).fold(0u32, u32::saturating_add);
+    let score = BASE.saturating_sub(deducted);
+    let grade = if entries.iter().any(|e| e.forces_d) { Grade::D } else { Grade::of(score) };
+    Rating { score, grade, as_of: today, entries, trusted: false }
 }
 
 /// Points a breached notification-commitment deducts, for three years from the breach.
 pub const BREACH_POINTS: u32 = 15;
 
-/// A notification-commitment (告知承诺, issue 13.3): what an institution committed to in writing
-/// when the agency recorded it in lieu of checking first, to be verified by a day; then kept,
-/// or breached with a finding. The recording province resolves it; the federation shares the
+/// A notification-commitment (告知承诺, issue 13.3): what an institution, a person or an
+/// enterprise committed to in writing when the agency recorded it in lieu of checking first,
+/// to be verified by a day; then kept, or breached with a finding. The recording province resolves it; the federation shares the
 /// resolved commitment with every province, where a breach counts in the rating.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Commitment {
     /// The recording province.
     pub province: ProvinceCode,
-    /// Its id there.
+    /// Its id there (unique in the province).
     pub id: String,
-    /// The institution that committed.
-    pub institution: InstitutionId,
+    /// Who committed.
+    pub party: Party,
     /// Recorded on.
     pub made_on: Date,
     /// To be verified by this day.
@@ -296,6 +480,8 @@ pub struct Rating {
     pub as_of: Date,
     /// Every outcome and discipline entry seen, newest first.
     pub entries: Vec<Entry>,
+    /// On the joint incentive list with an entry in force ([`with_incentives`]).
+    pub trusted: bool,
 }
 
 /// Days before an agreement's last day from which a renewal warning shows.
@@ -396,12 +582,7 @@ pub fn rate_all(
             ),
         }
     }));
-    // Newest first; ties by source, so every province lists the same order.
-    entries.sort_by(|a, b| b.on.cmp(&a.on).then_with(|| a.source.cmp(&b.source)));
-    let deducted = entries.iter().map(|e| e.points).fold(0u32, u32::saturating_add);
-    let score = BASE.saturating_sub(deducted);
-    let grade = if entries.iter().any(|e| e.forces_d) { Grade::D } else { Grade::of(score) };
-    Rating { score, grade, as_of: today, entries }
+    finish(entries, today)
 }
 
 /// Credit points a person loses per qualification point of a counted violation.
@@ -410,6 +591,12 @@ pub const PERSONNEL_POINTS_FACTOR: u32 = 4;
 /// A person's rating on `today` from their violations (every province's; see the module
 /// documentation for the model).
 pub fn rate_personnel(violations: &[crate::Violation], today: Date) -> Rating {
+    rate_personnel_all(violations, &[], today)
+}
+
+/// [`rate_personnel`] with the person's resolved notification-commitments (as for
+/// institutions: a breach deducts [`BREACH_POINTS`] for three years).
+pub fn rate_personnel_all(violations: &[crate::Violation], commitments: &[Commitment], today: Date) -> Rating {
     let mut entries: Vec<Entry> = violations
         .iter()
         .map(|v| {
@@ -431,6 +618,7 @@ pub fn rate_personnel(violations: &[crate::Violation], today: Date) -> Rating {
             }
         })
         .collect();
+    entries.extend(commitments.iter().filter_map(|c| commitment_entry(c, today)));
     // The history is validated when recorded; one that is not (mixed persons) forces nothing.
     if let Ok(view) = crate::status(violations, today) {
         let forced = match view.state {
@@ -455,11 +643,7 @@ pub fn rate_personnel(violations: &[crate::Violation], today: Date) -> Rating {
             });
         }
     }
-    entries.sort_by(|a, b| b.on.cmp(&a.on).then_with(|| a.source.cmp(&b.source)));
-    let deducted = entries.iter().map(|e| e.points).fold(0u32, u32::saturating_add);
-    let score = BASE.saturating_sub(deducted);
-    let grade = if entries.iter().any(|e| e.forces_d) { Grade::D } else { Grade::of(score) };
-    Rating { score, grade, as_of: today, entries }
+    finish(entries, today)
 }
 
 #[cfg(test)]
@@ -527,7 +711,7 @@ mod tests {
         Commitment {
             province: ProvinceCode::new("110000").unwrap(),
             id: id.into(),
-            institution: InstitutionId::new("H110000-01").unwrap(),
+            party: Party::Institution(InstitutionId::new("H110000-01").unwrap()),
             made_on: day("2024-01-10"),
             verify_by: day("2024-03-10"),
             text: "the pharmacy holds the licences it declared".into(),
@@ -594,6 +778,104 @@ mod tests {
         assert!(r.entries.iter().any(|e| e.forces_d && e.why.contains("2028-06-01")), "{:?}", r.entries);
         let r = rate_personnel(&v, day("2028-06-01"));
         assert_eq!((r.score, r.grade), (100, Grade::A), "the ban and the term are over");
+    }
+
+    fn listed(id: &str, from: &str, until: &str, lifted: Option<&str>) -> ListedPeriod {
+        ListedPeriod {
+            province: "310000".into(),
+            id: id.into(),
+            from: day(from),
+            until: day(until),
+            lifted_on: lifted.map(day),
+        }
+    }
+
+    /// The insured-person example of the module documentation: an entry for 2026 is D through
+    /// its last day, then 100 − 30 = 70 (C) until three years after its first day, then A.
+    #[test]
+    fn the_documented_insured_person_example_holds() {
+        let l = [listed("P-1", "2026-01-01", "2026-12-31", None)];
+        let at = |d: &str| {
+            let r = rate_person(&l, day(d));
+            (r.score, r.grade)
+        };
+        assert_eq!(at("2025-12-31"), (100, Grade::A), "not yet in force");
+        assert_eq!(at("2026-01-01"), (70, Grade::D));
+        assert_eq!(at("2026-12-31"), (70, Grade::D), "the last day in force");
+        assert_eq!(at("2027-01-01"), (70, Grade::C));
+        assert_eq!(at("2028-12-31"), (70, Grade::C), "the last day it counts");
+        assert_eq!(at("2029-01-01"), (100, Grade::A));
+        // Two entries within three years, neither in force: 40, D by the score.
+        let two = [listed("P-1", "2025-03-01", "2025-05-31", None), listed("P-2", "2026-06-01", "2026-06-30", None)];
+        assert_eq!(
+            (rate_person(&two, day("2026-12-04")).score, rate_person(&two, day("2026-12-04")).grade),
+            (40, Grade::D)
+        );
+        // A lift stops both the D and the deduction from its day; the entry stays listed.
+        let lifted = [listed("P-1", "2026-01-01", "2026-12-31", Some("2026-03-01"))];
+        assert_eq!(rate_person(&lifted, day("2026-02-28")).grade, Grade::D);
+        let r = rate_person(&lifted, day("2026-03-01"));
+        assert_eq!((r.score, r.grade, r.entries.len()), (100, Grade::A, 1));
+        assert!(r.entries[0].why.contains("lifted on 2026-03-01"), "{}", r.entries[0].why);
+    }
+
+    fn incentive(id: &str, party: Party, from: &str, until: &str) -> Incentive {
+        Incentive {
+            province: ProvinceCode::new("110000").unwrap(),
+            id: id.into(),
+            party,
+            from: day(from),
+            until: day(until),
+            reason: "A for three years running".into(),
+        }
+    }
+
+    /// An incentive entry makes a party trusted within its period while the grade is A, and
+    /// is listed (suspended) but not trusted when the grade falls.
+    #[test]
+    fn incentives_hold_only_with_grade_a_within_their_period() {
+        let inst = Party::Institution(InstitutionId::new("H110000-01").unwrap());
+        let i = [incentive("JI-1", inst.clone(), "2026-01-01", "2027-12-31")];
+        let clean = with_incentives(rate(&[], &[], &[], day("2026-12-04")), &i);
+        assert!(clean.trusted);
+        assert_eq!((clean.score, clean.entries.len(), clean.entries[0].points), (100, 1, 0));
+        assert!(clean.entries[0].why.contains(": trusted"), "{}", clean.entries[0].why);
+        let before = with_incentives(rate(&[], &[], &[], day("2025-12-31")), &i);
+        assert!(!before.trusted && before.entries[0].why.contains("not in force"));
+        // A breached commitment (85, B) suspends it.
+        let breached = [commitment("NC-1", Some(false), "2026-06-01")];
+        let b = with_incentives(rate_all(&[], &[], &[], &breached, day("2026-12-04")), &i);
+        assert_eq!((b.score, b.grade, b.trusted), (85, Grade::B, false));
+        let e = b.entries.iter().find(|e| matches!(e.source, Source::Incentive { .. })).unwrap();
+        assert!(!e.counted && e.why.contains("suspended while the grade is B"), "{}", e.why);
+        // Fields: a period of at most three years, a reason, an id.
+        assert_eq!(i[0].validate(), Ok(()));
+        let long = incentive("JI-2", inst.clone(), "2026-01-01", "2029-01-01");
+        assert_eq!(long.validate().unwrap_err().field(), "until");
+        assert_eq!(incentive("JI-3", inst.clone(), "2026-01-01", "2028-12-31").validate(), Ok(()), "the longest");
+        assert_eq!(
+            incentive("JI-4", inst.clone(), "2026-01-02", "2026-01-01").validate().unwrap_err().field(),
+            "until"
+        );
+        assert_eq!(Incentive { reason: String::new(), ..i[0].clone() }.validate().unwrap_err().field(), "reason");
+        assert_eq!(Incentive { id: "a/b".into(), ..i[0].clone() }.validate().unwrap_err().field(), "id");
+    }
+
+    /// An enterprise is rated by the institutions' model: a breached commitment 85 (B), a
+    /// discipline entry in force D; a person's breached commitment counts in their rating.
+    #[test]
+    fn enterprises_and_personnel_count_their_commitments() {
+        let ent = Party::Enterprise(EnterpriseCode::new("91110000710925462X").unwrap());
+        let c = Commitment { party: ent.clone(), ..commitment("NC-9", Some(false), "2026-06-01") };
+        let r = rate_all(&[], &[], &[], std::slice::from_ref(&c), day("2026-12-04"));
+        assert_eq!((r.score, r.grade), (85, Grade::B));
+        let d = [listed("E-1", "2026-11-01", "2027-10-31", None)];
+        assert_eq!(rate_all(&[], &[], &d, std::slice::from_ref(&c), day("2026-12-04")).grade, Grade::D);
+        let v = [violation("V-1", 3, 1, "2026-02-01")];
+        let r = rate_personnel_all(&v, std::slice::from_ref(&c), day("2026-12-04"));
+        assert_eq!((r.score, r.grade), (100 - 12 - 15, Grade::C));
+        assert_eq!(ent.field(), "enterprise_code");
+        assert_eq!(ent.key(), "e/91110000710925462X");
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod money;
 
 pub use date::{Date, DateError, LogTime};
 pub use ids::{
-    mask_identity, IdError, InstitutionId, ItemCode, KeyedHash, PersonId, PersonnelCode, ProvinceCode, Sealed, Serial,
+    mask_identity, EnterpriseCode, IdError, InstitutionId, ItemCode, KeyedHash, PersonId, PersonnelCode, ProvinceCode,
+    Sealed, Serial,
 };
 pub use money::{Money, MoneyError, Ratio, MAX_YUAN};

@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use medmesh_state::{Answer, FederationCommand, Outcome, ProvinceCommand, Query};
+use medmesh_supervision::credit::Party;
 use tonic::{Request, Response, Status};
 
 use super::{answer, outcome, unexpected};
+use crate::access::Caller;
 use crate::convert;
 use crate::mesh::Mesh;
 use crate::pb;
@@ -57,17 +59,19 @@ impl Agency {
         }
     }
 
-    /// Fills the grades of a plan's targets given none with their credit grades today.
+    /// Fills the grades of a plan's targets given none with their credit grades today, and
+    /// leaves out of the pool those of them that are trusted today (a joint-incentive entry in
+    /// force: fewer routine inspections), returning their ids.
     async fn grade_targets(
         &self,
         cmd: &mut medmesh_state::inspection::InspectionCommand,
         ungraded: &[usize],
-    ) -> Result<(), Status> {
+    ) -> Result<Vec<String>, Status> {
         let medmesh_state::inspection::InspectionCommand::PutPlan { plan, .. } = cmd else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         if ungraded.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let institutions = ungraded
             .iter()
@@ -78,12 +82,22 @@ impl Agency {
             Answer::CreditGrades(g) => g,
             other => return Err(unexpected(other)),
         };
+        let mut trusted = Vec::new();
         for (&i, g) in ungraded.iter().zip(grades) {
-            let g =
+            let (g, t) =
                 g.ok_or_else(|| Status::not_found(format!("plan.targets[{i}].id: is not an institution known here")))?;
             plan.targets[i].grade = convert::draw_grade(g);
+            if t {
+                trusted.push(i);
+            }
         }
-        Ok(())
+        let exempt: Vec<String> = trusted.iter().map(|&i| plan.targets[i].id.clone()).collect();
+        let mut index = 0;
+        plan.targets.retain(|_| {
+            index += 1;
+            !trusted.contains(&(index - 1))
+        });
+        Ok(exempt)
     }
 
     async fn inspection(&self, id: String) -> Result<medmesh_state::inspection::InspectionView, Status> {
@@ -638,7 +652,7 @@ impl AgencyService for Agency {
         req: Request<RecordDisciplineRequest>,
     ) -> Result<Response<RecordDisciplineResponse>, Status> {
         let r = req.into_inner();
-        let subject = self.subject(&r.institution_id, r.certificate_kind, &r.certificate)?;
+        let subject = self.subject(&r.institution_id, r.certificate_kind, &r.certificate, &r.enterprise_code)?;
         let e = medmesh_state::DisciplineEntry {
             id: r.id,
             subject,
@@ -659,7 +673,7 @@ impl AgencyService for Agency {
         req: Request<LiftDisciplineRequest>,
     ) -> Result<Response<LiftDisciplineResponse>, Status> {
         let r = req.into_inner();
-        let subject = self.subject(&r.institution_id, r.certificate_kind, &r.certificate)?;
+        let subject = self.subject(&r.institution_id, r.certificate_kind, &r.certificate, &r.enterprise_code)?;
         let cmd = ProvinceCommand::LiftDiscipline {
             province: self.mesh.province.clone(),
             subject,
@@ -684,7 +698,7 @@ impl AgencyService for Agency {
         let r = req.into_inner();
         let cmd = ProvinceCommand::RecordCommitment {
             province: self.mesh.province.clone(),
-            institution: convert::institution("institution_id", &r.institution_id)?,
+            party: convert::party(&r.institution_id, &r.personnel_code, &r.enterprise_code)?,
             id: r.id,
             text: r.text,
             verify_by: convert::date("verify_by", &r.verify_by)?,
@@ -704,7 +718,7 @@ impl AgencyService for Agency {
         let r = req.into_inner();
         let cmd = ProvinceCommand::ResolveCommitment {
             province: self.mesh.province.clone(),
-            institution: convert::institution("institution_id", &r.institution_id)?,
+            party: convert::party(&r.institution_id, &r.personnel_code, &r.enterprise_code)?,
             id: r.id,
             kept: r.kept,
             finding: r.finding,
@@ -724,10 +738,51 @@ impl AgencyService for Agency {
         &self,
         req: Request<ListCommitmentsRequest>,
     ) -> Result<Response<ListCommitmentsResponse>, Status> {
-        let institution = convert::institution("institution_id", &req.into_inner().institution_id)?;
-        match answer(self.mesh.app.query(Query::Commitments { institution }).await?)? {
+        let r = req.into_inner();
+        let party = convert::party(&r.institution_id, &r.personnel_code, &r.enterprise_code)?;
+        match answer(self.mesh.app.query(Query::Commitments { party }).await?)? {
             Answer::Commitments { today, commitments } => Ok(Response::new(ListCommitmentsResponse {
                 commitments: commitments.iter().map(|c| convert::commitment_pb(c, today)).collect(),
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn record_incentive(
+        &self,
+        req: Request<RecordIncentiveRequest>,
+    ) -> Result<Response<RecordIncentiveResponse>, Status> {
+        let r = req.into_inner();
+        let i = medmesh_supervision::credit::Incentive {
+            province: self.mesh.province.clone(),
+            id: r.id,
+            party: convert::party(&r.institution_id, &r.personnel_code, &r.enterprise_code)?,
+            from: convert::date("from", &r.from)?,
+            until: convert::date("until", &r.until)?,
+            reason: r.reason,
+        };
+        let i = match outcome(self.mesh.app.propose(ProvinceCommand::RecordIncentive(i)).await?)? {
+            Outcome::Incentive(i) => i,
+            other => return Err(unexpected(other)),
+        };
+        // The entry waits in the outbox; publish it now (the recovery pass retries).
+        if let Err(s) = self.mesh.publish_outbox().await {
+            tracing::info!(error = %s.message(), "incentive entry not yet shared; the recovery pass retries");
+        }
+        let in_force = i.in_period(crate::mesh::now().date());
+        Ok(Response::new(RecordIncentiveResponse { entry: Some(convert::incentive_pb(&i, in_force)) }))
+    }
+
+    async fn list_incentives(
+        &self,
+        req: Request<ListIncentivesRequest>,
+    ) -> Result<Response<ListIncentivesResponse>, Status> {
+        let r = req.into_inner();
+        let party = convert::party(&r.institution_id, &r.personnel_code, &r.enterprise_code)?;
+        let today = crate::mesh::now().date();
+        match answer(self.mesh.app.query(Query::Incentives { party, today }).await?)? {
+            Answer::Incentives(entries) => Ok(Response::new(ListIncentivesResponse {
+                entries: entries.iter().map(|(i, f)| convert::incentive_pb(i, *f)).collect(),
             })),
             other => Err(unexpected(other)),
         }
@@ -738,7 +793,7 @@ impl AgencyService for Agency {
         req: Request<ListDisciplineRequest>,
     ) -> Result<Response<ListDisciplineResponse>, Status> {
         let r = req.into_inner();
-        let subject = self.subject(&r.institution_id, r.certificate_kind, &r.certificate)?;
+        let subject = self.subject(&r.institution_id, r.certificate_kind, &r.certificate, &r.enterprise_code)?;
         let page_size = convert::page_size(r.page_size);
         match answer(self.mesh.app.query(Query::Disciplines { subject, page_token: r.page_token, page_size }).await?)? {
             Answer::Disciplines { entries, next_page_token } => Ok(Response::new(ListDisciplineResponse {
@@ -928,9 +983,9 @@ impl AgencyService for Agency {
         req: Request<PutInspectionPlanRequest>,
     ) -> Result<Response<PutInspectionPlanResponse>, Status> {
         let (mut cmd, ungraded) = convert::put_inspection_plan(req.into_inner())?;
-        self.grade_targets(&mut cmd, &ungraded).await?;
+        let exempt = self.grade_targets(&mut cmd, &ungraded).await?;
         let r = self.inspection_step(cmd).await?;
-        Ok(Response::new(PutInspectionPlanResponse { plan: Some(convert::inspection_plan_pb(&r)) }))
+        Ok(Response::new(PutInspectionPlanResponse { plan: Some(convert::inspection_plan_pb(&r)), exempt }))
     }
 
     async fn draw_inspection(
@@ -1043,23 +1098,35 @@ impl AgencyService for Agency {
         &self,
         req: Request<GetCreditRatingRequest>,
     ) -> Result<Response<GetCreditRatingResponse>, Status> {
+        let national = matches!(Caller::of(&req).identity(), Some(crate::identity::Identity::National));
         let r = req.into_inner();
         let today = crate::mesh::now().date();
-        let (institution, personnel);
-        let (q, subject) = match (r.institution_id.trim(), r.personnel_code.trim()) {
-            (i, "") => {
-                institution = convert::institution("institution_id", i)?;
-                let q = Query::CreditRating { institution: institution.clone(), today };
-                (q, convert::RatedSubject::Institution(&institution))
+        let party;
+        let (q, subject) = if r.certificate.trim().is_empty() {
+            party = convert::party(&r.institution_id, &r.personnel_code, &r.enterprise_code)?;
+            let q = match &party {
+                Party::Institution(i) => Query::CreditRating { institution: i.clone(), today },
+                Party::Personnel(p) => Query::PersonnelCreditRating { code: p.clone(), today },
+                Party::Enterprise(e) => Query::EnterpriseCreditRating { code: e.clone(), today },
+            };
+            (q, convert::RatedSubject::Party(&party))
+        } else {
+            if [&r.institution_id, &r.personnel_code, &r.enterprise_code].iter().any(|f| !f.trim().is_empty()) {
+                return Err(Status::invalid_argument(
+                    "institution_id: name exactly one of institution_id, personnel_code, enterprise_code and certificate",
+                ));
             }
-            ("", p) => {
-                personnel = convert::personnel("personnel_code", p)?;
-                let q = Query::PersonnelCreditRating { code: personnel.clone(), today };
-                (q, convert::RatedSubject::Personnel(&personnel))
+            // An insured person's credit is personal data: their own province's agency only.
+            if national {
+                return Err(Status::permission_denied(
+                    "certificate: an insured person's rating is for their province's agency only",
+                ));
             }
-            _ => {
-                return Err(Status::invalid_argument("institution_id: give institution_id or personnel_code, not both"))
-            }
+            let kind = convert::certificate_kind("certificate_kind", r.certificate_kind)?;
+            convert::certificate_number("certificate", &r.certificate)?;
+            let key = self.mesh.cert_key(kind, &r.certificate)?;
+            let directory_key = self.mesh.directory_key(kind, &r.certificate);
+            (Query::PersonCreditRating { kind, key, directory_key, today }, convert::RatedSubject::InsuredPerson)
         };
         match answer(self.mesh.app.query(q).await?)? {
             Answer::CreditRating(r) => {
@@ -1118,23 +1185,30 @@ impl Agency {
         }
     }
 
-    /// The subject named by a request: an institution, or a person by certificate.
+    /// The subject named by a request: an institution, a person by certificate, or an
+    /// enterprise.
     fn subject(
         &self,
         institution: &str,
         kind: i32,
         certificate: &str,
+        enterprise: &str,
     ) -> Result<medmesh_state::DisciplineSubject, Status> {
-        match (institution.is_empty(), certificate.is_empty()) {
-            (false, true) => {
+        match (institution.is_empty(), certificate.is_empty(), enterprise.trim().is_empty()) {
+            (false, true, true) => {
                 Ok(medmesh_state::DisciplineSubject::Institution(convert::institution("institution_id", institution)?))
             }
-            (true, false) => {
+            (true, false, true) => {
                 let kind = convert::certificate_kind("certificate_kind", kind)?;
                 convert::certificate_number("certificate", certificate)?;
                 Ok(medmesh_state::DisciplineSubject::Person(self.mesh.directory_key(kind, certificate)))
             }
-            _ => Err(Status::invalid_argument("institution_id: name either an institution or a certificate")),
+            (true, true, false) => {
+                Ok(medmesh_state::DisciplineSubject::Enterprise(convert::enterprise("enterprise_code", enterprise)?))
+            }
+            _ => Err(Status::invalid_argument(
+                "institution_id: name exactly one of an institution, a certificate and an enterprise",
+            )),
         }
     }
 }
@@ -1143,9 +1217,10 @@ fn discipline_pb(
     e: &medmesh_state::DisciplineEntry,
     lift: Option<&medmesh_state::DisciplineLift>,
 ) -> pb::DisciplineEntry {
-    let (institution_id, person) = match &e.subject {
-        medmesh_state::DisciplineSubject::Institution(i) => (i.to_string(), false),
-        medmesh_state::DisciplineSubject::Person(_) => (String::new(), true),
+    let (institution_id, person, enterprise_code) = match &e.subject {
+        medmesh_state::DisciplineSubject::Institution(i) => (i.to_string(), false, String::new()),
+        medmesh_state::DisciplineSubject::Person(_) => (String::new(), true, String::new()),
+        medmesh_state::DisciplineSubject::Enterprise(c) => (String::new(), false, c.to_string()),
     };
     pb::DisciplineEntry {
         id: e.id.clone(),
@@ -1158,5 +1233,6 @@ fn discipline_pb(
         in_force: e.in_force_unless(lift, crate::mesh::now().date()),
         lifted_on: lift.map(|l| l.lifted_on.to_string()).unwrap_or_default(),
         lift_reason: lift.map(|l| l.reason.clone()).unwrap_or_default(),
+        enterprise_code,
     }
 }

@@ -87,13 +87,16 @@ pub fn draw_grade(g: medmesh_supervision::credit::Grade) -> Grade {
 /// A credit rating on the wire.
 pub fn credit_rating_pb(subject: RatedSubject<'_>, r: &medmesh_supervision::credit::Rating) -> pb::CreditRating {
     use medmesh_supervision::credit::Source;
-    let (institution_id, personnel_code) = match subject {
-        RatedSubject::Institution(i) => (i.to_string(), String::new()),
-        RatedSubject::Personnel(p) => (String::new(), p.to_string()),
+    let ((institution_id, personnel_code, enterprise_code), insured_person) = match subject {
+        RatedSubject::Party(p) => (super::party_codes(p), false),
+        RatedSubject::InsuredPerson => ((String::new(), String::new(), String::new()), true),
     };
     pb::CreditRating {
         institution_id,
         personnel_code,
+        enterprise_code,
+        insured_person,
+        trusted: r.trusted,
         as_of: r.as_of.to_string(),
         score: r.score,
         grade: grade_pb(draw_grade(r.grade)),
@@ -108,6 +111,7 @@ pub fn credit_rating_pb(subject: RatedSubject<'_>, r: &medmesh_supervision::cred
                     Source::Violation { province, id } => ("violation", province.clone(), id.clone()),
                     Source::Qualification => ("qualification", String::new(), String::new()),
                     Source::Commitment { province, id } => ("commitment", province.clone(), id.clone()),
+                    Source::Incentive { province, id } => ("incentive", province.clone(), id.clone()),
                 };
                 pb::CreditRatingEntry {
                     kind: kind.into(),
@@ -128,10 +132,26 @@ pub fn credit_rating_pb(subject: RatedSubject<'_>, r: &medmesh_supervision::cred
 /// Whose credit rating it is.
 #[derive(Debug, Clone, Copy)]
 pub enum RatedSubject<'a> {
-    /// An institution.
-    Institution(&'a medmesh_types::InstitutionId),
-    /// A person (personnel).
-    Personnel(&'a medmesh_types::PersonnelCode),
+    /// An institution, personnel or enterprise (shown by its code).
+    Party(&'a medmesh_supervision::credit::Party),
+    /// An insured person (not shown).
+    InsuredPerson,
+}
+
+/// A joint-incentive entry as the API shows it.
+pub fn incentive_pb(i: &medmesh_supervision::credit::Incentive, in_force: bool) -> pb::IncentiveEntry {
+    let (institution_id, personnel_code, enterprise_code) = super::party_codes(&i.party);
+    pb::IncentiveEntry {
+        province: i.province.to_string(),
+        id: i.id.clone(),
+        institution_id,
+        personnel_code,
+        enterprise_code,
+        from: i.from.to_string(),
+        until: i.until.to_string(),
+        reason: i.reason.clone(),
+        in_force,
+    }
 }
 
 /// A `DrawInspection` request as a command.
@@ -237,10 +257,13 @@ pub fn commitment_pb(
         Some(o) if o.kept => "kept",
         Some(_) => "breached",
     };
+    let (institution_id, personnel_code, enterprise_code) = super::party_codes(&c.party);
     pb::Commitment {
         province: c.province.to_string(),
         id: c.id.clone(),
-        institution_id: c.institution.to_string(),
+        institution_id,
+        personnel_code,
+        enterprise_code,
         made_on: c.made_on.to_string(),
         verify_by: c.verify_by.to_string(),
         text: c.text.clone(),

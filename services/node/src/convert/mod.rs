@@ -214,3 +214,34 @@ pub fn insurance_pb(i: InsuranceType) -> i32 {
 pub fn personnel(field: &str, v: &str) -> Result<PersonnelCode, Status> {
     personnel_code(field, v)
 }
+
+/// A pharmaceutical enterprise's unified social credit code (with its check character).
+pub fn enterprise(field: &str, v: &str) -> Result<medmesh_types::EnterpriseCode, Status> {
+    medmesh_types::EnterpriseCode::new(v.trim()).map_err(|e| bad(field, e))
+}
+
+/// The one party a request names by `institution_id`, `personnel_code` or `enterprise_code`;
+/// none or more than one is INVALID_ARGUMENT naming `institution_id`.
+pub fn party(
+    institution: &str,
+    personnel: &str,
+    enterprise: &str,
+) -> Result<medmesh_supervision::credit::Party, Status> {
+    use medmesh_supervision::credit::Party;
+    match (institution.trim(), personnel.trim(), enterprise.trim()) {
+        (i, "", "") if !i.is_empty() => Ok(Party::Institution(self::institution("institution_id", i)?)),
+        ("", p, "") if !p.is_empty() => Ok(Party::Personnel(self::personnel("personnel_code", p)?)),
+        ("", "", e) if !e.is_empty() => Ok(Party::Enterprise(self::enterprise("enterprise_code", e)?)),
+        _ => Err(bad("institution_id", "name exactly one of institution_id, personnel_code and enterprise_code")),
+    }
+}
+
+/// The codes of a party, as `(institution_id, personnel_code, enterprise_code)`.
+pub fn party_codes(p: &medmesh_supervision::credit::Party) -> (String, String, String) {
+    use medmesh_supervision::credit::Party;
+    match p {
+        Party::Institution(i) => (i.to_string(), String::new(), String::new()),
+        Party::Personnel(c) => (String::new(), c.to_string(), String::new()),
+        Party::Enterprise(e) => (String::new(), String::new(), e.to_string()),
+    }
+}

@@ -214,6 +214,14 @@ fn corpus() -> Vec<Command> {
         lifted_on: day("2025-04-01"),
         reason: "appeal upheld".into(),
     };
+    let incentive = medmesh_supervision::credit::Incentive {
+        province: prov("110000"),
+        id: "JI-1".into(),
+        party: medmesh_supervision::credit::Party::Personnel(PersonnelCode::new("D001").unwrap()),
+        from: day("2025-01-01"),
+        until: day("2026-12-31"),
+        reason: "graded A three years running".into(),
+    };
     let referral = ReportMessage {
         from: prov("310000"),
         to: prov("110000"),
@@ -266,18 +274,19 @@ fn corpus() -> Vec<Command> {
         ProvinceCommand::ReceiveReports { province: prov("110000"), items: vec![(1, referral.clone())] },
         ProvinceCommand::RecordCommitment {
             province: prov("110000"),
-            institution: inst(),
+            party: medmesh_supervision::credit::Party::Institution(inst()),
             id: "NC-1".into(),
             text: "the licences declared are held".into(),
             verify_by: day("2025-12-31"),
         },
         ProvinceCommand::ResolveCommitment {
             province: prov("110000"),
-            institution: inst(),
+            party: medmesh_supervision::credit::Party::Institution(inst()),
             id: "NC-1".into(),
             kept: false,
             finding: "no licence on file".into(),
         },
+        ProvinceCommand::RecordIncentive(incentive.clone()),
         ProvinceCommand::Report(crate::reports::ReportCommand::Submit {
             serial: "CH-1".into(),
             fingerprint: medmesh_types::KeyedHash::new("ab".repeat(32)).unwrap(),
@@ -345,7 +354,9 @@ fn corpus() -> Vec<Command> {
         FederationCommand::RecordCommitment(medmesh_supervision::credit::Commitment {
             province: prov("440000"),
             id: "NC-1".into(),
-            institution: inst(),
+            party: medmesh_supervision::credit::Party::Enterprise(
+                medmesh_types::EnterpriseCode::new("91110000710925462X").unwrap(),
+            ),
             made_on: day("2025-03-01"),
             verify_by: day("2025-04-01"),
             text: "t".into(),
@@ -355,6 +366,7 @@ fn corpus() -> Vec<Command> {
                 finding: "f".into(),
             }),
         }),
+        FederationCommand::RecordIncentive(incentive),
         FederationCommand::RecordCaseOutcome(medmesh_supervision::cases::CaseOutcome {
             province: prov("440000"),
             case_id: "GD-1".into(),
