@@ -882,6 +882,7 @@ impl Mesh {
                 SharedItem::ReportMessage(m) => FederationCommand::SendReport(m),
                 SharedItem::Commitment(c) => FederationCommand::RecordCommitment(c),
                 SharedItem::Incentive(i) => FederationCommand::RecordIncentive(i),
+                SharedItem::DeclarationReview(r) => FederationCommand::RecordDeclarationReview(r),
                 SharedItem::Aggregate(a) => {
                     FederationCommand::RecordAggregate { province: self.province.clone(), aggregate: a }
                 }

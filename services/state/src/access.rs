@@ -18,7 +18,7 @@
 //! | federation | `FedRecordDiscipline`, `FedRecordViolation`, `FedRecordCaseOutcome`, `FedRecordCreditLift`, `FedRecordDisciplineLift` | recorded by `from` |
 //! | federation | `FedTopUp` | the account is `from`'s own |
 //! | federation | `FedSendReport` | the message is from `from` |
-//! | federation | `FedRecordCommitment`, `FedRecordIncentive` | recorded by `from` |
+//! | federation | `FedRecordCommitment`, `FedRecordIncentive`, `FedRecordDeclarationReview` | recorded by `from` |
 //! | federation | `FedConfirmClearing` | the line's treatment province is `from` |
 //! | federation | `FedDisputeClearing` | the line's treatment province is `from` |
 //!
@@ -74,6 +74,7 @@ fn federation(cmd: &FederationCommand, from: &ProvinceCode) -> bool {
         FederationCommand::SendReport(m) => &m.from == from,
         FederationCommand::RecordCommitment(c) => &c.province == from,
         FederationCommand::RecordIncentive(i) => &i.province == from,
+        FederationCommand::RecordDeclarationReview(r) => &r.province == from,
         FederationCommand::TopUp { province, .. } => province == from,
         FederationCommand::Vouch { insured, .. } => insured == from,
         FederationCommand::Anchor { province, .. } => province == from,

@@ -181,6 +181,7 @@ impl FederationCommand {
             Self::SendReport(_) => "fed_send_report",
             Self::RecordCommitment(_) => "fed_record_commitment",
             Self::RecordIncentive(_) => "fed_record_incentive",
+            Self::RecordDeclarationReview(_) => "fed_record_declaration_review",
         }
     }
 }

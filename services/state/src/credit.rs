@@ -5,8 +5,8 @@
 
 use medmesh_supervision::cases::CaseOutcome;
 use medmesh_supervision::credit::{
-    rate_all, rate_person, rate_personnel_all, with_incentives, Commitment, CommitmentOutcome, Grade, Incentive, Lift,
-    ListedPeriod, Party, Rating,
+    rate_all, rate_institution, rate_person, rate_personnel_all, with_incentives, Commitment, CommitmentOutcome, Grade,
+    Incentive, Lift, ListedPeriod, Party, Rating, ReviewedDeclaration,
 };
 use medmesh_types::{Date, EnterpriseCode, InstitutionId, ProvinceCode};
 
@@ -49,11 +49,13 @@ pub fn rating(kv: &dyn KvRead, inst: &InstitutionId, today: Date, field: &str) -
     let party = Party::Institution(inst.clone());
     let pledges = commitments(kv, &party);
     let trusted = incentives(kv, &party);
+    let reviewed: Vec<ReviewedDeclaration> =
+        scan_prefix(kv, &keys::declaration_reviews(inst), MAX_READ).iter().map(|(_, v)| decode(v)).collect();
     let registered = crate::kv::load::<Institution>(kv, &keys::institution(inst)).is_some();
     if !registered && outcomes.is_empty() && listed.is_empty() && pledges.is_empty() && trusted.is_empty() {
         return Err(DomainError::not_found(field, format!("no institution {inst} is known here")));
     }
-    Ok(with_incentives(rate_all(&outcomes, &lifts, &listed, &pledges, today), &trusted))
+    Ok(with_incentives(rate_institution(&outcomes, &lifts, &listed, &pledges, &reviewed, today), &trusted))
 }
 
 /// A pharmaceutical enterprise's rating on `today` from what names it (joint-discipline
@@ -245,6 +247,55 @@ pub fn personnel_rating(
     Ok(with_incentives(rate_personnel_all(&violations, &pledges, today), &trusted))
 }
 
+/// Checks a reviewed declaration that crossed a boundary (to the federation, or from it).
+pub(crate) fn check_review(r: &ReviewedDeclaration) -> Result<(), DomainError> {
+    crate::rules::province("province", &r.province)?;
+    r.validate().map_err(case_error)
+}
+
+/// Keeps `r` under `key` when it is newer than what is there (a higher version); the same
+/// version with other content is ALREADY_EXISTS naming `period`. Answers whether it was kept.
+pub(crate) fn newer_review(tx: &mut Tx<'_>, key: &str, r: &ReviewedDeclaration) -> Result<bool, DomainError> {
+    match tx.load::<ReviewedDeclaration>(key) {
+        Some(old) if old.version > r.version || &old == r => Ok(false),
+        Some(old) if old.version == r.version => Err(DomainError::exists(
+            "period",
+            format!("version {} of the review of {} was shared with other figures", r.version, r.period),
+        )),
+        _ => {
+            tx.store(key, r);
+            Ok(true)
+        }
+    }
+}
+
+/// The reviewing province: records the credit input of a reviewed declaration and shares it —
+/// at the review when it deducted anything, and again with each deduction withdrawn.
+pub(crate) fn reviewed(tx: &mut Tx<'_>, province: &ProvinceCode, d: &medmesh_payment::Declaration) {
+    let Some(at) = d.reviewed_at else { return };
+    let key = keys::declaration_review(&d.institution, province, &d.period.to_string());
+    let version = d
+        .deductions
+        .iter()
+        .filter(|x| x.contest.as_ref().and_then(|c| c.resolution.as_ref()).is_some_and(|r| r.accepted))
+        .count();
+    if version == 0 && d.deductions.is_empty() {
+        return;
+    }
+    let r = ReviewedDeclaration {
+        province: province.clone(),
+        institution: d.institution.clone(),
+        period: d.period.to_string(),
+        declared: d.declared,
+        deducted: d.deducted(),
+        reviewed_on: at.date(),
+        version: u32::try_from(version).unwrap_or(u32::MAX),
+    };
+    if matches!(newer_review(tx, &key, &r), Ok(true)) {
+        crate::kv::outbox(tx, crate::shared::SharedItem::DeclarationReview(r));
+    }
+}
+
 /// Checks an incentive entry that crossed a boundary (to the federation, or from it).
 pub(crate) fn check_incentive(i: &Incentive) -> Result<(), DomainError> {
     crate::rules::province("province", &i.province)?;
@@ -295,6 +346,9 @@ pub fn summary(r: &Rating) -> String {
             medmesh_supervision::credit::Source::Commitment { province, id } => format!("commitment {province}/{id}"),
             medmesh_supervision::credit::Source::Incentive { province, id } => {
                 format!("incentive entry {province}/{id}")
+            }
+            medmesh_supervision::credit::Source::Declaration { province, period } => {
+                format!("declaration {province}/{period}")
             }
         })
         .collect();

@@ -92,6 +92,13 @@ pub(crate) fn sync_shared(
                     tx.store(&key, c);
                 }
             }
+            // A reviewed declaration of another province: checked, kept when newer.
+            SharedItem::DeclarationReview(r) => {
+                let key = keys::declaration_review(&r.institution, &r.province, &r.period);
+                if crate::credit::check_review(r).is_ok() {
+                    let _ = crate::credit::newer_review(tx, &key, r);
+                }
+            }
             // An incentive entry of another province: checked, stored once.
             SharedItem::Incentive(i) => {
                 let key = keys::incentive(&i.party, &i.province, &i.id);

@@ -161,6 +161,9 @@ pub enum FederationCommand {
     /// Shares a province's joint-incentive entry with every province (issue 13.3), once per
     /// province and id.
     RecordIncentive(medmesh_supervision::credit::Incentive),
+    /// Shares a province's reviewed declaration with every province (issue 13.3): a higher
+    /// version replaces a lower one; a lower or equal one changes nothing.
+    RecordDeclarationReview(medmesh_supervision::credit::ReviewedDeclaration),
 }
 
 /// Federation: registers a province's endpoints.
@@ -511,6 +514,13 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &FederationCommand, now: LogTime) ->
         FederationCommand::RecordDisciplineLift(l) => fed_record_discipline_lift(tx, l),
         FederationCommand::SendReport(m) => fed_send_report(tx, m),
         FederationCommand::RecordCommitment(c) => fed_record_commitment(tx, c),
+        FederationCommand::RecordDeclarationReview(r) => {
+            let key = keys::fed_declaration_review(&r.province, &r.institution, &r.period);
+            if crate::credit::newer_review(tx, &key, r)? {
+                append_shared(tx, SharedItem::DeclarationReview(r.clone()));
+            }
+            Ok(Outcome::Stored)
+        }
         FederationCommand::RecordIncentive(i) => {
             share_once(tx, &keys::fed_incentive(&i.province, &i.id), i, SharedItem::Incentive(i.clone()), || {
                 DomainError::exists(

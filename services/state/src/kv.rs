@@ -424,6 +424,19 @@ pub mod keys {
     pub fn incentive_id(id: &str) -> String {
         format!("incentid/{id}")
     }
+    /// A reviewed declaration of an institution's month, as the credit model reads it
+    /// (province and federation copies).
+    pub fn declaration_review(inst: &InstitutionId, province: &ProvinceCode, period: &str) -> String {
+        format!("declrev/{inst}/{province}/{period}")
+    }
+    /// Prefix of an institution's reviewed declarations.
+    pub fn declaration_reviews(inst: &InstitutionId) -> String {
+        format!("declrev/{inst}/")
+    }
+    /// Federation: a reviewed declaration shared, by province, institution and month.
+    pub fn fed_declaration_review(province: &ProvinceCode, inst: &InstitutionId, period: &str) -> String {
+        format!("fdeclrev/{province}/{inst}/{period}")
+    }
     /// Federation: an incentive entry shared, by province and id.
     pub fn fed_incentive(province: &ProvinceCode, id: &str) -> String {
         format!("fincent/{province}/{id}")

@@ -543,6 +543,8 @@ pub enum PaymentCommand {
         deductions: Vec<medmesh_payment::DeductionInput>,
         /// The reviewer's note.
         note: String,
+        /// This province (the reviewed month is shared as a credit input under its code).
+        province: medmesh_types::ProvinceCode,
     },
     /// The institution contests a deducted line, once.
     Contest {
@@ -567,6 +569,8 @@ pub enum PaymentCommand {
         accept: bool,
         /// Why.
         reason: String,
+        /// This province.
+        province: medmesh_types::ProvinceCode,
     },
     /// The agency pays an approved month; idempotent on the payment reference.
     Pay {

@@ -158,7 +158,7 @@ pub(crate) fn execute(
                 Ok(Outcome::Declaration(Box::new(d)))
             })
         }
-        PaymentCommand::Review { institution, period, deductions, note } => {
+        PaymentCommand::Review { institution, period, deductions, note, province } => {
             let mut d = load_declaration(tx, institution, *period)?;
             let total = {
                 let kv: &Tx<'_> = tx;
@@ -183,6 +183,7 @@ pub(crate) fn execute(
                 fund.deducted += total;
                 tx.store(keys::FUND, &fund);
             }
+            crate::credit::reviewed(tx, province, &d);
             tx.store(&keys::declaration(institution, *period), &d);
             Ok(Outcome::Declaration(Box::new(d)))
         }
@@ -192,7 +193,7 @@ pub(crate) fn execute(
             tx.store(&keys::declaration(institution, *period), &d);
             Ok(Outcome::Declaration(Box::new(d)))
         }
-        PaymentCommand::Resolve { institution, period, settlement, accept, reason } => {
+        PaymentCommand::Resolve { institution, period, settlement, accept, reason, province } => {
             let mut d = load_declaration(tx, institution, *period)?;
             let back = d.resolve(settlement, *accept, reason, now).map_err(pay_error)?;
             if !back.is_zero() {
@@ -203,6 +204,7 @@ pub(crate) fn execute(
                 let mut fund: FundLedger = tx.load(keys::FUND).unwrap_or_default();
                 fund.deducted -= back;
                 tx.store(keys::FUND, &fund);
+                crate::credit::reviewed(tx, province, &d);
             }
             tx.store(&keys::declaration(institution, *period), &d);
             Ok(Outcome::Declaration(Box::new(d)))
@@ -658,7 +660,8 @@ pub(crate) fn validate(cmd: &PaymentCommand) -> Result<(), DomainError> {
     };
     match cmd {
         PaymentCommand::Declare { .. } => Ok(()),
-        PaymentCommand::Review { deductions, note, .. } => {
+        PaymentCommand::Review { deductions, note, province, .. } => {
+            crate::rules::province("province", province)?;
             if deductions.len() > medmesh_payment::cycle::MAX_DEDUCTIONS {
                 return Err(DomainError::too_large(
                     "deductions",
@@ -674,7 +677,11 @@ pub(crate) fn validate(cmd: &PaymentCommand) -> Result<(), DomainError> {
             }
             Ok(())
         }
-        PaymentCommand::Contest { reason, .. } | PaymentCommand::Resolve { reason, .. } => text("reason", reason),
+        PaymentCommand::Contest { reason, .. } => text("reason", reason),
+        PaymentCommand::Resolve { reason, province, .. } => {
+            crate::rules::province("province", province)?;
+            text("reason", reason)
+        }
         PaymentCommand::Pay { amount, offset, .. } => {
             money("amount", *amount)?;
             money("offset", *offset)

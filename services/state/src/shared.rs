@@ -444,6 +444,9 @@ pub enum SharedItem {
     Commitment(medmesh_supervision::credit::Commitment),
     /// An entry of the joint incentive list (守信联合激励, issue 13.3) recorded by a province.
     Incentive(medmesh_supervision::credit::Incentive),
+    /// A reviewed monthly declaration with deductions (issue 13.3's credit input), a new
+    /// version with each deduction withdrawn on contest.
+    DeclarationReview(medmesh_supervision::credit::ReviewedDeclaration),
 }
 
 /// What a person looks like to a treatment province: no raw identity number.

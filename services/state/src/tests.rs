@@ -1736,6 +1736,7 @@ fn a_flagged_claim_becomes_a_case_and_its_recovery_reaches_the_ledger_once() {
             SharedItem::ReportMessage(_) => "report",
             SharedItem::Commitment(_) => "commitment",
             SharedItem::Incentive(_) => "incentive",
+            SharedItem::DeclarationReview(_) => "declaration",
         })
         .collect();
     assert_eq!(kinds, vec!["violation", "discipline", "outcome"]);

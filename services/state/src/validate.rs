@@ -193,6 +193,7 @@ fn federation(cmd: &FederationCommand) -> Result<(), DomainError> {
         FederationCommand::SendReport(m) => crate::reports::check_message(m),
         FederationCommand::RecordCommitment(c) => crate::credit::check_shared(c),
         FederationCommand::RecordIncentive(i) => crate::credit::check_incentive(i),
+        FederationCommand::RecordDeclarationReview(r) => crate::credit::check_review(r),
         FederationCommand::RecordAggregate { province, aggregate } => {
             crate::rules::province("province", province)?;
             crate::aggregate::check(aggregate)

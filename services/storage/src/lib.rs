@@ -63,7 +63,7 @@ pub(crate) const CF_SM: &str = "sm";
 /// Version of the on-disk encoding (bincode of openraft entries and `medmesh_state` records).
 /// Bump it whenever a stored type changes shape; a replica refuses a directory of another
 /// version instead of misreading it.
-pub const FORMAT_VERSION: u32 = 14;
+pub const FORMAT_VERSION: u32 = 15;
 const KEY_FORMAT: &[u8] = b"format";
 
 fn check_format(db: &DB) -> Result<(), StorageError<NodeId>> {

@@ -2,8 +2,8 @@
 //! province knows about an institution.
 //!
 //! **National by construction.** The model reads only what the federation's shared log copies
-//! into every province: decided and executed case outcomes (from any province) and joint-
-//! discipline entries. Every province therefore computes the same rating for an institution on
+//! into every province: decided and executed case outcomes (from any province), joint-
+//! discipline entries, resolved commitments, reviewed declarations and incentive entries. Every province therefore computes the same rating for an institution on
 //! the same day, and a grade follows the institution across provinces without a second copy to
 //! keep in step, and without any insured person's identity (outcomes carry none).
 //!
@@ -48,6 +48,13 @@
 //! Worked examples: one 3-point violation → 100 − 12 = 88, grade B; 6 and 2 points in one year →
 //! 100 − 32 = 68, grade C; 9 points in a year suspend the qualification → 64 and grade D while
 //! the suspension runs, C after it.
+//!
+//! **Reviewed declarations** ([`ReviewedDeclaration`], [`rate_institution`]): a month whose
+//! review deducted (拒付) at least [`DEDUCTION_SHARE_PERCENT`] (10) percent of what the
+//! institution declared deducts [`DEDUCTION_POINTS`] (5) for three years from the review. A
+//! deduction withdrawn on contest comes out of the month's figure (the reviewing province shares
+//! each new version), so a month whose contests bring it under 10% stops counting. Example: a
+//! clean institution with 12,000 of 100,000 yuan deducted → 95, grade A; 8,000 → 100.
 //!
 //! **Pharmaceutical enterprises** ([`Party::Enterprise`], by unified social credit code) are
 //! rated by the institutions' model from what names them: joint-discipline entries (grade D
@@ -203,6 +210,13 @@ pub enum Source {
         province: String,
         /// The commitment's id.
         id: String,
+    },
+    /// A reviewed monthly declaration: reviewing province and month (YYYY-MM).
+    Declaration {
+        /// The reviewing province.
+        province: String,
+        /// The month.
+        period: String,
     },
     /// A joint-incentive entry: recording province and entry id.
     Incentive {
@@ -368,6 +382,72 @@ fn finish(mut entries: Vec<Entry>, today: Date) -> Rating {
     let score = BASE.saturating_sub(deducted);
     let grade = if entries.iter().any(|e| e.forces_d) { Grade::D } else { Grade::of(score) };
     Rating { score, grade, as_of: today, entries, trusted: false }
+}
+
+/// Share of a declared month, in percent, whose deduction on review costs points.
+pub const DEDUCTION_SHARE_PERCENT: i64 = 10;
+/// Points a month deducted at or above [`DEDUCTION_SHARE_PERCENT`] costs, for three years.
+pub const DEDUCTION_POINTS: u32 = 5;
+
+/// A reviewed monthly declaration (申报) as the credit model sees it: what the institution
+/// declared and what the review deducted (拒付) less what contests withdrew. The reviewing
+/// province shares it when the review deducts anything, and again with each withdrawal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewedDeclaration {
+    /// The reviewing province (the institution's).
+    pub province: ProvinceCode,
+    /// The institution.
+    pub institution: InstitutionId,
+    /// The month, YYYY-MM.
+    pub period: String,
+    /// Declared.
+    pub declared: Money,
+    /// Deducted and not withdrawn.
+    pub deducted: Money,
+    /// Reviewed on.
+    pub reviewed_on: Date,
+    /// Deductions withdrawn so far: a higher version replaces a lower one.
+    pub version: u32,
+}
+
+impl ReviewedDeclaration {
+    /// Checks the fields: a month written YYYY-MM, and 0 ≤ deducted ≤ declared.
+    pub fn validate(&self) -> Result<(), CaseError> {
+        let p = self.period.as_bytes();
+        let month = self.period.get(5..).and_then(|m| m.parse::<u32>().ok());
+        if p.len() != 7 || p[4] != b'-' || !p[..4].iter().all(u8::is_ascii_digit) || !matches!(month, Some(1..=12)) {
+            return Err(CaseError::invalid("period", "must be a month, YYYY-MM"));
+        }
+        if self.deducted < Money::ZERO || self.deducted > self.declared {
+            return Err(CaseError::invalid(
+                "deducted",
+                format!("{} is not between 0 and the declared {}", self.deducted, self.declared),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A reviewed month's line in a rating.
+pub fn declaration_entry(d: &ReviewedDeclaration, today: Date) -> Entry {
+    let (deducted, declared) = (d.deducted.to_fen(), d.declared.to_fen());
+    let high = deducted > 0 && deducted.saturating_mul(100) >= declared.saturating_mul(DEDUCTION_SHARE_PERCENT);
+    let in_term = d.reviewed_on <= today && today.years_since(d.reviewed_on) < TERM_YEARS;
+    let counted = high && in_term;
+    let state = match (high, in_term) {
+        (false, _) => format!("; under {DEDUCTION_SHARE_PERCENT}%"),
+        (true, false) => "; its term is over".to_string(),
+        (true, true) => format!(": {DEDUCTION_POINTS}"),
+    };
+    Entry {
+        source: Source::Declaration { province: d.province.to_string(), period: d.period.clone() },
+        on: d.reviewed_on,
+        points: if counted { DEDUCTION_POINTS } else { 0 },
+        counted,
+        forces_d: false,
+        lifted_on: None,
+        why: format!("declaration of {}: {} of {} deducted on review{state}", d.period, d.deducted, d.declared),
+    }
 }
 
 /// Points a breached notification-commitment deducts, for three years from the breach.
@@ -557,8 +637,21 @@ pub fn rate_all(
     commitments: &[Commitment],
     today: Date,
 ) -> Rating {
-    let mut entries: Vec<Entry> =
-        outcomes.iter().map(|o| outcome_entry(o, lifts.iter().find(|l| l.lifts(o, today)), today)).collect();
+    rate_institution(outcomes, lifts, listed, commitments, &[], today)
+}
+
+/// [`rate_all`] with the institution's reviewed declarations: a month deducted at or above
+/// [`DEDUCTION_SHARE_PERCENT`] costs [`DEDUCTION_POINTS`] for three years.
+pub fn rate_institution(
+    outcomes: &[CaseOutcome],
+    lifts: &[Lift],
+    listed: &[ListedPeriod],
+    commitments: &[Commitment],
+    declarations: &[ReviewedDeclaration],
+    today: Date,
+) -> Rating {
+    let mut entries: Vec<Entry> = declarations.iter().map(|d| declaration_entry(d, today)).collect();
+    entries.extend(outcomes.iter().map(|o| outcome_entry(o, lifts.iter().find(|l| l.lifts(o, today)), today)));
     entries.extend(commitments.iter().filter_map(|c| commitment_entry(c, today)));
     entries.extend(listed.iter().map(|l| {
         let lifted = l.lifted_on.filter(|d| *d <= today);
@@ -876,6 +969,39 @@ mod tests {
         assert_eq!((r.score, r.grade), (100 - 12 - 15, Grade::C));
         assert_eq!(ent.field(), "enterprise_code");
         assert_eq!(ent.key(), "e/91110000710925462X");
+    }
+
+    fn reviewed(declared: &str, deducted: &str, on: &str) -> ReviewedDeclaration {
+        ReviewedDeclaration {
+            province: ProvinceCode::new("110000").unwrap(),
+            institution: InstitutionId::new("H110000-01").unwrap(),
+            period: "2026-10".into(),
+            declared: Money::parse_yuan(declared).unwrap(),
+            deducted: Money::parse_yuan(deducted).unwrap(),
+            reviewed_on: day(on),
+            version: 0,
+        }
+    }
+
+    /// The documented example: 12,000 of 100,000 deducted → 95 (A); 8,000 → 100; exactly 10%
+    /// counts; three years after the review it no longer does.
+    #[test]
+    fn a_month_deducted_ten_percent_or_more_costs_five_points() {
+        let today = day("2026-12-04");
+        let score = |d: ReviewedDeclaration| rate_institution(&[], &[], &[], &[], &[d], today).score;
+        assert_eq!(score(reviewed("100000.00", "12000.00", "2026-11-20")), 95);
+        assert_eq!(score(reviewed("100000.00", "8000.00", "2026-11-20")), 100);
+        assert_eq!(score(reviewed("100000.00", "10000.00", "2026-11-20")), 95, "10% counts");
+        assert_eq!(score(reviewed("100000.00", "9999.99", "2026-11-20")), 100);
+        assert_eq!(score(reviewed("0.00", "0.00", "2026-11-20")), 100, "nothing declared, nothing deducted");
+        assert_eq!(score(reviewed("100000.00", "50000.00", "2023-12-04")), 100, "three years on");
+        assert_eq!(score(reviewed("100000.00", "50000.00", "2023-12-05")), 95, "the last day it counts");
+        let r = rate_institution(&[], &[], &[], &[], &[reviewed("100000.00", "12000.00", "2026-11-20")], today);
+        assert!(r.entries[0].why.contains("12000.00 of 100000.00"), "{}", r.entries[0].why);
+        assert_eq!(reviewed("100.00", "100.01", "2026-11-20").validate().unwrap_err().field(), "deducted");
+        let bad = ReviewedDeclaration { period: "2026-13".into(), ..reviewed("1.00", "0.00", "2026-11-20") };
+        assert_eq!(bad.validate().unwrap_err().field(), "period");
+        assert_eq!(reviewed("100.00", "100.00", "2026-11-20").validate(), Ok(()));
     }
 
     #[test]

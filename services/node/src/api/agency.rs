@@ -808,7 +808,7 @@ impl AgencyService for Agency {
         &self,
         req: Request<ReviewDeclarationRequest>,
     ) -> Result<Response<ReviewDeclarationResponse>, Status> {
-        let cmd = convert::review_declaration(req.into_inner())?;
+        let cmd = convert::review_declaration(req.into_inner(), &self.mesh.province)?;
         Ok(Response::new(ReviewDeclarationResponse {
             declaration: Some(super::payment::declaration(&self.mesh, cmd).await?),
         }))
@@ -825,6 +825,7 @@ impl AgencyService for Agency {
             settlement: convert::serial("settlement_serial", &r.settlement_serial)?,
             accept: r.accept,
             reason: r.reason,
+            province: self.mesh.province.clone(),
         };
         Ok(Response::new(ResolveContestResponse {
             declaration: Some(super::payment::declaration(&self.mesh, cmd).await?),

@@ -112,6 +112,7 @@ pub fn credit_rating_pb(subject: RatedSubject<'_>, r: &medmesh_supervision::cred
                     Source::Qualification => ("qualification", String::new(), String::new()),
                     Source::Commitment { province, id } => ("commitment", province.clone(), id.clone()),
                     Source::Incentive { province, id } => ("incentive", province.clone(), id.clone()),
+                    Source::Declaration { province, period } => ("declaration", province.clone(), period.clone()),
                 };
                 pb::CreditRatingEntry {
                     kind: kind.into(),

@@ -170,7 +170,10 @@ pub fn prepayment_policy_pb(p: &PrepaymentPolicy) -> pb::PrepaymentPolicy {
 }
 
 /// A review.
-pub fn review_declaration(r: pb::ReviewDeclarationRequest) -> Result<PaymentCommand, Status> {
+pub fn review_declaration(
+    r: pb::ReviewDeclarationRequest,
+    province: &medmesh_types::ProvinceCode,
+) -> Result<PaymentCommand, Status> {
     if r.deductions.len() > medmesh_payment::cycle::MAX_DEDUCTIONS {
         return Err(Status::resource_exhausted(format!(
             "deductions: at most {} lines per review",
@@ -195,6 +198,7 @@ pub fn review_declaration(r: pb::ReviewDeclarationRequest) -> Result<PaymentComm
         period: period("period", &r.period)?,
         deductions,
         note: r.note,
+        province: province.clone(),
     })
 }
 

@@ -367,6 +367,15 @@ fn corpus() -> Vec<Command> {
             }),
         }),
         FederationCommand::RecordIncentive(incentive),
+        FederationCommand::RecordDeclarationReview(medmesh_supervision::credit::ReviewedDeclaration {
+            province: prov("110000"),
+            institution: inst(),
+            period: "2025-03".into(),
+            declared: m("1000"),
+            deducted: m("200"),
+            reviewed_on: day("2025-04-03"),
+            version: 0,
+        }),
         FederationCommand::RecordCaseOutcome(medmesh_supervision::cases::CaseOutcome {
             province: prov("440000"),
             case_id: "GD-1".into(),

@@ -151,6 +151,7 @@ fn a_month_is_declared_reviewed_contested_and_paid_exactly_once() {
     // Review: 10.00 off S1; the payable falls and the pool gains it.
     let (before, payable_before) = ledger(&kv);
     let review = |lines: Vec<DeductionInput>| PaymentCommand::Review {
+        province: medmesh_types::ProvinceCode::new("110000").unwrap(),
         institution: inst(),
         period: period("2025-03"),
         deductions: lines,
@@ -188,6 +189,7 @@ fn a_month_is_declared_reviewed_contested_and_paid_exactly_once() {
         &mut kv,
         "2025-04-06",
         PaymentCommand::Resolve {
+            province: medmesh_types::ProvinceCode::new("110000").unwrap(),
             institution: inst(),
             period: period("2025-03"),
             settlement: ser("S1"),
@@ -288,6 +290,7 @@ fn prepayment_is_sized_from_the_history_granted_once_offset_and_repaid() {
         &mut kv,
         "2025-05-07",
         PaymentCommand::Review {
+            province: medmesh_types::ProvinceCode::new("110000").unwrap(),
             institution: inst(),
             period: period("2025-04"),
             deductions: vec![],
@@ -378,6 +381,7 @@ fn an_unrecoverable_prepayment_stops_payments() {
         &mut kv,
         "2025-04-03",
         PaymentCommand::Review {
+            province: medmesh_types::ProvinceCode::new("110000").unwrap(),
             institution: inst(),
             period: period("2025-03"),
             deductions: vec![],
@@ -645,6 +649,7 @@ mod conservation {
                             }
                         }
                         let _ = step(&mut kv, &at_day, PaymentCommand::Review {
+                            province: medmesh_types::ProvinceCode::new("110000").unwrap(),
                             institution: inst(),
                             period: month,
                             deductions: vec![],
@@ -677,6 +682,7 @@ mod conservation {
                             .into_iter()
                             .collect();
                         let _ = step(&mut kv, &today, PaymentCommand::Review {
+                            province: medmesh_types::ProvinceCode::new("110000").unwrap(),
                             institution: inst(),
                             period: last_month,
                             deductions: lines,
@@ -694,6 +700,7 @@ mod conservation {
                                     reason: "c".into(),
                                 },
                                 _ => PaymentCommand::Resolve {
+                                    province: medmesh_types::ProvinceCode::new("110000").unwrap(),
                                     institution: inst(),
                                     period: last_month,
                                     settlement,
@@ -800,4 +807,123 @@ fn individual_accounts_are_credited_once_per_month_and_all_or_nothing() {
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::NotFound, "credits[1].certificate"));
     assert_eq!(balance(&kv), before + m("150.25"), "nothing of the refused command was credited");
     assert_eq!(ledger(&kv).0.accounts_credited, m("150.25"));
+}
+
+/// Issue 13.3: a reviewed month with at least a tenth deducted costs the institution 5 credit
+/// points (worked by hand: 100 − 5 = 95), here at once and, through the federation, in another
+/// province; a deduction withdrawn on contest is shared as a newer version, and the month stops
+/// counting everywhere.
+#[test]
+fn a_month_deducted_a_tenth_or_more_counts_in_every_province_until_withdrawn() {
+    use medmesh_supervision::credit::{Grade, ReviewedDeclaration};
+    let province = medmesh_types::ProvinceCode::new("110000").unwrap();
+    let (mut kv, mut f, mut other) =
+        (crate::sim::province_fixture(m("100000")), MemKv::default(), crate::sim::province_fixture(m("100000")));
+    let a = settle(&mut kv, "2025-03-12", "V1", "S1", "300");
+    let b = settle(&mut kv, "2025-03-12", "V2", "S2", "300");
+    step(
+        &mut kv,
+        "2025-04-02",
+        PaymentCommand::Declare { institution: inst(), serial: ser("D1"), period: period("2025-03") },
+    )
+    .unwrap();
+    let today = Date::parse("2025-04-10").unwrap();
+    let score = |kv: &MemKv| match run_query(kv, &Query::CreditRating { institution: inst(), today }).unwrap() {
+        Answer::CreditRating(r) => (r.score, r.grade),
+        o => panic!("{o:?}"),
+    };
+    // All of S1 is half the month: at least a tenth.
+    let review = PaymentCommand::Review {
+        province: province.clone(),
+        institution: inst(),
+        period: period("2025-03"),
+        deductions: vec![DeductionInput {
+            settlement: ser("S1"),
+            amount: a,
+            reason: "not indicated".into(),
+            alert: None,
+        }],
+        note: String::new(),
+    };
+    step(&mut kv, "2025-04-03", review).unwrap();
+    assert_eq!(score(&kv), (95, Grade::A));
+    let shared = |kv: &MemKv| match run_query(kv, &Query::Outbox { limit: 10 }).unwrap() {
+        Answer::SharedLog(items) => items
+            .into_iter()
+            .filter_map(|(_, i)| match i {
+                SharedItem::DeclarationReview(r) => Some(r),
+                _ => None,
+            })
+            .collect::<Vec<_>>(),
+        o => panic!("{o:?}"),
+    };
+    let first = ReviewedDeclaration {
+        province: province.clone(),
+        institution: inst(),
+        period: "2025-03".into(),
+        declared: a + b,
+        deducted: a,
+        reviewed_on: Date::parse("2025-04-03").unwrap(),
+        version: 0,
+    };
+    assert_eq!(shared(&kv), vec![first.clone()]);
+
+    // The federation keeps the newest version once; the same version with other figures is
+    // refused; another province rates alike.
+    let fed = |f: &mut MemKv, r: &ReviewedDeclaration| {
+        let (res, writes) = apply_command(
+            f,
+            &Command::Federation(FederationCommand::RecordDeclarationReview(r.clone())),
+            at("2025-04-10"),
+        );
+        f.write(writes);
+        res
+    };
+    fed(&mut f, &first).unwrap();
+    fed(&mut f, &first).unwrap();
+    let forged = ReviewedDeclaration { deducted: b, ..first.clone() };
+    assert_eq!(fed(&mut f, &forged).unwrap_err().code, ErrorCode::AlreadyExists);
+    let log = |f: &MemKv| match run_query(f, &Query::SharedLog { after: 0, limit: 10 }).unwrap() {
+        Answer::SharedLog(items) => items,
+        o => panic!("{o:?}"),
+    };
+    assert_eq!(log(&f).len(), 1, "shared once");
+    one(&mut other, "2025-04-10", ProvinceCommand::SyncShared { items: log(&f) }).unwrap();
+    assert_eq!(score(&other), (95, Grade::A));
+
+    // Contested and withdrawn: version 1 with nothing deducted; the older version arriving late
+    // changes nothing; both provinces are back at 100.
+    step(
+        &mut kv,
+        "2025-04-05",
+        PaymentCommand::Contest {
+            institution: inst(),
+            period: period("2025-03"),
+            settlement: ser("S1"),
+            reason: "indicated".into(),
+        },
+    )
+    .unwrap();
+    step(
+        &mut kv,
+        "2025-04-06",
+        PaymentCommand::Resolve {
+            province: province.clone(),
+            institution: inst(),
+            period: period("2025-03"),
+            settlement: ser("S1"),
+            accept: true,
+            reason: "indicated by the notes".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(score(&kv), (100, Grade::A));
+    let second = ReviewedDeclaration { deducted: Money::ZERO, version: 1, ..first.clone() };
+    assert_eq!(shared(&kv), vec![first.clone(), second.clone()]);
+    fed(&mut f, &second).unwrap();
+    fed(&mut f, &first).unwrap();
+    let items = log(&f);
+    assert_eq!(items.len(), 2);
+    one(&mut other, "2025-04-10", ProvinceCommand::SyncShared { items }).unwrap();
+    assert_eq!(score(&other), (100, Grade::A));
 }
