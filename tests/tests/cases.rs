@@ -433,6 +433,17 @@ async fn a_flagged_claim_becomes_a_case_executed_once_and_shared() {
     })
     .await;
     assert_eq!(there, vec![entry.clone()]);
+    for (bad, field) in [
+        (pb::ListIncentivesRequest::default(), "institution_id"),
+        (
+            pb::ListIncentivesRequest { enterprise_code: "91110000710925462Y".into(), ..Default::default() },
+            "enterprise_code",
+        ),
+        (pb::ListIncentivesRequest { personnel_code: "a/b".into(), ..Default::default() }, "personnel_code"),
+    ] {
+        let e = other.list_incentives(bad).await.unwrap_err();
+        assert!(e.code() == Code::InvalidArgument && e.message().starts_with(&format!("{field}:")), "{e:?}");
+    }
     let enterprise = other
         .get_credit_rating(pb::GetCreditRatingRequest { enterprise_code: ENTERPRISE.into(), ..Default::default() })
         .await

@@ -91,12 +91,9 @@ impl Agency {
                 trusted.push(i);
             }
         }
-        let exempt: Vec<String> = trusted.iter().map(|&i| plan.targets[i].id.clone()).collect();
-        let mut index = 0;
-        plan.targets.retain(|_| {
-            index += 1;
-            !trusted.contains(&(index - 1))
-        });
+        // Highest index first, so each removal leaves the indexes still to remove in place.
+        let mut exempt: Vec<String> = trusted.iter().rev().map(|&i| plan.targets.remove(i).id).collect();
+        exempt.reverse();
         Ok(exempt)
     }
 
