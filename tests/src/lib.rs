@@ -564,5 +564,6 @@ pub async fn dev_endpoints(stdout: tokio::process::ChildStdout) -> Vec<String> {
 }
 
 pub mod checker;
+pub mod month;
 pub mod raw;
 pub mod workload;

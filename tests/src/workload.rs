@@ -62,9 +62,22 @@ pub async fn settle_claim_of(
     n: u64,
     person: u32,
 ) -> Result<pb::SettleResponse, tonic::Status> {
+    settle_claim_on(clients, treatment, insured, worker, n, person, &today()).await
+}
+
+/// [`settle_claim_of`] with care on `day` (the mesh's "today" when its clocks are offset).
+pub async fn settle_claim_on(
+    clients: &[HospitalServiceClient<Channel>],
+    treatment: &str,
+    insured: &str,
+    worker: usize,
+    n: u64,
+    person: u32,
+    day: &str,
+) -> Result<pb::SettleResponse, tonic::Status> {
     let province = treatment;
     let inst = demo::institution(province, 1);
-    let day = today();
+    let day = day.to_string();
     let visit = format!("V-{worker}-{n}");
     with_retry(clients, worker + n as usize, |mut c| {
         let req = demo::nonlocal_visit_request(province, insured, &visit, person, 1, &day);

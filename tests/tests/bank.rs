@@ -8,6 +8,15 @@
 //! acknowledged top-up must be held there once, and every pool must have paid exactly what its
 //! account received.
 //!
+//! The workload runs with the mesh's clocks some days in the past (`MEDMESH_CLOCK_OFFSET_MS`),
+//! in the last days of the previous month. The mesh is then restarted on the real clock and,
+//! while the nemesis kills leaders again, the month is closed: each province's hospital
+//! declares it, the agency reviews it with a deduction and pays it, and grants the hospital a
+//! prepayment; the nation clears the month's non-local care and settles it between the
+//! provinces' prepaid accounts. Every one of those calls is retried with its serial or
+//! reference until it answers, and the checker must then find each of them applied exactly
+//! once, positions fallen back by the settled statements, and money still conserved.
+//!
 //! The schedule comes from a seed (`MEDMESH_BANK_SEED`, printed); the processes' timing is
 //! real, so a seed fixes the nemesis and the workload's choices, not the interleaving.
 
@@ -19,10 +28,11 @@ use medmesh_node::demo;
 use medmesh_node::pb;
 use medmesh_node::pb::federation_service_client::FederationServiceClient;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
-use medmesh_tests::checker::{check, snapshot, Acked};
-use medmesh_tests::workload::{fee_lines, today, with_retry};
-use medmesh_tests::{agency, channel_as, Mesh};
-use medmesh_types::Money;
+use medmesh_tests::checker::{check, snapshot_around, Acked, Snapshot};
+use medmesh_tests::month::{clear_and_settle, month_end, past_month_offset};
+use medmesh_tests::workload::{fee_lines, with_retry};
+use medmesh_tests::{agency, channel_as, yuan, Mesh};
+use medmesh_types::{Date, Money};
 use rand::{Rng, SeedableRng};
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
@@ -52,13 +62,14 @@ struct Plan {
     tag: String,
     n: u64,
     reverse: bool,
+    /// The day of care (the mesh's "today", some days in the past).
+    day: String,
 }
 
 /// One claim: register, upload, settle at `treatment` for a person of `insured`, then perhaps
 /// reverse it. Each call is retried across replicas with the same serial.
 async fn claim(clients: &[HospitalServiceClient<Channel>], plan: Plan, record: &Mutex<Record>) {
-    let Plan { treatment, insured, person, tag, n, reverse } = plan;
-    let day = today();
+    let Plan { treatment, insured, person, tag, n, reverse, day } = plan;
     let inst = demo::institution(treatment, 1);
     let visit = format!("BV-{tag}");
     let reg = with_retry(clients, n as usize, |mut c| {
@@ -126,10 +137,10 @@ async fn claim(clients: &[HospitalServiceClient<Channel>], plan: Plan, record: &
     record.lock().await.acked.push(acked);
 }
 
-async fn nemesis(mesh: Arc<Mutex<Mesh>>, seed: u64) -> Vec<String> {
+async fn nemesis(mesh: Arc<Mutex<Mesh>>, seed: u64, rounds: usize) -> Vec<String> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x9e37);
     let mut log = Vec::new();
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(500..2_000))).await;
         let mut m = mesh.lock().await;
         match (round + rng.gen_range(0..3)) % 4 {
@@ -223,15 +234,62 @@ async fn top_ups(federation: Vec<String>, stop: Arc<std::sync::atomic::AtomicBoo
     done
 }
 
+/// Waits (90 s at most) for `check` to hold on a snapshot of the mesh; the snapshot.
+async fn until_checked(
+    endpoints: &[(String, String, Vec<String>)],
+    federation: &str,
+    day: Date,
+    what: &str,
+    check: impl Fn(&Snapshot) -> Result<(), String>,
+) -> (Snapshot, Duration) {
+    let started = Instant::now();
+    let mut last;
+    loop {
+        match snapshot_around(endpoints, federation, day).await {
+            Ok(s) => match check(&s) {
+                Ok(()) => return (s, started.elapsed()),
+                Err(e) => last = e,
+            },
+            Err(e) => last = format!("snapshot: {e:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "{what}: invariants still broken after 90 s: {last}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Every replica running and resumed.
+async fn heal(mesh: &Mutex<Mesh>) {
+    let mut guard = mesh.lock().await;
+    let m = &mut *guard;
+    for g in m.provinces.iter_mut().chain(std::iter::once(&mut m.federation)) {
+        for id in 1..=3 {
+            if g.replica(id).running() {
+                g.resume(id);
+            } else {
+                g.restart(id);
+            }
+        }
+    }
+}
+
 /// Money is conserved, nothing is settled twice and nothing acknowledged is lost across three
-/// provinces and the federation while leaders die and a province stalls.
+/// provinces and the federation while leaders die and a province stalls; then the month is
+/// closed — declared, reviewed, paid, prepaid, cleared and settled — while leaders die again,
+/// each step exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bank_invariants_hold_under_leader_kills_and_a_stalled_province() {
     let seed: u64 = std::env::var("MEDMESH_BANK_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20_261_125);
     println!("bank: seed {seed} (MEDMESH_BANK_SEED={seed} replays the schedule)");
-    let mesh = Mesh::start(&PROVINCES, PERSONS).await;
+    // Two days before the end of last month (the workload takes a minute or two).
+    let (offset, day, month) = past_month_offset();
+    let mesh = Mesh::start_with_env(&PROVINCES, PERSONS, &[("MEDMESH_CLOCK_OFFSET_MS", offset.to_string())]).await;
     let clients: BTreeMap<String, Vec<HospitalServiceClient<Channel>>> =
         mesh.provinces.iter().map(|g| (g.province.clone(), (1..=3).map(|id| g.hospital(id)).collect())).collect();
+    let province_replicas: BTreeMap<String, Vec<String>> = mesh
+        .provinces
+        .iter()
+        .map(|g| (g.province.clone(), g.replicas.iter().map(|r| r.addr.clone()).collect()))
+        .collect();
     let endpoints: Vec<(String, String, Vec<String>)> = mesh
         .provinces
         .iter()
@@ -242,10 +300,10 @@ async fn bank_invariants_hold_under_leader_kills_and_a_stalled_province() {
     let mesh = Arc::new(Mutex::new(mesh));
     let record = Arc::new(Mutex::new(Record::default()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let nemesis = {
+    let nemesis_task = {
         let (mesh, stop) = (mesh.clone(), stop.clone());
         tokio::spawn(async move {
-            let log = nemesis(mesh, seed).await;
+            let log = nemesis(mesh, seed, ROUNDS).await;
             // Let the workload run a little on the healed mesh too.
             tokio::time::sleep(Duration::from_secs(2)).await;
             stop.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -254,12 +312,13 @@ async fn bank_invariants_hold_under_leader_kills_and_a_stalled_province() {
     };
 
     let started = Instant::now();
-    let topping = tokio::spawn(top_ups(federation_replicas, stop.clone()));
+    let topping = tokio::spawn(top_ups(federation_replicas.clone(), stop.clone()));
     let mut workers = Vec::new();
     for w in 0..WORKERS {
         let clients = clients.clone();
         let record = record.clone();
         let stop = stop.clone();
+        let day = day.to_string();
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_add(w as u64));
         workers.push(tokio::spawn(async move {
             for n in 0..MAX_CLAIMS_PER_WORKER {
@@ -276,62 +335,35 @@ async fn bank_invariants_hold_under_leader_kills_and_a_stalled_province() {
                     }
                 };
                 let reverse = rng.gen_bool(0.3);
-                let plan = Plan { treatment, insured, person, tag: format!("{w}-{n}"), n, reverse };
+                let plan = Plan { treatment, insured, person, tag: format!("{w}-{n}"), n, reverse, day: day.clone() };
                 claim(&clients[treatment], plan, &record).await;
             }
         }));
     }
-    let log = nemesis.await.expect("nemesis");
+    let log = nemesis_task.await.expect("nemesis");
     for w in workers {
         w.await.expect("worker");
     }
     let topped = topping.await.expect("top-ups");
     println!("bank: workload done in {:.1?}; nemesis: {log:?}", started.elapsed());
 
-    // Heal: every replica running and resumed.
-    {
-        let mut guard = mesh.lock().await;
-        let m = &mut *guard;
-        for g in m.provinces.iter_mut().chain(std::iter::once(&mut m.federation)) {
-            for id in 1..=3 {
-                if g.replica(id).running() {
-                    g.resume(id);
-                } else {
-                    g.restart(id);
-                }
-            }
-        }
-    }
-    let healed = Instant::now();
+    heal(&mesh).await;
     let rec = record.lock().await;
-    let deadline = healed + Duration::from_secs(90);
-    let mut last;
-    loop {
-        match snapshot(&endpoints, &federation_addr).await {
-            Ok(s) => match check(&s, &rec.acked, &rec.unknown_reversals) {
-                Ok(()) => {
-                    let nonlocal = rec.acked.iter().filter(|a| !a.settlement.insured_province.is_empty()).count();
-                    println!(
-                        "bank: invariants hold {:.1?} after healing; {} settlements acknowledged ({nonlocal} non-local), {} reversed, {} aborted, {} unknown; federation positions {} over {} settlements",
-                        healed.elapsed(),
-                        rec.acked.len(),
-                        rec.acked.iter().filter(|a| a.reversed).count(),
-                        rec.aborted,
-                        rec.unknown,
-                        s.positions.total,
-                        s.positions.settlements
-                    );
-                    break;
-                }
-                Err(e) => last = e,
-            },
-            Err(e) => last = format!("snapshot: {e:?}"),
-        }
-        assert!(Instant::now() < deadline, "invariants still broken 90 s after healing (seed {seed}): {last}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let (s, took) = until_checked(&endpoints, &federation_addr, day, "after the workload", |s| {
+        check(s, &rec.acked, &rec.unknown_reversals)
+    })
+    .await;
+    let nonlocal = rec.acked.iter().filter(|a| !a.settlement.insured_province.is_empty()).count();
+    println!(
+        "bank: invariants hold {took:.1?} after healing; {} settlements acknowledged ({nonlocal} non-local), {} reversed, {} aborted, {} unknown; federation positions {} over {} settlements",
+        rec.acked.len(),
+        rec.acked.iter().filter(|a| a.reversed).count(),
+        rec.aborted,
+        rec.unknown,
+        s.positions.total,
+        s.positions.settlements
+    );
     // Every acknowledged top-up reached the federation once; one given up on at most once.
-    let s = snapshot(&endpoints, &federation_addr).await.expect("snapshot");
     for p in PROVINCES {
         let at = s.topped_up(p);
         let acked = topped.acked.get(p).copied().unwrap_or_default();
@@ -346,4 +378,81 @@ async fn bank_invariants_hold_under_leader_kills_and_a_stalled_province() {
     let attempted = rec.acked.len() as u64 + rec.aborted + rec.unknown;
     assert!(rec.acked.len() as u64 * 2 >= attempted, "most claims settle despite the faults");
     assert!(rec.acked.iter().any(|a| !a.settlement.insured_province.is_empty()), "non-local settlements were made");
+
+    // The month ends: the whole mesh runs on the real clock again, and closes the month while
+    // the nemesis kills leaders (no stalls: a stalled province only makes each call wait).
+    {
+        let mut guard = mesh.lock().await;
+        let m = &mut *guard;
+        for g in std::iter::once(&mut m.federation).chain(m.provinces.iter_mut()) {
+            g.stop_all().await;
+        }
+        for g in std::iter::once(&mut m.federation).chain(m.provinces.iter_mut()) {
+            g.set_env("MEDMESH_CLOCK_OFFSET_MS", "0");
+            for id in 1..=3 {
+                g.restart(id);
+            }
+        }
+    }
+    let closing = Instant::now();
+    let nemesis_task = {
+        let mesh = mesh.clone();
+        tokio::spawn(async move { nemesis(mesh, seed.wrapping_add(1), ROUNDS / 2).await })
+    };
+    // One local settlement in force of each hospital to deduct from (a yuan, or all of its
+    // fund share if less).
+    let deduct = |p: &str| {
+        rec.acked
+            .iter()
+            .filter(|a| a.treatment == p && a.settlement.insured_province.is_empty() && !a.reversed)
+            .filter(|a| !rec.unknown_reversals.contains(&(a.treatment.clone(), a.settlement.serial.clone())))
+            .find_map(|a| {
+                let split = a.settlement.split.as_ref()?;
+                let fund = yuan(&split.pooling_fund) + yuan(&split.critical_illness);
+                (fund > Money::ZERO).then(|| (a.settlement.serial.clone(), fund.min(yuan("1.00"))))
+            })
+    };
+    let mut closers = Vec::new();
+    for p in PROVINCES {
+        let (addrs, month, deduct) = (province_replicas[p].clone(), month.clone(), deduct(p));
+        closers.push((p, tokio::spawn(async move { month_end(addrs, p, &month, deduct).await })));
+    }
+    let settled = clear_and_settle(federation_replicas.clone(), &month).await;
+    let mut ends = BTreeMap::new();
+    for (p, c) in closers {
+        ends.insert(p, c.await.expect("month end"));
+    }
+    let log = nemesis_task.await.expect("nemesis");
+    println!("bank: {month} closed in {:.1?}; nemesis: {log:?}; {ends:?}", closing.elapsed());
+
+    // Each step once: the ledgers show what the callers were told, the positions fell back by
+    // the settled statements, and every invariant still holds.
+    heal(&mesh).await;
+    let mut statements: BTreeMap<(String, String), Money> = BTreeMap::new();
+    for st in &settled.statements {
+        *statements.entry((st.insured_province.clone(), st.treatment_province.clone())).or_default() += yuan(&st.total);
+    }
+    assert!(statements.values().any(|t| *t != Money::ZERO), "the month had non-local care to settle: {settled:?}");
+    let (s, took) = until_checked(&endpoints, &federation_addr, day, "after the month end", |s| {
+        check(s, &rec.acked, &rec.unknown_reversals)?;
+        for (p, e) in &ends {
+            let f = &s.funds[*p];
+            let shown = (yuan(&f.deducted), yuan(&f.institution_payments), yuan(&f.prepaid_out));
+            if shown != (e.deducted, e.paid, e.prepaid) {
+                return Err(format!("{p}: deducted, paid and prepaid {shown:?}; the callers were told {e:?}"));
+            }
+        }
+        for x in &s.positions.positions {
+            let want = statements.get(&(x.insured_province.clone(), x.treatment_province.clone())).copied();
+            if yuan(&x.settled) != want.unwrap_or_default() {
+                return Err(format!("{x:?}: the settled statement says {want:?}"));
+            }
+        }
+        Ok(())
+    })
+    .await;
+    println!(
+        "bank: the closed month checks out {took:.1?} after healing; positions {} over {} settlements; settled {statements:?}",
+        s.positions.total, s.positions.settlements
+    );
 }

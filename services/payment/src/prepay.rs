@@ -35,8 +35,8 @@ pub enum PrepaymentKind {
 /// A province's prepayment policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrepaymentPolicy {
-    /// The pooling fund's balance must cover at least this many months of its average monthly
-    /// expenditure.
+    /// The pooling fund's balance (with its prepaid account for non-local care) must cover at
+    /// least this many months of its average monthly expenditure.
     pub min_months_covered: u32,
     /// Years of history the size is based on: 1 to 3.
     pub history_years: u32,
@@ -176,7 +176,8 @@ pub fn months_covered_tenths(balance: Money, monthly: Money) -> Option<i64> {
 /// What the store knows when an institution applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conditions {
-    /// The pooling fund's balance.
+    /// The pooling fund's balance with its prepaid account for non-local care (the province's
+    /// money either way).
     pub fund_balance: Money,
     /// The pooling fund's average monthly expenditure over the policy's window.
     pub fund_monthly_expenditure: Money,
@@ -225,7 +226,7 @@ pub fn check_conditions(policy: &PrepaymentPolicy, c: &Conditions) -> Result<(),
         return Err(PayError::state(
             "fund",
             format!(
-                "the pooling fund's balance {} covers {}.{} months of its average monthly expenditure {}; the policy asks at least {} months",
+                "the pooling fund's balance with its prepaid account, {}, covers {}.{} months of its average monthly expenditure {}; the policy asks at least {} months",
                 c.fund_balance,
                 tenths / 10,
                 tenths % 10,

@@ -208,6 +208,7 @@ pub(crate) fn resolve_reservation(
             let account = r.split.as_ref().map(|s| s.individual_account).unwrap_or(Money::ZERO);
             f.nonlocal_paid += fund_share;
             f.nonlocal_accounts_in += account;
+            crate::payment::add_fund_month(tx, now.date(), pooled(&r));
             f.nonlocal_settlements += 1;
             f.nonlocal_owed += r.amount();
             add_owed(tx, &transfer.treatment, r.amount());
@@ -224,6 +225,12 @@ pub(crate) fn resolve_reservation(
     tx.put_delete(&keys::pending_reservation(transfer));
     Ok(Outcome::Reservation(r))
 }
+/// What the pool spent on a reservation's care (pooling and critical illness, as for local
+/// care): its month's expenditure counts it, through the prepaid account that paid.
+fn pooled(r: &Reservation) -> Money {
+    r.split.as_ref().map(|s| s.pooling_fund + s.critical_illness).unwrap_or(Money::ZERO)
+}
+
 /// Insured province: gives back a posted reservation whose settlement was reversed. It is sent
 /// only after the federation recorded the reversal of a committed transfer, so a reservation
 /// still pending (its post deferred) is posted first.
@@ -247,6 +254,7 @@ pub(crate) fn unpost_reservation(tx: &mut Tx<'_>, transfer: &TransferId, now: Lo
     let account = r.split.as_ref().map(|s| s.individual_account).unwrap_or(Money::ZERO);
     f.nonlocal_paid -= fund_share;
     f.nonlocal_accounts_in -= account;
+    crate::payment::add_fund_month(tx, now.date(), Money::ZERO - pooled(&r));
     f.nonlocal_settlements -= 1;
     f.nonlocal_owed -= r.amount();
     add_owed(tx, &transfer.treatment, Money::ZERO - r.amount());

@@ -314,6 +314,21 @@ impl FundLedger {
         self.balance() + self.prepaid_topped_up
     }
 
+    /// As insured province: the prepaid account's balance as this province last saw it — the
+    /// top-ups it followed less the non-local care of its insured in force, which the account
+    /// paid (fund share plus account part). Negative when that care outran the top-ups.
+    pub fn prepaid_balance(&self) -> Money {
+        self.prepaid_topped_up - self.nonlocal_owed
+    }
+
+    /// What the pool and its prepaid account hold between them: the figure the fund's risk
+    /// level and the prepayment condition measure. A top-up only moves money from the pool to
+    /// the account, so it leaves this unchanged; non-local care of the province's insured
+    /// lowers it like local care.
+    pub fn with_prepaid(&self) -> Money {
+        self.balance() + self.prepaid_balance()
+    }
+
     /// The medical-assistance fund's balance: its income less what it paid.
     pub fn assistance_balance(&self) -> Money {
         self.assistance_funded - self.assistance_paid

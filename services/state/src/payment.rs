@@ -45,7 +45,9 @@ fn update_month(tx: &mut Tx<'_>, inst: &InstitutionId, period: Period, f: impl F
     tx.store(&key, &m);
 }
 
-fn add_fund_month(tx: &mut Tx<'_>, today: Date, spent: Money) {
+/// Adds `spent` (negative for a reversal) to the pooling fund's expenditure of `today`'s month:
+/// the figure of its risk level.
+pub(crate) fn add_fund_month(tx: &mut Tx<'_>, today: Date, spent: Money) {
     if spent.is_zero() {
         return;
     }
@@ -504,7 +506,7 @@ pub fn assess(
         .map(|(_, v)| decode::<medmesh_supervision::cases::CaseOutcome>(v).decided_on)
         .max();
     let conditions = Conditions {
-        fund_balance: fund.balance(),
+        fund_balance: fund.with_prepaid(),
         fund_monthly_expenditure: fund_monthly_expenditure(kv, today).2,
         agreement: crate::rules::active_institution(kv, inst, today).map(|_| ()).map_err(|e| e.message),
         last_case,
@@ -546,8 +548,9 @@ pub fn budget(kv: &dyn KvRead, inst: &InstitutionId, year: i32) -> Result<Budget
 }
 
 /// The pooling fund's risk level: months of its average monthly expenditure (over the 12 full
-/// months before the group's current month) its balance covers, against the policy's
-/// `min_months_covered`.
+/// months before the group's current month; local care and the fund share of its insured's
+/// non-local care) that its balance with its prepaid account covers
+/// ([`crate::FundLedger::with_prepaid`]), against the policy's `min_months_covered`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FundRisk {
     /// Average monthly expenditure (pooling and critical illness) over the window.
@@ -586,7 +589,7 @@ pub fn fund_risk(kv: &dyn KvRead, balance: Money, today: Option<Date>) -> FundRi
     };
     let warning = (tenths < i64::from(threshold_months) * 10).then(|| {
         format!(
-            "the pooling fund's balance {balance} covers {}.{} months of its average monthly expenditure {monthly_expenditure} ({from} to {to}), below {threshold_months}",
+            "the pooling fund's balance with its prepaid account, {balance}, covers {}.{} months of its average monthly expenditure {monthly_expenditure} ({from} to {to}), below {threshold_months}",
             tenths / 10,
             tenths % 10
         )

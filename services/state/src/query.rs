@@ -1119,7 +1119,7 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
                 .map(|(_, v)| decode::<Payable>(&v).amount)
                 .sum();
             let today = load::<LogTime>(kv, keys::TIME).map(|t| t.date());
-            let risk = crate::payment::fund_risk(kv, ledger.balance(), today);
+            let risk = crate::payment::fund_risk(kv, ledger.with_prepaid(), today);
             Ok(Answer::Fund(FundView { ledger, payables, risk }))
         }
         Query::Policy => load(kv, keys::POLICY)

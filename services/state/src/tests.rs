@@ -1239,6 +1239,48 @@ fn the_pool_follows_the_federation_s_top_ups_once() {
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "topped_up"), "{e}");
 }
 
+/// Issue 12.5: the insured province's risk level counts what its prepaid account holds and what
+/// its insured's non-local care cost. The care (March) is in the expenditure of the 12 months
+/// before April; the months covered are the pool's balance with the account's balance over
+/// that, recomputed here from the settlement's split and the top-ups; a top-up, which only
+/// moves money from the pool into the account, leaves them unchanged.
+#[test]
+fn the_risk_level_counts_the_prepaid_account_and_non_local_care() {
+    let mut t = trio();
+    let contributed = fund(&t.insured).ledger.balance();
+    nonlocal_visit(&mut t, "V1", "3000", Some(FilingKind::LongTermResident));
+    let s = commit(&mut t, "S1", "V1");
+    let split = s.split.clone();
+    let pooled = split.pooling_fund + split.critical_illness;
+    assert!(pooled > Money::ZERO, "{split:?}");
+    let april = LogTime(i64::from(day("2025-04-02").days()) * 86_400_000 + 4 * 3_600_000);
+    t.insured.0.insert(keys::TIME.as_bytes().to_vec(), crate::kv::encode(&april));
+    let risk = |kv: &MemKv| fund(kv).risk;
+    let monthly = Money::from_fen(pooled.to_fen() / 12);
+    // Nothing topped up yet: the account is overdrawn by the care, which the pool will fund.
+    let held = contributed + split.individual_account - (split.fund_total() + split.individual_account);
+    let want = |held: Money| Some(held.to_fen() * 10 / monthly.to_fen());
+    let r = risk(&t.insured);
+    assert_eq!((r.monthly_expenditure, r.months_covered_tenths), (monthly, want(held)), "{r:?}");
+    let l = fund(&t.insured).ledger;
+    assert_eq!(l.prepaid_balance(), Money::ZERO - (split.fund_total() + split.individual_account));
+    // Topped up and followed: the pool's balance falls, the months covered do not.
+    let top = FederationCommand::TopUp {
+        province: prov("310000"),
+        serial: ser("T1"),
+        amount: m("5000"),
+        warning_below: None,
+    };
+    ok(&one(&mut t.federation, top));
+    follow(&t.federation, &mut t.insured, "310000");
+    t.insured.0.insert(keys::TIME.as_bytes().to_vec(), crate::kv::encode(&april));
+    let after = fund(&t.insured);
+    assert_eq!(after.ledger.balance(), l.balance() - m("5000"));
+    assert_eq!(after.risk, r, "a top-up moves money, it does not spend it");
+    assert_eq!(after.ledger.prepaid_balance(), prepaid_of(&t.federation, "310000").balance, "as the federation has it");
+    mesh_conserved(&t);
+}
+
 /// Applies one command at `time` (a month can pass between two commands here).
 fn one_at(kv: &mut MemKv, time: LogTime, cmd: impl Into<Command>) -> CommandResult {
     let (r, writes) = apply_command(kv, &cmd.into(), time);

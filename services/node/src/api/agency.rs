@@ -602,6 +602,7 @@ impl AgencyService for Agency {
                 assistance_paid: f.ledger.assistance_paid.to_string(),
                 assistance_balance: f.ledger.assistance_balance().to_string(),
                 rewards_paid: f.ledger.rewards_paid.to_string(),
+                prepaid_balance: f.ledger.prepaid_balance().to_string(),
             })),
             other => Err(unexpected(other)),
         }
