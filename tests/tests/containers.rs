@@ -8,6 +8,11 @@
 //! restarted in turn; claims settled through the kill and the partitions are timed and the
 //! figures printed. Afterwards every acknowledged settlement is present exactly once and
 //! the mesh's invariants hold, read through the public API only by the bank test's checker.
+//! The mesh runs with its clocks in the last days of the previous month
+//! (`MEDMESH_CLOCK_OFFSET_MS`); at the end every container is recreated on the real clock and
+//! the month is closed: the hospital declares it, the agency deducts a line, pays and grants a
+//! prepayment, the nation clears and settles the month; each once, and the invariants hold
+//! again.
 //! Skips, saying so, when no Docker engine or compose tool is present; fails instead when `CI`
 //! is set.
 
@@ -21,12 +26,32 @@ use medmesh_node::pb;
 use medmesh_node::pb::agency_service_client::AgencyServiceClient;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
 use medmesh_node::pki::Transport;
-use medmesh_tests::checker::{check, snapshot, Acked};
-use medmesh_tests::workload::{settle_claim, settle_claim_of, today, with_retry};
-use medmesh_tests::{agency, channel_as, institution, operator};
+use medmesh_tests::checker::{check, snapshot_around, Acked};
+use medmesh_tests::month::{clear_and_settle, month_end, past_month_offset};
+use medmesh_tests::workload::{settle_claim_on, with_retry};
+use medmesh_tests::{agency, channel_as, institution, operator, yuan};
+use medmesh_types::Money;
 
 const PROVINCE: &str = "110000";
 const INSURED: &str = "310000";
+
+/// The day of care: the mesh's "today", in the last days of the previous month.
+static DAY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn day() -> String {
+    DAY.get().expect("the day of care is set at the start").clone()
+}
+
+/// One claim at 110000's institution 1 for demo person `person` of `insured`, on [`day`].
+async fn settle_claim_of(
+    clients: &[HospitalServiceClient<tonic::transport::Channel>],
+    insured: &str,
+    worker: usize,
+    n: u64,
+    person: u32,
+) -> Result<pb::SettleResponse, tonic::Status> {
+    settle_claim_on(clients, PROVINCE, insured, worker, n, person, &day()).await
+}
 
 /// The transport of group `group`'s operator.
 fn op(group: &str) -> Transport {
@@ -73,13 +98,13 @@ async fn settle_round(
 ) {
     for n in range {
         let mut made = Vec::new();
-        let r = settle_claim(clients, PROVINCE, 0, n, (n % 40) as u32)
+        let r = settle_claim_of(clients, PROVINCE, 0, n, (n % 40) as u32)
             .await
             .unwrap_or_else(|e| panic!("settle {what}: {e:?}"));
         made.push(r);
         if n % 2 == 0 {
             let person = (n % 40) as u32 | 1;
-            let r = settle_claim_of(clients, PROVINCE, INSURED, 1, n, person)
+            let r = settle_claim_of(clients, INSURED, 1, n, person)
                 .await
                 .unwrap_or_else(|e| panic!("non-local settle {what}: {e:?}"));
             assert_eq!(r.insured_province, INSURED);
@@ -140,9 +165,9 @@ impl Probe {
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         let t = Instant::now();
                         let r = if nonlocal {
-                            settle_claim_of(&clients, PROVINCE, INSURED, worker, n, (n % 40) as u32 | 1).await
+                            settle_claim_of(&clients, INSURED, worker, n, (n % 40) as u32 | 1).await
                         } else {
-                            settle_claim(&clients, PROVINCE, worker, n, (n % 40) as u32).await
+                            settle_claim_of(&clients, PROVINCE, worker, n, (n % 40) as u32).await
                         };
                         let r = r.unwrap_or_else(|e| panic!("probe claim {worker}/{n}: {e:?}"));
                         done.push((t.elapsed(), r));
@@ -201,6 +226,8 @@ struct Mesh {
     tool: Vec<String>,
     project: String,
     file: String,
+    /// The replicas' `MEDMESH_CLOCK_OFFSET_MS` at the next `up`.
+    clock_offset_ms: String,
 }
 
 /// The directory secret of the compose mesh under test.
@@ -229,6 +256,7 @@ impl Mesh {
     fn run(&self, args: &[&str]) -> std::process::Output {
         let mut c = Command::new(&self.tool[0]);
         c.env("MEDMESH_PKI_DIR", medmesh_tests::pki().dir()).env("MEDMESH_DIRECTORY_SECRET", SECRET);
+        c.env("MEDMESH_CLOCK_OFFSET_MS", &self.clock_offset_ms);
         c.args(&self.tool[1..]).args(["-p", &self.project, "-f", &self.file]).args(args);
         let out = c.output().expect("compose runs");
         assert!(out.status.success(), "compose {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -290,10 +318,13 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     let built = Command::new(root.join("deploy/build-image.sh")).output().expect("image build runs");
     assert!(built.status.success(), "image build: {}", String::from_utf8_lossy(&built.stderr));
-    let mesh = Mesh {
+    let (offset, care_day, month) = past_month_offset();
+    DAY.set(care_day.to_string()).expect("set once");
+    let mut mesh = Mesh {
         tool,
         project: format!("medmesh-test-{}", std::process::id()),
         file: root.join("deploy/docker-compose.yml").display().to_string(),
+        clock_offset_ms: offset.to_string(),
     };
     issue_replica_certificates();
     mesh.run(&["up", "-d"]);
@@ -428,7 +459,7 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
 
     // Every acknowledged settlement is there once, with its split, and the fund balances.
     let inst = demo::institution(PROVINCE, 1);
-    let day = today();
+    let day = day();
     let stmt = with_retry(&clients, 0, |mut c| {
         let req = pb::ListSettlementsRequest {
             institution_id: inst.clone(),
@@ -470,13 +501,66 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let verdict = match snapshot(&endpoints, &fed_addrs()[0]).await {
+        let verdict = match snapshot_around(&endpoints, &fed_addrs()[0], care_day).await {
             Ok(s) => check(&s, &acked, &[]),
             Err(e) => Err(format!("snapshot: {e:?}")),
         };
         match verdict {
             Ok(()) => break,
             Err(e) => assert!(Instant::now() < deadline, "invariants broken 60 s after the last nemesis: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // The month ends: every container is recreated on the real clock (all at once, on their
+    // volumes), and the month is closed through the public API.
+    mesh.clock_offset_ms = "0".into();
+    let t = Instant::now();
+    mesh.run(&["up", "-d"]);
+    for (a, g) in [(addrs(), PROVINCE), (insured_addrs(), INSURED), (fed_addrs(), "000000")] {
+        wait_for_leader(&a, &op(g), Duration::from_secs(90)).await.expect("leader after the mesh was recreated");
+    }
+    eprintln!("mesh serving {:?} after every container was recreated on the real clock", t.elapsed());
+    let deduct = acked.iter().filter(|a| a.settlement.insured_province.is_empty() && !a.reversed).find_map(|a| {
+        let split = a.settlement.split.as_ref()?;
+        let fund = yuan(&split.pooling_fund) + yuan(&split.critical_illness);
+        (fund > Money::ZERO).then(|| (a.settlement.serial.clone(), fund.min(yuan("1.00"))))
+    });
+    let closed = month_end(addrs(), PROVINCE, &month, deduct).await;
+    let settled = clear_and_settle(fed_addrs(), &month).await;
+    let total: Money = settled
+        .statements
+        .iter()
+        .filter(|s| s.insured_province == INSURED && s.treatment_province == PROVINCE)
+        .map(|s| yuan(&s.total))
+        .sum();
+    assert!(total > Money::ZERO, "the month's non-local care was settled: {settled:?}");
+    eprintln!("{month} closed {:?} after the restart: {closed:?}, {total} settled from {INSURED}", t.elapsed());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let verdict = match snapshot_around(&endpoints, &fed_addrs()[0], care_day).await {
+            Ok(s) => check(&s, &acked, &[]).and_then(|()| {
+                let f = &s.funds[PROVINCE];
+                let shown = (yuan(&f.deducted), yuan(&f.institution_payments), yuan(&f.prepaid_out));
+                let pair = s
+                    .positions
+                    .positions
+                    .iter()
+                    .find(|p| p.insured_province == INSURED && p.treatment_province == PROVINCE)
+                    .map(|p| yuan(&p.settled));
+                if shown != (closed.deducted, closed.paid, closed.prepaid) {
+                    Err(format!("deducted, paid and prepaid {shown:?}; the callers were told {closed:?}"))
+                } else if pair != Some(total) {
+                    Err(format!("{INSURED} -> {PROVINCE} settled {pair:?}; the settled statement says {total}"))
+                } else {
+                    Ok(())
+                }
+            }),
+            Err(e) => Err(format!("snapshot: {e:?}")),
+        };
+        match verdict {
+            Ok(()) => break,
+            Err(e) => assert!(Instant::now() < deadline, "invariants broken 60 s after the month was closed: {e}"),
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
