@@ -42,7 +42,7 @@ pub fn compute(kv: &dyn KvRead, period: AggPeriod) -> Result<Aggregate, DomainEr
             let mut r = FundReport::between(Period::of(d), closed, &ledger(d.plus_days(-1)), &close);
             r.monthly_expenditure = crate::payment::monthly_expenditure_to(kv, Period::of(d));
             r.months_covered_tenths =
-                medmesh_payment::prepay::months_covered_tenths(r.closing_balance, r.monthly_expenditure);
+                medmesh_payment::prepay::months_covered_tenths(close.with_prepaid(), r.monthly_expenditure);
             (r, load(kv, &keys::tally_day(d)).unwrap_or_default())
         }
     };

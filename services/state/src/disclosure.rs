@@ -86,6 +86,8 @@ pub fn fund_report(kv: &dyn KvRead, period: Period) -> Result<FundReport, Domain
     let close = if closed { ledger(period) } else { load(kv, keys::FUND).unwrap_or_default() };
     let mut r = FundReport::between(period, closed, &ledger(period.prev()), &close);
     r.monthly_expenditure = crate::payment::monthly_expenditure_to(kv, period);
-    r.months_covered_tenths = medmesh_payment::prepay::months_covered_tenths(r.closing_balance, r.monthly_expenditure);
+    // As GetFund's risk level: the pool with its prepaid account.
+    r.months_covered_tenths =
+        medmesh_payment::prepay::months_covered_tenths(close.with_prepaid(), r.monthly_expenditure);
     Ok(r)
 }

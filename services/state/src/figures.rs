@@ -61,7 +61,8 @@ pub struct FundReport {
     pub closing_assistance_balance: Money,
     /// Average monthly pooling expenditure over the 12 months ending with this one.
     pub monthly_expenditure: Money,
-    /// Months of it the closing balance covers, in tenths, rounded down (`None`: nothing spent).
+    /// Months of it the closing balance with the prepaid account for non-local care covers
+    /// ([`crate::FundLedger::with_prepaid`]), in tenths, rounded down (`None`: nothing spent).
     pub months_covered_tenths: Option<i64>,
 }
 
