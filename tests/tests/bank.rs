@@ -380,7 +380,7 @@ async fn bank_invariants_hold_under_leader_kills_and_a_stalled_province() {
     assert!(rec.acked.iter().any(|a| !a.settlement.insured_province.is_empty()), "non-local settlements were made");
 
     // The month ends: the whole mesh runs on the real clock again, and closes the month while
-    // the nemesis kills leaders (no stalls: a stalled province only makes each call wait).
+    // the nemesis kills leaders and stalls a province again.
     {
         let mut guard = mesh.lock().await;
         let m = &mut *guard;
@@ -402,7 +402,8 @@ async fn bank_invariants_hold_under_leader_kills_and_a_stalled_province() {
     // One local settlement in force of each hospital to deduct from (a yuan, or all of its
     // fund share if less).
     let deduct = |p: &str| {
-        rec.acked
+        let line = rec
+            .acked
             .iter()
             .filter(|a| a.treatment == p && a.settlement.insured_province.is_empty() && !a.reversed)
             .filter(|a| !rec.unknown_reversals.contains(&(a.treatment.clone(), a.settlement.serial.clone())))
@@ -410,7 +411,9 @@ async fn bank_invariants_hold_under_leader_kills_and_a_stalled_province() {
                 let split = a.settlement.split.as_ref()?;
                 let fund = yuan(&split.pooling_fund) + yuan(&split.critical_illness);
                 (fund > Money::ZERO).then(|| (a.settlement.serial.clone(), fund.min(yuan("1.00"))))
-            })
+            });
+        assert!(line.is_some(), "{p}: a local settlement in force to deduct from");
+        line
     };
     let mut closers = Vec::new();
     for p in PROVINCES {

@@ -526,6 +526,7 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
         let fund = yuan(&split.pooling_fund) + yuan(&split.critical_illness);
         (fund > Money::ZERO).then(|| (a.settlement.serial.clone(), fund.min(yuan("1.00"))))
     });
+    assert!(deduct.is_some(), "a local settlement in force to deduct from");
     let closed = month_end(addrs(), PROVINCE, &month, deduct).await;
     let settled = clear_and_settle(fed_addrs(), &month).await;
     let total: Money = settled

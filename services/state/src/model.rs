@@ -365,7 +365,8 @@ impl FundLedger {
 
 /// Money conserved across the mesh, to the fen: pools, pending non-local holds, prepaid
 /// balances and institution payables together (`held`), with what was paid out to
-/// institutions (`paid_out`: payments and prepayments not repaid), change only by what came in
+/// institutions and reporters (`paid_out`: payments, prepayments not repaid, rewards), change
+/// only by what came in
 /// from outside — contributions and individual-account payments (`came_in`). A top-up moves
 /// money from a pool into its prepaid account; one the province has not followed yet counts as
 /// come in (in flight). Each argument is summed over every province (prepaid over every
@@ -378,7 +379,8 @@ pub struct MoneyTotals {
     /// Σ contributions + Σ account payments (local and non-local) + Σ top-ups not yet
     /// followed by their province.
     pub came_in: Money,
-    /// Σ paid to institutions and prepaid to them, less prepayments repaid.
+    /// Σ paid to institutions and prepaid to them, less prepayments repaid, and Σ rewards paid
+    /// to reporters.
     pub paid_out: Money,
 }
 
@@ -391,7 +393,8 @@ impl MoneyTotals {
         self.held += f.balance() + f.assistance_balance() + f.nonlocal_reserved + payables;
         self.came_in +=
             f.contributions + f.assistance_funded + f.accounts_paid + f.nonlocal_accounts_in - f.prepaid_topped_up;
-        self.paid_out += f.paid_out();
+        // Rewards to reporters leave the pool like payments to institutions.
+        self.paid_out += f.paid_out() + f.rewards_paid;
     }
 
     /// Adds the prepaid accounts.

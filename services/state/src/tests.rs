@@ -1258,7 +1258,7 @@ fn the_risk_level_counts_the_prepaid_account_and_non_local_care() {
     let risk = |kv: &MemKv| fund(kv).risk;
     let monthly = Money::from_fen(pooled.to_fen() / 12);
     // Nothing topped up yet: the account is overdrawn by the care, which the pool will fund.
-    let held = contributed + split.individual_account - (split.fund_total() + split.individual_account);
+    let held = contributed - split.fund_total();
     let want = |held: Money| Some(held.to_fen() * 10 / monthly.to_fen());
     let r = risk(&t.insured);
     assert_eq!((r.monthly_expenditure, r.months_covered_tenths), (monthly, want(held)), "{r:?}");
@@ -1278,6 +1278,14 @@ fn the_risk_level_counts_the_prepaid_account_and_non_local_care() {
     assert_eq!(after.ledger.balance(), l.balance() - m("5000"));
     assert_eq!(after.risk, r, "a top-up moves money, it does not spend it");
     assert_eq!(after.ledger.prepaid_balance(), prepaid_of(&t.federation, "310000").balance, "as the federation has it");
+    // The month's disclosure (April so far; its 12 months hold March's care alone) measures
+    // the same way.
+    let april = medmesh_payment::Period::parse("2025-04").unwrap();
+    let report = match run_query(&t.insured, &Query::FundReport { period: april }).unwrap() {
+        Answer::FundReport(r) => *r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((report.monthly_expenditure, report.months_covered_tenths), (monthly, want(held)));
     mesh_conserved(&t);
 }
 

@@ -61,9 +61,11 @@ pub(crate) const CF_META: &str = "meta";
 pub(crate) const CF_SM: &str = "sm";
 
 /// Version of the on-disk encoding (bincode of openraft entries and `medmesh_state` records).
-/// Bump it whenever a stored type changes shape; a replica refuses a directory of another
+/// Bump it whenever a stored type changes shape, or what apply writes for the same entries
+/// changes (16: the insured province's monthly expenditure counts its non-local care), so
+/// replicas never hold state two builds wrote; a replica refuses a directory of another
 /// version instead of misreading it.
-pub const FORMAT_VERSION: u32 = 15;
+pub const FORMAT_VERSION: u32 = 16;
 const KEY_FORMAT: &[u8] = b"format";
 
 fn check_format(db: &DB) -> Result<(), StorageError<NodeId>> {
