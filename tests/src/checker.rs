@@ -224,34 +224,35 @@ pub fn positions_match(s: &Snapshot) -> Result<(), String> {
     if owed != receivable || owed != in_force {
         return Err(format!("owed {owed}, receivable {receivable}, federation positions in force {in_force}"));
     }
+    // Each province's sides of the positions: as insured province (in force, settled,
+    // adjusted) and as treatment province (in force, settled).
+    #[derive(Default)]
+    struct Sides {
+        owes: Money,
+        paid: Money,
+        adjusted: Money,
+        is_owed: Money,
+        received: Money,
+    }
+    let mut sides: BTreeMap<&str, Sides> = BTreeMap::new();
+    for x in &s.positions.positions {
+        let i = sides.entry(x.insured_province.as_str()).or_default();
+        i.owes += yuan(&x.in_force);
+        i.paid += yuan(&x.settled);
+        i.adjusted += yuan(&x.adjusted);
+        let t = sides.entry(x.treatment_province.as_str()).or_default();
+        t.is_owed += yuan(&x.in_force);
+        t.received += yuan(&x.settled);
+    }
     for (p, f) in &s.funds {
-        fn insured(x: &pb::Position) -> &String {
-            &x.insured_province
-        }
-        fn treatment(x: &pb::Position) -> &String {
-            &x.treatment_province
-        }
-        fn in_force(x: &pb::Position) -> &String {
-            &x.in_force
-        }
-        fn settled(x: &pb::Position) -> &String {
-            &x.settled
-        }
-        fn adjusted(x: &pb::Position) -> &String {
-            &x.adjusted
-        }
-        let side = |mine: fn(&pb::Position) -> &String, get: fn(&pb::Position) -> &String| -> Money {
-            s.positions.positions.iter().filter(|x| mine(x) == p).map(|x| yuan(get(x))).sum()
-        };
-        let (owes, is_owed) = (side(insured, in_force), side(treatment, in_force));
+        let Sides { owes, paid, adjusted, is_owed, received } = sides.remove(p.as_str()).unwrap_or_default();
         if (yuan(&f.nonlocal_owed), yuan(&f.nonlocal_receivable)) != (owes, is_owed) {
             return Err(format!(
                 "{p}: the federation holds {owes} owed and {is_owed} receivable in force; the ledger says {} and {}",
                 f.nonlocal_owed, f.nonlocal_receivable
             ));
         }
-        let (paid, received) = (side(insured, settled), side(treatment, settled));
-        let mine = yuan(&f.prepaid_balance) - side(insured, adjusted);
+        let mine = yuan(&f.prepaid_balance) - adjusted;
         let account = s.prepaid.accounts.iter().find(|a| &a.province == p).map(|a| yuan(&a.balance));
         if account.is_some_and(|a| a != mine) {
             return Err(format!(

@@ -14,6 +14,7 @@ use medmesh_types::{Date, LogTime, Money};
 use tonic::transport::Channel;
 use tonic::Code;
 
+use crate::checker::Acked;
 use crate::workload::retryable;
 use crate::{agency, channel_as, institution, national, yuan};
 
@@ -83,11 +84,21 @@ pub struct MonthEnd {
     pub prepaid: Money,
 }
 
+/// A line a review may deduct from: the first of `acked` that is a local settlement in force
+/// with a fund share, and a yuan of that share (all of it if less).
+pub fn deductible_line<'a>(acked: impl IntoIterator<Item = &'a Acked>) -> Option<(String, Money)> {
+    acked.into_iter().filter(|a| a.settlement.insured_province.is_empty() && !a.reversed).find_map(|a| {
+        let split = a.settlement.split.as_ref()?;
+        let fund = yuan(&split.pooling_fund) + yuan(&split.critical_illness);
+        (fund > Money::ZERO).then(|| (a.settlement.serial.clone(), fund.min(yuan("1.00"))))
+    })
+}
+
 /// One province's month end: its hospital declares `month`; the agency reviews it, deducting
-/// `deduct` (a local settlement's serial and an amount) if given, and pays what it approved;
+/// `deduct` (a local settlement's serial and an amount), and pays what it approved;
 /// the hospital is quoted a prepayment and the agency grants it. Each call is retried across
 /// the province's replicas with its serial or reference while leaders die.
-pub async fn month_end(addrs: Vec<String>, province: &str, month: &str, deduct: Option<(String, Money)>) -> MonthEnd {
+pub async fn month_end(addrs: Vec<String>, province: &str, month: &str, deduct: (String, Money)) -> MonthEnd {
     let inst = demo::institution(province, 1);
     let hospital = institution(province, 1);
     let agency = agency(province);
@@ -103,19 +114,16 @@ pub async fn month_end(addrs: Vec<String>, province: &str, month: &str, deduct: 
     .declaration
     .expect("declaration");
     assert_eq!(declared.status, pb::DeclarationStatus::Declared as i32, "{province}: {declared:?}");
-    let deductions: Vec<pb::DeductionInput> = deduct
-        .iter()
-        .map(|(serial, amount)| pb::DeductionInput {
-            settlement_serial: serial.clone(),
-            amount: amount.to_string(),
-            reason: "bank: the same item billed twice on one day".into(),
-            alert_seq: 0,
-        })
-        .collect();
+    let (serial, deducted) = deduct;
     let review = pb::ReviewDeclarationRequest {
         institution_id: inst.clone(),
         period: month.into(),
-        deductions,
+        deductions: vec![pb::DeductionInput {
+            settlement_serial: serial,
+            amount: deducted.to_string(),
+            reason: "bank: the same item billed twice on one day".into(),
+            alert_seq: 0,
+        }],
         note: "bank: month-end review".into(),
     };
     match retry_at(&addrs, &agency, |ch| {
@@ -129,24 +137,17 @@ pub async fn month_end(addrs: Vec<String>, province: &str, month: &str, deduct: 
         Err(s) if s.code() == Code::FailedPrecondition && s.message().contains("was already reviewed") => {}
         Err(s) => panic!("{province}: reviewing {month}: {s:?}"),
     }
-    let statement = |addrs: Vec<String>| {
-        let (inst, hospital, month) = (inst.clone(), hospital.clone(), month.to_string());
-        async move {
-            let req = pb::GetPaymentStatementRequest { institution_id: inst, period: month };
-            retry_at(&addrs, &hospital, move |ch| {
-                let req = req.clone();
-                async move { HospitalServiceClient::new(ch).get_payment_statement(req).await }
-            })
-            .await
-            .expect("payment statement")
-            .into_inner()
-            .statement
-            .and_then(|s| s.declaration)
-            .expect("a declaration")
-        }
-    };
-    let reviewed = statement(addrs.clone()).await;
-    let deducted = deduct.map(|(_, a)| a).unwrap_or_default();
+    let statement = pb::GetPaymentStatementRequest { institution_id: inst.clone(), period: month.into() };
+    let reviewed = retry_at(&addrs, &hospital, |ch| {
+        let req = statement.clone();
+        async move { HospitalServiceClient::new(ch).get_payment_statement(req).await }
+    })
+    .await
+    .expect("payment statement")
+    .into_inner()
+    .statement
+    .and_then(|s| s.declaration)
+    .expect("a declaration");
     assert_eq!(reviewed.note, "bank: month-end review", "{province}: {reviewed:?}");
     assert_eq!(yuan(&reviewed.deducted), deducted, "{province}: deducted once: {reviewed:?}");
     assert_eq!(yuan(&reviewed.approved), yuan(&reviewed.declared) - deducted, "{province}: {reviewed:?}");

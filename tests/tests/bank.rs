@@ -29,7 +29,7 @@ use medmesh_node::pb;
 use medmesh_node::pb::federation_service_client::FederationServiceClient;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
 use medmesh_tests::checker::{check, snapshot_around, Acked, Snapshot};
-use medmesh_tests::month::{clear_and_settle, month_end, past_month_offset};
+use medmesh_tests::month::{clear_and_settle, deductible_line, month_end, past_month_offset};
 use medmesh_tests::workload::{fee_lines, with_retry};
 use medmesh_tests::{agency, channel_as, yuan, Mesh};
 use medmesh_types::{Date, Money};
@@ -399,21 +399,12 @@ async fn bank_invariants_hold_under_leader_kills_and_a_stalled_province() {
         let mesh = mesh.clone();
         tokio::spawn(async move { nemesis(mesh, seed.wrapping_add(1), ROUNDS / 2).await })
     };
-    // One local settlement in force of each hospital to deduct from (a yuan, or all of its
-    // fund share if less).
+    // One local settlement in force of each hospital to deduct from (one whose reversal's
+    // outcome is unknown could be reversed).
     let deduct = |p: &str| {
-        let line = rec
-            .acked
-            .iter()
-            .filter(|a| a.treatment == p && a.settlement.insured_province.is_empty() && !a.reversed)
-            .filter(|a| !rec.unknown_reversals.contains(&(a.treatment.clone(), a.settlement.serial.clone())))
-            .find_map(|a| {
-                let split = a.settlement.split.as_ref()?;
-                let fund = yuan(&split.pooling_fund) + yuan(&split.critical_illness);
-                (fund > Money::ZERO).then(|| (a.settlement.serial.clone(), fund.min(yuan("1.00"))))
-            });
-        assert!(line.is_some(), "{p}: a local settlement in force to deduct from");
-        line
+        let unknown = |a: &&Acked| rec.unknown_reversals.contains(&(a.treatment.clone(), a.settlement.serial.clone()));
+        deductible_line(rec.acked.iter().filter(|a| a.treatment == p && !unknown(a)))
+            .unwrap_or_else(|| panic!("{p}: a local settlement in force to deduct from"))
     };
     let mut closers = Vec::new();
     for p in PROVINCES {

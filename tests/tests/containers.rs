@@ -27,7 +27,7 @@ use medmesh_node::pb::agency_service_client::AgencyServiceClient;
 use medmesh_node::pb::hospital_service_client::HospitalServiceClient;
 use medmesh_node::pki::Transport;
 use medmesh_tests::checker::{check, snapshot_around, Acked};
-use medmesh_tests::month::{clear_and_settle, month_end, past_month_offset};
+use medmesh_tests::month::{clear_and_settle, deductible_line, month_end, past_month_offset};
 use medmesh_tests::workload::{settle_claim_on, with_retry};
 use medmesh_tests::{agency, channel_as, institution, operator, yuan};
 use medmesh_types::Money;
@@ -43,7 +43,7 @@ fn day() -> String {
 }
 
 /// One claim at 110000's institution 1 for demo person `person` of `insured`, on [`day`].
-async fn settle_claim_of(
+async fn claim_on_day(
     clients: &[HospitalServiceClient<tonic::transport::Channel>],
     insured: &str,
     worker: usize,
@@ -98,13 +98,13 @@ async fn settle_round(
 ) {
     for n in range {
         let mut made = Vec::new();
-        let r = settle_claim_of(clients, PROVINCE, 0, n, (n % 40) as u32)
+        let r = claim_on_day(clients, PROVINCE, 0, n, (n % 40) as u32)
             .await
             .unwrap_or_else(|e| panic!("settle {what}: {e:?}"));
         made.push(r);
         if n % 2 == 0 {
             let person = (n % 40) as u32 | 1;
-            let r = settle_claim_of(clients, INSURED, 1, n, person)
+            let r = claim_on_day(clients, INSURED, 1, n, person)
                 .await
                 .unwrap_or_else(|e| panic!("non-local settle {what}: {e:?}"));
             assert_eq!(r.insured_province, INSURED);
@@ -165,9 +165,9 @@ impl Probe {
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         let t = Instant::now();
                         let r = if nonlocal {
-                            settle_claim_of(&clients, INSURED, worker, n, (n % 40) as u32 | 1).await
+                            claim_on_day(&clients, INSURED, worker, n, (n % 40) as u32 | 1).await
                         } else {
-                            settle_claim_of(&clients, PROVINCE, worker, n, (n % 40) as u32).await
+                            claim_on_day(&clients, PROVINCE, worker, n, (n % 40) as u32).await
                         };
                         let r = r.unwrap_or_else(|e| panic!("probe claim {worker}/{n}: {e:?}"));
                         done.push((t.elapsed(), r));
@@ -521,12 +521,7 @@ async fn compose_mesh_keeps_every_acknowledged_settlement_under_nemeses() {
         wait_for_leader(&a, &op(g), Duration::from_secs(90)).await.expect("leader after the mesh was recreated");
     }
     eprintln!("mesh serving {:?} after every container was recreated on the real clock", t.elapsed());
-    let deduct = acked.iter().filter(|a| a.settlement.insured_province.is_empty() && !a.reversed).find_map(|a| {
-        let split = a.settlement.split.as_ref()?;
-        let fund = yuan(&split.pooling_fund) + yuan(&split.critical_illness);
-        (fund > Money::ZERO).then(|| (a.settlement.serial.clone(), fund.min(yuan("1.00"))))
-    });
-    assert!(deduct.is_some(), "a local settlement in force to deduct from");
+    let deduct = deductible_line(&acked).expect("a local settlement in force to deduct from");
     let closed = month_end(addrs(), PROVINCE, &month, deduct).await;
     let settled = clear_and_settle(fed_addrs(), &month).await;
     let total: Money = settled

@@ -40,9 +40,7 @@ pub fn compute(kv: &dyn KvRead, period: AggPeriod) -> Result<Aggregate, DomainEr
             let ledger = |day: Date| -> FundLedger { load(kv, &keys::fund_day_close(day)).unwrap_or_default() };
             let close = if closed { ledger(d) } else { load(kv, keys::FUND).unwrap_or_default() };
             let mut r = FundReport::between(Period::of(d), closed, &ledger(d.plus_days(-1)), &close);
-            r.monthly_expenditure = crate::payment::monthly_expenditure_to(kv, Period::of(d));
-            r.months_covered_tenths =
-                medmesh_payment::prepay::months_covered_tenths(close.with_prepaid(), r.monthly_expenditure);
+            r.measure_risk(kv, Period::of(d), &close);
             (r, load(kv, &keys::tally_day(d)).unwrap_or_default())
         }
     };

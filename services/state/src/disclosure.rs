@@ -42,6 +42,15 @@ fn count(a: u64, b: u64) -> i64 {
 }
 
 impl FundReport {
+    /// Fills in the risk figures as GetFund's risk level measures them: the average monthly
+    /// expenditure over the 12 months ending with `period`, and the months of it that `close`
+    /// (the pool with its prepaid account) covers.
+    pub(crate) fn measure_risk(&mut self, kv: &dyn KvRead, period: Period, close: &FundLedger) {
+        self.monthly_expenditure = crate::payment::monthly_expenditure_to(kv, period);
+        self.months_covered_tenths =
+            medmesh_payment::prepay::months_covered_tenths(close.with_prepaid(), self.monthly_expenditure);
+    }
+
     /// The report of `period` from the ledgers at its start and end.
     pub fn between(period: Period, closed: bool, open: &FundLedger, close: &FundLedger) -> FundReport {
         FundReport {
@@ -85,9 +94,6 @@ pub fn fund_report(kv: &dyn KvRead, period: Period) -> Result<FundReport, Domain
     let closed = period < current;
     let close = if closed { ledger(period) } else { load(kv, keys::FUND).unwrap_or_default() };
     let mut r = FundReport::between(period, closed, &ledger(period.prev()), &close);
-    r.monthly_expenditure = crate::payment::monthly_expenditure_to(kv, period);
-    // As GetFund's risk level: the pool with its prepaid account.
-    r.months_covered_tenths =
-        medmesh_payment::prepay::months_covered_tenths(close.with_prepaid(), r.monthly_expenditure);
+    r.measure_risk(kv, period, &close);
     Ok(r)
 }

@@ -225,6 +225,7 @@ pub(crate) fn resolve_reservation(
     tx.put_delete(&keys::pending_reservation(transfer));
     Ok(Outcome::Reservation(r))
 }
+
 /// What the pool spent on a reservation's care (pooling and critical illness, as for local
 /// care): its month's expenditure counts it, through the prepaid account that paid.
 fn pooled(r: &Reservation) -> Money {

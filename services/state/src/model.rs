@@ -314,9 +314,10 @@ impl FundLedger {
         self.balance() + self.prepaid_topped_up
     }
 
-    /// As insured province: the prepaid account's balance as this province last saw it — the
-    /// top-ups it followed less the non-local care of its insured in force, which the account
-    /// paid (fund share plus account part). Negative when that care outran the top-ups.
+    /// As insured province: the prepaid account's balance by this ledger — the top-ups it
+    /// followed less the non-local care of its insured in force, which the account paid (fund
+    /// share plus account part). Negative when that care outran the top-ups. The federation's
+    /// account is the record; it differs from this by upheld clearing disputes' adjustments.
     pub fn prepaid_balance(&self) -> Money {
         self.prepaid_topped_up - self.nonlocal_owed
     }
