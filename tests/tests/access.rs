@@ -419,6 +419,7 @@ async fn a_claimed_filing_is_checked_with_the_federation() {
             doctor: medmesh_types::PersonnelCode::new(medmesh_node::demo::doctor(HOME, 1)).unwrap(),
             department: "internal medicine".into(),
             diagnosis: "J06.900".into(),
+            rule_self_pay: Default::default(),
         },
     };
     let answer = |bytes: Vec<u8>| {

@@ -615,7 +615,9 @@ async fn a_flagged_claim_becomes_a_case_executed_once_and_shared() {
 /// yesterday (settled today); a 110000 hospital then claims a stay since yesterday for the same
 /// person. The insured province, which every fund-paid claim of its insured passes through,
 /// refuses the second stay before any money moves (XR-01), and the reverse order is caught the
-/// same way when the local stay settles. No identity reaches the federation or 110000.
+/// same way when the local stay settles. No identity reaches the federation or 110000. Then
+/// 110000's own rules judge visitors' claims there: a self-pay line, a flag that becomes a case
+/// (which recovers nothing of 310000's fund share), a block before 310000 is asked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapping_stays_in_two_provinces_are_refused_before_the_second_payment() {
     let mut mesh = Mesh::start(&[HOME, OTHER], 8).await;
@@ -712,6 +714,100 @@ async fn overlapping_stays_in_two_provinces_are_refused_before_the_second_paymen
     let mut local = claim(other, OTHER, "VL5", 5).await;
     let e = local.settle(settle(OTHER, "SL5", "VL5")).await.unwrap_err();
     assert!(e.code() == Code::FailedPrecondition && e.message().contains("XR-01"), "{e:?}");
+
+    // 110000's own rules judge its visitors' claims: a ceiling on a line's amount (self-pay), a
+    // flag on every visitor's claim, a block on a doctor under investigation; a rule reading the
+    // person (which would refuse every claim) does not run on a visitor.
+    let mut treating = AgencyServiceClient::new(home.agency(home.leader().await));
+    let own = |id: &str, target: pb::RuleTarget, action: pb::RuleAction, condition: String| pb::PutRuleRequest {
+        rule: Some(pb::MonitoringRule {
+            id: id.into(),
+            version: 1,
+            category: pb::RuleCategory::Policy as i32,
+            target: target as i32,
+            action: action as i32,
+            severity: 3,
+            title: format!("110000's rule {id}"),
+            condition,
+            enabled: true,
+            ..Default::default()
+        }),
+    };
+    for r in [
+        own("BJ-CAP", pb::RuleTarget::Line, pb::RuleAction::SelfPay, "line.amount_fen > 30000".into()),
+        own("BJ-FLAG", pb::RuleTarget::Claim, pb::RuleAction::Flag, "claim.nonlocal".into()),
+        own(
+            "BJ-DOC",
+            pb::RuleTarget::Claim,
+            pb::RuleAction::Block,
+            format!("doctor.code == {:?}", demo::doctor(HOME, 2)),
+        ),
+        own("BJ-AGE", pb::RuleTarget::Claim, pb::RuleAction::Block, "person.age >= 0".into()),
+    ] {
+        treating.put_rule(r).await.unwrap();
+    }
+    let outpatient = |serial: &str, person: u32, doctor: u32| {
+        let ch = home.channel_as(1, &institution(HOME, 1));
+        let (req, today) = (demo::nonlocal_visit_request(HOME, OTHER, serial, person, doctor, &today), today.clone());
+        let visit = serial.to_string();
+        async move {
+            let mut h = HospitalServiceClient::new(ch);
+            h.register_visit(req).await.unwrap();
+            let lines = demo::fee_lines(2, &today);
+            let upload =
+                pb::UploadFeesRequest { institution_id: demo::institution(HOME, 1), visit_serial: visit, lines };
+            h.upload_fees(upload).await.unwrap();
+            h
+        }
+    };
+    // Which lines are over ¥300.00, worked out here from the lines as sent.
+    let over: Vec<String> = demo::fee_lines(2, &today)
+        .iter()
+        .filter(|l| {
+            let quantity: i64 = l.quantity.parse().unwrap();
+            (yuan(&l.unit_price).to_fen() * quantity) > 30_000
+        })
+        .map(|l| l.serial.clone())
+        .collect();
+    assert!(!over.is_empty() && over.len() < 10, "the lines straddle the ceiling: {over:?}");
+    let mut h = outpatient("VC2", 2, 1).await;
+    let s = h.settle(settle(HOME, "SC2", "VC2")).await.unwrap().into_inner();
+    let capped: Vec<String> =
+        s.split.unwrap().lines.iter().filter(|l| l.rule_id == "BJ-CAP").map(|l| l.serial.clone()).collect();
+    assert_eq!(capped, over, "the ceiling's lines are the patient's");
+    let alerts = treating.list_alerts(pb::ListAlertsRequest::default()).await.unwrap().into_inner().alerts;
+    let flagged: Vec<&pb::Alert> = alerts.iter().filter(|a| a.settlement_serial == "SC2").collect();
+    assert_eq!(flagged.len(), 1, "{alerts:?}");
+    assert_eq!(flagged[0].rule_id, "BJ-FLAG");
+    let mut h = outpatient("VC3", 3, 2).await;
+    let before = fund(insured.clone()).await;
+    let e = h.settle(settle(HOME, "SC3", "VC3")).await.unwrap_err();
+    assert!(e.code() == Code::FailedPrecondition && e.message().contains("BJ-DOC"), "{e:?}");
+    let after = fund(insured.clone()).await;
+    assert_eq!(after.nonlocal_settlements, before.nonlocal_settlements, "nothing asked of 310000");
+    // The flag becomes a case in 110000, which recovers nothing of 310000's fund share.
+    let open = pb::OpenCaseRequest {
+        case_id: "BJ-V-1".into(),
+        alert_seq: flagged[0].seq,
+        institution_id: demo::institution(HOME, 1),
+        ..Default::default()
+    };
+    let c = treating.open_case(open).await.unwrap().into_inner().case.unwrap();
+    assert_eq!((c.settlement_serials, yuan(&c.involved)), (vec!["SC2".to_string()], Money::ZERO));
+    let finding = pb::InvestigateCaseRequest { case_id: "BJ-V-1".into(), finding: "priced above the cap".into() };
+    treating.investigate_case(finding).await.unwrap();
+    let decide = pb::DecideCaseRequest {
+        case_id: "BJ-V-1".into(),
+        violation_type: pb::ViolationType::Irregular as i32,
+        recover: "1.00".into(),
+        fine_multiple: "1.0".into(),
+        agreement: pb::AgreementAction::Keep as i32,
+        reason: "priced above the cap".into(),
+        ..Default::default()
+    };
+    let e = treating.decide_case(decide).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().starts_with("recover:"), "{e:?}");
+    assert!(e.message().contains("SC2") && e.message().contains(OTHER), "{e:?}");
     mesh.federation.stop_all().await;
     for g in &mut mesh.provinces {
         g.stop_all().await;

@@ -37,7 +37,7 @@ pub use eval::{evaluate, Fault, Hit, Verdict};
 pub use facts::{ClaimInput, DoctorFacts, Fact, Facts, History, LineFacts, LineInput};
 pub use kb::{Diagnosis, ItemKind, ItemKnowledge, Knowledge, KnowledgeBase, MAX_KB_LIST};
 pub use library::{demo_knowledge_base, shipped_rules};
-pub use rule::{compile, Action, Category, CompiledRule, Rule, RuleError, Target, MAX_CONDITION};
+pub use rule::{compile, valid_rule_id, Action, Category, CompiledRule, Rule, RuleError, Target, MAX_CONDITION};
 
 #[cfg(test)]
 mod tests;

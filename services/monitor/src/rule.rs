@@ -5,6 +5,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
+use crate::schema::Reads;
+
 /// Longest condition, in bytes.
 pub const MAX_CONDITION: usize = 2048;
 /// Longest title, in bytes.
@@ -85,14 +87,18 @@ pub struct CompiledRule {
     /// The rule.
     pub rule: Rule,
     pub(crate) program: Arc<cel::Program>,
+    /// What its condition reads.
+    pub reads: crate::schema::Reads,
+}
+
+/// Whether `id` is a well-formed rule id: 1 to 32 letters, digits, `.`, `_` or `-`.
+pub fn valid_rule_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Checks a rule and compiles its condition.
 pub fn compile(rule: &Rule) -> Result<CompiledRule, RuleError> {
-    let id_ok = !rule.id.is_empty()
-        && rule.id.len() <= 32
-        && rule.id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if !id_ok {
+    if !valid_rule_id(&rule.id) {
         return Err(refuse("id", "must be 1 to 32 letters, digits, '.', '_' or '-'"));
     }
     if rule.version == 0 {
@@ -107,7 +113,8 @@ pub fn compile(rule: &Rule) -> Result<CompiledRule, RuleError> {
     if rule.condition.trim().is_empty() || rule.condition.len() > MAX_CONDITION {
         return Err(refuse("condition", format!("must be 1 to {MAX_CONDITION} bytes")));
     }
-    Ok(CompiledRule { rule: rule.clone(), program: program(rule.target, &rule.condition)? })
+    let (program, reads) = program(rule.target, &rule.condition)?;
+    Ok(CompiledRule { rule: rule.clone(), program, reads })
 }
 
 /// Most conditions kept compiled in one process.
@@ -116,8 +123,8 @@ const CACHE_SIZE: usize = 10_000;
 /// The compiled condition, from this process's cache when it was compiled before: apply
 /// runs the rules in force on every settlement, and parsing is most of a rule's cost.
 /// Compiling is a pure function of the text, so the cache changes no answer.
-fn program(target: Target, condition: &str) -> Result<Arc<cel::Program>, RuleError> {
-    type Cache = Mutex<BTreeMap<(Target, String), Arc<cel::Program>>>;
+fn program(target: Target, condition: &str) -> Result<(Arc<cel::Program>, Reads), RuleError> {
+    type Cache = Mutex<BTreeMap<(Target, String), (Arc<cel::Program>, Reads)>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let key = (target, condition.to_string());
@@ -128,13 +135,13 @@ fn program(target: Target, condition: &str) -> Result<Arc<cel::Program>, RuleErr
         let first = e.errors.first().map(|e| e.msg.clone()).unwrap_or_else(|| "does not parse".into());
         refuse("condition", format!("does not parse: {first}"))
     })?;
-    crate::schema::check(program.expression(), target).map_err(|m| refuse("condition", m))?;
+    let reads = crate::schema::check(program.expression(), target).map_err(|m| refuse("condition", m))?;
     let program = Arc::new(program);
     if let Ok(mut c) = cache.lock() {
         if c.len() >= CACHE_SIZE {
             c.clear();
         }
-        c.insert(key, program.clone());
+        c.insert(key, (program.clone(), reads));
     }
-    Ok(program)
+    Ok((program, reads))
 }

@@ -203,11 +203,26 @@ fn record_name(r: Record) -> &'static str {
     }
 }
 
-/// Checks a parsed condition for a rule of `target`; the error says what is wrong.
-pub fn check(expr: &IdedExpr, target: Target) -> Result<(), String> {
+/// The line facts drawn from the person's other care (the rest of a line's facts are the claim's
+/// own and the knowledge base's).
+pub const PERSONAL_LINE_FIELDS: &[&str] = &["billed_elsewhere", "course_days"];
+
+/// What a condition that passed the check reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reads {
+    /// The person or the person's care: `person`, `history`, or a line's facts drawn from the
+    /// person's other visits ([`PERSONAL_LINE_FIELDS`]). Only the insured province holds these,
+    /// so a rule that reads none of them can also run where a visitor is treated.
+    pub person: bool,
+}
+
+/// Checks a parsed condition for a rule of `target`, answering what it reads; the error says
+/// what is wrong.
+pub fn check(expr: &IdedExpr, target: Target) -> Result<Reads, String> {
     let line_loops = usize::from(target == Target::Line);
-    let mut c = Checker { target, scope: Vec::new(), nodes: 0, depth: 0, line_loops };
-    c.walk(expr).map(|_| ())
+    let mut c = Checker { target, scope: Vec::new(), nodes: 0, depth: 0, line_loops, reads: Reads::default() };
+    c.walk(expr)?;
+    Ok(c.reads)
 }
 
 struct Checker {
@@ -217,6 +232,8 @@ struct Checker {
     depth: usize,
     /// Enclosing iterations over the claim's lines (a line rule is one).
     line_loops: usize,
+    /// What the condition reads, so far.
+    reads: Reads,
 }
 
 impl Checker {
@@ -231,6 +248,9 @@ impl Checker {
                 if let Some((_, t)) = self.scope.iter().rev().find(|(n, _)| n == name) {
                     return Ok(*t);
                 }
+                if matches!(name.as_str(), "person" | "history") {
+                    self.reads.person = true;
+                }
                 root(name, self.target).ok_or_else(|| {
                     if name == "line" {
                         "names `line`, which only a line rule (target line) sees".to_string()
@@ -241,6 +261,9 @@ impl Checker {
             }
             Expr::Select(s) => {
                 let t = self.walk(&s.operand)?;
+                if t == Rec(Record::Line) && PERSONAL_LINE_FIELDS.contains(&s.field.as_str()) {
+                    self.reads.person = true;
+                }
                 let ft = match t {
                     Rec(r) => {
                         field(r, &s.field).ok_or_else(|| format!("`{}` has no field `{}`", record_name(r), s.field))?

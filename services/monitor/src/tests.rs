@@ -327,6 +327,34 @@ fn rule(target: Target, condition: &str) -> Rule {
     }
 }
 
+/// A rule that reads the person, the person's care or a line's facts drawn from it is marked so:
+/// the province treating a visitor holds none of those, and runs only the others.
+#[test]
+fn what_a_condition_reads_of_the_person_is_known_when_compiled() {
+    let reads = |target, condition: &str| compile(&rule(target, condition)).unwrap().reads.person;
+    for (target, condition) in [
+        (Target::Claim, "person.age > 60"),
+        (Target::Claim, "history.visits_last_7_days > 3"),
+        (Target::Claim, "claim.total_fen > 0 && person.sex == \"F\""),
+        (Target::Line, "line.billed_elsewhere > 0"),
+        (Target::Line, "line.course_days > 7"),
+        (Target::Claim, "lines.exists(l, l.course_days > 3)"),
+        (Target::Claim, "lines.filter(l, l.billed_elsewhere > 0).size() > 0"),
+    ] {
+        assert!(reads(target, condition), "{condition} reads the person");
+    }
+    for (target, condition) in [
+        (Target::Claim, "claim.total_fen > 100000 && institution.level < 3"),
+        (Target::Line, "line.amount_fen > line.price_ceiling_fen && line.price_ceiling_fen >= 0"),
+        (Target::Line, "line.kb_sex != \"\" && line.same_day_index > 0"),
+        (Target::Claim, "lines.exists(l, l.day > claim.discharged) || doctor.points >= 12"),
+        // A comprehension variable named like a record is the variable, not the record.
+        (Target::Claim, "lines.exists(person, person.amount_fen > 0)"),
+    ] {
+        assert!(!reads(target, condition), "{condition} reads nothing of the person");
+    }
+}
+
 #[test]
 fn conditions_that_cannot_be_run_deterministically_are_refused_when_recorded() {
     let refused = [

@@ -34,9 +34,11 @@ fn load_case(tx: &Tx<'_>, id: &str) -> Result<Case, DomainError> {
     tx.load(&keys::case(id)).ok_or_else(|| DomainError::not_found("case_id", format!("no case {id}")))
 }
 
-/// The fund share paid on the case's settlements still in force (what can be recovered). A
-/// settlement is recovered on by one case only, so the recoveries of two cases never add up to
-/// more than the fund paid.
+/// The fund share this province paid on the case's settlements still in force (what can be
+/// recovered). A settlement is recovered on by one case only, so the recoveries of two cases
+/// never add up to more than the fund paid. A visitor's non-local settlement counts nothing:
+/// its fund share is the insured province's (a case on it can still fine nothing but suspend,
+/// score, discipline and transfer).
 fn involved(tx: &Tx<'_>, case: &str, inst: &InstitutionId, settlements: &[Serial]) -> Result<Money, DomainError> {
     let mut sum = Money::ZERO;
     for (i, serial) in settlements.iter().enumerate() {
@@ -50,17 +52,29 @@ fn involved(tx: &Tx<'_>, case: &str, inst: &InstitutionId, settlements: &[Serial
         let s: Settlement = tx.load(&keys::settlement(inst, serial)).ok_or_else(|| {
             DomainError::not_found(&field, format!("settlement {serial} of institution {inst} does not exist"))
         })?;
-        if s.insured.is_some() {
-            return Err(DomainError::precondition(
-                field,
-                format!("settlement {serial} is non-local: its fund share belongs to the insured province"),
-            ));
-        }
-        if s.status == SettlementStatus::Settled {
+        if s.status == SettlementStatus::Settled && s.insured.is_none() {
             sum += s.split.fund_total() + s.split.individual_account;
         }
     }
     Ok(sum)
+}
+
+/// Refuses a recovery that reaches into a visitor's non-local settlement, naming it: its fund
+/// share was the insured province's, not this province's.
+fn nonlocal_share(tx: &Tx<'_>, inst: &InstitutionId, settlements: &[Serial]) -> Result<(), DomainError> {
+    for serial in settlements {
+        if let Some(s) = tx.load::<Settlement>(&keys::settlement(inst, serial)).filter(|s| s.insured.is_some()) {
+            return Err(DomainError::invalid(
+                "recover",
+                format!(
+                    "settlement {serial} is non-local: its fund share belongs to the insured province {}, \
+                     so this province recovers only what its own fund paid",
+                    s.insured.map(|p| p.to_string()).unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Applies a case command.
@@ -89,6 +103,9 @@ pub(crate) fn execute(tx: &mut Tx<'_>, cmd: &CaseCommand, now: LogTime) -> Resul
             if c.state == CaseState::Investigating {
                 // What can be recovered is what the fund paid on settlements still in force.
                 c.involved = involved(tx, &c.id, &c.institution, &c.settlements)?;
+                if decision.recover > c.involved {
+                    nonlocal_share(tx, &c.institution, &c.settlements)?;
+                }
             }
             c.decide(decision.clone(), today, &policy(tx)).map_err(case_error)?;
             c

@@ -120,7 +120,7 @@ pub(crate) fn quote_remote(
     let doctor_points = crate::rules::qualification(kv, &claim.doctor, today).map(|q| q.year_points).unwrap_or(0);
     let ctx = crate::monitoring::ClaimContext {
         visit: &visit,
-        person,
+        person: Some(person),
         institution: &institution,
         items: &claim.items,
         doctor_points,
@@ -144,7 +144,14 @@ pub(crate) fn quote_remote(
         reduced_ratio: claim.filing.reduced_ratio(),
         use_individual_account: claim.use_individual_account,
         lines: claim.lines.clone(),
-        rule_self_pay: crate::monitoring::self_pay(&verdict, &visit),
+        rule_self_pay: {
+            // The insured province's own findings first, then the treatment province's.
+            let mut lines = crate::monitoring::self_pay(&verdict, &visit);
+            for (line, rule) in &claim.rule_self_pay {
+                lines.entry(line.clone()).or_insert_with(|| rule.clone());
+            }
+            lines
+        },
         assistance_fund: Money::ZERO,
     };
     let split = settle(&c, |code| claim.items.iter().find(|i| &i.code == code), &policy, &acc)

@@ -181,6 +181,11 @@ pub(crate) struct RuleSet {
     pub rules: Vec<CompiledRule>,
     /// The others, as faults.
     pub faults: Vec<medmesh_monitor::Fault>,
+    /// The rules this province runs on a visitor's claim: its own (not national) rules that
+    /// read nothing of the person or the person's care, which only the insured province holds.
+    pub visitor_rules: Vec<CompiledRule>,
+    /// The faults among this province's own rules.
+    pub visitor_faults: Vec<medmesh_monitor::Fault>,
 }
 
 /// The rules in force. Decoding and compiling them is a pure function of the stored record's
@@ -200,16 +205,31 @@ fn rules_in_force(kv: &dyn KvRead) -> std::sync::Arc<RuleSet> {
         }
     }
     let in_force: Vec<Rule> = if raw.is_empty() { Vec::new() } else { decode(&raw) };
-    let mut set = RuleSet { rules: Vec::new(), faults: Vec::new() };
+    let mut set =
+        RuleSet { rules: Vec::new(), faults: Vec::new(), visitor_rules: Vec::new(), visitor_faults: Vec::new() };
     for r in in_force {
+        // Whether a rule is national is fixed when its id is first recorded (`put_rule` refuses
+        // to change it), so it may be kept with the set.
+        let own = load::<RuleRecord>(kv, &keys::rule(&r.id)).is_some_and(|rec| !rec.national);
         match compile(&r) {
-            Ok(c) => set.rules.push(c),
-            Err(e) => set.faults.push(medmesh_monitor::Fault {
-                rule: r.id.clone(),
-                version: r.version,
-                line: None,
-                message: e.to_string(),
-            }),
+            Ok(c) => {
+                if own && !c.reads.person {
+                    set.visitor_rules.push(c.clone());
+                }
+                set.rules.push(c)
+            }
+            Err(e) => {
+                let fault = medmesh_monitor::Fault {
+                    rule: r.id.clone(),
+                    version: r.version,
+                    line: None,
+                    message: e.to_string(),
+                };
+                if own {
+                    set.visitor_faults.push(fault.clone());
+                }
+                set.faults.push(fault)
+            }
         }
     }
     let set = Arc::new(set);
@@ -294,8 +314,9 @@ fn history(
 pub(crate) struct ClaimContext<'a> {
     /// The visit.
     pub visit: &'a Visit,
-    /// The person.
-    pub person: &'a Person,
+    /// The person: `None` for a visitor insured elsewhere, whose person and care only the
+    /// insured province holds (the rules run on a visitor read neither).
+    pub person: Option<&'a Person>,
     /// The institution.
     pub institution: &'a Institution,
     /// The catalogue entries of the claim's codes.
@@ -314,7 +335,10 @@ pub(crate) fn facts(kv: &dyn KvRead, c: &ClaimContext<'_>) -> Facts {
     let v = c.visit;
     let discharged = if v.kind == VisitKind::Inpatient { c.today.max(v.admitted) } else { v.admitted };
     let kb = knowledge_base(kv);
-    let history = history(kv, &c.person.key, v, discharged, &kb, c.place);
+    let history = match c.person {
+        Some(p) => history(kv, &p.key, v, discharged, &kb, c.place),
+        None => History::default(),
+    };
     let input = ClaimInput {
         inpatient: v.kind == VisitKind::Inpatient,
         admitted: v.admitted,
@@ -322,9 +346,9 @@ pub(crate) fn facts(kv: &dyn KvRead, c: &ClaimContext<'_>) -> Facts {
         diagnosis: v.diagnosis.clone(),
         department: v.department.clone(),
         nonlocal: v.nonlocal.is_some() || c.place.is_some(),
-        age: v.admitted.years_since(c.person.birth_date).max(0) as u32,
-        sex: c.person.sex,
-        insurance: c.person.insurance,
+        age: c.person.map_or(0, |p| v.admitted.years_since(p.birth_date).max(0) as u32),
+        sex: c.person.map_or(medmesh_settlement::Sex::Female, |p| p.sex),
+        insurance: c.person.map_or(medmesh_settlement::InsuranceType::Employee, |p| p.insurance),
         institution: v.institution.to_string(),
         institution_level: c.institution.level,
         doctor: DoctorFacts {
@@ -351,6 +375,35 @@ pub(crate) fn check(kv: &dyn KvRead, c: &ClaimContext<'_>) -> Verdict {
     let mut v = evaluate(&set.rules, &facts(kv, c));
     v.faults.extend(set.faults.iter().cloned());
     v
+}
+
+/// Runs this province's own rules that can judge a visitor's claim (those reading nothing of
+/// the person or the person's care) over a non-local visit treated here, with what only this
+/// province knows: its institution as registered, its catalogue, its doctor's points. The
+/// insured province runs its rules and the national ones, with the person's whole history,
+/// when it reserves the claim.
+pub(crate) fn check_visitor(
+    kv: &dyn KvRead,
+    visit: &Visit,
+    institution: &Institution,
+    items: &[CatalogueItem],
+    doctor_points: u32,
+    today: Date,
+) -> Verdict {
+    let set = rules_in_force(kv);
+    if set.visitor_rules.is_empty() && set.visitor_faults.is_empty() {
+        return Verdict::default();
+    }
+    let ctx = ClaimContext { visit, person: None, institution, items, doctor_points, today, place: None };
+    let mut v = evaluate(&set.visitor_rules, &facts(kv, &ctx));
+    v.faults.extend(set.visitor_faults.iter().cloned());
+    v
+}
+
+/// After a visitor's non-local settlement is recorded here: the flags and faults of this
+/// province's rules join its review queue (the person's care is indexed at home).
+pub(crate) fn visitor_settled(tx: &mut Tx<'_>, v: &Verdict, visit: &Visit, settlement: &Serial, now: LogTime) {
+    raise_alerts(tx, v, visit, settlement, now, false);
 }
 
 /// A registered visit's claim with what the rules read of it: the institution, the visit, the
@@ -388,7 +441,7 @@ pub(crate) fn test_rule(
     let doctor_points = doctor_points(&v.doctor);
     let ctx = ClaimContext {
         visit: &v,
-        person: &person,
+        person: Some(&person),
         institution: &inst,
         items: &items,
         doctor_points,
@@ -537,7 +590,7 @@ pub(crate) fn scan(
         let points = doctor_points(tx, &v.doctor, st.settled_on);
         let ctx = ClaimContext {
             visit: &v,
-            person: &person,
+            person: Some(&person),
             institution: &inst,
             items: &items,
             doctor_points: points,

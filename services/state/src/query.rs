@@ -868,11 +868,11 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
                     format!("no non-local settlement {serial} of institution {institution}"),
                 )
             })?;
-            let (claim, nonlocal) = remote_claim(kv, institution, &transfer.visit, transfer.use_individual_account)?;
+            let (claim, nonlocal) =
+                remote_claim(kv, institution, &transfer.visit, transfer.use_individual_account, &transfer.checks)?;
             Ok(Answer::TransferClaim { transfer, claim, nonlocal })
         }
         Query::VisitClaim { institution, visit, use_individual_account, now } => {
-            crate::rules::active_institution(kv, institution, now.date())?;
             let v: Visit = load(kv, &keys::visit(institution, visit)).ok_or_else(|| {
                 DomainError::not_found(
                     "visit_serial",
@@ -885,8 +885,13 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
                     format!("visit {visit} is already settled by {by}"),
                 ));
             }
-            crate::rules::billing_doctor(kv, &v.doctor, institution, now.date())?;
-            let (claim, nonlocal) = remote_claim(kv, institution, visit, *use_individual_account)?;
+            let inst = crate::rules::active_institution(kv, institution, now.date())?;
+            let points = crate::rules::billing_doctor(kv, &v.doctor, institution, now.date())?;
+            // The quote meets this province's own rules as the settlement will.
+            let items = crate::treatment::items_of(kv, &v);
+            let checks = crate::monitoring::check_visitor(kv, &v, &inst, &items, points, now.date());
+            crate::monitoring::blocked(&checks)?;
+            let (claim, nonlocal) = remote_claim(kv, institution, visit, *use_individual_account, &checks)?;
             Ok(Answer::VisitClaim { claim, nonlocal })
         }
         Query::OpenTransfers { limit } => {

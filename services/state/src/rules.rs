@@ -262,7 +262,7 @@ pub(crate) fn quote(
     // patient's share; flags are raised when the settlement is recorded.
     let ctx = crate::monitoring::ClaimContext {
         visit: &v,
-        person: &person,
+        person: Some(&person),
         institution: &inst,
         items: &items,
         doctor_points,

@@ -5,6 +5,8 @@
 //! a certificate ([`directory_key`]), computed at the province edge with a secret shared by the
 //! provinces and not by the federation's readers.
 
+use std::collections::BTreeMap;
+
 use medmesh_settlement::{CatalogueItem, FeeLine, Split};
 use medmesh_types::{Date, InstitutionId, LogTime, Money, ProvinceCode, Serial};
 use serde::{Deserialize, Serialize};
@@ -232,6 +234,10 @@ pub struct RemoteClaim {
     pub department: String,
     /// Diagnosis code.
     pub diagnosis: String,
+    /// Lines the treatment province's own monitoring rules moved to the patient's share, with
+    /// the rule (only ever less for the fund: the insured province applies them beside its own
+    /// rules' self-pay lines).
+    pub rule_self_pay: BTreeMap<Serial, String>,
 }
 
 /// Where a transfer stands at the treatment province.
@@ -263,6 +269,10 @@ pub struct TreatmentTransfer {
     pub started_at: LogTime,
     /// Where it stands.
     pub phase: TransferPhase,
+    /// What this province's own rules found on the visitor's claim when the transfer opened
+    /// (its self-pay lines travel with the claim; its flags join the review queue when the
+    /// settlement is recorded).
+    pub checks: medmesh_monitor::Verdict,
 }
 
 /// An open transfer with what driving it needs: the claim for the insured province and the

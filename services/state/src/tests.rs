@@ -1980,6 +1980,127 @@ fn overlapping_stays_in_two_provinces_are_caught_before_the_second_payment() {
     settled(&one(&mut t.insured, settle_cmd("SL", "VL")));
 }
 
+/// The treatment province's own rules judge a visitor's claim before anything is asked of the
+/// insured province: those that read nothing of the person or the person's care (which only
+/// the insured province holds) run on the claim as this province registered it. A block
+/// refuses the settlement here, naming the rule, and opens nothing; a self-pay line reaches
+/// the insured province with the claim and the fund pays nothing for it; a flag joins this
+/// province's review queue once the settlement is recorded. Its rules that read the person or
+/// history, and the national rules (which the insured province runs), do not run here.
+#[test]
+fn the_treatment_provinces_own_rules_judge_a_visitors_claim() {
+    use medmesh_monitor::{Action, Target};
+    use std::collections::BTreeMap;
+    let mut t = trio();
+    let mut ceiling = monitoring_rule("T-CEIL", Action::SelfPay, "line.amount_fen > 25000");
+    ceiling.target = Target::Line;
+    for r in [
+        ceiling,
+        monitoring_rule("T-FLAG", Action::Flag, "institution.level >= 1 && claim.nonlocal"),
+        monitoring_rule("T-BLOCK", Action::Block, "claim.total_fen > 50000"),
+        // These would refuse every claim, were they run on a visitor.
+        monitoring_rule("T-AGE", Action::Block, "person.age >= 0"),
+        monitoring_rule("T-HIST", Action::Block, "history.visits_last_30_days >= 0"),
+        monitoring_rule("T-SEEN", Action::Block, "lines.exists(l, l.billed_elsewhere >= 0)"),
+    ] {
+        ok(&one(&mut t.treatment, ProvinceCommand::PutRule(r)));
+    }
+    let national = monitoring_rule("NAT-X", Action::Block, "claim.total_fen > 0");
+    ok(&one(&mut t.treatment, ProvinceCommand::SyncShared { items: vec![(1, SharedItem::Rule(national))] }));
+
+    // ¥300.00 on one line, above the ¥250.00 ceiling: the patient pays it in full.
+    nonlocal_visit(&mut t, "V1", "300", Some(FilingKind::LongTermResident));
+    let (_, reserve) = {
+        assert!(matches!(ok(&one(&mut t.treatment, settle_cmd("S1", "V1"))), Outcome::TransferOpen(_)));
+        claim_of(&t, "S1")
+    };
+    match &reserve {
+        ProvinceCommand::Reserve { claim, .. } => {
+            assert_eq!(claim.rule_self_pay, BTreeMap::from([(ser("L1"), "T-CEIL".to_string())]));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(alerts_of(&t.treatment).is_empty(), "a flag waits for the settlement");
+    let s = commit(&mut t, "S1", "V1");
+    assert_eq!(s.split.lines[0].rule.as_deref(), Some("T-CEIL"));
+    assert_eq!(s.split.lines[0].self_pay_reason, Some(medmesh_settlement::SelfPayReason::MonitoringRule));
+    assert_eq!((s.split.fund_total(), s.split.person_total()), (Money::ZERO, m("300")));
+    let alerts = alerts_of(&t.treatment);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!((alerts[0].rule.as_str(), alerts[0].settlement.as_str()), ("T-FLAG", "S1"));
+    assert!(alerts_of(&t.insured).is_empty(), "the insured province has no rules here");
+
+    // ¥600.00: refused at the treatment province, and nothing opened.
+    nonlocal_visit(&mut t, "V2", "600", Some(FilingKind::LongTermResident));
+    let e = one(&mut t.treatment, settle_cmd("S2", "V2")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "visit_serial"));
+    assert!(e.message.contains("T-BLOCK v1"), "{e}");
+    let q = Query::TransferClaim { institution: inst(), serial: ser("S2") };
+    assert_eq!(run_query(&t.treatment, &q).unwrap_err().code, ErrorCode::NotFound);
+    // The quote meets the same rule.
+    let q = Query::VisitClaim { institution: inst(), visit: ser("V2"), use_individual_account: false, now: NOW };
+    assert!(run_query(&t.treatment, &q).unwrap_err().message.contains("T-BLOCK"));
+    mesh_conserved(&t);
+
+    // The insured province checks what it is sent: a self-pay line the claim does not hold.
+    let forged = match reserve {
+        ProvinceCommand::Reserve { transfer, handle, person_key, mut claim } => {
+            claim.rule_self_pay.insert(ser("L9"), "T-CEIL".into());
+            ProvinceCommand::Reserve { transfer, handle, person_key, claim }
+        }
+        other => panic!("{other:?}"),
+    };
+    let e = one(&mut t.insured, forged).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "claim.rule_self_pay"));
+
+    // The flag becomes a case here: it suspends the agreement and scores the doctor, but
+    // recovers nothing from the visitor's settlement, whose fund share was 310000's.
+    {
+        use medmesh_supervision::cases::*;
+        let step = |c: CaseCommand| ProvinceCommand::Case(c);
+        let c = case_of(&one(
+            &mut t.treatment,
+            step(CaseCommand::Open {
+                id: "C1".into(),
+                province: prov("110000"),
+                source: CaseSource::Alert(alerts[0].seq),
+                institution: inst(),
+                settlements: vec![],
+            }),
+        ));
+        assert_eq!((c.settlements.clone(), c.involved), (vec![ser("S1")], Money::ZERO));
+        case_of(&one(&mut t.treatment, step(CaseCommand::Investigate { id: "C1".into(), finding: "f".into() })));
+        let decision = |recover: Money, tenths| DecisionInput {
+            violation: ViolationType::Irregular,
+            recover,
+            fine_tenths: tenths,
+            agreement: AgreementAction::Suspend(1),
+            scored: vec![Scored {
+                personnel: PersonnelCode::new("D001").unwrap(),
+                points: 3,
+                severity: medmesh_supervision::Severity::new(1).unwrap(),
+            }],
+            discipline_days: 0,
+            handoff: None,
+            reason: "visitor's claim above the ceiling".into(),
+        };
+        let e = one(&mut t.treatment, step(CaseCommand::Decide { id: "C1".into(), decision: decision(m("0.01"), 10) }))
+            .unwrap_err();
+        assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "recover"));
+        assert!(e.message.contains("S1") && e.message.contains("310000"), "{e}");
+        let before = fund(&t.treatment);
+        case_of(&one(
+            &mut t.treatment,
+            step(CaseCommand::Decide { id: "C1".into(), decision: decision(Money::ZERO, 0) }),
+        ));
+        let c = case_of(&one(&mut t.treatment, step(CaseCommand::Execute { id: "C1".into() })));
+        assert_eq!(c.state, CaseState::Executed);
+        assert_eq!(fund(&t.treatment), before, "no money moves");
+        let hold: AgreementHold = crate::kv::load(&t.treatment, &keys::agreement_hold(&inst())).unwrap();
+        assert_eq!(hold.case_id, "C1");
+    }
+}
+
 /// National rules are recorded at the federation and copied into every province through the
 /// shared log; a province cannot take over a national rule's id, and a rule that does not
 /// compile is never stored, wherever it comes from.

@@ -126,7 +126,7 @@ pub(crate) fn settle_nonlocal(
     let Some(nl) = visit.nonlocal.clone() else {
         return Err(DomainError::precondition("visit_serial", "is not a non-local visit"));
     };
-    crate::rules::active_institution(tx, institution, today)?;
+    let inst = crate::rules::active_institution(tx, institution, today)?;
     if let Some(by) = &visit.settled_by {
         return Err(DomainError::precondition(
             "visit_serial",
@@ -136,7 +136,7 @@ pub(crate) fn settle_nonlocal(
     if visit.lines.is_empty() {
         return Err(DomainError::precondition("visit_serial", "no fee lines were uploaded"));
     }
-    crate::rules::billing_doctor(tx, &visit.doctor, institution, today)?;
+    let doctor_points = crate::rules::billing_doctor(tx, &visit.doctor, institution, today)?;
     crate::rules::disciplined(tx, &DisciplineSubject::Person(nl.person_key.clone()), today, "visit_serial")?;
     if nl.filing.is_none() {
         return Err(DomainError::precondition(
@@ -147,6 +147,11 @@ pub(crate) fn settle_nonlocal(
             ),
         ));
     }
+    // This province's own rules on the visitor's claim, before anything is asked of the insured
+    // province: a block refuses here, naming the rule; self-pay lines travel with the claim;
+    // flags wait for the settlement.
+    let checks = crate::monitoring::check_visitor(tx, &visit, &inst, &items_of(tx, &visit), doctor_points, today);
+    crate::monitoring::blocked(&checks)?;
     let x = TreatmentTransfer {
         id: TransferId { treatment: nl.treatment.clone(), institution: institution.clone(), serial: serial.clone() },
         visit: visit.serial.clone(),
@@ -155,6 +160,7 @@ pub(crate) fn settle_nonlocal(
         digest: d,
         started_at: now,
         phase: TransferPhase::Reserving,
+        checks,
     };
     visit.settled_by = Some(serial.clone());
     tx.store(&keys::visit(institution, &visit.serial), &visit);
@@ -164,8 +170,13 @@ pub(crate) fn settle_nonlocal(
 }
 /// The outcome of an open transfer: with its claim, so the coordinator need not read it.
 fn open(tx: &Tx<'_>, transfer: TreatmentTransfer) -> Result<Outcome, DomainError> {
-    let (claim, nonlocal) =
-        crate::treatment::remote_claim(tx, &transfer.id.institution, &transfer.visit, transfer.use_individual_account)?;
+    let (claim, nonlocal) = crate::treatment::remote_claim(
+        tx,
+        &transfer.id.institution,
+        &transfer.visit,
+        transfer.use_individual_account,
+        &transfer.checks,
+    )?;
     Ok(Outcome::TransferOpen(Box::new(OpenTransfer { transfer, claim, nonlocal })))
 }
 fn load_transfer(tx: &Tx<'_>, t: &TransferId) -> Result<TreatmentTransfer, DomainError> {
@@ -248,6 +259,7 @@ pub(crate) fn finish_transfer(
             crate::payment::count_settled(tx, inst, today, amount, Money::ZERO);
             crate::tally::settlement(tx, today, 1, inst, Some(&x.insured), amount, s.split.cash);
             crate::reconcile::index(tx, transfer, now);
+            crate::monitoring::visitor_settled(tx, &x.checks, &visit, serial, now);
             Outcome::Settlement(s)
         }
         Decision::Abort => {
@@ -313,11 +325,22 @@ pub(crate) fn finish_reversal(
     Ok(outcome)
 }
 
+/// The catalogue entries of a visit's codes.
+pub(crate) fn items_of(kv: &dyn KvRead, v: &Visit) -> Vec<CatalogueItem> {
+    let mut codes: Vec<_> = v.lines.iter().map(|l| l.code.clone()).collect();
+    codes.sort();
+    codes.dedup();
+    codes.iter().filter_map(|c| load::<CatalogueItem>(kv, &keys::item(c))).collect()
+}
+
+/// The claim a non-local visit makes on the insured province, with the lines this province's
+/// own rules (`checks`) moved to the patient's share.
 pub(crate) fn remote_claim(
     kv: &dyn KvRead,
     institution: &InstitutionId,
     visit: &Serial,
     use_individual_account: bool,
+    checks: &medmesh_monitor::Verdict,
 ) -> Result<(RemoteClaim, NonLocalVisit), DomainError> {
     let v: Visit = load(kv, &keys::visit(institution, visit)).ok_or_else(|| {
         DomainError::not_found("visit_serial", format!("visit {visit} of institution {institution} is not registered"))
@@ -338,10 +361,8 @@ pub(crate) fn remote_claim(
     let inst: Institution = load(kv, &keys::institution(institution)).ok_or_else(|| {
         DomainError::not_found("institution_id", format!("institution {institution} is not registered"))
     })?;
-    let mut codes: Vec<_> = v.lines.iter().map(|l| l.code.clone()).collect();
-    codes.sort();
-    codes.dedup();
-    let items = codes.iter().filter_map(|c| load::<CatalogueItem>(kv, &keys::item(c))).collect();
+    let items = items_of(kv, &v);
+    let rule_self_pay = crate::monitoring::self_pay(checks, &v);
     let claim = RemoteClaim {
         institution_level: inst.level,
         filing,
@@ -353,6 +374,7 @@ pub(crate) fn remote_claim(
         doctor: v.doctor,
         department: v.department,
         diagnosis: v.diagnosis,
+        rule_self_pay,
     };
     Ok((claim, nl))
 }

@@ -393,6 +393,17 @@ fn remote_claim(c: &RemoteClaim) -> Result<(), DomainError> {
     for (i, item) in c.items.iter().enumerate() {
         catalogue_item(&format!("claim.items[{i}]."), item)?;
     }
+    for (line, rule) in &c.rule_self_pay {
+        if !c.lines.iter().any(|l| &l.serial == line) {
+            return Err(DomainError::invalid(
+                "claim.rule_self_pay",
+                format!("names line {line}, which the claim does not hold"),
+            ));
+        }
+        if !medmesh_monitor::valid_rule_id(rule) {
+            return Err(DomainError::invalid("claim.rule_self_pay", format!("names {rule:?}, which is not a rule id")));
+        }
+    }
     Ok(())
 }
 

@@ -62,10 +62,10 @@ pub(crate) const CF_SM: &str = "sm";
 
 /// Version of the on-disk encoding (bincode of openraft entries and `medmesh_state` records).
 /// Bump it whenever a stored type changes shape, or what apply writes for the same entries
-/// changes (16: the insured province's monthly expenditure counts its non-local care), so
+/// changes (17: a non-local transfer keeps what the treatment province's own rules found), so
 /// replicas never hold state two builds wrote; a replica refuses a directory of another
 /// version instead of misreading it.
-pub const FORMAT_VERSION: u32 = 16;
+pub const FORMAT_VERSION: u32 = 17;
 const KEY_FORMAT: &[u8] = b"format";
 
 fn check_format(db: &DB) -> Result<(), StorageError<NodeId>> {
