@@ -1414,8 +1414,85 @@ pub enum Outcome {
 pub struct IdempotencyRecord {
     /// SHA-256 of the encoded command.
     pub digest: String,
-    /// What the first request produced.
-    pub outcome: Outcome,
+    /// What the first request produced, as [`Answered`] keeps it.
+    pub outcome: Answered,
+}
+
+/// A first answer as its idempotency record keeps it. Every settlement and visit registration
+/// keeps one for good, so the two answers that repeat a record kept beside them are kept by
+/// reference, with only what has changed in that record since the answer: a settlement only
+/// ever changes its status, a visit its lines, its settling serial and a late filing. Storing
+/// the whole answer again was two of a claim's 5.6 KB (`BENCHMARKS.md`, a province at a
+/// million claims).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Answered {
+    /// Any other outcome, whole.
+    Whole(Box<Outcome>),
+    /// [`Outcome::Settlement`]: the settlement record, with its status when it answered.
+    Settlement {
+        /// The institution.
+        institution: InstitutionId,
+        /// The settlement's serial.
+        serial: Serial,
+        /// Its status in the answer.
+        status: SettlementStatus,
+    },
+    /// [`Outcome::VisitRegistered`]: the visit record as registered, before any fee line, with
+    /// the filing it was registered with.
+    Visit {
+        /// The institution.
+        institution: InstitutionId,
+        /// The visit's serial.
+        serial: Serial,
+        /// A non-local visit's filing when registered.
+        filing: Option<crate::shared::FilingKind>,
+    },
+}
+
+impl IdempotencyRecord {
+    /// The record of a first answer.
+    pub fn new(digest: String, outcome: &Outcome) -> Self {
+        let outcome = match outcome {
+            Outcome::Settlement(s) => Answered::Settlement {
+                institution: s.institution.clone(),
+                serial: s.serial.clone(),
+                status: s.status.clone(),
+            },
+            Outcome::VisitRegistered(v) if v.lines.is_empty() && v.settled_by.is_none() => Answered::Visit {
+                institution: v.institution.clone(),
+                serial: v.serial.clone(),
+                filing: v.nonlocal.as_ref().and_then(|n| n.filing),
+            },
+            other => Answered::Whole(Box::new(other.clone())),
+        };
+        IdempotencyRecord { digest, outcome }
+    }
+
+    /// The first answer again, rebuilt from the records it refers to (which are kept as long as
+    /// the idempotency record: neither is ever deleted).
+    pub fn answer(self, kv: &dyn crate::kv::KvRead) -> Result<Outcome, crate::DomainError> {
+        use crate::kv::{keys, load};
+        let gone =
+            |what: &str| crate::DomainError::not_found("serial", format!("the {what} this serial answered is gone"));
+        match self.outcome {
+            Answered::Whole(o) => Ok(*o),
+            Answered::Settlement { institution, serial, status } => {
+                let mut s: Settlement =
+                    load(kv, &keys::settlement(&institution, &serial)).ok_or_else(|| gone("settlement"))?;
+                s.status = status;
+                Ok(Outcome::Settlement(s))
+            }
+            Answered::Visit { institution, serial, filing } => {
+                let mut v: Visit = load(kv, &keys::visit(&institution, &serial)).ok_or_else(|| gone("visit"))?;
+                v.lines.clear();
+                v.settled_by = None;
+                if let Some(n) = v.nonlocal.as_mut() {
+                    n.filing = filing;
+                }
+                Ok(Outcome::VisitRegistered(v))
+            }
+        }
+    }
 }
 
 /// The result of one command.

@@ -33,7 +33,7 @@ pub(crate) fn idempotent(
     let d = digest(cmd);
     if let Some(rec) = tx.load::<IdempotencyRecord>(&key) {
         if rec.digest == d {
-            return Ok(rec.outcome);
+            return rec.answer(tx);
         }
         return Err(DomainError::exists(
             "serial",
@@ -41,7 +41,7 @@ pub(crate) fn idempotent(
         ));
     }
     let outcome = run(tx)?;
-    tx.store(&key, &IdempotencyRecord { digest: d, outcome: outcome.clone() });
+    tx.store(&key, &IdempotencyRecord::new(d, &outcome));
     Ok(outcome)
 }
 

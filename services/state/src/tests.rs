@@ -211,6 +211,43 @@ fn a_failed_command_in_a_batch_writes_nothing() {
     assert!(kv::load::<IdempotencyRecord>(&kv, &keys::idempotency("H001", &ser("S1"))).is_none());
 }
 
+/// A retried registration, settlement or reversal answers exactly what the first did, however
+/// the records have changed since (fee lines uploaded, the visit settled, the settlement
+/// reversed), though the idempotency records keep those answers by reference, in a few bytes.
+#[test]
+fn a_retry_answers_what_the_first_request_did_from_a_small_record() {
+    let mut kv = seeded();
+    let register = ProvinceCommand::RegisterVisit {
+        institution: inst(),
+        serial: ser("V1"),
+        certificate_kind: CertificateKind::SocialSecurityCard,
+        certificate: crate::sim::ss1(),
+        kind: VisitKind::Outpatient,
+        doctor: PersonnelCode::new("D001").unwrap(),
+        department: "internal".into(),
+        diagnosis: "J06.9".into(),
+        admitted: day("2025-03-10"),
+    };
+    let registered = ok(&one(&mut kv, register.clone()));
+    let upload =
+        ProvinceCommand::UploadFees { institution: inst(), visit: ser("V1"), lines: vec![line("L1", "X1", "150")] };
+    ok(&one(&mut kv, upload));
+    let settled = ok(&one(&mut kv, settle_cmd("S1", "V1")));
+    let reverse = ProvinceCommand::Reverse { institution: inst(), serial: ser("R1"), settlement: ser("S1") };
+    let reversed = ok(&one(&mut kv, reverse.clone()));
+    let Outcome::Settlement(first) = &settled else { panic!("{settled:?}") };
+    assert_eq!(first.status, SettlementStatus::Settled);
+    assert!(matches!(&reversed, Outcome::Settlement(s) if matches!(s.status, SettlementStatus::Reversed { .. })));
+    // The visit now holds lines and was settled and freed again; the settlement is reversed.
+    assert_eq!(ok(&one(&mut kv, register)), registered);
+    assert_eq!(ok(&one(&mut kv, settle_cmd("S1", "V1"))), settled);
+    assert_eq!(ok(&one(&mut kv, reverse)), reversed);
+    for serial in ["V1", "S1", "R1"] {
+        let raw = kv.get(keys::idempotency("H001", &ser(serial)).as_bytes()).unwrap();
+        assert!(raw.len() < 200, "{serial}'s record is {} bytes", raw.len());
+    }
+}
+
 #[test]
 fn suspended_doctor_and_expired_agreement_are_refused() {
     let mut kv = seeded();

@@ -211,8 +211,8 @@ pub(crate) fn finish_transfer(
     if matches!(x.phase, TransferPhase::Done(_)) {
         return tx
             .load::<IdempotencyRecord>(&idem)
-            .map(|r| r.outcome)
-            .ok_or_else(|| DomainError::not_found("transfer", "finished transfer has no outcome"));
+            .ok_or_else(|| DomainError::not_found("transfer", "finished transfer has no outcome"))?
+            .answer(tx);
     }
     let vkey = keys::visit(inst, &x.visit);
     let mut visit: Visit = tx.load(&vkey).ok_or_else(|| DomainError::not_found("visit_serial", "the visit is gone"))?;
@@ -273,7 +273,7 @@ pub(crate) fn finish_transfer(
     x.phase = TransferPhase::Done(decision);
     tx.store(&keys::transfer(inst, serial), &x);
     tx.put_delete(&keys::open_transfer(inst, serial));
-    tx.store(&idem, &IdempotencyRecord { digest: x.digest.clone(), outcome: outcome.clone() });
+    tx.store(&idem, &IdempotencyRecord::new(x.digest.clone(), &outcome));
     Ok(outcome)
 }
 /// Treatment province: opens the reversal of a non-local settlement (the caller checked the
@@ -294,7 +294,7 @@ pub(crate) fn finish_reversal(
 ) -> Result<Outcome, DomainError> {
     let idem = keys::idempotency(institution.as_str(), serial);
     if let Some(r) = tx.load::<IdempotencyRecord>(&idem) {
-        return Ok(r.outcome);
+        return r.answer(tx);
     }
     let (settlement, d): (Serial, String) = tx.load(&keys::reversal(institution, serial)).ok_or_else(|| {
         DomainError::not_found("serial", format!("no reversal {serial} of institution {institution}"))
@@ -321,7 +321,7 @@ pub(crate) fn finish_reversal(
     tx.store(&skey, &s);
     tx.put_delete(&keys::open_reversal(institution, serial));
     let outcome = Outcome::Settlement(s);
-    tx.store(&idem, &IdempotencyRecord { digest: d, outcome: outcome.clone() });
+    tx.store(&idem, &IdempotencyRecord::new(d, &outcome));
     Ok(outcome)
 }
 

@@ -62,10 +62,10 @@ pub(crate) const CF_SM: &str = "sm";
 
 /// Version of the on-disk encoding (bincode of openraft entries and `medmesh_state` records).
 /// Bump it whenever a stored type changes shape, or what apply writes for the same entries
-/// changes (17: a non-local transfer keeps what the treatment province's own rules found), so
+/// changes (18: idempotency records keep a settlement or visit answer by reference), so
 /// replicas never hold state two builds wrote; a replica refuses a directory of another
 /// version instead of misreading it.
-pub const FORMAT_VERSION: u32 = 17;
+pub const FORMAT_VERSION: u32 = 18;
 const KEY_FORMAT: &[u8] = b"format";
 
 fn check_format(db: &DB) -> Result<(), StorageError<NodeId>> {
