@@ -39,22 +39,27 @@ fn visit_and_lines(kv: &mut MemKv, visit: &str, price: &str) {
     visit_of(kv, visit, price, VisitKind::Outpatient, "2025-03-10");
 }
 
+/// The registration of a visit of the test person by doctor D001, admitted on `admitted`.
+fn register_cmd(visit: &str, kind: VisitKind, admitted: &str) -> ProvinceCommand {
+    ProvinceCommand::RegisterVisit {
+        institution: inst(),
+        serial: ser(visit),
+        certificate_kind: CertificateKind::SocialSecurityCard,
+        certificate: crate::sim::ss1(),
+        kind,
+        doctor: PersonnelCode::new("D001").unwrap(),
+        department: "internal".into(),
+        diagnosis: "J06.9".into(),
+        admitted: day(admitted),
+    }
+}
+
 /// Registers a visit of the test person admitted on `admitted` with one line of `price`.
 fn visit_of(kv: &mut MemKv, visit: &str, price: &str, kind: VisitKind, admitted: &str) {
     let res = run(
         kv,
         vec![
-            ProvinceCommand::RegisterVisit {
-                institution: inst(),
-                serial: ser(visit),
-                certificate_kind: CertificateKind::SocialSecurityCard,
-                certificate: crate::sim::ss1(),
-                kind,
-                doctor: PersonnelCode::new("D001").unwrap(),
-                department: "internal".into(),
-                diagnosis: "J06.9".into(),
-                admitted: day(admitted),
-            },
+            register_cmd(visit, kind, admitted),
             ProvinceCommand::UploadFees {
                 institution: inst(),
                 visit: ser(visit),
@@ -217,17 +222,7 @@ fn a_failed_command_in_a_batch_writes_nothing() {
 #[test]
 fn a_retry_answers_what_the_first_request_did_from_a_small_record() {
     let mut kv = seeded();
-    let register = ProvinceCommand::RegisterVisit {
-        institution: inst(),
-        serial: ser("V1"),
-        certificate_kind: CertificateKind::SocialSecurityCard,
-        certificate: crate::sim::ss1(),
-        kind: VisitKind::Outpatient,
-        doctor: PersonnelCode::new("D001").unwrap(),
-        department: "internal".into(),
-        diagnosis: "J06.9".into(),
-        admitted: day("2025-03-10"),
-    };
+    let register = register_cmd("V1", VisitKind::Outpatient, "2025-03-10");
     let registered = ok(&one(&mut kv, register.clone()));
     let upload =
         ProvinceCommand::UploadFees { institution: inst(), visit: ser("V1"), lines: vec![line("L1", "X1", "150")] };
@@ -1714,6 +1709,26 @@ fn case_of(r: &CommandResult) -> medmesh_supervision::cases::Case {
 /// the agreement is suspended (no new visit), the doctor gets the points, the institution goes
 /// on the discipline list, the settlement recovered on cannot be reversed, and the points, the
 /// entry and the outcome wait in the outbox for the shared log.
+/// A decision on an irregular use: recover `recover`, a fine of `tenths` tenths of it, the
+/// agreement suspended a month, 3 points for D001, 30 days on the list, a transfer to health.
+fn case_decision(recover: Money, tenths: u32) -> medmesh_supervision::cases::DecisionInput {
+    use medmesh_supervision::cases::*;
+    DecisionInput {
+        violation: ViolationType::Irregular,
+        recover,
+        fine_tenths: tenths,
+        agreement: AgreementAction::Suspend(1),
+        scored: vec![Scored {
+            personnel: PersonnelCode::new("D001").unwrap(),
+            points: 3,
+            severity: medmesh_supervision::Severity::new(1).unwrap(),
+        }],
+        discipline_days: 30,
+        handoff: Some(Handoff { department: Department::Health, reference: "HC-7".into() }),
+        reason: "item billed without indication".into(),
+    }
+}
+
 #[test]
 fn a_flagged_claim_becomes_a_case_and_its_recovery_reaches_the_ledger_once() {
     use medmesh_supervision::cases::*;
@@ -1741,20 +1756,7 @@ fn a_flagged_claim_becomes_a_case_and_its_recovery_reaches_the_ledger_once() {
     assert_eq!(one(&mut kv, open("C3", 9)).unwrap_err().code, ErrorCode::NotFound);
 
     let step = |c: CaseCommand| ProvinceCommand::Case(c);
-    let decision = |recover: Money, tenths| DecisionInput {
-        violation: ViolationType::Irregular,
-        recover,
-        fine_tenths: tenths,
-        agreement: AgreementAction::Suspend(1),
-        scored: vec![Scored {
-            personnel: PersonnelCode::new("D001").unwrap(),
-            points: 3,
-            severity: medmesh_supervision::Severity::new(1).unwrap(),
-        }],
-        discipline_days: 30,
-        handoff: Some(Handoff { department: Department::Health, reference: "HC-7".into() }),
-        reason: "item billed without indication".into(),
-    };
+    let decision = case_decision;
     let decide = |recover, tenths| step(CaseCommand::Decide { id: "C1".into(), decision: decision(recover, tenths) });
     let e = one(&mut kv, decide(paid, 10)).unwrap_err();
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "case_id"), "no finding yet");
@@ -2107,20 +2109,8 @@ fn the_treatment_provinces_own_rules_judge_a_visitors_claim() {
         ));
         assert_eq!((c.settlements.clone(), c.involved), (vec![ser("S1")], Money::ZERO));
         case_of(&one(&mut t.treatment, step(CaseCommand::Investigate { id: "C1".into(), finding: "f".into() })));
-        let decision = |recover: Money, tenths| DecisionInput {
-            violation: ViolationType::Irregular,
-            recover,
-            fine_tenths: tenths,
-            agreement: AgreementAction::Suspend(1),
-            scored: vec![Scored {
-                personnel: PersonnelCode::new("D001").unwrap(),
-                points: 3,
-                severity: medmesh_supervision::Severity::new(1).unwrap(),
-            }],
-            discipline_days: 0,
-            handoff: None,
-            reason: "visitor's claim above the ceiling".into(),
-        };
+        let decision =
+            |recover, tenths| DecisionInput { discipline_days: 0, handoff: None, ..case_decision(recover, tenths) };
         let e = one(&mut t.treatment, step(CaseCommand::Decide { id: "C1".into(), decision: decision(m("0.01"), 10) }))
             .unwrap_err();
         assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "recover"));

@@ -4,12 +4,12 @@
 
 use medmesh_payment::{DeductionInput, MonthAccount, Period, PrepaymentKind, PrepaymentPolicy};
 use medmesh_settlement::FeeLine;
-use medmesh_types::{Date, InstitutionId, ItemCode, LogTime, Money, PersonnelCode};
+use medmesh_types::{Date, InstitutionId, ItemCode, LogTime, Money};
 use rust_decimal_macros::dec;
 
 use crate::*;
 
-use super::{inst, m, ser};
+use super::{inst, m, register_cmd, ser};
 
 fn period(s: &str) -> Period {
     Period::parse(s).unwrap()
@@ -46,17 +46,7 @@ fn settle(kv: &mut MemKv, time: &str, visit: &str, serial: &str, price: &str) ->
         kv,
         time,
         vec![
-            ProvinceCommand::RegisterVisit {
-                institution: inst(),
-                serial: ser(visit),
-                certificate_kind: CertificateKind::SocialSecurityCard,
-                certificate: crate::sim::ss1(),
-                kind: VisitKind::Outpatient,
-                doctor: PersonnelCode::new("D001").unwrap(),
-                department: "internal".into(),
-                diagnosis: "J06.9".into(),
-                admitted: Date::parse(time).unwrap(),
-            },
+            register_cmd(visit, VisitKind::Outpatient, time),
             ProvinceCommand::UploadFees {
                 institution: inst(),
                 visit: ser(visit),
