@@ -261,7 +261,8 @@ impl Checker {
             }
             Expr::Select(s) => {
                 let t = self.walk(&s.operand)?;
-                if t == Rec(Record::Line) && PERSONAL_LINE_FIELDS.contains(&s.field.as_str()) {
+                // A field of the person's care, read from a line or from what may be one.
+                if matches!(t, Rec(Record::Line) | Unknown) && PERSONAL_LINE_FIELDS.contains(&s.field.as_str()) {
                     self.reads.person = true;
                 }
                 let ft = match t {
@@ -302,12 +303,19 @@ impl Checker {
                 for a in &c.args {
                     args.push(self.walk(a)?);
                 }
+                if c.func_name == "_[_]" && matches!(args.first(), Some(Rec(_))) {
+                    return Err("indexes a record; read its fields as `record.field`".into());
+                }
                 Ok(match c.func_name.as_str() {
                     "_+_" if args.iter().all(|t| *t == Str) => Str,
                     "_+_" if args.iter().any(|t| matches!(t, StrList | AnyList | RecList(_))) => AnyList,
                     "_+_" | "_-_" | "_*_" | "_/_" | "_%_" | "-_" | "size" | "int" => Int,
                     "string" => Str,
-                    "_?_:_" => args.get(1).copied().unwrap_or(Unknown),
+                    // Either branch: a type only when both agree.
+                    "_?_:_" => match (args.get(1), args.get(2)) {
+                        (Some(a), Some(b)) if a == b => *a,
+                        _ => Unknown,
+                    },
                     "_[_]" => match args.first().or(target.as_ref()) {
                         Some(StrList) => Str,
                         Some(RecList(r)) => Rec(*r),

@@ -340,9 +340,16 @@ fn what_a_condition_reads_of_the_person_is_known_when_compiled() {
         (Target::Line, "line.course_days > 7"),
         (Target::Claim, "lines.exists(l, l.course_days > 3)"),
         (Target::Claim, "lines.filter(l, l.billed_elsewhere > 0).size() > 0"),
+        // What may be a line counts as one.
+        (Target::Line, "(false ? null : line).billed_elsewhere > 0"),
+        (Target::Line, "[line][0].course_days > 3"),
+        (Target::Claim, "[lines[0]].exists(l, l.course_days > 3)"),
     ] {
         assert!(reads(target, condition), "{condition} reads the person");
     }
+    // A record's fields are read by name, never by index, so none escapes the check.
+    let e = compile(&rule(Target::Line, "line[\"course_days\"] > 3")).unwrap_err();
+    assert_eq!(e.field, "condition", "{e}");
     for (target, condition) in [
         (Target::Claim, "claim.total_fen > 100000 && institution.level < 3"),
         (Target::Line, "line.amount_fen > line.price_ceiling_fen && line.price_ceiling_fen >= 0"),

@@ -1,8 +1,9 @@
 //! Cases and penalties in a province (issue 11.6): the store around the pure state machine of
 //! [`medmesh_supervision::cases`].
 //!
-//! A case is about local settlements in force of one institution. Executing its decision, in
-//! the same command:
+//! A case is about settlements in force of one institution: local ones, and visitors'
+//! non-local ones, whose fund share is the insured province's, so nothing is recovered from
+//! them. Executing its decision, in the same command:
 //! - takes the recovery off what the fund owes the institution (its payable) and back into the
 //!   pool; what exceeds the payable is due from the institution and taken off its next
 //!   settlements ([`Payable::offset_recovery`]). The settlements recovered on can no longer be
@@ -224,7 +225,10 @@ fn carry_out(
         tx.store(&pkey, &pay);
         crate::payment::count_recovered(tx, inst, today, effects.recover);
         for s in &case.settlements {
-            tx.store(&keys::recovered_settlement(inst, s), &case.id);
+            // Only this province's fund share was recovered: a visitor's settlement is not.
+            if tx.load::<Settlement>(&keys::settlement(inst, s)).is_some_and(|st| st.insured.is_none()) {
+                tx.store(&keys::recovered_settlement(inst, s), &case.id);
+            }
         }
     }
     fund.fines_imposed += effects.fine;

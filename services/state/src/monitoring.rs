@@ -112,11 +112,12 @@ pub(crate) fn put_rule(tx: &mut Tx<'_>, rule: &Rule, national: bool, now: LogTim
     let rec = RuleRecord { rule: rule.clone(), national, recorded_at: now };
     tx.store(&key, &rec);
     tx.store(&keys::rule_version(&rule.id, rule.version), &rec);
-    let mut in_force: Vec<Rule> = tx.load(keys::RULES_IN_FORCE).unwrap_or_default();
-    in_force.retain(|r| r.id != rule.id);
+    // The rules in force with whether each is national, in id order.
+    let mut in_force: Vec<(Rule, bool)> = tx.load(keys::RULES_IN_FORCE).unwrap_or_default();
+    in_force.retain(|(r, _)| r.id != rule.id);
     if rule.enabled {
-        let at = in_force.partition_point(|r| r.id < rule.id);
-        in_force.insert(at, rule.clone());
+        let at = in_force.partition_point(|(r, _)| r.id < rule.id);
+        in_force.insert(at, (rule.clone(), national));
     }
     tx.store(keys::RULES_IN_FORCE, &in_force);
     Ok(true)
@@ -204,13 +205,11 @@ fn rules_in_force(kv: &dyn KvRead) -> std::sync::Arc<RuleSet> {
             }
         }
     }
-    let in_force: Vec<Rule> = if raw.is_empty() { Vec::new() } else { decode(&raw) };
+    let in_force: Vec<(Rule, bool)> = if raw.is_empty() { Vec::new() } else { decode(&raw) };
     let mut set =
         RuleSet { rules: Vec::new(), faults: Vec::new(), visitor_rules: Vec::new(), visitor_faults: Vec::new() };
-    for r in in_force {
-        // Whether a rule is national is fixed when its id is first recorded (`put_rule` refuses
-        // to change it), so it may be kept with the set.
-        let own = load::<RuleRecord>(kv, &keys::rule(&r.id)).is_some_and(|rec| !rec.national);
+    for (r, national) in in_force {
+        let own = !national;
         match compile(&r) {
             Ok(c) => {
                 if own && !c.reads.person {
@@ -407,27 +406,33 @@ pub(crate) fn visitor_settled(tx: &mut Tx<'_>, v: &Verdict, visit: &Visit, settl
 }
 
 /// A registered visit's claim with what the rules read of it: the institution, the visit, the
-/// person and the catalogue entries of its codes.
+/// person (`None` for a visitor insured elsewhere) and the catalogue entries of its codes.
 fn load_claim(
     kv: &dyn KvRead,
     institution: &InstitutionId,
     visit: &Serial,
-) -> Result<(Institution, Visit, Person, Vec<CatalogueItem>), DomainError> {
+) -> Result<(Institution, Visit, Option<Person>, Vec<CatalogueItem>), DomainError> {
     let inst: Institution = load(kv, &keys::institution(institution)).ok_or_else(|| {
         DomainError::not_found("institution_id", format!("institution {institution} is not registered"))
     })?;
     let v: Visit = load(kv, &keys::visit(institution, visit)).ok_or_else(|| {
         DomainError::not_found("visit_serial", format!("visit {visit} of institution {institution} is not registered"))
     })?;
-    let person: Person = load(kv, &keys::person(&v.person))
-        .ok_or_else(|| DomainError::not_found("visit_serial", "the visit's patient is not registered here"))?;
+    let person = match &v.nonlocal {
+        Some(_) => None,
+        None => Some(
+            load::<Person>(kv, &keys::person(&v.person))
+                .ok_or_else(|| DomainError::not_found("visit_serial", "the visit's patient is not registered here"))?,
+        ),
+    };
     let codes: BTreeSet<medmesh_types::ItemCode> = v.lines.iter().map(|l| l.code.clone()).collect();
     let items: Vec<CatalogueItem> = codes.iter().filter_map(|c| load(kv, &keys::item(c))).collect();
     Ok((inst, v, person, items))
 }
 
 /// Runs one rule (recorded or not) over a registered visit's claim, as it would at settlement
-/// on `today`.
+/// on `today`. A visitor's claim can be judged here only by a rule that reads nothing of the
+/// person or the person's care (FAILED_PRECONDITION naming the condition otherwise).
 pub(crate) fn test_rule(
     kv: &dyn KvRead,
     rule: &Rule,
@@ -438,10 +443,18 @@ pub(crate) fn test_rule(
 ) -> Result<Verdict, DomainError> {
     let compiled = compile(rule).map_err(|e| DomainError::invalid(format!("rule.{}", e.field), e.message))?;
     let (inst, v, person, items) = load_claim(kv, institution, visit)?;
+    if person.is_none() && compiled.reads.person {
+        return Err(DomainError::precondition(
+            "rule.condition",
+            format!(
+                "reads the person or the person's care, which only the insured province holds: it does not run on visit {visit}, a visitor's"
+            ),
+        ));
+    }
     let doctor_points = doctor_points(&v.doctor);
     let ctx = ClaimContext {
         visit: &v,
-        person: Some(&person),
+        person: person.as_ref(),
         institution: &inst,
         items: &items,
         doctor_points,
@@ -549,7 +562,8 @@ fn raise_alerts(
 pub const MAX_SCAN: usize = 1_000;
 
 /// A post-payment scan step (issue 11.5): runs the rule in force under `rule_id` over the
-/// local settlements in force settled from `from` through `to`, reading at most `limit`
+/// settlements in force settled from `from` through `to` (a visitor's only for this province's
+/// own rule that reads nothing of the person), reading at most `limit`
 /// settlements after `after` (in key order); every hit and fault becomes an alert, once per
 /// rule version and settlement however often the scan is run. Answers where to resume.
 #[allow(clippy::too_many_arguments)] // the scan's parameters
@@ -576,7 +590,11 @@ pub(crate) fn scan(
     }
     for (_, bytes) in rows {
         let st: Settlement = decode(&bytes);
-        if st.insured.is_some() || st.status != crate::model::SettlementStatus::Settled {
+        // A visitor's settlement is judged here only by this province's own rules that read
+        // nothing of the person (the insured province runs the national ones).
+        let visitor = st.insured.is_some();
+        if (visitor && (compiled.reads.person || rec.national)) || st.status != crate::model::SettlementStatus::Settled
+        {
             continue;
         }
         if st.settled_on < from || st.settled_on > to {
@@ -590,7 +608,7 @@ pub(crate) fn scan(
         let points = doctor_points(tx, &v.doctor, st.settled_on);
         let ctx = ClaimContext {
             visit: &v,
-            person: Some(&person),
+            person: person.as_ref(),
             institution: &inst,
             items: &items,
             doctor_points: points,

@@ -40,9 +40,23 @@ pub(crate) fn idempotent(
             format!("serial {serial} was already used by a different request of institution {scope}"),
         ));
     }
+    if serial_in_flight(tx, scope, serial) {
+        return Err(DomainError::exists(
+            "serial",
+            format!("serial {serial} is taken by a non-local settlement or reversal of institution {scope} under way"),
+        ));
+    }
     let outcome = run(tx)?;
     tx.store(&key, &IdempotencyRecord::new(d, &outcome));
     Ok(outcome)
+}
+
+/// Whether an institution's serial names a non-local settlement or reversal, whose idempotency
+/// record is written only when it finishes: no other request may take the serial meanwhile.
+pub(crate) fn serial_in_flight(kv: &dyn KvRead, scope: &str, serial: &Serial) -> bool {
+    let Ok(inst) = medmesh_types::InstitutionId::new(scope.to_string()) else { return false };
+    kv.get(keys::transfer(&inst, serial).as_bytes()).is_some()
+        || kv.get(keys::reversal(&inst, serial).as_bytes()).is_some()
 }
 
 pub(crate) fn fund(tx: &Tx<'_>) -> FundLedger {

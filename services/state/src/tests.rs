@@ -1177,6 +1177,34 @@ fn insured_persons_and_enterprises_are_rated_from_discipline_entries() {
     }
 }
 
+/// A non-local settlement or reversal writes its idempotency record only when it finishes, so
+/// while it is under way its serial is refused to any other request of the institution: else
+/// the other request's answer would be taken for the transfer's when it finished.
+#[test]
+fn a_serial_in_flight_cannot_be_taken_by_another_request() {
+    let mut t = trio();
+    nonlocal_visit(&mut t, "V1", "300", Some(FilingKind::LongTermResident));
+    commit(&mut t, "S1", "V1");
+    let reverse = ProvinceCommand::Reverse { institution: inst(), serial: ser("R1"), settlement: ser("S1") };
+    assert!(matches!(ok(&one(&mut t.treatment, reverse)), Outcome::ReversalOpen(_)));
+    visit_and_lines(&mut t.treatment, "V9", "300");
+    let e = one(&mut t.treatment, settle_cmd("R1", "V9")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::AlreadyExists, "serial"), "{e}");
+    nonlocal_visit(&mut t, "V2", "300", Some(FilingKind::LongTermResident));
+    let e = one(&mut t.treatment, settle_cmd("R1", "V2")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::AlreadyExists, "serial"), "{e}");
+    assert!(matches!(ok(&one(&mut t.treatment, settle_cmd("S2", "V2"))), Outcome::TransferOpen(_)));
+    let e = one(&mut t.treatment, register_cmd("S2", VisitKind::Outpatient, "2025-03-10")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::AlreadyExists, "serial"), "{e}");
+    let e = one(&mut t.treatment, settle_cmd("S2", "V9")).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::AlreadyExists, "serial"), "{e}");
+    let again = ProvinceCommand::Reverse { institution: inst(), serial: ser("S2"), settlement: ser("S1") };
+    let e = one(&mut t.treatment, again).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::AlreadyExists, "serial"), "{e}");
+    // The local visit settles under a serial of its own.
+    settled(&one(&mut t.treatment, settle_cmd("S9", "V9")));
+}
+
 #[test]
 fn a_disciplined_person_cannot_settle_non_locally() {
     let mut t = trio();
@@ -2091,6 +2119,37 @@ fn the_treatment_provinces_own_rules_judge_a_visitors_claim() {
     };
     let e = one(&mut t.insured, forged).unwrap_err();
     assert_eq!((e.code, e.field.as_str()), (ErrorCode::InvalidArgument, "claim.rule_self_pay"));
+
+    // Testing a rule on the visitor's visit, and a post-payment scan over the visitor's
+    // settlement, hold to the same line: only a rule that reads nothing of the person runs.
+    let test = |rule: medmesh_monitor::Rule| Query::TestRule { rule, institution: inst(), visit: ser("V1"), now: NOW };
+    match run_query(&t.treatment, &test(monitoring_rule("T-NEW", Action::Flag, "claim.total_fen > 100"))).unwrap() {
+        Answer::Verdict(v) => assert_eq!(v.hits.len(), 1, "{v:?}"),
+        other => panic!("{other:?}"),
+    }
+    let e = run_query(&t.treatment, &test(monitoring_rule("T-NEW", Action::Flag, "person.age > 60"))).unwrap_err();
+    assert_eq!((e.code, e.field.as_str()), (ErrorCode::FailedPrecondition, "rule.condition"));
+    let scan = |rule_id: &str| ProvinceCommand::ScanRule {
+        rule_id: rule_id.into(),
+        from: day("2025-01-01"),
+        to: day("2025-12-31"),
+        after: String::new(),
+        limit: 100,
+    };
+    ok(&one(
+        &mut t.treatment,
+        ProvinceCommand::PutRule(monitoring_rule("LATE", Action::Flag, "claim.total_fen > 100")),
+    ));
+    let scanned = |r: CommandResult| match ok(&r) {
+        Outcome::Scanned(r) => (r.checked, r.raised),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(scanned(one(&mut t.treatment, scan("LATE"))), (1, 1), "the visitor's settlement S1");
+    assert_eq!(scanned(one(&mut t.treatment, scan("T-AGE"))), (0, 0), "a rule reading the person skips it");
+    assert_eq!(
+        alerts_of(&t.treatment).last().map(|a| (a.rule.clone(), a.settlement.clone())),
+        Some(("LATE".into(), ser("S1")))
+    );
 
     // The flag becomes a case here: it suspends the agreement and scores the doctor, but
     // recovers nothing from the visitor's settlement, whose fund share was 310000's.

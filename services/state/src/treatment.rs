@@ -122,6 +122,12 @@ pub(crate) fn settle_nonlocal(
         }
         return open(tx, x);
     }
+    if crate::rules::serial_in_flight(tx, institution.as_str(), serial) {
+        return Err(DomainError::exists(
+            "serial",
+            format!("serial {serial} is taken by a non-local reversal of institution {institution} under way"),
+        ));
+    }
     let today = now.date();
     let Some(nl) = visit.nonlocal.clone() else {
         return Err(DomainError::precondition("visit_serial", "is not a non-local visit"));
