@@ -421,12 +421,7 @@ fn execute(tx: &mut Tx<'_>, cmd: &ProvinceCommand, now: LogTime) -> Result<Outco
                 }
                 if let Some(s) = tx.load::<Settlement>(&keys::settlement(institution, settlement)) {
                     if s.insured.is_some() && s.status == SettlementStatus::Settled {
-                        if crate::rules::serial_in_flight(tx, institution.as_str(), serial) {
-                            return Err(DomainError::exists(
-                                "serial",
-                                format!("serial {serial} is taken by a non-local settlement of institution {institution} under way"),
-                            ));
-                        }
+                        crate::rules::serial_free(tx, institution.as_str(), serial)?;
                         return Ok(open_reversal(tx, cmd, s, serial));
                     }
                 }

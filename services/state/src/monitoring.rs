@@ -376,6 +376,12 @@ pub(crate) fn check(kv: &dyn KvRead, c: &ClaimContext<'_>) -> Verdict {
     v
 }
 
+/// The catalogue entries of a visit's codes, each once, in code order.
+pub(crate) fn items_of(kv: &dyn KvRead, v: &Visit) -> Vec<CatalogueItem> {
+    let codes: BTreeSet<&medmesh_types::ItemCode> = v.lines.iter().map(|l| &l.code).collect();
+    codes.into_iter().filter_map(|c| load::<CatalogueItem>(kv, &keys::item(c))).collect()
+}
+
 /// Runs this province's own rules that can judge a visitor's claim (those reading nothing of
 /// the person or the person's care) over a non-local visit treated here, with what only this
 /// province knows: its institution as registered, its catalogue, its doctor's points. The
@@ -385,7 +391,6 @@ pub(crate) fn check_visitor(
     kv: &dyn KvRead,
     visit: &Visit,
     institution: &Institution,
-    items: &[CatalogueItem],
     doctor_points: u32,
     today: Date,
 ) -> Verdict {
@@ -393,7 +398,8 @@ pub(crate) fn check_visitor(
     if set.visitor_rules.is_empty() && set.visitor_faults.is_empty() {
         return Verdict::default();
     }
-    let ctx = ClaimContext { visit, person: None, institution, items, doctor_points, today, place: None };
+    let items = items_of(kv, visit);
+    let ctx = ClaimContext { visit, person: None, institution, items: &items, doctor_points, today, place: None };
     let mut v = evaluate(&set.visitor_rules, &facts(kv, &ctx));
     v.faults.extend(set.visitor_faults.iter().cloned());
     v
@@ -425,8 +431,7 @@ fn load_claim(
                 .ok_or_else(|| DomainError::not_found("visit_serial", "the visit's patient is not registered here"))?,
         ),
     };
-    let codes: BTreeSet<medmesh_types::ItemCode> = v.lines.iter().map(|l| l.code.clone()).collect();
-    let items: Vec<CatalogueItem> = codes.iter().filter_map(|c| load(kv, &keys::item(c))).collect();
+    let items = items_of(kv, &v);
     Ok((inst, v, person, items))
 }
 

@@ -888,8 +888,7 @@ pub fn run_query(kv: &dyn KvRead, q: &Query) -> Result<Answer, DomainError> {
             let inst = crate::rules::active_institution(kv, institution, now.date())?;
             let points = crate::rules::billing_doctor(kv, &v.doctor, institution, now.date())?;
             // The quote meets this province's own rules as the settlement will.
-            let items = crate::treatment::items_of(kv, &v);
-            let checks = crate::monitoring::check_visitor(kv, &v, &inst, &items, points, now.date());
+            let checks = crate::monitoring::check_visitor(kv, &v, &inst, points, now.date());
             crate::monitoring::blocked(&checks)?;
             let (claim, nonlocal) = remote_claim(kv, institution, visit, *use_individual_account, &checks)?;
             Ok(Answer::VisitClaim { claim, nonlocal })

@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 
-use medmesh_settlement::{settle, Accumulators, CatalogueItem, Claim, Patient, Policy};
+use medmesh_settlement::{settle, Accumulators, Claim, Patient, Policy};
 use medmesh_types::{Date, KeyedHash, LogTime, ProvinceCode, Serial};
 
 use crate::kv::encode;
@@ -40,23 +40,26 @@ pub(crate) fn idempotent(
             format!("serial {serial} was already used by a different request of institution {scope}"),
         ));
     }
-    if serial_in_flight(tx, scope, serial) {
-        return Err(DomainError::exists(
-            "serial",
-            format!("serial {serial} is taken by a non-local settlement or reversal of institution {scope} under way"),
-        ));
-    }
+    serial_free(tx, scope, serial)?;
     let outcome = run(tx)?;
     tx.store(&key, &IdempotencyRecord::new(d, &outcome));
     Ok(outcome)
 }
 
-/// Whether an institution's serial names a non-local settlement or reversal, whose idempotency
-/// record is written only when it finishes: no other request may take the serial meanwhile.
-pub(crate) fn serial_in_flight(kv: &dyn KvRead, scope: &str, serial: &Serial) -> bool {
-    let Ok(inst) = medmesh_types::InstitutionId::new(scope.to_string()) else { return false };
-    kv.get(keys::transfer(&inst, serial).as_bytes()).is_some()
+/// Refuses a serial of an institution that names a non-local settlement or reversal under way:
+/// its idempotency record is written only when it finishes, so no other request may take the
+/// serial meanwhile (ALREADY_EXISTS naming serial).
+pub(crate) fn serial_free(kv: &dyn KvRead, scope: &str, serial: &Serial) -> Result<(), DomainError> {
+    let Ok(inst) = medmesh_types::InstitutionId::new(scope.to_string()) else { return Ok(()) };
+    if kv.get(keys::transfer(&inst, serial).as_bytes()).is_some()
         || kv.get(keys::reversal(&inst, serial).as_bytes()).is_some()
+    {
+        return Err(DomainError::exists(
+            "serial",
+            format!("serial {serial} is taken by a non-local settlement or reversal of institution {scope} under way"),
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn fund(tx: &Tx<'_>) -> FundLedger {
@@ -266,12 +269,7 @@ pub(crate) fn quote(
         load(kv, keys::POLICY).ok_or_else(|| DomainError::precondition("policy", "the province has no policy"))?;
     let acc: Accumulators = load(kv, &keys::accumulators(&person.key, today.year())).unwrap_or_default();
     let age = v.admitted.years_since(person.birth_date).max(0) as u32;
-    let items: Vec<CatalogueItem> = {
-        let mut codes: Vec<_> = v.lines.iter().map(|l| l.code.clone()).collect();
-        codes.sort();
-        codes.dedup();
-        codes.iter().filter_map(|c| load::<CatalogueItem>(kv, &keys::item(c))).collect()
-    };
+    let items = crate::monitoring::items_of(kv, &v);
     // Monitoring before payment: a blocking rule refuses, a self-pay rule moves lines to the
     // patient's share; flags are raised when the settlement is recorded.
     let ctx = crate::monitoring::ClaimContext {

@@ -18,7 +18,6 @@
 //! ([`ProvinceCommand::Reverse`]), [`FederationCommand::Reverse`], [`ProvinceCommand::UnpostReservation`],
 //! [`ProvinceCommand::FinishReversal`].
 
-use medmesh_settlement::CatalogueItem;
 use medmesh_types::{InstitutionId, LogTime, Money, Serial};
 
 use crate::kv::{keys, load, KvRead, Tx};
@@ -122,12 +121,7 @@ pub(crate) fn settle_nonlocal(
         }
         return open(tx, x);
     }
-    if crate::rules::serial_in_flight(tx, institution.as_str(), serial) {
-        return Err(DomainError::exists(
-            "serial",
-            format!("serial {serial} is taken by a non-local reversal of institution {institution} under way"),
-        ));
-    }
+    crate::rules::serial_free(tx, institution.as_str(), serial)?;
     let today = now.date();
     let Some(nl) = visit.nonlocal.clone() else {
         return Err(DomainError::precondition("visit_serial", "is not a non-local visit"));
@@ -156,7 +150,7 @@ pub(crate) fn settle_nonlocal(
     // This province's own rules on the visitor's claim, before anything is asked of the insured
     // province: a block refuses here, naming the rule; self-pay lines travel with the claim;
     // flags wait for the settlement.
-    let checks = crate::monitoring::check_visitor(tx, &visit, &inst, &items_of(tx, &visit), doctor_points, today);
+    let checks = crate::monitoring::check_visitor(tx, &visit, &inst, doctor_points, today);
     crate::monitoring::blocked(&checks)?;
     let x = TreatmentTransfer {
         id: TransferId { treatment: nl.treatment.clone(), institution: institution.clone(), serial: serial.clone() },
@@ -331,14 +325,6 @@ pub(crate) fn finish_reversal(
     Ok(outcome)
 }
 
-/// The catalogue entries of a visit's codes.
-pub(crate) fn items_of(kv: &dyn KvRead, v: &Visit) -> Vec<CatalogueItem> {
-    let mut codes: Vec<_> = v.lines.iter().map(|l| l.code.clone()).collect();
-    codes.sort();
-    codes.dedup();
-    codes.iter().filter_map(|c| load::<CatalogueItem>(kv, &keys::item(c))).collect()
-}
-
 /// The claim a non-local visit makes on the insured province, with the lines this province's
 /// own rules (`checks`) moved to the patient's share.
 pub(crate) fn remote_claim(
@@ -367,7 +353,7 @@ pub(crate) fn remote_claim(
     let inst: Institution = load(kv, &keys::institution(institution)).ok_or_else(|| {
         DomainError::not_found("institution_id", format!("institution {institution} is not registered"))
     })?;
-    let items = items_of(kv, &v);
+    let items = crate::monitoring::items_of(kv, &v);
     let rule_self_pay = crate::monitoring::self_pay(checks, &v);
     let claim = RemoteClaim {
         institution_level: inst.level,
