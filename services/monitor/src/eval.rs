@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::facts::Facts;
 use crate::rule::{Action, Category, CompiledRule, Target};
-use crate::val::{list, Rec};
+use crate::val::{list, Names, Rec};
 
 /// A broken rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,17 +94,20 @@ fn env() -> Arc<Env> {
 
 /// Runs the enabled rules over the facts. Hits and faults come in rule order, then line order.
 pub fn evaluate(rules: &[CompiledRule], facts: &Facts) -> Verdict {
+    let rec = |r: &BTreeMap<&'static str, crate::Fact>| Rec::new(r.iter().map(|(k, v)| (*k, v.clone())));
+    let records =
+        [rec(&facts.claim), rec(&facts.person), rec(&facts.institution), rec(&facts.doctor), rec(&facts.history)];
+    let lines: Vec<Rec> = facts.lines.iter().map(|l| Rec::new(l.field_list())).collect();
+    // `record.field` resolves in one lookup to a value converted once per claim (see `val`
+    // and `bind`); the records stay bound too, for a condition that uses one whole
+    // (`has(claim.x)`).
+    let line_names: Vec<Names> = lines.iter().map(|l| Names::Line(l.clone())).collect();
+    let names = Names::Claim(records.clone());
     let mut ctx = Context::with_env(env());
-    for (name, record) in [
-        ("claim", &facts.claim),
-        ("person", &facts.person),
-        ("institution", &facts.institution),
-        ("doctor", &facts.doctor),
-        ("history", &facts.history),
-    ] {
-        ctx.add_variable_as_val(name, Box::new(Rec(Arc::new(record.clone()))));
+    for (name, record) in ["claim", "person", "institution", "doctor", "history"].into_iter().zip(records) {
+        ctx.add_variable_as_val(name, Box::new(record));
     }
-    let lines: Vec<Rec> = facts.lines.iter().map(|l| Rec(Arc::new(l.fields()))).collect();
+    ctx.set_variable_resolver(&names);
     ctx.add_variable_as_val("lines", list(&lines));
     let enabled: Vec<(usize, &CompiledRule)> = rules.iter().enumerate().filter(|(_, r)| r.rule.enabled).collect();
     // (rule index, line index, outcome): binding a line costs a conversion of its facts, so
@@ -117,6 +120,7 @@ pub fn evaluate(rules: &[CompiledRule], facts: &Facts) -> Verdict {
     if enabled.iter().any(|(_, r)| r.rule.target == Target::Line) {
         for (n, value) in lines.into_iter().enumerate() {
             let mut inner = ctx.new_inner_scope();
+            inner.set_variable_resolver(&line_names[n]);
             inner.add_variable_as_val("line", Box::new(value));
             for (i, r) in enabled.iter().filter(|(_, r)| r.rule.target == Target::Line) {
                 results.push((*i, n, run(r, &inner)));
@@ -150,7 +154,7 @@ pub fn evaluate(rules: &[CompiledRule], facts: &Facts) -> Verdict {
 
 /// Whether the rule is broken, or why it could not be evaluated.
 fn run(r: &CompiledRule, ctx: &Context<'_, '_>) -> Result<bool, String> {
-    match r.program.execute(ctx) {
+    match Value::resolve(&r.program, ctx) {
         Ok(Value::Bool(b)) => Ok(b),
         Ok(other) => Err(format!("the condition gave {:?}, not true or false", other.type_of())),
         Err(e) => Err(e.to_string()),

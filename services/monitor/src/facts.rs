@@ -333,13 +333,18 @@ impl Facts {
 }
 
 impl LineFacts {
-    /// The line's facts by field, in the schema's order.
+    /// The line's facts by field.
     pub fn fields(&self) -> BTreeMap<&'static str, Fact> {
+        BTreeMap::from(self.field_list())
+    }
+
+    /// The line's facts, in the schema's order.
+    pub(crate) fn field_list(&self) -> [(&'static str, Fact); 28] {
         let i = Fact::Int;
         let b = Fact::Bool;
         let s = |v: &str| Fact::Str(v.to_string());
         let l = |v: &[String]| Fact::StrList(v.to_vec());
-        BTreeMap::from([
+        [
             ("serial", s(&self.serial)),
             ("code", s(&self.code)),
             ("kind", s(&self.kind)),
@@ -368,7 +373,7 @@ impl LineFacts {
             ("billed_elsewhere", i(self.billed_elsewhere)),
             ("incompatible_same_day", b(self.incompatible_same_day)),
             ("package_same_day", b(self.package_same_day)),
-        ])
+        ]
     }
 }
 

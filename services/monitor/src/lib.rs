@@ -25,6 +25,7 @@
 //! openraft.
 #![forbid(unsafe_code)]
 
+mod bind;
 mod eval;
 mod facts;
 mod kb;

@@ -86,7 +86,8 @@ fn refuse(field: &'static str, message: impl Into<String>) -> RuleError {
 pub struct CompiledRule {
     /// The rule.
     pub rule: Rule,
-    pub(crate) program: Arc<cel::Program>,
+    /// The condition, its field reads bound to one name each (see `bind`).
+    pub(crate) program: Arc<cel::IdedExpr>,
     /// What its condition reads.
     pub reads: crate::schema::Reads,
 }
@@ -123,8 +124,8 @@ const CACHE_SIZE: usize = 10_000;
 /// The compiled condition, from this process's cache when it was compiled before: apply
 /// runs the rules in force on every settlement, and parsing is most of a rule's cost.
 /// Compiling is a pure function of the text, so the cache changes no answer.
-fn program(target: Target, condition: &str) -> Result<(Arc<cel::Program>, Reads), RuleError> {
-    type Cache = Mutex<BTreeMap<(Target, String), (Arc<cel::Program>, Reads)>>;
+fn program(target: Target, condition: &str) -> Result<(Arc<cel::IdedExpr>, Reads), RuleError> {
+    type Cache = Mutex<BTreeMap<(Target, String), (Arc<cel::IdedExpr>, Reads)>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let key = (target, condition.to_string());
@@ -136,7 +137,7 @@ fn program(target: Target, condition: &str) -> Result<(Arc<cel::Program>, Reads)
         refuse("condition", format!("does not parse: {first}"))
     })?;
     let reads = crate::schema::check(program.expression(), target).map_err(|m| refuse("condition", m))?;
-    let program = Arc::new(program);
+    let program = Arc::new(crate::bind::bind(program.expression()));
     if let Ok(mut c) = cache.lock() {
         if c.len() >= CACHE_SIZE {
             c.clear();

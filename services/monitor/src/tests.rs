@@ -478,3 +478,32 @@ proptest! {
         prop_assert_eq!(got, expected);
     }
 }
+
+/// Field reads are bound to one name each when compiled (`bind`); a comprehension variable
+/// named like a record is still the variable inside its comprehension and the record outside,
+/// and `has()` still tests the record.
+#[test]
+fn a_field_read_means_the_same_whether_bound_or_shadowed() {
+    // The clean claim: XA0001 1 × 30.00 and XB0001 2 × 20.00, a 45-year-old man.
+    let c = Case::clean();
+    let facts = Facts::build(&c.claim, &demo_knowledge_base(), &c.history);
+    let caught = |target, condition: &str| -> bool {
+        let v = evaluate(&[compile(&rule(target, condition)).unwrap()], &facts);
+        assert!(v.faults.is_empty(), "{condition}: {:?}", v.faults);
+        !v.hits.is_empty()
+    };
+    for (target, condition, expected) in [
+        (Target::Claim, "lines.exists(person, person.amount_fen == 4000)", true),
+        (Target::Claim, "lines.exists(person, person.amount_fen == 4000) && person.age == 45", true),
+        (Target::Claim, "lines.exists(claim, claim.code == \"XB0001\") && claim.total_fen == 7000", true),
+        (Target::Claim, "lines.exists(claim, claim.code == \"XB0001\") && claim.total_fen == 7001", false),
+        (Target::Claim, "lines.all(l, l.amount_fen < claim.total_fen)", true),
+        (Target::Claim, "has(claim.total_fen) && has(person.age)", true),
+        (Target::Claim, "[claim.line_count, institution.level, doctor.points][0] == 2", true),
+        (Target::Line, "line.amount_fen == 4000 && [3000].exists(line, line == 3000)", true),
+        (Target::Line, "[line.amount_fen].exists(line, line == 4000) && line.code == \"XB0001\"", true),
+        (Target::Line, "[line.amount_fen].exists(line, line == 4000) && line.code == \"XZ\"", false),
+    ] {
+        assert_eq!(caught(target, condition), expected, "{condition}");
+    }
+}

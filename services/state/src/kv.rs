@@ -161,6 +161,8 @@ pub mod keys {
     pub const RULES: &str = "rule/";
     /// The enabled rules' latest versions, by id, in one record (what settlement reads).
     pub const RULES_IN_FORCE: &str = "~rules/enabled";
+    /// The rules in force's version: a hash of that record's content.
+    pub const RULES_VERSION: &str = "~rules/version";
     /// A monitoring rule's latest version.
     pub fn rule(id: &str) -> String {
         format!("rule/{id}")

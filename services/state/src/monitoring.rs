@@ -120,6 +120,10 @@ pub(crate) fn put_rule(tx: &mut Tx<'_>, rule: &Rule, national: bool, now: LogTim
         in_force.insert(at, (rule.clone(), national));
     }
     tx.store(keys::RULES_IN_FORCE, &in_force);
+    // The set's version names its content (a hash of the record), so settlement reads a short
+    // record to know whether the set it compiled last is still the one in force.
+    use sha2::Digest;
+    tx.store(keys::RULES_VERSION, &hex::encode(sha2::Sha256::digest(crate::kv::encode(&in_force))));
     Ok(true)
 }
 
@@ -177,6 +181,7 @@ pub fn rules(kv: &dyn KvRead) -> Vec<RuleRecord> {
 
 /// The enabled rules, compiled, with a fault for each one that no longer compiles under this
 /// build (each was checked when recorded).
+#[derive(Default)]
 pub(crate) struct RuleSet {
     /// The rules that compile, by id.
     pub rules: Vec<CompiledRule>,
@@ -189,25 +194,28 @@ pub(crate) struct RuleSet {
     pub visitor_faults: Vec<medmesh_monitor::Fault>,
 }
 
-/// The rules in force. Decoding and compiling them is a pure function of the stored record's
-/// bytes, so the last set is kept per process and reused while the record's bytes are the same
-/// (apply runs the rules on every settlement; the record changes only when a rule does).
+/// The rules in force. Decoding and compiling them is a pure function of the stored record,
+/// whose version is a hash of its content, so the last set is kept per process and reused
+/// while the version is the same (apply runs the rules on every settlement and reads only the
+/// version; the record, several kilobytes, changes only when a rule does).
 fn rules_in_force(kv: &dyn KvRead) -> std::sync::Arc<RuleSet> {
     use std::sync::{Arc, Mutex, OnceLock};
-    type Last = Mutex<Option<(Vec<u8>, Arc<RuleSet>)>>;
+    type Last = Mutex<Option<(String, Arc<RuleSet>)>>;
     static LAST: OnceLock<Last> = OnceLock::new();
-    let raw = kv.get(keys::RULES_IN_FORCE.as_bytes()).unwrap_or_default();
+    let Some(version) = load::<String>(kv, keys::RULES_VERSION) else {
+        return Arc::new(RuleSet::default());
+    };
     let last = LAST.get_or_init(|| Mutex::new(None));
     if let Ok(guard) = last.lock() {
-        if let Some((bytes, set)) = guard.as_ref() {
-            if *bytes == raw {
+        if let Some((v, set)) = guard.as_ref() {
+            if *v == version {
                 return set.clone();
             }
         }
     }
+    let raw = kv.get(keys::RULES_IN_FORCE.as_bytes()).unwrap_or_default();
     let in_force: Vec<(Rule, bool)> = if raw.is_empty() { Vec::new() } else { decode(&raw) };
-    let mut set =
-        RuleSet { rules: Vec::new(), faults: Vec::new(), visitor_rules: Vec::new(), visitor_faults: Vec::new() };
+    let mut set = RuleSet::default();
     for (r, national) in in_force {
         let own = !national;
         match compile(&r) {
@@ -233,7 +241,7 @@ fn rules_in_force(kv: &dyn KvRead) -> std::sync::Arc<RuleSet> {
     }
     let set = Arc::new(set);
     if let Ok(mut guard) = last.lock() {
-        *guard = Some((raw, set.clone()));
+        *guard = Some((version, set.clone()));
     }
     set
 }

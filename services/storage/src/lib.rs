@@ -62,11 +62,11 @@ pub(crate) const CF_SM: &str = "sm";
 
 /// Version of the on-disk encoding (bincode of openraft entries and `medmesh_state` records).
 /// Bump it whenever a stored type changes shape, or what apply writes for the same entries
-/// changes (19: the rules in force keep whether each is national, and a post-payment scan also
-/// judges visitors' settlements), so
+/// changes (20: recording a rule also records the rules in force's version, a hash of the set,
+/// which settlement reads instead of the whole set), so
 /// replicas never hold state two builds wrote; a replica refuses a directory of another
 /// version instead of misreading it.
-pub const FORMAT_VERSION: u32 = 19;
+pub const FORMAT_VERSION: u32 = 20;
 const KEY_FORMAT: &[u8] = b"format";
 
 fn check_format(db: &DB) -> Result<(), StorageError<NodeId>> {
