@@ -497,6 +497,9 @@ fn a_field_read_means_the_same_whether_bound_or_shadowed() {
         (Target::Claim, "lines.exists(person, person.amount_fen == 4000) && person.age == 45", true),
         (Target::Claim, "lines.exists(claim, claim.code == \"XB0001\") && claim.total_fen == 7000", true),
         (Target::Claim, "lines.exists(claim, claim.code == \"XB0001\") && claim.total_fen == 7001", false),
+        // A line's kind is the item's ("service"), the claim's is "outpatient".
+        (Target::Claim, "lines.exists(claim, claim.kind == \"outpatient\")", false),
+        (Target::Claim, "lines.exists(claim, claim.kind == \"service\") && claim.kind == \"outpatient\"", true),
         (Target::Claim, "lines.all(l, l.amount_fen < claim.total_fen)", true),
         (Target::Claim, "has(claim.total_fen) && has(person.age)", true),
         (Target::Claim, "[claim.line_count, institution.level, doctor.points][0] == 2", true),
@@ -506,4 +509,16 @@ fn a_field_read_means_the_same_whether_bound_or_shadowed() {
     ] {
         assert_eq!(caught(target, condition), expected, "{condition}");
     }
+}
+
+/// Compiling binds a record's field read to one name, and leaves a shadowed one to CEL.
+#[test]
+fn compiling_binds_field_reads_to_one_name() {
+    use cel::common::ast::Expr;
+    let bound = |condition: &str| compile(&rule(Target::Claim, condition)).unwrap().program;
+    assert!(matches!(&bound("claim.total_fen > 0").expr, Expr::Call(c)
+        if matches!(&c.args[0].expr, Expr::Ident(n) if n == "claim.total_fen")));
+    let shadowed = bound("lines.exists(claim, claim.kind == \"x\")");
+    let text = format!("{:?}", shadowed.expr);
+    assert!(!text.contains("Ident(\"claim.kind\")"), "{text}");
 }

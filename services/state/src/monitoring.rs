@@ -214,6 +214,11 @@ fn rules_in_force(kv: &dyn KvRead) -> std::sync::Arc<RuleSet> {
         }
     }
     let raw = kv.get(keys::RULES_IN_FORCE.as_bytes()).unwrap_or_default();
+    // The set is cached under the hash of the bytes read, not under the version read before
+    // them: a read outside apply (a quote on the leader) can see a rule recorded in between,
+    // and a version that comes back (a rule enabled, then disabled) must find its own set.
+    use sha2::Digest;
+    let version = hex::encode(sha2::Sha256::digest(&raw));
     let in_force: Vec<(Rule, bool)> = if raw.is_empty() { Vec::new() } else { decode(&raw) };
     let mut set = RuleSet::default();
     for (r, national) in in_force {

@@ -216,7 +216,8 @@ async fn run(
                 // the demo persons (odd ones, which are filed for non-local care: 4k+1 and
                 // 4k+3). Until 2026-12-07 the person was `id % persons`, and as `id` steps by a
                 // million per client, all clients billed the same few hundred persons at once.
-                let person = ((n * concurrency as u64 + w as u64) % u64::from(persons)) as u32 | 1;
+                let odd = (u64::from(persons) / 2).max(1);
+                let person = (((n * concurrency as u64 + w as u64) % odd) * 2 + 1) as u32;
                 let ok = async {
                     c.register_visit(demo::nonlocal_visit_request(province, insured, &visit, person, 1, &day)).await?;
                     let mut lines = demo::fee_lines(id, &day);
