@@ -6,9 +6,8 @@
 //! reference count, and converts a field the first time a condition reads it; later reads, by
 //! any rule on the claim, borrow that value.
 //!
-//! [`Names`] resolves a whole qualified name (`claim.total_fen`, `line.code`) to the field's
-//! value in one lookup: CEL tries the longest name first, so a condition's field reads never
-//! select through the record (see `Context::resolve_qualified` in the `cel` crate).
+//! [`Names`] resolves the one name a field read is bound to when its rule is compiled
+//! (`claim.total_fen`, `line.code`; see `bind`) to the field's value in one lookup.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};

@@ -119,12 +119,18 @@ pub(crate) fn put_rule(tx: &mut Tx<'_>, rule: &Rule, national: bool, now: LogTim
         let at = in_force.partition_point(|(r, _)| r.id < rule.id);
         in_force.insert(at, (rule.clone(), national));
     }
-    tx.store(keys::RULES_IN_FORCE, &in_force);
-    // The set's version names its content (a hash of the record), so settlement reads a short
-    // record to know whether the set it compiled last is still the one in force.
-    use sha2::Digest;
-    tx.store(keys::RULES_VERSION, &hex::encode(sha2::Sha256::digest(crate::kv::encode(&in_force))));
+    // The set's version names its content, so settlement reads a short record to know whether
+    // the set it compiled last is still the one in force.
+    let bytes = crate::kv::encode(&in_force);
+    tx.store(keys::RULES_VERSION, &content_version(&bytes));
+    tx.put_raw(keys::RULES_IN_FORCE, bytes);
     Ok(true)
+}
+
+/// The version of the rules in force: a hash of the record's bytes.
+fn content_version(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// Records (or replaces) a knowledge-base entry; the knowledge base's version moves on.
@@ -217,8 +223,7 @@ fn rules_in_force(kv: &dyn KvRead) -> std::sync::Arc<RuleSet> {
     // The set is cached under the hash of the bytes read, not under the version read before
     // them: a read outside apply (a quote on the leader) can see a rule recorded in between,
     // and a version that comes back (a rule enabled, then disabled) must find its own set.
-    use sha2::Digest;
-    let version = hex::encode(sha2::Sha256::digest(&raw));
+    let version = content_version(&raw);
     let in_force: Vec<(Rule, bool)> = if raw.is_empty() { Vec::new() } else { decode(&raw) };
     let mut set = RuleSet::default();
     for (r, national) in in_force {
